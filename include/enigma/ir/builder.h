@@ -1,0 +1,125 @@
+// The IR builder: what the Python tracer (or a C++ program) calls to build a
+// kernel. It owns the typing rules of SEMANTICS section 3: literal typing,
+// promotion with explicit conversions, and checks that raise KernelError
+// naming the op, the dtypes and the user's source location.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "enigma/ir/ir.h"
+
+namespace enigma {
+
+// A Python literal before it is given a dtype (weakly typed, SEMANTICS 3).
+struct Literal {
+  enum class Kind : uint8_t { Int, UInt, Float, Bool };
+  Kind kind = Kind::Int;
+  int64_t i = 0;   // Int, Bool
+  uint64_t u = 0;  // UInt (values >= 2^63)
+  double f = 0.0;  // Float
+
+  static Literal of_int(int64_t v) { Literal l; l.kind = Kind::Int; l.i = v; return l; }
+  static Literal of_uint(uint64_t v) { Literal l; l.kind = Kind::UInt; l.u = v; return l; }
+  static Literal of_float(double v) { Literal l; l.kind = Kind::Float; l.f = v; return l; }
+  static Literal of_bool(bool v) { Literal l; l.kind = Kind::Bool; l.i = v; return l; }
+  std::string str() const;
+};
+
+// An op argument: an SSA value or a literal.
+struct Operand {
+  ValueId value = kNoValue;
+  Literal literal;
+  Operand() = default;
+  Operand(ValueId v) : value(v) {}  // NOLINT: implicit by design
+  Operand(Literal l) : literal(l) {}  // NOLINT
+  bool is_value() const { return value != kNoValue; }
+};
+
+class Builder {
+ public:
+  explicit Builder(std::string kernel_name);
+
+  // Source location given to the ops built from now on.
+  void set_location(const std::string& file, int line);
+  const Kernel& kernel() const { return k_; }
+  const DType& type_of(ValueId v) const { return k_.type_of(v); }
+  void set_hint(ValueId v, const std::string& hint);
+
+  // Parameters, declared before the body.
+  int add_buffer_param(const std::string& name, DType elem);
+  ValueId add_scalar_param(const std::string& name, DType type);
+
+  // Values.
+  ValueId constant(DType type, Const c);
+  // A literal with its default dtype (int -> uint, float -> float, bool -> bool),
+  // or converted to `as` when given.
+  ValueId literal(const Literal& l, std::optional<DType> as = std::nullopt);
+  ValueId thread_query(ThreadQuery q, int dim);
+
+  // Arithmetic, bitwise, shifts (Add..Shr), unary (Neg, Not).
+  ValueId binary(OpCode op, const Operand& a, const Operand& b);
+  ValueId unary(OpCode op, const Operand& a);
+  ValueId compare(CmpPred pred, const Operand& a, const Operand& b);
+  ValueId select(const Operand& cond, const Operand& if_true, const Operand& if_false);
+  ValueId convert(const Operand& a, DType to);
+  ValueId bitcast(const Operand& a, DType to);
+
+  // Device buffers, by parameter index.
+  ValueId load(int param, const Operand& index);
+  void store(int param, const Operand& index, const Operand& value);
+
+  // for (iv = lo; step > 0 ? iv < hi : iv > hi; iv += step), carrying values.
+  // Returns the body's block arguments: {iv, carried...}.
+  std::vector<ValueId> begin_for(const Operand& lo, const Operand& hi, const Operand& step,
+                                 DType iv_type, const std::vector<Operand>& inits);
+  // Closes the innermost for; `yields` are the next iteration's carried
+  // values (converted to the carried dtypes). Returns the loop's results.
+  std::vector<ValueId> end_for(const std::vector<Operand>& yields);
+
+  void begin_if(const Operand& cond);
+  void begin_else();
+  std::vector<ValueId> end_if(const std::vector<Operand>& yields = {});
+
+  // while: the condition region sees the carried values; body receives them.
+  std::vector<ValueId> begin_while(const std::vector<Operand>& inits);  // -> condition args
+  std::vector<ValueId> while_body(const Operand& cond);                 // -> body args
+  std::vector<ValueId> end_while(const std::vector<Operand>& yields);   // -> results
+
+  // Number of ops recorded so far in the innermost open region.
+  size_t current_region_size() const;
+  // Kinds of the open regions from outermost to innermost ("for", "if", "else", ...).
+  int depth() const { return static_cast<int>(stack_.size()); }
+
+  // Verifies and returns the kernel; the builder is then empty.
+  Kernel finish();
+
+  // Throws KernelError "<file>:<line>: kernel '<k>': <op>: <message>" at the current location.
+  [[noreturn]] void fail(const std::string& op, const std::string& message) const;
+
+ private:
+  struct Open {
+    Op* op;
+    int region;          // which region of op is open
+    const char* what;    // "for", "if", "else", "while condition", "while body"
+  };
+  Region& current();
+  Op& append(Op op);
+  ValueId new_value(DType t, uint32_t region);
+  ValueId use(const Operand& o, const char* op);  // literal -> default-typed constant
+  ValueId coerce(const Operand& o, DType to, const char* op, const char* what);
+  ValueId convert_value(ValueId v, DType to);
+  DType literal_type_against(const Literal& l, DType partner) const;
+  DType common_type(const Operand& a, const Operand& b, const char* op);
+  void check_visible(ValueId v, const char* op) const;
+  void check_int_fits(const Literal& l, DType t, const char* op) const;
+  std::vector<ValueId> close_region_with_yield(const std::vector<Operand>& yields,
+                                               const std::vector<DType>& types, const char* op);
+
+  Kernel k_;
+  uint32_t loc_ = 0;
+  std::vector<Open> stack_;
+};
+
+}  // namespace enigma

@@ -1,0 +1,165 @@
+// The Enigma IR: typed SSA values in structured regions.
+//
+// A Kernel owns a body Region. A Region is a list of Ops plus block
+// arguments (loop induction variable, loop-carried values). Ops that own
+// regions (For, If, While) end each region with a terminator (Yield or
+// Condition). A value may be used only inside the region that defines it or
+// regions nested in it; the builder and verifier enforce this.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "enigma/ir/dtype.h"
+
+namespace enigma {
+
+enum class OpCode : uint8_t {
+#define OP(e, ...) e,
+#include "enigma/ir/ops.def"
+#undef OP
+};
+
+enum class OpCategory : uint8_t {
+  Constant, Param, ThreadQuery, Arith, Bitwise, Shift, Negate, BitNot, Compare, Select,
+  Convert, Bitcast, Load, Store, For, If, While, Terminator
+};
+
+struct OpInfo {
+  OpCode code;
+  const char* name;
+  OpCategory category;
+  int num_operands;  // -1: variadic
+  int num_regions;
+  bool pure;
+  const char* c_expr;
+};
+const OpInfo& info(OpCode code);
+int num_opcodes();
+
+// Comparison predicates. Signed predicates compare integers as signed of the
+// operands' width (even unsigned ones), the u-variants as unsigned; floats use
+// ordered predicates except Ne (true when either side is NaN). SEMANTICS 3.
+#define ENIGMA_CMP_PREDICATES(X) \
+  X(Eq, "eq") X(Ne, "ne") X(Lt, "lt") X(Le, "le") X(Gt, "gt") X(Ge, "ge") \
+  X(Ult, "ult") X(Ule, "ule") X(Ugt, "ugt") X(Uge, "uge")
+enum class CmpPred : uint8_t {
+#define ENIGMA_X(e, s) e,
+  ENIGMA_CMP_PREDICATES(ENIGMA_X)
+#undef ENIGMA_X
+};
+const char* name(CmpPred p);
+bool parse_cmp_pred(std::string_view s, CmpPred* out);
+
+// Thread/grid queries (reference section 7). `vector` queries take a dim.
+#define ENIGMA_THREAD_QUERIES(X)                                  \
+  X(ThreadPositionInGrid, "thread_position_in_grid", true)           \
+  X(ThreadPositionInThreadgroup, "thread_position_in_threadgroup", true) \
+  X(ThreadgroupPositionInGrid, "threadgroup_position_in_grid", true)  \
+  X(ThreadsPerThreadgroup, "threads_per_threadgroup", true)           \
+  X(ThreadsPerGrid, "threads_per_grid", true)                         \
+  X(ThreadgroupsPerGrid, "threadgroups_per_grid", true)               \
+  X(GridSize, "grid_size", true)                                      \
+  X(ThreadIndexInThreadgroup, "thread_index_in_threadgroup", false)   \
+  X(ThreadIndexInSimdgroup, "thread_index_in_simdgroup", false)       \
+  X(SimdgroupIndexInThreadgroup, "simdgroup_index_in_threadgroup", false) \
+  X(ThreadsPerSimdgroup, "threads_per_simdgroup", false)              \
+  X(SimdgroupsPerThreadgroup, "simdgroups_per_threadgroup", false)
+enum class ThreadQuery : uint8_t {
+#define ENIGMA_X(e, s, v) e,
+  ENIGMA_THREAD_QUERIES(ENIGMA_X)
+#undef ENIGMA_X
+};
+inline constexpr int kNumThreadQueries = 12;
+const char* name(ThreadQuery q);
+bool has_dim(ThreadQuery q);
+bool parse_thread_query(std::string_view s, ThreadQuery* out);
+
+// A compile-time constant. Integers (and bools) live in `i` (sign- or
+// zero-extended to 64 bits as their dtype dictates); floats in `f`, already
+// rounded to their dtype's precision.
+struct Const {
+  int64_t i = 0;
+  double f = 0.0;
+};
+
+using ValueId = uint32_t;
+inline constexpr ValueId kNoValue = ~0u;
+
+struct Location {
+  std::string file;
+  int line = 0;
+  std::string str() const { return file.empty() ? std::string() : file + ":" + std::to_string(line); }
+};
+
+struct Op;
+
+struct Region {
+  uint32_t id = 0;
+  std::vector<ValueId> args;
+  std::vector<Op> ops;
+};
+
+struct Op {
+  OpCode code{};
+  DType type;                     // type of the single result; void for none / multi
+  std::vector<ValueId> operands;
+  std::vector<ValueId> results;
+  std::vector<Region> regions;
+  Const value;                    // Constant
+  int64_t attr = 0;               // Cmp: CmpPred; ThreadQuery: query; Param/Load/Store: memory id
+  int dim = 0;                    // ThreadQuery: 0..2
+  uint32_t loc = 0;               // index into Kernel::locations (0 = unknown)
+
+  const OpInfo& info() const { return enigma::info(code); }
+  ValueId result() const { return results.empty() ? kNoValue : results[0]; }
+};
+
+struct ValueInfo {
+  DType type;
+  std::string hint;     // the user's name for it, when known
+  uint32_t region = 0;  // id of the defining region
+};
+
+// A kernel parameter: a device buffer (pointer to `type`) or a by-value scalar.
+struct Param {
+  enum class Kind : uint8_t { Buffer, Scalar };
+  std::string name;
+  Kind kind = Kind::Buffer;
+  DType type;
+  bool written = false;  // some store targets it (filled by analysis)
+};
+
+struct Kernel {
+  std::string name;
+  std::vector<Param> params;
+  Region body;
+  std::vector<ValueInfo> values;
+  std::vector<Location> locations{Location{}};
+  uint32_t next_region_id = 1;
+
+  const DType& type_of(ValueId v) const { return values.at(v).type; }
+  const Location& location(const Op& op) const { return locations.at(op.loc); }
+  int num_buffer_params() const;
+  int num_scalar_params() const;
+};
+
+// Walks every op of a region tree in program order (pre-order).
+template <class F>
+void walk(const Region& r, F&& f) {
+  for (const Op& op : r.ops) {
+    f(op);
+    for (const Region& sub : op.regions) walk(sub, f);
+  }
+}
+template <class F>
+void walk(Region& r, F&& f) {
+  for (Op& op : r.ops) {
+    f(op);
+    for (Region& sub : op.regions) walk(sub, f);
+  }
+}
+
+}  // namespace enigma

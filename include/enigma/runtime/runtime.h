@@ -1,0 +1,153 @@
+// The device-independent runtime: devices, compiled programs, prepared
+// launches with the validation of SEMANTICS section 5. Backends plug in by
+// registering a DeviceFactory; callers never name a backend's classes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "enigma/ir/ir.h"
+
+namespace enigma {
+
+struct Dim3 {
+  uint64_t x = 1, y = 1, z = 1;
+  std::string str() const;
+};
+
+struct DeviceCapabilities {
+  std::string gpu_family;
+  int64_t gpu_family_raw = 0;
+  bool is_m3_or_newer = false;
+  bool supports_async_copy = false;
+  bool supports_simdgroup_matrix = false;
+  int simdgroup_size = 32;
+  uint64_t max_threadgroup_memory = 0;
+  uint64_t max_threads_per_threadgroup = 0;
+  std::string device_name;
+  std::string backend;
+  uint64_t max_buffer_bytes = 0;  // largest single buffer the device accepts
+};
+
+struct CompileOptions {
+  bool debug = false;  // bounds-checked buffer accesses
+};
+
+// A kernel compiled for one device.
+class Program {
+ public:
+  virtual ~Program() = default;
+};
+
+// Memory owned by a device.
+class DeviceBuffer {
+ public:
+  virtual ~DeviceBuffer() = default;
+  virtual uint64_t size() const = 0;
+};
+
+// A launch argument as the device sees it: a buffer, or a scalar's bytes.
+struct LaunchArg {
+  DeviceBuffer* buffer = nullptr;
+  uint64_t scalar_bits = 0;  // little-endian value of a Scalar parameter
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual const std::string& name() const = 0;  // "cpu", "cuda:0", "metal"
+  virtual const DeviceCapabilities& capabilities() const = 0;
+  virtual std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) = 0;
+  // Zero-filled.
+  virtual std::unique_ptr<DeviceBuffer> allocate(uint64_t bytes) = 0;
+  virtual void upload(DeviceBuffer& dst, const void* src, uint64_t bytes) = 0;
+  virtual void download(const DeviceBuffer& src, void* dst, uint64_t bytes) = 0;
+  // Runs and waits. Returns the elapsed milliseconds (device time where the
+  // device has timestamps, else wall time). Throws RuntimeError on failure.
+  virtual double launch(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid,
+                        Dim3 threads) = 0;
+};
+
+using DeviceFactory = std::function<std::shared_ptr<Device>(int ordinal)>;
+// Registers a backend under `backend` ("cpu", "cuda", "metal"); `available`
+// says whether it can open a device on this machine.
+void register_backend(const std::string& backend, DeviceFactory factory, std::function<bool()> available);
+// Opens "cpu", "cuda", "cuda:N", "metal", or "" / "auto" (ENIGMA_DEVICE, then
+// Metal, then CUDA, then the CPU). Devices are shared per process.
+std::shared_ptr<Device> open_device(const std::string& spec);
+std::vector<std::string> available_backends();
+
+// A kernel's IR plus its per-device programs (compiled lazily, cached).
+class CompiledKernel {
+ public:
+  CompiledKernel(Kernel k, CompileOptions o);
+  const Kernel& kernel() const { return kernel_; }
+  const CompileOptions& options() const { return options_; }
+  std::shared_ptr<Program> program(Device& d);
+
+ private:
+  Kernel kernel_;
+  CompileOptions options_;
+  std::mutex mu_;
+  std::vector<std::pair<const Device*, std::shared_ptr<Program>>> programs_;
+};
+
+// A host array handed in by the caller.
+struct HostArray {
+  const void* data = nullptr;
+  uint64_t bytes = 0;
+  std::string dtype;   // numpy dtype name ("float32", "bfloat16", ...); "" = untyped bytes
+  std::string shape;   // for messages, e.g. "(1024,)"
+};
+
+// A scalar argument as given by the caller.
+struct ScalarArg {
+  enum class Kind : uint8_t { Int, UInt, Float, Bool } kind = Kind::Int;
+  int64_t i = 0;
+  uint64_t u = 0;
+  double f = 0.0;
+  std::string repr;
+};
+
+// Buffers bound in the seed's order: inputs with scalars at their declared
+// indices, then outputs. Validates everything before anything runs.
+class PreparedLaunch {
+ public:
+  PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<CompiledKernel> kernel,
+                 const std::vector<HostArray>& inputs, const std::vector<ScalarArg>& scalars,
+                 const std::vector<uint64_t>& output_sizes, const char* api);
+  void dispatch(Dim3 grid, Dim3 threads) { run(grid, threads); }
+  double dispatch_timed(Dim3 grid, Dim3 threads) { return run(grid, threads); }
+  size_t num_outputs() const { return num_outputs_; }
+  uint64_t output_size(size_t i) const;
+  void read_output(size_t i, void* dst) const;
+  void release();
+  bool released() const { return released_; }
+  const std::string& kernel_name() const { return kernel_->kernel().name; }
+
+ private:
+  double run(Dim3 grid, Dim3 threads);
+  [[noreturn]] void fail(const std::string& msg) const;
+  void validate_geometry(Dim3 grid, Dim3 threads) const;
+
+  std::shared_ptr<Device> device_;
+  std::shared_ptr<CompiledKernel> kernel_;
+  std::shared_ptr<Program> program_;
+  std::vector<std::unique_ptr<DeviceBuffer>> buffers_;  // per parameter; null for scalars
+  std::vector<LaunchArg> args_;
+  size_t num_outputs_ = 0;
+  size_t first_output_ = 0;
+  bool released_ = false;
+  std::string api_;
+  mutable std::mutex mu_;
+};
+
+// Formats the seed's dispatch error: kernel name, grid, threads, code, description.
+std::string dispatch_error(const std::string& device, const std::string& kernel, Dim3 grid, Dim3 threads,
+                           const std::string& code, const std::string& description);
+
+}  // namespace enigma

@@ -1,0 +1,30 @@
+"""Enigma: GPU compute kernels in Metal's execution model, written in Python,
+compiled by a C++ core for Apple GPUs (MSL), NVIDIA GPUs (CUDA) and CPUs."""
+from __future__ import annotations
+
+from . import _core
+from ._tracing import (
+    Carry, EnigmaError, IRValue, Tensor, arch, as_type, cmp_eq, cmp_ge, cmp_gt, cmp_le, cmp_lt, cmp_ne,
+    cmp_uge, cmp_ugt, cmp_ule, cmp_ult, for_range, grid_size, if_, metal_cast, range_constexpr,
+    simdgroup_index_in_threadgroup, simdgroups_per_threadgroup, thread_index_in_simdgroup,
+    thread_index_in_threadgroup, thread_position_in_grid_xyz, thread_position_in_threadgroup,
+    threadgroup_position_in_grid, threadgroups_per_grid, threads_per_grid, threads_per_simdgroup,
+    threads_per_threadgroup, where, while_,
+)
+from .compiler import CompiledKernel, KernelDef, KernelHandle, compile, kernel  # noqa: A004
+from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
+from .typing import (
+    BFloat16, Bool, Float16, Float32, Int8, Int16, Int32, Int64, Numeric, Scalar, UInt8, UInt16, UInt32,
+    UInt64, b1, bf16, f16, f32, i8, i16, i32, i64, u8, u16, u32, u64,
+)
+from . import benchmark, testing  # noqa: E402
+
+__version__ = "0.2.0"
+
+
+def __getattr__(name):
+    # `enigma.thread_position_in_grid` is a property of the kernel being traced.
+    if name == "thread_position_in_grid":
+        from ._tracing import _cached_thread_position
+        return _cached_thread_position()
+    raise AttributeError(f"module 'enigma' has no attribute '{name}'")

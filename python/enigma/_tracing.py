@@ -1,0 +1,528 @@
+"""Tracing: kernel bodies run once as Python while a core Builder records
+ops. This module only captures what the user wrote (values, ops, regions,
+source lines); typing and checking happen in the core."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from . import _core
+from .typing import dtype_name
+
+EnigmaError = _core.EnigmaError
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_state = threading.local()
+
+
+class _Trace:
+    """One kernel being traced."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.builder = _core.Builder(name)
+        self.cache: dict = {}
+
+    def locate(self):
+        """Point the builder at the user's current source line: the innermost
+        frame outside this package."""
+        f = sys._getframe(2)
+        while f is not None and f.f_code.co_filename.startswith(_PACKAGE_DIR):
+            f = f.f_back
+        if f is not None:
+            self.builder.set_location(f.f_code.co_filename, f.f_lineno)
+        return self.builder
+
+
+def _current(op: str) -> _Trace:
+    t = getattr(_state, "trace", None)
+    if t is None:
+        raise EnigmaError(f"enigma.{op} can only be used inside @enigma.kernel / @enigma.jit")
+    return t
+
+
+def _builder(op: str):
+    return _current(op).locate()
+
+
+def _active():
+    return getattr(_state, "trace", None)
+
+
+class _TraceScope:
+    def __init__(self, trace: _Trace):
+        self.trace = trace
+        self.saved = None
+
+    def __enter__(self):
+        self.saved = getattr(_state, "trace", None)
+        _state.trace = self.trace
+        return self.trace
+
+    def __exit__(self, *exc):
+        _state.trace = self.saved
+        return False
+
+
+def _plain(x):
+    """numpy scalars become Python numbers; everything else is unchanged."""
+    if isinstance(x, IRValue) or isinstance(x, (bool, int, float)):
+        return x
+    item = getattr(x, "item", None)
+    if item is not None and getattr(x, "shape", None) == ():
+        return item()
+    return x
+
+
+def _wrap(trace: _Trace, vid: int) -> "IRValue":
+    return IRValue(vid, trace)
+
+
+class IRValue:
+    """A traced value. Arithmetic, bitwise and comparison operators trace ops
+    with the typing of SEMANTICS section 3."""
+
+    __slots__ = ("_id", "_trace")
+    __hash__ = None  # traced == is a comparison, not identity
+
+    def __init__(self, vid: int, trace: _Trace):
+        self._id = vid
+        self._trace = trace
+
+    @property
+    def dtype(self) -> str:
+        return self._trace.builder.dtype_of(self._id)
+
+    @property
+    def name(self) -> str:
+        return f"%{self._id}"
+
+    def __repr__(self):
+        return f"IRValue(%{self._id}: {self.dtype})"
+
+    def __bool__(self):
+        raise EnigmaError(
+            "a traced value has no Python truth value while the kernel is traced; "
+            "use `with enigma.if_(cond):` for a branch or `enigma.where(false_val, true_val, cond)` "
+            "to select a value")
+
+    def __index__(self):
+        raise EnigmaError("a traced value cannot be used as a Python int (e.g. in range() or list indexing); "
+                          "use enigma.for_range / enigma.range_constexpr with Python ints")
+
+    # -- arithmetic ---------------------------------------------------------
+    def _bin(self, op, a, b):
+        return _wrap(self._trace, self._trace.locate().binary(op, _plain(a), _plain(b)))
+
+    def __add__(self, o): return self._bin("add", self, o)
+    def __radd__(self, o): return self._bin("add", o, self)
+    def __sub__(self, o): return self._bin("sub", self, o)
+    def __rsub__(self, o): return self._bin("sub", o, self)
+    def __mul__(self, o): return self._bin("mul", self, o)
+    def __rmul__(self, o): return self._bin("mul", o, self)
+    def __truediv__(self, o): return self._bin("div", self, o)
+    def __rtruediv__(self, o): return self._bin("div", o, self)
+    def __floordiv__(self, o): return self._bin("floordiv", self, o)
+    def __rfloordiv__(self, o): return self._bin("floordiv", o, self)
+    def __mod__(self, o): return self._bin("rem", self, o)
+    def __rmod__(self, o): return self._bin("rem", o, self)
+    def __and__(self, o): return self._bin("and", self, o)
+    def __rand__(self, o): return self._bin("and", o, self)
+    def __or__(self, o): return self._bin("or", self, o)
+    def __ror__(self, o): return self._bin("or", o, self)
+    def __xor__(self, o): return self._bin("xor", self, o)
+    def __rxor__(self, o): return self._bin("xor", o, self)
+    def __lshift__(self, o): return self._bin("shl", self, o)
+    def __rlshift__(self, o): return self._bin("shl", o, self)
+    def __rshift__(self, o): return self._bin("shr", self, o)
+    def __rrshift__(self, o): return self._bin("shr", o, self)
+
+    def __neg__(self):
+        return _wrap(self._trace, self._trace.locate().unary("neg", self))
+
+    def __invert__(self):
+        return _wrap(self._trace, self._trace.locate().unary("not", self))
+
+    # -- comparisons (trace cmp ops; signed predicates as SEMANTICS 3) --------
+    def _cmp(self, pred, o):
+        return _wrap(self._trace, self._trace.locate().compare(pred, self, _plain(o)))
+
+    def __lt__(self, o): return self._cmp("lt", o)
+    def __le__(self, o): return self._cmp("le", o)
+    def __gt__(self, o): return self._cmp("gt", o)
+    def __ge__(self, o): return self._cmp("ge", o)
+    def __eq__(self, o): return self._cmp("eq", o)
+    def __ne__(self, o): return self._cmp("ne", o)
+
+
+_core._set_value_type(IRValue)
+
+
+def to_value(x, op: str = "value"):
+    """A traced value from an IRValue or a Python literal (default typing)."""
+    x = _plain(x)
+    if isinstance(x, IRValue):
+        return x
+    t = _current(op)
+    return _wrap(t, t.locate().literal(x))
+
+
+class Tensor:
+    """A device buffer (kernel parameter) indexed by raw element index."""
+
+    def __init__(self, name, buffer_index, metal_dtype, layout=None, base_offset=0,
+                 address_space="device", shape=None):
+        self.name = name
+        self.buffer_index = buffer_index
+        self.metal_dtype = dtype_name(metal_dtype, "Tensor") if metal_dtype is not None else None
+        self.layout = layout
+        self.base_offset = base_offset
+        self.address_space = address_space
+        self.shape = shape
+        self._trace = None
+        self._param = None
+
+    def __repr__(self):
+        return f"Tensor({self.name!r}, buffer_index={self.buffer_index}, metal_dtype={self.metal_dtype!r})"
+
+    def _index(self, key, op):
+        if isinstance(key, tuple):
+            if len(key) != 1:
+                raise EnigmaError(f"{op} '{self.name}': tuple (layout) indexing needs a Tensor with a layout; "
+                                  f"index a plain buffer with one integer")
+            key = key[0]
+        return _plain(key)
+
+    def _check(self, op):
+        t = _current(op)
+        if self._trace is not t or self._param is None:
+            raise EnigmaError(f"{op} '{self.name}': this Tensor is not a parameter of the kernel being traced")
+        return t
+
+    def __getitem__(self, key):
+        t = self._check("load")
+        idx = self._index(key, "load")
+        return _wrap(t, t.locate().load(self._param, idx))
+
+    def __setitem__(self, key, value):
+        t = self._check("store")
+        idx = self._index(key, "store")
+        t.locate().store(self._param, idx, _plain(value))
+
+    def __len__(self):
+        raise EnigmaError(f"the length of buffer '{self.name}' is not known while tracing; "
+                          "pass it as an enigma.Scalar parameter")
+
+
+# ---- thread / grid queries ----------------------------------------------------
+
+_DIMS = {"x": 0, "y": 1, "z": 2}
+
+
+def _query(op: str, dim=None):
+    b = _builder(op)
+    if dim is None:
+        return _wrap(_active(), b.query(op, 0))
+    if dim not in _DIMS:
+        raise EnigmaError(f"{op}: dim must be 'x'/'y'/'z', got {dim!r}")
+    return _wrap(_active(), b.query(op, _DIMS[dim]))
+
+
+def thread_position_in_grid_xyz(dim="x"):
+    return _query("thread_position_in_grid", dim)
+
+
+def thread_position_in_threadgroup(dim="x"):
+    return _query("thread_position_in_threadgroup", dim)
+
+
+def threadgroup_position_in_grid(dim="x"):
+    return _query("threadgroup_position_in_grid", dim)
+
+
+def threads_per_threadgroup(dim="x"):
+    return _query("threads_per_threadgroup", dim)
+
+
+def threads_per_grid(dim="x"):
+    return _query("threads_per_grid", dim)
+
+
+def threadgroups_per_grid(dim="x"):
+    return _query("threadgroups_per_grid", dim)
+
+
+def grid_size(dim="x"):
+    return _query("grid_size", dim)
+
+
+def thread_index_in_threadgroup():
+    return _query("thread_index_in_threadgroup")
+
+
+def thread_index_in_simdgroup():
+    return _query("thread_index_in_simdgroup")
+
+
+def simdgroup_index_in_threadgroup():
+    return _query("simdgroup_index_in_threadgroup")
+
+
+def threads_per_simdgroup():
+    return _query("threads_per_simdgroup")
+
+
+def simdgroups_per_threadgroup():
+    return _query("simdgroups_per_threadgroup")
+
+
+def _cached_thread_position():
+    t = getattr(_state, "trace", None)
+    if t is None:
+        raise RuntimeError("enigma.thread_position_in_grid can only be used inside @enigma.kernel")
+    # Queries are pure: the core's CSE merges repeats, so no region-crossing cache is needed.
+    return _wrap(t, t.locate().query("thread_position_in_grid", 0))
+
+
+class arch:
+    """CUDA-style names: (x, 0, 0) tuples of thread/block index and block size."""
+
+    @staticmethod
+    def _one(op, what):
+        t = getattr(_state, "trace", None)
+        if t is None:
+            raise EnigmaError(f"enigma.arch.{what}() can only be used inside @enigma.kernel / @enigma.jit")
+        return (_wrap(t, t.locate().query(op, 0)), 0, 0)
+
+    @staticmethod
+    def thread_idx():
+        return arch._one("thread_position_in_threadgroup", "thread_idx")
+
+    @staticmethod
+    def block_idx():
+        return arch._one("threadgroup_position_in_grid", "block_idx")
+
+    @staticmethod
+    def block_dim():
+        return arch._one("threads_per_threadgroup", "block_dim")
+
+
+# ---- casts, comparisons, select ------------------------------------------------
+
+def metal_cast(x, dtype):
+    """Value conversion (C semantics; float -> int saturates, NaN -> 0)."""
+    b = _builder("metal_cast")
+    return _wrap(_active(), b.convert(_plain(x), dtype_name(dtype, "metal_cast")))
+
+
+def as_type(x, dtype):
+    """Bit reinterpretation between types of the same size."""
+    b = _builder("as_type")
+    return _wrap(_active(), b.bitcast(_plain(x), dtype_name(dtype, "as_type")))
+
+
+def _make_cmp(pred):
+    def cmp(a, b):
+        bld = _builder(f"cmp_{pred}")
+        return _wrap(_active(), bld.compare(pred, _plain(a), _plain(b)))
+    cmp.__name__ = f"cmp_{pred}"
+    cmp.__qualname__ = cmp.__name__
+    signed = "unsigned" if pred.startswith("u") else "signed (integers of the operands' width)"
+    cmp.__doc__ = f"Traced comparison '{pred}': {signed}; floats compare ordered except ne."
+    return cmp
+
+
+cmp_eq, cmp_ne, cmp_lt, cmp_le, cmp_gt, cmp_ge = (_make_cmp(p) for p in ("eq", "ne", "lt", "le", "gt", "ge"))
+cmp_ult, cmp_ule, cmp_ugt, cmp_uge = (_make_cmp(p) for p in ("ult", "ule", "ugt", "uge"))
+
+
+def where(false_val, true_val, condition):
+    """Metal's select: ``condition ? true_val : false_val`` (false value first)."""
+    b = _builder("where")
+    return _wrap(_active(), b.select(_plain(condition), _plain(true_val), _plain(false_val)))
+
+
+# ---- control flow ----------------------------------------------------------------
+
+class Carry:
+    """Loop-carried values of a for_range: read and assign ``carry[k]``."""
+
+    def __init__(self, initial):
+        self._values = list(initial)
+        self._open = True
+
+    def __len__(self):
+        return len(self._values)
+
+    def __getitem__(self, k):
+        return self._values[k]
+
+    def __setitem__(self, k, v):
+        if not self._open:
+            raise EnigmaError("Cannot assign to carry[] outside the for_range body")
+        self._values[k] = _plain(v)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __repr__(self):
+        return f"Carry({self._values!r})"
+
+
+class for_range:
+    """``with for_range(lo, hi, step=1, dtype="int", init=None) as i:`` (or ``as (i, carry)``
+    when ``init`` is given). Iterates i = lo, lo+step, ... while i < hi (i > hi for a
+    negative step)."""
+
+    def __init__(self, lo, hi, step=1, dtype="int", init=None):
+        self.lo, self.hi, self.step = _plain(lo), _plain(hi), _plain(step)
+        self.dtype = dtype_name(dtype, "for_range")
+        self.init = None if init is None else [_plain(v) for v in init]
+        self.carry = None
+        self.trace = None
+
+    def __enter__(self):
+        self.trace = _current("for_range")
+        b = self.trace.locate()
+        args = b.begin_for(self.lo, self.hi, self.step, self.dtype, list(self.init or []))
+        iv = _wrap(self.trace, args[0])
+        if self.init is None:
+            return iv
+        self.carry = Carry([_wrap(self.trace, a) for a in args[1:]])
+        return iv, self.carry
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False
+        yields = list(self.carry._values) if self.carry is not None else []
+        results = self.trace.locate().end_for(yields)
+        if self.carry is not None:
+            self.carry._values = [_wrap(self.trace, r) for r in results]
+            self.carry._open = False
+        return False
+
+
+class _Branch:
+    def __init__(self, owner, which):
+        self.owner = owner
+        self.which = which
+
+    def __enter__(self):
+        self.owner._enter_branch(self.which)
+        return None
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.owner._exit_branch(self.which)
+        return False
+
+
+class if_:
+    """``with if_(cond):`` (one arm) or ``with if_(cond) as (then_, else_):`` then
+    ``with then_: ...`` and ``with else_: ...``. Values made inside a branch stay
+    inside it: write results to memory or use ``where``."""
+
+    def __init__(self, condition):
+        self.condition = _plain(condition)
+        self.trace = None
+        self.state = "outer"      # outer | then | then_done | else | else_done
+        self.mark = 0
+
+    def __enter__(self):
+        self.trace = _current("if_")
+        self.trace.locate().begin_if(self.condition)
+        return _Branch(self, "then"), _Branch(self, "else")
+
+    def _stray_ops(self):
+        return self.trace.builder.region_size() != self.mark
+
+    def _enter_branch(self, which):
+        b = self.trace.locate()
+        if which == "then":
+            if self.state != "outer":
+                b.fail("if_", "the then-block must come first and only once")
+            if b.region_size() != 0:
+                b.fail("if_", "code between `with if_(...) as (then_, else_):` and `with then_:` belongs to "
+                              "no branch; move it into a branch or before the if_")
+            self.state = "then"
+        else:
+            if self.state == "outer":
+                if b.region_size() != 0:
+                    b.fail("if_", "code between `with if_(...)` and `with else_:` belongs to no branch")
+            elif self.state != "then_done":
+                b.fail("if_", "the else-block must follow the then-block, once")
+            elif self._stray_ops():
+                b.fail("if_", "code between the then-block and the else-block belongs to no branch")
+            b.begin_else()
+            self.state = "else"
+
+    def _exit_branch(self, which):
+        self.state = "then_done" if which == "then" else "else_done"
+        self.mark = self.trace.builder.region_size()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False
+        b = self.trace.locate()
+        if self.state in ("then_done", "else_done") and self._stray_ops():
+            b.fail("if_", "code after the last branch block but inside `with if_(...)` belongs to no branch; "
+                          "dedent it")
+        b.end_if()
+        return False
+
+
+class while_:
+    """``with while_(cond_fn):`` loops while ``cond_fn()`` is true; the condition is
+    traced once and re-evaluated at run time. With ``init=[...]``, values are carried:
+    ``cond_fn(carry)`` sees them and ``with while_(f, init=[...]) as carry:`` updates them."""
+
+    def __init__(self, cond_fn, init=None):
+        if not callable(cond_fn):
+            raise EnigmaError(f"while_: expected a callable returning a bool value, got {cond_fn!r}")
+        self.cond_fn = cond_fn
+        self.init = None if init is None else [_plain(v) for v in init]
+        self.carry = None
+        self.trace = None
+
+    def __enter__(self):
+        self.trace = _current("while_")
+        b = self.trace.locate()
+        args = b.begin_while(list(self.init or []))
+        if self.init is None:
+            cond = self.cond_fn()
+        else:
+            cond = self.cond_fn(Carry([_wrap(self.trace, a) for a in args]))
+        body_args = self.trace.locate().while_body(_plain(cond))
+        if self.init is None:
+            return self
+        self.carry = Carry([_wrap(self.trace, a) for a in body_args])
+        return self.carry
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False
+        yields = list(self.carry._values) if self.carry is not None else []
+        results = self.trace.locate().end_while(yields)
+        if self.carry is not None:
+            self.carry._values = [_wrap(self.trace, r) for r in results]
+            self.carry._open = False
+        return False
+
+
+class _RangeConstexpr:
+    """``enigma.range_constexpr(...)``: a Python range, unrolled at trace time."""
+
+    def __call__(self, *args):
+        if not 1 <= len(args) <= 3:
+            raise EnigmaError("enigma.range_constexpr() expects 1-3 arguments")
+        for a in args:
+            if isinstance(a, IRValue):
+                raise EnigmaError("enigma.range_constexpr() needs Python ints; use enigma.for_range for traced bounds")
+        return range(*args)
+
+    def __repr__(self):
+        return "enigma.range_constexpr"
+
+
+range_constexpr = _RangeConstexpr()

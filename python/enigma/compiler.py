@@ -1,0 +1,237 @@
+"""``@enigma.kernel``, ``enigma.compile`` and ``CompiledKernel``."""
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import tempfile
+import typing as _pytyping
+from dataclasses import dataclass, field
+
+from . import _core
+from ._tracing import EnigmaError, IRValue, Tensor, _Trace, _TraceScope, _wrap
+from .typing import Numeric, Scalar
+
+
+class KernelDef:
+    """A function decorated with ``@enigma.kernel``. Calling it records a launch
+    for the ``@enigma.jit`` path; ``enigma.compile(kdef)`` traces it."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = fn.__name__
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self):
+        return f"<enigma.kernel {self.name}>"
+
+    def __call__(self, *args, **kwargs):
+        return KernelHandle(self, args, kwargs)
+
+
+class KernelHandle:
+    """A kernel with arguments bound, waiting for ``launch(grid, block)`` (JIT path)."""
+
+    def __init__(self, kernel_def, args, kwargs):
+        self.kernel_def = kernel_def
+        self.args = args
+        self.kwargs = kwargs
+
+    def launch(self, grid, block):
+        raise RuntimeError("KernelHandle.launch() is only meaningful inside an @enigma.jit function being "
+                           "compiled with enigma.compile(jit_fn, *tensors); the @enigma.jit path is not "
+                           "available in this version")
+
+
+def kernel(fn) -> KernelDef:
+    """Declares a kernel. Every parameter is annotated with a dtype (a device
+    buffer of that element type) or ``enigma.Scalar(dtype)`` (a value)."""
+    if isinstance(fn, KernelDef):
+        return fn
+    if not callable(fn):
+        raise TypeError(f"@enigma.kernel expects a function, got {type(fn).__name__}")
+    return KernelDef(fn)
+
+
+@dataclass
+class CompiledKernel:
+    """A traced, verified and optimised kernel. Backend code is produced lazily
+    per device and cached (in memory and on disk)."""
+
+    kernel_name: str
+    metallib_path: str | None
+    metallib_bytes: bytes | None
+    metal_source: str
+    mlir_source: str | None = None
+    grid: tuple | None = None
+    block: tuple | None = None
+    scalar_params: list | None = None
+    num_params: int | None = None
+    param_names: list | None = None
+    _core: object = field(default=None, repr=False, compare=False)
+    _param_kinds: list | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ir_source(self) -> str | None:
+        """The Enigma IR as text (``mlir_source`` is kept as an alias)."""
+        return self.mlir_source
+
+    @property
+    def kernel_source(self) -> str:
+        return self.metal_source
+
+    @property
+    def has_metallib(self) -> bool:
+        return self.metallib_path is not None and self.metallib_bytes is not None
+
+    def source(self, backend: str = "metal") -> str:
+        """Generated source for ``"metal"`` (MSL) or ``"cpu"`` (C++)."""
+        if backend in ("metal", "msl"):
+            return self.metal_source
+        if self._core is None:
+            raise RuntimeError(f"kernel '{self.kernel_name}' was not compiled by enigma.compile(); "
+                               "only its Metal source is known")
+        return self._core.source(backend)
+
+    def export_metal(self, path: str | os.PathLike | None = None) -> str:
+        """Writes the MSL to ``path`` (default ``<kernel_name>.metal`` in the
+        current directory) and returns the path."""
+        path = os.fspath(path) if path is not None else f"{self.kernel_name}.metal"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.metal_source)
+        return path
+
+
+def _resolve_annotations(kdef: KernelDef) -> dict:
+    """Annotations, evaluated (so ``from __future__ import annotations`` works)."""
+    fn = kdef.fn
+    raw = getattr(fn, "__annotations__", {})
+    if any(isinstance(v, str) for v in raw.values()):
+        try:
+            return _pytyping.get_type_hints(fn)
+        except Exception as e:  # noqa: BLE001 - report which annotation failed
+            raise TypeError(f"kernel '{kdef.name}': cannot evaluate the parameter annotations: {e}") from e
+    return dict(raw)
+
+
+def _param_type(kdef: KernelDef, name: str, ann):
+    if ann is inspect.Parameter.empty:
+        raise TypeError(f"Kernel parameter '{name}' needs a type annotation")
+    if isinstance(ann, Scalar):
+        return "scalar", ann.metal_name
+    if isinstance(ann, Numeric):
+        return "buffer", ann.metal_name
+    if isinstance(ann, type) and issubclass(ann, Numeric) and ann is not Numeric:
+        return "buffer", ann.metal_name
+    raise TypeError(f"Unsupported kernel parameter annotation: {ann!r} (parameter '{name}' of kernel "
+                    f"'{kdef.name}'; use a dtype such as enigma.f32 or enigma.Scalar(enigma.u32))")
+
+
+def _trace(kdef: KernelDef):
+    trace = _Trace(kdef.name)
+    b = trace.builder
+    anns = _resolve_annotations(kdef)
+    code = kdef.fn.__code__
+    b.set_location(code.co_filename, code.co_firstlineno)
+    args = []
+    kinds = []
+    for i, (pname, p) in enumerate(kdef.signature.parameters.items()):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise TypeError(f"kernel '{kdef.name}': *args/**kwargs parameters are not supported ('{pname}')")
+        kind, dtype = _param_type(kdef, pname, anns.get(pname, p.annotation))
+        kinds.append((pname, kind, dtype))
+        if kind == "buffer":
+            t = Tensor(pname, i, dtype)
+            t._trace = trace
+            t._param = b.add_buffer_param(pname, dtype)
+            args.append(t)
+        else:
+            args.append(_wrap(trace, b.add_scalar_param(pname, dtype)))
+    positional = [a for a, (_, p) in zip(args, kdef.signature.parameters.items())
+                  if p.kind != p.KEYWORD_ONLY]
+    keywords = {n: a for a, (n, p) in zip(args, kdef.signature.parameters.items()) if p.kind == p.KEYWORD_ONLY}
+    with _TraceScope(trace):
+        result = kdef.fn(*positional, **keywords)
+    if result is not None:
+        raise EnigmaError(f"kernel '{kdef.name}' returned a value; kernels write their results to "
+                          "output buffers and return nothing")
+    return b.finish(), kinds
+
+
+def _emit_only(option) -> bool:
+    if option is not None:
+        return bool(option)
+    env = os.environ.get("ENIGMA_EMIT_ONLY", "")
+    return env.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _debug(option) -> bool:
+    if option is not None:
+        return bool(option)
+    env = os.environ.get("ENIGMA_DEBUG", "")
+    return env.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+# Every backend's source of every compiled kernel is written here when
+# ENIGMA_SOURCE_DUMP_DIR is set; CI compiles them all (MSL against the Metal
+# declarations header, CUDA with NVRTC) so codegen errors fail CI without a GPU.
+DUMP_BACKENDS = ("metal", "cpu")
+
+
+def _dump_sources(name: str, core) -> None:
+    out = os.environ.get("ENIGMA_SOURCE_DUMP_DIR")
+    if not out:
+        return
+    import hashlib
+    os.makedirs(out, exist_ok=True)
+    ext = {"metal": "metal", "cpu": "cpp", "cuda": "cu"}
+    for backend in DUMP_BACKENDS:
+        text = core.source(backend)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        path = os.path.join(out, f"{name}-{digest}.{ext[backend]}")
+        if not os.path.exists(path):
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+
+
+def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, work_dir=None,
+            vec_width=0, emit_only=None, debug=None) -> CompiledKernel:  # noqa: A001 - reference name
+    """Traces ``fn`` (an ``@enigma.kernel``), verifies and optimises its IR and
+    emits MSL. Unless emit-only, the kernel is also built for the default device
+    now (so build errors surface here and the first dispatch is fast)."""
+    if not isinstance(fn, KernelDef):
+        raise TypeError(f"Expected @enigma.kernel or @enigma.jit, got {type(fn).__name__}")
+    if vec_width:
+        raise EnigmaError("compile(vec_width=...) belongs to the @enigma.jit/layout path, which is not "
+                          "available in this version")
+    ir, kinds = _trace(fn)
+    ir.optimize()
+    ir_text = ir.print()
+    dbg = _debug(debug)
+    core = _core.CompiledKernelCore(ir, dbg)
+    msl = core.source("metal")
+    if dump_ir or dump_mlir:
+        print(f"=== IR: {fn.name} ({ir.num_ops} ops) ===")
+        print(ir_text, end="")
+        print("=== Metal ===")
+        print(msl, end="")
+        sys.stdout.flush()
+    if keep_metal_source or work_dir is not None:
+        wd = os.fspath(work_dir) if work_dir is not None else tempfile.mkdtemp(prefix="enigma_")
+        os.makedirs(wd, exist_ok=True)
+        if keep_metal_source:
+            with open(os.path.join(wd, f"{fn.name}.metal"), "w", encoding="utf-8") as f:
+                f.write(msl)
+    _dump_sources(fn.name, core)
+    ck = CompiledKernel(
+        kernel_name=fn.name, metallib_path=None, metallib_bytes=None, metal_source=msl,
+        mlir_source=ir_text, scalar_params=[(n, i, d) for i, (n, k, d) in enumerate(kinds) if k == "scalar"],
+        num_params=len(kinds), param_names=[n for n, _, _ in kinds], _core=core, _param_kinds=kinds)
+    if not _emit_only(emit_only):
+        from .runtime import _default_device
+        core.precompile(_default_device())
+    return ck

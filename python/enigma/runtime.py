@@ -1,0 +1,212 @@
+"""``enigma.MetalRuntime``: the seed page's runtime API on every device
+(Metal on macOS, CUDA GPUs, the CPU)."""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+
+_default_lock = threading.Lock()
+_default = None
+
+
+def _default_device():
+    """The device ``MetalRuntime()`` picks: ENIGMA_DEVICE, else Metal, CUDA, CPU."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = _core.open_device("")
+        return _default
+
+
+@dataclass
+class DeviceCapabilities:
+    """What the active device provides (meaning per backend: docs/runtime.md)."""
+
+    gpu_family: str
+    gpu_family_raw: int
+    supports_async_copy: bool
+    supports_simdgroup_matrix: bool
+    simdgroup_size: int
+    max_threadgroup_memory: int
+    max_threads_per_threadgroup: int
+    device_name: str = ""
+    backend: str = ""
+
+    @property
+    def is_m3_or_newer(self) -> bool:
+        """True when the device provides everything Metal gates on M3 (async
+        copy and simdgroup matrices), so M3-only fast paths can run."""
+        return bool(self.supports_async_copy and self.supports_simdgroup_matrix)
+
+    def require_m3(self, feature_description: str) -> None:
+        """Raises RuntimeError unless the device is M3-class (see is_m3_or_newer)."""
+        if not self.is_m3_or_newer:
+            raise RuntimeError(f"enigma: {feature_description} requires Apple GPU family 9 (M3/A17) or newer. "
+                               f"Current device: {self.device_name} ({self.gpu_family})")
+
+
+def _dims(value, what: str, kernel: str):
+    try:
+        items = tuple(value)
+    except TypeError:
+        items = None
+    ok = items is not None and len(items) == 3 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items)
+    if not ok or any(int(v) <= 0 for v in items):
+        raise RuntimeError(f"kernel '{kernel}': {what} must be 3 positive integers (x, y, z), got {value!r}")
+    return [int(v) for v in items]
+
+
+def _as_host_array(x, index: int, kernel: str):
+    if isinstance(x, (bool, int, float, complex)) or x is None:
+        raise RuntimeError(f"execute: kernel '{kernel}' input {index} is a {type(x).__name__}, not an array; "
+                           "pass values of Scalar parameters with scalars=[...]")
+    if not isinstance(x, np.ndarray):
+        if hasattr(x, "__dlpack__"):
+            try:
+                x = np.from_dlpack(x)
+            except Exception:  # noqa: BLE001 - e.g. a GPU tensor: fall back to the array protocols
+                x = np.asarray(x)
+        else:
+            x = np.asarray(x)
+    x = np.ascontiguousarray(x)
+    return (x, x.dtype.name, str(x.shape))
+
+
+def _kernel_core(compiled):
+    core = getattr(compiled, "_core", None)
+    if core is None:
+        raise RuntimeError(
+            f"kernel '{getattr(compiled, 'kernel_name', compiled)}' carries no Enigma IR (it was not made by "
+            "enigma.compile(), e.g. a hand-built metallib); only enigma.compile() results can run here")
+    return core
+
+
+def _output_sizes(name, output_size, output_sizes):
+    if output_sizes is not None:
+        sizes = list(output_sizes)
+        single = False
+    elif output_size is not None:
+        sizes = [output_size]
+        single = True
+    else:
+        raise RuntimeError(f"execute: kernel '{name}': must pass output_size or output_sizes")
+    for s in sizes:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_)) or s <= 0:
+            raise RuntimeError(f"kernel '{name}': output sizes must be positive integers (bytes), got {s!r}")
+    return [int(s) for s in sizes], single
+
+
+class PreparedKernel:
+    """Buffers bound once for repeated dispatches (``MetalRuntime.prepare``)."""
+
+    def __init__(self, launch, single_output: bool, device_name: str):
+        self._launch = launch
+        self._single = single_output
+        self.kernel_name = launch.kernel_name
+        self.device = device_name
+
+    def dispatch(self, grid, threads) -> None:
+        """Runs the kernel; call read_output() for the results."""
+        self._launch.dispatch(_dims(grid, "grid", self.kernel_name), _dims(threads, "threads", self.kernel_name))
+
+    def dispatch_timed(self, grid, threads) -> float:
+        """Runs the kernel and returns its execution time in milliseconds."""
+        return float(self._launch.dispatch(_dims(grid, "grid", self.kernel_name),
+                                           _dims(threads, "threads", self.kernel_name)))
+
+    def read_output(self):
+        """The output buffer's bytes (a list of bytes for several outputs)."""
+        outs = [self._launch.read_output(i) for i in range(self._launch.num_outputs)]
+        return outs[0] if self._single else outs
+
+    def release(self) -> None:
+        """Frees the buffers; the PreparedKernel cannot be used afterwards."""
+        self._launch.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+class MetalRuntime:
+    """Runs compiled kernels on a device: ``"metal"``, ``"cuda"``, ``"cuda:N"``,
+    ``"cpu"``, or None for the default (ENIGMA_DEVICE, else Metal, CUDA, CPU)."""
+
+    def __init__(self, dylib_path: str | None = None, *, device: str | None = None):
+        if dylib_path is not None:
+            self._check_dylib(os.fspath(dylib_path))
+        if device is not None and not isinstance(device, str):
+            raise RuntimeError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
+        self._device = _default_device() if device is None else _core.open_device(device)
+
+    @staticmethod
+    def _check_dylib(path: str) -> None:
+        """``dylib_path`` names the native runtime library to use instead of the
+        bundled one; it must load and be this build's Enigma runtime."""
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            raise RuntimeError(f"enigma GPU error: failed to load runtime library\n  path: {path}\n  error: {e}") from e
+        if not hasattr(lib, "PyInit__core"):
+            raise RuntimeError(f"enigma GPU error: not an Enigma runtime library\n  path: {path}\n"
+                               "  error: it does not export the Enigma runtime entry point")
+        if not os.path.samefile(path, _core.__file__):
+            raise RuntimeError(f"enigma GPU error: runtime library mismatch\n  path: {path}\n  bundled: "
+                               f"{_core.__file__}\n  error: a different Enigma build cannot be loaded into this "
+                               "process; install that build instead")
+
+    @property
+    def device(self) -> str:
+        return self._device.name
+
+    def device_capabilities(self) -> DeviceCapabilities:
+        c = self._device.capabilities()
+        return DeviceCapabilities(
+            gpu_family=c["gpu_family"], gpu_family_raw=c["gpu_family_raw"],
+            supports_async_copy=c["supports_async_copy"], supports_simdgroup_matrix=c["supports_simdgroup_matrix"],
+            simdgroup_size=c["simdgroup_size"], max_threadgroup_memory=c["max_threadgroup_memory"],
+            max_threads_per_threadgroup=c["max_threads_per_threadgroup"], device_name=c["device_name"],
+            backend=c["backend"])
+
+    def _launch(self, compiled, inputs, output_size, output_sizes, scalars, constants, api):
+        core = _kernel_core(compiled)
+        name = compiled.kernel_name
+        if constants:
+            raise RuntimeError(f"{api}: kernel '{name}' declares no function constants, but constants= was given")
+        if isinstance(inputs, np.ndarray) or not hasattr(inputs, "__iter__"):
+            raise RuntimeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
+        sizes, single = _output_sizes(name, output_size, output_sizes)
+        arrays = [_as_host_array(x, i, name) for i, x in enumerate(inputs)]
+        scal = [] if scalars is None else list(scalars)
+        launch = _core.PreparedLaunch(self._device, core, arrays, scal, sizes, api)
+        return launch, single
+
+    def execute(self, compiled, inputs, output_size=None, grid=(1, 1, 1), threads=(1, 1, 1), *,
+                scalars=None, output_sizes=None, constants=None):
+        """One-shot dispatch: copies inputs in, runs, returns the output bytes
+        (a list of bytes when ``output_sizes`` is given)."""
+        g = _dims(grid, "grid", getattr(compiled, "kernel_name", "?"))
+        t = _dims(threads, "threads", getattr(compiled, "kernel_name", "?"))
+        launch, single = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants, "execute")
+        try:
+            launch.dispatch(g, t)
+            outs = [launch.read_output(i) for i in range(launch.num_outputs)]
+        finally:
+            launch.release()
+        return outs[0] if single else outs
+
+    def prepare(self, compiled, inputs, output_size=None, *, scalars=None, output_sizes=None,
+                constants=None) -> PreparedKernel:
+        """Allocates and fills the buffers once for repeated dispatch."""
+        launch, single = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants, "prepare")
+        return PreparedKernel(launch, single, self._device.name)

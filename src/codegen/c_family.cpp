@@ -1,0 +1,266 @@
+#include "codegen/c_family.h"
+
+#include <cctype>
+#include <limits>
+#include <unordered_set>
+
+#include "enigma/support/error.h"
+
+namespace enigma {
+
+namespace {
+// Keywords and reserved names of C++, CUDA C++ and MSL a parameter could hit.
+const std::unordered_set<std::string>& reserved() {
+  static const std::unordered_set<std::string> words = {
+      "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char", "class", "const",
+      "constexpr", "const_cast", "continue", "decltype", "default", "delete", "do", "double", "dynamic_cast",
+      "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto", "if", "inline",
+      "int", "long", "mutable", "namespace", "new", "noexcept", "not", "nullptr", "operator", "or", "private",
+      "protected", "public", "register", "reinterpret_cast", "return", "short", "signed", "sizeof", "static",
+      "static_assert", "static_cast", "struct", "switch", "template", "this", "throw", "true", "try", "typedef",
+      "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "while", "xor",
+      "half", "bfloat", "uchar", "ushort", "uint", "ulong", "kernel", "device", "constant", "threadgroup",
+      "thread", "vertex", "fragment", "metal", "std", "min", "max", "select", "abs", "dim3", "blockIdx",
+      "threadIdx", "blockDim", "gridDim", "warpSize", "main", "L", "tg", "lx", "ly", "lz"};
+  return words;
+}
+}  // namespace
+
+std::string sanitize_identifier(const std::string& name) {
+  std::string s;
+  for (char c : name) s += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) s = "p_" + s;
+  // Emitter-owned prefixes, names with a numeric suffix (value names) and
+  // double underscores (reserved in C++) get a prefix.
+  bool numeric_suffix = false;
+  size_t us = s.find_last_of('_');
+  if (us != std::string::npos && us + 1 < s.size()) {
+    numeric_suffix = true;
+    for (size_t i = us + 1; i < s.size(); ++i) numeric_suffix &= std::isdigit(static_cast<unsigned char>(s[i])) != 0;
+  }
+  if (reserved().count(s) || s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos || numeric_suffix ||
+      (s.size() > 1 && s[0] == 'v' && std::isdigit(static_cast<unsigned char>(s[1]))))
+    s = "p_" + s;
+  return s;
+}
+
+CFamilyEmitter::CFamilyEmitter(const Kernel& k) : k_(k) {
+  for (const Param& p : k.params) param_names_.push_back(sanitize_identifier(p.name));
+}
+
+std::string CFamilyEmitter::name(ValueId v) const {
+  const std::string& hint = k_.values.at(v).hint;
+  if (hint.empty()) return "v" + std::to_string(v);
+  std::string s;
+  for (char c : hint) s += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  if (s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos || std::isdigit(static_cast<unsigned char>(s[0])))
+    s = "v_" + s;
+  return s + "_" + std::to_string(v);
+}
+
+void CFamilyEmitter::line(const std::string& s) { out_ << std::string(indent_ * 2, ' ') << s << "\n"; }
+void CFamilyEmitter::open(const std::string& s) {
+  line(s + " {");
+  ++indent_;
+}
+void CFamilyEmitter::close(const std::string& s) {
+  --indent_;
+  line(s);
+}
+
+std::string CFamilyEmitter::int_literal(Scalar t, int64_t v) const {
+  const std::string ty = type(DType::scalar(t));
+  if (t == Scalar::B1) return v ? "true" : "false";
+  if (t == Scalar::U64) return "static_cast<" + ty + ">(" + std::to_string(static_cast<uint64_t>(v)) + "ull)";
+  if (v == std::numeric_limits<int64_t>::min())
+    return "static_cast<" + ty + ">(-9223372036854775807ll - 1)";
+  if (t == Scalar::I64) return "static_cast<" + ty + ">(" + std::to_string(v) + "ll)";
+  if (t == Scalar::U32) return std::to_string(static_cast<uint32_t>(v)) + "u";
+  if (t == Scalar::I32) {
+    if (v == std::numeric_limits<int32_t>::min()) return "(-2147483647 - 1)";
+    return std::to_string(v);
+  }
+  return "static_cast<" + ty + ">(" + std::to_string(v) + ")";
+}
+
+std::string CFamilyEmitter::finish(const DType& t, const std::string& e) const {
+  if (t.is_scalar() && is_integer(t.elem) && info(t.elem).bits < 32) return "static_cast<" + type(t) + ">" + e;
+  return e;
+}
+
+std::set<std::pair<ThreadQuery, int>> CFamilyEmitter::used_queries() const {
+  std::set<std::pair<ThreadQuery, int>> used;
+  walk(k_.body, [&](const Op& op) {
+    if (op.code == OpCode::ThreadQuery) used.insert({static_cast<ThreadQuery>(op.attr), op.dim});
+  });
+  return used;
+}
+
+static std::string substitute(const char* templ, const std::vector<std::string>& args) {
+  std::string out;
+  for (const char* p = templ; *p; ++p) {
+    if (*p == '{' && p[1] >= '0' && p[1] <= '9' && p[2] == '}') {
+      out += args.at(p[1] - '0');
+      p += 2;
+    } else {
+      out += *p;
+    }
+  }
+  return out;
+}
+
+std::string CFamilyEmitter::expr(const Op& op) {
+  std::vector<std::string> a;
+  for (ValueId v : op.operands) a.push_back(name(v));
+  const OpInfo& oi = op.info();
+  switch (oi.category) {
+    case OpCategory::Constant: return constant(op);
+    case OpCategory::Param: return param_value(op);
+    case OpCategory::ThreadQuery: return query(static_cast<ThreadQuery>(op.attr), op.dim);
+    case OpCategory::Load: return load(op);
+    case OpCategory::Convert: return convert(k_.type_of(op.operands[0]), op.type, a[0]);
+    case OpCategory::Bitcast: return bitcast(k_.type_of(op.operands[0]), op.type, a[0]);
+    case OpCategory::Compare: {
+      const DType& t = k_.type_of(op.operands[0]);
+      CmpPred p = static_cast<CmpPred>(op.attr);
+      static const char* sym[] = {"==", "!=", "<", "<=", ">", ">=", "<", "<=", ">", ">="};
+      std::string x = a[0], y = a[1];
+      bool is_signed_pred = p >= CmpPred::Lt && p <= CmpPred::Ge;
+      bool is_unsigned_pred = p >= CmpPred::Ult;
+      if (t.is_integer() && is_signed_pred && is_unsigned_int(t.elem)) {
+        std::string st = type(t.with_elem(signed_of(t.elem)));
+        x = "static_cast<" + st + ">(" + x + ")";
+        y = "static_cast<" + st + ">(" + y + ")";
+      } else if (t.is_integer() && is_unsigned_pred && is_signed_int(t.elem)) {
+        std::string ut = type(t.with_elem(unsigned_of(t.elem)));
+        x = "static_cast<" + ut + ">(" + x + ")";
+        y = "static_cast<" + ut + ">(" + y + ")";
+      }
+      return "(" + x + " " + sym[static_cast<int>(p)] + " " + y + ")";
+    }
+    case OpCategory::Arith:
+      if (op.type.is_float()) {
+        if (op.code == OpCode::Div) return finish(op.type, "(" + a[0] + " / " + a[1] + ")");
+        if (op.code == OpCode::FloorDiv) return finish(op.type, float_floordiv(op.type, a[0], a[1]));
+        if (op.code == OpCode::Rem) return finish(op.type, float_rem(op.type, a[0], a[1]));
+      }
+      [[fallthrough]];
+    default: {
+      std::string templ = oi.c_expr;
+      if (templ.empty()) throw KernelError("internal: op '" + std::string(oi.name) + "' has no C spelling");
+      // Helpers are named en_<op>; let the backend define or qualify them.
+      size_t pos = templ.find("en_");
+      if (pos != std::string::npos) {
+        size_t end = templ.find('(', pos);
+        std::string h = templ.substr(pos, end - pos);
+        templ.replace(pos, end - pos, helper(h, op.type));
+      }
+      if (op.code == OpCode::Not && op.type.elem == Scalar::B1) templ = "(!{0})";
+      return finish(op.type, substitute(templ.c_str(), a));
+    }
+  }
+}
+
+void CFamilyEmitter::op(const Op& op) {
+  switch (op.info().category) {
+    case OpCategory::Store: store(op); return;
+    case OpCategory::For: for_op(op); return;
+    case OpCategory::If: if_op(op); return;
+    case OpCategory::While: while_op(op); return;
+    case OpCategory::Terminator: return;  // handled by the owner
+    default: break;
+  }
+  line("const " + type(op.type) + " " + name(op.result()) + " = " + expr(op) + ";");
+}
+
+void CFamilyEmitter::region(const Region& r) {
+  for (const Op& op : r.ops) this->op(op);
+}
+
+std::vector<std::string> CFamilyEmitter::declare_carried(const Op& op, const std::vector<ValueId>& inits) {
+  // Loop results live in mutable variables named after the results.
+  std::vector<std::string> vars;
+  for (size_t i = 0; i < op.results.size(); ++i) {
+    std::string v = name(op.results[i]);
+    line(type(k_.type_of(op.results[i])) + " " + v + " = " + name(inits[i]) + ";");
+    vars.push_back(v);
+  }
+  return vars;
+}
+
+void CFamilyEmitter::bind_args(const Region& r, const std::vector<std::string>& vars) {
+  // Copies, so yields that read other carried values see this iteration's.
+  size_t first = r.args.size() - vars.size();
+  for (size_t i = 0; i < vars.size(); ++i)
+    line("const " + type(k_.type_of(r.args[first + i])) + " " + name(r.args[first + i]) + " = " + vars[i] + ";");
+}
+
+void CFamilyEmitter::assign_yield(const Region& r, const std::vector<std::string>& vars) {
+  const Op& y = r.ops.back();
+  for (size_t i = 0; i < vars.size(); ++i) line(vars[i] + " = " + name(y.operands[i]) + ";");
+}
+
+void CFamilyEmitter::for_op(const Op& op) {
+  const Region& body = op.regions[0];
+  std::vector<ValueId> inits(op.operands.begin() + 3, op.operands.end());
+  std::vector<std::string> vars = declare_carried(op, inits);
+  const DType& ivt = k_.type_of(body.args[0]);
+  std::string iv = name(body.args[0]);
+  std::string lo = name(op.operands[0]), hi = name(op.operands[1]), step = name(op.operands[2]);
+  // A constant step picks the comparison at compile time.
+  std::string cond;
+  const Op* step_def = nullptr;
+  std::vector<const Region*> scope{&k_.body};
+  walk(k_.body, [&](const Op& o) {
+    if (o.code == OpCode::Constant && o.result() == op.operands[2]) step_def = &o;
+  });
+  bool signed_iv = is_signed_int(ivt.elem);
+  if (step_def) {
+    cond = (signed_iv && step_def->value.i < 0) ? iv + " > " + hi : iv + " < " + hi;
+  } else if (signed_iv) {
+    cond = "(" + step + " > 0) ? (" + iv + " < " + hi + ") : (" + step + " < 0 && " + iv + " > " + hi + ")";
+  } else {
+    cond = step + " != 0 && " + iv + " < " + hi;
+  }
+  std::string t = type(ivt);
+  open("for (" + t + " " + iv + " = " + lo + "; " + cond + "; " + iv + " = " +
+       finish(ivt, "(" + iv + " + " + step + ")") + ")");
+  bind_args(body, vars);
+  region(body);
+  assign_yield(body, vars);
+  close();
+}
+
+void CFamilyEmitter::if_op(const Op& op) {
+  std::vector<std::string> vars;
+  for (ValueId r : op.results) {
+    vars.push_back(name(r));
+    line(type(k_.type_of(r)) + " " + vars.back() + ";");
+  }
+  open("if (" + name(op.operands[0]) + ")");
+  region(op.regions[0]);
+  assign_yield(op.regions[0], vars);
+  const Region& els = op.regions[1];
+  if (els.ops.size() > 1 || !vars.empty()) {
+    close("} else {");
+    ++indent_;
+    region(els);
+    assign_yield(els, vars);
+  }
+  close();
+}
+
+void CFamilyEmitter::while_op(const Op& op) {
+  std::vector<std::string> vars = declare_carried(op, op.operands);
+  open("while (true)");
+  const Region& cond = op.regions[0];
+  bind_args(cond, vars);
+  region(cond);
+  line("if (!" + name(cond.ops.back().operands[0]) + ") break;");
+  bind_args(op.regions[1], vars);
+  region(op.regions[1]);
+  assign_yield(op.regions[1], vars);
+  close();
+}
+
+}  // namespace enigma

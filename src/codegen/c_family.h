@@ -1,0 +1,73 @@
+// The shared printer of the C-family backends (MSL, CUDA, C++): names,
+// expressions from the op table's c_expr, structured control flow. Each
+// backend subclasses it to spell types, memory, queries and the kernel frame.
+#pragma once
+
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "enigma/ir/ir.h"
+
+namespace enigma {
+
+class CFamilyEmitter {
+ public:
+  explicit CFamilyEmitter(const Kernel& k);
+  virtual ~CFamilyEmitter() = default;
+
+ protected:
+  // ---- backend hooks ----
+  virtual std::string type(const DType& t) const = 0;  // type of a value in registers
+  virtual std::string constant(const Op& op) const = 0;
+  virtual std::string query(ThreadQuery q, int dim) = 0;
+  virtual std::string load(const Op& op) = 0;
+  virtual void store(const Op& op) = 0;
+  virtual std::string convert(const DType& from, const DType& to, const std::string& x) = 0;
+  virtual std::string bitcast(const DType& from, const DType& to, const std::string& x) = 0;
+  virtual std::string param_value(const Op& op) = 0;
+  // Names a helper (en_div, ...) for operands of dtype t, making sure the
+  // backend defines it; default: the name itself (templates in the prelude).
+  virtual std::string helper(const std::string& name, const DType& t) { return name; }
+  // Post-processes an arithmetic result (rounding of f16 held in float,
+  // truncation of narrow integers that C promoted to int).
+  virtual std::string finish(const DType& t, const std::string& expr) const;
+  // Float remainder / floor division spellings.
+  virtual std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) = 0;
+  virtual std::string float_rem(const DType& t, const std::string& a, const std::string& b) = 0;
+
+  // ---- shared ----
+  std::string name(ValueId v) const;
+  const std::string& param_name(int index) const { return param_names_[index]; }
+  void line(const std::string& s);
+  void open(const std::string& s);   // "s {" and indent
+  void close(const std::string& s = "}");
+  void region(const Region& r);
+  void op(const Op& op);
+  std::string expr(const Op& op);
+  std::string int_literal(Scalar t, int64_t v) const;
+  // Which thread queries the kernel uses (backends declare only those).
+  std::set<std::pair<ThreadQuery, int>> used_queries() const;
+
+  const Kernel& k_;
+  std::ostringstream out_;
+  int indent_ = 0;
+
+ private:
+  void for_op(const Op& op);
+  void if_op(const Op& op);
+  void while_op(const Op& op);
+  void bind_args(const Region& r, const std::vector<std::string>& vars);
+  void assign_yield(const Region& r, const std::vector<std::string>& vars);
+  std::vector<std::string> declare_carried(const Op& op, const std::vector<ValueId>& inits);
+
+  std::vector<std::string> param_names_;
+  int temp_counter_ = 0;
+};
+
+// A C identifier for a user-supplied name that cannot clash with any
+// keyword of C++, CUDA or MSL, nor with the emitters' own names.
+std::string sanitize_identifier(const std::string& name);
+
+}  // namespace enigma

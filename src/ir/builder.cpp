@@ -1,0 +1,661 @@
+#include "enigma/ir/builder.h"
+
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "enigma/ir/const_eval.h"
+#include "enigma/ir/verifier.h"
+#include "enigma/support/error.h"
+
+namespace enigma {
+
+std::string Literal::str() const {
+  switch (kind) {
+    case Kind::Int: return std::to_string(i);
+    case Kind::UInt: return std::to_string(u);
+    case Kind::Float: {
+      std::string s = std::to_string(f);
+      return s;
+    }
+    case Kind::Bool: return i ? "True" : "False";
+  }
+  return "?";
+}
+
+Builder::Builder(std::string kernel_name) { k_.name = std::move(kernel_name); }
+
+void Builder::set_location(const std::string& file, int line) {
+  const Location& cur = k_.locations[loc_];
+  if (cur.file == file && cur.line == line) return;
+  // Locations repeat a lot (one line traces many ops); reuse the last few.
+  for (size_t i = k_.locations.size(); i-- > 1 && i + 8 > k_.locations.size();) {
+    if (k_.locations[i].line == line && k_.locations[i].file == file) {
+      loc_ = static_cast<uint32_t>(i);
+      return;
+    }
+  }
+  k_.locations.push_back(Location{file, line});
+  loc_ = static_cast<uint32_t>(k_.locations.size() - 1);
+}
+
+void Builder::fail(const std::string& op, const std::string& message) const {
+  std::string where = k_.locations[loc_].str();
+  std::string text = where.empty() ? "" : where + ": ";
+  text += "kernel '" + k_.name + "': " + op + ": " + message;
+  throw KernelError(text);
+}
+
+void Builder::set_hint(ValueId v, const std::string& hint) { k_.values.at(v).hint = hint; }
+
+Region& Builder::current() {
+  if (stack_.empty()) return k_.body;
+  return stack_.back().op->regions[stack_.back().region];
+}
+
+size_t Builder::current_region_size() const {
+  if (stack_.empty()) return k_.body.ops.size();
+  return stack_.back().op->regions[stack_.back().region].ops.size();
+}
+
+ValueId Builder::new_value(DType t, uint32_t region) {
+  k_.values.push_back(ValueInfo{t, {}, region});
+  return static_cast<ValueId>(k_.values.size() - 1);
+}
+
+Op& Builder::append(Op op) {
+  op.loc = loc_;
+  Region& r = current();
+  r.ops.push_back(std::move(op));
+  return r.ops.back();
+}
+
+void Builder::check_visible(ValueId v, const char* op) const {
+  if (v >= k_.values.size()) fail(op, "operand is not a value of this kernel");
+  uint32_t region = k_.values[v].region;
+  if (region == k_.body.id) return;
+  for (const Open& o : stack_) {
+    if (o.op->regions[o.region].id == region) return;
+  }
+  fail(op, "a value defined inside a for_range/if_/while_ body is used outside it; values cannot escape "
+           "their region: carry it out with init=/Carry (for_range), write it to memory, or use enigma.where");
+}
+
+// --- literals and typing -----------------------------------------------------
+
+void Builder::check_int_fits(const Literal& l, DType t, const char* op) const {
+  if (l.kind == Literal::Kind::Float || l.kind == Literal::Kind::Bool || !is_integer(t.elem)) return;
+  int bits = info(t.elem).bits;
+  if (bits >= 64) {
+    if (l.kind == Literal::Kind::UInt && is_signed_int(t.elem))
+      fail(op, "literal " + l.str() + " does not fit in " + t.str());
+    return;
+  }
+  // Both the signed and unsigned readings of the width are accepted (x & -1, u8 + 255).
+  int64_t lo = -(int64_t{1} << (bits - 1));
+  int64_t hi = (int64_t{1} << bits) - 1;
+  if (l.kind == Literal::Kind::UInt || l.i < lo || l.i > hi)
+    fail(op, "literal " + l.str() + " does not fit in " + t.str());
+}
+
+DType Builder::literal_type_against(const Literal& l, DType partner) const {
+  if (!partner.is_scalar_or_vector()) return partner;
+  Scalar e = partner.elem;
+  switch (l.kind) {
+    case Literal::Kind::Float:
+      return is_float(e) ? partner : partner.with_elem(Scalar::F32);
+    case Literal::Kind::Int:
+    case Literal::Kind::UInt:
+      return e == Scalar::B1 ? partner.with_elem(Scalar::U32) : partner;
+    case Literal::Kind::Bool:
+      return partner;
+  }
+  return partner;
+}
+
+static DType default_literal_type(const Literal& l) {
+  switch (l.kind) {
+    case Literal::Kind::Float: return DType::scalar(Scalar::F32);
+    case Literal::Kind::Bool: return DType::scalar(Scalar::B1);
+    case Literal::Kind::UInt: return DType::scalar(Scalar::U64);
+    case Literal::Kind::Int:
+      if (l.i >= 0 && l.i <= int64_t{std::numeric_limits<uint32_t>::max()}) return DType::scalar(Scalar::U32);
+      if (l.i >= std::numeric_limits<int32_t>::min() && l.i < 0) return DType::scalar(Scalar::I32);
+      return DType::scalar(Scalar::I64);
+  }
+  return DType::scalar(Scalar::U32);
+}
+
+ValueId Builder::constant(DType type, Const c) {
+  if (!type.is_scalar()) fail("constant", "constants must be scalars, got " + type.str());
+  Op op;
+  op.code = OpCode::Constant;
+  op.type = type;
+  op.value = normalize_const(type.elem, c);
+  ValueId v = new_value(type, current().id);
+  op.results = {v};
+  append(std::move(op));
+  return v;
+}
+
+ValueId Builder::literal(const Literal& l, std::optional<DType> as) {
+  DType t = as ? *as : default_literal_type(l);
+  if (t.is_vector()) {
+    ValueId s = literal(l, DType::scalar(t.elem));
+    return convert_value(s, t);
+  }
+  if (!t.is_scalar()) fail("literal", "a literal cannot become a " + t.str());
+  Const c;
+  Scalar from = Scalar::I64;
+  switch (l.kind) {
+    case Literal::Kind::Float: c.f = l.f; from = Scalar::F32; break;
+    case Literal::Kind::Bool: c.i = l.i; from = Scalar::B1; break;
+    case Literal::Kind::UInt: c.i = static_cast<int64_t>(l.u); from = Scalar::U64; break;
+    case Literal::Kind::Int: c.i = l.i; from = Scalar::I64; break;
+  }
+  if (l.kind == Literal::Kind::Float) {
+    // Round the double once, straight to the target type.
+    Const out;
+    if (is_float(t.elem)) {
+      out.f = l.f;
+      return constant(t, out);
+    }
+    // double -> integer with saturating semantics
+    if (std::isnan(l.f)) return constant(t, out);
+    Const d;
+    d.f = l.f;
+    return constant(t, convert_const(d, Scalar::F32, t.elem));
+  }
+  if (is_float(t.elem)) {
+    Const out;
+    out.f = l.kind == Literal::Kind::UInt ? static_cast<double>(l.u) : static_cast<double>(l.i);
+    return constant(t, out);
+  }
+  return constant(t, convert_const(c, from, t.elem));
+}
+
+ValueId Builder::use(const Operand& o, const char* op) {
+  if (o.is_value()) {
+    check_visible(o.value, op);
+    return o.value;
+  }
+  return literal(o.literal);
+}
+
+ValueId Builder::convert_value(ValueId v, DType to) {
+  const DType from = k_.type_of(v);
+  if (from == to) return v;
+  // Fold conversions of constants right away (keeps IR small for literals).
+  if (from.is_scalar() && to.is_scalar()) {
+    const Region& r = current();
+    for (auto it = r.ops.rbegin(); it != r.ops.rend() && it - r.ops.rbegin() < 4; ++it) {
+      if (it->code == OpCode::Constant && it->result() == v)
+        return constant(to, convert_const(it->value, from.elem, to.elem));
+    }
+  }
+  Op op;
+  op.code = OpCode::Convert;
+  op.type = to;
+  op.operands = {v};
+  ValueId r = new_value(to, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::coerce(const Operand& o, DType to, const char* op, const char* what) {
+  if (o.is_value()) {
+    check_visible(o.value, op);
+    DType from = k_.type_of(o.value);
+    if (from == to) return o.value;
+    if (!from.is_scalar_or_vector() || !to.is_scalar_or_vector())
+      fail(op, std::string(what) + " has dtype " + from.str() + ", expected " + to.str());
+    if (from.is_vector() && (!to.is_vector() || from.lanes != to.lanes))
+      fail(op, std::string(what) + " is a " + from.str() + " but " + to.str() + " is needed");
+    return convert_value(o.value, to);
+  }
+  check_int_fits(o.literal, to, op);
+  return literal(o.literal, to);
+}
+
+DType Builder::common_type(const Operand& a, const Operand& b, const char* op) {
+  DType ta, tb;
+  if (a.is_value()) ta = k_.type_of(a.value);
+  if (b.is_value()) tb = k_.type_of(b.value);
+  if (!a.is_value() && !b.is_value()) {
+    ta = default_literal_type(a.literal);
+    tb = default_literal_type(b.literal);
+  } else if (!a.is_value()) {
+    ta = literal_type_against(a.literal, tb);
+  } else if (!b.is_value()) {
+    tb = literal_type_against(b.literal, ta);
+  }
+  if (!ta.is_scalar_or_vector() || !tb.is_scalar_or_vector())
+    fail(op, "operands must be scalars or vectors, got " + ta.str() + " and " + tb.str());
+  if (ta.is_vector() && tb.is_vector() && ta.lanes != tb.lanes)
+    fail(op, "vector sizes differ: " + ta.str() + " and " + tb.str());
+  DType r = ta.is_vector() ? ta : tb;
+  r.elem = promote(ta.elem, tb.elem);
+  return r;
+}
+
+// --- ops -----------------------------------------------------------------
+
+int Builder::add_buffer_param(const std::string& name, DType elem) {
+  if (!elem.is_scalar_or_vector())
+    fail("parameter '" + name + "'", "buffer element dtype must be a scalar or vector, got " + elem.str());
+  for (const Param& p : k_.params)
+    if (p.name == name) fail("parameter '" + name + "'", "duplicate parameter name");
+  k_.params.push_back(Param{name, Param::Kind::Buffer, elem, false});
+  return static_cast<int>(k_.params.size() - 1);
+}
+
+ValueId Builder::add_scalar_param(const std::string& name, DType type) {
+  if (!type.is_scalar())
+    fail("parameter '" + name + "'", "Scalar parameters must have a scalar dtype, got " + type.str());
+  for (const Param& p : k_.params)
+    if (p.name == name) fail("parameter '" + name + "'", "duplicate parameter name");
+  k_.params.push_back(Param{name, Param::Kind::Scalar, type, false});
+  Op op;
+  op.code = OpCode::Param;
+  op.type = type;
+  op.attr = static_cast<int64_t>(k_.params.size() - 1);
+  ValueId v = new_value(type, k_.body.id);
+  k_.values[v].hint = name;
+  op.results = {v};
+  // Scalar parameters are read at kernel entry, before any other op.
+  op.loc = loc_;
+  k_.body.ops.push_back(std::move(op));
+  return v;
+}
+
+ValueId Builder::thread_query(ThreadQuery q, int dim) {
+  if (has_dim(q) && (dim < 0 || dim > 2)) fail(name(q), "dim must be 'x'/'y'/'z'");
+  Op op;
+  op.code = OpCode::ThreadQuery;
+  op.type = DType::scalar(Scalar::U32);
+  op.attr = static_cast<int64_t>(q);
+  op.dim = has_dim(q) ? dim : 0;
+  ValueId v = new_value(op.type, current().id);
+  op.results = {v};
+  append(std::move(op));
+  return v;
+}
+
+ValueId Builder::binary(OpCode code, const Operand& a, const Operand& b) {
+  const OpInfo& oi = info(code);
+  const char* opname = oi.name;
+  DType t;
+  ValueId va, vb;
+  if (oi.category == OpCategory::Shift) {
+    // The result has the shifted value's dtype; the count is converted to it.
+    if (a.is_value()) t = k_.type_of(a.value);
+    else if (b.is_value()) t = literal_type_against(a.literal, k_.type_of(b.value));
+    else t = default_literal_type(a.literal);
+    if (t.is_scalar_or_vector() && t.elem == Scalar::B1 && !a.is_value()) t = t.with_elem(Scalar::U32);
+    if (!t.is_integer())
+      fail(opname, "shifts need integer operands, got " + t.str());
+    if (b.is_value()) {
+      DType tb = k_.type_of(b.value);
+      if (!tb.is_integer()) fail(opname, "shift count must be an integer, got " + tb.str());
+    } else if (b.literal.kind == Literal::Kind::Float) {
+      fail(opname, "shift count must be an integer, got " + b.literal.str());
+    }
+    va = coerce(a, t, opname, "the shifted value");
+    vb = b.is_value() ? coerce(b, t.is_vector() && !k_.type_of(b.value).is_vector() ? t : t, opname, "the shift count")
+                      : literal(b.literal, t);
+  } else {
+    t = common_type(a, b, opname);
+    if (oi.category == OpCategory::Arith && t.elem == Scalar::B1)
+      fail(opname, "arithmetic on bool values; convert with metal_cast first");
+    if (oi.category == OpCategory::Bitwise && is_float(t.elem))
+      fail(opname, "bitwise ops need integer or bool operands, got " + t.str() +
+                        " (use as_type to work on a float's bits)");
+    va = coerce(a, t, opname, "the left operand");
+    vb = coerce(b, t, opname, "the right operand");
+  }
+  Op op;
+  op.code = code;
+  op.type = t;
+  op.operands = {va, vb};
+  ValueId r = new_value(t, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::unary(OpCode code, const Operand& a) {
+  const OpInfo& oi = info(code);
+  ValueId va = use(a, oi.name);
+  DType t = k_.type_of(va);
+  if (!t.is_scalar_or_vector()) fail(oi.name, "operand must be a scalar or vector, got " + t.str());
+  if (code == OpCode::Neg && t.elem == Scalar::B1) fail(oi.name, "cannot negate a bool; use ~ or cmp_eq(x, False)");
+  if (code == OpCode::Not && is_float(t.elem))
+    fail(oi.name, "~ needs an integer or bool operand, got " + t.str());
+  Op op;
+  op.code = code;
+  op.type = t;
+  op.operands = {va};
+  ValueId r = new_value(t, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::compare(CmpPred pred, const Operand& a, const Operand& b) {
+  std::string opname = std::string("cmp_") + name(pred);
+  DType t = common_type(a, b, opname.c_str());
+  if (t.elem == Scalar::B1 && pred != CmpPred::Eq && pred != CmpPred::Ne)
+    fail(opname, "ordering comparisons of bool values are not defined; use cmp_eq/cmp_ne");
+  ValueId va = coerce(a, t, opname.c_str(), "the left operand");
+  ValueId vb = coerce(b, t, opname.c_str(), "the right operand");
+  Op op;
+  op.code = OpCode::Cmp;
+  op.type = t.with_elem(Scalar::B1);
+  op.attr = static_cast<int64_t>(pred);
+  op.operands = {va, vb};
+  ValueId r = new_value(op.type, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::select(const Operand& cond, const Operand& if_true, const Operand& if_false) {
+  DType t = common_type(if_true, if_false, "where");
+  ValueId vc;
+  if (cond.is_value()) {
+    check_visible(cond.value, "where");
+    DType tc = k_.type_of(cond.value);
+    if (!tc.is_bool() || (tc.is_vector() && (!t.is_vector() || tc.lanes != t.lanes)))
+      fail("where", "condition must be a bool (b1) of matching shape, got " + tc.str() +
+                        "; compare first, e.g. cmp_ne(x, 0)");
+    vc = cond.value;
+  } else {
+    if (cond.literal.kind != Literal::Kind::Bool)
+      fail("where", "condition must be a bool, got the literal " + cond.literal.str());
+    vc = literal(cond.literal);
+  }
+  ValueId vt = coerce(if_true, t, "where", "the true value");
+  ValueId vf = coerce(if_false, t, "where", "the false value");
+  Op op;
+  op.code = OpCode::Select;
+  op.type = t;
+  op.operands = {vc, vt, vf};
+  ValueId r = new_value(t, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::convert(const Operand& a, DType to) {
+  if (!to.is_scalar_or_vector()) fail("metal_cast", "cannot convert to " + to.str());
+  if (!a.is_value()) return literal(a.literal, to);
+  check_visible(a.value, "metal_cast");
+  DType from = k_.type_of(a.value);
+  if (!from.is_scalar_or_vector()) fail("metal_cast", "cannot convert a " + from.str());
+  if (from.is_vector() && (!to.is_vector() || from.lanes != to.lanes))
+    fail("metal_cast", "cannot convert " + from.str() + " to " + to.str() + " (vector sizes must match)");
+  return convert_value(a.value, to);
+}
+
+ValueId Builder::bitcast(const Operand& a, DType to) {
+  ValueId v = use(a, "as_type");
+  DType from = k_.type_of(v);
+  if (!from.is_scalar_or_vector() || !to.is_scalar_or_vector() || from.elem == Scalar::B1 || to.elem == Scalar::B1)
+    fail("as_type", "cannot reinterpret " + from.str() + " as " + to.str());
+  if (from.size_bytes() != to.size_bytes() || info(from.elem).bits * from.width() != info(to.elem).bits * to.width())
+    fail("as_type", "as_type needs types of the same size: " + from.str() + " (" +
+                        std::to_string(info(from.elem).bits * from.width()) + " bits) vs " + to.str() + " (" +
+                        std::to_string(info(to.elem).bits * to.width()) + " bits)");
+  if (from == to) return v;
+  Op op;
+  op.code = OpCode::Bitcast;
+  op.type = to;
+  op.operands = {v};
+  ValueId r = new_value(to, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::load(int param, const Operand& index) {
+  if (param < 0 || param >= static_cast<int>(k_.params.size()) || k_.params[param].kind != Param::Kind::Buffer)
+    fail("load", "not a buffer parameter");
+  const Param& p = k_.params[param];
+  std::string opname = "load from '" + p.name + "'";
+  ValueId vi;
+  if (index.is_value()) {
+    check_visible(index.value, opname.c_str());
+    DType ti = k_.type_of(index.value);
+    if (!ti.is_scalar() || !is_integer(ti.elem)) fail(opname, "index must be an integer scalar, got " + ti.str());
+    vi = index.value;
+  } else {
+    if (index.literal.kind == Literal::Kind::Float) fail(opname, "index must be an integer, got " + index.literal.str());
+    vi = literal(index.literal);
+  }
+  Op op;
+  op.code = OpCode::Load;
+  op.type = p.type;
+  op.attr = param;
+  op.operands = {vi};
+  ValueId r = new_value(p.type, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+void Builder::store(int param, const Operand& index, const Operand& value) {
+  if (param < 0 || param >= static_cast<int>(k_.params.size()) || k_.params[param].kind != Param::Kind::Buffer)
+    fail("store", "not a buffer parameter");
+  Param& p = k_.params[param];
+  std::string opname = "store to '" + p.name + "'";
+  ValueId vi;
+  if (index.is_value()) {
+    check_visible(index.value, opname.c_str());
+    DType ti = k_.type_of(index.value);
+    if (!ti.is_scalar() || !is_integer(ti.elem)) fail(opname, "index must be an integer scalar, got " + ti.str());
+    vi = index.value;
+  } else {
+    if (index.literal.kind == Literal::Kind::Float) fail(opname, "index must be an integer, got " + index.literal.str());
+    vi = literal(index.literal);
+  }
+  if (value.is_value()) {
+    check_visible(value.value, opname.c_str());
+    DType tv = k_.type_of(value.value);
+    if (tv.is_vector() && p.type.is_scalar())
+      fail(opname, "cannot store a " + tv.str() + " into a buffer of " + p.type.str());
+    if (!tv.is_scalar_or_vector()) fail(opname, "cannot store a " + tv.str() + " with an indexed store");
+  }
+  ValueId vv = coerce(value, p.type, opname.c_str(), "the stored value");
+  p.written = true;
+  Op op;
+  op.code = OpCode::Store;
+  op.attr = param;
+  op.operands = {vi, vv};
+  append(std::move(op));
+}
+
+// --- control flow --------------------------------------------------------
+
+std::vector<ValueId> Builder::begin_for(const Operand& lo, const Operand& hi, const Operand& step, DType iv_type,
+                                        const std::vector<Operand>& inits) {
+  if (!iv_type.is_scalar() || !is_integer(iv_type.elem))
+    fail("for_range", "the loop variable dtype must be an integer type, got " + iv_type.str());
+  if (!step.is_value() && step.literal.kind != Literal::Kind::Float && step.literal.i == 0 &&
+      step.literal.kind != Literal::Kind::UInt)
+    fail("for_range", "step must not be 0");
+  for (const Operand* o : {&lo, &hi, &step}) {
+    if (o->is_value()) {
+      check_visible(o->value, "for_range");
+      if (!k_.type_of(o->value).is_integer() || !k_.type_of(o->value).is_scalar())
+        fail("for_range", "bounds and step must be integer scalars, got " + k_.type_of(o->value).str());
+    } else if (o->literal.kind == Literal::Kind::Float) {
+      fail("for_range", "bounds and step must be integers, got " + o->literal.str());
+    }
+  }
+  ValueId vlo = coerce(lo, iv_type, "for_range", "the lower bound");
+  ValueId vhi = coerce(hi, iv_type, "for_range", "the upper bound");
+  ValueId vstep = coerce(step, iv_type, "for_range", "the step");
+  std::vector<ValueId> vinits;
+  for (const Operand& o : inits) vinits.push_back(use(o, "for_range init"));
+  Op op;
+  op.code = OpCode::For;
+  op.operands = {vlo, vhi, vstep};
+  op.operands.insert(op.operands.end(), vinits.begin(), vinits.end());
+  op.regions.resize(1);
+  Region& body = op.regions[0];
+  body.id = k_.next_region_id++;
+  body.args.push_back(new_value(iv_type, body.id));
+  for (ValueId v : vinits) body.args.push_back(new_value(k_.type_of(v), body.id));
+  Op& placed = append(std::move(op));
+  stack_.push_back(Open{&placed, 0, "for"});
+  return placed.regions[0].args;
+}
+
+std::vector<ValueId> Builder::close_region_with_yield(const std::vector<Operand>& yields,
+                                                      const std::vector<DType>& types, const char* opname) {
+  if (yields.size() != types.size())
+    fail(opname, "expected " + std::to_string(types.size()) + " carried value(s), got " + std::to_string(yields.size()));
+  std::vector<ValueId> vals;
+  for (size_t i = 0; i < yields.size(); ++i) {
+    std::string what = "carried value " + std::to_string(i);
+    if (yields[i].is_value()) {
+      DType from = k_.type_of(yields[i].value);
+      if (from.is_scalar_or_vector() && types[i].is_scalar_or_vector() && is_float(from.elem) &&
+          !is_float(types[i].elem))
+        fail(opname, what + " starts as " + types[i].str() + " but the body assigns a " + from.str() +
+                         "; give the init the dtype you need (e.g. init=[0.0] or metal_cast(0, \"float\"))");
+    }
+    vals.push_back(coerce(yields[i], types[i], opname, what.c_str()));
+  }
+  Op y;
+  y.code = OpCode::Yield;
+  y.operands = vals;
+  append(std::move(y));
+  return vals;
+}
+
+std::vector<ValueId> Builder::end_for(const std::vector<Operand>& yields) {
+  if (stack_.empty() || std::string(stack_.back().what) != "for") fail("for_range", "no open for_range to close");
+  Op* op = stack_.back().op;
+  std::vector<DType> types;
+  for (size_t i = 1; i < op->regions[0].args.size(); ++i) types.push_back(k_.type_of(op->regions[0].args[i]));
+  close_region_with_yield(yields, types, "for_range");
+  stack_.pop_back();
+  for (DType t : types) op->results.push_back(new_value(t, current().id));
+  return op->results;
+}
+
+void Builder::begin_if(const Operand& cond) {
+  ValueId vc;
+  if (cond.is_value()) {
+    check_visible(cond.value, "if_");
+    DType tc = k_.type_of(cond.value);
+    if (!(tc.is_scalar() && tc.elem == Scalar::B1))
+      fail("if_", "condition must be a bool (b1) scalar, got " + tc.str() + "; compare first, e.g. cmp_ne(x, 0)");
+    vc = cond.value;
+  } else {
+    if (cond.literal.kind != Literal::Kind::Bool)
+      fail("if_", "condition must be a bool, got the literal " + cond.literal.str());
+    vc = literal(cond.literal);
+  }
+  Op op;
+  op.code = OpCode::If;
+  op.operands = {vc};
+  op.regions.resize(2);
+  op.regions[0].id = k_.next_region_id++;
+  op.regions[1].id = k_.next_region_id++;
+  Op& placed = append(std::move(op));
+  stack_.push_back(Open{&placed, 0, "if"});
+}
+
+void Builder::begin_else() {
+  if (stack_.empty() || std::string(stack_.back().what) != "if") fail("if_", "else without an open if_");
+  Op* op = stack_.back().op;
+  Op y;
+  y.code = OpCode::Yield;
+  append(std::move(y));
+  stack_.back() = Open{op, 1, "else"};
+}
+
+std::vector<ValueId> Builder::end_if(const std::vector<Operand>& yields) {
+  if (stack_.empty() || (std::string(stack_.back().what) != "if" && std::string(stack_.back().what) != "else"))
+    fail("if_", "no open if_ to close");
+  if (!yields.empty()) fail("if_", "if_ produces no values; write results to memory or use enigma.where");
+  Op* op = stack_.back().op;
+  Op y;
+  y.code = OpCode::Yield;
+  append(std::move(y));
+  if (stack_.back().region == 0) {  // no else: give it an empty terminated region
+    Op y2;
+    y2.code = OpCode::Yield;
+    y2.loc = loc_;
+    op->regions[1].ops.push_back(std::move(y2));
+  }
+  stack_.pop_back();
+  return {};
+}
+
+std::vector<ValueId> Builder::begin_while(const std::vector<Operand>& inits) {
+  std::vector<ValueId> vinits;
+  for (const Operand& o : inits) vinits.push_back(use(o, "while_ init"));
+  Op op;
+  op.code = OpCode::While;
+  op.operands = vinits;
+  op.regions.resize(2);
+  for (Region& r : op.regions) {
+    r.id = k_.next_region_id++;
+    for (ValueId v : vinits) r.args.push_back(new_value(k_.type_of(v), r.id));
+  }
+  Op& placed = append(std::move(op));
+  stack_.push_back(Open{&placed, 0, "while condition"});
+  return placed.regions[0].args;
+}
+
+std::vector<ValueId> Builder::while_body(const Operand& cond) {
+  if (stack_.empty() || std::string(stack_.back().what) != "while condition")
+    fail("while_", "no open while_ condition");
+  ValueId vc;
+  if (cond.is_value()) {
+    check_visible(cond.value, "while_");
+    DType tc = k_.type_of(cond.value);
+    if (!(tc.is_scalar() && tc.elem == Scalar::B1))
+      fail("while_", "the condition function must return a bool (b1) scalar, got " + tc.str());
+    vc = cond.value;
+  } else {
+    if (cond.literal.kind != Literal::Kind::Bool)
+      fail("while_", "the condition function must return a bool, got the literal " + cond.literal.str());
+    vc = literal(cond.literal);
+  }
+  Op* op = stack_.back().op;
+  Op c;
+  c.code = OpCode::Condition;
+  c.operands = {vc};
+  append(std::move(c));
+  stack_.back() = Open{op, 1, "while body"};
+  return op->regions[1].args;
+}
+
+std::vector<ValueId> Builder::end_while(const std::vector<Operand>& yields) {
+  if (stack_.empty() || std::string(stack_.back().what) != "while body") fail("while_", "no open while_ body to close");
+  Op* op = stack_.back().op;
+  std::vector<DType> types;
+  for (ValueId a : op->regions[1].args) types.push_back(k_.type_of(a));
+  close_region_with_yield(yields, types, "while_");
+  stack_.pop_back();
+  for (DType t : types) op->results.push_back(new_value(t, current().id));
+  return op->results;
+}
+
+Kernel Builder::finish() {
+  if (!stack_.empty())
+    fail(stack_.back().what, "region still open at the end of the kernel (a with-block was not closed)");
+  verify(k_);
+  Kernel out = std::move(k_);
+  k_ = Kernel{};
+  stack_.clear();
+  loc_ = 0;
+  return out;
+}
+
+}  // namespace enigma

@@ -1,0 +1,182 @@
+#include "enigma/ir/printer.h"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace enigma {
+
+std::string value_name(const Kernel& k, ValueId v) {
+  // Built with append: GCC 12 warns falsely (-Wrestrict) on "%" + std::string.
+  std::string s(1, '%');
+  const std::string& hint = k.values.at(v).hint;
+  if (!hint.empty()) s.append(hint).append(1, '_');
+  return s.append(std::to_string(v));
+}
+
+namespace {
+
+std::string const_text(const Op& op) {
+  if (op.type.is_float()) {
+    char buf[64];
+    if (std::isnan(op.value.f)) return "nan";
+    if (std::isinf(op.value.f)) return op.value.f > 0 ? "inf" : "-inf";
+    std::snprintf(buf, sizeof buf, "%.9g", op.value.f);
+    std::string s = buf;
+    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+    return s;
+  }
+  if (op.type.elem == Scalar::B1) return op.value.i ? "true" : "false";
+  if (op.type.elem == Scalar::U64) return std::to_string(static_cast<uint64_t>(op.value.i));
+  return std::to_string(op.value.i);
+}
+
+class Printer {
+ public:
+  explicit Printer(const Kernel& k) : k_(k) {}
+
+  std::string run() {
+    out_ << "kernel @" << k_.name << "(";
+    for (size_t i = 0; i < k_.params.size(); ++i) {
+      const Param& p = k_.params[i];
+      if (i) out_ << ", ";
+      out_ << p.name << ": " << (p.kind == Param::Kind::Buffer ? "device " + p.type.str() + "*" : p.type.str());
+    }
+    out_ << ") {\n";
+    region(k_.body, 1);
+    out_ << "}\n";
+    return out_.str();
+  }
+
+ private:
+  std::string n(ValueId v) const { return value_name(k_, v); }
+  std::string list(const std::vector<ValueId>& vs, size_t from = 0, size_t to = ~size_t{0}) const {
+    std::string s;
+    for (size_t i = from; i < vs.size() && i < to; ++i) s += (i > from ? ", " : "") + n(vs[i]);
+    return s;
+  }
+
+  void region(const Region& r, int depth) {
+    for (const Op& op : r.ops) this->op(op, depth);
+  }
+
+  void loc(const Op& op) {
+    const Location& l = k_.location(op);
+    if (l.line > 0) {
+      std::string file = l.file;
+      size_t slash = file.find_last_of('/');
+      if (slash != std::string::npos) file = file.substr(slash + 1);
+      out_ << "  // " << file << ":" << l.line;
+    }
+  }
+
+  void op(const Op& op, int depth) {
+    if (op.info().category == OpCategory::Terminator && op.operands.empty()) return;  // implicit
+    std::string pad(depth * 2, ' ');
+    out_ << pad;
+    const OpInfo& oi = op.info();
+    switch (oi.category) {
+      case OpCategory::Constant:
+        out_ << n(op.result()) << " = constant " << const_text(op) << " : " << op.type.str();
+        break;
+      case OpCategory::Param:
+        out_ << n(op.result()) << " = param " << k_.params[op.attr].name << " : " << op.type.str();
+        break;
+      case OpCategory::ThreadQuery: {
+        ThreadQuery q = static_cast<ThreadQuery>(op.attr);
+        out_ << n(op.result()) << " = " << name(q);
+        if (has_dim(q)) out_ << "." << "xyz"[op.dim];
+        out_ << " : " << op.type.str();
+        break;
+      }
+      case OpCategory::Compare:
+        out_ << n(op.result()) << " = cmp " << name(static_cast<CmpPred>(op.attr)) << " " << list(op.operands)
+             << " : " << k_.type_of(op.operands[0]).str();
+        break;
+      case OpCategory::Convert:
+      case OpCategory::Bitcast:
+        out_ << n(op.result()) << " = " << oi.name << " " << n(op.operands[0]) << " : "
+             << k_.type_of(op.operands[0]).str() << " to " << op.type.str();
+        break;
+      case OpCategory::Load:
+        out_ << n(op.result()) << " = load " << k_.params[op.attr].name << "[" << n(op.operands[0]) << "] : "
+             << op.type.str();
+        break;
+      case OpCategory::Store:
+        out_ << "store " << k_.params[op.attr].name << "[" << n(op.operands[0]) << "], " << n(op.operands[1])
+             << " : " << k_.params[op.attr].type.str();
+        break;
+      case OpCategory::For: {
+        const Region& body = op.regions[0];
+        if (!op.results.empty()) out_ << list(op.results) << " = ";
+        out_ << "for " << n(body.args[0]) << " = " << n(op.operands[0]) << " to " << n(op.operands[1]) << " step "
+             << n(op.operands[2]) << " : " << k_.type_of(body.args[0]).str();
+        if (body.args.size() > 1) {
+          out_ << " iter_args(";
+          for (size_t i = 1; i < body.args.size(); ++i)
+            out_ << (i > 1 ? ", " : "") << n(body.args[i]) << " = " << n(op.operands[2 + i]) << " : "
+                 << k_.type_of(body.args[i]).str();
+          out_ << ")";
+        }
+        out_ << " {";
+        loc(op);
+        out_ << "\n";
+        region(body, depth + 1);
+        out_ << pad << "}\n";
+        return;
+      }
+      case OpCategory::If: {
+        if (!op.results.empty()) out_ << list(op.results) << " = ";
+        out_ << "if " << n(op.operands[0]) << " {";
+        loc(op);
+        out_ << "\n";
+        region(op.regions[0], depth + 1);
+        if (op.regions[1].ops.size() > 1 || !op.results.empty()) {
+          out_ << pad << "} else {\n";
+          region(op.regions[1], depth + 1);
+        }
+        out_ << pad << "}\n";
+        return;
+      }
+      case OpCategory::While: {
+        if (!op.results.empty()) out_ << list(op.results) << " = ";
+        out_ << "while";
+        if (!op.operands.empty()) {
+          out_ << " iter_args(";
+          for (size_t i = 0; i < op.operands.size(); ++i)
+            out_ << (i ? ", " : "") << n(op.regions[0].args[i]) << " = " << n(op.operands[i]);
+          out_ << ")";
+        }
+        out_ << " {";
+        loc(op);
+        out_ << "\n";
+        region(op.regions[0], depth + 1);
+        out_ << pad << "} do {";
+        if (!op.operands.empty()) out_ << " (" << list(op.regions[1].args) << ")";
+        out_ << "\n";
+        region(op.regions[1], depth + 1);
+        out_ << pad << "}\n";
+        return;
+      }
+      case OpCategory::Terminator:
+        out_ << oi.name;
+        if (!op.operands.empty()) out_ << " " << list(op.operands);
+        out_ << "\n";
+        return;
+      default:
+        out_ << n(op.result()) << " = " << oi.name << " " << list(op.operands) << " : " << op.type.str();
+        break;
+    }
+    loc(op);
+    out_ << "\n";
+  }
+
+  const Kernel& k_;
+  std::ostringstream out_;
+};
+
+}  // namespace
+
+std::string print(const Kernel& k) { return Printer(k).run(); }
+
+}  // namespace enigma

@@ -1,0 +1,223 @@
+#include "enigma/ir/verifier.h"
+
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "enigma/support/error.h"
+
+namespace enigma {
+
+namespace {
+
+class Verifier {
+ public:
+  explicit Verifier(const Kernel& k) : k_(k) {}
+
+  void run() {
+    for (size_t i = 0; i < k_.params.size(); ++i) {
+      const Param& p = k_.params[i];
+      if (p.kind == Param::Kind::Buffer && !p.type.is_scalar_or_vector())
+        fail(nullptr, "parameter '" + p.name + "' has element dtype " + p.type.str());
+    }
+    region(k_.body, /*terminator=*/nullptr);
+  }
+
+ private:
+  [[noreturn]] void fail(const Op* op, const std::string& msg) const {
+    std::string where = op ? k_.location(*op).str() : "";
+    std::string text = where.empty() ? "" : where + ": ";
+    text += "kernel '" + k_.name + "': invalid IR: ";
+    if (op) text += std::string(op->info().name) + ": ";
+    throw KernelError(text + msg);
+  }
+
+  const DType& type(const Op& op, ValueId v) const {
+    if (v >= k_.values.size()) fail(&op, "operand %" + std::to_string(v) + " does not exist");
+    return k_.values[v].type;
+  }
+
+  void define(const Op* op, ValueId v) {
+    if (v >= k_.values.size()) fail(op, "result %" + std::to_string(v) + " does not exist");
+    if (!defined_.insert(v).second) fail(op, "value %" + std::to_string(v) + " is defined twice");
+    scopes_.back().push_back(v);
+  }
+
+  void expect(const Op& op, bool ok, const std::string& msg) const {
+    if (!ok) fail(&op, msg);
+  }
+
+  void region(const Region& r, const char* terminator) {
+    scopes_.emplace_back();
+    for (ValueId a : r.args) define(nullptr, a);
+    for (size_t i = 0; i < r.ops.size(); ++i) {
+      const Op& op = r.ops[i];
+      bool last = i + 1 == r.ops.size();
+      if (op.info().category == OpCategory::Terminator && !(last && terminator))
+        fail(&op, "terminator in the middle of a region");
+      this->op(op);
+    }
+    if (terminator) {
+      if (r.ops.empty() || std::string(r.ops.back().info().name) != terminator)
+        fail(nullptr, std::string("region does not end with '") + terminator + "'");
+    }
+    for (ValueId v : scopes_.back()) defined_.erase(v);
+    scopes_.pop_back();
+  }
+
+  void op(const Op& op) {
+    const OpInfo& oi = op.info();
+    if (oi.num_operands >= 0 && static_cast<int>(op.operands.size()) != oi.num_operands)
+      fail(&op, "expected " + std::to_string(oi.num_operands) + " operand(s), got " + std::to_string(op.operands.size()));
+    if (static_cast<int>(op.regions.size()) != oi.num_regions)
+      fail(&op, "expected " + std::to_string(oi.num_regions) + " region(s), got " + std::to_string(op.regions.size()));
+    for (ValueId v : op.operands) {
+      type(op, v);
+      if (!defined_.count(v)) fail(&op, "operand %" + std::to_string(v) + " is used outside the region that defines it, or before its definition");
+    }
+    auto operand = [&](size_t i) -> const DType& { return type(op, op.operands.at(i)); };
+    auto single_result = [&] {
+      expect(op, op.results.size() == 1, "expected one result");
+      expect(op, type(op, op.results[0]) == op.type, "result dtype does not match the op's dtype");
+    };
+    switch (oi.category) {
+      case OpCategory::Constant:
+        single_result();
+        expect(op, op.type.is_scalar(), "constant must be a scalar");
+        break;
+      case OpCategory::Param:
+        single_result();
+        expect(op, op.attr >= 0 && op.attr < static_cast<int64_t>(k_.params.size()) &&
+                       k_.params[op.attr].kind == Param::Kind::Scalar && k_.params[op.attr].type == op.type,
+               "does not name a Scalar parameter of this dtype");
+        break;
+      case OpCategory::ThreadQuery:
+        single_result();
+        expect(op, op.attr >= 0 && op.attr < kNumThreadQueries, "unknown query");
+        expect(op, op.dim >= 0 && op.dim <= 2, "dim out of range");
+        expect(op, op.type == DType::scalar(Scalar::U32), "queries return uint");
+        break;
+      case OpCategory::Arith:
+      case OpCategory::Bitwise:
+      case OpCategory::Shift:
+        single_result();
+        expect(op, operand(0) == op.type && operand(1) == op.type,
+               "operands " + operand(0).str() + ", " + operand(1).str() + " do not match result " + op.type.str());
+        expect(op, op.type.is_scalar_or_vector(), "needs scalar or vector operands");
+        if (oi.category == OpCategory::Arith) expect(op, op.type.elem != Scalar::B1, "arithmetic on bool");
+        if (oi.category == OpCategory::Bitwise) expect(op, !op.type.is_float(), "bitwise op on floats");
+        if (oi.category == OpCategory::Shift) expect(op, op.type.is_integer(), "shift needs integers");
+        break;
+      case OpCategory::Negate:
+      case OpCategory::BitNot:
+        single_result();
+        expect(op, operand(0) == op.type, "operand dtype does not match result");
+        expect(op, oi.category == OpCategory::Negate ? op.type.elem != Scalar::B1 : !op.type.is_float(),
+               "invalid operand dtype " + op.type.str());
+        break;
+      case OpCategory::Compare:
+        single_result();
+        expect(op, operand(0) == operand(1), "operands differ: " + operand(0).str() + " vs " + operand(1).str());
+        expect(op, op.type == operand(0).with_elem(Scalar::B1), "result must be bool of the operands' shape");
+        expect(op, op.attr >= 0 && op.attr <= static_cast<int64_t>(CmpPred::Uge), "unknown predicate");
+        break;
+      case OpCategory::Select:
+        single_result();
+        expect(op, operand(0).is_bool(), "condition must be bool");
+        expect(op, operand(1) == op.type && operand(2) == op.type, "values must match the result dtype");
+        break;
+      case OpCategory::Convert:
+        single_result();
+        expect(op, operand(0).is_scalar_or_vector() && op.type.is_scalar_or_vector(), "converts scalars/vectors");
+        expect(op, !operand(0).is_vector() || operand(0).lanes == op.type.lanes, "vector sizes differ");
+        break;
+      case OpCategory::Bitcast:
+        single_result();
+        expect(op, info(operand(0).elem).bits * operand(0).width() == info(op.type.elem).bits * op.type.width(),
+               "sizes differ");
+        break;
+      case OpCategory::Load:
+      case OpCategory::Store: {
+        expect(op, op.attr >= 0 && op.attr < static_cast<int64_t>(k_.params.size()) &&
+                       k_.params[op.attr].kind == Param::Kind::Buffer,
+               "does not name a buffer parameter");
+        const DType& idx = operand(0);
+        expect(op, idx.is_scalar() && is_integer(idx.elem), "index must be an integer scalar");
+        if (oi.category == OpCategory::Load) {
+          single_result();
+          expect(op, op.type == k_.params[op.attr].type, "result must have the buffer's element dtype");
+        } else {
+          expect(op, op.results.empty(), "store has no result");
+          expect(op, operand(1) == k_.params[op.attr].type, "stored value must have the buffer's element dtype");
+        }
+        break;
+      }
+      case OpCategory::For: {
+        expect(op, op.operands.size() >= 3, "needs lo, hi, step");
+        const Region& body = op.regions[0];
+        size_t carried = op.operands.size() - 3;
+        expect(op, body.args.size() == carried + 1, "body arguments must be the induction variable and carried values");
+        const DType& iv = type(op, body.args[0]);
+        expect(op, iv.is_scalar() && is_integer(iv.elem), "induction variable must be an integer");
+        for (int i = 0; i < 3; ++i) expect(op, operand(i) == iv, "bounds must have the induction variable's dtype");
+        expect(op, op.results.size() == carried, "one result per carried value");
+        for (size_t i = 0; i < carried; ++i) {
+          expect(op, operand(3 + i) == type(op, body.args[1 + i]) && type(op, op.results[i]) == operand(3 + i),
+                 "carried value " + std::to_string(i) + " changes dtype");
+        }
+        region(body, "yield");
+        check_yield(op, body, op.results);
+        for (ValueId v : op.results) define(&op, v);
+        break;
+      }
+      case OpCategory::If: {
+        expect(op, operand(0) == DType::scalar(Scalar::B1), "condition must be a bool scalar");
+        for (const Region& r : op.regions) {
+          expect(op, r.args.empty(), "if regions take no arguments");
+          region(r, "yield");
+          check_yield(op, r, op.results);
+        }
+        for (ValueId v : op.results) define(&op, v);
+        break;
+      }
+      case OpCategory::While: {
+        for (const Region& r : op.regions) {
+          expect(op, r.args.size() == op.operands.size(), "regions take the carried values");
+          for (size_t i = 0; i < r.args.size(); ++i)
+            expect(op, type(op, r.args[i]) == operand(i), "carried value " + std::to_string(i) + " changes dtype");
+        }
+        region(op.regions[0], "condition");
+        expect(op, type(op, op.regions[0].ops.back().operands.at(0)) == DType::scalar(Scalar::B1),
+               "condition must be a bool scalar");
+        region(op.regions[1], "yield");
+        check_yield(op, op.regions[1], op.results);
+        expect(op, op.results.size() == op.operands.size(), "one result per carried value");
+        for (ValueId v : op.results) define(&op, v);
+        break;
+      }
+      case OpCategory::Terminator:
+        expect(op, op.results.empty(), "terminators have no results");
+        break;
+    }
+    if (oi.category != OpCategory::For && oi.category != OpCategory::If && oi.category != OpCategory::While)
+      for (ValueId v : op.results) define(&op, v);
+  }
+
+  void check_yield(const Op& op, const Region& r, const std::vector<ValueId>& results) const {
+    const Op& y = r.ops.back();
+    expect(op, y.operands.size() == results.size(), "yields " + std::to_string(y.operands.size()) +
+                                                        " value(s) for " + std::to_string(results.size()) + " result(s)");
+    for (size_t i = 0; i < results.size(); ++i)
+      expect(op, type(y, y.operands[i]) == type(op, results[i]), "yielded value " + std::to_string(i) + " changes dtype");
+  }
+
+  const Kernel& k_;
+  std::unordered_set<ValueId> defined_;
+  std::vector<std::vector<ValueId>> scopes_;
+};
+
+}  // namespace
+
+void verify(const Kernel& k) { Verifier(k).run(); }
+
+}  // namespace enigma

@@ -1,0 +1,315 @@
+// Python bindings of the core. The Python package only captures what the
+// user wrote and calls these; typing, verification, passes, code generation
+// and the runtime all live in C++.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstring>
+
+#include "enigma/codegen/codegen.h"
+#include "enigma/ir/builder.h"
+#include "enigma/ir/passes.h"
+#include "enigma/ir/printer.h"
+#include "enigma/ir/verifier.h"
+#include "enigma/runtime/runtime.h"
+#include "enigma/support/error.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace enigma {
+namespace {
+
+// The Python class of traced values (enigma._tracing.IRValue), set at import.
+nb::object g_value_type;
+
+Operand to_operand(nb::handle h) {
+  if (g_value_type.is_valid() && nb::isinstance(h, g_value_type)) return Operand(nb::cast<ValueId>(h.attr("_id")));
+  PyObject* o = h.ptr();
+  if (PyBool_Check(o)) return Literal::of_bool(o == Py_True);
+  if (PyLong_Check(o)) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) return Literal::of_int(v);
+    unsigned long long u = PyLong_AsUnsignedLongLong(o);
+    if (PyErr_Occurred()) {
+      PyErr_Clear();
+      throw KernelError("the integer literal " + nb::cast<std::string>(nb::str(h)) + " does not fit in 64 bits");
+    }
+    return Literal::of_uint(u);
+  }
+  if (PyFloat_Check(o)) return Literal::of_float(PyFloat_AsDouble(o));
+  std::string tname = nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(o))).attr("__name__")));
+  throw nb::type_error(("Cannot convert " + tname + " to IRValue").c_str());
+}
+
+std::vector<Operand> to_operands(const nb::list& l) {
+  std::vector<Operand> out;
+  for (nb::handle h : l) out.push_back(to_operand(h));
+  return out;
+}
+
+DType dtype_arg(const std::string& s, const char* what) {
+  auto t = parse_dtype(s);
+  if (!t) throw KernelError(std::string(what) + ": unknown dtype '" + s + "'");
+  return *t;
+}
+
+Dim3 dim3_arg(const std::vector<int64_t>& v) {
+  Dim3 d;
+  auto u = [](int64_t x) { return x < 0 ? uint64_t{0} : static_cast<uint64_t>(x); };
+  d.x = u(v.at(0));
+  d.y = u(v.at(1));
+  d.z = u(v.at(2));
+  return d;
+}
+
+struct PyBufferView {
+  Py_buffer view{};
+  bool ok = false;
+  explicit PyBufferView(nb::handle h) {
+    if (PyObject_GetBuffer(h.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) throw nb::python_error();
+    ok = true;
+  }
+  ~PyBufferView() {
+    if (ok) PyBuffer_Release(&view);
+  }
+};
+
+nb::dict caps_dict(const DeviceCapabilities& c) {
+  nb::dict d;
+  d["gpu_family"] = c.gpu_family;
+  d["gpu_family_raw"] = c.gpu_family_raw;
+  d["is_m3_or_newer"] = c.is_m3_or_newer;
+  d["supports_async_copy"] = c.supports_async_copy;
+  d["supports_simdgroup_matrix"] = c.supports_simdgroup_matrix;
+  d["simdgroup_size"] = c.simdgroup_size;
+  d["max_threadgroup_memory"] = c.max_threadgroup_memory;
+  d["max_threads_per_threadgroup"] = c.max_threads_per_threadgroup;
+  d["device_name"] = c.device_name;
+  d["backend"] = c.backend;
+  d["max_buffer_bytes"] = c.max_buffer_bytes;
+  return d;
+}
+
+}  // namespace
+}  // namespace enigma
+
+NB_MODULE(_core, m) {
+  using namespace enigma;
+  m.doc() = "Enigma core: IR, passes, code generation and runtime";
+  nb::exception<KernelError>(m, "EnigmaError");
+
+  m.def("_set_value_type", [](nb::object t) { g_value_type = t; });
+  m.def("cpu_abi_version", [] { return ENIGMA_CPU_ABI_VERSION; });
+
+  // dtype table (the single source; Python reads it)
+  m.def("dtype_table", [] {
+    nb::list out;
+    for (int i = 0; i < kNumScalars; ++i) {
+      const ScalarInfo& s = info(static_cast<Scalar>(i));
+      out.append(nb::make_tuple(s.metal_name, s.short_name, s.bits, s.is_float, s.is_signed, s.numpy_name));
+    }
+    return out;
+  });
+  m.def("canonical_dtype", [](const std::string& s) -> nb::object {
+    auto t = parse_dtype(s);
+    if (!t) return nb::none();
+    return nb::str(t->str().c_str());
+  });
+  m.def("dtype_size", [](const std::string& s) { return dtype_arg(s, "dtype_size").size_bytes(); });
+  m.def("op_table", [] {
+    nb::list out;
+    for (int i = 0; i < num_opcodes(); ++i) {
+      const OpInfo& o = info(static_cast<OpCode>(i));
+      out.append(nb::make_tuple(o.name, o.num_operands, o.num_regions, o.pure, o.c_expr));
+    }
+    return out;
+  });
+
+  nb::class_<Kernel>(m, "KernelIR")
+      .def_prop_ro("name", [](const Kernel& k) { return k.name; })
+      .def("print", [](const Kernel& k) { return print(k); })
+      .def("optimize", [](Kernel& k) { optimize(k); })
+      .def("verify", [](const Kernel& k) { verify(k); })
+      .def("emit_msl", [](const Kernel& k) { return emit_msl(k); })
+      .def("emit_cpu", [](const Kernel& k, bool debug) {
+        CpuEmitOptions o;
+        o.debug = debug;
+        return emit_cpu(k, o);
+      }, "debug"_a = false)
+      .def_prop_ro("params", [](const Kernel& k) {
+        nb::list out;
+        for (const Param& p : k.params)
+          out.append(nb::make_tuple(p.name, p.kind == Param::Kind::Buffer ? "buffer" : "scalar", p.type.str(), p.written));
+        return out;
+      })
+      .def_prop_ro("num_ops", [](const Kernel& k) {
+        size_t n = 0;
+        walk(k.body, [&](const Op&) { ++n; });
+        return n;
+      });
+
+  nb::class_<Builder>(m, "Builder")
+      .def(nb::init<std::string>())
+      .def("set_location", &Builder::set_location)
+      .def("dtype_of", [](const Builder& b, ValueId v) { return b.type_of(v).str(); })
+      .def("set_hint", &Builder::set_hint)
+      .def("add_buffer_param", [](Builder& b, const std::string& n, const std::string& t) {
+        return b.add_buffer_param(n, dtype_arg(t, ("parameter '" + n + "'").c_str()));
+      })
+      .def("add_scalar_param", [](Builder& b, const std::string& n, const std::string& t) {
+        return b.add_scalar_param(n, dtype_arg(t, ("parameter '" + n + "'").c_str()));
+      })
+      .def("literal", [](Builder& b, nb::handle v, nb::object dtype) {
+        Operand o = to_operand(v);
+        if (o.is_value()) return o.value;
+        if (dtype.is_none()) return b.literal(o.literal);
+        return b.literal(o.literal, dtype_arg(nb::cast<std::string>(dtype), "literal"));
+      }, "value"_a, "dtype"_a = nb::none())
+      .def("query", [](Builder& b, const std::string& q, int dim) {
+        ThreadQuery tq;
+        if (!parse_thread_query(q, &tq)) b.fail(q, "unknown thread query");
+        return b.thread_query(tq, dim);
+      })
+      .def("binary", [](Builder& b, const std::string& op, nb::handle x, nb::handle y) {
+        for (int i = 0; i < num_opcodes(); ++i) {
+          const OpInfo& oi = info(static_cast<OpCode>(i));
+          if (op == oi.name) return b.binary(oi.code, to_operand(x), to_operand(y));
+        }
+        b.fail(op, "unknown binary op");
+      })
+      .def("unary", [](Builder& b, const std::string& op, nb::handle x) {
+        if (op == "neg") return b.unary(OpCode::Neg, to_operand(x));
+        if (op == "not") return b.unary(OpCode::Not, to_operand(x));
+        b.fail(op, "unknown unary op");
+      })
+      .def("compare", [](Builder& b, const std::string& pred, nb::handle x, nb::handle y) {
+        CmpPred p;
+        if (!parse_cmp_pred(pred, &p)) b.fail("cmp_" + pred, "unknown predicate");
+        return b.compare(p, to_operand(x), to_operand(y));
+      })
+      .def("select", [](Builder& b, nb::handle c, nb::handle t, nb::handle f) {
+        return b.select(to_operand(c), to_operand(t), to_operand(f));
+      })
+      .def("convert", [](Builder& b, nb::handle x, const std::string& t) {
+        auto d = parse_dtype(t);
+        if (!d) b.fail("metal_cast", "unknown dtype '" + t + "'");
+        return b.convert(to_operand(x), *d);
+      })
+      .def("bitcast", [](Builder& b, nb::handle x, const std::string& t) {
+        auto d = parse_dtype(t);
+        if (!d) b.fail("as_type", "unknown dtype '" + t + "'");
+        return b.bitcast(to_operand(x), *d);
+      })
+      .def("load", [](Builder& b, int param, nb::handle idx) { return b.load(param, to_operand(idx)); })
+      .def("store", [](Builder& b, int param, nb::handle idx, nb::handle v) {
+        b.store(param, to_operand(idx), to_operand(v));
+      })
+      .def("begin_for", [](Builder& b, nb::handle lo, nb::handle hi, nb::handle step, const std::string& iv,
+                           const nb::list& inits) {
+        auto t = parse_dtype(iv);
+        if (!t) b.fail("for_range", "unknown loop variable dtype '" + iv + "'");
+        return b.begin_for(to_operand(lo), to_operand(hi), to_operand(step), *t, to_operands(inits));
+      })
+      .def("end_for", [](Builder& b, const nb::list& y) { return b.end_for(to_operands(y)); })
+      .def("begin_if", [](Builder& b, nb::handle c) { b.begin_if(to_operand(c)); })
+      .def("begin_else", [](Builder& b) { b.begin_else(); })
+      .def("end_if", [](Builder& b) { b.end_if(); })
+      .def("begin_while", [](Builder& b, const nb::list& inits) { return b.begin_while(to_operands(inits)); })
+      .def("while_body", [](Builder& b, nb::handle c) { return b.while_body(to_operand(c)); })
+      .def("end_while", [](Builder& b, const nb::list& y) { return b.end_while(to_operands(y)); })
+      .def("region_size", &Builder::current_region_size)
+      .def("depth", &Builder::depth)
+      .def("fail", [](const Builder& b, const std::string& op, const std::string& msg) { b.fail(op, msg); })
+      .def("finish", &Builder::finish);
+
+  nb::class_<CompiledKernel>(m, "CompiledKernelCore")
+      .def("__init__", [](CompiledKernel* self, const Kernel& k, bool debug) {
+        CompileOptions o;
+        o.debug = debug;
+        new (self) CompiledKernel(k, o);
+      }, "kernel"_a, "debug"_a = false)
+      .def_prop_ro("ir", [](const CompiledKernel& c) { return print(c.kernel()); })
+      .def("source", [](const CompiledKernel& c, const std::string& backend) {
+        if (backend == "metal" || backend == "msl") return emit_msl(c.kernel());
+        if (backend == "cpu") {
+          CpuEmitOptions o;
+          o.debug = c.options().debug;
+          return emit_cpu(c.kernel(), o);
+        }
+        throw RuntimeError("source(): unknown backend '" + backend + "'; expected 'metal', 'cpu'");
+      })
+      .def("precompile", [](CompiledKernel& c, std::shared_ptr<Device> d) {
+        nb::gil_scoped_release release;
+        c.program(*d);
+      });
+
+  nb::class_<Device>(m, "Device")
+      .def_prop_ro("name", &Device::name)
+      .def("capabilities", [](const Device& d) { return caps_dict(d.capabilities()); });
+  m.def("open_device", [](const std::string& spec) {
+    nb::gil_scoped_release release;
+    return open_device(spec);
+  });
+  m.def("available_backends", &available_backends);
+
+  nb::class_<PreparedLaunch>(m, "PreparedLaunch")
+      .def("__init__", [](PreparedLaunch* self, std::shared_ptr<Device> dev, std::shared_ptr<CompiledKernel> ck,
+                          const nb::list& inputs, const nb::list& scalars, const std::vector<uint64_t>& output_sizes,
+                          const std::string& api) {
+        // inputs: (buffer-protocol object, numpy dtype name, shape string)
+        std::vector<std::unique_ptr<PyBufferView>> views;
+        std::vector<HostArray> arrays;
+        for (nb::handle item : inputs) {
+          nb::tuple t = nb::cast<nb::tuple>(item);
+          views.push_back(std::make_unique<PyBufferView>(t[0]));
+          HostArray a;
+          a.data = views.back()->view.buf;
+          a.bytes = static_cast<uint64_t>(views.back()->view.len);
+          a.dtype = nb::cast<std::string>(t[1]);
+          a.shape = nb::cast<std::string>(t[2]);
+          arrays.push_back(a);
+        }
+        std::vector<ScalarArg> sargs;
+        for (nb::handle h : scalars) {
+          ScalarArg s;
+          s.repr = nb::cast<std::string>(nb::repr(h));
+          Operand o = to_operand(h);
+          switch (o.literal.kind) {
+            case Literal::Kind::Int: s.kind = ScalarArg::Kind::Int; s.i = o.literal.i; break;
+            case Literal::Kind::UInt: s.kind = ScalarArg::Kind::UInt; s.u = o.literal.u; break;
+            case Literal::Kind::Float: s.kind = ScalarArg::Kind::Float; s.f = o.literal.f; break;
+            case Literal::Kind::Bool: s.kind = ScalarArg::Kind::Bool; s.i = o.literal.i; break;
+          }
+          sargs.push_back(s);
+        }
+        nb::gil_scoped_release release;
+        new (self) PreparedLaunch(std::move(dev), std::move(ck), arrays, sargs, output_sizes, api.c_str());
+      })
+      .def("dispatch", [](PreparedLaunch& p, const std::vector<int64_t>& grid, const std::vector<int64_t>& threads) {
+        nb::gil_scoped_release release;
+        return p.dispatch_timed(dim3_arg(grid), dim3_arg(threads));
+      })
+      .def("read_output", [](const PreparedLaunch& p, size_t i) {
+        if (p.released()) throw RuntimeError("read_output: kernel '" + p.kernel_name() + "': this PreparedKernel was released; prepare() it again");
+        if (i >= p.num_outputs()) throw RuntimeError("read_output: no output " + std::to_string(i));
+        uint64_t n = p.output_size(i);
+        nb::bytes out(nullptr, static_cast<size_t>(n));
+        {
+          nb::gil_scoped_release release;
+          p.read_output(i, const_cast<char*>(static_cast<const char*>(out.data())));
+        }
+        return out;
+      })
+      .def_prop_ro("num_outputs", &PreparedLaunch::num_outputs)
+      .def_prop_ro("released", &PreparedLaunch::released)
+      .def_prop_ro("kernel_name", &PreparedLaunch::kernel_name)
+      .def("release", [](PreparedLaunch& p) {
+        nb::gil_scoped_release release;
+        p.release();
+      });
+}

@@ -1,0 +1,237 @@
+// The CPU device: kernels are compiled to shared libraries by the system C++
+// compiler (cached on disk by content) and run threadgroup-parallel on the
+// process-wide thread pool.
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <unistd.h>
+
+#include "enigma/codegen/codegen.h"
+#include "enigma/runtime/cxx_compiler.h"
+#include "enigma/runtime/disk_cache.h"
+#include "enigma/runtime/runtime.h"
+#include "enigma/runtime/shared_library.h"
+#include "enigma/runtime/thread_pool.h"
+#include "enigma/support/error.h"
+#include "enigma/support/sha256.h"
+
+namespace enigma {
+
+namespace {
+
+// Flags for generated kernels: C++20 semantics plus wrapping signed overflow
+// (GPU integer arithmetic wraps) and no FMA contraction (results match the
+// float64 references bit-for-bit where IEEE allows).
+const std::vector<std::string>& kernel_flags() {
+  static const std::vector<std::string> flags = {
+      "-std=c++20", "-O3", "-march=native", "-shared", "-fPIC", "-fwrapv", "-ffp-contract=off",
+      "-fno-math-errno", "-fvisibility=hidden", "-w"};
+  return flags;
+}
+
+std::string cpu_isa_level(int* level) {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) { *level = 3; return "x86_64-avx512"; }
+  if (__builtin_cpu_supports("avx2")) { *level = 2; return "x86_64-avx2"; }
+  *level = 1;
+  return "x86_64-sse2";
+#elif defined(__aarch64__)
+  *level = 1;
+  return "aarch64-neon";
+#else
+  *level = 0;
+  return "generic";
+#endif
+}
+
+std::string cpu_model_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  }
+  return "CPU";
+}
+
+uint64_t physical_memory_bytes() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return uint64_t{1} << 34;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+}
+
+class CpuBuffer : public DeviceBuffer {
+ public:
+  explicit CpuBuffer(uint64_t bytes) : size_(bytes) {
+    // 64-byte aligned so vector loads never straddle cache lines needlessly.
+    size_t alloc = static_cast<size_t>((bytes + 63) / 64 * 64);
+    if (alloc == 0) alloc = 64;
+    data_ = std::aligned_alloc(64, alloc);
+    if (!data_) throw RuntimeError("cpu: cannot allocate a buffer of " + std::to_string(bytes) + " bytes");
+    std::memset(data_, 0, alloc);
+  }
+  ~CpuBuffer() override { std::free(data_); }
+  uint64_t size() const override { return size_; }
+  void* data() const { return data_; }
+
+ private:
+  uint64_t size_;
+  void* data_;
+};
+
+class CpuProgram : public Program {
+ public:
+  CpuProgram(SharedLibrary lib, EnigmaCpuEntry fn) : lib_(std::move(lib)), entry_(fn) {}
+  EnigmaCpuEntry entry() const { return entry_; }
+
+ private:
+  SharedLibrary lib_;
+  EnigmaCpuEntry entry_;
+};
+
+class CpuDevice : public Device {
+ public:
+  CpuDevice() : name_("cpu") {
+    int level = 0;
+    std::string isa = cpu_isa_level(&level);
+    unsigned threads = ThreadPool::instance().size();
+    caps_.gpu_family = "cpu-" + isa;
+    caps_.gpu_family_raw = 20000 + level;  // documented in docs/runtime.md
+    caps_.supports_async_copy = false;
+    caps_.supports_simdgroup_matrix = false;
+    caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
+    caps_.simdgroup_size = 32;
+    caps_.max_threadgroup_memory = 32768;
+    caps_.max_threads_per_threadgroup = 1024;
+    caps_.device_name = cpu_model_name() + " (" + std::to_string(threads) + " threads)";
+    caps_.backend = "cpu";
+    caps_.max_buffer_bytes = physical_memory_bytes();
+    machine_ = caps_.gpu_family + "|" + cpu_model_name();
+  }
+
+  const std::string& name() const override { return name_; }
+  const DeviceCapabilities& capabilities() const override { return caps_; }
+
+  std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
+    CpuEmitOptions eo;
+    eo.debug = o.debug;
+    std::string source = emit_cpu(k, eo);
+    const CxxCompiler& cc = find_cxx_compiler();
+    Sha256 h;
+    h.update("enigma-cpu-kernel\n");
+    h.update(std::to_string(ENIGMA_CPU_ABI_VERSION) + "\n");
+    h.update(cc.identity() + "\n");
+    for (const std::string& f : kernel_flags()) h.update(f + " ");
+    h.update("\n" + machine_ + "\n");
+    h.update(source);
+    std::string key = h.hex_digest();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = loaded_.find(key);
+      if (it != loaded_.end()) {
+        if (auto p = it->second.lock()) return p;
+      }
+    }
+    const std::string file = "kernel.so";
+    // The cache root is resolved per compile so ENIGMA_CACHE_DIR changes apply.
+    DiskCache cache(DiskCache::default_root());
+    std::optional<std::filesystem::path> path = cache.lookup(key, file);
+    if (!path) {
+      path = cache.store(key, file, [&](const std::filesystem::path& dir) {
+        compile_shared_library(cc, source, kernel_flags(), dir / file);
+      });
+    }
+    SharedLibrary lib = SharedLibrary::open(*path);
+    auto entry = reinterpret_cast<EnigmaCpuEntry>(lib.symbol(eo.entry.c_str()));
+    auto prog = std::make_shared<CpuProgram>(std::move(lib), entry);
+    std::lock_guard<std::mutex> lock(mu_);
+    loaded_[key] = prog;
+    return prog;
+  }
+
+  std::unique_ptr<DeviceBuffer> allocate(uint64_t bytes) override { return std::make_unique<CpuBuffer>(bytes); }
+
+  void upload(DeviceBuffer& dst, const void* src, uint64_t bytes) override {
+    std::memcpy(static_cast<CpuBuffer&>(dst).data(), src, static_cast<size_t>(bytes));
+  }
+  void download(const DeviceBuffer& src, void* dst, uint64_t bytes) override {
+    std::memcpy(dst, static_cast<const CpuBuffer&>(src).data(), static_cast<size_t>(bytes));
+  }
+
+  double launch(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) override {
+    auto& prog = static_cast<CpuProgram&>(p);
+    std::vector<void*> ptrs(args.size());
+    std::vector<uint64_t> sizes(args.size());
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i].buffer) {
+        ptrs[i] = static_cast<CpuBuffer*>(args[i].buffer)->data();
+        sizes[i] = args[i].buffer->size();
+      } else {
+        ptrs[i] = const_cast<uint64_t*>(&args[i].scalar_bits);
+        sizes[i] = sizeof(uint64_t);
+      }
+    }
+    int32_t error_flag = 0;
+    uint64_t error_info[6] = {};
+    EnigmaCpuLaunch L{};
+    L.buffers = ptrs.data();
+    L.buffer_sizes = sizes.data();
+    const uint64_t g[3] = {grid.x, grid.y, grid.z}, t[3] = {threads.x, threads.y, threads.z};
+    uint64_t groups = 1;
+    for (int i = 0; i < 3; ++i) {
+      L.grid[i] = static_cast<uint32_t>(g[i]);
+      L.threads[i] = static_cast<uint32_t>(t[i]);
+      L.groups[i] = static_cast<uint32_t>((g[i] + t[i] - 1) / t[i]);
+      groups *= L.groups[i];
+    }
+    L.error_flag = &error_flag;
+    L.error_info = error_info;
+    const uint64_t per_group = t[0] * t[1] * t[2];
+    // Enough threads per chunk to amortise scheduling (~16k thread bodies).
+    const uint64_t min_chunk = std::max<uint64_t>(1, 16384 / per_group);
+    EnigmaCpuEntry entry = prog.entry();
+    auto start = std::chrono::steady_clock::now();
+    ThreadPool::instance().parallel_for(groups, min_chunk, [&](uint64_t b, uint64_t e) { entry(&L, b, e); });
+    auto end = std::chrono::steady_clock::now();
+    if (error_flag) {
+      const Param& param = k.params.at(error_info[0]);
+      uint64_t elems = sizes[error_info[0]] / static_cast<uint64_t>(param.type.size_bytes());
+      throw RuntimeError(dispatch_error(
+          name_, k.name, grid, threads, "OUT_OF_BOUNDS (debug mode)",
+          std::string("out-of-bounds ") + (error_info[2] ? "store to" : "load from") + " buffer '" + param.name +
+              "' at index " + std::to_string(error_info[1]) + " (it holds " + std::to_string(elems) + " " +
+              param.type.str() + " elements) by thread (" + std::to_string(error_info[3]) + ", " +
+              std::to_string(error_info[4]) + ", " + std::to_string(error_info[5]) + ")"));
+    }
+    return std::chrono::duration<double, std::milli>(end - start).count();
+  }
+
+ private:
+  std::string name_;
+  DeviceCapabilities caps_;
+  std::string machine_;
+  std::mutex mu_;
+  std::map<std::string, std::weak_ptr<CpuProgram>> loaded_;
+};
+
+}  // namespace
+
+void register_cpu_backend() {
+  register_backend(
+      "cpu",
+      [](int ordinal) -> std::shared_ptr<Device> {
+        if (ordinal != 0) throw RuntimeError("device 'cpu:" + std::to_string(ordinal) + "' does not exist; use 'cpu'");
+        return std::make_shared<CpuDevice>();
+      },
+      [] { return true; });
+}
+
+}  // namespace enigma

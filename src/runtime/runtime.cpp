@@ -1,0 +1,342 @@
+#include "enigma/runtime/runtime.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "enigma/ir/const_eval.h"
+#include "enigma/support/error.h"
+
+namespace enigma {
+
+std::string Dim3::str() const {
+  // Appends instead of "(" + ...: GCC 12 warns falsely (-Wrestrict) on the latter.
+  std::string s(1, '(');
+  s.append(std::to_string(x)).append(", ").append(std::to_string(y)).append(", ").append(std::to_string(z));
+  return s.append(1, ')');
+}
+
+std::string dispatch_error(const std::string& device, const std::string& kernel, Dim3 grid, Dim3 threads,
+                           const std::string& code, const std::string& description) {
+  return "enigma GPU error: dispatch failed: " + description + "\n  kernel: " + kernel + "\n  grid: " + grid.str() +
+         "\n  threads: " + threads.str() + "\n  device: " + device + "\n  error: " + code;
+}
+
+// ---- device registry --------------------------------------------------------
+
+namespace {
+struct Backend {
+  DeviceFactory factory;
+  std::function<bool()> available;
+};
+struct Registry {
+  std::mutex mu;
+  std::map<std::string, Backend> backends;
+  std::map<std::string, std::shared_ptr<Device>> open;
+};
+Registry& registry() {
+  static Registry* r = new Registry();  // never destroyed: devices may outlive static teardown
+  return *r;
+}
+}  // namespace
+
+void register_backend(const std::string& backend, DeviceFactory factory, std::function<bool()> available) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.backends[backend] = Backend{std::move(factory), std::move(available)};
+}
+
+std::vector<std::string> available_backends() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::vector<std::string> out;
+  for (auto& [name, b] : r.backends)
+    if (b.available()) out.push_back(name);
+  return out;
+}
+
+void register_cpu_backend();  // cpu_device.cpp
+
+std::shared_ptr<Device> open_device(const std::string& spec_in) {
+  static std::once_flag builtin;
+  std::call_once(builtin, [] { register_cpu_backend(); });
+  std::string spec = spec_in;
+  if (spec.empty() || spec == "auto") {
+    const char* env = std::getenv("ENIGMA_DEVICE");
+    if (env && *env) {
+      spec = env;
+    } else {
+      spec = "cpu";
+      for (const char* preferred : {"metal", "cuda"}) {
+        Registry& r = registry();
+        std::lock_guard<std::mutex> lock(r.mu);
+        auto it = r.backends.find(preferred);
+        if (it != r.backends.end() && it->second.available()) {
+          spec = preferred;
+          break;
+        }
+      }
+    }
+  }
+  std::string backend = spec;
+  int ordinal = 0;
+  size_t colon = spec.find(':');
+  if (colon != std::string::npos) {
+    backend = spec.substr(0, colon);
+    std::string num = spec.substr(colon + 1);
+    char* end = nullptr;
+    long v = std::strtol(num.c_str(), &end, 10);
+    if (num.empty() || *end != '\0' || v < 0 || v > 1024)
+      throw RuntimeError("invalid device '" + spec + "': the ordinal after ':' must be a non-negative integer");
+    ordinal = static_cast<int>(v);
+  }
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.backends.find(backend);
+  if (it == r.backends.end()) {
+    std::string known;
+    for (auto& [name, b] : r.backends) known += (known.empty() ? "" : ", ") + name;
+    throw RuntimeError("unknown device '" + spec + "'; expected one of: metal, cuda, cuda:N, cpu (built into this "
+                       "installation: " + known + ")");
+  }
+  std::string key = backend + ":" + std::to_string(ordinal);
+  auto open = r.open.find(key);
+  if (open != r.open.end()) return open->second;
+  if (!it->second.available())
+    throw RuntimeError("device '" + spec + "' is not available on this machine");
+  std::shared_ptr<Device> d = it->second.factory(ordinal);
+  r.open[key] = d;
+  return d;
+}
+
+// ---- compiled kernels -----------------------------------------------------
+
+CompiledKernel::CompiledKernel(Kernel k, CompileOptions o) : kernel_(std::move(k)), options_(o) {}
+
+std::shared_ptr<Program> CompiledKernel::program(Device& d) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [dev, prog] : programs_)
+      if (dev == &d) return prog;
+  }
+  // Compile outside the lock: it can take a while and other devices may ask.
+  std::shared_ptr<Program> p = d.compile(kernel_, options_);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [dev, prog] : programs_)
+    if (dev == &d) return prog;
+  programs_.emplace_back(&d, p);
+  return p;
+}
+
+// ---- prepared launches ------------------------------------------------------
+
+namespace {
+
+std::string param_list(const Kernel& k) {
+  std::string s = "[";
+  for (size_t i = 0; i < k.params.size(); ++i) s += (i ? ", " : "") + k.params[i].name;
+  return s + "]";
+}
+
+std::string numpy_of(const DType& t) {
+  std::string n = info(t.elem).numpy_name;
+  if (t.elem == Scalar::BF16) return "bfloat16 (ml_dtypes) or uint16 holding bfloat16 bits";
+  return "numpy " + n;
+}
+
+bool input_dtype_ok(const DType& param, const std::string& given) {
+  if (given.empty()) return true;  // untyped bytes: only the size is checked
+  if (given == info(param.elem).numpy_name) return true;
+  return param.elem == Scalar::BF16 && given == "uint16";
+}
+
+uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const char* api) {
+  Scalar t = p.type.elem;
+  auto bad = [&](const std::string& why) -> RuntimeError {
+    return RuntimeError(std::string(api) + ": kernel '" + k.name + "' Scalar parameter '" + p.name + "' (" +
+                        p.type.str() + ") " + why);
+  };
+  Const c;
+  Scalar from = Scalar::I64;
+  switch (a.kind) {
+    case ScalarArg::Kind::Float:
+      if (!is_float(t)) throw bad("needs an integer value, got the float " + a.repr);
+      c.f = a.f;
+      return const_bits(t, normalize_const(t, c));
+    case ScalarArg::Kind::Bool: c.i = a.i; from = Scalar::B1; break;
+    case ScalarArg::Kind::UInt: c.i = static_cast<int64_t>(a.u); from = Scalar::U64; break;
+    case ScalarArg::Kind::Int: c.i = a.i; from = Scalar::I64; break;
+  }
+  if (is_float(t)) {
+    c.f = a.kind == ScalarArg::Kind::UInt ? static_cast<double>(a.u) : static_cast<double>(a.i);
+    return const_bits(t, normalize_const(t, c));
+  }
+  if (t == Scalar::B1) {
+    if (a.kind != ScalarArg::Kind::Bool && !(a.kind == ScalarArg::Kind::Int && (a.i == 0 || a.i == 1)))
+      throw bad("needs True/False, got " + a.repr);
+    c.i = c.i != 0;
+    return const_bits(t, c);
+  }
+  // Integers must fit the parameter's range exactly.
+  int bits = info(t).bits;
+  bool ok;
+  if (a.kind == ScalarArg::Kind::UInt) {
+    ok = !is_signed_int(t) && bits == 64;
+  } else {
+    int64_t v = c.i;
+    if (is_signed_int(t)) ok = bits == 64 || (v >= -(int64_t{1} << (bits - 1)) && v < (int64_t{1} << (bits - 1)));
+    else ok = v >= 0 && (bits == 64 || v < (int64_t{1} << bits));
+  }
+  if (!ok) throw bad("cannot hold " + a.repr + " (out of range)");
+  return const_bits(t, convert_const(c, from, t));
+}
+
+}  // namespace
+
+PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<CompiledKernel> kernel,
+                               const std::vector<HostArray>& inputs, const std::vector<ScalarArg>& scalars,
+                               const std::vector<uint64_t>& output_sizes, const char* api)
+    : device_(std::move(device)), kernel_(std::move(kernel)), api_(api) {
+  const Kernel& k = kernel_->kernel();
+  const size_t P = k.params.size();
+  const size_t S = static_cast<size_t>(k.num_scalar_params());
+  const size_t total = inputs.size() + scalars.size() + output_sizes.size();
+  auto err = [&](const std::string& msg) -> RuntimeError { return RuntimeError(api_ + ": kernel '" + k.name + "' " + msg); };
+
+  if (output_sizes.empty()) throw err("needs at least one output buffer (output_size or output_sizes)");
+  if (!scalars.empty() && S == 0)
+    throw err("has no Scalar parameters, but got " + std::to_string(scalars.size()) + " scalar(s)");
+  if (scalars.size() != S) {
+    std::string names;
+    for (const Param& p : k.params)
+      if (p.kind == Param::Kind::Scalar) names += (names.empty() ? "" : ", ") + p.name;
+    throw err("expects " + std::to_string(S) + " scalar(s) (one per Scalar parameter: [" + names + "]), got " +
+              std::to_string(scalars.size()));
+  }
+  if (total != P) {
+    throw RuntimeError("enigma GPU error: " + api_ + ": kernel '" + k.name + "' has " + std::to_string(P) +
+                       " parameter(s), but got " + std::to_string(inputs.size()) + " input(s) + " +
+                       std::to_string(scalars.size()) + " scalar(s) + " + std::to_string(output_sizes.size()) +
+                       " output buffer(s) = " + std::to_string(total) + ".\n  kernel '" + k.name +
+                       "' params: " + param_list(k) +
+                       "\nOutputs are appended AFTER inputs in the bind list. Pass every kernel parameter exactly "
+                       "once across inputs= / scalars= / output_size(s).");
+  }
+  num_outputs_ = output_sizes.size();
+  first_output_ = P - num_outputs_;
+  for (size_t i = first_output_; i < P; ++i) {
+    if (k.params[i].kind == Param::Kind::Scalar)
+      throw err("Scalar parameter '" + k.params[i].name + "' (index " + std::to_string(i) +
+                ") falls in the output region (the last " + std::to_string(num_outputs_) +
+                " parameter(s)); declare Scalar parameters before the output buffers");
+  }
+  const DeviceCapabilities& caps = device_->capabilities();
+  // Validate every argument before allocating anything.
+  size_t next_input = 0, next_scalar = 0;
+  std::vector<uint64_t> bits(P, 0);
+  for (size_t i = 0; i < first_output_; ++i) {
+    const Param& p = k.params[i];
+    if (p.kind == Param::Kind::Scalar) {
+      bits[i] = scalar_bits(k, p, scalars[next_scalar++], api);
+      continue;
+    }
+    const HostArray& a = inputs[next_input];
+    if (!input_dtype_ok(p.type, a.dtype))
+      throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') must hold " + p.type.str() +
+                " elements (" + numpy_of(p.type) + "), got an array of " + a.dtype +
+                (a.shape.empty() ? "" : " with shape " + a.shape));
+    uint64_t elem = static_cast<uint64_t>(p.type.size_bytes());
+    if (a.bytes % elem != 0)
+      throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') has " +
+                std::to_string(a.bytes) + " bytes, not a whole number of " + p.type.str() + " elements (" +
+                std::to_string(elem) + " bytes each)");
+    if (a.bytes > caps.max_buffer_bytes)
+      throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') has " + std::to_string(a.bytes) +
+                " bytes, more than the device allows in one buffer (" + std::to_string(caps.max_buffer_bytes) + ")");
+    ++next_input;
+  }
+  for (size_t o = 0; o < num_outputs_; ++o) {
+    const Param& p = k.params[first_output_ + o];
+    uint64_t sz = output_sizes[o];
+    std::string what = num_outputs_ == 1 ? std::string("output_size") : "output_sizes[" + std::to_string(o) + "]";
+    if (sz == 0) throw err(what + " must be a positive number of bytes, got 0 (parameter '" + p.name + "')");
+    if (sz > caps.max_buffer_bytes)
+      throw err(what + " is " + std::to_string(sz) + " bytes, more than the device allows in one buffer (" +
+                std::to_string(caps.max_buffer_bytes) + " bytes)");
+    uint64_t elem = static_cast<uint64_t>(p.type.size_bytes());
+    if (sz % elem != 0)
+      throw err(what + " is " + std::to_string(sz) + " bytes, not a whole number of " + p.type.str() +
+                " elements (" + std::to_string(elem) + " bytes each) for parameter '" + p.name + "'");
+  }
+  program_ = kernel_->program(*device_);
+  buffers_.resize(P);
+  args_.resize(P);
+  next_input = 0;
+  for (size_t i = 0; i < P; ++i) {
+    const Param& p = k.params[i];
+    if (p.kind == Param::Kind::Scalar) {
+      args_[i].scalar_bits = bits[i];
+      continue;
+    }
+    if (i < first_output_) {
+      const HostArray& a = inputs[next_input++];
+      buffers_[i] = device_->allocate(a.bytes);
+      if (a.bytes) device_->upload(*buffers_[i], a.data, a.bytes);
+    } else {
+      buffers_[i] = device_->allocate(output_sizes[i - first_output_]);
+    }
+    args_[i].buffer = buffers_[i].get();
+  }
+}
+
+void PreparedLaunch::fail(const std::string& msg) const {
+  throw RuntimeError(api_ + ": kernel '" + kernel_->kernel().name + "': " + msg);
+}
+
+void PreparedLaunch::validate_geometry(Dim3 grid, Dim3 threads) const {
+  const DeviceCapabilities& caps = device_->capabilities();
+  const uint64_t g[3] = {grid.x, grid.y, grid.z}, t[3] = {threads.x, threads.y, threads.z};
+  for (int i = 0; i < 3; ++i) {
+    if (g[i] == 0) fail("grid must be 3 positive integers (threads per dimension), got " + grid.str());
+    if (t[i] == 0) fail("threads must be 3 positive integers (threadgroup size), got " + threads.str());
+    if (g[i] > std::numeric_limits<uint32_t>::max())
+      fail("grid " + grid.str() + " is too large: at most 4294967295 threads per dimension");
+  }
+  uint64_t per_group = threads.x * threads.y * threads.z;
+  if (threads.x > caps.max_threads_per_threadgroup || threads.y > caps.max_threads_per_threadgroup ||
+      threads.z > caps.max_threads_per_threadgroup || per_group > caps.max_threads_per_threadgroup)
+    fail("threads " + threads.str() + " = " + std::to_string(per_group) +
+         " threads per threadgroup; the device allows at most " + std::to_string(caps.max_threads_per_threadgroup) +
+         " (" + device_->name() + ")");
+}
+
+double PreparedLaunch::run(Dim3 grid, Dim3 threads) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (released_) fail("this PreparedKernel was released; prepare() it again");
+  validate_geometry(grid, threads);
+  return device_->launch(kernel_->kernel(), *program_, args_, grid, threads);
+}
+
+uint64_t PreparedLaunch::output_size(size_t i) const {
+  return buffers_.at(first_output_ + i)->size();
+}
+
+void PreparedLaunch::read_output(size_t i, void* dst) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (released_) fail("this PreparedKernel was released; prepare() it again");
+  if (i >= num_outputs_) fail("no output " + std::to_string(i) + " (the kernel has " + std::to_string(num_outputs_) + ")");
+  const DeviceBuffer& b = *buffers_[first_output_ + i];
+  device_->download(b, dst, b.size());
+}
+
+void PreparedLaunch::release() {
+  std::lock_guard<std::mutex> lock(mu_);
+  buffers_.clear();
+  args_.clear();
+  program_.reset();
+  released_ = true;
+}
+
+}  // namespace enigma

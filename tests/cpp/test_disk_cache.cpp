@@ -1,0 +1,367 @@
+#include <gtest/gtest.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "enigma/runtime/disk_cache.h"
+#include "enigma/support/error.h"
+#include "enigma/support/sha256.h"
+
+namespace fs = std::filesystem;
+using enigma::DiskCache;
+
+namespace {
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_file(const fs::path& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+  if (!out) throw std::runtime_error("test: cannot write " + path.string());
+}
+
+size_t count_entries(const fs::path& dir) {
+  if (!fs::exists(dir)) return 0;
+  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+std::string key_for(const std::string& text) { return enigma::sha256_hex(text); }
+
+std::string error_message(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const enigma::RuntimeError& e) {
+    return e.what();
+  }
+  return "<no RuntimeError>";
+}
+
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) saved_ = old;
+    if (value)
+      ::setenv(name, value, 1);
+    else
+      ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (saved_)
+      ::setenv(name_.c_str(), saved_->c_str(), 1);
+    else
+      ::unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> saved_;
+};
+
+class DiskCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "enigma-disk-cache-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    root_ = dir_ / "cache";  // not created: the cache must create it itself
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Stores `content` under `key` through a producer that writes it.
+  fs::path store(DiskCache& cache, const std::string& key, const std::string& content) {
+    return cache.store(key, "artifact.so", [&](const fs::path& dir) { write_file(dir / "artifact.so", content); });
+  }
+
+  fs::path dir_;
+  fs::path root_;
+};
+
+}  // namespace
+
+TEST_F(DiskCacheTest, MissOnEmptyCache) {
+  DiskCache cache(root_);
+  EXPECT_EQ(cache.root(), root_);
+  EXPECT_FALSE(cache.lookup(key_for("a"), "artifact.so").has_value());
+  EXPECT_FALSE(fs::exists(root_)) << "lookup must not create the cache directory";
+}
+
+TEST_F(DiskCacheTest, StoreThenHit) {
+  DiskCache cache(root_);
+  const std::string key = key_for("kernel 1");
+  int produced = 0;
+  fs::path stored = cache.store(key, "artifact.so", [&](const fs::path& dir) {
+    ++produced;
+    EXPECT_TRUE(fs::is_directory(dir));
+    EXPECT_EQ(dir.parent_path(), root_ / "tmp");
+    write_file(dir / "artifact.so", "binary\0content");
+  });
+  EXPECT_EQ(produced, 1);
+  EXPECT_EQ(stored, root_ / key.substr(0, 2) / key / "artifact.so");
+  EXPECT_TRUE(fs::exists(stored.string() + ".sha256"));
+
+  std::optional<fs::path> hit = cache.lookup(key, "artifact.so");
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(*hit, stored);
+  EXPECT_EQ(read_file(*hit), std::string("binary\0content"));
+  EXPECT_EQ(count_entries(root_ / "tmp"), 0u);
+
+  // Other keys are still misses; a second cache object on the same root hits.
+  EXPECT_FALSE(cache.lookup(key_for("kernel 2"), "artifact.so").has_value());
+  DiskCache again(root_);
+  EXPECT_EQ(again.lookup(key, "artifact.so"), stored);
+}
+
+TEST_F(DiskCacheTest, BinaryAndEmptyArtifacts) {
+  DiskCache cache(root_);
+  std::string binary;
+  for (int i = 0; i < 200000; ++i) binary.push_back(static_cast<char>(i * 7));
+  fs::path big = store(cache, key_for("big"), binary);
+  fs::path empty = store(cache, key_for("empty"), "");
+  EXPECT_EQ(read_file(*cache.lookup(key_for("big"), "artifact.so")), binary);
+  EXPECT_EQ(cache.lookup(key_for("empty"), "artifact.so"), empty);
+  EXPECT_EQ(fs::file_size(empty), 0u);
+  EXPECT_NE(big, empty);
+}
+
+TEST_F(DiskCacheTest, CorruptEntriesAreRemovedAndRebuilt) {
+  struct Corruption {
+    const char* name;
+    std::function<void(const fs::path& artifact)> apply;
+  };
+  const std::vector<Corruption> corruptions = {
+      {"truncate", [](const fs::path& a) { fs::resize_file(a, fs::file_size(a) / 2); }},
+      {"flip a byte",
+       [](const fs::path& a) {
+         std::string data = read_file(a);
+         data[data.size() / 2] ^= 0x20;
+         write_file(a, data);
+       }},
+      {"append", [](const fs::path& a) { write_file(a, read_file(a) + "x"); }},
+      {"delete artifact", [](const fs::path& a) { fs::remove(a); }},
+      {"delete checksum", [](const fs::path& a) { fs::remove(a.string() + ".sha256"); }},
+      {"garbage checksum", [](const fs::path& a) { write_file(a.string() + ".sha256", "not a checksum\n"); }},
+      {"empty checksum", [](const fs::path& a) { write_file(a.string() + ".sha256", ""); }},
+      {"artifact replaced by a directory",
+       [](const fs::path& a) {
+         fs::remove(a);
+         fs::create_directory(a);
+       }},
+  };
+  DiskCache cache(root_);
+  int i = 0;
+  for (const auto& corruption : corruptions) {
+    SCOPED_TRACE(corruption.name);
+    const std::string key = key_for("corrupt " + std::to_string(i++));
+    const std::string content = "some compiled bytes for " + key;
+    fs::path artifact = store(cache, key, content);
+    ASSERT_EQ(cache.lookup(key, "artifact.so"), artifact);
+
+    corruption.apply(artifact);
+    EXPECT_FALSE(cache.lookup(key, "artifact.so").has_value());
+    EXPECT_FALSE(fs::exists(artifact.parent_path())) << "corrupt entry not removed";
+    EXPECT_EQ(count_entries(root_ / "trash"), 0u);
+
+    // Rebuilding works and is found again.
+    EXPECT_EQ(store(cache, key, content), artifact);
+    ASSERT_EQ(cache.lookup(key, "artifact.so"), artifact);
+    EXPECT_EQ(read_file(artifact), content);
+  }
+}
+
+TEST_F(DiskCacheTest, StoreReplacesCorruptEntryPublishedByOthers) {
+  DiskCache cache(root_);
+  const std::string key = key_for("replaced");
+  fs::path artifact = store(cache, key, "good");
+  write_file(artifact, "evil");  // corrupt in place; store must not keep it
+  EXPECT_EQ(store(cache, key, "good"), artifact);
+  EXPECT_EQ(read_file(artifact), "good");
+  EXPECT_EQ(count_entries(root_ / "tmp"), 0u);
+}
+
+TEST_F(DiskCacheTest, ProducerErrorsLeaveNoGarbage) {
+  DiskCache cache(root_);
+  const std::string key = key_for("failing");
+  EXPECT_THROW(cache.store(key, "artifact.so",
+                           [](const fs::path& dir) {
+                             write_file(dir / "artifact.so", "half");
+                             throw std::runtime_error("compiler exploded");
+                           }),
+               std::runtime_error);
+  EXPECT_EQ(count_entries(root_ / "tmp"), 0u);
+  EXPECT_FALSE(cache.lookup(key, "artifact.so").has_value());
+
+  // A producer that "succeeds" without creating the file is an error too.
+  std::string message = error_message([&] { cache.store(key, "artifact.so", [](const fs::path&) {}); });
+  EXPECT_NE(message.find("artifact.so"), std::string::npos) << message;
+  EXPECT_NE(message.find("not created"), std::string::npos) << message;
+  EXPECT_EQ(count_entries(root_ / "tmp"), 0u);
+  EXPECT_FALSE(fs::exists(root_ / key.substr(0, 2) / key));
+}
+
+TEST_F(DiskCacheTest, StoreSweepsStaleLeftovers) {
+  DiskCache cache(root_);
+  const auto two_days_ago = fs::file_time_type::clock::now() - std::chrono::hours(48);
+  for (const char* sub : {"tmp/crashed", "trash/abandoned"}) {
+    fs::create_directories(root_ / sub);
+    write_file(root_ / sub / "artifact.so", "x");
+    fs::last_write_time(root_ / sub, two_days_ago);
+  }
+  fs::create_directories(root_ / "tmp" / "in-progress");  // fresh: another process may be using it
+  store(cache, key_for("sweep"), "content");
+  EXPECT_FALSE(fs::exists(root_ / "tmp" / "crashed"));
+  EXPECT_FALSE(fs::exists(root_ / "trash" / "abandoned"));
+  EXPECT_TRUE(fs::exists(root_ / "tmp" / "in-progress"));
+}
+
+TEST_F(DiskCacheTest, RejectsBadKeysAndFilenames) {
+  DiskCache cache(root_);
+  auto produce = [](const fs::path& dir) { write_file(dir / "a", "x"); };
+  for (const std::string& bad_key : std::vector<std::string>{"", "abc", "0123456789abcde", "0123456789ABCDEF", "0123456789abcdeg",
+                                    "../../0123456789abcdef", std::string(129, 'a')}) {
+    std::string message = error_message([&] { cache.lookup(bad_key, "a"); });
+    EXPECT_NE(message.find("invalid key"), std::string::npos) << bad_key << ": " << message;
+    EXPECT_THROW(cache.store(bad_key, "a", produce), enigma::RuntimeError);
+  }
+  EXPECT_NO_THROW(cache.lookup(std::string(16, 'f'), "a"));
+  EXPECT_NO_THROW(cache.lookup(std::string(128, '0'), "a"));
+  for (const std::string& bad_name : std::vector<std::string>{"", "a/b", "/a", ".", ".."}) {
+    std::string message = error_message([&] { cache.lookup(key_for("k"), bad_name); });
+    EXPECT_NE(message.find("invalid artifact file name"), std::string::npos) << bad_name << ": " << message;
+    EXPECT_THROW(cache.store(key_for("k"), bad_name, produce), enigma::RuntimeError);
+  }
+  EXPECT_FALSE(fs::exists(root_));
+}
+
+TEST_F(DiskCacheTest, IoErrorsNameThePath) {
+  write_file(dir_ / "not-a-directory", "x");
+  DiskCache cache(dir_ / "not-a-directory" / "cache");
+  std::string message = error_message([&] { store(cache, key_for("io"), "x"); });
+  EXPECT_NE(message.find((dir_ / "not-a-directory").string()), std::string::npos) << message;
+  EXPECT_NE(message.find("disk cache: cannot"), std::string::npos) << message;
+  // A lookup through a file is simply a miss.
+  EXPECT_FALSE(cache.lookup(key_for("io"), "artifact.so").has_value());
+}
+
+TEST_F(DiskCacheTest, ConcurrentStoresFromThreads) {
+  DiskCache cache(root_);
+  const std::string key = key_for("shared by threads");
+  const std::string content(100000, 'k');
+  std::atomic<int> ready{0};
+  std::vector<fs::path> results(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      ++ready;
+      while (ready.load() < 8) std::this_thread::yield();
+      results[t] = cache.store(key, "artifact.so", [&](const fs::path& dir) {
+        write_file(dir / "artifact.so", content);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));  // widen the race window
+      });
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& path : results) {
+    EXPECT_EQ(path, results[0]);
+    EXPECT_EQ(read_file(path), content);
+  }
+  EXPECT_EQ(cache.lookup(key, "artifact.so"), results[0]);
+  EXPECT_EQ(count_entries(root_ / "tmp"), 0u);
+  EXPECT_EQ(count_entries(root_ / key.substr(0, 2)), 1u);
+}
+
+TEST_F(DiskCacheTest, ConcurrentStoresFromProcesses) {
+  constexpr int kKeys = 6;
+  auto content_for = [](int k) { return "artifact " + std::to_string(k) + std::string(50000, 'p'); };
+  std::vector<pid_t> children;
+  for (int p = 0; p < 2; ++p) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      // Child: no gtest assertions here; report through the exit status.
+      int status = 0;
+      try {
+        DiskCache cache(root_);
+        for (int k = 0; k < kKeys; ++k) {
+          const std::string key = key_for("process key " + std::to_string(k));
+          const std::string expected = content_for(k);
+          fs::path path = cache.store(key, "artifact.so", [&](const fs::path& dir) {
+            write_file(dir / "artifact.so", expected);
+            std::this_thread::sleep_for(std::chrono::milliseconds(3));
+          });
+          if (read_file(path) != expected) status = 2;
+          std::optional<fs::path> hit = cache.lookup(key, "artifact.so");
+          if (!hit || *hit != path) status = 3;
+        }
+      } catch (...) {
+        status = 4;
+      }
+      ::_exit(status);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+  }
+  DiskCache cache(root_);
+  for (int k = 0; k < kKeys; ++k) {
+    std::optional<fs::path> hit = cache.lookup(key_for("process key " + std::to_string(k)), "artifact.so");
+    ASSERT_TRUE(hit.has_value());
+    EXPECT_EQ(read_file(*hit), content_for(k));
+  }
+  EXPECT_EQ(count_entries(root_ / "tmp"), 0u);
+}
+
+TEST(DiskCacheDefaultRoot, HonoursEnvironment) {
+  ScopedEnv home("HOME", "/home/someone");
+  {
+    ScopedEnv enigma_dir("ENIGMA_CACHE_DIR", "/custom/enigma-cache");
+    ScopedEnv xdg("XDG_CACHE_HOME", "/xdg");
+    EXPECT_EQ(DiskCache::default_root(), fs::path("/custom/enigma-cache"));
+  }
+  {
+    ScopedEnv enigma_dir("ENIGMA_CACHE_DIR", "");  // empty counts as unset
+    ScopedEnv xdg("XDG_CACHE_HOME", "/xdg");
+    EXPECT_EQ(DiskCache::default_root(), fs::path("/xdg/enigma"));
+  }
+  {
+    ScopedEnv enigma_dir("ENIGMA_CACHE_DIR", nullptr);
+    ScopedEnv xdg("XDG_CACHE_HOME", nullptr);
+    EXPECT_EQ(DiskCache::default_root(), fs::path("/home/someone/.cache/enigma"));
+  }
+  {
+    ScopedEnv enigma_dir("ENIGMA_CACHE_DIR", nullptr);
+    ScopedEnv xdg("XDG_CACHE_HOME", "relative/ignored");
+    EXPECT_EQ(DiskCache::default_root(), fs::path("/home/someone/.cache/enigma"));
+  }
+  {
+    ScopedEnv enigma_dir("ENIGMA_CACHE_DIR", nullptr);
+    ScopedEnv xdg("XDG_CACHE_HOME", nullptr);
+    ScopedEnv no_home("HOME", nullptr);
+    fs::path root = DiskCache::default_root();
+    EXPECT_EQ(root.filename().string(), "enigma-cache-" + std::to_string(::getuid()));
+  }
+}
