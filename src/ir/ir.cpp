@@ -6,7 +6,8 @@ namespace enigma {
 
 namespace {
 constexpr OpInfo kOps[] = {
-#define OP(e, name, cat, n, r, pure, cexpr) {OpCode::e, name, OpCategory::cat, n, r, pure, cexpr},
+#define OP(e, name, cat, n, r, eff, cexpr) \
+  {OpCode::e, name, OpCategory::cat, n, r, OpEffect::eff, OpEffect::eff == OpEffect::Pure, cexpr},
 #include "enigma/ir/ops.def"
 #undef OP
 };

@@ -220,7 +220,8 @@ int dce_region(Region& r, std::vector<int>& uses) {
     const Op& op = r.ops[i];
     bool unused = true;
     for (ValueId v : op.results) unused = unused && uses[v] == 0;
-    bool removable = (is_plain_pure(op) && unused) ||
+    bool side_effect_free = op.regions.empty() && op.info().effect != OpEffect::Writes;
+    bool removable = (side_effect_free && unused) ||
                      (op.code == OpCode::If && op.results.empty() && region_is_empty(op.regions[0]) &&
                       region_is_empty(op.regions[1]));
     if (removable) {

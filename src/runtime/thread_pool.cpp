@@ -123,9 +123,8 @@ unsigned ThreadPool::default_size() {
   const char* env = std::getenv("ENIGMA_NUM_THREADS");
   if (env != nullptr && *env != '\0') {
     std::string text(env);
-    char* end = nullptr;
     errno = 0;
-    unsigned long value = std::strtoul(text.c_str(), &end, 10);
+    unsigned long value = std::strtoul(text.c_str(), nullptr, 10);
     bool digits_only = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
     if (!digits_only || errno != 0 || value < 1 || value > kMaxThreads) {
       throw RuntimeError("ENIGMA_NUM_THREADS must be a whole number from 1 to " + std::to_string(kMaxThreads) +

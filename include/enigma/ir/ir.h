@@ -27,13 +27,16 @@ enum class OpCategory : uint8_t {
   Convert, Bitcast, Load, Store, For, If, While, Terminator
 };
 
+enum class OpEffect : uint8_t { Pure, Reads, Writes };
+
 struct OpInfo {
   OpCode code;
   const char* name;
   OpCategory category;
   int num_operands;  // -1: variadic
   int num_regions;
-  bool pure;
+  OpEffect effect;
+  bool pure;  // effect == Pure
   const char* c_expr;
 };
 const OpInfo& info(OpCode code);

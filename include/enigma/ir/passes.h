@@ -11,7 +11,8 @@ int fold_constants(Kernel& k);
 // Merges identical pure ops; an op in a nested region reuses an equal op of
 // an enclosing region. Returns the number of ops removed.
 int eliminate_common_subexpressions(Kernel& k);
-// Deletes pure ops whose results are unused, and empty result-less ifs.
+// Deletes unused ops without side effects (pure ops and loads), and empty
+// result-less ifs.
 int eliminate_dead_code(Kernel& k);
 // fold, CSE, DCE to a fixed point, verifying after each round.
 void optimize(Kernel& k);
