@@ -12,83 +12,75 @@
 
 // ---- half (IEEE binary16) and bfloat16 ------------------------------------
 // Values of these types are held in float registers, rounded to their
-// precision after every operation; memory holds the 16-bit patterns.
+// precision after every operation; memory holds the 16-bit patterns. The
+// conversions are branch-free (selects only) so loops using them vectorise.
+static inline float en_bits_to_f32(std::uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+static inline std::uint32_t en_f32_to_bits(float f) {
+  std::uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+
 static inline float en_h2f(std::uint16_t h) {
   std::uint32_t sign = (std::uint32_t)(h & 0x8000u) << 16;
-  std::uint32_t exp = (h >> 10) & 0x1Fu;
-  std::uint32_t man = h & 0x3FFu;
-  std::uint32_t bits;
-  if (exp == 0x1Fu) {
-    bits = sign | 0x7F800000u | (man << 13);  // inf / nan (payload kept)
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112u) << 23) | (man << 13);
-  } else if (man == 0) {
-    bits = sign;
-  } else {  // subnormal half: value = man * 2^-24, exact in float
-    float f = (float)man * 5.9604644775390625e-8f;
-    std::uint32_t fb;
-    std::memcpy(&fb, &f, 4);
-    bits = sign | fb;
-  }
-  float out;
-  std::memcpy(&out, &bits, 4);
-  return out;
+  std::uint32_t shifted = (std::uint32_t)(h & 0x7FFFu) << 13;
+  // Rebiasing by a multiply by 2^112 is exact for normals and subnormals.
+  std::uint32_t finite = en_f32_to_bits(en_bits_to_f32(shifted) * 5.192296858534828e+33f);
+  std::uint32_t special = shifted | 0x7F800000u;  // inf / nan, payload kept
+  return en_bits_to_f32(sign | ((h & 0x7C00u) == 0x7C00u ? special : finite));
 }
 
 static inline std::uint16_t en_f2h(float f) {
-  std::uint32_t x;
-  std::memcpy(&x, &f, 4);
+  std::uint32_t x = en_f32_to_bits(f);
   std::uint32_t sign = (x >> 16) & 0x8000u;
   std::uint32_t ax = x & 0x7FFFFFFFu;
-  if (ax >= 0x7F800000u) {  // inf or nan (nan stays quiet nan)
-    return (std::uint16_t)(sign | 0x7C00u | (ax > 0x7F800000u ? (0x200u | ((ax >> 13) & 0x3FFu)) : 0u));
-  }
-  if (ax >= 0x477FF000u) return (std::uint16_t)(sign | 0x7C00u);  // rounds to >= 65520: inf
-  if (ax < 0x38800000u) {  // below the smallest normal half (2^-14): subnormal or zero
-    // Adding 0.5 (2^-1) aligns the value so that float rounding (RNE) yields
-    // the half subnormal mantissa in the low bits.
-    float a;
-    std::memcpy(&a, &ax, 4);
-    float r = a + 0.5f;
-    std::uint32_t rb;
-    std::memcpy(&rb, &r, 4);
-    return (std::uint16_t)(sign | (rb - 0x3F000000u));
-  }
-  std::uint32_t mant_odd = (ax >> 13) & 1u;
-  ax += 0xC8000FFFu + mant_odd;  // rebias exponent (-112 << 23) and round to nearest even
-  return (std::uint16_t)(sign | (ax >> 13));
+  // Normal halves: rebias the exponent (-112 << 23) and round to nearest even.
+  std::uint32_t normal = (ax + 0xC8000FFFu + ((ax >> 13) & 1u)) >> 13;
+  // Below 2^-14: adding 0.5 lines the value up so that float rounding (RNE)
+  // leaves the half subnormal mantissa in the low bits.
+  std::uint32_t subnormal = en_f32_to_bits(en_bits_to_f32(ax) + 0.5f) - 0x3F000000u;
+  std::uint32_t nan = 0x7E00u | ((ax >> 13) & 0x3FFu);  // quiet, payload kept
+  std::uint32_t r = ax > 0x7F800000u   ? nan
+                    : ax >= 0x477FF000u ? 0x7C00u  // rounds to >= 65520: inf
+                    : ax < 0x38800000u  ? subnormal
+                                        : normal;
+  return (std::uint16_t)(sign | r);
 }
 
 static inline float en_rh(float f) { return en_h2f(en_f2h(f)); }
 
-static inline float en_b2f(std::uint16_t b) {
-  std::uint32_t bits = (std::uint32_t)b << 16;
-  float out;
-  std::memcpy(&out, &bits, 4);
-  return out;
-}
+static inline float en_b2f(std::uint16_t b) { return en_bits_to_f32((std::uint32_t)b << 16); }
 
 static inline std::uint16_t en_f2b(float f) {
-  std::uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (std::uint16_t)((x >> 16) | 0x40u);  // quiet nan
-  x += 0x7FFFu + ((x >> 16) & 1u);  // round to nearest even
-  return (std::uint16_t)(x >> 16);
+  std::uint32_t x = en_f32_to_bits(f);
+  std::uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;  // round to nearest even
+  std::uint32_t nan = (x >> 16) | 0x40u;                            // quiet nan
+  return (std::uint16_t)((x & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
 }
 
 static inline float en_rb(float f) { return en_b2f(en_f2b(f)); }
 
 // ---- integer division, remainder, shifts ----------------------------------
+// The divisor is replaced by 1 where the hardware would trap (0, and -1 for
+// signed types, where INT_MIN / -1 overflows); selects then pick the result.
+template <class T>
+static inline T en_safe_divisor(T b) {
+  if constexpr (std::is_signed_v<T>) return (b == 0 || b == -1) ? (T)1 : b;
+  else return b == 0 ? (T)1 : b;
+}
+
 template <class T>
 static inline T en_div(T a, T b) {
   if constexpr (std::is_floating_point_v<T>) {
     return a / b;
   } else {
-    if (b == 0) return 0;
-    if constexpr (std::is_signed_v<T>) {
-      if (b == -1) return (T)(0 - (std::make_unsigned_t<T>)a);  // wraps INT_MIN
-    }
-    return (T)(a / b);
+    T q = (T)(a / en_safe_divisor(b));
+    if constexpr (std::is_signed_v<T>) q = b == -1 ? (T)(0 - (std::make_unsigned_t<T>)a) : q;  // wraps INT_MIN
+    return b == 0 ? (T)0 : q;
   }
 }
 
@@ -97,11 +89,9 @@ static inline T en_rem(T a, T b) {
   if constexpr (std::is_floating_point_v<T>) {
     return std::fmod(a, b);
   } else {
-    if (b == 0) return a;
-    if constexpr (std::is_signed_v<T>) {
-      if (b == -1) return 0;
-    }
-    return (T)(a % b);
+    T r = (T)(a % en_safe_divisor(b));
+    if constexpr (std::is_signed_v<T>) r = b == -1 ? (T)0 : r;
+    return b == 0 ? a : r;
   }
 }
 
@@ -112,7 +102,8 @@ static inline T en_floordiv(T a, T b) {
   } else {
     T q = en_div(a, b);
     if constexpr (std::is_signed_v<T>) {
-      if (b != 0 && b != -1 && (T)(a % b) != 0 && ((a < 0) != (b < 0))) q = (T)(q - 1);
+      T r = en_rem(a, b);
+      q = (r != 0 && ((r < 0) != (b < 0))) ? (T)(q - 1) : q;
     }
     return q;
   }
@@ -134,19 +125,22 @@ static inline T en_shr(T a, S b) {
 
 // ---- conversions -----------------------------------------------------------
 // float -> integer saturates, NaN -> 0; everything else is a C conversion.
+// Branch-free: clamp into range first (no undefined conversion), then select.
 template <class To, class From>
 static inline To en_cvt(From x) {
   if constexpr (std::is_same_v<To, bool>) {
     return x != 0;
   } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
-    if (x != x) return 0;
-    constexpr double lo = (double)std::numeric_limits<To>::min();
+    constexpr From lo = (From)std::numeric_limits<To>::min();
     // 2^(bits) for unsigned, 2^(bits-1) for signed: the first value that no longer fits.
-    constexpr double hi_excl = std::is_signed_v<To> ? -(double)std::numeric_limits<To>::min()
-                                                    : 2.0 * (double)(std::numeric_limits<To>::max() / 2 + 1);
-    if ((double)x <= lo) return std::numeric_limits<To>::min();
-    if ((double)x >= hi_excl) return std::numeric_limits<To>::max();
-    return (To)x;
+    constexpr From hi = std::is_signed_v<To> ? -(From)std::numeric_limits<To>::min()
+                                             : (From)2 * (From)(std::numeric_limits<To>::max() / 2 + 1);
+    constexpr From below_hi = hi - hi * std::numeric_limits<From>::epsilon() / 2;  // largest From < hi
+    From clamped = x < lo ? lo : x;  // ternaries, not fmin/fmax: GCC vectorises these
+    clamped = clamped > below_hi ? below_hi : clamped;  // NaN stays NaN here, replaced below
+    To r = (To)(x != x ? (From)0 : clamped);
+    r = x >= hi ? std::numeric_limits<To>::max() : r;
+    return x != x ? (To)0 : r;
   } else {
     return (To)x;
   }
