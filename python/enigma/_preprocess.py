@@ -1,0 +1,362 @@
+"""``for i in enigma.range(...)`` inside kernels.
+
+A kernel body runs once while it is traced, so a Python ``for`` loop would
+be unrolled. Loops over ``enigma.range`` are rewritten (on the AST of the
+kernel function) into traced ``for_range`` loops whose loop-carried values
+are found exactly: a name assigned in the body is carried when it is bound
+before the loop (checked at run time, so temporaries first assigned inside a
+nested loop or a branch are not carried). Nested loops, loops inside
+``if``/``with`` blocks and closures work; ``break``/``continue``/``return``
+inside a traced loop are errors.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+import types
+
+from ._tracing import Carry, EnigmaError, IRValue, for_range
+
+_ENTER = "__enigma_range_enter"
+
+
+class _RangeSentinel:
+    """``enigma.range``: only meaningful as ``for i in enigma.range(...)`` in a kernel."""
+
+    def __call__(self, *args, **kwargs):
+        raise EnigmaError(
+            "enigma.range() must be used as `for i in enigma.range(...)` directly inside an @enigma.kernel "
+            "function whose source is available (not in a REPL or exec'd string); for other loops use "
+            "`with enigma.for_range(lo, hi, step) as i:`")
+
+    def __repr__(self):
+        return "enigma.range"
+
+
+range = _RangeSentinel()  # noqa: A001 - the reference's name
+
+
+class _Loop:
+    """Run-time half of a rewritten loop: decides which names are carried."""
+
+    def __init__(self, bound: dict, names: tuple, args: tuple):
+        if not 1 <= len(args) <= 3:
+            raise EnigmaError(f"enigma.range() expects 1-3 arguments, got {len(args)}")
+        start, stop, step = (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) == 3 else 1)
+        # Carried: names bound before the loop whose values the tracer can carry.
+        self.slots = []   # (name, list length or None)
+        inits = []
+        for n in names:
+            if n not in bound:
+                continue
+            v = bound[n]
+            if _carriable(v):
+                self.slots.append((n, None))
+                inits.append(v)
+            elif isinstance(v, list) and v and all(_carriable(x) for x in v):
+                self.slots.append((n, len(v)))
+                inits.extend(v)
+        self.loop = for_range(start, stop, step, init=inits) if self.slots else for_range(start, stop, step)
+        self.carry = None
+        self.results = {}
+
+    def _unflatten(self, values):
+        out, k = {}, 0
+        for n, length in self.slots:
+            if length is None:
+                out[n] = values[k]
+                k += 1
+            else:
+                out[n] = list(values[k:k + length])
+                k += length
+        return out
+
+    def __enter__(self):
+        entered = self.loop.__enter__()
+        if not self.slots:
+            return entered, {}
+        iv, self.carry = entered
+        return iv, self._unflatten(list(self.carry))
+
+    def end_body(self, current: dict):
+        if self.carry is None:
+            return
+        k = 0
+        for n, length in self.slots:
+            v = current.get(n)
+            if length is None:
+                self.carry[k] = v
+                k += 1
+            else:
+                if not isinstance(v, list) or len(v) != length:
+                    raise EnigmaError(f"enigma.range: the carried list '{n}' must keep its length {length}")
+                for x in v:
+                    self.carry[k] = x
+                    k += 1
+
+    def __exit__(self, exc_type, exc, tb):
+        r = self.loop.__exit__(exc_type, exc, tb)
+        if exc_type is None and self.carry is not None:
+            self.results = self._unflatten(list(self.carry))
+        return r
+
+
+def _carriable(v) -> bool:
+    return isinstance(v, (IRValue, bool, int, float))
+
+
+def _enter(bound, names, *args):
+    return _Loop(bound, names, args)
+
+
+# ---- the AST rewrite ----------------------------------------------------------
+
+def _assigned_names(body) -> list:
+    """Names bound by assignments anywhere in `body` (not inside nested defs)."""
+    out = []
+
+    def target(t):
+        if isinstance(t, ast.Name):
+            out.append(t.id)
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            for e in t.elts:
+                target(e)
+        elif isinstance(t, ast.Starred):
+            target(t.value)
+        elif isinstance(t, (ast.Subscript, ast.Attribute)):
+            base = t.value
+            while isinstance(base, (ast.Subscript, ast.Attribute)):
+                base = base.value
+            if isinstance(base, ast.Name):
+                out.append(base.id)  # acc[k] = ... rebinds a carried list element
+
+    class V(ast.NodeVisitor):
+        def visit_Assign(self, n):
+            for t in n.targets:
+                target(t)
+            self.generic_visit(n)
+
+        def visit_AugAssign(self, n):
+            target(n.target)
+            self.generic_visit(n)
+
+        def visit_AnnAssign(self, n):
+            if n.value is not None:
+                target(n.target)
+            self.generic_visit(n)
+
+        def visit_NamedExpr(self, n):
+            target(n.target)
+            self.generic_visit(n)
+
+        def visit_For(self, n):
+            target(n.target)
+            self.generic_visit(n)
+
+        def visit_With(self, n):
+            for item in n.items:
+                if item.optional_vars is not None:
+                    target(item.optional_vars)
+            self.generic_visit(n)
+
+        def visit_FunctionDef(self, n):
+            out.append(n.name)
+
+        visit_AsyncFunctionDef = visit_FunctionDef
+
+        def visit_Lambda(self, n):
+            pass
+
+    for stmt in body:
+        V().visit(stmt)
+    seen, unique = set(), []
+    for n in out:
+        if n not in seen:
+            seen.add(n)
+            unique.append(n)
+    return unique
+
+
+def _check_jumps(loop: ast.For, filename: str, first_line: int):
+    class V(ast.NodeVisitor):
+        def __init__(self):
+            self.depth = 0  # plain Python loops inside the traced loop own their break/continue
+
+        def jump(self, n, what):
+            line = n.lineno + first_line - 1
+            raise EnigmaError(f"{filename}:{line}: `{what}` inside `for ... in enigma.range(...)` cannot be traced; "
+                              "use enigma.if_ around the rest of the body, or enigma.while_")
+
+        def visit_Break(self, n):
+            if self.depth == 0:
+                self.jump(n, "break")
+
+        def visit_Continue(self, n):
+            if self.depth == 0:
+                self.jump(n, "continue")
+
+        def visit_Return(self, n):
+            self.jump(n, "return")
+
+        def visit_For(self, n):
+            self.depth += 1
+            self.generic_visit(n)
+            self.depth -= 1
+
+        visit_While = visit_For
+
+        def visit_FunctionDef(self, n):
+            pass
+
+        visit_AsyncFunctionDef = visit_FunctionDef
+        visit_Lambda = visit_FunctionDef
+
+    v = V()
+    for stmt in loop.body:
+        v.visit(stmt)
+
+
+class _Rewriter(ast.NodeTransformer):
+    def __init__(self, is_range, filename, first_line):
+        self.is_range = is_range
+        self.filename = filename
+        self.first_line = first_line
+        self.count = 0
+        self.changed = False
+
+    def visit_FunctionDef(self, node):
+        if getattr(self, "_top_seen", False):
+            return node  # nested functions are not traced loops' business
+        self._top_seen = True
+        self.generic_visit(node)
+        return node
+
+    def visit_For(self, node):
+        self.generic_visit(node)  # innermost first
+        it = node.iter
+        if not (isinstance(it, ast.Call) and self.is_range(it.func)):
+            return node
+        if it.keywords or any(isinstance(a, ast.Starred) for a in it.args) or not 1 <= len(it.args) <= 3:
+            line = node.lineno + self.first_line - 1
+            raise EnigmaError(f"{self.filename}:{line}: enigma.range() expects 1-3 positional arguments")
+        if not isinstance(node.target, ast.Name):
+            line = node.lineno + self.first_line - 1
+            raise EnigmaError(f"{self.filename}:{line}: the loop variable of enigma.range() must be a simple name")
+        if node.orelse:
+            line = node.lineno + self.first_line - 1
+            raise EnigmaError(f"{self.filename}:{line}: `for ... else` cannot be traced")
+        _check_jumps(node, self.filename, self.first_line)
+        self.changed = True
+        self.count += 1
+        k = self.count
+        ctx, vals = f"__enigma_loop{k}", f"__enigma_vals{k}"
+        names = [n for n in _assigned_names(node.body) if n != node.target.id]
+        src = [
+            f"{ctx} = {_ENTER}(locals(), {tuple(names)!r}, *__ARGS__)",
+            f"with {ctx} as ({node.target.id}, {vals}):",
+        ]
+        for n in names:
+            src.append(f"    if {n!r} in {vals}: {n} = {vals}[{n!r}]")
+        src.append("    __BODY__")
+        src.append(f"    {ctx}.end_body(locals())")
+        for n in names:
+            src.append(f"if {n!r} in {ctx}.results: {n} = {ctx}.results[{n!r}]")
+        tree = ast.parse("\n".join(src))
+        # Splice the loop arguments and body in.
+        tree.body[0].value.args[2] = ast.Starred(value=ast.Tuple(elts=it.args, ctx=ast.Load()), ctx=ast.Load())
+        with_body = tree.body[1].body
+        idx = next(i for i, s in enumerate(with_body)
+                   if isinstance(s, ast.Expr) and isinstance(s.value, ast.Name) and s.value.id == "__BODY__")
+        with_body[idx:idx + 1] = node.body
+        # Generated nodes point at the loop's line; the user's statements keep theirs.
+        user_nodes = {id(n) for stmt in node.body for n in ast.walk(stmt)}
+        for stmt in tree.body:
+            for sub in ast.walk(stmt):
+                if id(sub) not in user_nodes and isinstance(sub, (ast.stmt, ast.expr, ast.excepthandler)):
+                    ast.copy_location(sub, node)
+        return tree.body
+
+
+def _range_matcher(fn):
+    import enigma as _enigma_module
+
+    glb = fn.__globals__
+    closure = {}
+    if fn.__closure__:
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
+            try:
+                closure[name] = cell.cell_contents
+            except ValueError:
+                pass
+
+    def lookup(name):
+        if name in closure:
+            return closure[name]
+        return glb.get(name, None)
+
+    def is_range(func) -> bool:
+        if isinstance(func, ast.Attribute) and func.attr == "range" and isinstance(func.value, ast.Name):
+            return lookup(func.value.id) is _enigma_module
+        if isinstance(func, ast.Name):
+            return lookup(func.id) is range
+        return False
+
+    return is_range
+
+
+_cache: dict = {}
+
+
+def preprocess(fn):
+    """Returns `fn` with its `enigma.range` loops rewritten (or `fn` itself)."""
+    key = fn.__code__
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is fn:
+        return hit[1]
+    try:
+        lines, first_line = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return fn  # no source: enigma.range raises its own error when called
+    source = textwrap.dedent("".join(lines))
+    if "range" not in source:
+        return fn
+    filename = fn.__code__.co_filename
+    tree = ast.parse(source)
+    fdef = tree.body[0]
+    if not isinstance(fdef, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return fn
+    rw = _Rewriter(_range_matcher(fn), filename, first_line)
+    rw.visit(fdef)
+    if not rw.changed:
+        _cache[key] = (fn, fn)
+        return fn
+    fdef.decorator_list = []
+    # A factory re-creates the closure: free variables become its parameters.
+    free = list(fn.__code__.co_freevars)
+    factory = ast.FunctionDef(
+        name="__enigma_factory",
+        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in free + [_ENTER]], vararg=None,
+                           kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
+        body=[fdef, ast.Return(value=ast.Name(id=fdef.name, ctx=ast.Load()))],
+        decorator_list=[], returns=None)
+    if "type_params" in ast.FunctionDef._fields:
+        factory.type_params = []
+    module = ast.Module(body=[factory], type_ignores=[])
+    ast.fix_missing_locations(module)
+    ast.increment_lineno(module, first_line - 1)
+    code = compile(module, filename, "exec")
+    ns: dict = {}
+    exec(code, fn.__globals__, ns)  # noqa: S102 - the user's own kernel source
+    cells = []
+    for cell in fn.__closure__ or ():
+        try:
+            cells.append(cell.cell_contents)
+        except ValueError:
+            cells.append(None)
+    new_fn = ns["__enigma_factory"](*cells, _enter)
+    new_fn = types.FunctionType(new_fn.__code__, new_fn.__globals__, fn.__name__, fn.__defaults__,
+                                new_fn.__closure__)
+    new_fn.__kwdefaults__ = fn.__kwdefaults__
+    _cache[key] = (fn, new_fn)
+    return new_fn
