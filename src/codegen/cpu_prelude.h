@@ -103,7 +103,7 @@ static inline T en_floordiv(T a, T b) {
     T q = en_div(a, b);
     if constexpr (std::is_signed_v<T>) {
       T r = en_rem(a, b);
-      q = (r != 0 && ((r < 0) != (b < 0))) ? (T)(q - 1) : q;
+      q = (b != 0 && r != 0 && ((r < 0) != (b < 0))) ? (T)(q - 1) : q;  // x // 0 == 0
     }
     return q;
   }

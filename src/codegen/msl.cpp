@@ -67,6 +67,7 @@ class MslEmitter : public CFamilyEmitter {
     file << "#include <metal_stdlib>\nusing namespace metal;\n\n";
     for (const auto& [key, text] : helpers_) file << text << "\n";
     if (!helpers_.empty()) file << "\n";
+    file << lang_declarations();
     file << "kernel void " << k_.name << "(";
     std::vector<std::string> params;
     for (size_t i = 0; i < k_.params.size(); ++i) {
@@ -187,6 +188,121 @@ class MslEmitter : public CFamilyEmitter {
     return h;
   }
 
+  // ---- the per-thread language -------------------------------------------------
+  // Library calls are metal::<name>. half and bfloat compute in float and
+  // round once, as on the CPU (MSL has no bfloat math; half agrees this way).
+  std::string library_function(const std::string& fn, const Op& op) override { return "metal::" + fn; }
+
+  std::string vector_select(const std::string& c, const std::string& t, const std::string& f) override {
+    return "metal::select(" + f + ", " + t + ", " + c + ")";
+  }
+
+  static bool is_16bit_float(Scalar s) { return s == Scalar::F16 || s == Scalar::BF16; }
+
+  std::string lang_expr(const Op& op, const std::vector<std::string>& args) override {
+    const OpCategory cat = op.info().category;
+    bool narrow = false;
+    for (ValueId v : op.operands) {
+      const DType& t = k_.type_of(v);
+      narrow = narrow || ((t.is_float() || t.is_matrix()) && is_16bit_float(t.elem));
+    }
+    if (!narrow || (cat != OpCategory::Math && cat != OpCategory::MatMul) ||
+        (op.code == OpCode::IsNormal && k_.type_of(op.operands[0]).elem == Scalar::F16))
+      return CFamilyEmitter::lang_expr(op, args);
+    std::vector<std::string> wide;
+    for (size_t i = 0; i < args.size(); ++i) wide.push_back(widen(k_.type_of(op.operands[i]), args[i]));
+    std::string e = CFamilyEmitter::lang_expr(op, wide);
+    if (!is_16bit_float(op.type.elem) || op.type.is_bool()) return e;
+    if (op.code == OpCode::Fract) return fract_16bit(op.type) + "(" + unwrap_call(e) + ")";
+    return narrow_to(op.type, e);
+  }
+
+  // A 16-bit float value as float (matrices column by column).
+  std::string widen(const DType& t, const std::string& x) {
+    if (!is_16bit_float(t.elem)) return x;
+    if (t.is_matrix()) return matrix_convert(t, t.with_elem(Scalar::F32)) + "(" + x + ")";
+    return msl_type(t.with_elem(Scalar::F32)) + "(" + x + ")";
+  }
+  std::string narrow_to(const DType& t, const std::string& x) {
+    if (t.is_matrix()) return matrix_convert(t.with_elem(Scalar::F32), t) + "(" + x + ")";
+    return msl_type(t) + "(" + x + ")";
+  }
+  // metal::fract(y) -> y: the helper below calls fract itself.
+  static std::string unwrap_call(const std::string& e) {
+    size_t open = e.find('(');
+    return e.substr(open + 1, e.size() - open - 2);
+  }
+
+  std::string matrix_convert(const DType& from, const DType& to) {
+    std::string fn = "en_to_" + msl_type(to);
+    if (want("fn " + fn + " " + msl_type(from))) {
+      std::string s = "inline " + msl_type(to) + " " + fn + "(" + msl_type(from) + " m) {\n  return " +
+                      msl_type(to) + "(";
+      for (int c = 0; c < from.cols; ++c) s += (c ? ", " : "") + msl_type(to.column()) + "(m[" + std::to_string(c) + "])";
+      lang_helpers_.push_back(s + ");\n}\n");
+    }
+    return fn;
+  }
+
+  // fract of a half/bfloat: computed in float, kept below 1 after rounding.
+  std::string fract_16bit(const DType& t) {
+    std::string fn = t.elem == Scalar::F16 ? "en_fract_h" : "en_fract_b";
+    std::string ty = msl_type(t), wide = msl_type(t.with_elem(Scalar::F32));
+    if (want("fn " + fn + " " + ty)) {
+      std::string below_one = t.elem == Scalar::F16 ? "0x1.ffcp-1f" : "0x1.fep-1f";
+      lang_helpers_.push_back("inline " + ty + " " + fn + "(" + wide + " x) {\n  " + ty + " r = " + ty +
+                              "(metal::fract(x));\n  return metal::select(r, " + ty + "(" + below_one + "), r == " +
+                              ty + "(1.0f));\n}\n");
+    }
+    return fn;
+  }
+
+  std::string function_constant(const Op& op) override { return "en_fc" + std::to_string(op.attr); }
+
+  std::string load_if(const Op& op) override {
+    return "(" + name(op.operands[1]) + " ? " + param_name(static_cast<int>(op.attr)) + "[" + name(op.operands[0]) +
+           "] : " + name(op.operands[2]) + ")";
+  }
+
+  void local_alloc(const Op& op) override {
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+    std::string n = local_name(op.attr);
+    line(msl_type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + a.name);
+    line("for (uint en_k = 0; en_k < " + std::to_string(a.size) + "u; ++en_k) " + n + "[en_k] = " +
+         name(op.operands[0]) + ";");
+  }
+  // Out-of-range indices use the last element (as on every backend).
+  std::string clamp_index_fn(const Op& op) {
+    bool wide = info(k_.type_of(op.operands[0]).elem).bits == 64;
+    std::string fn = wide ? "en_clamp_index64" : "en_clamp_index";
+    std::string t = wide ? "ulong" : "uint";
+    if (want("fn " + fn))
+      lang_helpers_.push_back("inline " + t + " " + fn + "(" + t + " i, " + t + " n) {\n  return metal::min(i, n - 1);\n}\n");
+    return fn;
+  }
+  std::string local_load(const Op& op) override {
+    return local_name(op.attr) + "[" + local_index(op, clamp_index_fn(op)) + "]";
+  }
+  void local_store(const Op& op) override {
+    line(local_name(op.attr) + "[" + local_index(op, clamp_index_fn(op)) + "] = " + name(op.operands[1]) + ";");
+  }
+
+  // File-scope text of the language: helpers, then function constants.
+  std::string lang_declarations() {
+    std::string s;
+    for (const std::string& h : lang_helpers_) s += h + "\n";
+    std::set<int> seen;
+    walk(k_.body, [&](const Op& op) {
+      if (op.code != OpCode::FuncConst || !seen.insert(static_cast<int>(op.attr)).second) return;
+      s += "constant " + msl_type(op.type) + " en_fc" + std::to_string(op.attr) + " [[function_constant(" +
+           std::to_string(op.attr) + ")]];\n";
+    });
+    if (!seen.empty()) s += "\n";
+    return s;
+  }
+
+  bool want(const std::string& key) { return lang_helper_keys_.insert(key).second; }
+
   std::string helper_cvt(const DType& from, const DType& to) {
     std::string tf = msl_type(from), tt = msl_type(to);
     std::string fn = "en_cvt_" + tt + "_" + tf;
@@ -211,6 +327,8 @@ class MslEmitter : public CFamilyEmitter {
 
  private:
   std::map<std::string, std::string> helpers_;
+  std::vector<std::string> lang_helpers_;
+  std::set<std::string> lang_helper_keys_;
 };
 
 }  // namespace
