@@ -11,6 +11,7 @@ from ._tracing import (
     threadgroup_position_in_grid, threadgroups_per_grid, threads_per_grid, threads_per_simdgroup,
     threads_per_threadgroup, where, while_,
 )
+from ._lang import *  # noqa: F401,F403,A004 - the per-thread language (abs, round, pow shadow builtins)
 from .compiler import CompiledKernel, KernelDef, KernelHandle, compile, kernel  # noqa: A004
 from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
 from .typing import (

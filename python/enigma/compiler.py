@@ -86,14 +86,17 @@ class CompiledKernel:
     def has_metallib(self) -> bool:
         return self.metallib_path is not None and self.metallib_bytes is not None
 
-    def source(self, backend: str = "metal") -> str:
-        """Generated source for ``"metal"`` (MSL) or ``"cpu"`` (C++)."""
-        if backend in ("metal", "msl"):
+    def source(self, backend: str = "metal", constants=None) -> str:
+        """Generated source for ``"metal"`` (MSL) or ``"cpu"`` (C++). A kernel with
+        function constants is specialised by ``constants`` ({index: (type_name,
+        value)}); the CPU needs them, the MSL declares them when none are given."""
+        if backend in ("metal", "msl") and not constants:
             return self.metal_source
         if self._core is None:
             raise RuntimeError(f"kernel '{self.kernel_name}' was not compiled by enigma.compile(); "
                                "only its Metal source is known")
-        return self._core.source(backend)
+        from .runtime import _constants_arg
+        return self._core.source(backend, _constants_arg(constants))
 
     def export_metal(self, path: str | os.PathLike | None = None) -> str:
         """Writes the MSL to ``path`` (default ``<kernel_name>.metal`` in the
@@ -188,7 +191,10 @@ def _dump_sources(name: str, core) -> None:
     os.makedirs(out, exist_ok=True)
     ext = {"metal": "metal", "cpu": "cpp", "cuda": "cu"}
     for backend in DUMP_BACKENDS:
-        text = core.source(backend)
+        try:
+            text = core.source(backend)
+        except EnigmaError:  # function constants: specialised per dispatch, nothing to show
+            continue
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = os.path.join(out, f"{name}-{digest}.{ext[backend]}")
         if not os.path.exists(path):
