@@ -6,6 +6,7 @@
 
 #include "codegen/c_family.h"
 #include "enigma/codegen/codegen.h"
+#include "enigma/codegen/spelling.h"
 #include "enigma/support/error.h"
 
 namespace enigma {
@@ -265,12 +266,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   // ---- the per-thread language: en_<Metal name> from cpu_math_prelude.h,
-  // except where a 16-bit float held in float needs its own definition.
+  // except where spelling.cpp's table says otherwise.
   std::string library_function(const std::string& fn, const Op& op) override {
     Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
-    if (fn == "fract" && e == Scalar::F16) return "en_fract_h";
-    if (fn == "fract" && e == Scalar::BF16) return "en_fract_b";
-    if (fn == "isnormal" && e == Scalar::F16) return "en_isnormal_h";
+    if (const char* s = spelling_exception("cpu", fn, e)) return s;
     return "en_" + fn;
   }
 

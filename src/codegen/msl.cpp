@@ -8,6 +8,7 @@
 
 #include "codegen/c_family.h"
 #include "enigma/codegen/codegen.h"
+#include "enigma/codegen/spelling.h"
 #include "enigma/support/error.h"
 
 namespace enigma {
@@ -206,15 +207,25 @@ class MslEmitter : public CFamilyEmitter {
       const DType& t = k_.type_of(v);
       narrow = narrow || ((t.is_float() || t.is_matrix()) && is_16bit_float(t.elem));
     }
-    if (!narrow || (cat != OpCategory::Math && cat != OpCategory::MatMul) ||
-        (op.code == OpCode::IsNormal && k_.type_of(op.operands[0]).elem == Scalar::F16))
+    const std::string fn = function_of(op);
+    const char* special = op.operands.empty() ? nullptr
+                                              : spelling_exception("metal", fn, k_.type_of(op.operands[0]).elem);
+    bool native = special && std::string(special).rfind("metal::", 0) == 0;  // on the 16-bit value itself
+    if (!narrow || native || (cat != OpCategory::Math && cat != OpCategory::MatMul))
       return CFamilyEmitter::lang_expr(op, args);
     std::vector<std::string> wide;
     for (size_t i = 0; i < args.size(); ++i) wide.push_back(widen(k_.type_of(op.operands[i]), args[i]));
     std::string e = CFamilyEmitter::lang_expr(op, wide);
     if (!is_16bit_float(op.type.elem) || op.type.is_bool()) return e;
-    if (op.code == OpCode::Fract) return fract_16bit(op.type) + "(" + unwrap_call(e) + ")";
+    if (special) return helper_16bit(special, op.type) + "(" + unwrap_call(e) + ")";
     return narrow_to(op.type, e);
+  }
+
+  // The library function an op's c_expr calls first ("fract" for fract({0})).
+  static std::string function_of(const Op& op) {
+    std::string t = op.info().c_expr;
+    size_t open = t.find('(');
+    return open == std::string::npos ? std::string() : t.substr(0, open);
   }
 
   // A 16-bit float value as float (matrices column by column).
@@ -244,9 +255,10 @@ class MslEmitter : public CFamilyEmitter {
     return fn;
   }
 
-  // fract of a half/bfloat: computed in float, kept below 1 after rounding.
-  std::string fract_16bit(const DType& t) {
-    std::string fn = t.elem == Scalar::F16 ? "en_fract_h" : "en_fract_b";
+  // The helpers spelling.cpp names for 16-bit floats. fract: computed in
+  // float, kept below 1 after rounding.
+  std::string helper_16bit(const std::string& fn, const DType& t) {
+    if (fn != "en_fract_h" && fn != "en_fract_b") throw KernelError("internal: no MSL helper " + fn);
     std::string ty = msl_type(t), wide = msl_type(t.with_elem(Scalar::F32));
     if (want("fn " + fn + " " + ty)) {
       std::string below_one = t.elem == Scalar::F16 ? "0x1.ffcp-1f" : "0x1.fep-1f";

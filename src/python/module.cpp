@@ -184,6 +184,12 @@ NB_MODULE(_core, m) {
     }
     return out;
   });
+  m.def("spelling_exceptions", [] {
+    nb::list out;
+    for (const SpellingException& e : spelling_exceptions())
+      out.append(nb::make_tuple(e.backend, e.function, info(e.elem).metal_name, e.spelling, e.why));
+    return out;
+  });
 
   nb::class_<Kernel>(m, "KernelIR")
       .def_prop_ro("name", [](const Kernel& k) { return k.name; })
