@@ -135,6 +135,7 @@ class MslEmitter : public CFamilyEmitter {
   }
 
   std::string convert(const DType& from, const DType& to, const std::string& x) override {
+    if (to.is_matrix()) return matrix_convert(from, to) + "(" + x + ")";  // column by column
     if (from.is_float() && to.is_integer() && to.elem != Scalar::B1) return helper_cvt(from, to) + "(" + x + ")";
     if (to.elem == Scalar::B1) return "(" + x + " != 0)";
     return "static_cast<" + msl_type(to) + ">(" + x + ")";
@@ -211,6 +212,11 @@ class MslEmitter : public CFamilyEmitter {
     const char* special = op.operands.empty() ? nullptr
                                               : spelling_exception("metal", fn, k_.type_of(op.operands[0]).elem);
     bool native = special && std::string(special).rfind("metal::", 0) == 0;  // on the 16-bit value itself
+    if (op.code == OpCode::Rotate) {  // the count modulo the width, as on every backend
+      const std::string t = msl_type(op.type), e = msl_type(DType::scalar(op.type.elem));
+      const std::string mask = t + "(" + e + "(" + std::to_string(info(op.type.elem).bits - 1) + "))";
+      return CFamilyEmitter::lang_expr(op, {args[0], t + "(" + args[1] + " & " + mask + ")"});
+    }
     if (!narrow || native || (cat != OpCategory::Math && cat != OpCategory::MatMul))
       return CFamilyEmitter::lang_expr(op, args);
     std::vector<std::string> wide;
@@ -260,11 +266,11 @@ class MslEmitter : public CFamilyEmitter {
   std::string helper_16bit(const std::string& fn, const DType& t) {
     if (fn != "en_fract_h" && fn != "en_fract_b") throw KernelError("internal: no MSL helper " + fn);
     std::string ty = msl_type(t), wide = msl_type(t.with_elem(Scalar::F32));
-    if (want("fn " + fn + " " + ty)) {
+    if (want("fn " + fn + " " + ty)) {  // compares in float: bfloat has no operators
       std::string below_one = t.elem == Scalar::F16 ? "0x1.ffcp-1f" : "0x1.fep-1f";
-      lang_helpers_.push_back("inline " + ty + " " + fn + "(" + wide + " x) {\n  " + ty + " r = " + ty +
-                              "(metal::fract(x));\n  return metal::select(r, " + ty + "(" + below_one + "), r == " +
-                              ty + "(1.0f));\n}\n");
+      lang_helpers_.push_back("inline " + ty + " " + fn + "(" + wide + " x) {\n  " + wide + " r = " + wide + "(" + ty +
+                              "(metal::fract(x)));\n  return " + ty + "(metal::select(r, " + wide + "(" + below_one +
+                              "), r == " + wide + "(1.0f)));\n}\n");
     }
     return fn;
   }

@@ -72,7 +72,7 @@ TEST(LangTable, EveryOpxRowIsConsistent) {
     }
   }
   EXPECT_EQ(rows, 24 + 7 + 4 + 5 + 10 + 6 + 8 + 12 + 7);
-  EXPECT_EQ(spell_template(info(OpCode::AbsDiffUnary).c_expr, "metal::"), "metal::absdiff(a, T(0))");
+  EXPECT_EQ(spell_template(info(OpCode::AbsDiffUnary).c_expr, "metal::"), "T(metal::absdiff(a, T(0)))");
   EXPECT_EQ(spell_template(info(OpCode::ExtractBits).c_expr, "en_"), "en_extract_bits(a, A, B)");
 }
 

@@ -11,6 +11,7 @@ docs/ops.md). Every (op, dtype, input) comparison is counted.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from fractions import Fraction
 
@@ -290,6 +291,12 @@ def run(kernel, inputs, outputs, n_threads, constants=None):
     raws = runtime().execute(ck, inputs, grid=(n_threads, 1, 1), threads=(min(n_threads, 64), 1, 1),
                              output_sizes=sizes, constants=constants)
     return ck, [from_device(r, dt) for r, (dt, _) in zip(raws, outputs)]
+
+
+def msl_call(op: str) -> str:
+    """The Metal library call an op is spelled with (from the op table), e.g. "metal::sqrt("."""
+    m = re.search(r"metal::\w+\(", enigma.LANGUAGE_TABLE[op]["msl"])
+    return m.group(0) if m else ""
 
 
 def fmt(v) -> str:

@@ -9,8 +9,8 @@ import pytest
 
 import enigma
 from _harness import (
-    ANNOTATION, FORMATS, Report, below_one, float_edges, float_ok, fmt, min_normal, round_fraction, round_to, run,
-    to_device, tolerance,
+    ANNOTATION, FORMATS, below_one, float_edges, float_ok, fmt, min_normal, msl_call, Report, round_fraction,
+    round_to, run, to_device, tolerance,
 )
 
 UNARY = ["sqrt", "abs", "ceil", "floor", "round", "trunc", "sign", "saturate", "fract", "rsqrt", "exp", "exp2",
@@ -199,10 +199,7 @@ def test_float_math(dtype):
     # Every op is spelled in the MSL (16-bit floats compute in float there).
     msl = ck.metal_source
     for op in UNARY + BINARY + TERNARY + PREDICATES:
-        spelled = enigma.LANGUAGE_TABLE[op]["msl"].split("(")[0]
-        if op == "fract" and dtype != "float":
-            spelled = "metal::fract"
-        assert spelled + "(" in msl, (op, spelled)
+        assert msl_call(op) in msl, op
     rep.finish()
 
 
