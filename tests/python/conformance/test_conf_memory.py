@@ -137,3 +137,22 @@ def test_register_tensor_errors():
             enigma.load_if(Out, i, i)
         Out[i] = r[1, 1]
     enigma.compile(bad, emit_only=True)
+
+
+def test_register_tensor_accumulates_in_enigma_range():
+    """Reference bug 26.1.6: the RegisterTensor docstring's own example, where
+    slots written in an `enigma.range` body must be seen after the loop."""
+    if not hasattr(enigma, "range"):
+        pytest.skip("enigma.range is not wired into compile() in this build")
+
+    @enigma.kernel
+    def acc(A: enigma.f32, Out: enigma.f32):
+        i = enigma.thread_position_in_grid
+        r = enigma.register_tensor(2)
+        for k in enigma.range(4):
+            r[0] = r[0] + A[i * 4 + k]
+            r[1] = r[1] + 1.0
+        Out[i * 2], Out[i * 2 + 1] = r[0], r[1]
+    a = np.arange(8, dtype=np.float32)
+    _, (out,) = run(acc, [a], [("float", 4)], 2)
+    assert list(out) == [6.0, 4.0, 22.0, 4.0]
