@@ -22,10 +22,29 @@ const std::unordered_set<std::string>& reserved() {
       "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "while", "xor",
       "half", "bfloat", "uchar", "ushort", "uint", "ulong", "kernel", "device", "constant", "threadgroup",
       "thread", "vertex", "fragment", "metal", "std", "min", "max", "select", "abs", "dim3", "blockIdx",
-      "threadIdx", "blockDim", "gridDim", "warpSize", "main", "L", "tg", "lx", "ly", "lz"};
+      "threadIdx", "blockDim", "gridDim", "warpSize", "main", "L", "tg", "lx", "ly", "lz", "as_type", "INFINITY",
+      "NAN"};
   return words;
 }
+
+// MSL's vector and matrix type names (float4, uint3, half2x2, ...).
+bool is_msl_vector_type(const std::string& s) {
+  for (const char* e : {"bool", "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong", "half", "bfloat",
+                        "float"}) {
+    std::string elem = e;
+    if (s.size() <= elem.size() || s.compare(0, elem.size(), elem) != 0) continue;
+    std::string rest = s.substr(elem.size());
+    auto dim = [](char c) { return c >= '2' && c <= '4'; };
+    if ((rest.size() == 1 && dim(rest[0])) || (rest.size() == 3 && dim(rest[0]) && rest[1] == 'x' && dim(rest[2])))
+      return true;
+  }
+  return false;
+}
 }  // namespace
+
+bool is_reserved_identifier(const std::string& s) {
+  return reserved().count(s) || is_msl_vector_type(s) || s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos;
+}
 
 std::string sanitize_identifier(const std::string& name) {
   std::string s;
@@ -39,7 +58,7 @@ std::string sanitize_identifier(const std::string& name) {
     numeric_suffix = true;
     for (size_t i = us + 1; i < s.size(); ++i) numeric_suffix &= std::isdigit(static_cast<unsigned char>(s[i])) != 0;
   }
-  if (reserved().count(s) || s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos || numeric_suffix ||
+  if (is_reserved_identifier(s) || numeric_suffix ||
       (s.size() > 1 && s[0] == 'v' && std::isdigit(static_cast<unsigned char>(s[1]))))
     s = "p_" + s;
   return s;
@@ -177,6 +196,8 @@ std::string CFamilyEmitter::expr(const Op& op) {
 // ---- the per-thread language ------------------------------------------------------
 
 std::string CFamilyEmitter::lang_expr(const Op& op, const std::vector<std::string>& args) {
+  if (!supports_language())
+    throw KernelError("kernel '" + k_.name + "': " + op.info().name + " is not supported by this backend yet");
   const std::string templ = op.info().c_expr;
   std::string out;
   for (size_t i = 0; i < templ.size();) {

@@ -38,6 +38,9 @@ class CFamilyEmitter {
   virtual std::string float_rem(const DType& t, const std::string& a, const std::string& b) = 0;
 
   // ---- the per-thread language (ops.def's second section) ----
+  // Whether the backend defines the language's library (CPU: en_* from
+  // cpu_math_prelude.h; MSL: metal::); until it does, its ops are an error.
+  virtual bool supports_language() const { return false; }
   // An op of the table spelled from its c_expr: each call is qualified by
   // library_function, {T} is the result type, {A}/{B} the attributes.
   virtual std::string lang_expr(const Op& op, const std::vector<std::string>& args);
@@ -68,7 +71,7 @@ class CFamilyEmitter {
   void close(const std::string& s = "}");
   void region(const Region& r);
   void op(const Op& op);
-  std::string expr(const Op& op);
+  virtual std::string expr(const Op& op);  // CUDA and MSL respell some ops (signed wrap, ...)
   std::string int_literal(Scalar t, int64_t v) const;
   // Which thread queries the kernel uses (backends declare only those).
   std::set<std::pair<ThreadQuery, int>> used_queries() const;
@@ -93,5 +96,8 @@ class CFamilyEmitter {
 // A C identifier for a user-supplied name that cannot clash with any
 // keyword of C++, CUDA or MSL, nor with the emitters' own names.
 std::string sanitize_identifier(const std::string& name);
+// A keyword or library name of C++, CUDA or MSL, or a name the emitters own
+// (en_*, double underscores): sanitize_identifier renames these.
+bool is_reserved_identifier(const std::string& name);
 
 }  // namespace enigma

@@ -267,6 +267,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   // ---- the per-thread language: en_<Metal name> from cpu_math_prelude.h,
   // except where spelling.cpp's table says otherwise.
+  bool supports_language() const override { return true; }
+
   std::string library_function(const std::string& fn, const Op& op) override {
     Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
     if (const char* s = spelling_exception("cpu", fn, e)) return s;
