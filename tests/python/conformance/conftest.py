@@ -1,10 +1,5 @@
 """Prints how many (op, dtype, input) checks the conformance suite made."""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-
-from _harness import CHECKS  # noqa: E402
+from ._harness import CHECKS
 
 
 def pytest_terminal_summary(terminalreporter):

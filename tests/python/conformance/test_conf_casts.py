@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import (
+from ._harness import (
     ANNOTATION, FLOAT_DTYPES, INT_DTYPES, INT_INFO, Report, float_edges, fmt, int_edges, int_range, itemsize,
     round_fraction, round_to, run, to_device, wrap,
 )

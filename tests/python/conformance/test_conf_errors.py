@@ -6,7 +6,7 @@ import re
 import pytest
 
 import enigma
-from _harness import CHECKS
+from ._harness import CHECKS
 
 E = enigma
 CASES = [

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import (
+from ._harness import (
     ANNOTATION, FORMATS, below_one, float_edges, float_ok, fmt, min_normal, msl_call, Report, round_fraction,
     round_to, run, to_device, tolerance,
 )

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import Report, runtime
+from ._harness import Report, runtime
 
 TYPES = [("float", "float", 2.5, np.float32), ("int", "i32", -7, np.int32), ("uint", "u32", 4000000000, np.uint32),
          ("bool", "i1", 1, np.bool_), ("half", "f16", 0.3, np.float16), ("short", "short", -300, np.int16),

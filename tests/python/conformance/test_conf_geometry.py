@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import ANNOTATION, float_ok, msl_call, Report, round_to, run, to_device, tolerance
+from ._harness import ANNOTATION, float_ok, msl_call, Report, round_to, run, to_device, tolerance
 
 VECTOR_OPS = ["normalize", "reflect", "refract", "faceforward", "cross"]
 SCALAR_OPS = ["dot", "length", "distance"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import ANNOTATION, INT_DTYPES, INT_INFO, int_edges, int_range, msl_call, Report, run, to_device, wrap
+from ._harness import ANNOTATION, INT_DTYPES, INT_INFO, int_edges, int_range, msl_call, Report, run, to_device, wrap
 
 UNARY = ["abs", "abs_diff_unary", "popcount", "clz", "ctz", "reverse_bits"]
 BINARY = ["imin", "imax", "abs_diff", "add_sat", "sub_sat", "mul_hi", "rotate"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import runtime
+from ._harness import runtime
 
 
 @enigma.kernel

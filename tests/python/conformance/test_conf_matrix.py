@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import ANNOTATION, Report, float_ok, round_to, run, to_device, tolerance
+from ._harness import ANNOTATION, Report, float_ok, round_to, run, to_device, tolerance
 
 SHAPES = [(2, 2), (3, 3), (4, 4), (2, 3), (3, 4), (4, 2)]  # (columns, rows)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import Report, run, runtime
+from ._harness import Report, run, runtime
 
 
 @enigma.kernel

@@ -5,7 +5,7 @@ encodes x, y, z and leaves w linear."""
 import numpy as np
 
 import enigma
-from _harness import Report, float_ok, run, tolerance
+from ._harness import Report, float_ok, run, tolerance
 
 PACK = {  # name: (lanes, [(bits, scale, signed, srgb) per lane])
     "pack_float_to_unorm4x8": (4, [(8, 255, False, False)] * 4),

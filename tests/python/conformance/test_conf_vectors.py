@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import enigma
-from _harness import (
+from ._harness import (
     ANNOTATION, FLOAT_DTYPES, INT_DTYPES, INT_INFO, Report, float_edges, int_edges, round_to, run, to_device, wrap,
 )
 
