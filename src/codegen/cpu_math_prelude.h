@@ -44,11 +44,6 @@ struct en_mat {
   const en_vec<T, R>& operator[](int i) const { return c[i]; }
 };
 
-template <class T>
-struct en_is_vec : std::false_type {};
-template <class T, int N>
-struct en_is_vec<en_vec<T, N>> : std::true_type {};
-
 // Narrow integers: C promotes them to int; the cast keeps the type's width.
 #define EN_VEC_BINOP(op)                                                            \
   template <class T, int N>                                                         \
@@ -147,7 +142,7 @@ EN_LANEWISE1(en_h2f)
 EN_LANEWISE1(en_f2b)
 EN_LANEWISE1(en_b2f)
 
-// Conversions of vectors and matrices, lane by lane (en_cvt's rules).
+// Conversions of vectors lane by lane (en_cvt's rules); rounding of half matrices.
 template <class To, class From, int N>
 EN_FN en_vec<To, N> en_vcvt(const en_vec<From, N>& a) {
   en_vec<To, N> r;
@@ -539,10 +534,4 @@ EN_FN float en_determinant(const en_mat<float, 4, 4>& m) {
     det = (r & 1) ? det - term : det + term;
   }
   return det;
-}
-template <class To, class From, int C, int R>
-EN_FN en_mat<To, C, R> en_mcvt(const en_mat<From, C, R>& m) {
-  en_mat<To, C, R> r;
-  for (int j = 0; j < C; ++j) r.c[j] = en_vcvt<To, From>(m.c[j]);
-  return r;
 }
