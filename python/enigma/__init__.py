@@ -12,6 +12,7 @@ from ._tracing import (
     threads_per_threadgroup, where, while_,
 )
 from ._preprocess import range  # noqa: A004 - `for i in enigma.range(...)` in kernels
+from ._lang import *  # noqa: F401,F403,A004 - the per-thread language (abs, round, pow shadow builtins)
 from .compiler import CompiledKernel, KernelDef, KernelHandle, compile, kernel  # noqa: A004
 from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
 from .typing import (

@@ -155,6 +155,40 @@ class IRValue:
     def __eq__(self, o): return self._cmp("eq", o)
     def __ne__(self, o): return self._cmp("ne", o)
 
+    # -- vector lanes and matrix columns (compile-time positions) ---------------
+    def _part(self, k):
+        b = self._trace.locate()
+        if isinstance(k, bool) or not isinstance(k, int):
+            b.fail("index", f"a vector lane or matrix column must be a Python int, got {type(k).__name__}")
+        if self.dtype.startswith("vec<"):
+            return _wrap(self._trace, b.vec_extract(self, k))
+        if not self.dtype.startswith("simdgroup") and "x" in self.dtype:
+            return _wrap(self._trace, b.matrix_column(self, k))
+        b.fail("index", f"only vectors (lanes) and matrices (columns) can be indexed, got {self.dtype}")
+
+    def __getitem__(self, k): return self._part(k)
+
+    def __iter__(self):
+        t = self.dtype
+        if t.startswith("vec<"):
+            return iter([self._vec_lane(k) for k in range(int(t[4]))])
+        raise EnigmaError(f"a traced {t} value is not iterable (only vectors are: x, y = v)")
+
+    @property
+    def x(self): return self._vec_lane(0)
+
+    @property
+    def y(self): return self._vec_lane(1)
+
+    @property
+    def z(self): return self._vec_lane(2)
+
+    @property
+    def w(self): return self._vec_lane(3)
+
+    def _vec_lane(self, k):
+        return _wrap(self._trace, self._trace.locate().vec_extract(self, k))
+
 
 _core._set_value_type(IRValue)
 

@@ -109,14 +109,17 @@ class CompiledKernel:
     def has_metallib(self) -> bool:
         return self.metallib_path is not None and self.metallib_bytes is not None
 
-    def source(self, backend: str = "metal") -> str:
-        """Generated source for ``"metal"`` (MSL), ``"cuda"`` (CUDA C++ for NVRTC) or ``"cpu"`` (C++)."""
-        if backend in ("metal", "msl"):
+    def source(self, backend: str = "metal", constants=None) -> str:
+        """Generated source for ``"metal"`` (MSL), ``"cuda"`` (CUDA C++ for NVRTC) or ``"cpu"`` (C++). A
+        kernel with function constants is specialised by ``constants`` ({index: (type_name, value)}); the
+        CPU and CUDA need them, the MSL declares them when none are given."""
+        if backend in ("metal", "msl") and not constants:
             return self.metal_source
         if self._core is None:
             raise RuntimeError(f"kernel '{self.kernel_name}' was not compiled by enigma.compile(); "
                                "only its Metal source is known")
-        return self._core.source(backend)
+        from .runtime import _constants_arg
+        return self._core.source(backend, constants=_constants_arg(constants))
 
     def export_metal(self, path: str | os.PathLike | None = None) -> str:
         """Writes the MSL to ``path`` (default ``<kernel_name>.metal`` in the
@@ -234,8 +237,13 @@ def _dump_sources(name: str, core) -> None:
     import hashlib
     os.makedirs(out, exist_ok=True)
     ext = {"metal": "metal", "cpu": "cpp", "cuda": "cu"}
-    texts = [(backend, core.source(backend)) for backend in DUMP_BACKENDS]
-    if "cuda" in DUMP_BACKENDS and core.cuda_groups_per_block > 1:  # the variant large grids run
+    texts = []
+    for backend in DUMP_BACKENDS:
+        try:
+            texts.append((backend, core.source(backend)))
+        except EnigmaError:  # function constants: specialised per dispatch, nothing to show
+            continue
+    if any(b == "cuda" for b, _ in texts) and core.cuda_groups_per_block > 1:  # the variant large grids run
         texts.append(("cuda", core.source("cuda", groups_per_block=core.cuda_groups_per_block)))
     for backend, text in texts:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -272,6 +272,39 @@ def _output_sizes(name, output_size, output_sizes):
     return [int(s) for s in sizes], single
 
 
+# Type names accepted in constants={index: (type_name, value)}: the reference's
+# (float, int, uint, bool, half and their short names) plus every other dtype
+# spelling a function_constant can have (bfloat cannot be one).
+_CONSTANT_TYPES = sorted(
+    {n for row in _core.dtype_table() if row[0] != "bfloat" for n in row[:2]}
+    | {"i1", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float16"})
+
+
+def _constants_arg(constants) -> list:
+    """constants={index: (type_name, value)} as [(index, type_name, value)], sorted by index."""
+    if not constants:
+        return []
+    if not isinstance(constants, dict):
+        raise RuntimeError(f"constants must be a dict {{index: (type_name, value)}}, got {type(constants).__name__}")
+    for index in constants:
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise RuntimeError(f"constants: keys must be function-constant indices (ints), got {index!r}")
+    out = []
+    for index in sorted(constants):
+        payload = constants[index]
+        if not isinstance(payload, tuple) or len(payload) != 2:
+            raise RuntimeError(f"constants[{index}] must be (type_name, value) tuple, got {payload!r}")
+        type_name, value = payload
+        if type_name not in _CONSTANT_TYPES:
+            raise RuntimeError(f"constants[{index}]: unknown type {type_name!r}. Expected one of {_CONSTANT_TYPES}")
+        if isinstance(value, np.generic):
+            value = value.item()
+        if not isinstance(value, (bool, int, float)):
+            raise RuntimeError(f"constants[{index}]: value must be a number, got {value!r}")
+        out.append((int(index), type_name, value))
+    return out
+
+
 class PreparedKernel:
     """Buffers bound once for repeated dispatches (``MetalRuntime.prepare``)."""
 
@@ -354,8 +387,7 @@ class MetalRuntime:
     def _launch(self, compiled, inputs, output_size, output_sizes, scalars, constants, api):
         core = _kernel_core(compiled)
         name = compiled.kernel_name
-        if constants:
-            raise RuntimeError(f"{api}: kernel '{name}' declares no function constants, but constants= was given")
+        consts = _constants_arg(constants)
         if isinstance(inputs, np.ndarray) or not hasattr(inputs, "__iter__"):
             raise RuntimeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
         sizes, single = _output_sizes(name, output_size, output_sizes)
@@ -364,7 +396,7 @@ class MetalRuntime:
         arrays = [c[0] for c in converted]
         keep = tuple(c[1] for c in converted if c[1] is not None)
         scal = [] if scalars is None else [_scalar_value(v, i, name, api) for i, v in enumerate(scalars)]
-        launch = _core.PreparedLaunch(self._device, core, arrays, scal, sizes, api)
+        launch = _core.PreparedLaunch(self._device, core, arrays, scal, sizes, api, consts)
         return launch, single, keep
 
     def execute(self, compiled, inputs, output_size=None, grid=(1, 1, 1), threads=(1, 1, 1), *,
@@ -385,7 +417,8 @@ class MetalRuntime:
 
     def prepare(self, compiled, inputs, output_size=None, *, scalars=None, output_sizes=None,
                 constants=None) -> PreparedKernel:
-        """Allocates and fills the buffers once for repeated dispatch."""
+        """Allocates and fills the buffers once for repeated dispatch. ``constants``
+        ({index: (type_name, value)}) specialises the kernel's function constants."""
         launch, single, keep = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants,
                                             "prepare")
         return PreparedKernel(launch, single, self._device.name, keep)

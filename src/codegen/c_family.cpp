@@ -4,6 +4,7 @@
 #include <limits>
 #include <unordered_set>
 
+#include "enigma/codegen/spelling.h"
 #include "enigma/support/error.h"
 
 namespace enigma {
@@ -133,7 +134,18 @@ std::string CFamilyEmitter::expr(const Op& op) {
   std::vector<std::string> a;
   for (ValueId v : op.operands) a.push_back(name(v));
   const OpInfo& oi = op.info();
+  if (oi.category == OpCategory::Select && k_.type_of(op.operands[0]).is_vector())
+    return vector_select(a[0], a[1], a[2]);
   switch (oi.category) {
+    case OpCategory::Math:
+    case OpCategory::MatMul:
+    case OpCategory::VecMake:
+    case OpCategory::VecExtract:
+    case OpCategory::MatMake:
+    case OpCategory::MatColumn: return lang_expr(op, a);
+    case OpCategory::FuncConst: return function_constant(op);
+    case OpCategory::LoadIf: return load_if(op);
+    case OpCategory::LocalLoad: return local_load(op);
     case OpCategory::Constant: return constant(op);
     case OpCategory::Param: return param_value(op);
     case OpCategory::ThreadQuery: return query(static_cast<ThreadQuery>(op.attr), op.dim);
@@ -181,9 +193,108 @@ std::string CFamilyEmitter::expr(const Op& op) {
   }
 }
 
+// ---- the per-thread language ------------------------------------------------------
+
+std::string CFamilyEmitter::lang_expr(const Op& op, const std::vector<std::string>& args) {
+  if (!supports_language())
+    throw KernelError("kernel '" + k_.name + "': " + op.info().name + " is not supported by this backend yet");
+  const std::string templ = op.info().c_expr;
+  std::string out;
+  for (size_t i = 0; i < templ.size();) {
+    char c = templ[i];
+    if (c == '{') {  // placeholder
+      size_t end = templ.find('}', i);
+      std::string key = templ.substr(i + 1, end - i - 1);
+      if (key == "T") {
+        out += type(op.type);
+      } else if (key == "A" || key == "B") {
+        int64_t v = op.attr;
+        if (op.code == OpCode::ExtractBits || op.code == OpCode::InsertBits)
+          v = key == "A" ? (op.attr & 0xffffffff) : (op.attr >> 32);
+        out += std::to_string(v) + "u";
+      } else if (key == "*") {
+        for (size_t k = 0; k < args.size(); ++k) out += (k ? ", " : "") + args[k];
+      } else {
+        out += args.at(static_cast<size_t>(std::stoi(key)));
+      }
+      i = end + 1;
+    } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {  // a library call?
+      size_t end = i;
+      while (end < templ.size() && (std::isalnum(static_cast<unsigned char>(templ[end])) || templ[end] == '_')) ++end;
+      std::string id = templ.substr(i, end - i);
+      out += end < templ.size() && templ[end] == '(' ? library_function(id, op) : id;
+      i = end;
+    } else {
+      out += c;
+      ++i;
+    }
+  }
+  return finish(op.type, out);
+}
+
+std::string spell_template(const char* c_expr, const std::string& prefix) {
+  std::string t = c_expr, out;
+  for (size_t i = 0; i < t.size();) {
+    if (t[i] == '{') {
+      size_t end = t.find('}', i);
+      std::string key = t.substr(i + 1, end - i - 1);
+      if (key == "*") out += "a, b, ...";
+      else if (std::isdigit(static_cast<unsigned char>(key[0]))) out += static_cast<char>('a' + std::stoi(key));
+      else out += key;
+      i = end + 1;
+    } else if (std::isalpha(static_cast<unsigned char>(t[i])) || t[i] == '_') {
+      size_t end = i;
+      while (end < t.size() && (std::isalnum(static_cast<unsigned char>(t[end])) || t[end] == '_')) ++end;
+      out += (end < t.size() && t[end] == '(' ? prefix : "") + t.substr(i, end - i);
+      i = end;
+    } else {
+      out += t[i++];
+    }
+  }
+  return out;
+}
+
+std::string CFamilyEmitter::function_constant(const Op& op) {
+  throw KernelError("kernel '" + k_.name + "': function constant " + std::to_string(op.attr) +
+                    " has no value: this backend needs the kernel specialised with constants= first");
+}
+
+static KernelError unsupported(const Kernel& k, const Op& op) {
+  return KernelError("kernel '" + k.name + "': " + op.info().name + " is not supported by this backend yet");
+}
+std::string CFamilyEmitter::load_if(const Op& op) { throw unsupported(k_, op); }
+void CFamilyEmitter::local_alloc(const Op& op) { throw unsupported(k_, op); }
+std::string CFamilyEmitter::local_load(const Op& op) { throw unsupported(k_, op); }
+void CFamilyEmitter::local_store(const Op& op) { throw unsupported(k_, op); }
+
+std::string CFamilyEmitter::local_name(int64_t i) const { return "en_reg" + std::to_string(i); }
+
+const Op* CFamilyEmitter::constant_def(ValueId v) const {
+  if (const_defs_.empty()) {
+    const_defs_.assign(k_.values.size() + 1, nullptr);
+    walk(k_.body, [&](const Op& o) {
+      if (o.code == OpCode::Constant) const_defs_[o.result()] = &o;
+    });
+  }
+  return v < const_defs_.size() ? const_defs_[v] : nullptr;
+}
+
+std::string CFamilyEmitter::local_index(const Op& op, const std::string& clamp_fn) {
+  const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+  ValueId idx = op.operands[0];
+  if (const Op* c = constant_def(idx)) {
+    uint64_t u = static_cast<uint64_t>(c->value.i);
+    if (is_signed_int(c->type.elem) && c->value.i < 0) u = ~uint64_t{0};
+    return std::to_string(u < static_cast<uint64_t>(a.size) ? u : static_cast<uint64_t>(a.size - 1));
+  }
+  return clamp_fn + "(" + name(idx) + ", " + std::to_string(a.size) + "u)";
+}
+
 void CFamilyEmitter::op(const Op& op) {
   switch (op.info().category) {
     case OpCategory::Store: store(op); return;
+    case OpCategory::LocalAlloc: local_alloc(op); return;
+    case OpCategory::LocalStore: local_store(op); return;
     case OpCategory::For: for_op(op); return;
     case OpCategory::If: if_op(op); return;
     case OpCategory::While: while_op(op); return;

@@ -37,6 +37,32 @@ class CFamilyEmitter {
   virtual std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) = 0;
   virtual std::string float_rem(const DType& t, const std::string& a, const std::string& b) = 0;
 
+  // ---- the per-thread language (ops.def's second section) ----
+  // Whether the backend defines the language's library (CPU: en_* from
+  // cpu_math_prelude.h; MSL: metal::); until it does, its ops are an error.
+  virtual bool supports_language() const { return false; }
+  // An op of the table spelled from its c_expr: each call is qualified by
+  // library_function, {T} is the result type, {A}/{B} the attributes.
+  virtual std::string lang_expr(const Op& op, const std::vector<std::string>& args);
+  // This backend's name for Metal library function `fn` used by `op`.
+  virtual std::string library_function(const std::string& fn, const Op& op) { return "en_" + fn; }
+  // select() with a vector condition.
+  virtual std::string vector_select(const std::string& c, const std::string& t, const std::string& f) {
+    return "en_select(" + c + ", " + t + ", " + f + ")";
+  }
+  // Backends that support them override these.
+  virtual std::string function_constant(const Op& op);
+  virtual std::string load_if(const Op& op);
+  virtual void local_alloc(const Op& op);
+  virtual std::string local_load(const Op& op);
+  virtual void local_store(const Op& op);
+  // The C name of per-thread array `i`, and its element index: a constant
+  // stays as is, anything else is clamped into the array.
+  std::string local_name(int64_t i) const;
+  std::string local_index(const Op& op, const std::string& clamp_fn);
+  // The constant op defining `v`, if any.
+  const Op* constant_def(ValueId v) const;
+
   // ---- shared ----
   std::string name(ValueId v) const;
   const std::string& param_name(int index) const { return param_names_[index]; }
@@ -64,6 +90,7 @@ class CFamilyEmitter {
 
   std::vector<std::string> param_names_;
   int temp_counter_ = 0;
+  mutable std::vector<const Op*> const_defs_;  // by value id, built on first use
 };
 
 // A C identifier for a user-supplied name that cannot clash with any

@@ -20,6 +20,7 @@
 
 #include "codegen/c_family.h"
 #include "enigma/codegen/codegen.h"
+#include "enigma/codegen/spelling.h"
 #include "enigma/support/error.h"
 
 namespace enigma {
@@ -108,6 +109,7 @@ class MslEmitter : public CFamilyEmitter {
          << ".\n";
     file << "#include <metal_stdlib>\nusing namespace metal;\n\n";
     for (const std::string& h : helpers_) file << h << "\n";
+    file << function_constant_declarations();
     file << "kernel void " << msl_entry_name(k_) << "(";
     std::vector<std::string> params;
     for (size_t i = 0; i < k_.params.size(); ++i) {
@@ -201,6 +203,7 @@ class MslEmitter : public CFamilyEmitter {
   }
 
   std::string convert(const DType& from, const DType& to, const std::string& x) override {
+    if (to.is_matrix()) return matrix_convert(from, to) + "(" + x + ")";  // column by column
     if (from == to) return x;
     if (to.is_vector() && !from.is_vector())  // a splat: convert the scalar, then build the vector
       return msl_type(to) + "(" + convert(from, DType::scalar(to.elem), x) + ")";
@@ -222,6 +225,130 @@ class MslEmitter : public CFamilyEmitter {
   }
   std::string float_rem(const DType& t, const std::string& a, const std::string& b) override {
     return "metal::fmod(" + a + ", " + b + ")";
+  }
+
+  // ---- the per-thread language -------------------------------------------------
+  // Library calls are metal::<name>. half and bfloat compute in float and
+  // round once, as on the CPU (MSL has no bfloat math; half agrees this way).
+  bool supports_language() const override { return true; }
+
+  std::string library_function(const std::string& fn, const Op& op) override { return "metal::" + fn; }
+
+  std::string lang_expr(const Op& op, const std::vector<std::string>& args) override {
+    const OpCategory cat = op.info().category;
+    bool narrow = false;
+    for (ValueId v : op.operands) {
+      const DType& t = k_.type_of(v);
+      narrow = narrow || ((t.is_float() || t.is_matrix()) && is_16bit_float(t.elem));
+    }
+    const std::string fn = function_of(op);
+    const char* special = op.operands.empty() ? nullptr
+                                              : spelling_exception("metal", fn, k_.type_of(op.operands[0]).elem);
+    bool native = special && std::string(special).rfind("metal::", 0) == 0;  // on the 16-bit value itself
+    if (op.code == OpCode::Rotate) {  // the count modulo the width, as on every backend
+      const std::string t = msl_type(op.type), e = msl_type(DType::scalar(op.type.elem));
+      const std::string mask = t + "(" + e + "(" + std::to_string(info(op.type.elem).bits - 1) + "))";
+      return CFamilyEmitter::lang_expr(op, {args[0], t + "(" + args[1] + " & " + mask + ")"});
+    }
+    if (!narrow || native || (cat != OpCategory::Math && cat != OpCategory::MatMul))
+      return CFamilyEmitter::lang_expr(op, args);
+    std::vector<std::string> wide;
+    for (size_t i = 0; i < args.size(); ++i) wide.push_back(widen(k_.type_of(op.operands[i]), args[i]));
+    std::string e = CFamilyEmitter::lang_expr(op, wide);
+    if (!is_16bit_float(op.type.elem) || op.type.is_bool()) return e;
+    if (special) return helper_16bit(special, op.type) + "(" + unwrap_call(e) + ")";
+    return narrow_to(op.type, e);
+  }
+
+  // The library function an op's c_expr calls first ("fract" for fract({0})).
+  static std::string function_of(const Op& op) {
+    std::string t = op.info().c_expr;
+    size_t open = t.find('(');
+    return open == std::string::npos ? std::string() : t.substr(0, open);
+  }
+
+  // A 16-bit float value as float (matrices column by column).
+  std::string widen(const DType& t, const std::string& x) {
+    if (!is_16bit_float(t.elem)) return x;
+    if (t.is_matrix()) return matrix_convert(t, t.with_elem(Scalar::F32)) + "(" + x + ")";
+    return msl_type(t.with_elem(Scalar::F32)) + "(" + x + ")";
+  }
+  std::string narrow_to(const DType& t, const std::string& x) {
+    if (t.is_matrix()) return matrix_convert(t.with_elem(Scalar::F32), t) + "(" + x + ")";
+    return msl_type(t) + "(" + x + ")";
+  }
+  // metal::fract(y) -> y: the helper below calls fract itself.
+  static std::string unwrap_call(const std::string& e) {
+    size_t open = e.find('(');
+    return e.substr(open + 1, e.size() - open - 2);
+  }
+
+  std::string matrix_convert(const DType& from, const DType& to) {
+    std::string fn = "en_to_" + msl_type(to);
+    if (want("fn " + fn + " " + msl_type(from))) {
+      std::string s = "inline " + msl_type(to) + " " + fn + "(" + msl_type(from) + " m) {\n  return " +
+                      msl_type(to) + "(";
+      for (int c = 0; c < from.cols; ++c) s += (c ? ", " : "") + msl_type(to.column()) + "(m[" + std::to_string(c) + "])";
+      helpers_.push_back(s + ");\n}\n");
+    }
+    return fn;
+  }
+
+  // The helpers spelling.cpp names for 16-bit floats. fract: computed in
+  // float, kept below 1 after rounding.
+  std::string helper_16bit(const std::string& fn, const DType& t) {
+    if (fn != "en_fract_h" && fn != "en_fract_b") throw KernelError("internal: no MSL helper " + fn);
+    std::string ty = msl_type(t), wide = msl_type(t.with_elem(Scalar::F32));
+    if (want("fn " + fn + " " + ty)) {  // compares in float: bfloat has no operators
+      std::string below_one = t.elem == Scalar::F16 ? "0x1.ffcp-1f" : "0x1.fep-1f";
+      helpers_.push_back("inline " + ty + " " + fn + "(" + wide + " x) {\n  " + wide + " r = " + wide + "(" + ty +
+                              "(metal::fract(x)));\n  return " + ty + "(metal::select(r, " + wide + "(" + below_one +
+                              "), r == " + wide + "(1.0f)));\n}\n");
+    }
+    return fn;
+  }
+
+  std::string function_constant(const Op& op) override { return "en_fc" + std::to_string(op.attr); }
+
+  std::string load_if(const Op& op) override {
+    return "(" + name(op.operands[1]) + " ? " + param_name(static_cast<int>(op.attr)) + "[" + name(op.operands[0]) +
+           "] : " + name(op.operands[2]) + ")";
+  }
+
+  void local_alloc(const Op& op) override {
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+    std::string n = local_name(op.attr);
+    line(msl_type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + a.name);
+    line("for (uint en_k = 0; en_k < " + std::to_string(a.size) + "u; ++en_k) " + n + "[en_k] = " +
+         name(op.operands[0]) + ";");
+  }
+  // Out-of-range indices use the last element (as on every backend).
+  std::string clamp_index_fn(const Op& op) {
+    bool wide = info(k_.type_of(op.operands[0]).elem).bits == 64;
+    std::string fn = wide ? "en_clamp_index64" : "en_clamp_index";
+    std::string t = wide ? "ulong" : "uint";
+    if (want("fn " + fn))
+      helpers_.push_back("inline " + t + " " + fn + "(" + t + " i, " + t + " n) {\n  return metal::min(i, n - 1);\n}\n");
+    return fn;
+  }
+  std::string local_load(const Op& op) override {
+    return local_name(op.attr) + "[" + local_index(op, clamp_index_fn(op)) + "]";
+  }
+  void local_store(const Op& op) override {
+    line(local_name(op.attr) + "[" + local_index(op, clamp_index_fn(op)) + "] = " + name(op.operands[1]) + ";");
+  }
+
+  // File-scope declarations of the function constants the kernel reads.
+  std::string function_constant_declarations() {
+    std::string s;
+    std::set<int> seen;
+    walk(k_.body, [&](const Op& op) {
+      if (op.code != OpCode::FuncConst || !seen.insert(static_cast<int>(op.attr)).second) return;
+      s += "constant " + msl_type(op.type) + " en_fc" + std::to_string(op.attr) + " [[function_constant(" +
+           std::to_string(op.attr) + ")]];\n";
+    });
+    if (!seen.empty()) s += "\n";
+    return s;
   }
 
   // Defines en_div/en_rem/en_floordiv/en_shl/en_shr for operands of type t.

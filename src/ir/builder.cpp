@@ -388,6 +388,13 @@ ValueId Builder::select(const Operand& cond, const Operand& if_true, const Opera
 }
 
 ValueId Builder::convert(const Operand& a, DType to) {
+  if (to.is_matrix() && a.is_value()) {  // floatCxR <-> halfCxR
+    check_visible(a.value, "metal_cast");
+    DType from = k_.type_of(a.value);
+    if (!from.is_matrix() || from.rows != to.rows || from.cols != to.cols)
+      fail("metal_cast", "cannot convert " + from.str() + " to " + to.str() + " (matrix shapes must match)");
+    return convert_value(a.value, to);
+  }
   if (!to.is_scalar_or_vector()) fail("metal_cast", "cannot convert to " + to.str());
   if (!a.is_value()) return literal(a.literal, to);
   check_visible(a.value, "metal_cast");

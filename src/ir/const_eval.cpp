@@ -1,5 +1,7 @@
 #include "enigma/ir/const_eval.h"
 
+#include "enigma/ir/lang.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -9,6 +11,7 @@
 namespace enigma {
 namespace prelude {
 #include "codegen/cpu_prelude.h"
+#include "codegen/cpu_math_prelude.h"
 }  // namespace prelude
 
 namespace {
@@ -202,6 +205,95 @@ bool fold_compare(CmpPred pred, Scalar t, Const ca, Const cb) {
     case CmpPred::Uge: return ua >= ub;
   }
   return false;
+}
+
+std::optional<Const> fold_math(OpCode op, Scalar t, const std::vector<Const>& in, int64_t attr) {
+  using namespace prelude;
+  if (in.empty() || in.size() > 3) return std::nullopt;
+  if (is_float(t)) {
+    float a = static_cast<float>(in[0].f);
+    float b = in.size() > 1 ? static_cast<float>(in[1].f) : 0.0f;
+    float c = in.size() > 2 ? static_cast<float>(in[2].f) : 0.0f;
+    auto f = [&](float v) { return make(t, v); };
+    auto p = [&](bool v) { return make(Scalar::B1, v); };
+    switch (op) {
+      case OpCode::Sqrt: return f(en_sqrt(a));
+      case OpCode::Abs: return f(en_abs(a));
+      case OpCode::Ceil: return f(en_ceil(a));
+      case OpCode::Floor: return f(en_floor(a));
+      case OpCode::Round: return f(en_round(a));
+      case OpCode::Trunc: return f(en_trunc(a));
+      case OpCode::Sign: return f(en_sign(a));
+      case OpCode::Saturate: return f(en_saturate(a));
+      case OpCode::Fract:
+        return f(t == Scalar::F16 ? en_fract_h(a) : t == Scalar::BF16 ? en_fract_b(a) : en_fract(a));
+      case OpCode::Rsqrt: return f(en_rsqrt(a));
+      case OpCode::Exp: return f(en_exp(a));
+      case OpCode::Exp2: return f(en_exp2(a));
+      case OpCode::Log: return f(en_log(a));
+      case OpCode::Log2: return f(en_log2(a));
+      case OpCode::Log10: return f(en_log10(a));
+      case OpCode::Sin: return f(en_sin(a));
+      case OpCode::Cos: return f(en_cos(a));
+      case OpCode::Tan: return f(en_tan(a));
+      case OpCode::Asin: return f(en_asin(a));
+      case OpCode::Acos: return f(en_acos(a));
+      case OpCode::Atan: return f(en_atan(a));
+      case OpCode::Sinh: return f(en_sinh(a));
+      case OpCode::Cosh: return f(en_cosh(a));
+      case OpCode::Tanh: return f(en_tanh(a));
+      case OpCode::Fmin: return f(en_fmin(a, b));
+      case OpCode::Fmax: return f(en_fmax(a, b));
+      case OpCode::Pow: return f(en_pow(a, b));
+      case OpCode::Fmod: return f(en_fmod(a, b));
+      case OpCode::Atan2: return f(en_atan2(a, b));
+      case OpCode::Step: return f(en_step(a, b));
+      case OpCode::Copysign: return f(en_copysign(a, b));
+      case OpCode::Clamp: return f(en_clamp(a, b, c));
+      case OpCode::Fma: return f(en_fma(a, b, c));
+      case OpCode::Mix: return f(en_mix(a, b, c));
+      case OpCode::Smoothstep: return f(en_smoothstep(a, b, c));
+      case OpCode::IsNan: return p(en_isnan(a));
+      case OpCode::IsInf: return p(en_isinf(a));
+      case OpCode::IsFinite: return p(en_isfinite(a));
+      case OpCode::SignBit: return p(en_signbit(a));
+      case OpCode::IsNormal: return p(t == Scalar::F16 ? en_isnormal_h(a) : en_isnormal(a));
+      default: return std::nullopt;
+    }
+  }
+  if (!is_integer(t)) return std::nullopt;
+  return with_type(t, [&](auto z) -> std::optional<Const> {
+    using T = decltype(z);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      T a = get<T>(in[0]);
+      T b = in.size() > 1 ? get<T>(in[1]) : T(0);
+      T c = in.size() > 2 ? get<T>(in[2]) : T(0);
+      auto r = [&](T v) { return make(t, v); };
+      unsigned off = static_cast<unsigned>(bit_range_offset(attr)), bits = static_cast<unsigned>(bit_range_bits(attr));
+      switch (op) {
+        case OpCode::Abs: return r(en_abs(a));
+        case OpCode::IMin: return r(en_min(a, b));
+        case OpCode::IMax: return r(en_max(a, b));
+        case OpCode::IClamp: return r(en_clamp(a, b, c));
+        case OpCode::AbsDiff: return r(en_absdiff(a, b));
+        case OpCode::AbsDiffUnary: return r(en_absdiff(a, T(0)));
+        case OpCode::AddSat: return r(en_addsat(a, b));
+        case OpCode::SubSat: return r(en_subsat(a, b));
+        case OpCode::MulHi: return r(en_mulhi(a, b));
+        case OpCode::Rotate: return r(en_rotate(a, b));
+        case OpCode::MadSat: return r(en_madsat(a, b, c));
+        case OpCode::Popcount: return r(en_popcount(a));
+        case OpCode::Clz: return r(en_clz(a));
+        case OpCode::Ctz: return r(en_ctz(a));
+        case OpCode::ReverseBits: return r(en_reverse_bits(a));
+        case OpCode::ExtractBits: return r(en_extract_bits(a, off, bits));
+        case OpCode::InsertBits: return r(en_insert_bits(a, b, off, bits));
+        default: return std::nullopt;
+      }
+    } else {
+      return std::nullopt;
+    }
+  });
 }
 
 }  // namespace enigma

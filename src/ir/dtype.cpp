@@ -80,8 +80,8 @@ int DType::size_bytes() const {
     case Kind::Void: return 0;
     case Kind::Scalar: return bytes_of(elem);
     case Kind::Vector: return bytes_of(elem) * (lanes == 3 ? 4 : lanes);  // vec3 is padded like Metal's
-    case Kind::SimdMatrix:
-    case Kind::Matrix: return bytes_of(elem) * rows * cols;
+    case Kind::SimdMatrix: return bytes_of(elem) * rows * cols;
+    case Kind::Matrix: return column().size_bytes() * cols;  // columns are padded vectors, as in Metal
   }
   return 0;
 }
@@ -126,6 +126,15 @@ std::optional<DType> parse_dtype(std::string_view text) {
     auto e = parse_scalar(body->substr(comma + 1));
     if (!e) return std::nullopt;
     return DType::vector(*e, n);
+  }
+  // floatCxR / halfCxR
+  for (Scalar e : {Scalar::F32, Scalar::F16}) {
+    std::string_view n = info(e).metal_name;
+    if (text.size() == n.size() + 3 && text.substr(0, n.size()) == n && text[n.size() + 1] == 'x') {
+      int c = text[n.size()] - '0', r = text[n.size() + 2] - '0';
+      if (c >= 2 && c <= 4 && r >= 2 && r <= 4) return DType::matrix(e, c, r);
+      return std::nullopt;
+    }
   }
   if (auto body = inside("simdgroup_matrix<")) {
     size_t c1 = body->find(',');

@@ -7,8 +7,11 @@ namespace enigma {
 namespace {
 constexpr OpInfo kOps[] = {
 #define OP(e, name, cat, n, r, eff, cexpr) \
-  {OpCode::e, name, OpCategory::cat, n, r, OpEffect::eff, OpEffect::eff == OpEffect::Pure, cexpr},
+  {OpCode::e, name, OpCategory::cat, n, r, OpEffect::eff, OpEffect::eff == OpEffect::Pure, cexpr, "", "", ""},
+#define OPX(e, name, cat, n, cexpr, operands, result, tol) \
+  {OpCode::e, name, OpCategory::cat, n, 0, OpEffect::Pure, true, cexpr, operands, result, tol},
 #include "enigma/ir/ops.def"
+#undef OPX
 #undef OP
 };
 

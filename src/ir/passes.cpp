@@ -8,6 +8,7 @@
 
 #include "enigma/ir/const_eval.h"
 #include "enigma/ir/verifier.h"
+#include "enigma/support/error.h"
 
 namespace enigma {
 
@@ -77,6 +78,15 @@ class Folder {
       consts_[op.result()] = op.value;
       return false;
     }
+    if (cat == OpCategory::VecMake) vectors_[op.result()] = op.operands;
+    if (cat == OpCategory::VecExtract) {  // make_vec(a, b, ...)[k] is the k-th component
+      auto it = vectors_.find(op.operands[0]);
+      if (it != vectors_.end()) {
+        subst_.map[op.result()] = it->second.at(static_cast<size_t>(op.attr));
+        ++folded_;
+        return true;
+      }
+    }
     if (!op.type.is_scalar() || !is_plain_pure(op)) return false;
     if (cat == OpCategory::Select) {
       if (const Const* c = constant(op.operands[0])) {
@@ -117,6 +127,13 @@ class Folder {
       case OpCategory::Bitcast:
         to_constant(op, bitcast_const(*in[0], t0.elem, op.type.elem));
         return false;
+      case OpCategory::Math: {
+        std::vector<Const> args;
+        for (const Const* c : in) args.push_back(*c);
+        auto r = fold_math(op.code, t0.elem, args, op.attr);
+        if (r) to_constant(op, *r);
+        return false;
+      }
       default:
         return false;
     }
@@ -124,6 +141,7 @@ class Folder {
 
   Kernel& k_;
   std::unordered_map<ValueId, Const> consts_;
+  std::unordered_map<ValueId, std::vector<ValueId>> vectors_;  // make_vec components
   Substitution subst_;
   int folded_ = 0;
 };
@@ -246,6 +264,21 @@ int eliminate_dead_code(Kernel& k) {
   std::vector<int> uses(k.values.size(), 0);
   count_uses(k.body, uses);
   return dce_region(k.body, uses);
+}
+
+void specialize_function_constants(Kernel& k, const std::vector<std::pair<int, Const>>& values) {
+  walk(k.body, [&](Op& op) {
+    if (op.code != OpCode::FuncConst) return;
+    const Const* v = nullptr;
+    for (const auto& [index, c] : values)
+      if (index == op.attr) v = &c;
+    if (!v)
+      throw KernelError("kernel '" + k.name + "': function constant " + std::to_string(op.attr) + " (" +
+                        op.type.str() + ") has no value");
+    op.code = OpCode::Constant;
+    op.value = normalize_const(op.type.elem, *v);
+    op.attr = 0;
+  });
 }
 
 void optimize(Kernel& k) {

@@ -158,6 +158,38 @@ class Printer {
         out_ << pad << "}\n";
         return;
       }
+      case OpCategory::FuncConst:
+        out_ << n(op.result()) << " = function_constant " << op.attr << " : " << op.type.str();
+        break;
+      case OpCategory::LoadIf:
+        out_ << n(op.result()) << " = load_if " << k_.params[op.attr].name << "[" << n(op.operands[0]) << "] if "
+             << n(op.operands[1]) << " else " << n(op.operands[2]) << " : " << op.type.str();
+        break;
+      case OpCategory::LocalAlloc: {
+        const LocalArray& a = k_.locals[op.attr];
+        out_ << "local " << a.name << "#" << op.attr << "[" << a.size << "] = " << n(op.operands[0]) << " : "
+             << a.elem.str();
+        break;
+      }
+      case OpCategory::LocalLoad:
+        out_ << n(op.result()) << " = " << k_.locals[op.attr].name << "#" << op.attr << "[" << n(op.operands[0])
+             << "] : " << op.type.str();
+        break;
+      case OpCategory::LocalStore:
+        out_ << k_.locals[op.attr].name << "#" << op.attr << "[" << n(op.operands[0]) << "] = " << n(op.operands[1])
+             << " : " << k_.locals[op.attr].elem.str();
+        break;
+      case OpCategory::VecExtract:
+      case OpCategory::MatColumn:
+        out_ << n(op.result()) << " = " << oi.name << " " << n(op.operands[0]) << ", " << op.attr << " : "
+             << op.type.str();
+        break;
+      case OpCategory::Math:
+        out_ << n(op.result()) << " = " << oi.name << " " << list(op.operands);
+        if (op.code == OpCode::ExtractBits || op.code == OpCode::InsertBits)
+          out_ << " bits(" << (op.attr & 0xffffffff) << ", " << (op.attr >> 32) << ")";
+        out_ << " : " << op.type.str();
+        break;
       case OpCategory::Terminator:
         out_ << oi.name;
         if (!op.operands.empty()) out_ << " " << list(op.operands);

@@ -4,6 +4,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "enigma/ir/lang.h"
 #include "enigma/support/error.h"
 
 namespace enigma {
@@ -128,6 +129,11 @@ class Verifier {
         break;
       case OpCategory::Convert:
         single_result();
+        if (op.type.is_matrix()) {
+          expect(op, operand(0).is_matrix() && operand(0).rows == op.type.rows && operand(0).cols == op.type.cols,
+                 "converts matrices of one shape");
+          break;
+        }
         expect(op, operand(0).is_scalar_or_vector() && op.type.is_scalar_or_vector(), "converts scalars/vectors");
         expect(op, !operand(0).is_vector() || operand(0).lanes == op.type.lanes, "vector sizes differ");
         break;
@@ -198,9 +204,95 @@ class Verifier {
       case OpCategory::Terminator:
         expect(op, op.results.empty(), "terminators have no results");
         break;
+      default:
+        lang_op(op);
+        break;
     }
     if (oi.category != OpCategory::For && oi.category != OpCategory::If && oi.category != OpCategory::While)
       for (ValueId v : op.results) define(&op, v);
+  }
+
+  // The per-thread language (ops.def's second section).
+  void lang_op(const Op& op) {
+    auto operand = [&](size_t i) -> const DType& { return type(op, op.operands.at(i)); };
+    auto result = [&] {
+      expect(op, op.results.size() == 1, "expected one result");
+      expect(op, type(op, op.results[0]) == op.type, "result dtype does not match the op's dtype");
+    };
+    switch (op.info().category) {
+      case OpCategory::Math:
+      case OpCategory::MatMul: {
+        result();
+        std::vector<DType> in;
+        for (size_t i = 0; i < op.operands.size(); ++i) in.push_back(operand(i));
+        std::string why;
+        std::optional<DType> rt = lang_result_type(op.code, in, op.attr, &why);
+        expect(op, rt.has_value(), why);
+        expect(op, *rt == op.type, "result must be " + rt->str() + ", not " + op.type.str());
+        break;
+      }
+      case OpCategory::VecMake:
+        result();
+        expect(op, op.type.is_vector() && op.operands.size() == op.type.lanes, "needs one scalar per lane");
+        for (size_t i = 0; i < op.operands.size(); ++i)
+          expect(op, operand(i) == DType::scalar(op.type.elem), "components must have the vector's element dtype");
+        break;
+      case OpCategory::VecExtract:
+        result();
+        expect(op, operand(0).is_vector() && op.attr >= 0 && op.attr < operand(0).lanes &&
+                       op.type == DType::scalar(operand(0).elem),
+               "extracts an existing lane of a vector");
+        break;
+      case OpCategory::MatMake:
+        result();
+        expect(op, op.type.is_matrix() && op.operands.size() == op.type.cols, "needs one vector per column");
+        for (size_t i = 0; i < op.operands.size(); ++i)
+          expect(op, operand(i) == op.type.column(), "columns must have the matrix's column dtype");
+        break;
+      case OpCategory::MatColumn:
+        result();
+        expect(op, operand(0).is_matrix() && op.attr >= 0 && op.attr < operand(0).cols &&
+                       op.type == operand(0).column(),
+               "extracts an existing column of a matrix");
+        break;
+      case OpCategory::FuncConst: {
+        result();
+        bool declared = false;
+        for (const FunctionConstant& fc : k_.function_constants)
+          declared = declared || (fc.index == op.attr && fc.type == op.type);
+        expect(op, declared, "function constant " + std::to_string(op.attr) + " is not declared as " + op.type.str());
+        break;
+      }
+      case OpCategory::LoadIf:
+        result();
+        expect(op, op.attr >= 0 && op.attr < static_cast<int64_t>(k_.params.size()) &&
+                       k_.params[op.attr].kind == Param::Kind::Buffer && k_.params[op.attr].type == op.type,
+               "reads a buffer parameter of its dtype");
+        expect(op, operand(0).is_scalar() && is_integer(operand(0).elem), "index must be an integer scalar");
+        expect(op, operand(1) == DType::scalar(Scalar::B1), "mask must be a bool scalar");
+        expect(op, operand(2) == op.type, "default must have the buffer's dtype");
+        break;
+      case OpCategory::LocalAlloc:
+      case OpCategory::LocalLoad:
+      case OpCategory::LocalStore: {
+        expect(op, op.attr >= 0 && op.attr < static_cast<int64_t>(k_.locals.size()), "names no per-thread array");
+        const DType& elem = k_.locals[op.attr].elem;
+        if (op.code == OpCode::LocalAlloc) {
+          expect(op, op.results.empty() && operand(0) == elem, "fill value must have the array's dtype");
+        } else {
+          expect(op, operand(0).is_scalar() && is_integer(operand(0).elem), "index must be an integer scalar");
+          if (op.code == OpCode::LocalLoad) {
+            result();
+            expect(op, op.type == elem, "reads the array's dtype");
+          } else {
+            expect(op, op.results.empty() && operand(1) == elem, "stores the array's dtype");
+          }
+        }
+        break;
+      }
+      default:
+        fail(&op, "unknown op category");
+    }
   }
 
   void check_yield(const Op& op, const Region& r, const std::vector<ValueId>& results) const {

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "enigma/codegen/codegen.h"
+#include "enigma/codegen/spelling.h"
 #include "enigma/ir/builder.h"
 #include "enigma/ir/passes.h"
 #include "enigma/ir/printer.h"
@@ -58,6 +59,40 @@ DType dtype_arg(const std::string& s, const char* what) {
   auto t = parse_dtype(s);
   if (!t) throw KernelError(std::string(what) + ": unknown dtype '" + s + "'");
   return *t;
+}
+
+OpCode opcode_arg(const Builder& b, const std::string& name) {
+  for (int i = 0; i < num_opcodes(); ++i)
+    if (name == info(static_cast<OpCode>(i)).name) return static_cast<OpCode>(i);
+  b.fail(name, "unknown op");
+}
+
+ScalarArg scalar_arg(nb::handle h) {
+  ScalarArg s;
+  s.repr = nb::cast<std::string>(nb::repr(h));
+  Operand o = to_operand(h);
+  if (o.is_value()) throw RuntimeError("expected a Python number, got the traced value " + s.repr);
+  switch (o.literal.kind) {
+    case Literal::Kind::Int: s.kind = ScalarArg::Kind::Int; s.i = o.literal.i; break;
+    case Literal::Kind::UInt: s.kind = ScalarArg::Kind::UInt; s.u = o.literal.u; break;
+    case Literal::Kind::Float: s.kind = ScalarArg::Kind::Float; s.f = o.literal.f; break;
+    case Literal::Kind::Bool: s.kind = ScalarArg::Kind::Bool; s.i = o.literal.i; break;
+  }
+  return s;
+}
+
+// constants: [(index, type_name, value)] (checked and converted by the runtime).
+std::vector<ConstantArg> constant_args(const nb::list& constants) {
+  std::vector<ConstantArg> out;
+  for (nb::handle item : constants) {
+    nb::tuple t = nb::cast<nb::tuple>(item);
+    ConstantArg c;
+    c.index = nb::cast<int>(t[0]);
+    c.type_name = nb::cast<std::string>(t[1]);
+    c.value = scalar_arg(t[2]);
+    out.push_back(c);
+  }
+  return out;
 }
 
 Dim3 dim3_arg(const std::vector<int64_t>& v) {
@@ -132,6 +167,32 @@ NB_MODULE(_core, m) {
     }
     return out;
   });
+  // The per-thread language's rows of the op table (ops.def's OPX section),
+  // with each backend's spelling: what docs/ops.md and the conformance suite read.
+  m.def("language_table", [] {
+    nb::list out;
+    for (int i = 0; i < num_opcodes(); ++i) {
+      const OpInfo& o = info(static_cast<OpCode>(i));
+      if (!*o.operand_classes) continue;
+      nb::dict d;
+      d["name"] = o.name;
+      d["arity"] = o.num_operands;
+      d["c_expr"] = o.c_expr;
+      d["operands"] = o.operand_classes;
+      d["result"] = o.result_rule;
+      d["tolerance"] = o.tolerance;
+      d["msl"] = spell_template(o.c_expr, "metal::");
+      d["cpu"] = spell_template(o.c_expr, "en_");
+      out.append(d);
+    }
+    return out;
+  });
+  m.def("spelling_exceptions", [] {
+    nb::list out;
+    for (const SpellingException& e : spelling_exceptions())
+      out.append(nb::make_tuple(e.backend, e.function, info(e.elem).metal_name, e.spelling, e.why));
+    return out;
+  });
 
   nb::class_<Kernel>(m, "KernelIR")
       .def_prop_ro("name", [](const Kernel& k) { return k.name; })
@@ -149,6 +210,11 @@ NB_MODULE(_core, m) {
         o.debug = debug;
         return emit_cpu(k, o);
       }, "debug"_a = false)
+      .def_prop_ro("function_constants", [](const Kernel& k) {
+        nb::list out;
+        for (const FunctionConstant& fc : k.function_constants) out.append(nb::make_tuple(fc.index, fc.type.str()));
+        return out;
+      })
       .def_prop_ro("params", [](const Kernel& k) {
         nb::list out;
         for (const Param& p : k.params)
@@ -213,6 +279,36 @@ NB_MODULE(_core, m) {
         if (!d) b.fail("as_type", "unknown dtype '" + t + "'");
         return b.bitcast(to_operand(x), *d);
       })
+      .def("math", [](Builder& b, const std::string& op, const nb::list& args, int offset, int bits) {
+        return b.math(opcode_arg(b, op), to_operands(args), offset, bits);
+      }, "op"_a, "args"_a, "offset"_a = 0, "bits"_a = 0)
+      .def("make_vec", [](Builder& b, const nb::list& comps, nb::object elem) {
+        if (elem.is_none()) return b.make_vec(to_operands(comps));
+        auto s = parse_scalar(nb::cast<std::string>(elem));
+        if (!s) b.fail("make_vec", "unknown element dtype '" + nb::cast<std::string>(elem) + "'");
+        return b.make_vec(to_operands(comps), *s);
+      }, "components"_a, "elem"_a = nb::none())
+      .def("vec_extract", [](Builder& b, nb::handle v, int lane) { return b.vec_extract(to_operand(v), lane); })
+      .def("make_matrix", [](Builder& b, const nb::list& cols) { return b.make_matrix(to_operands(cols)); })
+      .def("matrix_column", [](Builder& b, nb::handle m, int c) { return b.matrix_column(to_operand(m), c); })
+      .def("matmul", [](Builder& b, nb::handle x, nb::handle y) { return b.matmul(to_operand(x), to_operand(y)); })
+      .def("function_constant", [](Builder& b, const std::string& t, int index) {
+        auto d = parse_dtype(t);
+        if (!d) b.fail("function_constant", "unknown dtype '" + t + "'");
+        return b.function_constant(*d, index);
+      })
+      .def("load_if", [](Builder& b, int param, nb::handle idx, nb::handle mask, nb::handle dflt) {
+        return b.load_if(param, to_operand(idx), to_operand(mask), to_operand(dflt));
+      })
+      .def("local_array", [](Builder& b, const std::string& t, int64_t size, nb::handle fill, const std::string& n) {
+        auto d = parse_dtype(t);
+        if (!d) b.fail("register_tensor", "unknown dtype '" + t + "'");
+        return b.local_array(*d, size, to_operand(fill), n);
+      })
+      .def("local_load", [](Builder& b, int a, nb::handle idx) { return b.local_load(a, to_operand(idx)); })
+      .def("local_store", [](Builder& b, int a, nb::handle idx, nb::handle v) {
+        b.local_store(a, to_operand(idx), to_operand(v));
+      })
       .def("load", [](Builder& b, int param, nb::handle idx) { return b.load(param, to_operand(idx)); })
       .def("store", [](Builder& b, int param, nb::handle idx, nb::handle v) {
         b.store(param, to_operand(idx), to_operand(v));
@@ -242,26 +338,39 @@ NB_MODULE(_core, m) {
         new (self) CompiledKernel(k, o);
       }, "kernel"_a, "debug"_a = false)
       .def_prop_ro("ir", [](const CompiledKernel& c) { return print(c.kernel()); })
-      .def("source", [](const CompiledKernel& c, const std::string& backend, int groups_per_block) {
-        if (backend == "metal" || backend == "msl") return emit_msl(c.kernel());
+      .def("source", [](const CompiledKernel& c, const std::string& backend, int groups_per_block,
+                        const nb::list& constants) -> std::string {
+        // Function constants: MSL declares them; other backends are specialised.
+        ConstantValues values;
+        if (constants.size()) values = constant_values(c.kernel(), constant_args(constants), "source");
+        Kernel spec;
+        const Kernel& chosen = values.empty() ? c.kernel() : (spec = c.specialized(values));
+        if (backend == "metal" || backend == "msl") return emit_msl(chosen);
         if (backend == "cpu") {
           CpuEmitOptions o;
           o.debug = c.options().debug;
-          return emit_cpu(c.kernel(), o);
+          return emit_cpu(chosen, o);
         }
         if (backend == "cuda") {
           CudaEmitOptions o;
           o.debug = c.options().debug;
           o.groups_per_block = o.debug ? 1 : groups_per_block;
-          return emit_cuda(c.kernel(), o);
+          return emit_cuda(chosen, o);
         }
         throw RuntimeError("source(): unknown backend '" + backend + "'; expected 'metal', 'cuda', 'cpu'");
-      }, "backend"_a, "groups_per_block"_a = 1)
+      }, "backend"_a, "groups_per_block"_a = 1, "constants"_a = nb::list())
+      .def_prop_ro("num_programs", &CompiledKernel::num_programs)
+      .def_prop_ro("function_constants", [](const CompiledKernel& c) {
+        nb::list out;
+        for (const FunctionConstant& fc : c.kernel().function_constants) out.append(nb::make_tuple(fc.index, fc.type.str()));
+        return out;
+      })
       // The CUDA variant large grids run (several threadgroups per block), 1 if none.
       .def_prop_ro("cuda_groups_per_block", [](const CompiledKernel& c) {
         return c.options().debug ? 1 : cuda_preferred_groups_per_block(c.kernel());
       })
       .def("precompile", [](CompiledKernel& c, std::shared_ptr<Device> d) {
+        if (!c.kernel().function_constants.empty()) return;  // compiled per set of constants, at dispatch
         nb::gil_scoped_release release;
         c.program(*d);
       });
@@ -297,7 +406,7 @@ NB_MODULE(_core, m) {
   nb::class_<PreparedLaunch>(m, "PreparedLaunch")
       .def("__init__", [](PreparedLaunch* self, std::shared_ptr<Device> dev, std::shared_ptr<CompiledKernel> ck,
                           const nb::list& inputs, const nb::list& scalars, const std::vector<uint64_t>& output_sizes,
-                          const std::string& api) {
+                          const std::string& api, const nb::list& constants) {
         // inputs: (buffer-protocol object, numpy dtype name, shape string), or
         // (None, dtype, shape, device pointer, bytes) for an array already in
         // CUDA memory (bound without a copy; see HostArray::device_ptr).
@@ -319,21 +428,11 @@ NB_MODULE(_core, m) {
           arrays.push_back(a);
         }
         std::vector<ScalarArg> sargs;
-        for (nb::handle h : scalars) {
-          ScalarArg s;
-          s.repr = nb::cast<std::string>(nb::repr(h));
-          Operand o = to_operand(h);
-          switch (o.literal.kind) {
-            case Literal::Kind::Int: s.kind = ScalarArg::Kind::Int; s.i = o.literal.i; break;
-            case Literal::Kind::UInt: s.kind = ScalarArg::Kind::UInt; s.u = o.literal.u; break;
-            case Literal::Kind::Float: s.kind = ScalarArg::Kind::Float; s.f = o.literal.f; break;
-            case Literal::Kind::Bool: s.kind = ScalarArg::Kind::Bool; s.i = o.literal.i; break;
-          }
-          sargs.push_back(s);
-        }
+        for (nb::handle h : scalars) sargs.push_back(scalar_arg(h));
+        std::vector<ConstantArg> cargs = constant_args(constants);
         nb::gil_scoped_release release;
-        new (self) PreparedLaunch(std::move(dev), std::move(ck), arrays, sargs, output_sizes, api.c_str());
-      })
+        new (self) PreparedLaunch(std::move(dev), std::move(ck), arrays, sargs, output_sizes, api.c_str(), cargs);
+      }, "device"_a, "kernel"_a, "inputs"_a, "scalars"_a, "output_sizes"_a, "api"_a, "constants"_a = nb::list())
       .def("dispatch", [](PreparedLaunch& p, const std::vector<int64_t>& grid, const std::vector<int64_t>& threads) {
         nb::gil_scoped_release release;
         p.dispatch(dim3_arg(grid), dim3_arg(threads));  // may return before the kernel ends (CUDA)

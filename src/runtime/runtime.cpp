@@ -5,8 +5,10 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "enigma/ir/const_eval.h"
+#include "enigma/ir/passes.h"
 #include "enigma/support/error.h"
 
 namespace enigma {
@@ -145,18 +147,41 @@ void Device::copy(DeviceBuffer& dst, const DeviceBuffer& src, uint64_t bytes) {
 
 CompiledKernel::CompiledKernel(Kernel k, CompileOptions o) : kernel_(std::move(k)), options_(o) {}
 
-std::shared_ptr<Program> CompiledKernel::program(Device& d) {
+Kernel CompiledKernel::specialized(const ConstantValues& constants) const {
+  Kernel k = kernel_;
+  specialize_function_constants(k, constants);
+  optimize(k);
+  return k;
+}
+
+size_t CompiledKernel::num_programs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return programs_.size();
+}
+
+std::shared_ptr<Program> CompiledKernel::program(Device& d, const ConstantValues& constants) {
+  std::string key;
+  for (const auto& [index, c] : constants) {
+    const FunctionConstant* decl = nullptr;
+    for (const FunctionConstant& fc : kernel_.function_constants)
+      if (fc.index == index) decl = &fc;
+    key += std::to_string(index) + "=" + std::to_string(decl ? const_bits(decl->type.elem, c) : 0) + ";";
+  }
+  auto find = [&]() -> std::shared_ptr<Program> {
+    for (const Entry& e : programs_)
+      if (e.device == &d && e.constants == key) return e.program;
+    return nullptr;
+  };
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [dev, prog] : programs_)
-      if (dev == &d) return prog;
+    if (auto p = find()) return p;
   }
   // Compile outside the lock: it can take a while and other devices may ask.
-  std::shared_ptr<Program> p = d.compile(kernel_, options_);
+  std::shared_ptr<Program> p =
+      kernel_.function_constants.empty() ? d.compile(kernel_, options_) : d.compile(specialized(constants), options_);
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [dev, prog] : programs_)
-    if (dev == &d) return prog;
-  programs_.emplace_back(&d, p);
+  if (auto q = find()) return q;
+  programs_.push_back(Entry{&d, key, p});
   return p;
 }
 
@@ -182,11 +207,12 @@ bool input_dtype_ok(const DType& param, const std::string& given) {
   return param.elem == Scalar::BF16 && given == "uint16";
 }
 
-uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const char* api) {
+uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const char* api,
+                     const std::string& what = "") {
   Scalar t = p.type.elem;
   auto bad = [&](const std::string& why) -> RuntimeError {
-    return RuntimeError(std::string(api) + ": kernel '" + k.name + "' Scalar parameter '" + p.name + "' (" +
-                        p.type.str() + ") " + why);
+    return RuntimeError(std::string(api) + ": kernel '" + k.name + "' " +
+                        (what.empty() ? "Scalar parameter '" + p.name + "'" : what) + " (" + p.type.str() + ") " + why);
   };
   Const c;
   Scalar from = Scalar::I64;
@@ -225,9 +251,50 @@ uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const 
 
 }  // namespace
 
+ConstantValues constant_values(const Kernel& k, const std::vector<ConstantArg>& given, const std::string& api) {
+  auto declared = [&] {
+    std::string s;
+    for (const FunctionConstant& fc : k.function_constants)
+      s += (s.empty() ? "" : ", ") + std::to_string(fc.index) + " (" + fc.type.str() + ")";
+    return s.empty() ? std::string("none") : s;
+  };
+  ConstantValues out;
+  for (const ConstantArg& a : given) {
+    std::string where = api + ": constants[" + std::to_string(a.index) + "]: kernel '" + k.name + "'";
+    const FunctionConstant* decl = nullptr;
+    for (const FunctionConstant& fc : k.function_constants)
+      if (fc.index == a.index) decl = &fc;
+    if (!decl) throw RuntimeError(where + " declares no function constant " + std::to_string(a.index) +
+                                  " (it declares: " + declared() + ")");
+    std::optional<Scalar> t = parse_scalar(a.type_name);
+    if (!t || *t != decl->type.elem)
+      throw RuntimeError(where + " declares function constant " + std::to_string(a.index) + " as " +
+                         decl->type.str() + ", but the value is given as '" + a.type_name + "'");
+    Param p{"function constant " + std::to_string(a.index), Param::Kind::Scalar, decl->type, false};
+    uint64_t bits;
+    if (*t == Scalar::B1) {  // any number: true when not zero
+      const ScalarArg& v = a.value;
+      bits = v.kind == ScalarArg::Kind::Float ? v.f != 0.0 : v.kind == ScalarArg::Kind::UInt ? v.u != 0 : v.i != 0;
+    } else {
+      bits = scalar_bits(k, p, a.value, api.c_str(), "function constant " + std::to_string(a.index));
+    }
+    out.emplace_back(a.index, const_from_bits(*t, bits));
+  }
+  for (const FunctionConstant& fc : k.function_constants) {
+    bool found = false;
+    for (const auto& [index, c] : out) found = found || index == fc.index;
+    if (!found)
+      throw RuntimeError(api + ": kernel '" + k.name + "' uses function constant " + std::to_string(fc.index) +
+                         " (" + fc.type.str() + "), but constants= gives it no value; pass constants={" +
+                         std::to_string(fc.index) + ": ('" + fc.type.str() + "', value)}");
+  }
+  return out;
+}
+
 PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<CompiledKernel> kernel,
                                const std::vector<HostArray>& inputs, const std::vector<ScalarArg>& scalars,
-                               const std::vector<uint64_t>& output_sizes, const char* api)
+                               const std::vector<uint64_t>& output_sizes, const char* api,
+                               const std::vector<ConstantArg>& constants)
     : device_(std::move(device)), kernel_(std::move(kernel)), api_(api) {
   const Kernel& k = kernel_->kernel();
   const size_t P = k.params.size();
@@ -300,7 +367,7 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
       throw err(what + " is " + std::to_string(sz) + " bytes, not a whole number of " + p.type.str() +
                 " elements (" + std::to_string(elem) + " bytes each) for parameter '" + p.name + "'");
   }
-  program_ = kernel_->program(*device_);
+  program_ = kernel_->program(*device_, constant_values(k, constants, api_));
   buffers_.resize(P);
   args_.resize(P);
   next_input = 0;

@@ -70,6 +70,29 @@ class Builder {
   ValueId load(int param, const Operand& index);
   void store(int param, const Operand& index, const Operand& value);
 
+  // ---- the per-thread language (src/ir/lang.cpp) ----
+  // A Math op of ops.def (sqrt, imin, dot, pack_..., transpose, ...): operands
+  // typed by the op's operand classes. ExtractBits/InsertBits take `offset`
+  // and `bits`, compile-time ints.
+  ValueId math(OpCode op, const std::vector<Operand>& args, int offset = 0, int bits = 0);
+  // A vector of 2-4 scalars; with `elem`, each is converted to it
+  // (make_float4), else they promote to one dtype (make_vec).
+  ValueId make_vec(const std::vector<Operand>& components, std::optional<Scalar> elem = std::nullopt);
+  ValueId vec_extract(const Operand& v, int lane);
+  // A floatCxR / halfCxR matrix from C column vectors of R lanes.
+  ValueId make_matrix(const std::vector<Operand>& columns);
+  ValueId matrix_column(const Operand& m, int col);
+  // matrix * matrix, matrix * vector (column), vector (row) * matrix.
+  ValueId matmul(const Operand& a, const Operand& b);
+  // Metal function constant `index`, bound at dispatch.
+  ValueId function_constant(DType type, int index);
+  // buffer[index] where mask is true (no access otherwise), else `otherwise`.
+  ValueId load_if(int param, const Operand& index, const Operand& mask, const Operand& otherwise);
+  // A per-thread array of `size` elements, each set to `fill` here.
+  int local_array(DType elem, int64_t size, const Operand& fill, const std::string& name);
+  ValueId local_load(int array, const Operand& index);
+  void local_store(int array, const Operand& index, const Operand& value);
+
   // for (iv = lo; step > 0 ? iv < hi : iv > hi; iv += step), carrying values.
   // Returns the body's block arguments: {iv, carried...}.
   std::vector<ValueId> begin_for(const Operand& lo, const Operand& hi, const Operand& step,
@@ -112,6 +135,9 @@ class Builder {
   ValueId convert_value(ValueId v, DType to);
   DType literal_type_against(const Literal& l, DType partner) const;
   DType common_type(const Operand& a, const Operand& b, const char* op);
+  ValueId emit(OpCode code, DType type, std::vector<ValueId> operands, int64_t attr = 0);
+  ValueId integer_index(const Operand& index, const std::string& op);
+  void check_local(int array, const std::string& op) const;
   void check_visible(ValueId v, const char* op) const;
   void check_int_fits(const Literal& l, DType t, const char* op) const;
   std::vector<ValueId> close_region_with_yield(const std::vector<Operand>& yields,

@@ -72,11 +72,18 @@ struct DType {
   static DType simd_matrix(Scalar s, int r, int c) {
     return {Kind::SimdMatrix, s, 1, static_cast<uint8_t>(r), static_cast<uint8_t>(c)};
   }
+  // Metal's floatCxR / halfCxR: `cols` columns, each a vector of `rows`.
+  static DType matrix(Scalar s, int cols, int rows) {
+    return {Kind::Matrix, s, 1, static_cast<uint8_t>(rows), static_cast<uint8_t>(cols)};
+  }
 
   bool is_void() const { return kind == Kind::Void; }
   bool is_scalar() const { return kind == Kind::Scalar; }
   bool is_vector() const { return kind == Kind::Vector; }
   bool is_scalar_or_vector() const { return is_scalar() || is_vector(); }
+  bool is_matrix() const { return kind == Kind::Matrix; }
+  // The type of one column of a matrix.
+  DType column() const { return vector(elem, rows); }
   bool is_float() const { return is_scalar_or_vector() && enigma::is_float(elem); }
   bool is_integer() const { return is_scalar_or_vector() && enigma::is_integer(elem); }
   bool is_bool() const { return is_scalar_or_vector() && elem == Scalar::B1; }
@@ -94,7 +101,8 @@ struct DType {
 
 // Parses every spelling users write: metal names, short names, aliases
 // ("int32", "uint8", "bool", "i1"), "vec<N,elem>" and
-// "simdgroup_matrix<R,C,elem>". Returns nullopt for anything else; callers
+// "simdgroup_matrix<R,C,elem>" and Metal's matrix names ("float4x4",
+// "half2x3": columns x rows, float or half). Returns nullopt for anything else; callers
 // turn that into an error naming the op (nothing silently becomes f32/i32).
 std::optional<DType> parse_dtype(std::string_view text);
 std::optional<Scalar> parse_scalar(std::string_view text);

@@ -24,7 +24,9 @@ enum class OpCode : uint8_t {
 
 enum class OpCategory : uint8_t {
   Constant, Param, ThreadQuery, Arith, Bitwise, Shift, Negate, BitNot, Compare, Select,
-  Convert, Bitcast, Load, Store, For, If, While, Terminator
+  Convert, Bitcast, Load, Store, For, If, While, Terminator,
+  // the per-thread language (ops.def, second section)
+  Math, MatMul, VecMake, VecExtract, MatMake, MatColumn, FuncConst, LoadIf, LocalAlloc, LocalLoad, LocalStore
 };
 
 enum class OpEffect : uint8_t { Pure, Reads, Writes };
@@ -38,6 +40,10 @@ struct OpInfo {
   OpEffect effect;
   bool pure;  // effect == Pure
   const char* c_expr;
+  // OPX rows only (ops.def): operand classes, result rule, tolerance; "" otherwise.
+  const char* operand_classes;
+  const char* result_rule;
+  const char* tolerance;
 };
 const OpInfo& info(OpCode code);
 int num_opcodes();
@@ -120,6 +126,20 @@ struct Op {
   ValueId result() const { return results.empty() ? kNoValue : results[0]; }
 };
 
+// A per-thread array (register_tensor): `size` elements of `elem`.
+struct LocalArray {
+  DType elem;
+  int64_t size = 0;
+  std::string name;
+  uint32_t region = 0;  // where it is declared; accesses must be inside
+};
+
+// A Metal function constant the kernel reads (function_constant(dtype, index)).
+struct FunctionConstant {
+  int index = 0;
+  DType type;
+};
+
 struct ValueInfo {
   DType type;
   std::string hint;     // the user's name for it, when known
@@ -142,6 +162,8 @@ struct Kernel {
   std::vector<ValueInfo> values;
   std::vector<Location> locations{Location{}};
   uint32_t next_region_id = 1;
+  std::vector<LocalArray> locals;
+  std::vector<FunctionConstant> function_constants;  // as declared, whether used or not
 
   const DType& type_of(ValueId v) const { return values.at(v).type; }
   const Location& location(const Op& op) const { return locations.at(op.loc); }

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "enigma/ir/ir.h"
 
 namespace enigma {
@@ -16,5 +19,9 @@ int eliminate_common_subexpressions(Kernel& k);
 int eliminate_dead_code(Kernel& k);
 // fold, CSE, DCE to a fixed point, verifying after each round.
 void optimize(Kernel& k);
+// Replaces every function_constant op by a constant of its value (by Metal
+// function-constant index; values already converted to the declared dtype).
+// Throws KernelError naming the first constant without a value.
+void specialize_function_constants(Kernel& k, const std::vector<std::pair<int, Const>>& values);
 
 }  // namespace enigma

@@ -92,19 +92,34 @@ void register_backend(const std::string& backend, DeviceFactory factory, std::fu
 std::shared_ptr<Device> open_device(const std::string& spec);
 std::vector<std::string> available_backends();
 
-// A kernel's IR plus its per-device programs (compiled lazily, cached).
+// Values of a kernel's function constants, by Metal index (converted to the
+// declared dtypes); empty for kernels without any.
+using ConstantValues = std::vector<std::pair<int, Const>>;
+
+// A kernel's IR plus its per-device programs (compiled lazily, cached). A
+// kernel with function constants is specialised per set of values: each set
+// is its own program (cached like the rest).
 class CompiledKernel {
  public:
   CompiledKernel(Kernel k, CompileOptions o);
   const Kernel& kernel() const { return kernel_; }
   const CompileOptions& options() const { return options_; }
-  std::shared_ptr<Program> program(Device& d);
+  std::shared_ptr<Program> program(Device& d, const ConstantValues& constants = {});
+  // The kernel with its function constants replaced by `constants`, optimised.
+  Kernel specialized(const ConstantValues& constants) const;
+  // Programs built so far (one per device and set of function-constant values).
+  size_t num_programs();
 
  private:
   Kernel kernel_;
   CompileOptions options_;
   std::mutex mu_;
-  std::vector<std::pair<const Device*, std::shared_ptr<Program>>> programs_;
+  struct Entry {
+    const Device* device;
+    std::string constants;  // key of the specialisation ("" without function constants)
+    std::shared_ptr<Program> program;
+  };
+  std::vector<Entry> programs_;
 };
 
 // A host array handed in by the caller.
@@ -128,13 +143,25 @@ struct ScalarArg {
   std::string repr;
 };
 
+// A function constant's value as given at dispatch: constants={index: (type_name, value)}.
+struct ConstantArg {
+  int index = 0;
+  std::string type_name;  // a dtype spelling ("float", "i32", "bool", ...)
+  ScalarArg value;
+};
+
+// Checks constants= against the kernel's function constants (each declared
+// one needs a value of its dtype; no others) and converts the values.
+ConstantValues constant_values(const Kernel& k, const std::vector<ConstantArg>& given, const std::string& api);
+
 // Buffers bound in the seed's order: inputs with scalars at their declared
 // indices, then outputs. Validates everything before anything runs.
 class PreparedLaunch {
  public:
   PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<CompiledKernel> kernel,
                  const std::vector<HostArray>& inputs, const std::vector<ScalarArg>& scalars,
-                 const std::vector<uint64_t>& output_sizes, const char* api);
+                 const std::vector<uint64_t>& output_sizes, const char* api,
+                 const std::vector<ConstantArg>& constants = {});
   // dispatch() may return before the kernel finishes (CUDA); read_output()
   // and dispatch_timed() wait, and report a failure of an earlier dispatch.
   void dispatch(Dim3 grid, Dim3 threads) { run(grid, threads, false); }

@@ -1,0 +1,25 @@
+#include "enigma/codegen/spelling.h"
+
+namespace enigma {
+
+const std::vector<SpellingException>& spelling_exceptions() {
+  static const std::vector<SpellingException> table = {
+      // The CPU holds half/bfloat in float registers.
+      {"cpu", "fract", Scalar::F16, "en_fract_h", "rounded to half, then kept below 1"},
+      {"cpu", "fract", Scalar::BF16, "en_fract_b", "rounded to bfloat, then kept below 1"},
+      {"cpu", "isnormal", Scalar::F16, "en_isnormal_h", "half's normal range starts at 2^-14"},
+      // MSL computes half/bfloat math in float and rounds once, except:
+      {"metal", "fract", Scalar::F16, "en_fract_h", "a helper: fract in float, kept below 1 after rounding"},
+      {"metal", "fract", Scalar::BF16, "en_fract_b", "a helper: fract in float, kept below 1 after rounding"},
+      {"metal", "isnormal", Scalar::F16, "metal::isnormal", "on the half itself: float's normal range differs"},
+  };
+  return table;
+}
+
+const char* spelling_exception(const std::string& backend, const std::string& function, Scalar elem) {
+  for (const SpellingException& e : spelling_exceptions())
+    if (backend == e.backend && function == e.function && elem == e.elem) return e.spelling;
+  return nullptr;
+}
+
+}  // namespace enigma
