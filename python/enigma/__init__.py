@@ -11,6 +11,7 @@ from ._tracing import (
     threadgroup_position_in_grid, threadgroups_per_grid, threads_per_grid, threads_per_simdgroup,
     threads_per_threadgroup, where, while_,
 )
+from ._cooperative import *  # noqa: F401,F403 - threadgroups, simdgroups, atomics, tile helpers
 from .compiler import CompiledKernel, KernelDef, KernelHandle, compile, kernel  # noqa: A004
 from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
 from .typing import (

@@ -162,6 +162,7 @@ std::string CFamilyEmitter::expr(const Op& op) {
 }
 
 void CFamilyEmitter::op(const Op& op) {
+  if (special(op)) return;
   switch (op.info().category) {
     case OpCategory::Store: store(op); return;
     case OpCategory::For: for_op(op); return;
