@@ -164,7 +164,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     } else {
       open("for (uint32_t lz = 0; lz < en_ez; ++lz)");
       open("for (uint32_t ly = 0; ly < en_ey; ++ly)");
-      if (!opt_.debug) line("#pragma GCC ivdep");
+      // Threads are independent between sync points: the x loop is a SIMD loop.
+      if (!opt_.debug) line("#pragma omp simd");
       // The x loop runs over the global position: a plain induction variable
       // lets the compiler prove the buffer accesses contiguous and vectorise.
       open("for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)");
@@ -502,12 +503,37 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
   void use_in(const Op& op, int id) {
     for (ValueId v : op.operands)
-      if (!grp_[v] && seg_[v] != id) spill(v);
+      if (!grp_[v] && seg_[v] != id && !remat(v)) spill(v);
     for (const Region& r : op.regions)
       for (const Op& o : r.ops) use_in(o, id);
   }
 
+  // Cheap per-thread values (thread queries and short pure chains on them)
+  // are recomputed in each thread loop that needs them instead of being
+  // stored per thread: index arithmetic stays visible to the vectoriser.
+  bool remat(ValueId v, int depth = 0) {
+    if (grp_[v]) return true;
+    const Op* d = def_[v];
+    if (!d || depth > 4 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
+    if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
+    if (d->code == OpCode::ThreadQuery) return true;
+    for (ValueId o : d->operands)
+      if (!remat(o, depth + 1)) return false;
+    return true;
+  }
+
+  void emit_remat(ValueId v, int id, std::vector<bool>& done) {
+    if (grp_[v] || seg_[v] == id || done[v]) return;
+    done[v] = true;
+    for (ValueId o : def_[v]->operands) emit_remat(o, id, done);
+    CFamilyEmitter::op(*def_[v]);
+  }
+
   void plan() {
+    def_.assign(k_.values.size(), nullptr);
+    walk(k_.body, [&](const Op& op) {
+      for (ValueId r : op.results) def_[r] = &op;
+    });
     grp_.assign(k_.values.size(), false);
     seg_.assign(k_.values.size(), -1);
     arr_.assign(k_.values.size(), std::string());
@@ -611,6 +637,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   struct Mask {
     std::string arr;      // uint8_t per thread
     std::string partial;  // expression: some thread of the group is inactive
+    std::string lo, hi;   // first and last active thread: masked loops visit only this range
   };
 
   // `v` for thread index expression t: a group variable or an array element.
@@ -621,20 +648,34 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
   std::string active(const std::string& t) const { return masks_.empty() ? "" : masks_.back().arr + "[" + t + "]"; }
 
-  // Opens the loops over the group's threads; `guard` skips inactive ones.
-  void open_thread_loop(bool guard) {
+  // Opens the loops over the group's threads; `guard` skips inactive ones
+  // (and then visits only the active range, as one flat loop).
+  void open_thread_loop(bool guard, const std::string& clauses = "") {
+    flat_.push_back(guard && !masks_.empty());
+    if (flat_.back()) {
+      const Mask& m = masks_.back();
+      if (!opt_.debug) line("#pragma omp simd" + clauses);
+      open("for (uint32_t en_t = " + m.lo + "; en_t <= " + m.hi + "; ++en_t)");
+      line("if (!" + active("en_t") + ") continue;");
+      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+      line("const uint32_t en_gx = en_bx + lx;");
+      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      return;
+    }
     open("for (uint32_t lz = 0; lz < en_ez; ++lz)");
     open("for (uint32_t ly = 0; ly < en_ey; ++ly)");
     line("const uint32_t en_row = (lz * en_ey + ly) * en_ex;");
-    if (!opt_.debug) line("#pragma GCC ivdep");
+    if (!opt_.debug) line("#pragma omp simd" + clauses);
     open("for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)");
     line("const uint32_t lx = en_gx - en_bx;");
     line("const uint32_t en_t = en_row + lx;");
     line("(void)lx; (void)en_t;");
-    if (guard && !masks_.empty()) line("if (!" + active("en_t") + ") continue;");
   }
   void close_thread_loop() {
+    bool flat = flat_.back();
+    flat_.pop_back();
     close();
+    if (flat) return;
     close();
     close();
   }
@@ -665,9 +706,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::vector<bool> seen(k_.values.size(), false);
     for (const Op* op : it.ops) collect_uses(*op, uses, seen);
     open_thread_loop(true);
+    std::vector<bool> done(k_.values.size(), false);
     for (ValueId v : uses)
-      if (!grp_[v] && seg_[v] != it.id)
-        line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
+      if (!grp_[v] && seg_[v] != it.id) {
+        if (remat(v)) emit_remat(v, it.id, done);
+        else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
+      }
     for (const Op* op : it.ops) CFamilyEmitter::op(*op);
     for (const Op* o : it.ops)
       for (ValueId v : o->results)
@@ -686,8 +730,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (grp_[v]) return name(v);
     std::string g = "en_u" + std::to_string(temp_++);
     std::string t = type(k_.type_of(v));
-    line("uint32_t " + g + "_f = 0;");
-    if (!masks_.empty()) line("while (" + g + "_f < en_n && !" + active(g + "_f") + ") ++" + g + "_f;");
+    line("uint32_t " + g + "_f = " + (masks_.empty() ? std::string("0") : masks_.back().lo) + ";");
     line("const " + t + " " + g + " = " + at(v, g + "_f") + ";");
     open("for (uint32_t en_i = " + g + "_f + 1; en_i < en_n; ++en_i)");
     std::string cond = at(v, "en_i") + " != " + g;
@@ -778,21 +821,27 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         }
         // A condition that varies between threads: both branches run under masks.
         std::string m = "en_m" + std::to_string(id), n = "en_n" + std::to_string(id);
-        line("uint32_t " + n + " = 0, " + n + "e = 0;");
-        open_thread_loop(false);
+        line("uint32_t " + n + " = 0, " + n + "e = 0, " + n + "lo = en_n, " + n + "hi = 0, " + n + "elo = en_n, " + n +
+             "ehi = 0;");
+        open_thread_loop(false, " reduction(+ : " + n + ", " + n + "e) reduction(min : " + n + "lo, " + n +
+                                    "elo) reduction(max : " + n + "hi, " + n + "ehi)");
         std::string act = masks_.empty() ? "true" : active("en_t");
         line("const bool en_a = " + act + ";");
         line("const bool en_c = en_a && " + at(c, "en_t") + ";");
-        line(m + "[en_t] = en_c; " + m + "e[en_t] = en_a && !en_c;");
-        line(n + " += en_c; " + n + "e += en_a && !en_c;");
+        line("const bool en_ce = en_a && !en_c;");
+        line(m + "[en_t] = en_c; " + m + "e[en_t] = en_ce;");
+        line(n + " += en_c; " + n + "e += en_ce;");
+        line(n + "lo = std::min(" + n + "lo, en_c ? en_t : en_n); " + n + "hi = std::max(" + n + "hi, en_c ? en_t : 0u);");
+        line(n + "elo = std::min(" + n + "elo, en_ce ? en_t : en_n); " + n + "ehi = std::max(" + n +
+             "ehi, en_ce ? en_t : 0u);");
         close_thread_loop();
         open("if (" + n + " != 0)");
-        masks_.push_back(Mask{m, "(" + n + " != en_n)"});
+        masks_.push_back(Mask{m, "(" + n + " != en_n)", n + "lo", n + "hi"});
         group_region(op.regions[0]);
         masks_.pop_back();
         close();
         open("if (" + n + "e != 0)");
-        masks_.push_back(Mask{m + "e", "(" + n + "e != en_n)"});
+        masks_.push_back(Mask{m + "e", "(" + n + "e != en_n)", n + "elo", n + "ehi"});
         group_region(op.regions[1]);
         masks_.pop_back();
         close();
@@ -863,13 +912,29 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     ValueId v = op.operands[0];
     std::string out = arr_[op.result()];
     std::string act = masks_.empty() ? "" : "if (" + active("en_i") + ") ";
-    open("for (uint32_t en_b = 0; en_b < en_n; en_b += " + W + ")");
+    std::string first = masks_.empty() ? "0" : "(" + masks_.back().lo + " / " + W + ") * " + W;
+    std::string last = masks_.empty() ? "en_n" : "std::min(en_n, " + masks_.back().hi + " + 1)";
+    open("for (uint32_t en_b = " + first + "; en_b < " + last + "; en_b += " + W + ")");
     line("const uint32_t en_e = std::min(en_n, en_b + " + W + ");");
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
-      // Float reductions accumulate in float and round once to the dtype.
+      // Float reductions accumulate in float and round once to the dtype. A
+      // full simdgroup reduces as a tree over 8 partial results (vectorised).
+      if (ci.width == 32 && masks_.empty() && !grp_[v]) {
+        open("if (en_e - en_b == 32u)");
+        line(T + " en_p[8];");
+        line("for (int en_l = 0; en_l < 8; ++en_l) en_p[en_l] = " + identity(ci.kind, t) + ";");
+        line("for (int en_j = 0; en_j < 32; en_j += 8) for (int en_l = 0; en_l < 8; ++en_l) en_p[en_l] = " +
+             combine(ci.kind, t, "en_p[en_l]", arr_[v] + "[en_b + en_j + en_l]") + ";");
+        line("for (int en_s = 4; en_s > 0; en_s >>= 1) for (int en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
+             combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
+        line("en_acc = en_p[0];");
+        close("} else {");
+        ++indent_;
+      }
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + act + "en_acc = " +
            combine(ci.kind, t, "en_acc", at(v, "en_i")) + ";");
+      if (ci.width == 32 && masks_.empty() && !grp_[v]) close();
       line("en_acc = " + round_to(t.elem, "en_acc") + ";");
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + out + "[en_i] = en_acc;");
     } else {
@@ -894,7 +959,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const std::string W = std::to_string(ci.width) + "u";
     ValueId v = op.operands[0], lane = op.operands[1];
     std::string out = arr_[op.result()];
-    open("for (uint32_t en_i = 0; en_i < en_n; ++en_i)");
+    if (masks_.empty()) open("for (uint32_t en_i = 0; en_i < en_n; ++en_i)");
+    else open("for (uint32_t en_i = " + masks_.back().lo + "; en_i <= " + masks_.back().hi + "; ++en_i)");
     if (!masks_.empty()) line("if (!" + active("en_i") + ") continue;");
     line("const uint32_t en_l = en_i % " + W + ", en_d = " + at(lane, "en_i") + ";");
     // Source lane (within the simdgroup/quad) and whether it exists and is
@@ -917,7 +983,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // Runs `body` once per simdgroup with at least one active lane; en_f is
   // the simdgroup's first active lane (whose operands the op uses).
   void per_simdgroup(const std::function<void()>& body) {
-    open("for (uint32_t en_sg = 0; en_sg * 32u < en_n; ++en_sg)");
+    if (masks_.empty()) open("for (uint32_t en_sg = 0; en_sg * 32u < en_n; ++en_sg)");
+    else open("for (uint32_t en_sg = " + masks_.back().lo + " / 32u; en_sg <= " + masks_.back().hi + " / 32u; ++en_sg)");
     line("uint32_t en_f = en_sg * 32u;");
     if (!masks_.empty()) {
       line("const uint32_t en_e = std::min(en_n, en_f + 32u);");
@@ -996,11 +1063,13 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   int temp_ = 0;
   bool coop_ = false;
   std::vector<bool> grp_;
+  std::vector<const Op*> def_;
   std::vector<int> seg_;
   std::vector<std::string> arr_;
   std::vector<ScratchArray> scratch_;
   std::unordered_map<const Op*, bool> sync_memo_;
   std::vector<Mask> masks_;
+  std::vector<bool> flat_;
   int next_seg_ = 0;
   int masks_planned_ = 0, masks_emitted_ = 0;
 };
