@@ -248,7 +248,7 @@ TEST(CpuWorkGroupLoops, BarrierSplitsIntoThreadLoopsAndSpills) {
   std::string cpu = emit_cpu(k);
   EXPECT_EQ(count(cpu, "for (uint32_t en_gx = en_bx;"), 2u) << cpu;
   EXPECT_NE(cpu.find("en_scratch("), std::string::npos);
-  EXPECT_NE(cpu.find("en_s" + std::to_string(x) + "[en_t] = "), std::string::npos) << cpu;
+  EXPECT_NE(cpu.find("en_s" + std::to_string(x) + "_r[en_gx] = "), std::string::npos) << cpu;
   EXPECT_NE(cpu.find("// barrier(mem_threadgroup)"), std::string::npos);
 }
 
@@ -268,7 +268,7 @@ TEST(CpuWorkGroupLoops, VaryingIfWithSimdOpRunsUnderAMask) {
   u.b.store(u.Out, tid, u.b.collective(OpCode::SimdSum, u.b.load(u.A, tid)));
   u.b.end_if();
   std::string cpu = emit_cpu(u.b.finish());
-  EXPECT_NE(cpu.find("en_m0[en_t] = en_c;"), std::string::npos) << cpu;
+  EXPECT_NE(cpu.find("en_m0_r[en_gx] = en_c;"), std::string::npos) << cpu;
   EXPECT_NE(cpu.find("if (!en_m0[en_t]) continue;"), std::string::npos) << cpu;
 }
 

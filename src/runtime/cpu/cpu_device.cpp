@@ -71,6 +71,26 @@ uint64_t physical_memory_bytes() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
 }
 
+// Scratch of cooperative kernels, one per worker thread, kept for the next
+// launch (no allocation per threadgroup or per launch once warm). It lives in
+// the runtime, not in the kernels' libraries, which may be unloaded first.
+void* worker_scratch(uint64_t bytes) {
+  struct Scratch {
+    void* p = nullptr;
+    uint64_t n = 0;
+    ~Scratch() { std::free(p); }
+  };
+  static thread_local Scratch s;
+  if (s.n < bytes) {
+    std::free(s.p);
+    size_t alloc = static_cast<size_t>((bytes + 63) / 64 * 64);
+    s.p = std::aligned_alloc(64, alloc);
+    s.n = s.p ? bytes : 0;
+    if (s.p) std::memset(s.p, 0, alloc);
+  }
+  return s.p;
+}
+
 class CpuBuffer : public DeviceBuffer {
  public:
   explicit CpuBuffer(uint64_t bytes) : size_(bytes) {
@@ -199,6 +219,7 @@ class CpuDevice : public Device {
     }
     L.error_flag = &error_flag;
     L.error_info = error_info;
+    L.scratch = &worker_scratch;
     const uint64_t per_group = t[0] * t[1] * t[2];
     // Enough threads per chunk to amortise scheduling (~16k thread bodies).
     const uint64_t min_chunk = std::max<uint64_t>(1, 16384 / per_group);
