@@ -247,7 +247,7 @@ TEST(CpuWorkGroupLoops, BarrierSplitsIntoThreadLoopsAndSpills) {
   Kernel k = u.b.finish();
   std::string cpu = emit_cpu(k);
   EXPECT_EQ(count(cpu, "for (uint32_t en_gx = en_bx;"), 2u) << cpu;
-  EXPECT_NE(cpu.find("en_scratch("), std::string::npos);
+  EXPECT_NE(cpu.find("L->scratch("), std::string::npos);
   EXPECT_NE(cpu.find("en_s" + std::to_string(x) + "_r[en_gx] = "), std::string::npos) << cpu;
   EXPECT_NE(cpu.find("// barrier(mem_threadgroup)"), std::string::npos);
 }
@@ -258,7 +258,7 @@ TEST(CpuWorkGroupLoops, KernelsWithoutSyncKeepOneLoop) {
   u.b.store(u.Out, tid, u.b.load(u.A, tid));
   std::string cpu = emit_cpu(u.b.finish());
   EXPECT_EQ(count(cpu, "for (uint32_t en_gx = en_bx;"), 1u);
-  EXPECT_EQ(cpu.find("en_scratch("), std::string::npos);
+  EXPECT_EQ(cpu.find("L->scratch("), std::string::npos);
 }
 
 TEST(CpuWorkGroupLoops, VaryingIfWithSimdOpRunsUnderAMask) {
