@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -132,6 +134,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("const uint32_t en_tpg0 = L->threads[0], en_tpg1 = L->threads[1], en_tpg2 = L->threads[2];");
     line("const uint32_t en_ntg0 = L->groups[0], en_ntg1 = L->groups[1], en_ntg2 = L->groups[2];");
     line("(void)en_grid2; (void)en_ntg2;");
+    def_.assign(k_.values.size(), nullptr);
+    walk(k_.body, [&](const Op& op) {
+      for (ValueId r : op.results) def_[r] = &op;
+    });
     if (coop_) plan();
     next_seg_ = 0;  // emission partitions the regions again, identically
     declare_scratch();
@@ -151,17 +157,18 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("if (__atomic_load_n(L->error_flag, __ATOMIC_RELAXED) > 1) return;");
       group_region(k_.body);
     } else {
+      std::vector<const Op*> top;
+      for (const Op& op : k_.body.ops) top.push_back(&op);
       open("for (uint32_t lz = 0; lz < en_ez; ++lz)");
       open("for (uint32_t ly = 0; ly < en_ey; ++ly)");
-      // Threads are independent between sync points: the x loop is a SIMD loop.
-      if (!opt_.debug) line("#pragma omp simd");
-      // The x loop runs over the global position: a plain induction variable
-      // lets the compiler prove the buffer accesses contiguous and vectorise.
-      open("for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)");
-      line("const uint32_t lx = en_gx - en_bx;");
-      line("(void)lx;");
-      region(k_.body);
-      close();
+      // Threads are independent between sync points: the x loop is a SIMD
+      // loop over the global position, a plain induction variable that lets
+      // the compiler prove the buffer accesses contiguous.
+      x_loop(top, "", [&] {
+        line("const uint32_t lx = en_gx - en_bx;");
+        line("(void)lx;");
+        region(k_.body);
+      });
       close();
       close();
     }
@@ -281,6 +288,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   std::string load(const Op& op) override {
+    if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[en_gx]");
     std::string idx = checked_index(op, false);
     std::string buf = mem_ptr(op.attr);
     if (opt_.debug && !is_threadgroup_memory(op.attr))
@@ -290,6 +298,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void store(const Op& op) override {
+    if (fast_ && fast_->count(&op)) {
+      line(fast_->at(&op) + "[en_gx] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
+      return;
+    }
     std::string idx = checked_index(op, true);
     std::string buf = mem_ptr(op.attr);
     std::string st = buf + "[" + idx + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";";
@@ -519,10 +531,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void plan() {
-    def_.assign(k_.values.size(), nullptr);
-    walk(k_.body, [&](const Op& op) {
-      for (ValueId r : op.results) def_[r] = &op;
-    });
     grp_.assign(k_.values.size(), false);
     seg_.assign(k_.values.size(), -1);
     arr_.assign(k_.values.size(), std::string());
@@ -646,11 +654,13 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
   std::string active(const std::string& t) const { return masks_.empty() ? "" : masks_.back().arr + "[" + t + "]"; }
 
-  // Opens the loops over the group's threads; `guard` skips inactive ones
-  // (and then visits only the active range, as one flat loop).
-  void open_thread_loop(bool guard, const std::string& clauses = "") {
-    flat_.push_back(guard && !masks_.empty());
-    if (flat_.back()) {
+  // Runs `body` once per thread of the group (x innermost); `guard` skips
+  // inactive threads (and then visits only the active range, as one flat
+  // loop). `ops` are the ops the body emits, for the x loop's versioning.
+  void thread_loop(bool guard, const std::string& clauses, const std::vector<const Op*>& ops,
+                   const std::function<void()>& body) {
+    if (guard && !masks_.empty()) {
+      flat_.push_back(true);
       const Mask& m = masks_.back();
       if (!opt_.debug) line("#pragma omp simd" + clauses);
       open("for (uint32_t en_t = " + m.lo + "; en_t <= " + m.hi + "; ++en_t)");
@@ -658,8 +668,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
       line("const uint32_t en_gx = en_bx + lx;");
       line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      body();
+      close();
+      flat_.pop_back();
       return;
     }
+    flat_.push_back(false);
     open("for (uint32_t lz = 0; lz < en_ez; ++lz)");
     open("for (uint32_t ly = 0; ly < en_ey; ++ly)");
     line("const uint32_t en_row = (lz * en_ey + ly) * en_ex;");
@@ -667,19 +681,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("(void)en_off;");
     rowptrs_.emplace_back();
     line(marker());
-    if (!opt_.debug) line("#pragma omp simd" + clauses);
-    open("for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)");
-    line("const uint32_t lx = en_gx - en_bx;");
-    line("const uint32_t en_t = en_row + lx;");
-    line("(void)lx; (void)en_t;");
-  }
-  std::string marker() const { return "//@@ROWPTRS" + std::to_string(rowptrs_.size()) + "@@"; }
-
-  void close_thread_loop() {
-    bool flat = flat_.back();
-    flat_.pop_back();
-    close();
-    if (flat) return;
+    x_loop(ops, clauses, [&] {
+      line("const uint32_t lx = en_gx - en_bx;");
+      line("const uint32_t en_t = en_row + lx;");
+      line("(void)lx; (void)en_t;");
+      body();
+    });
     // Declare the row pointers the loop body used, where the marker stands.
     std::string decl;
     for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
@@ -689,6 +696,136 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     out_.str("");
     out_ << text;
     rowptrs_.pop_back();
+    close();
+    close();
+    flat_.pop_back();
+  }
+
+  std::string marker() const { return "//@@ROWPTRS" + std::to_string(rowptrs_.size()) + "@@"; }
+
+  // ---- x-loop versioning ----
+  // A uint32 index `inv + x` (inv the same for the whole x loop) may wrap in
+  // 32 bits, so the compiler cannot treat it as unit-stride and gives up on
+  // vectorising (GCC: "data ref analysis failed"). When a run-time check shows
+  // that no such index wraps over this row of threads, a second copy of the
+  // loop addresses memory through row pointers `(A + inv)[en_gx]`, which is
+  // the same element without the 32-bit arithmetic.
+  struct Affine {
+    std::vector<std::string> terms;  // summed as uint32: the invariant part
+    int x = 0;                       // coefficient of the x position
+  };
+
+  bool x_invariant(ValueId v, int depth = 0) {
+    if (!grp_.empty() && grp_[v]) return true;
+    const Op* d = def_[v];
+    if (!d || depth > 8 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
+    if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
+    if (d->code == OpCode::ThreadQuery) {
+      ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+      if (group_query(q)) return true;
+      return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->dim > 0;
+    }
+    for (ValueId o : d->operands)
+      if (!x_invariant(o, depth + 1)) return false;
+    return true;
+  }
+
+  std::optional<Affine> affine(ValueId v, int depth = 0) {
+    if (depth > 8 || k_.type_of(v) != DType::scalar(Scalar::U32)) return std::nullopt;
+    if (x_invariant(v)) return Affine{{name(v)}, 0};
+    const Op* d = def_[v];
+    if (!d) return std::nullopt;
+    if (d->code == OpCode::ThreadQuery && d->dim == 0) {
+      ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+      if (q == ThreadQuery::ThreadPositionInGrid) return Affine{{}, 1};
+      if (q == ThreadQuery::ThreadPositionInThreadgroup) return Affine{{"(0u - en_bx)"}, 1};
+      return std::nullopt;
+    }
+    if (d->code == OpCode::Add || d->code == OpCode::Sub) {
+      auto a = affine(d->operands[0], depth + 1), b = affine(d->operands[1], depth + 1);
+      if (!a || !b) return std::nullopt;
+      for (const std::string& t : b->terms) a->terms.push_back(d->code == OpCode::Add ? t : "(0u - " + t + ")");
+      a->x += d->code == OpCode::Add ? b->x : -b->x;
+      return a;
+    }
+    return std::nullopt;
+  }
+
+  void emit_invariant(ValueId v, std::vector<bool>& done) {
+    if ((!grp_.empty() && grp_[v]) || done[v]) return;
+    done[v] = true;
+    const Op* d = def_[v];
+    for (ValueId o : d->operands) emit_invariant(o, done);
+    CFamilyEmitter::op(*d);
+  }
+
+  void collect_values(const Op& op, std::vector<ValueId>& out) {
+    for (ValueId v : op.operands) out.push_back(v);
+  }
+
+  void x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const std::function<void()>& body) {
+    const std::string header = "for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)";
+    // Candidates: buffer accesses in the body with an index inv + x.
+    std::vector<std::pair<const Op*, Affine>> cands;
+    if (!opt_.debug) {
+      std::function<void(const Op&)> visit = [&](const Op& op) {
+        if (op.code == OpCode::Load || op.code == OpCode::Store) {
+          auto a = affine(op.operands[0]);
+          if (a && a->x == 1 && !a->terms.empty()) cands.emplace_back(&op, *a);
+        }
+        for (const Region& r : op.regions)
+          for (const Op& o : r.ops) visit(o);
+      };
+      for (const Op* op : ops) visit(*op);
+    }
+    if (cands.empty()) {
+      if (!opt_.debug) line("#pragma omp simd" + clauses);
+      open(header);
+      body();
+      close();
+      return;
+    }
+    // The invariant parts, computed once per row (same names as in the body,
+    // which redeclares them in its own scope).
+    open("");
+    std::vector<bool> done(k_.values.size(), false);
+    std::function<void(ValueId)> need = [&](ValueId v) {
+      if (x_invariant(v)) emit_invariant(v, done);
+      else if (def_[v])
+        for (ValueId o : def_[v]->operands) need(o);
+    };
+    for (auto& [op, a] : cands) need(op->operands[0]);
+    std::string check;
+    std::map<const Op*, std::string> ptrs;
+    for (size_t i = 0; i < cands.size(); ++i) {
+      const auto& [op, a] = cands[i];
+      std::string sum = "0u";
+      for (const std::string& t : a.terms) sum = "(" + sum + " + " + t + ")";
+      // `first`: the index of the row's first thread; no wrap when the
+      // row's last index still fits in 32 bits.
+      std::string first = "en_a" + std::to_string(temp_) + "_" + std::to_string(i);
+      line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + en_bx);");
+      check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + en_ex <= 4294967296ull");
+      std::string p = first + "p";
+      std::string mt = memory_type(k_.memory_type(op->attr).elem);
+      line(mt + "* __restrict " + p + " = " + mem_ptr(op->attr) + " + (static_cast<std::ptrdiff_t>(" + first +
+           ") - static_cast<std::ptrdiff_t>(en_bx));");
+      ptrs[op] = p;
+    }
+    ++temp_;
+    open("if (" + check + ")");
+    fast_ = &ptrs;
+    if (!opt_.debug) line("#pragma omp simd" + clauses);
+    open(header);
+    body();
+    close();
+    fast_ = nullptr;
+    close("} else {");
+    ++indent_;
+    if (!opt_.debug) line("#pragma omp simd" + clauses);
+    open(header);
+    body();
+    close();
     close();
     close();
   }
@@ -718,18 +855,18 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::vector<ValueId> uses;
     std::vector<bool> seen(k_.values.size(), false);
     for (const Op* op : it.ops) collect_uses(*op, uses, seen);
-    open_thread_loop(true);
-    std::vector<bool> done(k_.values.size(), false);
-    for (ValueId v : uses)
-      if (!grp_[v] && seg_[v] != it.id) {
-        if (remat(v)) emit_remat(v, it.id, done);
-        else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
-      }
-    for (const Op* op : it.ops) CFamilyEmitter::op(*op);
-    for (const Op* o : it.ops)
-      for (ValueId v : o->results)
-        if (!arr_[v].empty()) line(slot(arr_[v]) + " = " + name(v) + ";");
-    close_thread_loop();
+    thread_loop(true, "", it.ops, [&] {
+      std::vector<bool> done(k_.values.size(), false);
+      for (ValueId v : uses)
+        if (!grp_[v] && seg_[v] != it.id) {
+          if (remat(v)) emit_remat(v, it.id, done);
+          else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
+        }
+      for (const Op* op : it.ops) CFamilyEmitter::op(*op);
+      for (const Op* o : it.ops)
+        for (ValueId v : o->results)
+          if (!arr_[v].empty()) line(slot(arr_[v]) + " = " + name(v) + ";");
+    });
   }
 
   void fail_and_return(const Op& op, int kind, const std::string& thread) {
@@ -770,7 +907,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       if (k_.type_of(carried[i]).kind == DType::Kind::SimdMatrix)
         line("std::memcpy(" + arr_[carried[i]] + ", " + arr_[carried[i]] + "t, en_sgmax * 64 * sizeof(float));");
     if (!any_scalar) return;
-    open_thread_loop(true);
+    thread_loop(true, "", {}, [&] {
     std::vector<std::string> tmp;
     for (size_t i = 0; i < from.size(); ++i) {
       if (k_.type_of(carried[i]).kind == DType::Kind::SimdMatrix) {
@@ -782,7 +919,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
     for (size_t i = 0; i < from.size(); ++i)
       if (!tmp[i].empty()) line(slot(arr_[carried[i]]) + " = " + tmp[i] + ";");
-    close_thread_loop();
+    });
   }
 
   void control(const Op& op) {
@@ -836,8 +973,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         std::string m = "en_m" + std::to_string(id), n = "en_n" + std::to_string(id);
         line("uint32_t " + n + " = 0, " + n + "e = 0, " + n + "lo = en_n, " + n + "hi = 0, " + n + "elo = en_n, " + n +
              "ehi = 0;");
-        open_thread_loop(false, " reduction(+ : " + n + ", " + n + "e) reduction(min : " + n + "lo, " + n +
-                                    "elo) reduction(max : " + n + "hi, " + n + "ehi)");
+        thread_loop(false, " reduction(+ : " + n + ", " + n + "e) reduction(min : " + n + "lo, " + n +
+                               "elo) reduction(max : " + n + "hi, " + n + "ehi)", {}, [&] {
         std::string act = masks_.empty() ? "true" : slot(masks_.back().arr);
         line("const bool en_a = " + act + ";");
         line("const bool en_c = en_a && " + at(c, "en_t") + ";");
@@ -847,7 +984,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         line(n + "lo = std::min(" + n + "lo, en_c ? en_t : en_n); " + n + "hi = std::max(" + n + "hi, en_c ? en_t : 0u);");
         line(n + "elo = std::min(" + n + "elo, en_ce ? en_t : en_n); " + n + "ehi = std::max(" + n +
              "ehi, en_ce ? en_t : 0u);");
-        close_thread_loop();
+        });
         open("if (" + n + " != 0)");
         masks_.push_back(Mask{m, "(" + n + " != en_n)", n + "lo", n + "hi"});
         group_region(op.regions[0]);
@@ -1083,6 +1220,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::unordered_map<const Op*, bool> sync_memo_;
   std::vector<Mask> masks_;
   std::vector<bool> flat_;
+  const std::map<const Op*, std::string>* fast_ = nullptr;  // accesses the fast x loop addresses by row pointer
   std::vector<std::set<std::string>> rowptrs_;
   int next_seg_ = 0;
   int masks_planned_ = 0, masks_emitted_ = 0;
