@@ -8,7 +8,6 @@ Ratios are peer_time / enigma_time (above 1: Enigma is faster). Targets
 (docs/PERFORMANCE, CPU): elementwise >= 0.90x OpenMP; compute-bound >= 1.5x
 numba; barrier / threadgroup-memory kernels >= 1.0x numba.
 """
-from __future__ import annotations
 
 import argparse
 import ctypes
@@ -36,7 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def load_omp():
     out = os.path.join(tempfile.gettempdir(), f"enigma_bench_omp_{os.getpid()}.so")
     cxx = os.environ.get("CXX", "g++")
-    cmd = [cxx, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-o", out,
+    # -ffp-contract=off as Enigma's kernels: same float results (no FMA contraction).
+    cmd = [cxx, "-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-o", out,
            os.path.join(HERE, "peers_omp.cpp")]
     try:
         subprocess.run(cmd, check=True, capture_output=True)
