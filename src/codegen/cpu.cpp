@@ -594,7 +594,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case OpCode::If: {
         int id = masks_planned_++;
         if (!grp_[op.operands[0]]) {
-          spill(op.operands[0]);
+          if (!(contiguous_range(op.operands[0]) && op.regions[1].ops.size() == 1)) spill(op.operands[0]);
           add_scratch("en_m" + std::to_string(id), "uint8_t", "en_nmax");
           add_scratch("en_m" + std::to_string(id) + "e", "uint8_t", "en_nmax");
         }
@@ -855,7 +855,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::vector<ValueId> uses;
     std::vector<bool> seen(k_.values.size(), false);
     for (const Op* op : it.ops) collect_uses(*op, uses, seen);
-    thread_loop(true, "", it.ops, [&] {
+    auto body = [&] {
       std::vector<bool> done(k_.values.size(), false);
       for (ValueId v : uses)
         if (!grp_[v] && seg_[v] != it.id) {
@@ -866,7 +866,64 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       for (const Op* o : it.ops)
         for (ValueId v : o->results)
           if (!arr_[v].empty()) line(slot(arr_[v]) + " = " + name(v) + ";");
-    });
+    };
+    if (!sparse_loop(it, body)) thread_loop(true, "", it.ops, body);
+  }
+
+  // A run that is only `if (q == g) {...}` with q the thread's index in the
+  // group / in its simdgroup / its simdgroup's index and g uniform (the
+  // GPU idiom `if lane == 0: partial[sg] = s`) visits just the threads that
+  // take the branch: a strided loop instead of a scalar pass over the group.
+  bool sparse_loop(const Item& it, const std::function<void()>& body) {
+    const Op* last = it.ops.back();
+    if (last->code != OpCode::If || last->regions[1].ops.size() != 1) return false;
+    for (size_t i = 0; i + 1 < it.ops.size(); ++i)
+      if (!it.ops[i]->regions.empty() || !it.ops[i]->info().pure) return false;
+    const Op* c = def_[last->operands[0]];
+    if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return false;
+    ValueId a = c->operands[0], b = c->operands[1];
+    if (grp_[a]) std::swap(a, b);
+    if (!grp_[b] || grp_[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return false;
+    std::string g = name(b), start, step = "1", end;
+    switch (static_cast<ThreadQuery>(def_[a]->attr)) {
+      case ThreadQuery::ThreadIndexInThreadgroup: start = g; end = "std::min<uint64_t>(en_n, uint64_t{" + g + "} + 1)"; break;
+      case ThreadQuery::ThreadIndexInSimdgroup: start = "(" + g + " < 32u ? uint64_t{" + g + "} : uint64_t{en_n})"; step = "32"; end = "en_n"; break;
+      case ThreadQuery::SimdgroupIndexInThreadgroup:
+        start = "uint64_t{" + g + "} * 32u";
+        end = "std::min<uint64_t>(en_n, uint64_t{" + g + "} * 32u + 32u)";
+        break;
+      default: return false;
+    }
+    flat_.push_back(true);
+    open("for (uint64_t en_t64 = " + start + "; en_t64 < " + end + "; en_t64 += " + step + ")");
+    line("const uint32_t en_t = static_cast<uint32_t>(en_t64);");
+    // Mask entries exist only for the mask's range (scratch is shared).
+    if (!masks_.empty())
+      line("if (en_t < " + masks_.back().lo + " || en_t > " + masks_.back().hi + " || !" + active("en_t") + ") continue;");
+    line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+    line("const uint32_t en_gx = en_bx + lx;");
+    line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+    body();
+    close();
+    flat_.pop_back();
+    return true;
+  }
+
+  // [first, end) of the threads where `c` holds, when `c` is
+  // `thread_index_in_threadgroup == g` or `simdgroup_index_in_threadgroup == g`.
+  std::optional<std::pair<std::string, std::string>> contiguous_range(ValueId cond) {
+    const Op* c = def_[cond];
+    if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return std::nullopt;
+    ValueId a = c->operands[0], b = c->operands[1];
+    if (grp_[a]) std::swap(a, b);
+    if (!grp_[b] || grp_[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return std::nullopt;
+    std::string g = "uint64_t{" + name(b) + "}";
+    switch (static_cast<ThreadQuery>(def_[a]->attr)) {
+      case ThreadQuery::ThreadIndexInThreadgroup: return std::make_pair(g, "std::min<uint64_t>(en_n, " + g + " + 1)");
+      case ThreadQuery::SimdgroupIndexInThreadgroup:
+        return std::make_pair(g + " * 32u", "std::min<uint64_t>(en_n, " + g + " * 32u + 32u)");
+      default: return std::nullopt;
+    }
   }
 
   void fail_and_return(const Op& op, int kind, const std::string& thread) {
@@ -882,7 +939,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::string t = type(k_.type_of(v));
     line("uint32_t " + g + "_f = " + (masks_.empty() ? std::string("0") : masks_.back().lo) + ";");
     line("const " + t + " " + g + " = " + at(v, g + "_f") + ";");
-    open("for (uint32_t en_i = " + g + "_f + 1; en_i < en_n; ++en_i)");
+    open("for (uint32_t en_i = " + g + "_f + 1; en_i " + (masks_.empty() ? "< en_n" : "<= " + masks_.back().hi) + "; ++en_i)");
     std::string cond = at(v, "en_i") + " != " + g;
     if (!masks_.empty()) cond = active("en_i") + " && " + cond;
     line("if (" + cond + ")");
@@ -971,6 +1028,25 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         }
         // A condition that varies between threads: both branches run under masks.
         std::string m = "en_m" + std::to_string(id), n = "en_n" + std::to_string(id);
+        if (auto range = contiguous_range(c); range && op.regions[1].ops.size() == 1) {
+          // `if simdgroup_index == g` / `if thread_index == g` with nothing in
+          // the else branch: the active threads are one known range.
+          line("const uint32_t " + n + "lo = static_cast<uint32_t>(std::min<uint64_t>(en_n, " + range->first + "));");
+          line("const uint32_t " + n + "end = static_cast<uint32_t>(" + range->second + ");");
+          line("uint32_t " + n + " = 0;");
+          std::string parent = masks_.empty() ? "true" : active("en_i");
+          // Every entry is written (scratch is shared between kernels, and
+          // nested masks and simd ops read whole simdgroups).
+          line("#pragma omp simd reduction(+ : " + n + ")");
+          line("for (uint32_t en_i = 0; en_i < en_n; ++en_i) { " + m + "[en_i] = en_i >= " + n + "lo && en_i < " + n +
+               "end && " + parent + "; " + n + " += " + m + "[en_i]; }");
+          open("if (" + n + " != 0)");
+          masks_.push_back(Mask{m, "(" + n + " != en_n)", n + "lo", "(" + n + "end - 1)"});
+          group_region(op.regions[0]);
+          masks_.pop_back();
+          close();
+          return;
+        }
         line("uint32_t " + n + " = 0, " + n + "e = 0, " + n + "lo = en_n, " + n + "hi = 0, " + n + "elo = en_n, " + n +
              "ehi = 0;");
         thread_loop(false, " reduction(+ : " + n + ", " + n + "e) reduction(min : " + n + "lo, " + n +

@@ -639,3 +639,41 @@ def test_msl_spellings():
     msl = enigma.compile(histogram, emit_only=True).metal_source
     assert "atomic_fetch_add_explicit(reinterpret_cast<threadgroup atomic_uint*>" in msl
     assert "atomic_fetch_add_explicit(reinterpret_cast<device atomic_uint*>" in msl
+
+
+@enigma.kernel
+def masked_patterns(A: enigma.f32, Out: enigma.f32):
+    tid = enigma.thread_position_in_grid
+    lid = enigma.thread_index_in_threadgroup()
+    sg = enigma.simdgroup_index_in_threadgroup()
+    lane = enigma.thread_index_in_simdgroup()
+    x = A[tid]
+    with enigma.if_(sg == 1):              # one simdgroup: a known range of threads
+        s = enigma.simd_sum(x)
+        with enigma.if_(lane == 3):        # strided: every 32nd thread
+            Out[tid] = s
+    with enigma.if_(lid == 5):             # a single thread: its simdgroup has one active lane
+        Out[tid] = enigma.simd_sum(x) + 1000.0
+    with enigma.if_(x > 0.5):              # data-dependent mask, nested known range
+        with enigma.if_(sg == 0):
+            Out[tid] = enigma.simd_max(x) + 2000.0
+
+
+def test_masked_regions_combine_active_lanes_only():
+    n, tg = 200, 80
+    x = np.random.default_rng(9).random(n).astype(np.float32)
+    out = run(masked_patterns, [x], np.float32, n, (n, 1, 1), (tg, 1, 1))
+    ref = np.zeros(n)
+    for g0 in range(0, n, tg):
+        g1 = min(n, g0 + tg)
+        for t in range(g0, g1):
+            l = t - g0
+            sg, lane = l // 32, l % 32
+            if sg == 1 and lane == 3:
+                ref[t] = x[g0 + 32:min(g1, g0 + 64)].astype(np.float64).sum()
+            if l == 5:
+                ref[t] = x[t] + 1000.0
+            if x[t] > 0.5 and sg == 0:
+                seg = x[g0:min(g1, g0 + 32)]
+                ref[t] = seg[seg > 0.5].max() + 2000.0
+    np.testing.assert_allclose(out, ref, rtol=1e-5)
