@@ -141,10 +141,13 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (coop_) plan();
     next_seg_ = 0;  // emission partitions the regions again, identically
     declare_scratch();
-    open("for (uint64_t en_tg = tg_begin; en_tg < tg_end; ++en_tg)");
-    line("const uint32_t en_tgx = static_cast<uint32_t>(en_tg % en_ntg0);");
-    line("const uint32_t en_tgy = static_cast<uint32_t>((en_tg / en_ntg0) % en_ntg1);");
-    line("const uint32_t en_tgz = static_cast<uint32_t>(en_tg / (static_cast<uint64_t>(en_ntg0) * en_ntg1));");
+    // The group's 3-D position is advanced with carries, not divided out of
+    // the linear index per group (64-bit divisions cost more than a small group).
+    line("uint32_t en_tgx = static_cast<uint32_t>(tg_begin % en_ntg0);");
+    line("uint32_t en_tgy = static_cast<uint32_t>((tg_begin / en_ntg0) % en_ntg1);");
+    line("uint32_t en_tgz = static_cast<uint32_t>(tg_begin / (static_cast<uint64_t>(en_ntg0) * en_ntg1));");
+    open("for (uint64_t en_tg = tg_begin; en_tg < tg_end; ++en_tg, (++en_tgx == en_ntg0 ? (en_tgx = 0, "
+         "(++en_tgy == en_ntg1 ? (en_tgy = 0, ++en_tgz) : 0u)) : 0u))");
     // Edge threadgroups are partial: only threads inside the grid run.
     line("const uint32_t en_ex = std::min(en_tpg0, en_grid0 - en_tgx * en_tpg0);");
     line("const uint32_t en_ey = std::min(en_tpg1, en_grid1 - en_tgy * en_tpg1);");
