@@ -12,6 +12,7 @@ from ._tracing import (
     threads_per_threadgroup, where, while_,
 )
 from ._cooperative import *  # noqa: F401,F403 - threadgroups, simdgroups, atomics, tile helpers
+from ._preprocess import range  # noqa: A004 - `for i in enigma.range(...)` in kernels
 from .compiler import CompiledKernel, KernelDef, KernelHandle, compile, kernel  # noqa: A004
 from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
 from .typing import (
@@ -19,6 +20,13 @@ from .typing import (
     UInt64, b1, bf16, f16, f32, i8, i16, i32, i64, u8, u16, u32, u64,
 )
 from . import benchmark, testing  # noqa: E402
+from .layout import (  # the layout algebra (CuTe's), computed by the C++ core
+    Layout, LayoutError, Swizzle, SwizzledLayout, blocked_product, coalesce, complement, composition,
+    logical_divide, make_identity_layout, make_layout, make_layout_tv, make_ordered_layout, recast_layout, size,
+    swizzle, zipped_divide,
+)
+from .tuple import product, repeat_like, select  # noqa: E402  (enigma.select is the tuple utility)
+from . import core, layout, tuple  # noqa: E402,A004  (enigma.tuple shadows the builtin in this namespace only)
 
 __version__ = "0.2.0"
 

@@ -310,16 +310,26 @@ class arch:
 
 # ---- casts, comparisons, select ------------------------------------------------
 
+def _dtype_arg(b, dtype, op: str) -> str:
+    """A dtype argument of an op being traced; a bad one fails like any other
+    typing error (kernel name and the user's source line)."""
+    try:
+        return dtype_name(dtype, op)
+    except EnigmaError as e:
+        msg = str(e)
+        b.fail(op, msg[len(op) + 2:] if msg.startswith(op + ": ") else msg)
+
+
 def metal_cast(x, dtype):
     """Value conversion (C semantics; float -> int saturates, NaN -> 0)."""
     b = _builder("metal_cast")
-    return _wrap(_active(), b.convert(_plain(x), dtype_name(dtype, "metal_cast")))
+    return _wrap(_active(), b.convert(_plain(x), _dtype_arg(b, dtype, "metal_cast")))
 
 
 def as_type(x, dtype):
     """Bit reinterpretation between types of the same size."""
     b = _builder("as_type")
-    return _wrap(_active(), b.bitcast(_plain(x), dtype_name(dtype, "as_type")))
+    return _wrap(_active(), b.bitcast(_plain(x), _dtype_arg(b, dtype, "as_type")))
 
 
 def _make_cmp(pred):
@@ -377,7 +387,7 @@ class for_range:
 
     def __init__(self, lo, hi, step=1, dtype="int", init=None):
         self.lo, self.hi, self.step = _plain(lo), _plain(hi), _plain(step)
-        self.dtype = dtype_name(dtype, "for_range")
+        self.dtype = _dtype_arg(_builder("for_range"), dtype, "for_range")
         self.init = None if init is None else [_plain(v) for v in init]
         self.carry = None
         self.trace = None

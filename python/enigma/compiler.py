@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import sys
 import tempfile
 import typing as _pytyping
 from dataclasses import dataclass, field
 
 from . import _core
+from ._preprocess import preprocess
 from ._tracing import EnigmaError, IRValue, Tensor, _Trace, _TraceScope, _wrap
 from .typing import Numeric, Scalar
 
@@ -17,12 +19,16 @@ class KernelDef:
     """A function decorated with ``@enigma.kernel``. Calling it records a launch
     for the ``@enigma.jit`` path; ``enigma.compile(kdef)`` traces it."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, scope=None):
         self.fn = fn
         self.name = fn.__name__
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        # Names that string annotations (``from __future__ import annotations``)
+        # refer to, taken from the scope that defined the kernel: a kernel made
+        # inside a function may be annotated with that function's locals.
+        self._annotation_scope = scope or {}
 
     def __repr__(self):
         return f"<enigma.kernel {self.name}>"
@@ -52,7 +58,24 @@ def kernel(fn) -> KernelDef:
         return fn
     if not callable(fn):
         raise TypeError(f"@enigma.kernel expects a function, got {type(fn).__name__}")
-    return KernelDef(fn)
+    return KernelDef(fn, _string_annotation_scope(fn, sys._getframe(1)))
+
+
+def _string_annotation_scope(fn, frame) -> dict:
+    """The defining scope's values of the names used in string annotations."""
+    texts = [a for a in getattr(fn, "__annotations__", {}).values() if isinstance(a, str)]
+    if not texts:
+        return {}
+    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(texts)))
+    scope = {n: v for n, v in frame.f_locals.items() if n in names}
+    code = getattr(fn, "__code__", None)
+    for n, cell in zip(code.co_freevars if code else (), getattr(fn, "__closure__", None) or ()):
+        if n in names:
+            try:
+                scope[n] = cell.cell_contents
+            except ValueError:  # an empty cell
+                pass
+    return scope
 
 
 @dataclass
@@ -87,7 +110,7 @@ class CompiledKernel:
         return self.metallib_path is not None and self.metallib_bytes is not None
 
     def source(self, backend: str = "metal") -> str:
-        """Generated source for ``"metal"`` (MSL) or ``"cpu"`` (C++)."""
+        """Generated source for ``"metal"`` (MSL), ``"cuda"`` (CUDA C++ for NVRTC) or ``"cpu"`` (C++)."""
         if backend in ("metal", "msl"):
             return self.metal_source
         if self._core is None:
@@ -110,7 +133,7 @@ def _resolve_annotations(kdef: KernelDef) -> dict:
     raw = getattr(fn, "__annotations__", {})
     if any(isinstance(v, str) for v in raw.values()):
         try:
-            return _pytyping.get_type_hints(fn)
+            return _pytyping.get_type_hints(fn, localns=kdef._annotation_scope)
         except Exception as e:  # noqa: BLE001 - report which annotation failed
             raise TypeError(f"kernel '{kdef.name}': cannot evaluate the parameter annotations: {e}") from e
     return dict(raw)
@@ -153,12 +176,36 @@ def _trace(kdef: KernelDef):
     positional = [a for a, (_, p) in zip(args, kdef.signature.parameters.items())
                   if p.kind != p.KEYWORD_ONLY]
     keywords = {n: a for a, (n, p) in zip(args, kdef.signature.parameters.items()) if p.kind == p.KEYWORD_ONLY}
+    body = preprocess(kdef.fn)  # `for i in enigma.range(...)` becomes a traced loop
     with _TraceScope(trace):
-        result = kdef.fn(*positional, **keywords)
+        try:
+            result = body(*positional, **keywords)
+        except EnigmaError as e:
+            located = _with_user_location(e, kdef)
+            if located is e:
+                raise
+            raise located.with_traceback(e.__traceback__) from None
     if result is not None:
         raise EnigmaError(f"kernel '{kdef.name}' returned a value; kernels write their results to "
                           "output buffers and return nothing")
     return b.finish(), kinds
+
+
+def _with_user_location(e: EnigmaError, kdef: KernelDef) -> EnigmaError:
+    """Errors raised in a kernel body name the kernel and the user's file:line
+    (the innermost traceback frame outside this package); the builder's own
+    errors already do."""
+    msg = str(e)
+    if f"kernel '{kdef.name}'" in msg:
+        return e
+    package = os.path.dirname(os.path.abspath(__file__))
+    where = None
+    tb = e.__traceback__
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(package):
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return EnigmaError(f"{where + ': ' if where else ''}kernel '{kdef.name}': {msg}")
 
 
 def _emit_only(option) -> bool:
@@ -178,7 +225,7 @@ def _debug(option) -> bool:
 # Every backend's source of every compiled kernel is written here when
 # ENIGMA_SOURCE_DUMP_DIR is set; CI compiles them all (MSL against the Metal
 # declarations header, CUDA with NVRTC) so codegen errors fail CI without a GPU.
-DUMP_BACKENDS = ("metal", "cpu")
+DUMP_BACKENDS = ("metal", "cpu", "cuda")
 
 
 def _dump_sources(name: str, core) -> None:
@@ -188,8 +235,10 @@ def _dump_sources(name: str, core) -> None:
     import hashlib
     os.makedirs(out, exist_ok=True)
     ext = {"metal": "metal", "cpu": "cpp", "cuda": "cu"}
-    for backend in DUMP_BACKENDS:
-        text = core.source(backend)
+    texts = [(backend, core.source(backend)) for backend in DUMP_BACKENDS]
+    if "cuda" in DUMP_BACKENDS and core.cuda_groups_per_block > 1:  # the variant large grids run
+        texts.append(("cuda", core.source("cuda", groups_per_block=core.cuda_groups_per_block)))
+    for backend, text in texts:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = os.path.join(out, f"{name}-{digest}.{ext[backend]}")
         if not os.path.exists(path):

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _core
+
+# Where the nvidia-cuda-nvrtc wheel may live (libnvrtc is found at run time).
+_core.set_cuda_library_hints([p for p in sys.path if isinstance(p, str) and p])
 
 _default_lock = threading.Lock()
 _default = None
@@ -52,6 +56,10 @@ class DeviceCapabilities:
 
 
 def _dims(value, what: str, kernel: str):
+    if type(value) is tuple and len(value) == 3:  # fast path for the hot dispatch loop
+        x, y, z = value
+        if type(x) is int and type(y) is int and type(z) is int and x > 0 and y > 0 and z > 0:
+            return value
     try:
         items = tuple(value)
     except TypeError:
@@ -63,20 +71,181 @@ def _dims(value, what: str, kernel: str):
     return [int(v) for v in items]
 
 
-def _as_host_array(x, index: int, kernel: str):
+# ---- inputs: host arrays, and CUDA arrays (DLPack / __cuda_array_interface__) ----
+
+_DL_CUDA, _DL_CUDA_MANAGED = 2, 13
+_DL_DTYPES = {(0, 8): "int8", (0, 16): "int16", (0, 32): "int32", (0, 64): "int64", (1, 8): "uint8",
+              (1, 16): "uint16", (1, 32): "uint32", (1, 64): "uint64", (2, 16): "float16", (2, 32): "float32",
+              (2, 64): "float64", (4, 16): "bfloat16", (6, 8): "bool"}
+
+
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):  # the head of DLPack's (unversioned) DLManagedTensor
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
+                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+@dataclass
+class _DeviceArray:
+    """An array in CUDA memory: address, size, dtype name, and what keeps it alive."""
+    ptr: int
+    nbytes: int
+    dtype: str
+    shape: tuple
+    device_id: int
+    owner: object
+
+
+def _contiguous(shape, strides) -> bool:
+    """C-contiguous, given strides in elements (None: compact)."""
+    if strides is None:
+        return True
+    expect = 1
+    for n, st in zip(reversed(shape), reversed(strides)):
+        if n != 1 and st != expect:
+            return False
+        expect *= n
+    return True
+
+
+def _from_dlpack_capsule(capsule, owner, what):
+    t = _DLTensor.from_address(_capsule_pointer(capsule, b"dltensor"))
+    shape = tuple(t.shape[i] for i in range(t.ndim))
+    strides = None if not t.strides else tuple(t.strides[i] for i in range(t.ndim))
+    key = (t.dtype.code, t.dtype.bits)
+    if t.dtype.lanes != 1 or key not in _DL_DTYPES:
+        raise RuntimeError(f"{what}: unsupported DLPack dtype (code {t.dtype.code}, {t.dtype.bits} bits, "
+                           f"{t.dtype.lanes} lanes)")
+    if not _contiguous(shape, strides):
+        raise RuntimeError(f"{what} is not contiguous; pass a contiguous array (e.g. x.contiguous())")
+    n = 1
+    for d in shape:
+        n *= d
+    nbytes = n * t.dtype.bits // 8
+    ptr = (t.data or 0) + t.byte_offset
+    return _DeviceArray(ptr, nbytes, _DL_DTYPES[key], shape, t.device.device_id, (owner, capsule))
+
+
+def _cuda_array(x, what):
+    """The _DeviceArray of a CUDA array (torch, CuPy, numba, JAX...), or None
+    when x is not one. DLPack first (it knows bfloat16 and orders the producer's
+    stream before the legacy default stream that the CUDA device uses)."""
+    dev = getattr(x, "__dlpack_device__", None)
+    if dev is not None and hasattr(x, "__dlpack__"):
+        try:
+            kind, _ = dev()
+        except Exception:  # noqa: BLE001 - not a usable DLPack producer; try the other protocol
+            kind = None
+        if kind in (_DL_CUDA, _DL_CUDA_MANAGED):
+            try:
+                capsule = x.__dlpack__(stream=1)  # 1: the legacy default stream
+            except TypeError:
+                capsule = x.__dlpack__()
+            return _from_dlpack_capsule(capsule, x, what)
+    try:
+        cai = getattr(x, "__cuda_array_interface__", None)
+    except Exception:  # noqa: BLE001 - e.g. torch raises for dtypes numpy lacks
+        cai = None
+    if cai is None:
+        return None
+    dt = np.dtype(cai["typestr"])
+    shape = tuple(cai["shape"])
+    strides = cai.get("strides")
+    if strides is not None:
+        strides = tuple(s // dt.itemsize for s in strides)
+    if not _contiguous(shape, strides):
+        raise RuntimeError(f"{what} is not contiguous; pass a contiguous array")
+    n = 1
+    for d in shape:
+        n *= d
+    ptr = cai["data"][0] or 0
+    device_id = 0
+    if ptr and hasattr(x, "device") and getattr(x.device, "id", None) is not None:
+        device_id = int(x.device.id)
+    return _DeviceArray(ptr, n * dt.itemsize, dt.name, shape, device_id, x)
+
+
+def _to_host(x):
+    """A host copy of a GPU array, for devices that cannot bind CUDA memory."""
+    if hasattr(x, "get"):  # CuPy
+        return x.get()
+    if hasattr(x, "cpu"):  # torch
+        return x.cpu()
+    raise RuntimeError(f"cannot copy a {type(x).__name__} from GPU memory to the host; pass a numpy array")
+
+
+def _host_from_dlpack(x):
+    """numpy view of a host DLPack tensor numpy cannot import (bfloat16)."""
+    capsule = x.__dlpack__()
+    t = _DLTensor.from_address(_capsule_pointer(capsule, b"dltensor"))
+    if (t.dtype.code, t.dtype.bits, t.dtype.lanes) != (4, 16, 1) or t.device.device_type != 1:
+        return None
+    shape = tuple(t.shape[i] for i in range(t.ndim))
+    strides = None if not t.strides else tuple(t.strides[i] for i in range(t.ndim))
+    if not _contiguous(shape, strides):
+        return None
+    n = 1
+    for d in shape:
+        n *= d
+    buf = (ctypes.c_uint16 * n).from_address((t.data or 0) + t.byte_offset) if n else None
+    arr = np.ctypeslib.as_array(buf).reshape(shape) if n else np.zeros(shape, np.uint16)
+    return np.array(arr, copy=True)  # own the bits: the capsule is released below
+
+
+def _as_host_array(x, index: int, kernel: str, cuda_device: bool = False):
+    """The binding's input tuple: (array, dtype name, shape) for host memory,
+    or (None, dtype name, shape, device pointer, bytes) for a CUDA array bound
+    without a copy on a CUDA device. The caller keeps x alive while it is used."""
     if isinstance(x, (bool, int, float, complex)) or x is None:
         raise RuntimeError(f"execute: kernel '{kernel}' input {index} is a {type(x).__name__}, not an array; "
                            "pass values of Scalar parameters with scalars=[...]")
     if not isinstance(x, np.ndarray):
+        dev = _cuda_array(x, f"kernel '{kernel}' input {index}")
+        if dev is not None:
+            if cuda_device and dev.nbytes:
+                return (None, dev.dtype, str(dev.shape), dev.ptr, dev.nbytes), dev.owner
+            x = _to_host(x)
         if hasattr(x, "__dlpack__"):
             try:
                 x = np.from_dlpack(x)
-            except Exception:  # noqa: BLE001 - e.g. a GPU tensor: fall back to the array protocols
+            except Exception:  # noqa: BLE001 - bfloat16, or not on the host: other routes below
+                bits = None
+                try:
+                    bits = _host_from_dlpack(x)
+                except Exception:  # noqa: BLE001
+                    pass
+                if bits is not None:
+                    return (bits, "bfloat16", str(bits.shape)), None
                 x = np.asarray(x)
         else:
             x = np.asarray(x)
     x = np.ascontiguousarray(x)
-    return (x, x.dtype.name, str(x.shape))
+    return (x, x.dtype.name, str(x.shape)), None
+
+
+def _scalar_value(v, index: int, kernel: str, api: str):
+    """The value of a Scalar parameter as a Python number (numpy scalars and
+    0-d arrays included: ``np.float32(alpha)``, ``a.size``)."""
+    if isinstance(v, (bool, int, float)):
+        return v
+    dtype = getattr(v, "dtype", None)
+    if dtype is not None and getattr(v, "shape", None) == () and dtype.kind in "biuf":
+        return v.item()
+    raise TypeError(f"{api}: kernel '{kernel}': scalars[{index}] must be a number (bool, int, float or a numpy "
+                    f"scalar), got {type(v).__name__} {v!r}")
 
 
 def _kernel_core(compiled):
@@ -106,20 +275,23 @@ def _output_sizes(name, output_size, output_sizes):
 class PreparedKernel:
     """Buffers bound once for repeated dispatches (``MetalRuntime.prepare``)."""
 
-    def __init__(self, launch, single_output: bool, device_name: str):
+    def __init__(self, launch, single_output: bool, device_name: str, keep_alive=()):
         self._launch = launch
         self._single = single_output
         self.kernel_name = launch.kernel_name
         self.device = device_name
+        self._keep_alive = keep_alive  # CUDA arrays bound without a copy
 
     def dispatch(self, grid, threads) -> None:
-        """Runs the kernel; call read_output() for the results."""
+        """Runs the kernel; call read_output() for the results. On a GPU it may
+        return before the kernel ends: read_output() and dispatch_timed() wait
+        (and report a failure of an earlier dispatch)."""
         self._launch.dispatch(_dims(grid, "grid", self.kernel_name), _dims(threads, "threads", self.kernel_name))
 
     def dispatch_timed(self, grid, threads) -> float:
-        """Runs the kernel and returns its execution time in milliseconds."""
-        return float(self._launch.dispatch(_dims(grid, "grid", self.kernel_name),
-                                           _dims(threads, "threads", self.kernel_name)))
+        """Runs the kernel, waits, and returns its execution time in milliseconds."""
+        return float(self._launch.dispatch_timed(_dims(grid, "grid", self.kernel_name),
+                                                 _dims(threads, "threads", self.kernel_name)))
 
     def read_output(self):
         """The output buffer's bytes (a list of bytes for several outputs)."""
@@ -129,6 +301,7 @@ class PreparedKernel:
     def release(self) -> None:
         """Frees the buffers; the PreparedKernel cannot be used afterwards."""
         self._launch.release()
+        self._keep_alive = ()
 
     def __enter__(self):
         return self
@@ -186,10 +359,13 @@ class MetalRuntime:
         if isinstance(inputs, np.ndarray) or not hasattr(inputs, "__iter__"):
             raise RuntimeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
         sizes, single = _output_sizes(name, output_size, output_sizes)
-        arrays = [_as_host_array(x, i, name) for i, x in enumerate(inputs)]
-        scal = [] if scalars is None else list(scalars)
+        cuda = self._device.name.startswith("cuda")
+        converted = [_as_host_array(x, i, name, cuda) for i, x in enumerate(inputs)]
+        arrays = [c[0] for c in converted]
+        keep = tuple(c[1] for c in converted if c[1] is not None)
+        scal = [] if scalars is None else [_scalar_value(v, i, name, api) for i, v in enumerate(scalars)]
         launch = _core.PreparedLaunch(self._device, core, arrays, scal, sizes, api)
-        return launch, single
+        return launch, single, keep
 
     def execute(self, compiled, inputs, output_size=None, grid=(1, 1, 1), threads=(1, 1, 1), *,
                 scalars=None, output_sizes=None, constants=None):
@@ -197,16 +373,19 @@ class MetalRuntime:
         (a list of bytes when ``output_sizes`` is given)."""
         g = _dims(grid, "grid", getattr(compiled, "kernel_name", "?"))
         t = _dims(threads, "threads", getattr(compiled, "kernel_name", "?"))
-        launch, single = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants, "execute")
+        launch, single, keep = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants,
+                                            "execute")
         try:
             launch.dispatch(g, t)
             outs = [launch.read_output(i) for i in range(launch.num_outputs)]
         finally:
             launch.release()
+            del keep
         return outs[0] if single else outs
 
     def prepare(self, compiled, inputs, output_size=None, *, scalars=None, output_sizes=None,
                 constants=None) -> PreparedKernel:
         """Allocates and fills the buffers once for repeated dispatch."""
-        launch, single = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants, "prepare")
-        return PreparedKernel(launch, single, self._device.name)
+        launch, single, keep = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants,
+                                            "prepare")
+        return PreparedKernel(launch, single, self._device.name, keep)

@@ -21,10 +21,29 @@ const std::unordered_set<std::string>& reserved() {
       "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "while", "xor",
       "half", "bfloat", "uchar", "ushort", "uint", "ulong", "kernel", "device", "constant", "threadgroup",
       "thread", "vertex", "fragment", "metal", "std", "min", "max", "select", "abs", "dim3", "blockIdx",
-      "threadIdx", "blockDim", "gridDim", "warpSize", "main", "L", "tg", "lx", "ly", "lz"};
+      "threadIdx", "blockDim", "gridDim", "warpSize", "main", "L", "tg", "lx", "ly", "lz", "as_type", "INFINITY",
+      "NAN"};
   return words;
 }
+
+// MSL's vector and matrix type names (float4, uint3, half2x2, ...).
+bool is_msl_vector_type(const std::string& s) {
+  for (const char* e : {"bool", "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong", "half", "bfloat",
+                        "float"}) {
+    std::string elem = e;
+    if (s.size() <= elem.size() || s.compare(0, elem.size(), elem) != 0) continue;
+    std::string rest = s.substr(elem.size());
+    auto dim = [](char c) { return c >= '2' && c <= '4'; };
+    if ((rest.size() == 1 && dim(rest[0])) || (rest.size() == 3 && dim(rest[0]) && rest[1] == 'x' && dim(rest[2])))
+      return true;
+  }
+  return false;
+}
 }  // namespace
+
+bool is_reserved_identifier(const std::string& s) {
+  return reserved().count(s) || is_msl_vector_type(s) || s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos;
+}
 
 std::string sanitize_identifier(const std::string& name) {
   std::string s;
@@ -38,7 +57,7 @@ std::string sanitize_identifier(const std::string& name) {
     numeric_suffix = true;
     for (size_t i = us + 1; i < s.size(); ++i) numeric_suffix &= std::isdigit(static_cast<unsigned char>(s[i])) != 0;
   }
-  if (reserved().count(s) || s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos || numeric_suffix ||
+  if (is_reserved_identifier(s) || numeric_suffix ||
       (s.size() > 1 && s[0] == 'v' && std::isdigit(static_cast<unsigned char>(s[1]))))
     s = "p_" + s;
   return s;
@@ -84,7 +103,8 @@ std::string CFamilyEmitter::int_literal(Scalar t, int64_t v) const {
 }
 
 std::string CFamilyEmitter::finish(const DType& t, const std::string& e) const {
-  if (t.is_scalar() && is_integer(t.elem) && info(t.elem).bits < 32) return "static_cast<" + type(t) + ">" + e;
+  // `e` may be a call (en_div(a, b)), so it is always parenthesised.
+  if (t.is_scalar() && is_integer(t.elem) && info(t.elem).bits < 32) return "static_cast<" + type(t) + ">(" + e + ")";
   return e;
 }
 

@@ -48,7 +48,7 @@ class CFamilyEmitter {
   void close(const std::string& s = "}");
   void region(const Region& r);
   void op(const Op& op);
-  std::string expr(const Op& op);
+  virtual std::string expr(const Op& op);  // CUDA and MSL respell some ops (signed wrap, ...)
   std::string int_literal(Scalar t, int64_t v) const;
   // Which thread queries the kernel uses (backends declare only those).
   std::set<std::pair<ThreadQuery, int>> used_queries() const;
@@ -72,5 +72,8 @@ class CFamilyEmitter {
 // A C identifier for a user-supplied name that cannot clash with any
 // keyword of C++, CUDA or MSL, nor with the emitters' own names.
 std::string sanitize_identifier(const std::string& name);
+// A keyword or library name of C++, CUDA or MSL, or a name the emitters own
+// (en_*, double underscores): sanitize_identifier renames these.
+bool is_reserved_identifier(const std::string& name);
 
 }  // namespace enigma

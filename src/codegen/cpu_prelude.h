@@ -43,7 +43,10 @@ static inline std::uint16_t en_f2h(float f) {
   // Below 2^-14: adding 0.5 lines the value up so that float rounding (RNE)
   // leaves the half subnormal mantissa in the low bits.
   std::uint32_t subnormal = en_f32_to_bits(en_bits_to_f32(ax) + 0.5f) - 0x3F000000u;
-  std::uint32_t nan = 0x7E00u | ((ax >> 13) & 0x3FFu);  // quiet, payload kept
+  // NaNs keep their payload's top bits (a copy of a half NaN is bit-exact, as
+  // on a GPU); a payload that would truncate to zero becomes a quiet NaN.
+  std::uint32_t payload = (ax >> 13) & 0x3FFu;
+  std::uint32_t nan = 0x7C00u | (payload != 0 ? payload : 0x200u);
   std::uint32_t r = ax > 0x7F800000u   ? nan
                     : ax >= 0x477FF000u ? 0x7C00u  // rounds to >= 65520: inf
                     : ax < 0x38800000u  ? subnormal
@@ -58,7 +61,8 @@ static inline float en_b2f(std::uint16_t b) { return en_bits_to_f32((std::uint32
 static inline std::uint16_t en_f2b(float f) {
   std::uint32_t x = en_f32_to_bits(f);
   std::uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;  // round to nearest even
-  std::uint32_t nan = (x >> 16) | 0x40u;                            // quiet nan
+  std::uint32_t upper = x >> 16;  // NaN: truncated, payload kept; quiet if it would vanish
+  std::uint32_t nan = (upper & 0x7Fu) != 0 ? upper : upper | 0x40u;
   return (std::uint16_t)((x & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
 }
 
@@ -103,7 +107,7 @@ static inline T en_floordiv(T a, T b) {
     T q = en_div(a, b);
     if constexpr (std::is_signed_v<T>) {
       T r = en_rem(a, b);
-      q = (r != 0 && ((r < 0) != (b < 0))) ? (T)(q - 1) : q;
+      q = (b != 0 && r != 0 && ((r < 0) != (b < 0))) ? (T)(q - 1) : q;  // x // 0 == 0
     }
     return q;
   }

@@ -747,6 +747,10 @@ std::vector<ValueId> Builder::begin_for(const Operand& lo, const Operand& hi, co
       step.literal.kind != Literal::Kind::UInt)
     fail("for_range", "step must not be 0");
   for (const Operand* o : {&lo, &hi, &step}) {
+    // A negative literal would wrap to a huge unsigned value (a loop that never runs).
+    if (!o->is_value() && o->literal.kind == Literal::Kind::Int && o->literal.i < 0 && is_unsigned_int(iv_type.elem))
+      fail("for_range", "bound or step " + o->literal.str() + " is negative but the loop variable is " +
+                            iv_type.str() + " (unsigned); use a signed dtype, e.g. dtype=\"int\"");
     if (o->is_value()) {
       check_visible(o->value, "for_range");
       if (!k_.type_of(o->value).is_integer() || !k_.type_of(o->value).is_scalar())

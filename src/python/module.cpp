@@ -16,6 +16,8 @@
 #include "enigma/ir/verifier.h"
 #include "enigma/runtime/runtime.h"
 #include "enigma/support/error.h"
+#include "layout_bindings.h"
+#include "enigma/runtime/cuda.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -102,6 +104,7 @@ NB_MODULE(_core, m) {
   using namespace enigma;
   m.doc() = "Enigma core: IR, passes, code generation and runtime";
   nb::exception<KernelError>(m, "EnigmaError");
+  bind_layout(m);
 
   m.def("_set_value_type", [](nb::object t) { g_value_type = t; });
   m.def("cpu_abi_version", [] { return ENIGMA_CPU_ABI_VERSION; });
@@ -136,6 +139,11 @@ NB_MODULE(_core, m) {
       .def("optimize", [](Kernel& k) { optimize(k); })
       .def("verify", [](const Kernel& k) { verify(k); })
       .def("emit_msl", [](const Kernel& k) { return emit_msl(k); })
+      .def("emit_cuda", [](const Kernel& k, bool debug) {
+        CudaEmitOptions o;
+        o.debug = debug;
+        return emit_cuda(k, o);
+      }, "debug"_a = false)
       .def("emit_cpu", [](const Kernel& k, bool debug) {
         CpuEmitOptions o;
         o.debug = debug;
@@ -292,14 +300,24 @@ NB_MODULE(_core, m) {
         new (self) CompiledKernel(k, o);
       }, "kernel"_a, "debug"_a = false)
       .def_prop_ro("ir", [](const CompiledKernel& c) { return print(c.kernel()); })
-      .def("source", [](const CompiledKernel& c, const std::string& backend) {
+      .def("source", [](const CompiledKernel& c, const std::string& backend, int groups_per_block) {
         if (backend == "metal" || backend == "msl") return emit_msl(c.kernel());
         if (backend == "cpu") {
           CpuEmitOptions o;
           o.debug = c.options().debug;
           return emit_cpu(c.kernel(), o);
         }
-        throw RuntimeError("source(): unknown backend '" + backend + "'; expected 'metal', 'cpu'");
+        if (backend == "cuda") {
+          CudaEmitOptions o;
+          o.debug = c.options().debug;
+          o.groups_per_block = o.debug ? 1 : groups_per_block;
+          return emit_cuda(c.kernel(), o);
+        }
+        throw RuntimeError("source(): unknown backend '" + backend + "'; expected 'metal', 'cuda', 'cpu'");
+      }, "backend"_a, "groups_per_block"_a = 1)
+      // The CUDA variant large grids run (several threadgroups per block), 1 if none.
+      .def_prop_ro("cuda_groups_per_block", [](const CompiledKernel& c) {
+        return c.options().debug ? 1 : cuda_preferred_groups_per_block(c.kernel());
       })
       .def("precompile", [](CompiledKernel& c, std::shared_ptr<Device> d) {
         nb::gil_scoped_release release;
@@ -314,20 +332,46 @@ NB_MODULE(_core, m) {
     return open_device(spec);
   });
   m.def("available_backends", &available_backends);
+  m.def("set_cuda_library_hints", [](std::vector<std::string> dirs) { cuda::set_library_hints(std::move(dirs)); });
+  m.def("cuda_info", [] {
+    // What the CUDA backend found on this machine (for tests, benchmarks, bug reports).
+    cuda::Probe p;
+    {
+      nb::gil_scoped_release release;
+      p = cuda::probe();
+    }
+    nb::dict d;
+    d["driver_loaded"] = p.driver_loaded;
+    d["driver_version"] = p.driver_version;
+    d["device_count"] = p.device_count;
+    d["unavailable_reason"] = p.unavailable_reason;
+    d["nvrtc_path"] = p.nvrtc_path;
+    d["nvrtc_version"] = p.nvrtc_version;
+    d["nvrtc_error"] = p.nvrtc_error;
+    d["nvrtc_options"] = cuda_nvrtc_options();
+    return d;
+  });
 
   nb::class_<PreparedLaunch>(m, "PreparedLaunch")
       .def("__init__", [](PreparedLaunch* self, std::shared_ptr<Device> dev, std::shared_ptr<CompiledKernel> ck,
                           const nb::list& inputs, const nb::list& scalars, const std::vector<uint64_t>& output_sizes,
                           const std::string& api) {
-        // inputs: (buffer-protocol object, numpy dtype name, shape string)
+        // inputs: (buffer-protocol object, numpy dtype name, shape string), or
+        // (None, dtype, shape, device pointer, bytes) for an array already in
+        // CUDA memory (bound without a copy; see HostArray::device_ptr).
         std::vector<std::unique_ptr<PyBufferView>> views;
         std::vector<HostArray> arrays;
         for (nb::handle item : inputs) {
           nb::tuple t = nb::cast<nb::tuple>(item);
-          views.push_back(std::make_unique<PyBufferView>(t[0]));
           HostArray a;
-          a.data = views.back()->view.buf;
-          a.bytes = static_cast<uint64_t>(views.back()->view.len);
+          if (t.size() >= 5 && t[0].is_none()) {
+            a.device_ptr = nb::cast<uint64_t>(t[3]);
+            a.bytes = nb::cast<uint64_t>(t[4]);
+          } else {
+            views.push_back(std::make_unique<PyBufferView>(t[0]));
+            a.data = views.back()->view.buf;
+            a.bytes = static_cast<uint64_t>(views.back()->view.len);
+          }
           a.dtype = nb::cast<std::string>(t[1]);
           a.shape = nb::cast<std::string>(t[2]);
           arrays.push_back(a);
@@ -349,6 +393,11 @@ NB_MODULE(_core, m) {
         new (self) PreparedLaunch(std::move(dev), std::move(ck), arrays, sargs, output_sizes, api.c_str());
       })
       .def("dispatch", [](PreparedLaunch& p, const std::vector<int64_t>& grid, const std::vector<int64_t>& threads) {
+        nb::gil_scoped_release release;
+        p.dispatch(dim3_arg(grid), dim3_arg(threads));  // may return before the kernel ends (CUDA)
+      })
+      .def("dispatch_timed", [](PreparedLaunch& p, const std::vector<int64_t>& grid,
+                                const std::vector<int64_t>& threads) {
         nb::gil_scoped_release release;
         return p.dispatch_timed(dim3_arg(grid), dim3_arg(threads));
       })

@@ -48,7 +48,28 @@ void register_backend(const std::string& backend, DeviceFactory factory, std::fu
   r.backends[backend] = Backend{std::move(factory), std::move(available)};
 }
 
+void register_cpu_backend();   // cpu_device.cpp
+void register_cuda_backend();  // cuda/cuda_device.cpp
+#ifdef __APPLE__
+void register_metal_backend();  // metal/metal_device.mm
+#endif
+std::string cuda_unavailable_reason();
+
+namespace {
+void register_builtin_backends() {
+  static std::once_flag builtin;
+  std::call_once(builtin, [] {
+    register_cpu_backend();
+    register_cuda_backend();
+#ifdef __APPLE__
+    register_metal_backend();
+#endif
+  });
+}
+}  // namespace
+
 std::vector<std::string> available_backends() {
+  register_builtin_backends();
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   std::vector<std::string> out;
@@ -57,11 +78,8 @@ std::vector<std::string> available_backends() {
   return out;
 }
 
-void register_cpu_backend();  // cpu_device.cpp
-
 std::shared_ptr<Device> open_device(const std::string& spec_in) {
-  static std::once_flag builtin;
-  std::call_once(builtin, [] { register_cpu_backend(); });
+  register_builtin_backends();
   std::string spec = spec_in;
   if (spec.empty() || spec == "auto") {
     const char* env = std::getenv("ENIGMA_DEVICE");
@@ -105,10 +123,22 @@ std::shared_ptr<Device> open_device(const std::string& spec_in) {
   auto open = r.open.find(key);
   if (open != r.open.end()) return open->second;
   if (!it->second.available())
-    throw RuntimeError("device '" + spec + "' is not available on this machine");
+    throw RuntimeError("device '" + spec + "' is not available on this machine" +
+                       (backend == "cuda" ? ": " + cuda_unavailable_reason() : std::string()));
   std::shared_ptr<Device> d = it->second.factory(ordinal);
   r.open[key] = d;
   return d;
+}
+
+std::unique_ptr<DeviceBuffer> Device::wrap(uint64_t, uint64_t) {
+  throw RuntimeError("device '" + name() + "' cannot use GPU memory of another device directly; pass a host "
+                     "array (e.g. numpy) instead");
+}
+
+void Device::copy(DeviceBuffer& dst, const DeviceBuffer& src, uint64_t bytes) {
+  std::vector<unsigned char> tmp(static_cast<size_t>(bytes));
+  download(src, tmp.data(), bytes);
+  upload(dst, tmp.data(), bytes);
 }
 
 // ---- compiled kernels -----------------------------------------------------
@@ -291,8 +321,18 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
     }
     if (i < first_output_) {
       const HostArray& a = inputs[next_input++];
-      buffers_[i] = device_->allocate(a.bytes);
-      if (a.bytes) device_->upload(*buffers_[i], a.data, a.bytes);
+      if (a.device_ptr != 0 && a.bytes != 0) {
+        std::unique_ptr<DeviceBuffer> external = device_->wrap(a.device_ptr, a.bytes);
+        if (p.written) {  // execute() semantics: the caller's array is never modified
+          buffers_[i] = device_->allocate(a.bytes);
+          device_->copy(*buffers_[i], *external, a.bytes);
+        } else {
+          buffers_[i] = std::move(external);
+        }
+      } else {
+        buffers_[i] = device_->allocate(a.bytes);
+        if (a.bytes) device_->upload(*buffers_[i], a.data, a.bytes);
+      }
     } else {
       buffers_[i] = device_->allocate(output_sizes[i - first_output_]);
     }
@@ -321,10 +361,14 @@ void PreparedLaunch::validate_geometry(Dim3 grid, Dim3 threads) const {
          " (" + device_->name() + ")");
 }
 
-double PreparedLaunch::run(Dim3 grid, Dim3 threads) {
+double PreparedLaunch::run(Dim3 grid, Dim3 threads, bool wait) {
   std::lock_guard<std::mutex> lock(mu_);
   if (released_) fail("this PreparedKernel was released; prepare() it again");
   validate_geometry(grid, threads);
+  if (!wait) {
+    device_->enqueue(kernel_->kernel(), *program_, args_, grid, threads);
+    return 0.0;
+  }
   return device_->launch(kernel_->kernel(), *program_, args_, grid, threads);
 }
 

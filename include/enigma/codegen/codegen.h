@@ -4,14 +4,26 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "enigma/ir/ir.h"
 #include "enigma/codegen/cpu_abi.h"
 
 namespace enigma {
 
-// Metal Shading Language (MSL 3.0; bfloat needs 3.1).
+// Metal Shading Language. The file's second line states the language
+// version it needs (msl_language_version); the function is named
+// msl_entry_name(k), which is k.name unless that is an MSL keyword or
+// library name.
 std::string emit_msl(const Kernel& k);
+struct MslVersion {
+  int major = 3;
+  int minor = 0;
+};
+// 3.0 (Metal 3: macOS 13, iOS 16), or 3.1 (macOS 14, iOS 17) when the
+// kernel uses bfloat.
+MslVersion msl_language_version(const Kernel& k);
+std::string msl_entry_name(const Kernel& k);
 
 // C++20 for the CPU backend. The source defines
 //   extern "C" void <entry>(const EnigmaCpuLaunch* launch, uint64_t tg_begin, uint64_t tg_end)
@@ -21,5 +33,29 @@ struct CpuEmitOptions {
   bool debug = false;  // bounds-check every buffer access
 };
 std::string emit_cpu(const Kernel& k, const CpuEmitOptions& options = {});
+
+// CUDA C++ for NVRTC (no host headers). The source defines
+//   extern "C" __global__ void <cuda_entry_name(k)>(<params>, [debug: en_len<i> per
+//       buffer, u64* en_err,] u32 grid_x, u32 grid_y, u32 grid_z)
+// where buffers are device pointers and scalars are passed by value (f16/bf16
+// as their 16-bit patterns). Launch ceil(grid / threads) blocks of `threads`.
+// Debug mode: en_err points at 7 zeroed u64s; the first out-of-bounds access
+// writes {1, param, index, is_store, x, y, z} there and is skipped.
+struct CudaEmitOptions {
+  bool debug = false;  // bounds-check every buffer access
+  // > 1: the entry is <entry>_g<N> instead, and each block runs N
+  // consecutive threadgroups along x (launch ceil(ceil(grid.x / threads.x) / N)
+  // blocks in x). More memory accesses in flight per thread, for large grids
+  // of memory-bound kernels. Not with debug.
+  int groups_per_block = 1;
+};
+std::string emit_cuda(const Kernel& k, const CudaEmitOptions& options = {});
+std::string cuda_entry_name(const Kernel& k);
+// The groups_per_block worth using for large grids of this kernel; 1 when
+// its threadgroups must run one per block.
+int cuda_preferred_groups_per_block(const Kernel& k);
+// NVRTC options every generated CUDA file is compiled with (plus the
+// architecture); the emitter also writes them into the file's header.
+const std::vector<std::string>& cuda_nvrtc_options();
 
 }  // namespace enigma

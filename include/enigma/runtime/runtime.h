@@ -70,6 +70,17 @@ class Device {
   // device has timestamps, else wall time). Throws RuntimeError on failure.
   virtual double launch(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid,
                         Dim3 threads) = 0;
+  // Starts a launch without waiting where the device queues work (CUDA): a
+  // later download or launch() waits for it and reports its failure.
+  virtual void enqueue(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) {
+    launch(k, p, args, grid, threads);
+  }
+  // Interop: a non-owning buffer over `bytes` of memory this device already
+  // holds at `device_ptr` (a torch/CuPy CUDA array); the caller keeps it
+  // alive. Throws RuntimeError when the device cannot use such memory.
+  virtual std::unique_ptr<DeviceBuffer> wrap(uint64_t device_ptr, uint64_t bytes);
+  // dst[0:bytes] = src[0:bytes] (default: through host memory).
+  virtual void copy(DeviceBuffer& dst, const DeviceBuffer& src, uint64_t bytes);
 };
 
 using DeviceFactory = std::function<std::shared_ptr<Device>(int ordinal)>;
@@ -102,6 +113,10 @@ struct HostArray {
   uint64_t bytes = 0;
   std::string dtype;   // numpy dtype name ("float32", "bfloat16", ...); "" = untyped bytes
   std::string shape;   // for messages, e.g. "(1024,)"
+  // Nonzero: the array is already in device memory at this address (CUDA
+  // interop); `data` is unused and the device binds it without a copy,
+  // unless the kernel writes that input (then it gets a private copy).
+  uint64_t device_ptr = 0;
 };
 
 // A scalar argument as given by the caller.
@@ -120,8 +135,10 @@ class PreparedLaunch {
   PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<CompiledKernel> kernel,
                  const std::vector<HostArray>& inputs, const std::vector<ScalarArg>& scalars,
                  const std::vector<uint64_t>& output_sizes, const char* api);
-  void dispatch(Dim3 grid, Dim3 threads) { run(grid, threads); }
-  double dispatch_timed(Dim3 grid, Dim3 threads) { return run(grid, threads); }
+  // dispatch() may return before the kernel finishes (CUDA); read_output()
+  // and dispatch_timed() wait, and report a failure of an earlier dispatch.
+  void dispatch(Dim3 grid, Dim3 threads) { run(grid, threads, false); }
+  double dispatch_timed(Dim3 grid, Dim3 threads) { return run(grid, threads, true); }
   size_t num_outputs() const { return num_outputs_; }
   uint64_t output_size(size_t i) const;
   void read_output(size_t i, void* dst) const;
@@ -130,7 +147,7 @@ class PreparedLaunch {
   const std::string& kernel_name() const { return kernel_->kernel().name; }
 
  private:
-  double run(Dim3 grid, Dim3 threads);
+  double run(Dim3 grid, Dim3 threads, bool wait);
   [[noreturn]] void fail(const std::string& msg) const;
   void validate_geometry(Dim3 grid, Dim3 threads) const;
 

@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Enigma on an NVIDIA GPU, side by side with its peers in one process
+(torch, Triton, CuPy; each optional: a peer that does not import is
+skipped), per shared/spec/PERFORMANCE.md:
+
+  * elementwise c = a + b, f32 and bf16, >= 1 GiB per array: enigma
+    (prepare + dispatch_timed, inputs bound from torch without a copy) vs
+    torch.add(out=), a Triton masked add and cupy.add(out=); CUDA events,
+    interleaved rounds, median; % of the floor = time to move the bytes at the
+    measured device-to-device copy bandwidth / measured time;
+  * host cost of one launch: PreparedKernel.dispatch vs CuPy RawKernel (and
+    a Triton launch);
+  * compile: trace + emit, a cold NVRTC compile (vs CuPy RawKernel cold), a
+    disk-cache hit.
+
+Prints the device, driver and toolchain, then a table (last). Ratio is
+enigma's speed relative to the peer's: > 1 means enigma is faster.
+
+    python benchmarks/gpu/run.py [--rounds 30] [--gib 1] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import enigma
+
+ROWS = []  # (workload, peer, peer value, enigma value, unit, ratio, % of floor, note)
+
+
+def row(workload, peer, peer_v, enigma_v, unit, ratio=None, floor=None, note=""):
+    ROWS.append((workload, peer, peer_v, enigma_v, unit, ratio, floor, note))
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return f"{v:.{digits}g}" if abs(v) < 1000 else f"{v:.0f}"
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def optional(name):
+    try:
+        return __import__(name)
+    except Exception as e:  # noqa: BLE001 - any import failure means "skip this peer"
+        print(f"[peer] {name}: not available ({type(e).__name__}: {e})")
+        return None
+
+
+@enigma.kernel
+def add_f32(A: enigma.f32, B: enigma.f32, C: enigma.f32):
+    i = enigma.thread_position_in_grid
+    C[i] = A[i] + B[i]
+
+
+@enigma.kernel
+def add_bf16(A: enigma.bf16, B: enigma.bf16, C: enigma.bf16):
+    i = enigma.thread_position_in_grid
+    C[i] = A[i] + B[i]
+
+
+def device_info(rt, torch, triton, cupy):
+    caps = rt.device_capabilities()
+    info = enigma._core.cuda_info()
+    lines = [f"device: {caps.device_name} ({caps.gpu_family}, raw {caps.gpu_family_raw}) as {rt.device}",
+             f"driver: CUDA {info['driver_version'] // 1000}.{info['driver_version'] % 1000 // 10}; "
+             f"NVRTC {info['nvrtc_version']} ({info['nvrtc_path']})",
+             f"enigma {enigma.__version__}; numpy {np.__version__}"
+             + (f"; torch {torch.__version__} (CUDA {torch.version.cuda})" if torch else "")
+             + (f"; triton {triton.__version__}" if triton else "")
+             + (f"; cupy {cupy.__version__}" if cupy else "")]
+    try:
+        q = "name,driver_version,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,temperature.gpu,power.draw"
+        smi = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20).stdout.strip()
+        lines.append(f"nvidia-smi ({q}): {smi}")
+    except Exception as e:  # noqa: BLE001
+        lines.append(f"nvidia-smi: {e}")
+    return lines
+
+
+def events_ms(torch, fn):
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    fn()
+    e.record()
+    e.synchronize()
+    return s.elapsed_time(e)
+
+
+def copy_bandwidth(torch, nbytes, rounds):
+    """Device-to-device copy, bytes read + written per second: the floor's rate."""
+    a = torch.empty(nbytes // 4, dtype=torch.float32, device="cuda").uniform_()
+    b = torch.empty_like(a)
+    for _ in range(3):
+        b.copy_(a)
+    ms = median([events_ms(torch, lambda: b.copy_(a)) for _ in range(rounds)])
+    del a, b
+    return 2 * nbytes / (ms * 1e-3)
+
+
+def make_triton_add(triton):
+    import triton.language as tl
+
+    @triton.jit
+    def add_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
+        pid = tl.program_id(0)
+        offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        tl.store(out_ptr + offs, tl.load(x_ptr + offs, mask=mask) + tl.load(y_ptr + offs, mask=mask), mask=mask)
+
+    return add_kernel
+
+
+def bench_elementwise(rt, torch, triton, cupy, dtype_name, gib, rounds, bw, threads):
+    tdt = {"f32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    esize = 4 if dtype_name == "f32" else 2
+    n = int(gib * (1 << 30)) // esize
+    kernel = add_f32 if dtype_name == "f32" else add_bf16
+    a = torch.randn(n, device="cuda", dtype=tdt)
+    b = torch.randn(n, device="cuda", dtype=tdt)
+    c = torch.full((n,), float("nan"), device="cuda", dtype=tdt)
+    traffic = 3 * n * esize
+    floor_ms = traffic / bw * 1e3
+    ck = enigma.compile(kernel)
+    pk = rt.prepare(ck, [a, b], n * esize)  # torch tensors bound without a copy
+    grid, tg = (n, 1, 1), (threads, 1, 1)
+    peers = {"torch.add(out=)": lambda: torch.add(a, b, out=c)}
+    if triton is not None:
+        tri = make_triton_add(triton)
+        peers["triton masked add"] = lambda: tri[(triton.cdiv(n, 1024),)](a, b, c, n, BLOCK=1024)
+    if cupy is not None and dtype_name == "f32":  # CuPy has no bfloat16
+        ca, cb, cc = cupy.from_dlpack(a), cupy.from_dlpack(b), cupy.from_dlpack(c)
+        peers["cupy.add(out=)"] = lambda: cupy.add(ca, cb, out=cc)
+    # Warm up everything (compiles, module loads), then check enigma's result.
+    for _ in range(3):
+        pk.dispatch_timed(grid, tg)
+        for f in peers.values():
+            f()
+    torch.cuda.synchronize()
+    want = (a + b).view(torch.int16 if esize == 2 else torch.int32)
+    got = torch.from_numpy(np.frombuffer(pk.read_output(), np.int16 if esize == 2 else np.int32).copy())
+    ok = torch.equal(got, want.cpu())
+    times = {"enigma": [], **{p: [] for p in peers}}
+    for _ in range(rounds):  # interleaved
+        times["enigma"].append(pk.dispatch_timed(grid, tg))
+        for p, f in peers.items():
+            times[p].append(events_ms(torch, f))
+    pk.release()
+    e_ms = median(times["enigma"])
+    e_bw = traffic / (e_ms * 1e-3) / 1e12
+    wl = f"add {dtype_name}, {n * esize / (1 << 30):.2f} GiB/array"
+    print(f"[elementwise {dtype_name}] n={n} traffic={traffic / 1e9:.2f} GB floor={floor_ms:.3f} ms; "
+          f"enigma {e_ms:.3f} ms ({e_bw:.3f} TB/s, {'correct' if ok else 'WRONG RESULT'}), threads={threads}")
+    for p in peers:
+        p_ms = median(times[p])
+        print(f"  {p}: {p_ms:.3f} ms ({traffic / (p_ms * 1e-3) / 1e12:.3f} TB/s)")
+        row(wl, p, traffic / (p_ms * 1e-3) / 1e12, e_bw, "TB/s", p_ms / e_ms, 100 * floor_ms / e_ms,
+            "" if ok else "ENIGMA RESULT WRONG")
+    if not peers:
+        row(wl, "-", None, e_bw, "TB/s", None, 100 * floor_ms / e_ms, "" if ok else "ENIGMA RESULT WRONG")
+    del a, b, c
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+CUPY_ADD = r"""
+extern "C" __global__ void add(const float* a, const float* b, float* c, unsigned n) {
+  unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) c[i] = a[i] + b[i];
+}
+"""
+
+
+def per_call_us(launch, sync, calls=2000, rounds=7):
+    out = []
+    for _ in range(rounds):
+        sync()
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            launch()
+        t1 = time.perf_counter_ns()
+        sync()
+        out.append((t1 - t0) / calls / 1e3)
+    return median(out)
+
+
+def bench_launch(rt, torch, triton, cupy):
+    n = 1024
+    a = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+    ck = enigma.compile(add_f32)
+    pk = rt.prepare(ck, [a, a], n * 4)
+    grid, tg = (n, 1, 1), (256, 1, 1)
+    pk.dispatch_timed(grid, tg)
+    sync = (lambda: torch.cuda.synchronize()) if torch else (lambda: pk.dispatch_timed(grid, tg))
+    e_us = per_call_us(lambda: pk.dispatch(grid, tg), sync)
+    print(f"[launch] enigma PreparedKernel.dispatch: {e_us:.2f} us/call")
+    if cupy is not None:
+        k = cupy.RawKernel(CUPY_ADD, "add")
+        x = cupy.asarray(a)
+        y = cupy.empty_like(x)
+        args = (x, x, y, np.uint32(n))
+        k((n // 256,), (256,), args)
+        c_us = per_call_us(lambda: k((n // 256,), (256,), args), cupy.cuda.Device().synchronize)
+        print(f"  cupy RawKernel: {c_us:.2f} us/call")
+        row("launch, 4 args (host us/call)", "cupy RawKernel", c_us, e_us, "us", c_us / e_us)
+    if triton is not None and torch is not None:
+        tri = make_triton_add(triton)
+        x = torch.from_numpy(a).cuda()
+        y = torch.empty_like(x)
+        tri[(n // 1024,)](x, x, y, n, BLOCK=1024)
+        t_us = per_call_us(lambda: tri[(n // 1024,)](x, x, y, n, BLOCK=1024), torch.cuda.synchronize)
+        print(f"  triton launch: {t_us:.2f} us/call")
+        row("launch, 4 args (host us/call)", "triton", t_us, e_us, "us", t_us / e_us)
+    if cupy is None and triton is None:
+        row("launch, 4 args (host us/call)", "-", None, e_us, "us")
+    pk.release()
+
+
+def _unique_kernel(tag):
+    # A distinct constant gives a distinct source, so nothing is cached.
+    ns = {"enigma": enigma}
+    exec(f"""
+@enigma.kernel
+def scale_{tag}(A: enigma.f32, B: enigma.f32):
+    i = enigma.thread_position_in_grid
+    B[i] = A[i] * {tag}.0 + 1.0
+""", ns)  # noqa: S102 - benchmark-only kernel factory
+    return ns[f"scale_{tag}"]
+
+
+def bench_compile(rt, cupy):
+    device = rt._device
+    # trace + emit (emit_only: no backend compile)
+    ts = []
+    for i in range(20):
+        k = _unique_kernel(1000 + i)
+        t0 = time.perf_counter()
+        ck = enigma.compile(k, emit_only=True)
+        ck.source("cuda")
+        ts.append((time.perf_counter() - t0) * 1e3)
+    trace_ms = median(ts)
+    print(f"[compile] trace + emit: {trace_ms:.2f} ms")
+    row("compile: trace + emit (ms)", "target 5 ms", 5.0, trace_ms, "ms", 5.0 / trace_ms)
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.environ.get("ENIGMA_CACHE_DIR")
+        os.environ["ENIGMA_CACHE_DIR"] = tmp
+        try:
+            cold, hit = [], []
+            for i in range(6):
+                ck = enigma.compile(_unique_kernel(2000 + i), emit_only=True)
+                t0 = time.perf_counter()
+                ck._core.precompile(device)
+                cold.append((time.perf_counter() - t0) * 1e3)
+                del ck
+                gc.collect()
+            for i in range(6):  # same sources again: disk cache (their modules were unloaded)
+                ck = enigma.compile(_unique_kernel(2000 + i), emit_only=True)
+                t0 = time.perf_counter()
+                ck._core.precompile(device)
+                hit.append((time.perf_counter() - t0) * 1e3)
+                del ck
+                gc.collect()
+        finally:
+            if old is None:
+                del os.environ["ENIGMA_CACHE_DIR"]
+            else:
+                os.environ["ENIGMA_CACHE_DIR"] = old
+    cold_ms, hit_ms = median(cold[1:]), median(hit)
+    print(f"  cold NVRTC: first {cold[0]:.1f} ms, then median {cold_ms:.1f} ms; disk-cache hit {hit_ms:.2f} ms")
+    if cupy is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            cupy_cold = []
+            old = os.environ.get("CUPY_CACHE_DIR")
+            os.environ["CUPY_CACHE_DIR"] = tmp
+            try:
+                for i in range(6):
+                    src = CUPY_ADD.replace("a[i] + b[i]", f"a[i] * {3000 + i}.0f + b[i]")
+                    t0 = time.perf_counter()
+                    cupy.RawKernel(src, "add").compile()
+                    cupy_cold.append((time.perf_counter() - t0) * 1e3)
+            finally:
+                if old is None:
+                    del os.environ["CUPY_CACHE_DIR"]
+                else:
+                    os.environ["CUPY_CACHE_DIR"] = old
+        c_ms = median(cupy_cold[1:])
+        print(f"  cupy RawKernel cold compile: first {cupy_cold[0]:.1f} ms, then median {c_ms:.1f} ms")
+        row("compile: cold NVRTC (ms)", "cupy RawKernel", c_ms, cold_ms, "ms", c_ms / cold_ms)
+    else:
+        row("compile: cold NVRTC (ms)", "-", None, cold_ms, "ms")
+    row("compile: disk-cache hit (ms)", "target 1 ms", 1.0, hit_ms, "ms", 1.0 / hit_ms)
+
+
+def print_table(header_lines):
+    print()
+    print("=" * 100)
+    for line in header_lines:
+        print(line)
+    print("ratio = enigma speed / peer speed (> 1: enigma faster); % floor = bytes at copy bandwidth / time")
+    cols = ["workload", "peer", "peer", "enigma", "unit", "ratio", "% floor", "note"]
+    table = [cols] + [[w, p, fmt(pv), fmt(ev), u, fmt(r), fmt(f, 3) if f is not None else "-", nt]
+                      for w, p, pv, ev, u, r, f, nt in ROWS]
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(cols))]
+    for i, r in enumerate(table):
+        print("  ".join(str(c).ljust(widths[j]) for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--gib", type=float, default=1.0, help="size of each elementwise array in GiB")
+    ap.add_argument("--threads", type=int, default=256, help="threadgroup size of the elementwise kernels")
+    ap.add_argument("--json", help="write the rows here (default: $OUT/gpu-bench.json when OUT is set)")
+    args = ap.parse_args(argv)
+
+    if not enigma.testing.is_cuda_available():
+        print(f"benchmarks/gpu/run.py: SKIPPED: no CUDA device ({enigma._core.cuda_info()['unavailable_reason']})")
+        return 0
+    rt = enigma.MetalRuntime(device="cuda")
+    torch = optional("torch")
+    if torch is not None and not torch.cuda.is_available():
+        print("[peer] torch: no CUDA")
+        torch = None
+    triton = optional("triton") if torch is not None else None
+    cupy = optional("cupy")
+    header = device_info(rt, torch, triton, cupy)
+    for line in header:
+        print(line)
+
+    sections = []
+    if torch is not None:
+        bw = copy_bandwidth(torch, int(args.gib * (1 << 30)), args.rounds)
+        header.append(f"measured device-to-device copy bandwidth: {bw / 1e12:.3f} TB/s (the floor's rate)")
+        print(header[-1])
+        sections += [lambda: bench_elementwise(rt, torch, triton, cupy, "f32", args.gib, args.rounds, bw, args.threads),
+                     lambda: bench_elementwise(rt, torch, triton, cupy, "bf16", args.gib, args.rounds, bw,
+                                               args.threads)]
+    else:
+        print("[elementwise] skipped: needs torch for inputs, events and the floor")
+    sections += [lambda: bench_launch(rt, torch, triton, cupy), lambda: bench_compile(rt, cupy)]
+    for s in sections:
+        try:
+            s()
+        except Exception as e:  # noqa: BLE001 - one failing section must not hide the others
+            import traceback
+            traceback.print_exc()
+            row(getattr(s, "__name__", "section"), "-", None, None, "-", note=f"FAILED: {type(e).__name__}: {e}"[:80])
+    for wl in ("RMSNorm rows", "softmax rows"):
+        row(wl, "-", None, None, "-", note="not available yet (needs threadgroup memory and simd ops)")
+
+    out = args.json or (os.path.join(os.environ["OUT"], "gpu-bench.json") if os.environ.get("OUT") else None)
+    if out:
+        with open(out, "w") as f:
+            json.dump({"header": header, "rows": ROWS}, f, indent=1)
+    print_table(header)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,560 @@
+// The CUDA device: kernels are emitted as CUDA C++, compiled by NVRTC for the
+// card's own architecture (cubins cached on disk by content) and launched with
+// the driver API on the legacy default stream, which orders them with the
+// default streams of torch and CuPy, so their arrays can be bound directly.
+// libcuda and libnvrtc are loaded at run time (cuda_api.h).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+
+#include "enigma/codegen/codegen.h"
+#include "enigma/runtime/disk_cache.h"
+#include "enigma/runtime/runtime.h"
+#include "enigma/support/error.h"
+#include "enigma/support/sha256.h"
+#include "runtime/cuda/cuda_api.h"
+
+namespace enigma {
+
+namespace {
+
+using namespace cuda;
+
+class CudaDevice;
+
+class CudaBuffer : public DeviceBuffer {
+ public:
+  CudaBuffer(CudaDevice* dev, CUdeviceptr ptr, uint64_t size, bool owned) : dev_(dev), ptr_(ptr), size_(size), owned_(owned) {}
+  ~CudaBuffer() override;
+  uint64_t size() const override { return size_; }
+  CUdeviceptr ptr() const { return ptr_; }
+
+ private:
+  CudaDevice* dev_;
+  CUdeviceptr ptr_;
+  uint64_t size_;
+  bool owned_;
+};
+
+// One entry point: the function and its thread limit (register use can make
+// it lower than the device's).
+struct Entry {
+  CUmodule module = nullptr;
+  CUfunction fn = nullptr;
+  int max_threads = 0;
+};
+
+class CudaProgram : public Program {
+ public:
+  CudaProgram(CudaDevice* dev, Entry plain, bool debug, int groups)
+      : dev_(dev), plain_(plain), debug_(debug), groups_(groups) {}
+  ~CudaProgram() override;
+  const Entry& plain() const { return plain_; }
+  bool debug() const { return debug_; }
+  // Threadgroups per block for large grids (1: the plain entry only).
+  int groups() const { return groups_; }
+  // The grouped entry, built on first use (large grids only pay for it).
+  const Entry& grouped(const Kernel& k);
+
+ private:
+  CudaDevice* dev_;
+  Entry plain_;
+  bool debug_;
+  int groups_;
+  std::mutex mu_;
+  Entry grouped_;
+};
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw RuntimeError("cuda: cannot read the cached kernel '" + p.string() + "'");
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+class CudaDevice : public Device {
+ public:
+  explicit CudaDevice(int ordinal) : ordinal_(ordinal), name_("cuda:" + std::to_string(ordinal)) {
+    std::string why;
+    d_ = driver(&why);
+    if (!d_) throw RuntimeError("cuda: " + why);
+    check(d_->cuDeviceGet(&dev_, ordinal), "cuDeviceGet");
+    check(d_->cuDevicePrimaryCtxRetain(&ctx_, dev_), "cuDevicePrimaryCtxRetain");
+    current();
+    auto attr = [&](int a) {
+      int v = 0;
+      check(d_->cuDeviceGetAttribute(&v, a, dev_), "cuDeviceGetAttribute");
+      return v;
+    };
+    cc_major_ = attr(kAttrComputeCapabilityMajor);
+    cc_minor_ = attr(kAttrComputeCapabilityMinor);
+    max_block_[0] = attr(kAttrMaxBlockDimX);
+    max_block_[1] = attr(kAttrMaxBlockDimY);
+    max_block_[2] = attr(kAttrMaxBlockDimZ);
+    max_grid_[0] = static_cast<unsigned>(attr(kAttrMaxGridDimX));
+    max_grid_[1] = static_cast<unsigned>(attr(kAttrMaxGridDimY));
+    max_grid_[2] = static_cast<unsigned>(attr(kAttrMaxGridDimZ));
+    char name[256] = {};
+    check(d_->cuDeviceGetName(name, sizeof name - 1, dev_), "cuDeviceGetName");
+    size_t total = 0;
+    check(d_->cuDeviceTotalMem(&total, dev_), "cuDeviceTotalMem");
+    int cc = cc_major_ * 10 + cc_minor_;
+    caps_.gpu_family = "cuda-sm" + std::to_string(cc);
+    caps_.gpu_family_raw = 10000 + cc;  // documented in docs/runtime.md
+    // Async copy and simdgroup matrices have no CUDA lowering yet, so the
+    // M3-gated fast paths stay off.
+    caps_.supports_async_copy = false;
+    caps_.supports_simdgroup_matrix = false;
+    caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
+    caps_.simdgroup_size = attr(kAttrWarpSize);
+    caps_.max_threads_per_threadgroup = static_cast<uint64_t>(attr(kAttrMaxThreadsPerBlock));
+    // Above 48 KiB a kernel must opt in (cuFuncSetAttribute) before launch.
+    caps_.max_threadgroup_memory = static_cast<uint64_t>(attr(kAttrMaxSharedMemoryPerBlockOptin));
+    caps_.device_name = name;
+    caps_.backend = "cuda";
+    caps_.max_buffer_bytes = total;
+    // Grids of at least this many threads run several groups per block
+    // (ENIGMA_CUDA_GROUPED_MIN_THREADS overrides it, e.g. for tests).
+    if (const char* env = std::getenv("ENIGMA_CUDA_GROUPED_MIN_THREADS"); env && *env)
+      grouped_min_threads_ = std::strtoull(env, nullptr, 10);
+    // Threadgroups per block for large grids, instead of the per-kernel choice (1: off).
+    if (const char* env = std::getenv("ENIGMA_CUDA_GROUPS_PER_BLOCK"); env && *env)
+      groups_override_ = std::clamp(std::atoi(env), 1, 64);
+    check(d_->cuEventCreate(&start_, 0), "cuEventCreate");
+    check(d_->cuEventCreate(&end_, 0), "cuEventCreate");
+  }
+  // Never destroyed in practice (the registry keeps devices for the process).
+  ~CudaDevice() override = default;
+
+  const std::string& name() const override { return name_; }
+  const DeviceCapabilities& capabilities() const override { return caps_; }
+
+  void current() const { d_->cuCtxSetCurrent(ctx_); }
+  const Driver& api() const { return *d_; }
+
+  std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
+    CudaEmitOptions eo;
+    eo.debug = o.debug;
+    std::string key;
+    std::string source = emit_cuda(k, eo);
+    {
+      key = cache_key(source);
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = loaded_.find(key);
+      if (it != loaded_.end())
+        if (auto p = it->second.lock()) return p;
+    }
+    Entry plain = build(k, source, cuda_entry_name(k));
+    int groups = o.debug ? 1 : groups_override_ > 0 ? groups_override_ : cuda_preferred_groups_per_block(k);
+    if (cuda_preferred_groups_per_block(k) == 1) groups = 1;
+    auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, groups);
+    std::lock_guard<std::mutex> lock(mu_);
+    loaded_[key] = prog;
+    return prog;
+  }
+
+  // NVRTC (or the disk cache) and module load for one emitted source.
+  Entry build(const Kernel& k, const std::string& source, const std::string& entry) {
+    const Nvrtc& nv = nvrtc();
+    auto [options, cubin] = nvrtc_options(nv);
+    std::string key = cache_key(source);
+    const std::string file = cubin ? "kernel.cubin" : "kernel.ptx";
+    DiskCache cache(DiskCache::default_root());  // resolved per compile: ENIGMA_CACHE_DIR may change
+    std::optional<std::filesystem::path> path = cache.lookup(key, file);
+    std::string image;
+    if (path) {
+      image = read_file(*path);
+    } else {
+      image = nvrtc_compile(nv, k, source, options, cubin);
+      cache.store(key, file, [&](const std::filesystem::path& dir) {
+        std::ofstream out(dir / file, std::ios::binary);
+        out.write(image.data(), static_cast<std::streamsize>(image.size()));
+        if (!out) throw RuntimeError("cuda: cannot write the kernel cache entry in " + dir.string());
+      });
+    }
+    if (!cubin) image.push_back('\0');  // PTX is loaded as a C string
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    usable();
+    Entry e;
+    CUresult r = d_->cuModuleLoadData(&e.module, image.data());
+    if (r != CUDA_SUCCESS) fail_call("cuModuleLoadData (kernel '" + k.name + "', " + options.back() + ")", r);
+    r = d_->cuModuleGetFunction(&e.fn, e.module, entry.c_str());
+    if (r != CUDA_SUCCESS) {
+      d_->cuModuleUnload(e.module);
+      fail_call("cuModuleGetFunction '" + entry + "'", r);
+    }
+    d_->cuFuncGetAttribute(&e.max_threads, kFuncAttrMaxThreadsPerBlock, e.fn);
+    return e;
+  }
+
+  std::unique_ptr<DeviceBuffer> allocate(uint64_t bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    usable();
+    CUdeviceptr p = 0;
+    if (bytes) {
+      CUresult r = d_->cuMemAlloc(&p, static_cast<size_t>(bytes));
+      if (r != CUDA_SUCCESS) fail_call("cuMemAlloc of " + std::to_string(bytes) + " bytes", r);
+      r = d_->cuMemsetD8(p, 0, static_cast<size_t>(bytes));
+      if (r != CUDA_SUCCESS) {
+        d_->cuMemFree(p);
+        fail_call("cuMemsetD8", r);
+      }
+    }
+    return std::make_unique<CudaBuffer>(this, p, bytes, true);
+  }
+
+  std::unique_ptr<DeviceBuffer> wrap(uint64_t device_ptr, uint64_t bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    usable();
+    int ordinal = -1;
+    CUresult r = d_->cuPointerGetAttribute(&ordinal, kPointerAttrDeviceOrdinal, static_cast<CUdeviceptr>(device_ptr));
+    if (r != CUDA_SUCCESS)
+      throw RuntimeError(name_ + ": an input's device pointer 0x" + hex(device_ptr) +
+                         " is not CUDA memory this process can use (" + error_text(r) + ")");
+    if (ordinal != ordinal_)
+      throw RuntimeError(name_ + ": an input lives on cuda:" + std::to_string(ordinal) +
+                         "; move it to this device (or run the kernel on cuda:" + std::to_string(ordinal) + ")");
+    return std::make_unique<CudaBuffer>(this, static_cast<CUdeviceptr>(device_ptr), bytes, false);
+  }
+
+  void copy(DeviceBuffer& dst, const DeviceBuffer& src, uint64_t bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    usable();
+    if (!bytes) return;
+    CUresult r = d_->cuMemcpyDtoD(static_cast<CudaBuffer&>(dst).ptr(), static_cast<const CudaBuffer&>(src).ptr(),
+                                  static_cast<size_t>(bytes));
+    if (r != CUDA_SUCCESS) fail_call("cuMemcpyDtoD", r);
+  }
+
+  void upload(DeviceBuffer& dst, const void* src, uint64_t bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    usable();
+    if (!bytes) return;
+    CUresult r = d_->cuMemcpyHtoD(static_cast<CudaBuffer&>(dst).ptr(), src, static_cast<size_t>(bytes));
+    if (r != CUDA_SUCCESS) fail_call("cuMemcpyHtoD", r);
+  }
+
+  void download(const DeviceBuffer& src, void* dst, uint64_t bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    usable();
+    if (!bytes) return;
+    // Waits for the launches before it (same stream): their failure shows here.
+    CUresult r = d_->cuMemcpyDtoH(dst, static_cast<const CudaBuffer&>(src).ptr(), static_cast<size_t>(bytes));
+    if (r != CUDA_SUCCESS) fail_async("cuMemcpyDtoH", r);
+  }
+
+  double launch(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) override {
+    return run(k, static_cast<CudaProgram&>(p), args, grid, threads, true);
+  }
+  void enqueue(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) override {
+    auto& prog = static_cast<CudaProgram&>(p);
+    run(k, prog, args, grid, threads, prog.debug());  // debug launches wait to read the error record
+  }
+
+  void free_buffer(CUdeviceptr p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    d_->cuMemFree(p);  // a failure here (a sticky error) has already been reported
+  }
+  void unload(CUmodule m) {
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    d_->cuModuleUnload(m);
+  }
+
+ private:
+  static std::string hex(uint64_t v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
+    return buf;
+  }
+
+  void check(CUresult r, const char* what) {
+    if (r != CUDA_SUCCESS) throw RuntimeError(name_ + ": " + what + " failed: " + error_text(r));
+  }
+
+  // After a sticky error every call fails the same way; say so plainly.
+  void usable() const {
+    if (broken_ != CUDA_SUCCESS)
+      throw RuntimeError(name_ + ": the CUDA context is unusable after " + error_text(broken_) +
+                         "; restart the process");
+  }
+  std::string unusable_note(CUresult r) {
+    if (!is_sticky(r)) return "";
+    broken_ = r;
+    return "; the CUDA context is unusable after " + error_name(r) + "; restart the process";
+  }
+
+  [[noreturn]] void fail_call(const std::string& what, CUresult r) {
+    std::string note = unusable_note(r);
+    if (!last_kernel_.empty() && is_sticky(r)) fail_async(what, r);
+    throw RuntimeError(name_ + ": " + what + " failed: " + error_text(r) + note);
+  }
+
+  // A failure that belongs to an earlier, asynchronous launch.
+  [[noreturn]] void fail_async(const std::string& what, CUresult r) {
+    std::string note = unusable_note(r);
+    if (last_kernel_.empty()) throw RuntimeError(name_ + ": " + what + " failed: " + error_text(r) + note);
+    throw RuntimeError(dispatch_error(name_, last_kernel_, last_grid_, last_threads_, error_name(r) + " (" +
+                                      std::to_string(r) + ")",
+                                      error_text(r) + " (reported by " + what + " after the dispatch)" + note));
+  }
+
+  double run(const Kernel& k, CudaProgram& prog, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads,
+             bool wait) {
+    const uint64_t g[3] = {grid.x, grid.y, grid.z}, t[3] = {threads.x, threads.y, threads.z};
+    const uint64_t per_block = t[0] * t[1] * t[2];
+    // Large grids run several threadgroups per block (CudaEmitOptions::groups_per_block).
+    const Entry* entry = &prog.plain();
+    uint64_t groups = 1;
+    if (prog.groups() > 1 && g[0] * g[1] * g[2] >= grouped_min_threads_) {
+      const Entry& e = prog.grouped(k);
+      if (per_block <= static_cast<uint64_t>(e.max_threads)) {
+        entry = &e;
+        groups = static_cast<uint64_t>(prog.groups());
+      }
+    }
+    const Entry& fn = *entry;
+    unsigned blocks[3], block[3];
+    uint32_t grid32[3];
+    auto refuse = [&](const std::string& why) {
+      throw RuntimeError(dispatch_error(name_, k.name, grid, threads, "LAUNCH_REFUSED", why));
+    };
+    const char* axis = "xyz";
+    for (int i = 0; i < 3; ++i) {
+      if (t[i] > static_cast<uint64_t>(max_block_[i]))
+        refuse(std::string("threads.") + axis[i] + " = " + std::to_string(t[i]) + " exceeds this GPU's limit of " +
+               std::to_string(max_block_[i]) + " threads in that dimension of a threadgroup");
+      uint64_t b = (g[i] + t[i] - 1) / t[i];
+      if (i == 0) b = (b + groups - 1) / groups;
+      if (b > max_grid_[i])
+        refuse(std::string("grid.") + axis[i] + " / threads." + axis[i] + " needs " + std::to_string(b) +
+               " threadgroups, more than this GPU launches in that dimension (" + std::to_string(max_grid_[i]) +
+               "); use larger threadgroups or move work to the x dimension");
+      blocks[i] = static_cast<unsigned>(b);
+      block[i] = static_cast<unsigned>(t[i]);
+      grid32[i] = static_cast<uint32_t>(g[i]);
+    }
+    if (fn.max_threads > 0 && per_block > static_cast<uint64_t>(fn.max_threads))
+      refuse("threads " + threads.str() + " = " + std::to_string(per_block) + " per threadgroup; this kernel can run "
+             "at most " + std::to_string(fn.max_threads) + " (its register use limits it)");
+
+    // cuLaunchKernel takes a pointer to each parameter's value.
+    const size_t n = args.size();
+    std::vector<CUdeviceptr> ptrs(n, 0);
+    std::vector<uint64_t> lens;
+    std::vector<void*> params;
+    params.reserve(n + 8 + (prog.debug() ? n + 1 : 0));
+    for (size_t i = 0; i < n; ++i) {
+      if (args[i].buffer) {
+        ptrs[i] = static_cast<CudaBuffer*>(args[i].buffer)->ptr();
+        params.push_back(&ptrs[i]);
+      } else {
+        params.push_back(const_cast<uint64_t*>(&args[i].scalar_bits));  // low bytes: little-endian value
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    current();
+    usable();
+    CUdeviceptr err = 0;
+    if (prog.debug()) {
+      lens.reserve(n);
+      for (size_t i = 0; i < n; ++i)
+        if (args[i].buffer) lens.push_back(args[i].buffer->size() / static_cast<uint64_t>(k.params[i].type.size_bytes()));
+      for (uint64_t& l : lens) params.push_back(&l);
+      err = error_record();
+      params.push_back(&err);
+    }
+    for (uint32_t& v : grid32) params.push_back(&v);
+
+    last_kernel_ = k.name;
+    last_grid_ = grid;
+    last_threads_ = threads;
+    if (wait) {
+      CUresult r = d_->cuEventRecord(start_, nullptr);
+      if (r != CUDA_SUCCESS) fail_async("cuEventRecord", r);
+    }
+    CUresult r = d_->cuLaunchKernel(fn.fn, blocks[0], blocks[1], blocks[2], block[0], block[1], block[2], 0,
+                                    nullptr, params.data(), nullptr);
+    if (r != CUDA_SUCCESS) {
+      std::string note = unusable_note(r);
+      throw RuntimeError(dispatch_error(name_, k.name, grid, threads, error_name(r) + " (" + std::to_string(r) + ")",
+                                        error_text(r) + note));
+    }
+    if (!wait) return 0.0;
+    float ms = 0.f;
+    if ((r = d_->cuEventRecord(end_, nullptr)) != CUDA_SUCCESS || (r = d_->cuEventSynchronize(end_)) != CUDA_SUCCESS)
+      fail_async("cuEventSynchronize", r);
+    if ((r = d_->cuEventElapsedTime(&ms, start_, end_)) != CUDA_SUCCESS) fail_async("cuEventElapsedTime", r);
+    if (prog.debug()) report_out_of_bounds(k, args, grid, threads);
+    return static_cast<double>(ms);
+  }
+
+  // Debug mode's record {flag, param, index, is_store, x, y, z}, zeroed before each launch.
+  CUdeviceptr error_record() {
+    if (!err_) {
+      CUresult r = d_->cuMemAlloc(&err_, 7 * sizeof(uint64_t));
+      if (r != CUDA_SUCCESS) fail_call("cuMemAlloc", r);
+    }
+    CUresult r = d_->cuMemsetD8(err_, 0, 7 * sizeof(uint64_t));
+    if (r != CUDA_SUCCESS) fail_call("cuMemsetD8", r);
+    return err_;
+  }
+
+  void report_out_of_bounds(const Kernel& k, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) {
+    uint64_t e[7] = {};
+    CUresult r = d_->cuMemcpyDtoH(e, err_, sizeof e);
+    if (r != CUDA_SUCCESS) fail_async("cuMemcpyDtoH", r);
+    if (!e[0]) return;
+    const Param& param = k.params.at(e[1]);
+    uint64_t elems = args.at(e[1]).buffer->size() / static_cast<uint64_t>(param.type.size_bytes());
+    throw RuntimeError(dispatch_error(
+        name_, k.name, grid, threads, "OUT_OF_BOUNDS (debug mode)",
+        std::string("out-of-bounds ") + (e[3] ? "store to" : "load from") + " buffer '" + param.name + "' at index " +
+            std::to_string(e[2]) + " (it holds " + std::to_string(elems) + " " + param.type.str() +
+            " elements) by thread (" + std::to_string(e[4]) + ", " + std::to_string(e[5]) + ", " +
+            std::to_string(e[6]) + ")"));
+  }
+
+  // The options for this card: its own architecture as a cubin when NVRTC
+  // knows it, else PTX for the newest NVRTC knows (the driver compiles that
+  // for the card). Returns (options, cubin?).
+  std::pair<std::vector<std::string>, bool> nvrtc_options(const Nvrtc& nv) const {
+    int cc = cc_major_ * 10 + cc_minor_;
+    bool cubin = nv.archs.empty() || std::find(nv.archs.begin(), nv.archs.end(), cc) != nv.archs.end();
+    int target = cubin ? cc : *std::max_element(nv.archs.begin(), nv.archs.end());
+    std::vector<std::string> options;
+    for (const std::string& o : cuda_nvrtc_options())
+      if (o != "--minimal" || nv.major > 12 || (nv.major == 12 && nv.minor >= 4)) options.push_back(o);
+    options.push_back(std::string(cubin ? "--gpu-architecture=sm_" : "--gpu-architecture=compute_") +
+                      std::to_string(target));
+    return {options, cubin};
+  }
+
+  // Content key of a compiled kernel: source, NVRTC version, options, target.
+  std::string cache_key(const std::string& source) const {
+    const Nvrtc& nv = nvrtc();
+    Sha256 h;
+    h.update("enigma-cuda-kernel\n");
+    h.update("nvrtc " + std::to_string(nv.major) + "." + std::to_string(nv.minor) + "\n");
+    for (const std::string& opt : nvrtc_options(nv).first) h.update(opt + " ");
+    h.update("\n");
+    h.update(source);
+    return h.hex_digest();
+  }
+
+  std::string nvrtc_compile(const Nvrtc& nv, const Kernel& k, const std::string& source,
+                            const std::vector<std::string>& options, bool cubin) {
+    nvrtcProgram prog = nullptr;
+    std::string file = cuda_entry_name(k) + ".cu";
+    int rc = nv.nvrtcCreateProgram(&prog, source.c_str(), file.c_str(), 0, nullptr, nullptr);
+    if (rc != 0) throw RuntimeError(std::string("cuda: nvrtcCreateProgram failed: ") + nv.nvrtcGetErrorString(rc));
+    struct Destroy {
+      const Nvrtc& nv;
+      nvrtcProgram* p;
+      ~Destroy() { nv.nvrtcDestroyProgram(p); }
+    } destroy{nv, &prog};
+    std::vector<const char*> opts;
+    for (const std::string& o : options) opts.push_back(o.c_str());
+    rc = nv.nvrtcCompileProgram(prog, static_cast<int>(opts.size()), opts.data());
+    if (rc != 0) {
+      size_t size = 0;
+      nv.nvrtcGetProgramLogSize(prog, &size);
+      std::string log(size, '\0');
+      if (size) nv.nvrtcGetProgramLog(prog, log.data());
+      while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
+      std::string opt_text;
+      for (const std::string& o : options) opt_text += " " + o;
+      throw RuntimeError("cuda: NVRTC " + std::to_string(nv.major) + "." + std::to_string(nv.minor) +
+                         " could not compile kernel '" + k.name + "' (" + nv.nvrtcGetErrorString(rc) +
+                         "; a bug in Enigma's CUDA code generator: please report it with this message). "
+                         "Options:" + opt_text + "\n" + log + "\n--- source ---\n" + source);
+    }
+    size_t size = 0;
+    std::string image;
+    if (cubin) {
+      nv.nvrtcGetCUBINSize(prog, &size);
+      image.resize(size);
+      rc = size ? nv.nvrtcGetCUBIN(prog, image.data()) : 1;
+    } else {
+      nv.nvrtcGetPTXSize(prog, &size);
+      image.resize(size);
+      rc = size ? nv.nvrtcGetPTX(prog, image.data()) : 1;
+      while (!image.empty() && image.back() == '\0') image.pop_back();
+    }
+    if (rc != 0) throw RuntimeError("cuda: NVRTC produced no code for kernel '" + k.name + "'");
+    return image;
+  }
+
+  int ordinal_;
+  std::string name_;
+  const Driver* d_ = nullptr;
+  CUdevice dev_ = 0;
+  CUcontext ctx_ = nullptr;
+  int cc_major_ = 0, cc_minor_ = 0;
+  int max_block_[3] = {};
+  unsigned max_grid_[3] = {};
+  DeviceCapabilities caps_;
+  CUevent start_ = nullptr, end_ = nullptr;
+  CUdeviceptr err_ = 0;
+  uint64_t grouped_min_threads_ = uint64_t{1} << 22;  // ~4 waves of a large GPU after grouping
+  int groups_override_ = 0;
+  CUresult broken_ = CUDA_SUCCESS;
+  std::string last_kernel_;
+  Dim3 last_grid_, last_threads_;
+  std::mutex mu_;
+  std::map<std::string, std::weak_ptr<CudaProgram>> loaded_;
+};
+
+CudaBuffer::~CudaBuffer() {
+  if (owned_ && ptr_) dev_->free_buffer(ptr_);
+}
+
+const Entry& CudaProgram::grouped(const Kernel& k) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!grouped_.fn) {
+    CudaEmitOptions eo;
+    eo.groups_per_block = groups_;
+    grouped_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + "_g" + std::to_string(groups_));
+  }
+  return grouped_;
+}
+
+CudaProgram::~CudaProgram() {
+  if (plain_.module) dev_->unload(plain_.module);
+  if (grouped_.module) dev_->unload(grouped_.module);
+}
+
+}  // namespace
+
+std::string cuda_unavailable_reason() {
+  std::string why;
+  if (!driver(&why)) return why;
+  if (device_count() == 0) return "no CUDA devices";
+  return "";
+}
+
+void register_cuda_backend() {
+  register_backend(
+      "cuda",
+      [](int ordinal) -> std::shared_ptr<Device> {
+        int count = device_count();
+        if (ordinal >= count)
+          throw RuntimeError("device 'cuda:" + std::to_string(ordinal) + "' does not exist; this machine has " +
+                             std::to_string(count) + " CUDA device(s) (cuda:0" +
+                             (count > 1 ? " to cuda:" + std::to_string(count - 1) : std::string()) + ")");
+        return std::make_shared<CudaDevice>(ordinal);
+      },
+      [] { return driver() != nullptr && device_count() > 0; });
+}
+
+}  // namespace enigma

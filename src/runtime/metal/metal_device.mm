@@ -1,0 +1,267 @@
+// The Metal device (Apple platforms only; built with ARC). Kernels are
+// emitted as MSL and compiled in-process with newLibraryWithSource (no Xcode
+// command-line tools), one compute pipeline per distinct source. Buffers use
+// shared storage, so upload/download are plain copies; launches wait for the
+// command buffer and are timed with its GPU timestamps.
+#ifdef __APPLE__
+
+#import <Foundation/Foundation.h>
+#import <Metal/Metal.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "enigma/codegen/codegen.h"
+#include "enigma/runtime/runtime.h"
+#include "enigma/support/error.h"
+
+namespace enigma {
+
+namespace {
+
+// Metal 3 (MSL 3.0) is the oldest the emitter targets. Marking the device
+// code lets it use those APIs freely whatever the deployment target, while
+// the registration below checks the OS at run time.
+#define ENIGMA_METAL_API API_AVAILABLE(macos(13.0), ios(16.0))
+
+std::string str(NSString* s) { return s ? std::string([s UTF8String]) : std::string(); }
+
+std::string describe(NSError* e) {
+  if (e == nil) return "no error description";
+  return str(e.localizedDescription);
+}
+
+// The highest MTLGPUFamilyAppleN the device supports (0: none). Names newer
+// than macOS 13 exist only from the OS release that introduced them.
+ENIGMA_METAL_API int apple_family(id<MTLDevice> device) {
+  if (@available(macOS 26.0, iOS 26.0, *)) {
+    // MTLGPUFamilyApple10 by value: older SDKs do not name it.
+    if ([device supportsFamily:static_cast<MTLGPUFamily>(1010)]) return 10;
+  }
+  if (@available(macOS 14.0, iOS 17.0, *)) {
+    if ([device supportsFamily:MTLGPUFamilyApple9]) return 9;
+  }
+  const MTLGPUFamily older[] = {MTLGPUFamilyApple8, MTLGPUFamilyApple7, MTLGPUFamilyApple6, MTLGPUFamilyApple5, MTLGPUFamilyApple4,
+                                MTLGPUFamilyApple3, MTLGPUFamilyApple2, MTLGPUFamilyApple1};
+  for (int i = 0; i < 8; ++i)
+    if ([device supportsFamily:older[i]]) return 8 - i;
+  return 0;
+}
+
+// Every backend computes IEEE results (NaN compares, no reassociation), so
+// Metal's default fast math is turned off.
+ENIGMA_METAL_API void use_ieee_math(MTLCompileOptions* options) {
+#if defined(__MAC_OS_X_VERSION_MAX_ALLOWED) && __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+  if (@available(macOS 15.0, iOS 18.0, *)) {
+    options.mathMode = MTLMathModeSafe;
+    return;
+  }
+#endif
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+  options.fastMathEnabled = NO;
+#pragma clang diagnostic pop
+}
+
+class ENIGMA_METAL_API MetalBuffer : public DeviceBuffer {
+ public:
+  MetalBuffer(id<MTLBuffer> buffer, uint64_t size) : buffer_(buffer), size_(size) {}
+  uint64_t size() const override { return size_; }
+  id<MTLBuffer> buffer() const { return buffer_; }
+  void* contents() const { return [buffer_ contents]; }
+
+ private:
+  id<MTLBuffer> buffer_;
+  uint64_t size_;  // as requested; the allocation is never empty
+};
+
+class ENIGMA_METAL_API MetalProgram : public Program {
+ public:
+  explicit MetalProgram(id<MTLComputePipelineState> pipeline) : pipeline_(pipeline) {}
+  id<MTLComputePipelineState> pipeline() const { return pipeline_; }
+
+ private:
+  id<MTLComputePipelineState> pipeline_;
+};
+
+class ENIGMA_METAL_API MetalDevice : public Device {
+ public:
+  explicit MetalDevice(id<MTLDevice> device) : device_(device), name_("metal") {
+    queue_ = [device_ newCommandQueue];
+    if (queue_ == nil) throw RuntimeError("enigma GPU error: failed to create Metal command queue");
+    int family = apple_family(device_);
+    caps_.gpu_family = family ? "apple" + std::to_string(family) : "unknown(0)";
+    caps_.gpu_family_raw = family ? 1000 + family : 0;
+    caps_.supports_async_copy = family >= 9;
+    caps_.supports_simdgroup_matrix = family >= 7;
+    caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
+    caps_.simdgroup_size = 32;
+    caps_.max_threadgroup_memory = device_.maxThreadgroupMemoryLength;
+    caps_.max_threads_per_threadgroup = device_.maxThreadsPerThreadgroup.width;
+    caps_.device_name = str(device_.name);
+    caps_.backend = "metal";
+    caps_.max_buffer_bytes = device_.maxBufferLength;
+  }
+
+  const std::string& name() const override { return name_; }
+  const DeviceCapabilities& capabilities() const override { return caps_; }
+
+  // o.debug is not used: the MSL has no bounds checks yet (docs/metal.md).
+  std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
+    const std::string source = emit_msl(k);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pipelines_.find(source);
+      if (it != pipelines_.end()) {
+        if (auto p = it->second.lock()) return p;
+      }
+    }
+    std::string error;
+    id<MTLComputePipelineState> pipeline = nil;
+    @autoreleasepool {
+      MTLCompileOptions* options = [MTLCompileOptions new];
+      use_ieee_math(options);
+      // The version the emitter wrote in the file's header, so nothing newer slips in.
+      if (msl_language_version(k).minor >= 1) {
+        if (@available(macOS 14.0, iOS 17.0, *)) {
+          options.languageVersion = MTLLanguageVersion3_1;
+        } else {
+          error = "it uses bfloat, which needs Metal Shading Language 3.1 (macOS 14 or newer)";
+        }
+      } else {
+        options.languageVersion = MTLLanguageVersion3_0;
+      }
+      NSError* err = nil;
+      id<MTLLibrary> library = nil;
+      if (error.empty()) {
+        library = [device_ newLibraryWithSource:[NSString stringWithUTF8String:source.c_str()]
+                                        options:options
+                                          error:&err];
+        if (library == nil) error = "the Metal compiler rejected the generated MSL:\n" + describe(err);
+      }
+      id<MTLFunction> function = nil;
+      if (library != nil) {
+        function = [library newFunctionWithName:[NSString stringWithUTF8String:msl_entry_name(k).c_str()]];
+        if (function == nil) error = "the compiled library has no function '" + msl_entry_name(k) + "'";
+      }
+      if (function != nil) {
+        pipeline = [device_ newComputePipelineStateWithFunction:function error:&err];
+        if (pipeline == nil) error = "failed to create compute pipeline: " + describe(err);
+      }
+    }
+    if (pipeline == nil) throw RuntimeError("enigma GPU error: metal: kernel '" + k.name + "': " + error);
+    auto program = std::make_shared<MetalProgram>(pipeline);
+    std::lock_guard<std::mutex> lock(mu_);
+    pipelines_[source] = program;
+    return program;
+  }
+
+  std::unique_ptr<DeviceBuffer> allocate(uint64_t bytes) override {
+    // Metal cannot make an empty buffer; a zero-size input still gets one.
+    const NSUInteger length = bytes ? static_cast<NSUInteger>(bytes) : 16;
+    id<MTLBuffer> b = [device_ newBufferWithLength:length options:MTLResourceStorageModeShared];
+    if (b == nil)
+      throw RuntimeError("enigma GPU error: metal: failed to allocate a buffer of " + std::to_string(bytes) + " bytes");
+    std::memset([b contents], 0, length);  // new Metal buffers are not promised to be zeroed
+    return std::make_unique<MetalBuffer>(b, bytes);
+  }
+
+  void upload(DeviceBuffer& dst, const void* src, uint64_t bytes) override {
+    if (bytes) std::memcpy(static_cast<MetalBuffer&>(dst).contents(), src, static_cast<size_t>(bytes));
+  }
+
+  void download(const DeviceBuffer& src, void* dst, uint64_t bytes) override {
+    if (bytes) std::memcpy(dst, static_cast<const MetalBuffer&>(src).contents(), static_cast<size_t>(bytes));
+  }
+
+  double launch(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) override {
+    id<MTLComputePipelineState> pipeline = static_cast<MetalProgram&>(p).pipeline();
+    // Metal drops a dispatch whose threadgroup exceeds the pipeline's limit,
+    // which is often below the device's for kernels with many registers.
+    const uint64_t per_group = threads.x * threads.y * threads.z;
+    const uint64_t limit = pipeline.maxTotalThreadsPerThreadgroup;
+    if (per_group > limit)
+      throw RuntimeError(dispatch_error(name_, k.name, grid, threads, "LAUNCH_REFUSED",
+                                        "threads " + threads.str() + " = " + std::to_string(per_group) +
+                                            " per threadgroup; this kernel's compute pipeline runs at most " +
+                                            std::to_string(limit) + " on " + caps_.device_name));
+    std::string code, description;
+    double ms = 0.0;
+    @autoreleasepool {
+      id<MTLCommandBuffer> cb = [queue_ commandBuffer];
+      id<MTLComputeCommandEncoder> encoder = cb ? [cb computeCommandEncoder] : nil;
+      if (encoder == nil) {
+        code = "-1";
+        description = "failed to create command buffer or compute encoder";
+      } else {
+        [encoder setComputePipelineState:pipeline];
+        for (size_t i = 0; i < args.size(); ++i) {
+          if (args[i].buffer) {
+            [encoder setBuffer:static_cast<MetalBuffer*>(args[i].buffer)->buffer() offset:0 atIndex:i];
+          } else {
+            // The low bytes of the little-endian value: the parameter's own size.
+            [encoder setBytes:&args[i].scalar_bits
+                       length:static_cast<NSUInteger>(k.params[i].type.size_bytes())
+                      atIndex:i];
+          }
+        }
+        [encoder dispatchThreads:MTLSizeMake(grid.x, grid.y, grid.z)
+            threadsPerThreadgroup:MTLSizeMake(threads.x, threads.y, threads.z)];
+        [encoder endEncoding];
+        [cb commit];
+        [cb waitUntilCompleted];
+        NSError* err = cb.error;
+        if (cb.status == MTLCommandBufferStatusError || err != nil) {
+          code = err ? str(err.domain) + " code " + std::to_string(static_cast<long>(err.code)) : "-2";
+          description = err ? describe(err) : "GPU execution error (check Metal validation layer)";
+        } else {
+          ms = (cb.GPUEndTime - cb.GPUStartTime) * 1000.0;
+        }
+      }
+    }
+    if (!code.empty()) throw RuntimeError(dispatch_error(name_, k.name, grid, threads, code, description));
+    return ms;
+  }
+
+ private:
+  id<MTLDevice> device_;
+  id<MTLCommandQueue> queue_;
+  std::string name_;
+  DeviceCapabilities caps_;
+  std::mutex mu_;
+  std::map<std::string, std::weak_ptr<MetalProgram>> pipelines_;  // by MSL source
+};
+
+id<MTLDevice> system_device() {
+  static id<MTLDevice> device = MTLCreateSystemDefaultDevice();
+  return device;
+}
+
+}  // namespace
+
+void register_metal_backend() {
+  register_backend(
+      "metal",
+      [](int ordinal) -> std::shared_ptr<Device> {
+        if (ordinal != 0)
+          throw RuntimeError("device 'metal:" + std::to_string(ordinal) + "' does not exist; use 'metal'");
+        if (@available(macOS 13.0, iOS 16.0, *)) {
+          id<MTLDevice> device = system_device();
+          if (device == nil) throw RuntimeError("enigma GPU error: no Metal device found (Apple Silicon required)");
+          return std::make_shared<MetalDevice>(device);
+        }
+        throw RuntimeError("enigma GPU error: the Metal backend needs macOS 13 (Metal 3) or newer");
+      },
+      [] {
+        if (@available(macOS 13.0, iOS 16.0, *)) return system_device() != nil;
+        return false;
+      });
+}
+
+}  // namespace enigma
+
+#endif  // __APPLE__

@@ -1,0 +1,114 @@
+"""The CUDA code generator, without a GPU: the source's shape, and NVRTC
+compiling every op, dtype, conversion and query (skipped without libnvrtc)."""
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import os
+
+import pytest
+
+import enigma
+from cuda_zoo import zoo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _checker():
+    spec = importlib.util.spec_from_file_location("check_cuda_sources",
+                                                  os.path.join(ROOT, "scripts", "check-cuda-sources.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def nvrtc():
+    mod = _checker()
+    lib, _ = mod.load_nvrtc()
+    if lib is None:
+        pytest.skip("libnvrtc not found")
+    return mod, lib
+
+
+@enigma.kernel
+def saxpy(X: enigma.f32, a: enigma.Scalar(enigma.f32), h: enigma.Scalar(enigma.f16), Y: enigma.f32):
+    i = enigma.thread_position_in_grid
+    Y[i] = a * X[i] + Y[i] + h
+
+
+def test_source_shape():
+    src = enigma.compile(saxpy, emit_only=True).source("cuda")
+    assert 'extern "C" __global__ void saxpy(' in src
+    assert "const float* __restrict__ X" in src       # read-only: const, through the read-only cache
+    assert "float* __restrict__ Y" in src and "const float* __restrict__ Y" not in src
+    assert "const float a" in src                     # scalars by value
+    assert "const en_u16 en_arg2" in src and "const float h = en_h2f(en_arg2);" in src
+    assert "#include" not in src                      # NVRTC gets no host headers
+    assert "// nvrtc-options: " in src and "--fmad=false" in src
+    # Threads past the grid's edge return before the body.
+    assert "if (lx >= en_ex || ly >= en_ey || lz >= en_ez) return;" in src
+
+
+def test_signed_arithmetic_wraps_in_unsigned():
+    src = enigma.compile(_zoo_kernel("zoo_arith_i32"), emit_only=True).source("cuda")
+    assert "static_cast<en_i32>(static_cast<en_u32>(" in src
+
+
+def test_debug_source_checks_bounds():
+    src = enigma.compile(saxpy, emit_only=True, debug=True).source("cuda")
+    assert "en_u64* __restrict__ en_err" in src and "const en_u64 en_len0" in src
+    assert "atomicCAS(en_err, 0ull, 1ull)" in src
+
+
+def test_sources_are_dumped_for_ci():
+    # ENIGMA_SOURCE_DUMP_DIR gets every kernel's CUDA for scripts/check-cuda-sources.py.
+    assert "cuda" in enigma.compiler.DUMP_BACKENDS
+
+
+def _zoo_kernel(name):
+    for k, _, _ in zoo():
+        if k.name == name:
+            return k
+    raise KeyError(name)
+
+
+def test_nvrtc_compiles_every_op_and_dtype(nvrtc):
+    mod, lib = nvrtc
+    sources = []
+    for k, _, _ in zoo():
+        for debug in (False, True):
+            ck = enigma.compile(k, emit_only=True, debug=debug)
+            sources.append((f"{k.name}{'-debug' if debug else ''}", ck.source("cuda")))
+            if ck._core.cuda_groups_per_block > 1:
+                g = ck._core.cuda_groups_per_block
+                sources.append((f"{k.name}-g{g}", ck._core.source("cuda", groups_per_block=g)))
+
+    def one(item):
+        name, src = item
+        ok, log, size = mod.compile_source(lib, src, name + ".cu", "sm_90")
+        return name, ok, log, size
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = list(pool.map(one, sources))
+    failed = [f"{n}:\n{log}" for n, ok, log, _ in results if not ok]
+    assert not failed, "\n\n".join(failed[:5])
+    warned = [f"{n}:\n{log}" for n, ok, log, _ in results if ok and log]
+    assert not warned, "NVRTC warnings:\n" + "\n\n".join(warned[:5])
+
+
+def test_check_script_skips_or_checks(tmp_path, nvrtc):
+    mod, _ = nvrtc
+    (tmp_path / "good.cu").write_text(enigma.compile(saxpy, emit_only=True).source("cuda"))
+    assert mod.main([str(tmp_path), "--junitxml", str(tmp_path / "r.xml")]) == 0
+    (tmp_path / "bad.cu").write_text('extern "C" __global__ void k() { undefined_thing(); }\n')
+    assert mod.main([str(tmp_path)]) == 1
+
+
+def test_large_grid_variant_runs_several_groups_per_block():
+    ck = enigma.compile(saxpy, emit_only=True)
+    assert ck._core.cuda_groups_per_block == 4  # 4-byte elements; 2-byte ones get 8
+    src = ck._core.source("cuda", groups_per_block=4)
+    assert 'extern "C" __global__ void saxpy_g4(' in src and "#pragma unroll" in src
+    assert "_g4" not in ck.source("cuda")
+    assert enigma.compile(saxpy, emit_only=True, debug=True)._core.cuda_groups_per_block == 1
