@@ -172,6 +172,7 @@ def _trace(kdef: KernelDef):
             t = Tensor(pname, i, dtype)
             t._trace = trace
             t._param = b.add_buffer_param(pname, dtype)
+            trace.cache.setdefault("memories", {})[pname] = t._param
             args.append(t)
         else:
             args.append(_wrap(trace, b.add_scalar_param(pname, dtype)))

@@ -291,6 +291,7 @@ std::string CFamilyEmitter::local_index(const Op& op, const std::string& clamp_f
 }
 
 void CFamilyEmitter::op(const Op& op) {
+  if (special(op)) return;
   switch (op.info().category) {
     case OpCategory::Store: store(op); return;
     case OpCategory::LocalAlloc: local_alloc(op); return;

@@ -36,6 +36,9 @@ class CFamilyEmitter {
   // Float remainder / floor division spellings.
   virtual std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) = 0;
   virtual std::string float_rem(const DType& t, const std::string& a, const std::string& b) = 0;
+  // Ops a backend prints itself (atomics, collectives, ...): returns true
+  // when it emitted `op`.
+  virtual bool special(const Op& op) { return false; }
 
   // ---- the per-thread language (ops.def's second section) ----
   // Whether the backend defines the language's library (CPU: en_* from

@@ -12,9 +12,11 @@
 #include <cstdlib>
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "codegen/c_family.h"
 #include "enigma/codegen/codegen.h"
+#include "enigma/ir/uniformity.h"
 #include "enigma/support/error.h"
 
 namespace enigma {
@@ -69,6 +71,62 @@ __device__ __forceinline__ en_u16 en_f2b(float f) {
   return (en_u16)(x >> 16);
 }
 __device__ __forceinline__ float en_rb(float f) { return en_b2f(en_f2b(f)); }
+)";
+
+// Cooperative kernels (cuda_is_cooperative). Barriers use the non-aligned
+// PTX barrier (sm_70+) so that the threads of a partial edge group that are
+// outside the grid can wait at a different instruction: they loop on the
+// barrier until the running threads pass 1 at the end of the kernel, so every
+// barrier the running threads reach completes, whatever their number.
+const char* const kCudaCoop = R"(__device__ __forceinline__ bool en_bar_or(bool p) {
+  en_u32 r;
+  asm volatile("{\n .reg .pred en_pi, en_po;\n setp.ne.u32 en_pi, %1, 0;\n barrier.red.or.pred en_po, 0, en_pi;\n selp.u32 %0, 1, 0, en_po;\n}"
+               : "=r"(r) : "r"((en_u32)p) : "memory");
+  return r != 0u;
+}
+__device__ __forceinline__ en_u32 en_active() {
+  en_u32 m;
+  asm volatile("activemask.b32 %0;" : "=r"(m));
+  return m;
+}
+__device__ __forceinline__ void en_syncwarp(en_u32 m) { asm volatile("bar.warp.sync %0;" : : "r"(m) : "memory"); }
+__device__ __forceinline__ en_u32 en_shfl32(en_u32 m, en_u32 x, en_u32 lane) {
+  en_u32 r;
+  asm volatile("shfl.sync.idx.b32 %0, %1, %2, 0x1f, %3;" : "=r"(r) : "r"(x), "r"(lane), "r"(m));
+  return r;
+}
+// Any scalar through 32-bit shuffles (bit patterns, so values are exact).
+__device__ __forceinline__ float en_shfl(en_u32 m, float x, en_u32 l) { return __uint_as_float(en_shfl32(m, __float_as_uint(x), l)); }
+__device__ __forceinline__ bool en_shfl(en_u32 m, bool x, en_u32 l) { return en_shfl32(m, x ? 1u : 0u, l) != 0u; }
+__device__ __forceinline__ en_u64 en_shfl(en_u32 m, en_u64 x, en_u32 l) {
+  return ((en_u64)en_shfl32(m, (en_u32)(x >> 32), l) << 32) | en_shfl32(m, (en_u32)x, l);
+}
+__device__ __forceinline__ en_i64 en_shfl(en_u32 m, en_i64 x, en_u32 l) { return (en_i64)en_shfl(m, (en_u64)x, l); }
+template <class T> __device__ __forceinline__ T en_shfl(en_u32 m, T x, en_u32 l) { return (T)en_shfl32(m, (en_u32)x, l); }
+__device__ __forceinline__ en_u32 en_first(en_u32 m) { return (en_u32)(__ffs((int)m) - 1); }
+__device__ __forceinline__ en_u32 en_rank(en_u32 m, en_u32 lane) { return (en_u32)__popc(m & ((1u << lane) - 1u)); }
+)";
+
+// 8x8 simdgroup matrices: every lane of the warp holds the whole tile as 64
+// floats (f16/bf16 elements rounded), so each lane computes the exact float
+// sums of the CPU backend in the same order.
+const char* const kCudaMatrix = R"(struct en_mat {
+  float v[64];
+};
+)";
+
+// Float atomics that must not flush subnormals (the hardware's f32 atomic add
+// does): a compare-exchange loop on the bits.
+const char* const kCudaAtomicF32 = R"(__device__ __forceinline__ float en_atomic_addf(float* p, float v, bool sub) {
+  en_u32* q = (en_u32*)p;
+  en_u32 old = *(volatile en_u32*)q, seen;
+  do {
+    seen = old;
+    const float f = __uint_as_float(seen);
+    old = atomicCAS(q, seen, __float_as_uint(sub ? f - v : f + v));
+  } while (old != seen);
+  return __uint_as_float(old);
+}
 )";
 
 const char* cuda_scalar_type(Scalar s) {
@@ -134,6 +192,11 @@ class CudaEmitter : public CFamilyEmitter {
     walk(k_.body, [&](const Op& op) {
       for (ValueId r : op.results) check_type(k_.type_of(r), op.info().name);
     });
+    coop_ = cuda_is_cooperative(k_);
+    if (coop_) {
+      uniformity_ = analyze_uniformity(k_);
+      mark_divergent(k_.body, false);
+    }
     // Body first: it discovers the helpers the file needs.
     indent_ = 1;
     region(k_.body);
@@ -183,6 +246,9 @@ class CudaEmitter : public CFamilyEmitter {
     if (uses({"en_f32_bits"})) f << kCudaF32Bits;
     if (uses({"en_h2f", "en_f2h", "en_rh"})) f << kCudaHalf;
     if (uses({"en_b2f", "en_f2b", "en_rb"})) f << kCudaBfloat;
+    if (coop_) f << kCudaCoop;
+    if (uses_matrix_) f << kCudaMatrix;
+    if (uses({"en_atomic_addf"})) f << kCudaAtomicF32;
     f << "\n";
     for (const auto& [key, text] : helpers_) f << text << "\n";
     if (!helpers_.empty()) f << "\n";
@@ -191,6 +257,38 @@ class CudaEmitter : public CFamilyEmitter {
     for (size_t i = 0; i < params.size(); ++i) signature += (i ? ",\n    " : "\n    ") + params[i];
     bool ntg0 = used_queries().count({ThreadQuery::ThreadgroupsPerGrid, 0}) > 0;
 
+    if (coop_) {
+      f << "extern \"C\" __global__ void " << cuda_entry_name(k_) << "(" << signature
+        << ",\n    const en_u32 en_tx,\n    const en_u32 en_ty,\n    const en_u32 en_tz) {\n";
+      // One 1-D block per threadgroup; the flattened index uses the edge
+      // group's real sizes, so warps are Metal's simdgroups.
+      f << "  const en_u32 en_tgx = blockIdx.x, en_bx = en_tgx * en_tx, en_by = blockIdx.y * en_ty, en_bz = blockIdx.z * en_tz;\n";
+      f << "  const en_u32 en_ex = en_minu(en_tx, en_grid0 - en_bx), en_ey = en_minu(en_ty, en_grid1 - en_by), "
+           "en_ez = en_minu(en_tz, en_grid2 - en_bz);\n";
+      f << "  const en_u32 en_flat = threadIdx.x;\n";
+      f << "  if (en_flat >= en_ex * en_ey * en_ez) {\n";
+      if (has_barrier_) f << "    while (!en_bar_or(false)) {\n    }\n";
+      f << "    return;\n  }\n";
+      f << "  const en_u32 lx = en_flat % en_ex, ly = (en_flat / en_ex) % en_ey, lz = en_flat / (en_ex * en_ey);\n";
+      f << "  (void)lx; (void)ly; (void)lz;\n";
+      if (ntg0) f << "  const en_u32 en_ntg0 = gridDim.x;\n";
+      if (!k_.tg_arrays.empty()) {
+        f << "  extern __shared__ __align__(16) unsigned char en_smem[];\n";
+        uint64_t off = 0;
+        for (size_t i = 0; i < k_.tg_arrays.size(); ++i) {
+          const ThreadgroupArray& a = k_.tg_arrays[i];
+          f << "  " << memory_type(a.type.elem) << "* const " << tg_name(i) << " = reinterpret_cast<"
+            << memory_type(a.type.elem) << "*>(en_smem + " << off << "u);\n";
+          f << "  (void)" << tg_name(i) << ";\n";
+          off += (a.size * static_cast<uint64_t>(a.type.size_bytes()) + 15) / 16 * 16;
+        }
+      }
+      for (const std::string& u : unpack) f << "  " << u << "\n";
+      f << body;
+      if (has_barrier_) f << "  en_bar_or(true);\n";
+      f << "}\n";
+      return f.str();
+    }
     const int groups = opt_.groups_per_block;
     if (groups <= 1) {
       f << "extern \"C\" __global__ void " << cuda_entry_name(k_) << "(" << signature << ") {\n";
@@ -243,11 +341,13 @@ class CudaEmitter : public CFamilyEmitter {
 
  protected:
   static void check_type(const DType& t, const std::string& where) {
-    if (t.is_void() || t.is_scalar()) return;
+    if (t.is_void() || t.is_scalar() || t.kind == DType::Kind::SimdMatrix) return;
     throw KernelError("kernel: " + where + ": dtype " + t.str() + " is not supported by the CUDA backend yet");
   }
 
-  std::string type(const DType& t) const override { return cuda_scalar_type(t.elem); }
+  std::string type(const DType& t) const override {
+    return t.kind == DType::Kind::SimdMatrix ? "en_mat" : cuda_scalar_type(t.elem);
+  }
 
   std::string constant(const Op& op) const override {
     if (op.type.is_float()) {
@@ -293,7 +393,7 @@ class CudaEmitter : public CFamilyEmitter {
   std::string query(ThreadQuery q, int dim) override {
     static const char* xyz[] = {"x", "y", "z"};
     std::string d = xyz[dim];
-    const std::string flat = "((lz * en_ey + ly) * en_ex + lx)";
+    const std::string flat = coop_ ? "en_flat" : "((lz * en_ey + ly) * en_ex + lx)";
     switch (q) {
       case ThreadQuery::ThreadPositionInGrid: return "(en_b" + d + " + l" + d + ")";
       case ThreadQuery::ThreadPositionInThreadgroup: return "l" + d;
@@ -315,7 +415,7 @@ class CudaEmitter : public CFamilyEmitter {
   // and replaced by 0, like the CPU backend; a zero-length buffer is skipped.
   std::string checked_index(const Op& op, bool is_store) {
     std::string idx = name(op.operands[0]);
-    if (!opt_.debug) return idx;
+    if (!opt_.debug || is_threadgroup_memory(op.attr)) return idx;
     std::string p = std::to_string(op.attr);
     std::string t = "en_idx" + std::to_string(temp_++);
     line("en_u64 " + t + " = static_cast<en_u64>(" + idx + ");");
@@ -332,17 +432,17 @@ class CudaEmitter : public CFamilyEmitter {
 
   std::string load(const Op& op) override {
     std::string idx = checked_index(op, false);
-    std::string buf = param_name(static_cast<int>(op.attr));
+    std::string buf = mem(op.attr);
     std::string v = from_memory(op.type.elem, buf + "[" + idx + "]");
-    if (opt_.debug) return "(en_len" + std::to_string(op.attr) + " ? " + v + " : " + type(op.type) + "())";
+    if (opt_.debug && !is_threadgroup_memory(op.attr)) return "(en_len" + std::to_string(op.attr) + " ? " + v + " : " + type(op.type) + "())";
     return v;
   }
 
   void store(const Op& op) override {
     std::string idx = checked_index(op, true);
-    std::string buf = param_name(static_cast<int>(op.attr));
-    std::string st = buf + "[" + idx + "] = " + to_memory(k_.params[op.attr].type.elem, name(op.operands[1])) + ";";
-    if (opt_.debug) st = "if (en_len" + std::to_string(op.attr) + ") " + st;
+    std::string buf = mem(op.attr);
+    std::string st = buf + "[" + idx + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";";
+    if (opt_.debug && !is_threadgroup_memory(op.attr)) st = "if (en_len" + std::to_string(op.attr) + ") " + st;
     line(st);
   }
 
@@ -439,10 +539,302 @@ class CudaEmitter : public CFamilyEmitter {
     return fn;
   }
 
+  std::string tg_name(size_t i) const { return "en_tg_" + sanitize_identifier(k_.tg_arrays[i].name); }
+  std::string mem(int64_t m) const {
+    return is_threadgroup_memory(m) ? tg_name(threadgroup_array_index(m)) : param_name(static_cast<int>(m));
+  }
+
+  // Ops under an `if` whose condition varies within a simdgroup: the CPU
+  // reduces those sequentially (a masked region), so the tree is not used.
+  void mark_divergent(const Region& r, bool divergent) {
+    for (const Op& op : r.ops) {
+      if (divergent) divergent_.insert(&op);
+      if (op.code == OpCode::Barrier) has_barrier_ = true;
+      bool inner = divergent;
+      if (op.info().category == OpCategory::If && !op.operands.empty())
+        inner = inner || uniformity_[op.operands[0]] != Uniformity::Uniform;
+      if (op.info().category == OpCategory::While) inner = true;
+      for (const Region& sub : op.regions) mark_divergent(sub, inner);
+    }
+  }
+
+  // ---- cooperative ops (see the frame in run() and kCudaCoop) ----
+  bool special(const Op& op) override {
+    auto n = [&](size_t i) { return name(op.operands[i]); };
+    switch (op.info().category) {
+      case OpCategory::Barrier:
+        if (op.code == OpCode::Barrier) line("en_bar_or(false);");  // orders all memory of the block
+        else line("en_syncwarp(en_active());");
+        return true;
+      case OpCategory::GroupReduce:
+      case OpCategory::GroupScan: reduce_or_scan(op); return true;
+      case OpCategory::GroupShuffle: shuffle(op); return true;
+      case OpCategory::Atomic: atomic(op); return true;
+      case OpCategory::MatrixLoad:
+      case OpCategory::MatrixStore:
+      case OpCategory::MatrixFill:
+      case OpCategory::MatrixMma: matrix(op); return true;
+      case OpCategory::AsyncCopy: {
+        // Done at once by the simdgroup's active lanes (operands of its first
+        // active lane), as Metal's simdgroup copy: the wait has nothing left.
+        const bool two_d = op.code == OpCode::AsyncCopy2D;
+        open("");
+        line("const en_u32 en_m = en_active(), en_f = en_first(en_m), en_k = en_rank(en_m, en_flat & 31u), "
+             "en_c = __popc(en_m);");
+        std::vector<std::string> a;
+        for (size_t i = 0; i < op.operands.size(); ++i) {
+          a.push_back("en_a" + std::to_string(i));
+          line("const en_u64 " + a.back() + " = static_cast<en_u64>(en_shfl(en_m, " + n(i) + ", en_f));");
+        }
+        const std::string dst = mem(op.attr), src = mem(op.aux);
+        if (!two_d) {
+          line("for (en_u64 en_i = en_k; en_i < " + a[2] + "; en_i += en_c) " + dst + "[" + a[0] + " + en_i] = " + src +
+               "[" + a[1] + " + en_i];");
+        } else {
+          open("for (en_u64 en_i = en_k; en_i < " + a[4] + " * " + a[5] + "; en_i += en_c)");
+          line("const en_u64 en_r = en_i / " + a[4] + ", en_cc = en_i % " + a[4] + ";");
+          line(dst + "[" + a[0] + " + en_r * " + a[1] + " + en_cc] = " + src + "[" + a[2] + " + en_r * " + a[3] +
+               " + en_cc];");
+          close();
+        }
+        line("en_syncwarp(en_m);");
+        close();
+        line("const " + type(op.type) + " " + name(op.result()) + " = 0;");
+        return true;
+      }
+      case OpCategory::AsyncWait:
+        for (size_t i = 0; i < op.operands.size(); ++i) line("(void)" + n(i) + ";");
+        line("en_syncwarp(en_active());");
+        return true;
+      default: return false;
+    }
+  }
+
+  std::string combine(CollectiveInfo::Kind kd, const DType& t, const std::string& a, const std::string& b) const {
+    using K = CollectiveInfo::Kind;
+    const std::string T = type(t);
+    switch (kd) {
+      case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
+      case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
+      case K::Min: return t.is_float() ? "fminf(" + a + ", " + b + ")" : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
+      case K::Max: return t.is_float() ? "fmaxf(" + a + ", " + b + ")" : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
+      case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
+      case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
+      case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
+      default: return a;
+    }
+  }
+  std::string identity(CollectiveInfo::Kind kd, const DType& t) const {
+    using K = CollectiveInfo::Kind;
+    const std::string T = type(t);
+    if (t.is_float()) {
+      if (kd == K::Product) return "1.0f";
+      if (kd == K::Min) return "__uint_as_float(0x7f800000u)";
+      if (kd == K::Max) return "__uint_as_float(0xff800000u)";
+      return "0.0f";
+    }
+    const std::string U = type(t.with_elem(unsigned_of(t.elem)));
+    const std::string umax = "static_cast<" + U + ">(~static_cast<" + U + ">(0))";
+    const bool sgn = is_signed_int(t.elem);
+    const std::string smax = "static_cast<" + T + ">(" + umax + " >> 1)";
+    switch (kd) {
+      case K::Product: return "static_cast<" + T + ">(1)";
+      case K::Min: return sgn ? smax : umax;
+      case K::Max: return sgn ? "static_cast<" + T + ">(~" + smax + ")" : "static_cast<" + T + ">(0)";
+      case K::And: return "static_cast<" + T + ">(" + umax + ")";
+      default: return "static_cast<" + T + ">(0)";
+    }
+  }
+  std::string round_to(Scalar s, const std::string& e) const {
+    if (s == Scalar::F16) return "en_rh(" + e + ")";
+    if (s == Scalar::BF16) return "en_rb(" + e + ")";
+    return e;
+  }
+
+  // Every lane gathers the values of its simdgroup (quad) with shuffles and
+  // combines the active ones in the CPU backend's order: a full simdgroup's
+  // reduction as a tree over 8 partial results, anything else lane by lane.
+  void reduce_or_scan(const Op& op) {
+    CollectiveInfo ci = collective_info(op.code);
+    const DType& t = op.type;
+    const std::string T = type(t), W = std::to_string(ci.width);
+    const std::string r = name(op.result()), x = name(op.operands[0]);
+    line(T + " " + r + ";");
+    open("");
+    line("const en_u32 en_m = en_active(), en_l = en_flat & 31u, en_b = en_l & ~" + std::to_string(ci.width - 1) +
+         "u;");
+    line(T + " en_v[" + W + "];");
+    line("#pragma unroll");
+    line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) en_v[en_j] = en_shfl(en_m, " + x + ", en_b + en_j);");
+    line(T + " en_acc = " + identity(ci.kind, t) + ";");
+    if (!ci.scan) {
+      bool tree = ci.width == 32 && !divergent_.count(&op) && uniformity_[op.operands[0]] != Uniformity::Uniform;
+      if (tree) {
+        open("if (en_m == 0xffffffffu)");
+        line(T + " en_p[8];");
+        line("for (int en_i = 0; en_i < 8; ++en_i) en_p[en_i] = " + identity(ci.kind, t) + ";");
+        line("for (int en_j = 0; en_j < 32; en_j += 8) for (int en_i = 0; en_i < 8; ++en_i) en_p[en_i] = " +
+             combine(ci.kind, t, "en_p[en_i]", "en_v[en_j + en_i]") + ";");
+        line("for (int en_s = 4; en_s > 0; en_s >>= 1) for (int en_i = 0; en_i < en_s; ++en_i) en_p[en_i] = " +
+             combine(ci.kind, t, "en_p[en_i]", "en_p[en_i + en_s]") + ";");
+        line("en_acc = en_p[0];");
+        close("} else {");
+        ++indent_;
+      }
+      line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) if ((en_m >> (en_b + en_j)) & 1u) en_acc = " +
+           combine(ci.kind, t, "en_acc", "en_v[en_j]") + ";");
+      if (tree) close();
+      line(r + " = " + round_to(t.elem, "en_acc") + ";");
+    } else {
+      const std::string lim = ci.inclusive ? "en_j <= en_l - en_b" : "en_j < en_l - en_b";
+      line("for (en_u32 en_j = 0; " + lim + "; ++en_j) if ((en_m >> (en_b + en_j)) & 1u) en_acc = " +
+           round_to(t.elem, combine(ci.kind, t, "en_acc", "en_v[en_j]")) + ";");
+      line(r + " = en_acc;");
+    }
+    close();
+  }
+
+  // A source lane out of range or inactive gives the thread its own value.
+  void shuffle(const Op& op) {
+    CollectiveInfo ci = collective_info(op.code);
+    using K = CollectiveInfo::Kind;
+    const std::string W = std::to_string(ci.width) + "u";
+    const std::string r = name(op.result()), x = name(op.operands[0]);
+    line(type(op.type) + " " + r + ";");
+    open("");
+    line("const en_u32 en_m = en_active(), en_lane = en_flat & 31u, en_l = en_lane & " + std::to_string(ci.width - 1) +
+         "u, en_b = en_lane - en_l, en_d = " + name(op.operands[1]) + ";");
+    std::string src, ok;
+    switch (ci.kind) {
+      case K::ShuffleUp: ok = "en_d <= en_l"; src = "en_l - en_d"; break;
+      case K::ShuffleDown: ok = "en_d < " + W + " && en_l + en_d < " + W; src = "en_l + en_d"; break;
+      case K::ShuffleXor: ok = "en_d < " + W; src = "en_l ^ en_d"; break;
+      default: ok = "en_d < " + W; src = "en_d"; break;
+    }
+    line("const bool en_ok = " + ok + ";");
+    line("const en_u32 en_s = en_b + (en_ok ? " + src + " : en_l);");
+    line("const " + type(op.type) + " en_r = en_shfl(en_m, " + x + ", en_s);");
+    line(r + " = (en_ok && ((en_m >> en_s) & 1u)) ? en_r : " + x + ";");
+    close();
+  }
+
+  void atomic(const Op& op) {
+    const Scalar e = k_.memory_type(op.attr).elem;
+    const int order = static_cast<int>(op.aux & 15);
+    const bool acquire = order == 1 || order == 3 || order == 4, release = order == 2 || order == 3 || order == 4;
+    const bool f32 = e == Scalar::F32, wide = e == Scalar::I64 || e == Scalar::U64;
+    const std::string T = memory_type(e);
+    const std::string ptr = "&" + mem(op.attr) + "[" + name(op.operands[0]) + "]";
+    // CUDA's atomics take int, unsigned, unsigned long long (and float):
+    // 64-bit signed values go through their unsigned bits except for min/max.
+    const std::string raw = wide ? "unsigned long long" : e == Scalar::I32 ? "int" : e == Scalar::U32 ? "unsigned" : "float";
+    const std::string p = "reinterpret_cast<" + raw + "*>(" + ptr + ")";
+    auto v = [&](size_t i) { return "static_cast<" + raw + ">(" + name(op.operands[i]) + ")"; };
+    const std::string r = op.results.empty() ? "" : name(op.result());
+    auto result = [&](const std::string& call) { line("const " + type(op.type) + " " + r + " = static_cast<" + type(op.type) + ">(" + call + ");"); };
+    if (release) line("__threadfence();");
+    switch (op.code) {
+      case OpCode::AtomicLoad: result("*reinterpret_cast<volatile " + T + "*>(" + ptr + ")"); break;
+      case OpCode::AtomicStore: line("(void)atomicExch(" + p + ", " + v(1) + ");"); break;
+      case OpCode::AtomicExchange: result("atomicExch(" + p + ", " + v(1) + ")"); break;
+      case OpCode::AtomicFetchAdd:
+      case OpCode::AtomicFetchSub: {
+        bool sub = op.code == OpCode::AtomicFetchSub;
+        if (f32) result("en_atomic_addf(" + p + ", " + name(op.operands[1]) + (sub ? ", true)" : ", false)"));
+        else if (sub) result("atomicAdd(" + p + ", static_cast<" + raw + ">(0) - " + v(1) + ")");
+        else result("atomicAdd(" + p + ", " + v(1) + ")");
+        break;
+      }
+      case OpCode::AtomicFetchMin:
+      case OpCode::AtomicFetchMax: {
+        const std::string mt = e == Scalar::I64 ? "long long" : raw;
+        result(std::string(op.code == OpCode::AtomicFetchMin ? "atomicMin(" : "atomicMax(") + "reinterpret_cast<" + mt +
+               "*>(" + ptr + "), static_cast<" + mt + ">(" + name(op.operands[1]) + "))");
+        break;
+      }
+      case OpCode::AtomicFetchAnd: result("atomicAnd(" + p + ", " + v(1) + ")"); break;
+      case OpCode::AtomicFetchOr: result("atomicOr(" + p + ", " + v(1) + ")"); break;
+      case OpCode::AtomicFetchXor: result("atomicXor(" + p + ", " + v(1) + ")"); break;
+      case OpCode::AtomicCompareExchange: {
+        if (f32) {
+          line("const en_u32 en_e" + r + " = __float_as_uint(" + name(op.operands[1]) + ");");
+          line("const bool " + r + " = atomicCAS(reinterpret_cast<en_u32*>(" + ptr + "), en_e" + r +
+               ", __float_as_uint(" + name(op.operands[2]) + ")) == en_e" + r + ";");
+        } else {
+          line("const bool " + r + " = atomicCAS(" + p + ", " + v(1) + ", " + v(2) + ") == " + v(1) + ";");
+        }
+        break;
+      }
+      default: throw KernelError(std::string("internal: no CUDA atomic ") + op.info().name);
+    }
+    if (acquire) line("__threadfence();");
+  }
+
+  void matrix(const Op& op) {
+    uses_matrix_ = true;
+    auto n = [&](size_t i) { return name(op.operands[i]); };
+    switch (op.code) {
+      case OpCode::SimdMatrixFill:
+        line("en_mat " + name(op.result()) + ";");
+        open("");
+        line("const en_u32 en_m = en_active();");
+        line("const float en_x = en_shfl(en_m, static_cast<float>(" + n(0) + "), en_first(en_m));");
+        line("for (int en_i = 0; en_i < 64; ++en_i) " + name(op.result()) + ".v[en_i] = en_x;");
+        close();
+        return;
+      case OpCode::SimdMatrixLoad:
+      case OpCode::SimdMatrixStore: {
+        const bool load = op.code == OpCode::SimdMatrixLoad;
+        const size_t first = load ? 0 : 1;
+        const Scalar e = k_.memory_type(op.attr).elem;
+        const std::string m = load ? name(op.result()) : n(0);
+        if (load) line("en_mat " + m + ";");
+        open("");
+        line("const en_u32 en_m = en_active(), en_f = en_first(en_m);");
+        line("const en_u64 en_o = static_cast<en_u64>(en_shfl(en_m, " + n(first) +
+             ", en_f)), en_p = static_cast<en_u64>(en_shfl(en_m, " + n(first + 1) + ", en_f));");
+        const std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
+        const std::string at = mem(op.attr) + "[" + off + "]";
+        if (load) {
+          line("for (en_u64 en_r = 0; en_r < 8; ++en_r) for (en_u64 en_c = 0; en_c < 8; ++en_c) " + m +
+               ".v[en_r * 8 + en_c] = " + from_memory(e, at) + ";");
+        } else {
+          // The active lanes share the 64 stores out.
+          line("const en_u32 en_c0 = __popc(en_m);");
+          open("for (en_u32 en_i = en_rank(en_m, en_flat & 31u); en_i < 64u; en_i += en_c0)");
+          line("const en_u64 en_r = en_i / 8u, en_c = en_i % 8u;");
+          line(at + " = " + to_memory(e, m + ".v[en_i]") + ";");
+          close();
+          line("en_syncwarp(en_m);");
+        }
+        close();
+        return;
+      }
+      case OpCode::SimdMatrixMultiplyAccumulate: {
+        // d = a * b + c, accumulated in float, rounded to c's dtype.
+        const std::string d = name(op.result());
+        line("en_mat " + d + ";");
+        open("for (int en_r = 0; en_r < 8; ++en_r)");
+        line("float en_acc[8];");
+        line("for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = " + n(2) + ".v[en_r * 8 + en_c];");
+        line("for (int en_k = 0; en_k < 8; ++en_k) for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] += " + n(0) +
+             ".v[en_r * 8 + en_k] * " + n(1) + ".v[en_k * 8 + en_c];");
+        line("for (int en_c = 0; en_c < 8; ++en_c) " + d + ".v[en_r * 8 + en_c] = " +
+             round_to(op.type.elem, "en_acc[en_c]") + ";");
+        close();
+        return;
+      }
+      default: throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
+    }
+  }
+
  private:
   CudaEmitOptions opt_;
   std::map<std::string, std::string> helpers_;
   int temp_ = 0;
+  bool coop_ = false, has_barrier_ = false, uses_matrix_ = false;
+  std::vector<Uniformity> uniformity_;
+  std::set<const Op*> divergent_;
 };
 
 }  // namespace
@@ -468,6 +860,16 @@ std::string cuda_entry_name(const Kernel& k) { return sanitize_identifier(k.name
 int cuda_preferred_groups_per_block(const Kernel& k) {
   // Only ops whose threads never interact: a future barrier, threadgroup
   // memory or simd op must not run several groups in one block unchecked.
+  if (cuda_is_cooperative(k)) return 1;
+  // Narrow elements need more groups for the same bytes in flight.
+  int narrowest = 8;
+  for (const Param& p : k.params)
+    if (p.kind == Param::Kind::Buffer) narrowest = std::min(narrowest, p.type.size_bytes());
+  return narrowest <= 2 ? 8 : 4;
+}
+
+bool cuda_is_cooperative(const Kernel& k) {
+  if (!k.tg_arrays.empty()) return true;
   bool independent = true;
   walk(k.body, [&](const Op& op) {
     switch (op.info().category) {
@@ -481,12 +883,7 @@ int cuda_preferred_groups_per_block(const Kernel& k) {
         independent = false;
     }
   });
-  if (!independent) return 1;
-  // Narrow elements need more groups for the same bytes in flight.
-  int narrowest = 8;
-  for (const Param& p : k.params)
-    if (p.kind == Param::Kind::Buffer) narrowest = std::min(narrowest, p.type.size_bytes());
-  return narrowest <= 2 ? 8 : 4;
+  return !independent;
 }
 
 std::string emit_cuda(const Kernel& k, const CudaEmitOptions& options) {

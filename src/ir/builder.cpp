@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "enigma/ir/const_eval.h"
+#include "enigma/ir/uniformity.h"
 #include "enigma/ir/verifier.h"
 #include "enigma/support/error.h"
 
@@ -425,60 +426,321 @@ ValueId Builder::bitcast(const Operand& a, DType to) {
   return r;
 }
 
-ValueId Builder::load(int param, const Operand& index) {
-  if (param < 0 || param >= static_cast<int>(k_.params.size()) || k_.params[param].kind != Param::Kind::Buffer)
-    fail("load", "not a buffer parameter");
-  const Param& p = k_.params[param];
-  std::string opname = "load from '" + p.name + "'";
-  ValueId vi;
+std::string Builder::memory_op_name(const char* what, int64_t mem) const {
+  if (!k_.valid_memory(mem)) fail(what, "not a buffer parameter or threadgroup array of this kernel");
+  return std::string(what) + (std::string(what) == "load" || std::string(what) == "simdgroup_matrix_load" ? " from '"
+                                                                                                          : " to '") +
+         k_.memory_name(mem) + "'";
+}
+
+ValueId Builder::index_operand(const Operand& index, const std::string& opname) {
   if (index.is_value()) {
     check_visible(index.value, opname.c_str());
     DType ti = k_.type_of(index.value);
     if (!ti.is_scalar() || !is_integer(ti.elem)) fail(opname, "index must be an integer scalar, got " + ti.str());
-    vi = index.value;
-  } else {
-    if (index.literal.kind == Literal::Kind::Float) fail(opname, "index must be an integer, got " + index.literal.str());
-    vi = literal(index.literal);
+    return index.value;
   }
+  if (index.literal.kind == Literal::Kind::Float || index.literal.kind == Literal::Kind::Bool)
+    fail(opname, "index must be an integer, got " + index.literal.str());
+  return literal(index.literal);
+}
+
+// Lanes, offsets, counts: integers converted to uint (the reference's `index`).
+ValueId Builder::uint_operand(const Operand& o, const std::string& opname, const char* what) {
+  const DType u = DType::scalar(Scalar::U32);
+  if (o.is_value()) {
+    check_visible(o.value, opname.c_str());
+    DType t = k_.type_of(o.value);
+    if (!t.is_scalar() || !is_integer(t.elem)) fail(opname, std::string(what) + " must be an integer scalar, got " + t.str());
+    return convert_value(o.value, u);
+  }
+  if (o.literal.kind == Literal::Kind::Float || o.literal.kind == Literal::Kind::Bool)
+    fail(opname, std::string(what) + " must be an integer, got " + o.literal.str());
+  Const c;
+  c.i = o.literal.kind == Literal::Kind::UInt ? static_cast<int64_t>(o.literal.u) : o.literal.i;
+  return constant(u, convert_const(c, Scalar::I64, Scalar::U32));
+}
+
+void Builder::mark_written(int64_t mem) {
+  if (!is_threadgroup_memory(mem)) k_.params[mem].written = true;
+}
+
+ValueId Builder::load(int64_t mem, const Operand& index) {
+  std::string opname = memory_op_name("load", mem);
+  ValueId vi = index_operand(index, opname);
+  const DType t = k_.memory_type(mem);
   Op op;
   op.code = OpCode::Load;
-  op.type = p.type;
-  op.attr = param;
+  op.type = t;
+  op.attr = mem;
   op.operands = {vi};
-  ValueId r = new_value(p.type, current().id);
+  ValueId r = new_value(t, current().id);
   op.results = {r};
   append(std::move(op));
   return r;
 }
 
-void Builder::store(int param, const Operand& index, const Operand& value) {
-  if (param < 0 || param >= static_cast<int>(k_.params.size()) || k_.params[param].kind != Param::Kind::Buffer)
-    fail("store", "not a buffer parameter");
-  Param& p = k_.params[param];
-  std::string opname = "store to '" + p.name + "'";
-  ValueId vi;
-  if (index.is_value()) {
-    check_visible(index.value, opname.c_str());
-    DType ti = k_.type_of(index.value);
-    if (!ti.is_scalar() || !is_integer(ti.elem)) fail(opname, "index must be an integer scalar, got " + ti.str());
-    vi = index.value;
-  } else {
-    if (index.literal.kind == Literal::Kind::Float) fail(opname, "index must be an integer, got " + index.literal.str());
-    vi = literal(index.literal);
-  }
+void Builder::store(int64_t mem, const Operand& index, const Operand& value) {
+  std::string opname = memory_op_name("store", mem);
+  ValueId vi = index_operand(index, opname);
+  const DType t = k_.memory_type(mem);
   if (value.is_value()) {
     check_visible(value.value, opname.c_str());
     DType tv = k_.type_of(value.value);
-    if (tv.is_vector() && p.type.is_scalar())
-      fail(opname, "cannot store a " + tv.str() + " into a buffer of " + p.type.str());
+    if (tv.is_vector() && t.is_scalar()) fail(opname, "cannot store a " + tv.str() + " into memory of " + t.str());
     if (!tv.is_scalar_or_vector()) fail(opname, "cannot store a " + tv.str() + " with an indexed store");
   }
-  ValueId vv = coerce(value, p.type, opname.c_str(), "the stored value");
-  p.written = true;
+  ValueId vv = coerce(value, t, opname.c_str(), "the stored value");
+  mark_written(mem);
   Op op;
   op.code = OpCode::Store;
-  op.attr = param;
+  op.attr = mem;
   op.operands = {vi, vv};
+  append(std::move(op));
+}
+
+// --- cooperative execution -------------------------------------------------
+
+int64_t Builder::threadgroup_alloc(DType elem, uint64_t size, const std::string& name) {
+  if (!elem.is_scalar_or_vector())
+    fail("threadgroup_alloc", "element dtype must be a scalar or vector, got " + elem.str());
+  if (size == 0) fail("threadgroup_alloc", "size must be a positive number of elements, got 0");
+  if (size > (uint64_t{1} << 32)) fail("threadgroup_alloc", "size " + std::to_string(size) + " is absurdly large");
+  for (const Param& p : k_.params)
+    if (p.name == name) fail("threadgroup_alloc", "name '" + name + "' is already a parameter");
+  for (const ThreadgroupArray& a : k_.tg_arrays)
+    if (a.name == name) fail("threadgroup_alloc", "name '" + name + "' is already used");
+  k_.tg_arrays.push_back(ThreadgroupArray{name, elem, size});
+  return threadgroup_memory_id(k_.tg_arrays.size() - 1);
+}
+
+void Builder::barrier(int64_t mem_flags, bool simdgroup) {
+  const char* opname = simdgroup ? "simd_barrier" : "barrier";
+  if (mem_flags != kMemNone && mem_flags != kMemDevice && mem_flags != kMemThreadgroup &&
+      mem_flags != (kMemDevice | kMemThreadgroup) && mem_flags != kMemTexture)
+    fail(opname, "unknown mem_flags value " + std::to_string(mem_flags));
+  Op op;
+  op.code = simdgroup ? OpCode::SimdBarrier : OpCode::Barrier;
+  op.aux = mem_flags;
+  append(std::move(op));
+}
+
+ValueId Builder::collective(OpCode code, const Operand& value, const Operand& lane) {
+  const OpInfo& oi = info(code);
+  const std::string opname = oi.name;
+  if (oi.category != OpCategory::GroupReduce && oi.category != OpCategory::GroupScan &&
+      oi.category != OpCategory::GroupShuffle)
+    fail(opname, "not a simd/quad op");
+  ValueId v = use(value, oi.name);
+  DType t = k_.type_of(v);
+  CollectiveInfo ci = collective_info(code);
+  using K = CollectiveInfo::Kind;
+  bool bitwise = ci.kind == K::And || ci.kind == K::Or || ci.kind == K::Xor;
+  bool shuffle = oi.category == OpCategory::GroupShuffle;
+  Scalar e = t.elem;
+  bool ok = t.is_scalar_or_vector();
+  // What Metal's simd/quad functions accept: shuffles move any numeric value;
+  // arithmetic needs 8-32 bit integers, half or float; bitwise ops integers.
+  if (ok && shuffle) ok = e != Scalar::B1;
+  else if (ok && bitwise) ok = is_integer(e) && info(e).bits <= 32;
+  else if (ok) ok = e == Scalar::F32 || e == Scalar::F16 || (is_integer(e) && info(e).bits <= 32);
+  if (!ok)
+    fail(opname, "no " + opname + " for " + t.str() + (bitwise ? " (needs an integer of at most 32 bits)"
+                                                                : shuffle ? " (needs a numeric value)"
+                                                                          : " (needs float, half or an integer of at "
+                                                                            "most 32 bits)"));
+  Op op;
+  op.code = code;
+  op.type = t;
+  op.operands = {v};
+  if (shuffle) op.operands.push_back(uint_operand(lane, opname, "the lane/delta/mask"));
+  ValueId r = new_value(t, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::atomic(OpCode code, int64_t mem, const Operand& index, const std::vector<Operand>& values,
+                        MemoryOrder order, MemoryOrder failure) {
+  const OpInfo& oi = info(code);
+  if (oi.category != OpCategory::Atomic) fail(oi.name, "not an atomic op");
+  std::string opname = std::string(oi.name) + " on '" + (k_.valid_memory(mem) ? k_.memory_name(mem) : "?") + "'";
+  if (!k_.valid_memory(mem)) fail(opname, "not a buffer parameter or threadgroup array of this kernel");
+  const DType t = k_.memory_type(mem);
+  Scalar e = t.elem;
+  bool is_int = t.is_scalar() && is_integer(e) && (info(e).bits == 32 || info(e).bits == 64);
+  bool is_f32 = t.is_scalar() && e == Scalar::F32;
+  bool float_ok = code == OpCode::AtomicLoad || code == OpCode::AtomicStore || code == OpCode::AtomicExchange ||
+                  code == OpCode::AtomicFetchAdd || code == OpCode::AtomicFetchSub ||
+                  code == OpCode::AtomicCompareExchange;
+  if (!(is_int || (is_f32 && float_ok)))
+    fail(opname, "atomics need a 32- or 64-bit integer element (float: load, store, exchange, add, sub and "
+                 "compare-exchange), got " + t.str());
+  size_t want = code == OpCode::AtomicLoad ? 0 : code == OpCode::AtomicCompareExchange ? 2 : 1;
+  if (values.size() != want) fail(opname, "expected " + std::to_string(want) + " value operand(s)");
+  if (code == OpCode::AtomicLoad && (order == MemoryOrder::Release || order == MemoryOrder::AcqRel))
+    order = MemoryOrder::Acquire;  // a load cannot release
+  if (code == OpCode::AtomicStore && (order == MemoryOrder::Acquire || order == MemoryOrder::AcqRel))
+    order = MemoryOrder::Release;  // a store cannot acquire
+  ValueId vi = index_operand(index, opname);
+  Op op;
+  op.code = code;
+  op.attr = mem;
+  op.aux = static_cast<int64_t>(order) | (static_cast<int64_t>(failure) << 4);
+  op.operands = {vi};
+  for (size_t i = 0; i < values.size(); ++i)
+    op.operands.push_back(coerce(values[i], t, opname.c_str(), i == 0 && want == 2 ? "the expected value" : "the value"));
+  mark_written(mem);
+  if (code == OpCode::AtomicStore) {
+    append(std::move(op));
+    return kNoValue;
+  }
+  op.type = code == OpCode::AtomicCompareExchange ? DType::scalar(Scalar::B1) : t;
+  ValueId r = new_value(op.type, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+static bool matrix_elem_ok(const DType& m) {
+  return m.kind == DType::Kind::SimdMatrix && m.rows == 8 && m.cols == 8 &&
+         (m.elem == Scalar::F32 || m.elem == Scalar::F16 || m.elem == Scalar::BF16);
+}
+
+ValueId Builder::simd_matrix_load(int64_t mem, const Operand& origin, const Operand& elements_per_row, DType matrix,
+                                  bool transpose) {
+  std::string opname = memory_op_name("simdgroup_matrix_load", mem);
+  if (!matrix_elem_ok(matrix)) fail(opname, "needs an 8x8 matrix of float, half or bfloat, got " + matrix.str());
+  const DType t = k_.memory_type(mem);
+  if (!t.is_scalar() || t.elem != matrix.elem)
+    fail(opname, "the memory holds " + t.str() + " but the matrix is " + matrix.str() + " (element types must match)");
+  Op op;
+  op.code = OpCode::SimdMatrixLoad;
+  op.type = matrix;
+  op.attr = mem;
+  op.aux = transpose ? 1 : 0;
+  op.operands = {uint_operand(origin, opname, "the origin"), uint_operand(elements_per_row, opname, "elements_per_row")};
+  ValueId r = new_value(matrix, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+void Builder::simd_matrix_store(ValueId matrix, int64_t mem, const Operand& origin, const Operand& elements_per_row,
+                                bool transpose) {
+  std::string opname = memory_op_name("simdgroup_matrix_store", mem);
+  check_visible(matrix, opname.c_str());
+  const DType m = k_.type_of(matrix);
+  if (m.kind != DType::Kind::SimdMatrix) fail(opname, "expected a simdgroup matrix, got " + m.str());
+  const DType t = k_.memory_type(mem);
+  if (!t.is_scalar() || t.elem != m.elem)
+    fail(opname, "the memory holds " + t.str() + " but the matrix is " + m.str() + " (element types must match)");
+  Op op;
+  op.code = OpCode::SimdMatrixStore;
+  op.attr = mem;
+  op.aux = transpose ? 1 : 0;
+  op.operands = {matrix, uint_operand(origin, opname, "the origin"),
+                 uint_operand(elements_per_row, opname, "elements_per_row")};
+  mark_written(mem);
+  append(std::move(op));
+}
+
+ValueId Builder::simd_matrix_fill(const Operand& value, DType matrix) {
+  const char* opname = "make_filled_simdgroup_matrix";
+  if (!matrix_elem_ok(matrix)) fail(opname, "needs an 8x8 matrix of float, half or bfloat, got " + matrix.str());
+  if (value.is_value() && !k_.type_of(value.value).is_scalar())
+    fail(opname, "the fill value must be a scalar, got " + k_.type_of(value.value).str());
+  ValueId v = coerce(value, DType::scalar(matrix.elem), opname, "the fill value");
+  Op op;
+  op.code = OpCode::SimdMatrixFill;
+  op.type = matrix;
+  op.operands = {v};
+  ValueId r = new_value(matrix, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::simd_matrix_mma(ValueId a, ValueId b, ValueId c) {
+  const char* opname = "simdgroup_multiply_accumulate";
+  for (ValueId v : {a, b, c}) {
+    check_visible(v, opname);
+    if (!matrix_elem_ok(k_.type_of(v))) fail(opname, "operands must be 8x8 simdgroup matrices, got " + k_.type_of(v).str());
+  }
+  const DType t = k_.type_of(c);
+  Op op;
+  op.code = OpCode::SimdMatrixMultiplyAccumulate;
+  op.type = t;
+  op.operands = {a, b, c};
+  ValueId r = new_value(t, current().id);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::async_copy_1d(int64_t dst, const Operand& dst_offset, int64_t src, const Operand& src_offset,
+                               const Operand& count) {
+  std::string opname = "async_copy_1d";
+  if (!k_.valid_memory(dst) || !k_.valid_memory(src))
+    fail(opname, "source and destination must be buffer parameters or threadgroup arrays of this kernel");
+  opname += " from '" + k_.memory_name(src) + "' to '" + k_.memory_name(dst) + "'";
+  if (is_threadgroup_memory(dst) == is_threadgroup_memory(src))
+    fail(opname, "copies go between device memory and threadgroup memory (one of each)");
+  if (k_.memory_type(dst) != k_.memory_type(src))
+    fail(opname, "element types differ: " + k_.memory_type(src).str() + " vs " + k_.memory_type(dst).str());
+  Op op;
+  op.code = OpCode::AsyncCopy1D;
+  op.type = DType::scalar(Scalar::I64);
+  op.attr = dst;
+  op.aux = src;
+  op.operands = {uint_operand(dst_offset, opname, "dst_offset"), uint_operand(src_offset, opname, "src_offset"),
+                 uint_operand(count, opname, "count")};
+  mark_written(dst);
+  ValueId r = new_value(op.type, current().id);
+  async_events_.insert(r);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+ValueId Builder::async_copy_2d(int64_t dst, const Operand& dst_offset, const Operand& dst_elements_per_row, int64_t src,
+                               const Operand& src_offset, const Operand& src_elements_per_row,
+                               const Operand& tile_cols, const Operand& tile_rows) {
+  std::string opname = "async_copy_2d";
+  if (!k_.valid_memory(dst) || !k_.valid_memory(src))
+    fail(opname, "source and destination must be buffer parameters or threadgroup arrays of this kernel");
+  opname += " from '" + k_.memory_name(src) + "' to '" + k_.memory_name(dst) + "'";
+  if (is_threadgroup_memory(dst) == is_threadgroup_memory(src))
+    fail(opname, "copies go between device memory and threadgroup memory (one of each)");
+  if (k_.memory_type(dst) != k_.memory_type(src))
+    fail(opname, "element types differ: " + k_.memory_type(src).str() + " vs " + k_.memory_type(dst).str());
+  Op op;
+  op.code = OpCode::AsyncCopy2D;
+  op.type = DType::scalar(Scalar::I64);
+  op.attr = dst;
+  op.aux = src;
+  op.operands = {uint_operand(dst_offset, opname, "dst_offset"),
+                 uint_operand(dst_elements_per_row, opname, "dst_elements_per_row"),
+                 uint_operand(src_offset, opname, "src_offset"),
+                 uint_operand(src_elements_per_row, opname, "src_elements_per_row"),
+                 uint_operand(tile_cols, opname, "tile_cols"), uint_operand(tile_rows, opname, "tile_rows")};
+  mark_written(dst);
+  ValueId r = new_value(op.type, current().id);
+  async_events_.insert(r);
+  op.results = {r};
+  append(std::move(op));
+  return r;
+}
+
+void Builder::async_wait(const std::vector<ValueId>& events) {
+  for (ValueId e : events) {
+    check_visible(e, "async_copy_wait");
+    if (k_.type_of(e) != DType::scalar(Scalar::I64) || !async_events_.count(e))
+      fail("async_copy_wait", "expects events returned by async_copy_* calls");
+  }
+  Op op;
+  op.code = OpCode::AsyncWait;
+  op.operands = events;
   append(std::move(op));
 }
 
@@ -662,9 +924,11 @@ Kernel Builder::finish() {
   if (!stack_.empty())
     fail(stack_.back().what, "region still open at the end of the kernel (a with-block was not closed)");
   verify(k_);
+  check_sync_uniformity(k_);
   Kernel out = std::move(k_);
   k_ = Kernel{};
   stack_.clear();
+  async_events_.clear();
   loc_ = 0;
   return out;
 }

@@ -152,13 +152,14 @@ struct OpKey {
   OpCode code;
   DType type;
   int64_t attr;
+  int64_t aux;
   int dim;
   int64_t ci;
   uint64_t cf_bits;
   std::vector<ValueId> operands;
   bool operator<(const OpKey& o) const {
     auto t = [](const OpKey& k) {
-      return std::tie(k.code, k.type.kind, k.type.elem, k.type.lanes, k.type.rows, k.type.cols, k.attr, k.dim, k.ci,
+      return std::tie(k.code, k.type.kind, k.type.elem, k.type.lanes, k.type.rows, k.type.cols, k.attr, k.aux, k.dim, k.ci,
                       k.cf_bits, k.operands);
     };
     return t(*this) < t(o);
@@ -177,7 +178,7 @@ class Cse {
   OpKey key(const Op& op) const {
     uint64_t bits = 0;
     std::memcpy(&bits, &op.value.f, sizeof bits);
-    return OpKey{op.code, op.type, op.attr, op.dim, op.value.i, bits, op.operands};
+    return OpKey{op.code, op.type, op.attr, op.aux, op.dim, op.value.i, bits, op.operands};
   }
 
   void region(Region& r) {

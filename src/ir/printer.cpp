@@ -43,6 +43,8 @@ class Printer {
       out_ << p.name << ": " << (p.kind == Param::Kind::Buffer ? "device " + p.type.str() + "*" : p.type.str());
     }
     out_ << ") {\n";
+    for (const ThreadgroupArray& a : k_.tg_arrays)
+      out_ << "  threadgroup " << a.name << ": " << a.type.str() << "[" << a.size << "]\n";
     region(k_.body, 1);
     out_ << "}\n";
     return out_.str();
@@ -99,12 +101,45 @@ class Printer {
              << k_.type_of(op.operands[0]).str() << " to " << op.type.str();
         break;
       case OpCategory::Load:
-        out_ << n(op.result()) << " = load " << k_.params[op.attr].name << "[" << n(op.operands[0]) << "] : "
+        out_ << n(op.result()) << " = load " << k_.memory_name(op.attr) << "[" << n(op.operands[0]) << "] : "
              << op.type.str();
         break;
       case OpCategory::Store:
-        out_ << "store " << k_.params[op.attr].name << "[" << n(op.operands[0]) << "], " << n(op.operands[1])
-             << " : " << k_.params[op.attr].type.str();
+        out_ << "store " << k_.memory_name(op.attr) << "[" << n(op.operands[0]) << "], " << n(op.operands[1])
+             << " : " << k_.memory_type(op.attr).str();
+        break;
+      case OpCategory::Barrier:
+        out_ << oi.name << " " << mem_flags_name(op.aux);
+        break;
+      case OpCategory::Atomic:
+        if (!op.results.empty()) out_ << n(op.result()) << " = ";
+        out_ << oi.name << " " << k_.memory_name(op.attr) << "[" << n(op.operands[0]) << "]";
+        if (op.operands.size() > 1) out_ << ", " << list(op.operands, 1);
+        out_ << " " << name(static_cast<MemoryOrder>(op.aux & 15));
+        if (op.code == OpCode::AtomicCompareExchange) out_ << " " << name(static_cast<MemoryOrder>((op.aux >> 4) & 15));
+        out_ << " : " << k_.memory_type(op.attr).str();
+        break;
+      case OpCategory::MatrixLoad:
+        out_ << n(op.result()) << " = enigma." << oi.name << " " << k_.memory_name(op.attr) << "[" << n(op.operands[0])
+             << "], " << n(op.operands[1]) << (op.aux ? " transpose" : "") << " : vector<8x8x"
+             << info(op.type.elem).short_name << ">";
+        break;
+      case OpCategory::MatrixStore:
+        out_ << "enigma." << oi.name << " " << n(op.operands[0]) << ", " << k_.memory_name(op.attr) << "["
+             << n(op.operands[1]) << "], " << n(op.operands[2]) << (op.aux ? " transpose" : "");
+        break;
+      case OpCategory::MatrixFill:
+      case OpCategory::MatrixMma:
+        out_ << n(op.result()) << " = enigma." << oi.name << " " << list(op.operands) << " : vector<8x8x"
+             << info(op.type.elem).short_name << ">";
+        break;
+      case OpCategory::AsyncCopy:
+        out_ << n(op.result()) << " = " << oi.name << " " << k_.memory_name(op.attr) << " <- " << k_.memory_name(op.aux)
+             << " (" << list(op.operands) << ") : " << op.type.str();
+        break;
+      case OpCategory::AsyncWait:
+        out_ << oi.name;
+        if (!op.operands.empty()) out_ << " " << list(op.operands);
         break;
       case OpCategory::For: {
         const Region& body = op.regions[0];

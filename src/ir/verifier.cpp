@@ -21,6 +21,9 @@ class Verifier {
       if (p.kind == Param::Kind::Buffer && !p.type.is_scalar_or_vector())
         fail(nullptr, "parameter '" + p.name + "' has element dtype " + p.type.str());
     }
+    for (const ThreadgroupArray& a : k_.tg_arrays)
+      if (!a.type.is_scalar_or_vector() || a.size == 0)
+        fail(nullptr, "threadgroup array '" + a.name + "' must hold at least one scalar or vector element");
     region(k_.body, /*terminator=*/nullptr);
   }
 
@@ -144,20 +147,78 @@ class Verifier {
         break;
       case OpCategory::Load:
       case OpCategory::Store: {
-        expect(op, op.attr >= 0 && op.attr < static_cast<int64_t>(k_.params.size()) &&
-                       k_.params[op.attr].kind == Param::Kind::Buffer,
-               "does not name a buffer parameter");
+        expect(op, k_.valid_memory(op.attr), "does not name a buffer parameter or threadgroup array");
         const DType& idx = operand(0);
         expect(op, idx.is_scalar() && is_integer(idx.elem), "index must be an integer scalar");
         if (oi.category == OpCategory::Load) {
           single_result();
-          expect(op, op.type == k_.params[op.attr].type, "result must have the buffer's element dtype");
+          expect(op, op.type == k_.memory_type(op.attr), "result must have the memory's element dtype");
         } else {
           expect(op, op.results.empty(), "store has no result");
-          expect(op, operand(1) == k_.params[op.attr].type, "stored value must have the buffer's element dtype");
+          expect(op, operand(1) == k_.memory_type(op.attr), "stored value must have the memory's element dtype");
         }
         break;
       }
+      case OpCategory::Barrier:
+        expect(op, op.results.empty(), "barriers have no result");
+        break;
+      case OpCategory::GroupReduce:
+      case OpCategory::GroupScan:
+      case OpCategory::GroupShuffle:
+        single_result();
+        expect(op, operand(0) == op.type && op.type.is_scalar_or_vector(), "value and result dtypes must match");
+        if (oi.category == OpCategory::GroupShuffle)
+          expect(op, operand(1) == DType::scalar(Scalar::U32), "lane operand must be uint");
+        break;
+      case OpCategory::Atomic: {
+        expect(op, k_.valid_memory(op.attr), "does not name a buffer parameter or threadgroup array");
+        const DType& mt = k_.memory_type(op.attr);
+        expect(op, operand(0).is_scalar() && is_integer(operand(0).elem), "index must be an integer scalar");
+        for (size_t i = 1; i < op.operands.size(); ++i) expect(op, operand(i) == mt, "values must have the memory's dtype");
+        if (op.code == OpCode::AtomicStore) expect(op, op.results.empty(), "atomic_store has no result");
+        else {
+          single_result();
+          expect(op, op.type == (op.code == OpCode::AtomicCompareExchange ? DType::scalar(Scalar::B1) : mt),
+                 "wrong result dtype");
+        }
+        break;
+      }
+      case OpCategory::MatrixLoad:
+      case OpCategory::MatrixStore: {
+        expect(op, k_.valid_memory(op.attr), "does not name a buffer parameter or threadgroup array");
+        size_t first = oi.category == OpCategory::MatrixStore ? 1 : 0;
+        const DType& m = oi.category == OpCategory::MatrixStore ? operand(0) : op.type;
+        expect(op, m.kind == DType::Kind::SimdMatrix && k_.memory_type(op.attr) == DType::scalar(m.elem),
+               "matrix and memory element dtypes must match");
+        expect(op, operand(first) == DType::scalar(Scalar::U32) && operand(first + 1) == DType::scalar(Scalar::U32),
+               "origin and elements_per_row must be uint");
+        if (oi.category == OpCategory::MatrixLoad) single_result();
+        else expect(op, op.results.empty(), "store has no result");
+        break;
+      }
+      case OpCategory::MatrixFill:
+        single_result();
+        expect(op, op.type.kind == DType::Kind::SimdMatrix && operand(0) == DType::scalar(op.type.elem),
+               "fill value must be a scalar of the matrix's element dtype");
+        break;
+      case OpCategory::MatrixMma:
+        single_result();
+        for (size_t i = 0; i < 3; ++i) expect(op, operand(i).kind == DType::Kind::SimdMatrix, "operands must be matrices");
+        expect(op, operand(2) == op.type, "result dtype must be the accumulator's");
+        break;
+      case OpCategory::AsyncCopy:
+        single_result();
+        expect(op, k_.valid_memory(op.attr) && k_.valid_memory(op.aux) &&
+                       is_threadgroup_memory(op.attr) != is_threadgroup_memory(op.aux),
+               "copies between a buffer parameter and a threadgroup array");
+        expect(op, k_.memory_type(op.attr) == k_.memory_type(op.aux), "element dtypes differ");
+        expect(op, op.type == DType::scalar(Scalar::I64), "events are i64");
+        for (size_t i = 0; i < op.operands.size(); ++i) expect(op, operand(i) == DType::scalar(Scalar::U32), "operands must be uint");
+        break;
+      case OpCategory::AsyncWait:
+        expect(op, op.results.empty(), "async_copy_wait has no result");
+        for (size_t i = 0; i < op.operands.size(); ++i) expect(op, operand(i) == DType::scalar(Scalar::I64), "expects events");
+        break;
       case OpCategory::For: {
         expect(op, op.operands.size() >= 3, "needs lo, hi, step");
         const Region& body = op.regions[0];

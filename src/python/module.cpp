@@ -221,6 +221,7 @@ NB_MODULE(_core, m) {
           out.append(nb::make_tuple(p.name, p.kind == Param::Kind::Buffer ? "buffer" : "scalar", p.type.str(), p.written));
         return out;
       })
+      .def_prop_ro("threadgroup_memory_bytes", &Kernel::threadgroup_memory_bytes)
       .def_prop_ro("num_ops", [](const Kernel& k) {
         size_t n = 0;
         walk(k.body, [&](const Op&) { ++n; });
@@ -309,10 +310,67 @@ NB_MODULE(_core, m) {
       .def("local_store", [](Builder& b, int a, nb::handle idx, nb::handle v) {
         b.local_store(a, to_operand(idx), to_operand(v));
       })
-      .def("load", [](Builder& b, int param, nb::handle idx) { return b.load(param, to_operand(idx)); })
-      .def("store", [](Builder& b, int param, nb::handle idx, nb::handle v) {
-        b.store(param, to_operand(idx), to_operand(v));
+      .def("load", [](Builder& b, int64_t mem, nb::handle idx) { return b.load(mem, to_operand(idx)); })
+      .def("store", [](Builder& b, int64_t mem, nb::handle idx, nb::handle v) {
+        b.store(mem, to_operand(idx), to_operand(v));
       })
+      // ---- cooperative execution ----
+      .def("threadgroup_alloc", [](Builder& b, const std::string& t, uint64_t size, const std::string& name) {
+        return b.threadgroup_alloc(dtype_arg(t, "threadgroup_alloc"), size, name);
+      })
+      .def("barrier", [](Builder& b, const std::string& flags, bool simd) {
+        int64_t f = 0;
+        if (!parse_mem_flags(flags, &f))
+          b.fail(simd ? "simd_barrier" : "barrier", "unknown mem_flags '" + flags + "'; expected one of mem_none, "
+                 "mem_device, mem_threadgroup, mem_device_and_threadgroup, mem_texture");
+        b.barrier(f, simd);
+      })
+      .def("collective", [](Builder& b, const std::string& op, nb::handle v, nb::handle lane) {
+        for (int i = 0; i < num_opcodes(); ++i) {
+          const OpInfo& oi = info(static_cast<OpCode>(i));
+          if (op == oi.name && (oi.category == OpCategory::GroupReduce || oi.category == OpCategory::GroupScan ||
+                                oi.category == OpCategory::GroupShuffle))
+            return b.collective(oi.code, to_operand(v), lane.is_none() ? Operand() : to_operand(lane));
+        }
+        b.fail(op, "unknown simd/quad op");
+      }, "op"_a, "value"_a, "lane"_a = nb::none())
+      .def("atomic", [](Builder& b, const std::string& op, int64_t mem, nb::handle idx, const nb::list& values,
+                        const std::string& order, const std::string& failure) {
+        MemoryOrder o, f;
+        if (!parse_memory_order(order, &o))
+          b.fail(op, "unknown memory order '" + order + "'; expected relaxed, acquire, release, acq_rel or seq_cst");
+        if (!parse_memory_order(failure, &f))
+          b.fail(op, "unknown failure order '" + failure + "'; expected relaxed, acquire, release, acq_rel or seq_cst");
+        for (int i = 0; i < num_opcodes(); ++i) {
+          const OpInfo& oi = info(static_cast<OpCode>(i));
+          if (op == oi.name && oi.category == OpCategory::Atomic) {
+            ValueId r = b.atomic(oi.code, mem, to_operand(idx), to_operands(values), o, f);
+            return r == kNoValue ? nb::object(nb::none()) : nb::object(nb::int_(r));
+          }
+        }
+        b.fail(op, "unknown atomic op");
+      })
+      .def("simd_matrix_load", [](Builder& b, int64_t mem, nb::handle origin, nb::handle epr, const std::string& t,
+                                  bool transpose) {
+        return b.simd_matrix_load(mem, to_operand(origin), to_operand(epr), dtype_arg(t, "simdgroup_matrix_load"),
+                                  transpose);
+      })
+      .def("simd_matrix_store", [](Builder& b, ValueId m, int64_t mem, nb::handle origin, nb::handle epr, bool transpose) {
+        b.simd_matrix_store(m, mem, to_operand(origin), to_operand(epr), transpose);
+      })
+      .def("simd_matrix_fill", [](Builder& b, nb::handle v, const std::string& t) {
+        return b.simd_matrix_fill(to_operand(v), dtype_arg(t, "make_filled_simdgroup_matrix"));
+      })
+      .def("simd_matrix_mma", &Builder::simd_matrix_mma)
+      .def("async_copy_1d", [](Builder& b, int64_t dst, nb::handle doff, int64_t src, nb::handle soff, nb::handle n) {
+        return b.async_copy_1d(dst, to_operand(doff), src, to_operand(soff), to_operand(n));
+      })
+      .def("async_copy_2d", [](Builder& b, int64_t dst, nb::handle doff, nb::handle depr, int64_t src, nb::handle soff,
+                               nb::handle sepr, nb::handle cols, nb::handle rows) {
+        return b.async_copy_2d(dst, to_operand(doff), to_operand(depr), src, to_operand(soff), to_operand(sepr),
+                               to_operand(cols), to_operand(rows));
+      })
+      .def("async_wait", &Builder::async_wait)
       .def("begin_for", [](Builder& b, nb::handle lo, nb::handle hi, nb::handle step, const std::string& iv,
                            const nb::list& inits) {
         auto t = parse_dtype(iv);

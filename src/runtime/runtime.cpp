@@ -367,6 +367,15 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
       throw err(what + " is " + std::to_string(sz) + " bytes, not a whole number of " + p.type.str() +
                 " elements (" + std::to_string(elem) + " bytes each) for parameter '" + p.name + "'");
   }
+  const uint64_t tg_bytes = k.threadgroup_memory_bytes();
+  if (tg_bytes > caps.max_threadgroup_memory) {
+    std::string arrays;
+    for (const ThreadgroupArray& a : k.tg_arrays)
+      arrays += (arrays.empty() ? "" : ", ") + a.name + ": " + a.type.str() + "[" + std::to_string(a.size) + "]";
+    throw err("uses " + std::to_string(tg_bytes) + " bytes of threadgroup memory (" + arrays +
+              "), more than the device allows (" + std::to_string(caps.max_threadgroup_memory) + " bytes on " +
+              device_->name() + ")");
+  }
   program_ = kernel_->program(*device_, constant_values(k, constants, api_));
   buffers_.resize(P);
   args_.resize(P);

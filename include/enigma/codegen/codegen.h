@@ -54,6 +54,14 @@ std::string cuda_entry_name(const Kernel& k);
 // The groups_per_block worth using for large grids of this kernel; 1 when
 // its threadgroups must run one per block.
 int cuda_preferred_groups_per_block(const Kernel& k);
+// Kernels whose threads interact (threadgroup memory, barriers, simd/quad
+// ops, atomics, simdgroup matrices, async copies) take a different frame:
+// launch each threadgroup as a 1-D block of threads.x * threads.y *
+// threads.z threads, append u32 threads_x, threads_y, threads_z to the
+// parameters, and pass k.threadgroup_memory_bytes() of dynamic shared memory.
+// Warps are then exactly Metal's simdgroups (32 consecutive threads of the
+// index flattened with the edge group's real sizes).
+bool cuda_is_cooperative(const Kernel& k);
 // NVRTC options every generated CUDA file is compiled with (plus the
 // architecture); the emitter also writes them into the file's header.
 const std::vector<std::string>& cuda_nvrtc_options();

@@ -17,11 +17,15 @@ typedef struct EnigmaCpuLaunch {
   /* Debug mode: the first out-of-bounds access is reported here and skipped. */
   int32_t* error_flag;
   uint64_t* error_info;          /* {param, index, is_store, x, y, z} */
+  /* Per-worker scratch of at least `bytes` (64-byte aligned, zeroed when it
+     grows; null if out of memory): threadgroup memory and per-thread state
+     of cooperative kernels. Owned by the runtime, reused across launches. */
+  void* (*scratch)(uint64_t bytes);
 } EnigmaCpuLaunch;
 
 typedef void (*EnigmaCpuEntry)(const EnigmaCpuLaunch* launch, uint64_t tg_begin, uint64_t tg_end);
 
-#define ENIGMA_CPU_ABI_VERSION 1
+#define ENIGMA_CPU_ABI_VERSION 2
 
 #ifdef __cplusplus
 }

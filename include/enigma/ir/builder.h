@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "enigma/ir/ir.h"
@@ -66,9 +67,32 @@ class Builder {
   ValueId convert(const Operand& a, DType to);
   ValueId bitcast(const Operand& a, DType to);
 
-  // Device buffers, by parameter index.
-  ValueId load(int param, const Operand& index);
-  void store(int param, const Operand& index, const Operand& value);
+  // Indexed memory access by memory id: a buffer parameter's index, or a
+  // threadgroup array's id (threadgroup_alloc).
+  ValueId load(int64_t mem, const Operand& index);
+  void store(int64_t mem, const Operand& index, const Operand& value);
+
+  // ---- cooperative execution (SEMANTICS 4) ----
+  // Declares `threadgroup T name[size]` at kernel scope; returns its memory id.
+  int64_t threadgroup_alloc(DType elem, uint64_t size, const std::string& name);
+  void barrier(int64_t mem_flags, bool simdgroup = false);
+  // Simd/quad reductions and scans (value), shuffles (value, lane).
+  ValueId collective(OpCode op, const Operand& value, const Operand& lane = Operand());
+  // Atomic*: `values` is {} (load), {value}, or {expected, desired} (compare-exchange).
+  ValueId atomic(OpCode op, int64_t mem, const Operand& index, const std::vector<Operand>& values,
+                 MemoryOrder order = MemoryOrder::Relaxed, MemoryOrder failure = MemoryOrder::Relaxed);
+  ValueId simd_matrix_load(int64_t mem, const Operand& origin, const Operand& elements_per_row, DType matrix,
+                           bool transpose = false);
+  void simd_matrix_store(ValueId matrix, int64_t mem, const Operand& origin, const Operand& elements_per_row,
+                         bool transpose = false);
+  ValueId simd_matrix_fill(const Operand& value, DType matrix);
+  ValueId simd_matrix_mma(ValueId a, ValueId b, ValueId c);
+  ValueId async_copy_1d(int64_t dst, const Operand& dst_offset, int64_t src, const Operand& src_offset,
+                        const Operand& count);
+  ValueId async_copy_2d(int64_t dst, const Operand& dst_offset, const Operand& dst_elements_per_row, int64_t src,
+                        const Operand& src_offset, const Operand& src_elements_per_row, const Operand& tile_cols,
+                        const Operand& tile_rows);
+  void async_wait(const std::vector<ValueId>& events);
 
   // ---- the per-thread language (src/ir/lang.cpp) ----
   // A Math op of ops.def (sqrt, imin, dot, pack_..., transpose, ...): operands
@@ -140,12 +164,17 @@ class Builder {
   void check_local(int array, const std::string& op) const;
   void check_visible(ValueId v, const char* op) const;
   void check_int_fits(const Literal& l, DType t, const char* op) const;
+  std::string memory_op_name(const char* what, int64_t mem) const;
+  ValueId index_operand(const Operand& index, const std::string& opname);
+  ValueId uint_operand(const Operand& o, const std::string& opname, const char* what);
+  void mark_written(int64_t mem);
   std::vector<ValueId> close_region_with_yield(const std::vector<Operand>& yields,
                                                const std::vector<DType>& types, const char* op);
 
   Kernel k_;
   uint32_t loc_ = 0;
   std::vector<Open> stack_;
+  std::unordered_set<ValueId> async_events_;
 };
 
 }  // namespace enigma

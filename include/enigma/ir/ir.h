@@ -26,7 +26,10 @@ enum class OpCategory : uint8_t {
   Constant, Param, ThreadQuery, Arith, Bitwise, Shift, Negate, BitNot, Compare, Select,
   Convert, Bitcast, Load, Store, For, If, While, Terminator,
   // the per-thread language (ops.def, second section)
-  Math, MatMul, VecMake, VecExtract, MatMake, MatColumn, FuncConst, LoadIf, LocalAlloc, LocalLoad, LocalStore
+  Math, MatMul, VecMake, VecExtract, MatMake, MatColumn, FuncConst, LoadIf, LocalAlloc, LocalLoad, LocalStore,
+  // cooperative execution
+  Barrier, GroupReduce, GroupScan, GroupShuffle, Atomic, MatrixLoad, MatrixStore, MatrixFill, MatrixMma,
+  AsyncCopy, AsyncWait
 };
 
 enum class OpEffect : uint8_t { Pure, Reads, Writes };
@@ -118,7 +121,8 @@ struct Op {
   std::vector<ValueId> results;
   std::vector<Region> regions;
   Const value;                    // Constant
-  int64_t attr = 0;               // Cmp: CmpPred; ThreadQuery: query; Param/Load/Store: memory id
+  int64_t attr = 0;               // Cmp: CmpPred; ThreadQuery: query; Param: index; memory ops: memory id
+  int64_t aux = 0;                // Barrier: MemFlags; Atomic: orders; matrices: transpose; AsyncCopy: source
   int dim = 0;                    // ThreadQuery: 0..2
   uint32_t loc = 0;               // index into Kernel::locations (0 = unknown)
 
@@ -155,9 +159,22 @@ struct Param {
   bool written = false;  // some store targets it (filled by analysis)
 };
 
+// A threadgroup array: shared by the threads of one threadgroup, alive
+// while the group runs. Memory ops name it by memory id -1 - index.
+struct ThreadgroupArray {
+  std::string name;
+  DType type;
+  uint64_t size = 0;  // elements
+};
+
+inline bool is_threadgroup_memory(int64_t mem) { return mem < 0; }
+inline int64_t threadgroup_memory_id(size_t index) { return -1 - static_cast<int64_t>(index); }
+inline size_t threadgroup_array_index(int64_t mem) { return static_cast<size_t>(-1 - mem); }
+
 struct Kernel {
   std::string name;
   std::vector<Param> params;
+  std::vector<ThreadgroupArray> tg_arrays;
   Region body;
   std::vector<ValueInfo> values;
   std::vector<Location> locations{Location{}};
@@ -169,7 +186,40 @@ struct Kernel {
   const Location& location(const Op& op) const { return locations.at(op.loc); }
   int num_buffer_params() const;
   int num_scalar_params() const;
+  // Memory ids: a buffer parameter (>= 0) or a threadgroup array (< 0).
+  bool valid_memory(int64_t mem) const;
+  const std::string& memory_name(int64_t mem) const;
+  const DType& memory_type(int64_t mem) const;
+  // Bytes of threadgroup memory one group needs (each array 16-byte aligned).
+  uint64_t threadgroup_memory_bytes() const;
 };
+
+// barrier(mem_flags=...): the reference's names and values.
+enum MemFlags : int64_t { kMemNone = 0, kMemDevice = 1, kMemThreadgroup = 2, kMemTexture = 4 };
+bool parse_mem_flags(std::string_view s, int64_t* out);
+std::string mem_flags_name(int64_t flags);
+
+// Atomic memory orders (reference: relaxed 0 .. acq_rel 3; seq_cst added).
+enum class MemoryOrder : uint8_t { Relaxed, Acquire, Release, AcqRel, SeqCst };
+bool parse_memory_order(std::string_view s, MemoryOrder* out);
+const char* name(MemoryOrder o);
+
+// What a collective (simd/quad) op computes.
+struct CollectiveInfo {
+  enum class Kind : uint8_t { Sum, Product, Min, Max, And, Or, Xor, Shuffle, ShuffleUp, ShuffleDown, ShuffleXor,
+                              Broadcast };
+  Kind kind = Kind::Sum;
+  int width = 32;          // lanes: 32 (simdgroup) or 4 (quad)
+  bool scan = false;
+  bool inclusive = false;  // scans
+};
+CollectiveInfo collective_info(OpCode code);
+
+// Ops executed by a whole threadgroup or simdgroup together: barriers,
+// simd/quad ops, simdgroup matrix ops, async copies and waits.
+bool is_sync(const Op& op);
+// True when op is a sync op or owns a region that (transitively) holds one.
+bool contains_sync(const Op& op);
 
 // Walks every op of a region tree in program order (pre-order).
 template <class F>

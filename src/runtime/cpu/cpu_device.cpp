@@ -25,11 +25,14 @@ namespace {
 
 // Flags for generated kernels: C++20 semantics plus wrapping signed overflow
 // (GPU integer arithmetic wraps) and no FMA contraction (results match the
-// float64 references bit-for-bit where IEEE allows).
+// float64 references bit-for-bit where IEEE allows). -fopenmp-simd enables
+// only `#pragma omp simd` (no OpenMP runtime): it lets GCC vectorise a thread
+// loop across threads even when the body holds loops (outer-loop
+// vectorisation), which plain auto-vectorisation does not attempt.
 const std::vector<std::string>& kernel_flags() {
   static const std::vector<std::string> flags = {
       "-std=c++20", "-O3", "-march=native", "-shared", "-fPIC", "-fwrapv", "-ffp-contract=off",
-      "-fno-math-errno", "-fvisibility=hidden", "-w"};
+      "-fno-math-errno", "-fvisibility=hidden", "-fopenmp-simd", "-w"};
   return flags;
 }
 
@@ -66,6 +69,26 @@ uint64_t physical_memory_bytes() {
   long page = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return uint64_t{1} << 34;
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+}
+
+// Scratch of cooperative kernels, one per worker thread, kept for the next
+// launch (no allocation per threadgroup or per launch once warm). It lives in
+// the runtime, not in the kernels' libraries, which may be unloaded first.
+void* worker_scratch(uint64_t bytes) {
+  struct Scratch {
+    void* p = nullptr;
+    uint64_t n = 0;
+    ~Scratch() { std::free(p); }
+  };
+  static thread_local Scratch s;
+  if (s.n < bytes) {
+    std::free(s.p);
+    size_t alloc = static_cast<size_t>((bytes + 63) / 64 * 64);
+    s.p = std::aligned_alloc(64, alloc);
+    s.n = s.p ? bytes : 0;
+    if (s.p) std::memset(s.p, 0, alloc);
+  }
+  return s.p;
 }
 
 class CpuBuffer : public DeviceBuffer {
@@ -105,8 +128,10 @@ class CpuDevice : public Device {
     unsigned threads = ThreadPool::instance().size();
     caps_.gpu_family = "cpu-" + isa;
     caps_.gpu_family_raw = 20000 + level;  // documented in docs/runtime.md
-    caps_.supports_async_copy = false;
-    caps_.supports_simdgroup_matrix = false;
+    // Both run at group level between thread loops (async copies complete
+    // synchronously, with the same observable result).
+    caps_.supports_async_copy = true;
+    caps_.supports_simdgroup_matrix = true;
     caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
     caps_.simdgroup_size = 32;
     caps_.max_threadgroup_memory = 32768;
@@ -194,6 +219,7 @@ class CpuDevice : public Device {
     }
     L.error_flag = &error_flag;
     L.error_info = error_info;
+    L.scratch = &worker_scratch;
     const uint64_t per_group = t[0] * t[1] * t[2];
     // Enough threads per chunk to amortise scheduling (~16k thread bodies).
     const uint64_t min_chunk = std::max<uint64_t>(1, 16384 / per_group);
@@ -201,15 +227,53 @@ class CpuDevice : public Device {
     auto start = std::chrono::steady_clock::now();
     ThreadPool::instance().parallel_for(groups, min_chunk, [&](uint64_t b, uint64_t e) { entry(&L, b, e); });
     auto end = std::chrono::steady_clock::now();
-    if (error_flag) {
-      const Param& param = k.params.at(error_info[0]);
-      uint64_t elems = sizes[error_info[0]] / static_cast<uint64_t>(param.type.size_bytes());
+    if (error_flag == 1) {
+      // The memory id: a parameter, or (negative) a threadgroup array.
+      const int64_t mem = static_cast<int64_t>(error_info[0]);
+      std::string what, elems;
+      if (is_threadgroup_memory(mem)) {
+        const ThreadgroupArray& a = k.tg_arrays.at(threadgroup_array_index(mem));
+        what = "threadgroup array '" + a.name + "'";
+        elems = std::to_string(a.size) + " " + a.type.str();
+      } else {
+        const Param& param = k.params.at(static_cast<size_t>(mem));
+        what = "buffer '" + param.name + "'";
+        elems = std::to_string(sizes[static_cast<size_t>(mem)] / static_cast<uint64_t>(param.type.size_bytes())) + " " +
+                param.type.str();
+      }
       throw RuntimeError(dispatch_error(
           name_, k.name, grid, threads, "OUT_OF_BOUNDS (debug mode)",
-          std::string("out-of-bounds ") + (error_info[2] ? "store to" : "load from") + " buffer '" + param.name +
-              "' at index " + std::to_string(error_info[1]) + " (it holds " + std::to_string(elems) + " " +
-              param.type.str() + " elements) by thread (" + std::to_string(error_info[3]) + ", " +
-              std::to_string(error_info[4]) + ", " + std::to_string(error_info[5]) + ")"));
+          std::string("out-of-bounds ") + (error_info[2] ? "store to" : "load from") + " " + what + " at index " +
+              std::to_string(error_info[1]) + " (it holds " + elems + " elements) by thread (" +
+              std::to_string(error_info[3]) + ", " + std::to_string(error_info[4]) + ", " +
+              std::to_string(error_info[5]) + ")"));
+    }
+    if (error_flag != 0) {
+      // Raised by cooperative kernels: {source location, threadgroup, thread}.
+      std::string where = error_info[0] < k.locations.size() ? k.locations[error_info[0]].str() : "";
+      const uint64_t tg = error_info[1];
+      const uint64_t ng0 = L.groups[0], ng1 = L.groups[1];
+      // Built with append: GCC 12 warns falsely (-Wrestrict) on "(" + std::string.
+      std::string group(1, '(');
+      group.append(std::to_string(tg % ng0)).append(", ").append(std::to_string((tg / ng0) % ng1)).append(", ");
+      group.append(std::to_string(tg / (ng0 * ng1))).append(1, ')');
+      std::string at = where;
+      if (!at.empty()) at.append(": ");
+      if (error_flag == 3)
+        throw RuntimeError(dispatch_error(name_, k.name, grid, threads, "OUT_OF_MEMORY",
+                                          "cannot allocate " + std::to_string(error_info[2]) +
+                                              " bytes of per-worker scratch (threadgroup memory and per-thread state)"));
+      if (error_flag == 4)
+        throw RuntimeError(dispatch_error(
+            name_, k.name, grid, threads, "DIVERGENT_BARRIER",
+            at + "a barrier was reached by only some threads of threadgroup " + group +
+                " (it sits under an if_ whose condition differs between the threads); every thread of a threadgroup "
+                "must reach the same barriers"));
+      throw RuntimeError(dispatch_error(
+          name_, k.name, grid, threads, "DIVERGENT_CONTROL_FLOW",
+          at + "the bounds or condition of a loop that contains barriers or simdgroup operations differ between the "
+               "threads of threadgroup " + group + " (thread " + std::to_string(error_info[2]) +
+               " disagrees with the first); such loops must be uniform across the threadgroup"));
     }
     return std::chrono::duration<double, std::milli>(end - start).count();
   }

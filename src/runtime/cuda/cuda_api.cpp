@@ -76,6 +76,7 @@ const DriverState& driver_state() {
                bind(lib, d.cuModuleGetFunction, {"cuModuleGetFunction"}, &missing) &
                bind(lib, d.cuModuleUnload, {"cuModuleUnload"}, &missing) &
                bind(lib, d.cuFuncGetAttribute, {"cuFuncGetAttribute"}, &missing) &
+               bind(lib, d.cuFuncSetAttribute, {"cuFuncSetAttribute"}, &missing) &
                bind(lib, d.cuMemAlloc, {"cuMemAlloc_v2"}, &missing) &
                bind(lib, d.cuMemFree, {"cuMemFree_v2"}, &missing) &
                bind(lib, d.cuMemsetD8, {"cuMemsetD8_v2"}, &missing) &

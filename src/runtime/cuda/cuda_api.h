@@ -43,6 +43,7 @@ enum : int {
 };
 // CUfunction_attribute
 inline constexpr int kFuncAttrMaxThreadsPerBlock = 0;
+inline constexpr int kFuncAttrMaxDynamicSharedSizeBytes = 8;
 // CUpointer_attribute
 inline constexpr int kPointerAttrDeviceOrdinal = 9;
 
@@ -60,6 +61,7 @@ struct Driver {
   CUresult (*cuModuleGetFunction)(CUfunction*, CUmodule, const char*);
   CUresult (*cuModuleUnload)(CUmodule);
   CUresult (*cuFuncGetAttribute)(int*, int, CUfunction);
+  CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
   CUresult (*cuMemAlloc)(CUdeviceptr*, size_t);
   CUresult (*cuMemFree)(CUdeviceptr);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);

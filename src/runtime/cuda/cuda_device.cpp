@@ -46,6 +46,7 @@ struct Entry {
   CUmodule module = nullptr;
   CUfunction fn = nullptr;
   int max_threads = 0;
+  uint64_t shared_bytes = 0;  // dynamic shared memory per launch
 };
 
 class CudaProgram : public Program {
@@ -104,10 +105,10 @@ class CudaDevice : public Device {
     int cc = cc_major_ * 10 + cc_minor_;
     caps_.gpu_family = "cuda-sm" + std::to_string(cc);
     caps_.gpu_family_raw = 10000 + cc;  // documented in docs/runtime.md
-    // Async copy and simdgroup matrices have no CUDA lowering yet, so the
-    // M3-gated fast paths stay off.
-    caps_.supports_async_copy = false;
-    caps_.supports_simdgroup_matrix = false;
+    // Async copies (done when issued) and simdgroup matrices (exact float
+    // tiles per warp) are implemented by the emitter.
+    caps_.supports_async_copy = true;
+    caps_.supports_simdgroup_matrix = true;
     caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
     caps_.simdgroup_size = attr(kAttrWarpSize);
     caps_.max_threads_per_threadgroup = static_cast<uint64_t>(attr(kAttrMaxThreadsPerBlock));
@@ -188,6 +189,16 @@ class CudaDevice : public Device {
       fail_call("cuModuleGetFunction '" + entry + "'", r);
     }
     d_->cuFuncGetAttribute(&e.max_threads, kFuncAttrMaxThreadsPerBlock, e.fn);
+    // Threadgroup memory is dynamic shared memory; above 48 KiB it needs the opt-in.
+    e.shared_bytes = k.threadgroup_memory_bytes();
+    if (e.shared_bytes > 48 * 1024) {
+      if (e.shared_bytes > caps_.max_threadgroup_memory)
+        throw RuntimeError(name_ + ": kernel '" + k.name + "' needs " + std::to_string(e.shared_bytes) +
+                           " bytes of threadgroup memory; this GPU has " +
+                           std::to_string(caps_.max_threadgroup_memory));
+      r = d_->cuFuncSetAttribute(e.fn, kFuncAttrMaxDynamicSharedSizeBytes, static_cast<int>(e.shared_bytes));
+      if (r != CUDA_SUCCESS) fail_call("cuFuncSetAttribute (kernel '" + k.name + "')", r);
+    }
     return e;
   }
 
@@ -324,6 +335,7 @@ class CudaDevice : public Device {
       }
     }
     const Entry& fn = *entry;
+    const bool coop = cuda_is_cooperative(k);
     unsigned blocks[3], block[3];
     uint32_t grid32[3];
     auto refuse = [&](const std::string& why) {
@@ -341,7 +353,8 @@ class CudaDevice : public Device {
                " threadgroups, more than this GPU launches in that dimension (" + std::to_string(max_grid_[i]) +
                "); use larger threadgroups or move work to the x dimension");
       blocks[i] = static_cast<unsigned>(b);
-      block[i] = static_cast<unsigned>(t[i]);
+      // Cooperative kernels: one 1-D block per threadgroup (cuda_is_cooperative).
+      block[i] = coop ? (i == 0 ? static_cast<unsigned>(per_block) : 1u) : static_cast<unsigned>(t[i]);
       grid32[i] = static_cast<uint32_t>(g[i]);
     }
     if (fn.max_threads > 0 && per_block > static_cast<uint64_t>(fn.max_threads))
@@ -375,6 +388,9 @@ class CudaDevice : public Device {
       params.push_back(&err);
     }
     for (uint32_t& v : grid32) params.push_back(&v);
+    uint32_t dims[3] = {static_cast<uint32_t>(t[0]), static_cast<uint32_t>(t[1]), static_cast<uint32_t>(t[2])};
+    if (coop)
+      for (uint32_t& v : dims) params.push_back(&v);
 
     last_kernel_ = k.name;
     last_grid_ = grid;
@@ -383,8 +399,8 @@ class CudaDevice : public Device {
       CUresult r = d_->cuEventRecord(start_, nullptr);
       if (r != CUDA_SUCCESS) fail_async("cuEventRecord", r);
     }
-    CUresult r = d_->cuLaunchKernel(fn.fn, blocks[0], blocks[1], blocks[2], block[0], block[1], block[2], 0,
-                                    nullptr, params.data(), nullptr);
+    CUresult r = d_->cuLaunchKernel(fn.fn, blocks[0], blocks[1], blocks[2], block[0], block[1], block[2],
+                                    static_cast<unsigned>(fn.shared_bytes), nullptr, params.data(), nullptr);
     if (r != CUDA_SUCCESS) {
       std::string note = unusable_note(r);
       throw RuntimeError(dispatch_error(name_, k.name, grid, threads, error_name(r) + " (" + std::to_string(r) + ")",

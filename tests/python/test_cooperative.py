@@ -1,0 +1,679 @@
+"""The cooperative execution model (SEMANTICS 4): threadgroup memory,
+barriers, simd/quad collectives, atomics, simdgroup matrices, async copies
+and the tile helpers, each checked against a numpy model on the default
+device, with partial threadgroups and partial simdgroups."""
+import numpy as np
+import pytest
+
+import enigma
+
+RT = None
+
+
+def rt():
+    global RT
+    if RT is None:
+        RT = enigma.MetalRuntime()
+    return RT
+
+
+def run(kernel, inputs, out_dtype, n_out, grid, threads, scalars=None, **kw):
+    ck = enigma.compile(kernel, **kw)
+    raw = rt().execute(ck, inputs, int(n_out) * np.dtype(out_dtype).itemsize, grid, threads, scalars=scalars)
+    return np.frombuffer(raw, dtype=out_dtype)
+
+
+# ---- block reductions, scans, reverse ------------------------------------------
+
+@enigma.kernel
+def block_sum(A: enigma.f32, n: enigma.Scalar(enigma.u32), Out: enigma.f32):
+    tid = enigma.thread_position_in_grid
+    lane = enigma.thread_index_in_simdgroup()
+    sg = enigma.simdgroup_index_in_threadgroup()
+    partial = enigma.threadgroup_alloc("float", 32)
+    s = enigma.simd_sum(enigma.load_if(A, tid, tid < n, 0.0))
+    with enigma.if_(lane == 0):
+        partial[sg] = s
+    enigma.barrier()
+    # the classic second stage: only simdgroup 0 reduces (masked simd op)
+    with enigma.if_(sg == 0):
+        v = enigma.where(0.0, partial[lane], lane < enigma.simdgroups_per_threadgroup())
+        t = enigma.simd_sum(v)
+        with enigma.if_(lane == 0):
+            Out[enigma.threadgroup_position_in_grid()] = t
+
+
+@pytest.mark.parametrize("n,tg", [(1000, 256), (4096, 1024), (77, 64)])
+def test_block_reduction(n, tg):
+    a = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    groups = (n + tg - 1) // tg
+    out = run(block_sum, [a], np.float32, groups, (n, 1, 1), (tg, 1, 1), scalars=[n])
+    ref = [a[g * tg:(g + 1) * tg].astype(np.float64).sum() for g in range(groups)]
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@enigma.kernel
+def block_scan(A: enigma.i32, Out: enigma.i32):
+    # Hillis-Steele inclusive scan through threadgroup memory: barriers inside
+    # a uniform loop, and an if_ whose branches both hold barrier-free code.
+    tid = enigma.thread_position_in_grid
+    lid = enigma.thread_index_in_threadgroup()
+    n = enigma.threads_per_threadgroup()
+    buf = enigma.threadgroup_alloc("int", 256)
+    buf[lid] = A[tid]
+    enigma.barrier()
+    with enigma.for_range(0, 8, dtype="uint") as k:
+        off = enigma.metal_cast(1, "uint") << k
+        v = buf[lid]
+        add = enigma.where(0, buf[enigma.where(0, lid - off, lid >= off)], lid >= off)
+        enigma.barrier()
+        buf[lid] = v + add
+        enigma.barrier()
+    Out[tid] = buf[lid]
+
+
+def test_prefix_sum_over_threadgroup():
+    n, tg = 600, 256  # last group partial (88 threads)
+    a = np.random.default_rng(1).integers(-50, 50, n).astype(np.int32)
+    out = run(block_scan, [a], np.int32, n, (n, 1, 1), (tg, 1, 1))
+    ref = np.concatenate([np.cumsum(a[g:g + tg]) for g in range(0, n, tg)])
+    np.testing.assert_array_equal(out, ref)
+
+
+@enigma.kernel
+def reverse3d(A: enigma.f32, Out: enigma.f32):
+    x = enigma.thread_position_in_grid_xyz("x")
+    y = enigma.thread_position_in_grid_xyz("y")
+    z = enigma.thread_position_in_grid_xyz("z")
+    W = enigma.threads_per_grid("x")
+    H = enigma.threads_per_grid("y")
+    lid = enigma.thread_index_in_threadgroup()
+    cnt = (enigma.threads_per_threadgroup("x") * enigma.threads_per_threadgroup("y")
+           * enigma.threads_per_threadgroup("z"))
+    sh = enigma.threadgroup_alloc("float", 512)
+    gi = (z * H + y) * W + x
+    sh[lid] = A[gi]
+    enigma.barrier()
+    Out[gi] = sh[cnt - 1 - lid]
+
+
+@pytest.mark.parametrize("grid,threads", [((100, 1, 1), (64, 1, 1)), ((20, 9, 1), (8, 4, 1)),
+                                          ((10, 7, 5), (4, 4, 4))])
+def test_reverse_through_threadgroup_memory(grid, threads):
+    W, H, D = grid
+    a = np.arange(W * H * D, dtype=np.float32)
+    out = run(reverse3d, [a], np.float32, a.size, grid, threads).reshape(D, H, W)
+    A = a.reshape(D, H, W)
+    ref = np.empty_like(A)
+    tx, ty, tz = threads
+    for gz in range(0, D, tz):
+        for gy in range(0, H, ty):
+            for gx in range(0, W, tx):
+                blk = A[gz:gz + tz, gy:gy + ty, gx:gx + tx]       # partial at the edges
+                ref[gz:gz + tz, gy:gy + ty, gx:gx + tx] = blk.reshape(-1)[::-1].reshape(blk.shape)
+    np.testing.assert_array_equal(out, ref)
+
+
+# ---- histogram with atomics ------------------------------------------------------
+
+@enigma.kernel
+def histogram(A: enigma.u32, n: enigma.Scalar(enigma.u32), Hd: enigma.u32, Ht: enigma.u32):
+    tid = enigma.thread_position_in_grid
+    lid = enigma.thread_index_in_threadgroup()
+    local = enigma.threadgroup_alloc("uint", 16)
+    with enigma.if_(lid < 16):
+        local[lid] = 0
+    enigma.barrier()
+    with enigma.if_(tid < n):
+        b = A[tid] % 16
+        enigma.atomic_fetch_add(Hd, b, 1)                 # device atomics, all groups
+        local.atomic_fetch_add(b, 1)                      # threadgroup atomics (method form)
+    enigma.barrier()
+    with enigma.if_(lid < 16):
+        enigma.atomic_fetch_add(Ht, lid, local[lid], order="acq_rel")
+
+
+def test_histogram_with_atomics():
+    n = 100_000
+    a = np.random.default_rng(2).integers(0, 1000, n).astype(np.uint32)
+    outs = rt().execute(enigma.compile(histogram), [a], grid=(n + 37, 1, 1), threads=(128, 1, 1), scalars=[n],
+                        output_sizes=[64, 64])
+    ref = np.bincount(a % 16, minlength=16)
+    np.testing.assert_array_equal(np.frombuffer(outs[0], np.uint32), ref)
+    np.testing.assert_array_equal(np.frombuffer(outs[1], np.uint32), ref)
+
+
+@enigma.kernel
+def atomics_all(I: enigma.i32, F: enigma.f32, U: enigma.u64, Out: enigma.i32, Fo: enigma.f32, Uo: enigma.u64):
+    tid = enigma.thread_position_in_grid
+    v = I[tid]
+    enigma.atomic_fetch_min(Out, 0, v)
+    enigma.atomic_fetch_max(Out, 1, v)
+    enigma.atomic_fetch_add(Out, 2, v)
+    enigma.atomic_fetch_sub(Out, 3, v)
+    enigma.atomic_fetch_or(Out, 4, v & 0xFF)
+    enigma.atomic_fetch_xor(Out, 5, v)
+    enigma.atomic_fetch_and(Out, 6, v | -256)
+    ok = enigma.atomic_compare_exchange_weak(Out, 7, 0, tid + 1)     # exactly one thread wins
+    with enigma.if_(ok):
+        enigma.atomic_store(Out, 8, 1, order="release")
+    old = enigma.atomic_exchange(Out, 9, v)
+    enigma.atomic_fetch_add(Out, 10, enigma.where(0, 1, old == old))
+    enigma.atomic_fetch_add(Fo, 0, F[tid])
+    enigma.atomic_fetch_sub(Fo, 1, F[tid])
+    enigma.atomic_fetch_add(Uo, 0, U[tid])
+    enigma.atomic_fetch_max(Uo, 1, U[tid])
+    enigma.atomic_store(Out, 11 + tid % 2, enigma.atomic_load(Out, 8, order="acquire"))
+
+
+def test_every_atomic_op():
+    n = 4096
+    rng = np.random.default_rng(3)
+    i = rng.integers(-1000, 1000, n).astype(np.int32)
+    f = rng.integers(0, 8, n).astype(np.float32) * 0.5   # exact in any order
+    u = rng.integers(0, 2**40, n).astype(np.uint64)
+    o, fo, uo = rt().execute(enigma.compile(atomics_all), [i, f, u], grid=(n, 1, 1), threads=(64, 1, 1),
+                             output_sizes=[16 * 4, 8, 16])
+    o = np.frombuffer(o, np.int32)
+    assert o[0] == min(0, i.min()) and o[1] == max(0, i.max())
+    assert o[2] == i.sum() and o[3] == -i.sum()
+    assert o[4] == np.bitwise_or.reduce(i & 0xFF)
+    assert o[5] == np.bitwise_xor.reduce(i)
+    assert o[6] == 0 & np.bitwise_and.reduce(i | -256)
+    assert 1 <= o[7] <= n and o[8] == 1 and o[10] == n
+    assert o[9] in set(i.tolist())
+    fo = np.frombuffer(fo, np.float32)
+    assert fo[0] == f.sum() and fo[1] == -f.sum()
+    uo = np.frombuffer(uo, np.uint64)
+    assert uo[0] == u.sum() and uo[1] == u.max()
+
+
+# ---- simd and quad collectives vs a numpy model -----------------------------------
+
+SIMD_REDUCE = ["sum", "product", "min", "max", "and", "or", "xor"]
+SIMD_SCAN = ["prefix_exclusive_sum", "prefix_inclusive_sum", "prefix_exclusive_product",
+             "prefix_inclusive_product"]
+QUAD_SCAN = ["prefix_exclusive_sum", "prefix_inclusive_sum"]
+SHUFFLE = ["shuffle", "shuffle_up", "shuffle_down", "shuffle_xor", "broadcast"]
+
+
+def op_list(scope, is_int):
+    red = SIMD_REDUCE if is_int else SIMD_REDUCE[:4]
+    return [f"{scope}_{o}" for o in red + (SIMD_SCAN if scope == "simd" else QUAD_SCAN) + SHUFFLE]
+
+
+def make_collective_kernel(scope, dtype, is_int):
+    ops = op_list(scope, is_int)
+    fns = [getattr(enigma, o) for o in ops]
+
+    @enigma.kernel
+    def coll(A: dtype, L: enigma.u32, n: enigma.Scalar(enigma.u32), Out: dtype):
+        tid = enigma.thread_position_in_grid
+        x = A[tid]
+        lane = L[tid]
+        for k, (name, fn) in enumerate(zip(ops, fns)):
+            r = fn(x, lane) if "shuffle" in name or "broadcast" in name else fn(x)
+            Out[k * n + tid] = r
+    return coll, ops
+
+
+def model(op, x, lanes, width, tg, n):
+    """Reference for one collective over partial threadgroups/simdgroups."""
+    out = np.zeros_like(x)
+    kind = op.split("_", 1)[1]
+    for g0 in range(0, n, tg):
+        g1 = min(n, g0 + tg)
+        for s0 in range(g0, g1, width):
+            s1 = min(g1, s0 + width)
+            seg = x[s0:s1]
+            for t in range(s0, s1):
+                l = t - s0
+                d = int(lanes[t])
+                if kind in SIMD_REDUCE:
+                    f = {"sum": np.add, "product": np.multiply, "min": np.minimum, "max": np.maximum,
+                         "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}[kind]
+                    out[t] = f.reduce(seg)
+                elif kind.startswith("prefix"):
+                    f = np.add if kind.endswith("sum") else np.multiply
+                    part = seg[:l + 1] if "inclusive" in kind else seg[:l]
+                    out[t] = f.reduce(part) if len(part) else (0 if kind.endswith("sum") else 1)
+                else:
+                    src = {"shuffle": d, "broadcast": d, "shuffle_up": l - d, "shuffle_down": l + d,
+                           "shuffle_xor": l ^ d}[kind]
+                    ok = 0 <= src < width and s0 + src < s1
+                    out[t] = seg[src] if ok else x[t]
+    return out
+
+
+@pytest.mark.parametrize("scope", ["simd", "quad"])
+@pytest.mark.parametrize("dt", ["f32", "i32", "u32", "f16", "i16"])
+def test_collectives_vs_numpy_on_partial_simdgroups(scope, dt):
+    np_dt = {"f32": np.float32, "i32": np.int32, "u32": np.uint32, "f16": np.float16, "i16": np.int16}[dt]
+    is_int = dt[0] in "iu"
+    width = 32 if scope == "simd" else 4
+    n, tg = 230, 80          # groups of 80, 80, 70: simdgroups of 32, 32, 16 and a partial 6-lane one
+    rng = np.random.default_rng(4)
+    if is_int:
+        x = rng.integers(0, 7 if dt[0] == "u" else 7, n).astype(np_dt) - (0 if dt[0] == "u" else np_dt(3))
+    else:
+        x = (1 + rng.standard_normal(n) * 0.05).astype(np_dt)
+    lanes = np.concatenate([rng.integers(0, 40, n - 20), rng.integers(2**31, 2**32, 20)]).astype(np.uint32)
+    k, ops = make_collective_kernel(scope, getattr(enigma, dt), is_int)
+    out = run(k, [x, lanes], np_dt, n * len(ops), (n, 1, 1), (tg, 1, 1), scalars=[n]).reshape(len(ops), n)
+    for row, op in zip(out, ops):
+        if is_int:
+            with np.errstate(over="ignore"):
+                ref = model(op, x, lanes, width, tg, n)
+            np.testing.assert_array_equal(row, ref, err_msg=op)
+        else:
+            ref = model(op, x.astype(np.float64), lanes, width, tg, n).astype(np_dt)
+            np.testing.assert_allclose(row.astype(np.float64), ref.astype(np.float64),
+                                       rtol=1e-2 if dt == "f16" else 1e-5, err_msg=op)
+
+
+# ---- simdgroup matrices and gemm ---------------------------------------------------
+
+@enigma.kernel
+def mma8(A: enigma.f32, B: enigma.f32, C: enigma.f32, Out: enigma.f32):
+    a = enigma.simdgroup_matrix_load(A, 8)
+    b = enigma.simdgroup_matrix_load(B, 8, transpose=True)
+    c = enigma.simdgroup_matrix_load(C, 8)
+    d = enigma.simdgroup_multiply_accumulate(a, b, c)
+    enigma.simdgroup_matrix_store(d, Out, 8)
+
+
+def test_simdgroup_matrix_8x8():
+    rng = np.random.default_rng(5)
+    A, B, C = (rng.standard_normal((8, 8)).astype(np.float32) for _ in range(3))
+    out = run(mma8, [A, B, C], np.float32, 64, (32, 1, 1), (32, 1, 1)).reshape(8, 8)
+    np.testing.assert_allclose(out, A.astype(np.float64) @ B.T + C, rtol=1e-5, atol=1e-5)
+
+
+def make_tiled_gemm(T, half):
+    dt = enigma.f16 if half else enigma.f32
+
+    @enigma.kernel
+    def gemm_k(A: dt, B: dt, n: enigma.Scalar(enigma.u32), Cout: enigma.f32):
+        # Cout = A @ B: T x T output tile per threadgroup, K loop through
+        # threadgroup memory, simdgroup-matrix gemm accumulating into a
+        # threadgroup C tile.
+        gx = enigma.threadgroup_position_in_grid("x")
+        gy = enigma.threadgroup_position_in_grid("y")
+        lid = enigma.thread_index_in_threadgroup()
+        nth = enigma.threads_per_threadgroup("x") * enigma.threads_per_threadgroup("y")
+        As = enigma.threadgroup_alloc(dt, T * 8)
+        Bs = enigma.threadgroup_alloc(dt, 8 * T)
+        Cs = enigma.threadgroup_alloc("float", T * T)
+        Ah = enigma.threadgroup_alloc("float", T * 8) if half else None
+        with enigma.for_range(lid, T * T, nth, dtype="uint") as i:
+            Cs[i] = 0.0
+        with enigma.for_range(0, n, 8, dtype="uint") as k0:
+            enigma.barrier()
+            with enigma.for_range(lid, T * 8, nth, dtype="uint") as i:
+                As[i] = A[(gy * T + i // 8) * n + k0 + i % 8]
+                Bs[i] = B[(k0 + i // T) * n + gx * T + i % T]
+            enigma.gemm(As, Bs, Cs, M=T, N=T, K=8)
+        enigma.barrier()
+        with enigma.for_range(lid, T * T, nth, dtype="uint") as i:
+            Cout[(gy * T + i // T) * n + gx * T + i % T] = Cs[i]
+    return gemm_k
+
+
+@pytest.mark.parametrize("T,half", [(8, False), (16, False), (16, True)])
+def test_tiled_simdgroup_gemm(T, half):
+    n = 48
+    rng = np.random.default_rng(6)
+    np_dt = np.float16 if half else np.float32
+    A = rng.standard_normal((n, n)).astype(np_dt)
+    B = rng.standard_normal((n, n)).astype(np_dt)
+    out = run(make_tiled_gemm(T, half), [A, B], np.float32, n * n, (n // T * 64, n // T, 1), (64, 1, 1),
+              scalars=[n]).reshape(n, n)
+    np.testing.assert_allclose(out, A.astype(np.float64) @ B.astype(np.float64), rtol=2e-3 if half else 1e-4,
+                               atol=2e-2 if half else 1e-4)
+
+
+class Regs:
+    """A minimal per-thread register tile for gemm's scalar path."""
+    def __init__(self, M, N):
+        self.shape = (M, N)
+        self.v = {(m, n): 0.0 for m in range(M) for n in range(N)}
+
+    def __getitem__(self, k):
+        return self.v[k]
+
+    def __setitem__(self, k, x):
+        self.v[k] = x
+
+
+@enigma.kernel
+def gemm_scalar(A: enigma.f32, B: enigma.f32, Out: enigma.f32):
+    tid = enigma.thread_position_in_grid
+    C = Regs(2, 3)
+    enigma.gemm(A, B, C, M=2, N=3, K=4, a_offset=tid * 0, use_simdgroup=False)
+    enigma.gemm(A, B, C, M=2, N=3, K=4, use_simdgroup=False)          # accumulates
+    for m in range(2):
+        for n in range(3):
+            Out[tid * 6 + m * 3 + n] = C[m, n]
+
+
+def test_gemm_scalar_path_accumulates():
+    A = np.arange(8, dtype=np.float32).reshape(2, 4)
+    B = np.arange(12, dtype=np.float32).reshape(4, 3)
+    out = run(gemm_scalar, [A, B], np.float32, 12, (2, 1, 1), (2, 1, 1)).reshape(2, 2, 3)
+    np.testing.assert_array_equal(out[0], 2 * A @ B)
+    np.testing.assert_array_equal(out[1], 2 * A @ B)
+
+
+# ---- RMSNorm ------------------------------------------------------------------------
+
+@enigma.kernel
+def rmsnorm(X: enigma.f32, W: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
+    row = enigma.threadgroup_position_in_grid("x")
+    lid = enigma.thread_index_in_threadgroup()
+    nth = enigma.threads_per_threadgroup("x")
+    lane = enigma.thread_index_in_simdgroup()
+    sg = enigma.simdgroup_index_in_threadgroup()
+    red = enigma.threadgroup_alloc("float", 32)
+    total = enigma.threadgroup_alloc("float", 1)
+    ss = 0.0
+    for i in enigma.range_constexpr(1):
+        pass
+    with enigma.for_range(lid, n, nth, dtype="uint", init=[0.0]) as (i, acc):
+        x = X[row * n + i]
+        acc[0] = acc[0] + x * x
+    ss = enigma.simd_sum(acc[0])
+    with enigma.if_(lane == 0):
+        red[sg] = ss
+    enigma.barrier()
+    with enigma.if_(lid == 0):
+        with enigma.for_range(0, enigma.simdgroups_per_threadgroup(), dtype="uint", init=[0.0]) as (j, t):
+            t[0] = t[0] + red[j]
+        total[0] = t[0]
+    enigma.barrier()
+    scale = 1.0 / enigma.metal_cast(n, "float")
+    inv = 1.0 / enigma_sqrt(total[0] * scale + 1e-6)
+    with enigma.for_range(lid, n, nth, dtype="uint") as i:
+        Y[row * n + i] = X[row * n + i] * inv * W[i]
+
+
+def enigma_sqrt(x):
+    # sqrt lives in the math catalogue of another change; Newton steps keep
+    # this test independent of it.
+    y = x
+    r = enigma.where(1.0, x, x > 1.0)
+    with enigma.for_range(0, 30, init=[r]) as (k, c):
+        c[0] = 0.5 * (c[0] + y / c[0])
+    return c[0]
+
+
+def test_rmsnorm():
+    rows, n = 7, 1000
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((rows, n)).astype(np.float32)
+    W = rng.standard_normal(n).astype(np.float32)
+    out = run(rmsnorm, [X, W], np.float32, rows * n, (rows * 128, 1, 1), (128, 1, 1), scalars=[n]).reshape(rows, n)
+    Xd = X.astype(np.float64)
+    ref = Xd / np.sqrt((Xd ** 2).mean(1, keepdims=True) + 1e-6) * W
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+# ---- async copies ------------------------------------------------------------------
+
+@enigma.kernel
+def async_tiles(A: enigma.f32, Out: enigma.f32):
+    g = enigma.threadgroup_position_in_grid("x")
+    lid = enigma.thread_index_in_threadgroup()
+    t1 = enigma.threadgroup_alloc("float", 64)
+    t2 = enigma.threadgroup_alloc("float", 32)
+    e1 = enigma.async_copy_1d_d2t(t1, 0, A, g * 64, 64)
+    e2 = enigma.async_copy_2d_d2t(t2, 0, 8, A, g * 64 + 2, 16, 8, 4)   # a 4x8 tile with pitch 16
+    enigma.async_copy_wait([e1, e2])
+    enigma.barrier()
+    t1[lid] = t1[lid] * 2.0
+    enigma.barrier()
+    e3 = enigma.async_copy_1d_t2d(Out, g * 96, t1, 0, 64)
+    e4 = enigma.async_copy_2d_t2d(Out, g * 96 + 64, 8, t2, 0, 8, 8, 4)
+    enigma.async_copy_wait(e3, e4)
+
+
+def test_async_copies_1d_and_2d():
+    a = np.arange(3 * 64, dtype=np.float32)
+    out = run(async_tiles, [a], np.float32, 3 * 96, (3 * 64, 1, 1), (64, 1, 1)).reshape(3, 96)
+    for g in range(3):
+        blk = a[g * 64:(g + 1) * 64]
+        np.testing.assert_array_equal(out[g, :64], blk * 2)
+        np.testing.assert_array_equal(out[g, 64:], blk[2:].reshape(-1)[: 4 * 16].reshape(4, 16)[:, :8].ravel()
+                                      if False else np.concatenate([blk[2 + 16 * r: 2 + 16 * r + 8] for r in range(4)]))
+
+
+def test_async_copy_legacy_aliases_and_no_device_query():
+    @enigma.kernel
+    def legacy(A: enigma.f32, Out: enigma.f32):
+        lid = enigma.thread_index_in_threadgroup()
+        t = enigma.threadgroup_alloc("float", 32)
+        tok = enigma.async_copy_to_threadgroup("A", t, 32, src_offset=0)   # source first, names accepted
+        assert enigma.async_copy_commit(tok) is None
+        enigma.async_copy_wait(tok)
+        enigma.barrier()
+        Out[lid] = t[31 - lid]
+    a = np.arange(32, dtype=np.float32)
+    np.testing.assert_array_equal(run(legacy, [a], np.float32, 32, (32, 1, 1), (32, 1, 1)), a[::-1])
+    with pytest.raises(enigma.EnigmaError, match="Tensor/buffer-name"):
+        @enigma.kernel
+        def bad(A: enigma.f32, Out: enigma.f32):
+            enigma.async_copy_1d_d2t(3, 0, A, 0, 4)
+        enigma.compile(bad, emit_only=True)
+
+
+# ---- tile helpers: copy, pipeline ----------------------------------------------------
+
+@enigma.kernel
+def copy_helpers(A: enigma.f32, n: enigma.Scalar(enigma.u32), Out: enigma.f32):
+    tid = enigma.thread_position_in_grid
+    with enigma.if_(tid == 0):
+        enigma.copy(A, Out, 16, coalesced_width=4)
+        enigma.copy(A, Out, 40, src_offset=16, dst_offset=16, mask_fn=lambda i: i + 16 < n)
+
+
+def test_copy_helpers_masked_loads_stay_in_bounds():
+    n = 30
+    a = np.arange(n, dtype=np.float32) + 1
+    out = run(copy_helpers, [a], np.float32, 64, (1, 1, 1), (1, 1, 1), scalars=[n], debug=True)
+    np.testing.assert_array_equal(out[:n], a)
+    assert not out[n:].any()
+    with pytest.raises(enigma.EnigmaError, match="coalesced_width"):
+        @enigma.kernel
+        def bad(A: enigma.f32, Out: enigma.f32):
+            enigma.copy(A, Out, 4, coalesced_width=3)
+        enigma.compile(bad, emit_only=True)
+
+
+def test_pipeline_rotation_is_trace_time():
+    @enigma.kernel
+    def pipe(A: enigma.f32, Out: enigma.f32):
+        lid = enigma.thread_index_in_threadgroup()
+        p = enigma.pipeline("float", 32, stages=3)
+        for s in range(3):                       # Python loop: rotates per stage
+            p.back()[lid] = A[lid] + s
+            p.advance()
+        enigma.barrier()
+        Out[lid] = p.stage(0)[lid] * 100 + p.stage(1)[lid] * 10 + p.stage(2)[lid]
+    a = np.zeros(32, np.float32)
+    out = run(pipe, [a], np.float32, 32, (32, 1, 1), (32, 1, 1))
+    assert out[0] == 1 * 100 + 2 * 10 + 0   # stage k = buffer (phase + k) % 3, written at stage 2
+    with pytest.raises(enigma.EnigmaError, match="swap"):
+        @enigma.kernel
+        def bad(Out: enigma.f32):
+            enigma.pipeline("float", 4, stages=3).swap()
+        enigma.compile(bad, emit_only=True)
+
+
+# ---- uniformity: compile-time and run-time errors ----------------------------------
+
+def test_barrier_under_divergent_if_is_a_compile_error_with_location():
+    @enigma.kernel
+    def bad(A: enigma.f32, Out: enigma.f32):
+        tid = enigma.thread_position_in_grid
+        with enigma.if_(tid < 5):
+            enigma.barrier()
+        Out[tid] = A[tid]
+    with pytest.raises(enigma.EnigmaError, match=r"test_cooperative\.py:\d+: kernel 'bad': barrier:.*differs"):
+        enigma.compile(bad, emit_only=True)
+
+
+def test_barrier_in_loop_with_divergent_bounds_is_a_compile_error():
+    @enigma.kernel
+    def bad(A: enigma.u32, Out: enigma.f32):
+        tid = enigma.thread_position_in_grid
+        with enigma.for_range(0, A[tid], dtype="uint") as i:
+            enigma.barrier()
+        Out[tid] = A[tid]
+    with pytest.raises(enigma.EnigmaError, match=r"test_cooperative\.py:\d+.*barrier.*for_range bounds"):
+        enigma.compile(bad, emit_only=True)
+
+
+@enigma.kernel
+def racy_bound(N: enigma.u32, Out: enigma.f32):
+    # The bound is read at a uniform index, so it passes the compile-time
+    # analysis; but thread 0 updates it without a barrier (a race), so the
+    # threads disagree at run time: the dispatch must fail cleanly, not hang.
+    tid = enigma.thread_position_in_grid
+    lid = enigma.thread_index_in_threadgroup()
+    k = N[0]
+    with enigma.if_(lid == 0):
+        N[0] = k + N[1]
+    with enigma.for_range(0, k, dtype="uint") as i:
+        enigma.barrier()
+    Out[tid] = 1.0
+
+
+def test_divergent_loop_bounds_fail_the_dispatch():
+    ck = enigma.compile(racy_bound)
+    out = np.frombuffer(rt().execute(ck, [np.array([3, 0], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1)), np.float32)
+    assert (out == 1.0).all()       # no disagreement: runs
+    with pytest.raises(RuntimeError, match=r"(?s)test_cooperative\.py:\d+: the bounds.*differ between the threads.*racy_bound"):
+        rt().execute(ck, [np.array([3, 1], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1))
+    out = np.frombuffer(rt().execute(ck, [np.array([2, 0], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1)), np.float32)
+    assert (out == 1.0).all()       # the runtime stays usable
+
+
+def test_barrier_reached_by_some_threads_fails_at_run_time():
+    @enigma.kernel
+    def sneaky(F: enigma.u32, Out: enigma.u32):
+        tid = enigma.thread_position_in_grid
+        flag = enigma.atomic_load(F, tid % 2)   # varying: masked branch
+        with enigma.if_(flag == 1):
+            s = enigma.simd_sum(flag)           # fine: active lanes only
+            Out[tid] = s
+        with enigma.if_(F[0] == 1):             # uniform by analysis
+            enigma.barrier()
+            Out[tid] = 7
+    ck = enigma.compile(sneaky)
+    out = np.frombuffer(rt().execute(ck, [np.array([1, 1], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1)), np.uint32)
+    assert (out == 7).all()
+    out = np.frombuffer(rt().execute(ck, [np.array([0, 1], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1)), np.uint32)
+    np.testing.assert_array_equal(out, np.where(np.arange(64) % 2 == 1, 32 // 2, 0))
+
+
+def test_unknown_mem_flags_and_orders_are_errors():
+    @enigma.kernel
+    def bad(Out: enigma.f32):
+        enigma.barrier("mem_everything")
+    with pytest.raises(enigma.EnigmaError, match="mem_flags"):
+        enigma.compile(bad, emit_only=True)
+
+    @enigma.kernel
+    def bad2(Out: enigma.u32):
+        enigma.atomic_fetch_add(Out, 0, 1, order="sometimes")
+    with pytest.raises(enigma.EnigmaError, match="memory order"):
+        enigma.compile(bad2, emit_only=True)
+
+    @enigma.kernel
+    def bad3(Out: enigma.f32):
+        enigma.atomic_fetch_max(Out, 0, 1.0)
+    with pytest.raises(enigma.EnigmaError, match="atomics need"):
+        enigma.compile(bad3, emit_only=True)
+
+    @enigma.kernel
+    def bad4(Out: enigma.f32):
+        enigma.simd_and(Out[0])
+    with pytest.raises(enigma.EnigmaError, match="simd_and"):
+        enigma.compile(bad4, emit_only=True)
+
+
+def test_threadgroup_memory_limit_is_validated():
+    @enigma.kernel
+    def big(Out: enigma.f32):
+        t = enigma.threadgroup_alloc("float", 1 << 20)
+        t[0] = 1.0
+        Out[0] = t[0]
+    ck = enigma.compile(big, emit_only=True)
+    with pytest.raises(RuntimeError, match=r"big.*4194304 bytes of threadgroup memory.*allows \(\d+"):
+        rt().execute(ck, [], 4, (1, 1, 1), (1, 1, 1))
+
+
+def test_capabilities_report_m3_features():
+    caps = rt().device_capabilities()
+    assert caps.supports_async_copy and caps.supports_simdgroup_matrix and caps.is_m3_or_newer
+    caps.require_m3("async copy")
+
+
+# ---- the MSL contract ------------------------------------------------------------------
+
+def test_msl_spellings():
+    msl = enigma.compile(block_sum, emit_only=True).metal_source
+    body = msl[msl.index("kernel void"):]
+    assert body.index("threadgroup float _shared0[32];") < body.index("simd_sum(")   # hoisted to kernel scope
+    assert "threadgroup_barrier(mem_flags::mem_threadgroup);" in msl
+    assert "air.simdgroup_async_copy_1d" not in msl
+    msl = enigma.compile(async_tiles, emit_only=True).metal_source
+    for name in ("air.simdgroup_async_copy_1d.p3i8.p1i8", "air.simdgroup_async_copy_1d.p1i8.p3i8",
+                 "air.simdgroup_async_copy_2d.p3i8.p1i8", "air.simdgroup_async_copy_2d.p1i8.p3i8",
+                 "air.wait_simdgroup_events", "struct _enigma_async_event_t"):
+        assert msl.index(name) < msl.index("kernel void")
+    ck = enigma.compile(mma8, emit_only=True)
+    for s in ("enigma.simdgroup_matrix_load", "enigma.simdgroup_matrix_store", "enigma.simdgroup_multiply_accumulate",
+              "vector<8x8xf32>"):
+        assert s in ck.ir_source
+    assert "simdgroup_multiply_accumulate(" in ck.metal_source
+    msl = enigma.compile(histogram, emit_only=True).metal_source
+    assert "atomic_fetch_add_explicit(reinterpret_cast<threadgroup atomic_uint*>" in msl
+    assert "atomic_fetch_add_explicit(reinterpret_cast<device atomic_uint*>" in msl
+
+
+@enigma.kernel
+def masked_patterns(A: enigma.f32, Out: enigma.f32):
+    tid = enigma.thread_position_in_grid
+    lid = enigma.thread_index_in_threadgroup()
+    sg = enigma.simdgroup_index_in_threadgroup()
+    lane = enigma.thread_index_in_simdgroup()
+    x = A[tid]
+    with enigma.if_(sg == 1):              # one simdgroup: a known range of threads
+        s = enigma.simd_sum(x)
+        with enigma.if_(lane == 3):        # strided: every 32nd thread
+            Out[tid] = s
+    with enigma.if_(lid == 5):             # a single thread: its simdgroup has one active lane
+        Out[tid] = enigma.simd_sum(x) + 1000.0
+    with enigma.if_(x > 0.5):              # data-dependent mask, nested known range
+        with enigma.if_(sg == 0):
+            Out[tid] = enigma.simd_max(x) + 2000.0
+
+
+def test_masked_regions_combine_active_lanes_only():
+    n, tg = 200, 80
+    x = np.random.default_rng(9).random(n).astype(np.float32)
+    out = run(masked_patterns, [x], np.float32, n, (n, 1, 1), (tg, 1, 1))
+    ref = np.zeros(n)
+    for g0 in range(0, n, tg):
+        g1 = min(n, g0 + tg)
+        for t in range(g0, g1):
+            l = t - g0
+            sg, lane = l // 32, l % 32
+            if sg == 1 and lane == 3:
+                ref[t] = x[g0 + 32:min(g1, g0 + 64)].astype(np.float64).sum()
+            if l == 5:
+                ref[t] = x[t] + 1000.0
+            if x[t] > 0.5 and sg == 0:
+                seg = x[g0:min(g1, g0 + 32)]
+                ref[t] = seg[seg > 0.5].max() + 2000.0
+    np.testing.assert_allclose(out, ref, rtol=1e-5)
