@@ -5,7 +5,7 @@ this module only captures calls (SEMANTICS 4)."""
 from __future__ import annotations
 
 from . import _core
-from ._tracing import EnigmaError, IRValue, Tensor, _active, _current, _plain, _wrap, for_range, if_, where
+from ._tracing import EnigmaError, IRValue, Tensor, _active, _current, _plain, _wrap, for_range, if_
 from .typing import dtype_name
 
 
@@ -292,28 +292,6 @@ def async_copy_commit(token=None):
     return None
 
 
-# ---- predicated access ---------------------------------------------------------------
-
-def load_if(buf, index, mask, default=0):
-    """``buf[index]`` where ``mask`` holds, else ``default``. A masked-off
-    thread reads element 0 instead of ``index``, so out-of-range indices are
-    never read (buffers always hold at least one element)."""
-    t = _trace_of("load_if")
-    safe = where(0, index, mask)
-    loaded = buf[safe]
-    if not isinstance(default, IRValue) or default.dtype != loaded.dtype:
-        from ._tracing import metal_cast
-        default = metal_cast(default, loaded.dtype)
-    del t
-    return where(default, loaded, mask)
-
-
-def store_if(buf, index, value, mask):
-    """``buf[index] = value`` where ``mask`` holds."""
-    with if_(mask):
-        buf[index] = value
-
-
 # ---- tile helpers ----------------------------------------------------------------------
 
 def copy(src, dst, count, src_offset=0, dst_offset=0, mask_fn=None, coalesced_width=1):
@@ -468,5 +446,5 @@ def gemm(A_s, B_s, C, *, M, N, K, transpose_A=False, transpose_B=False, accum_dt
 __all__ = (["threadgroup_alloc", "barrier", "simd_barrier", "simdgroup_matrix_load", "simdgroup_matrix_store",
             "make_filled_simdgroup_matrix", "simdgroup_multiply_accumulate", "async_copy_1d_d2t",
             "async_copy_1d_t2d", "async_copy_2d_d2t", "async_copy_2d_t2d", "async_copy_wait",
-            "async_copy_to_threadgroup", "async_copy_commit", "load_if", "store_if", "copy", "pipeline", "Pipeline",
+            "async_copy_to_threadgroup", "async_copy_commit", "copy", "pipeline", "Pipeline",
             "gemm"] + list(COLLECTIVES) + list(ATOMICS))

@@ -384,19 +384,19 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   std::string load_if(const Op& op) override {
-    std::string buf = param_name(static_cast<int>(op.attr));
+    std::string buf = mem_ptr(op.attr);
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
     if (opt_.debug) {
       // Checked only where the mask lets the access happen.
       std::string p = std::to_string(op.attr);
       std::string t = "en_i" + std::to_string(temp_++);
       line("uint64_t " + t + " = " + mask + " ? static_cast<uint64_t>(" + idx + ") : 0;");
-      open("if (" + mask + " && " + t + " >= en_len" + p + ")");
-      line("en_report_oob(L, " + p + "u, " + t + ", 0u, en_gx, en_by + ly, en_bz + lz);");
+      open("if (" + mask + " && " + t + " >= " + mem_len(op.attr) + ")");
+      line("en_report_oob(L, static_cast<uint64_t>(" + p + "ll), " + t + ", 0u, en_gx, en_by + ly, en_bz + lz);");
       line(t + " = 0;");
       close();
       idx = t;
-      mask = "(" + mask + " && en_len" + p + ")";
+      if (!is_threadgroup_memory(op.attr)) mask = "(" + mask + " && en_len" + p + ")";
     }
     return "(" + mask + " ? " + from_memory(op.type, buf + "[" + idx + "]") + " : " + dflt + ")";
   }

@@ -505,8 +505,11 @@ class MslEmitter : public CFamilyEmitter {
   std::string function_constant(const Op& op) override { return "en_fc" + std::to_string(op.attr); }
 
   std::string load_if(const Op& op) override {
-    return "(" + name(op.operands[1]) + " ? " + param_name(static_cast<int>(op.attr)) + "[" + name(op.operands[0]) +
-           "] : " + name(op.operands[2]) + ")";
+    // Built by appending: GCC 12 flags `"(" + temporary` with a false -Wrestrict.
+    std::string r = "(";
+    r += name(op.operands[1]);
+    r += " ? " + mem(op.attr) + "[" + name(op.operands[0]) + "] : " + name(op.operands[2]) + ")";
+    return r;
   }
 
   void local_alloc(const Op& op) override {

@@ -389,11 +389,11 @@ ValueId Builder::integer_index(const Operand& index, const std::string& opname) 
   return literal(index.literal);
 }
 
-ValueId Builder::load_if(int param, const Operand& index, const Operand& mask, const Operand& otherwise) {
-  if (param < 0 || param >= static_cast<int>(k_.params.size()) || k_.params[param].kind != Param::Kind::Buffer)
-    fail("load_if", "not a buffer parameter");
-  const Param& p = k_.params[param];
-  const std::string opname = "load_if from '" + p.name + "'";
+ValueId Builder::load_if(int64_t mem, const Operand& index, const Operand& mask, const Operand& otherwise) {
+  // Any memory id: a buffer parameter or a threadgroup array.
+  if (!k_.valid_memory(mem)) fail("load_if", "not a buffer parameter or threadgroup array of this kernel");
+  const DType t = k_.memory_type(mem);
+  const std::string opname = "load_if from '" + k_.memory_name(mem) + "'";
   ValueId vi = integer_index(index, opname);
   ValueId vm;
   if (mask.is_value()) {
@@ -406,8 +406,8 @@ ValueId Builder::load_if(int param, const Operand& index, const Operand& mask, c
     vm = literal(mask.literal);
   }
   if (otherwise.is_value()) check_visible(otherwise.value, opname.c_str());
-  ValueId vd = coerce(otherwise, p.type, opname.c_str(), "the default value");
-  return emit(OpCode::LoadIf, p.type, {vi, vm, vd}, param);
+  ValueId vd = coerce(otherwise, t, opname.c_str(), "the default value");
+  return emit(OpCode::LoadIf, t, {vi, vm, vd}, mem);
 }
 
 int Builder::local_array(DType elem, int64_t size, const Operand& fill, const std::string& name) {

@@ -197,7 +197,7 @@ class Printer {
         out_ << n(op.result()) << " = function_constant " << op.attr << " : " << op.type.str();
         break;
       case OpCategory::LoadIf:
-        out_ << n(op.result()) << " = load_if " << k_.params[op.attr].name << "[" << n(op.operands[0]) << "] if "
+        out_ << n(op.result()) << " = load_if " << k_.memory_name(op.attr) << "[" << n(op.operands[0]) << "] if "
              << n(op.operands[1]) << " else " << n(op.operands[2]) << " : " << op.type.str();
         break;
       case OpCategory::LocalAlloc: {

@@ -326,9 +326,8 @@ class Verifier {
       }
       case OpCategory::LoadIf:
         result();
-        expect(op, op.attr >= 0 && op.attr < static_cast<int64_t>(k_.params.size()) &&
-                       k_.params[op.attr].kind == Param::Kind::Buffer && k_.params[op.attr].type == op.type,
-               "reads a buffer parameter of its dtype");
+        expect(op, k_.valid_memory(op.attr) && k_.memory_type(op.attr) == op.type,
+               "reads a buffer parameter or threadgroup array of its dtype");
         expect(op, operand(0).is_scalar() && is_integer(operand(0).elem), "index must be an integer scalar");
         expect(op, operand(1) == DType::scalar(Scalar::B1), "mask must be a bool scalar");
         expect(op, operand(2) == op.type, "default must have the buffer's dtype");

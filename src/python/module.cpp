@@ -298,8 +298,8 @@ NB_MODULE(_core, m) {
         if (!d) b.fail("function_constant", "unknown dtype '" + t + "'");
         return b.function_constant(*d, index);
       })
-      .def("load_if", [](Builder& b, int param, nb::handle idx, nb::handle mask, nb::handle dflt) {
-        return b.load_if(param, to_operand(idx), to_operand(mask), to_operand(dflt));
+      .def("load_if", [](Builder& b, int64_t mem, nb::handle idx, nb::handle mask, nb::handle dflt) {
+        return b.load_if(mem, to_operand(idx), to_operand(mask), to_operand(dflt));
       })
       .def("local_array", [](Builder& b, const std::string& t, int64_t size, nb::handle fill, const std::string& n) {
         auto d = parse_dtype(t);

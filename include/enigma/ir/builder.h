@@ -111,7 +111,7 @@ class Builder {
   // Metal function constant `index`, bound at dispatch.
   ValueId function_constant(DType type, int index);
   // buffer[index] where mask is true (no access otherwise), else `otherwise`.
-  ValueId load_if(int param, const Operand& index, const Operand& mask, const Operand& otherwise);
+  ValueId load_if(int64_t mem, const Operand& index, const Operand& mask, const Operand& otherwise);
   // A per-thread array of `size` elements, each set to `fill` here.
   int local_array(DType elem, int64_t size, const Operand& fill, const std::string& name);
   ValueId local_load(int array, const Operand& index);
