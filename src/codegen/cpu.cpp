@@ -401,18 +401,27 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return "(" + mask + " ? " + from_memory(op.type, buf + "[" + idx + "]") + " : " + dflt + ")";
   }
 
+  // In a work-group loop, an array used by several thread loops (across a
+  // barrier) lives in scratch, one row per thread; otherwise in registers.
+  bool local_in_scratch(int64_t i) const {
+    return static_cast<size_t>(i) < local_scratch_.size() && local_scratch_[static_cast<size_t>(i)];
+  }
+  std::string local_elem(const Op& op, const std::string& idx) const {
+    if (!local_in_scratch(op.attr)) return local_name(op.attr) + "[" + idx + "]";
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+    return local_name(op.attr) + "[static_cast<size_t>(en_t) * " + std::to_string(a.size) + "u + " + idx + "]";
+  }
+
   void local_alloc(const Op& op) override {
     const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
     std::string n = local_name(op.attr);
-    line(type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + a.name);
-    line("for (int en_k = 0; en_k < " + std::to_string(a.size) + "; ++en_k) " + n + "[en_k] = " +
+    if (!local_in_scratch(op.attr)) line(type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + a.name);
+    line("for (int en_k = 0; en_k < " + std::to_string(a.size) + "; ++en_k) " + local_elem(op, "en_k") + " = " +
          name(op.operands[0]) + ";");
   }
-  std::string local_load(const Op& op) override {
-    return local_name(op.attr) + "[" + local_index(op, "en_clamp_index") + "]";
-  }
+  std::string local_load(const Op& op) override { return local_elem(op, local_index(op, "en_clamp_index")); }
   void local_store(const Op& op) override {
-    line(local_name(op.attr) + "[" + local_index(op, "en_clamp_index") + "] = " + name(op.operands[1]) + ";");
+    line(local_elem(op, local_index(op, "en_clamp_index")) + " = " + name(op.operands[1]) + ";");
   }
 
   // ---- atomics: per-thread ops, real atomics (threadgroups run in parallel) ----
@@ -610,12 +619,28 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     CFamilyEmitter::op(*def_[v]);
   }
 
+  void note_locals(const Op& op, int id) {
+    OpCategory c = op.info().category;
+    if (c == OpCategory::LocalAlloc || c == OpCategory::LocalLoad || c == OpCategory::LocalStore)
+      local_segs_[static_cast<size_t>(op.attr)].insert(id);
+    for (const Region& r : op.regions)
+      for (const Op& o : r.ops) note_locals(o, id);
+  }
+
   void plan() {
     grp_.assign(k_.values.size(), false);
     seg_.assign(k_.values.size(), -1);
     arr_.assign(k_.values.size(), std::string());
+    local_segs_.assign(k_.locals.size(), {});
     next_seg_ = 0;
     plan_region(k_.body);
+    local_scratch_.assign(k_.locals.size(), false);
+    for (size_t i = 0; i < k_.locals.size(); ++i) {
+      if (local_segs_[i].size() < 2) continue;
+      local_scratch_[i] = true;
+      add_scratch(local_name(static_cast<int64_t>(i)), type(k_.locals[i].elem),
+                  "en_nmax * " + std::to_string(k_.locals[i].size) + "u");
+    }
     int mask_id = 0;
     (void)mask_id;
   }
@@ -627,6 +652,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         case Item::Kind::Segment:
           for (const Op* op : it.ops) define_in(*op, it.id);
           for (const Op* op : it.ops) use_in(*op, it.id);
+          for (const Op* op : it.ops) note_locals(*op, it.id);
           break;
         case Item::Kind::Sync: {
           const Op& op = *it.op;
@@ -690,7 +716,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (size_t i = 0; i < k_.tg_arrays.size(); ++i) {
       const ThreadgroupArray& a = k_.tg_arrays[i];
       scratch_.insert(scratch_.begin() + static_cast<long>(i),
-                      ScratchArray{"en_tg" + std::to_string(i), memory_type(a.type.elem), std::to_string(a.size)});
+                      ScratchArray{"en_tg" + std::to_string(i), memory_type(a.type), std::to_string(a.size)});
     }
     if (scratch_.empty()) return;
     line("const size_t en_nmax = static_cast<size_t>(en_tpg0) * en_tpg1 * en_tpg2;");
@@ -887,7 +913,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + en_bx);");
       check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + en_ex <= 4294967296ull");
       std::string p = first + "p";
-      std::string mt = memory_type(k_.memory_type(op->attr).elem);
+      std::string mt = memory_type(k_.memory_type(op->attr));
       line(mt + "* __restrict " + p + " = " + mem_ptr(op->attr) + " + (static_cast<std::ptrdiff_t>(" + first +
            ") - static_cast<std::ptrdiff_t>(en_bx));");
       ptrs[op] = p;
@@ -1188,6 +1214,18 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::string combine(CollectiveInfo::Kind k, const DType& t, const std::string& a, const std::string& b) const {
     using K = CollectiveInfo::Kind;
     const std::string T = type(t);
+    if (t.is_vector()) {  // lanewise, through the math prelude
+      switch (k) {
+        case K::Sum: return "(" + a + " + " + b + ")";
+        case K::Product: return "(" + a + " * " + b + ")";
+        case K::Min: return std::string(t.is_float() ? "en_fmin(" : "en_min(") + a + ", " + b + ")";
+        case K::Max: return std::string(t.is_float() ? "en_fmax(" : "en_max(") + a + ", " + b + ")";
+        case K::And: return "(" + a + " & " + b + ")";
+        case K::Or: return "(" + a + " | " + b + ")";
+        case K::Xor: return "(" + a + " ^ " + b + ")";
+        default: return a;
+      }
+    }
     switch (k) {
       case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
       case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
@@ -1202,6 +1240,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::string identity(CollectiveInfo::Kind k, const DType& t) const {
     using K = CollectiveInfo::Kind;
     const std::string T = type(t);
+    if (t.is_vector()) return T + "(" + identity(k, DType::scalar(t.elem)) + ")";  // splat
     switch (k) {
       case K::Product: return "static_cast<" + T + ">(1)";
       case K::Min: return t.is_float() ? "en_f32_bits(0x7f800000u)" : "std::numeric_limits<" + T + ">::max()";
@@ -1373,6 +1412,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::vector<int> seg_;
   std::vector<std::string> arr_;
   std::vector<ScratchArray> scratch_;
+  std::vector<std::set<int>> local_segs_;  // the thread loops each per-thread array is used in
+  std::vector<bool> local_scratch_;
   std::unordered_map<const Op*, bool> sync_memo_;
   std::vector<Mask> masks_;
   std::vector<bool> flat_;

@@ -24,14 +24,15 @@ Uniformity query_level(ThreadQuery q) {
 
 class Analysis {
  public:
-  explicit Analysis(const Kernel& k) : k_(k), level_(k.values.size(), Uniformity::Uniform) {}
+  explicit Analysis(const Kernel& k)
+      : k_(k), level_(k.values.size(), Uniformity::Uniform), locals_(k.locals.size(), Uniformity::Uniform) {}
 
   std::vector<Uniformity> run() {
     // Loop-carried values feed back into themselves: iterate to a fixed point
     // (levels only rise, so this ends after a few rounds).
     do {
       changed_ = false;
-      region(k_.body);
+      region(k_.body, Uniformity::Uniform);
     } while (changed_);
     return level_;
   }
@@ -43,6 +44,15 @@ class Analysis {
       changed_ = true;
     }
   }
+  // A per-thread array is as varying as anything written into it, and as the
+  // control flow its writes happen under.
+  void raise_local(int64_t a, Uniformity u) {
+    Uniformity& l = locals_.at(static_cast<size_t>(a));
+    if (u > l) {
+      l = u;
+      changed_ = true;
+    }
+  }
   Uniformity of(ValueId v) const { return level_[v]; }
   Uniformity all(const std::vector<ValueId>& vs, size_t from = 0) const {
     Uniformity u = Uniformity::Uniform;
@@ -50,13 +60,17 @@ class Analysis {
     return u;
   }
 
-  void region(const Region& r) {
-    for (const Op& op : r.ops) this->op(op);
+  void region(const Region& r, Uniformity ctrl) {
+    for (const Op& op : r.ops) this->op(op, ctrl);
   }
 
-  void op(const Op& op) {
+  void op(const Op& op, Uniformity ctrl) {
     const OpCategory cat = op.info().category;
     switch (cat) {
+      case OpCategory::LocalAlloc: raise_local(op.attr, join(ctrl, of(op.operands[0]))); return;
+      case OpCategory::LocalStore:
+        raise_local(op.attr, join(ctrl, join(of(op.operands[0]), of(op.operands[1]))));
+        return;
       case OpCategory::For: {
         const Region& body = op.regions[0];
         Uniformity trip = join(of(op.operands[0]), join(of(op.operands[1]), of(op.operands[2])));
@@ -67,11 +81,11 @@ class Analysis {
           raise(body.args[1 + i], u);
           raise(op.results[i], u);
         }
-        region(body);
+        region(body, join(ctrl, trip));
         return;
       }
       case OpCategory::If: {
-        for (const Region& r : op.regions) region(r);
+        for (const Region& r : op.regions) region(r, join(ctrl, of(op.operands[0])));
         for (size_t i = 0; i < op.results.size(); ++i)
           for (const Region& r : op.regions)
             raise(op.results[i], join(of(op.operands[0]), of(r.ops.back().operands[i])));
@@ -87,8 +101,8 @@ class Analysis {
           raise(body.args[i], u);
           raise(op.results[i], u);
         }
-        region(cond);
-        region(body);
+        region(cond, join(ctrl, c));
+        region(body, join(ctrl, c));
         return;
       }
       default: break;
@@ -111,6 +125,7 @@ class Analysis {
       case OpCategory::MatrixFill:
       case OpCategory::MatrixMma:
       case OpCategory::AsyncCopy: u = Uniformity::Simdgroup; break;
+      case OpCategory::LocalLoad: u = join(of(op.operands[0]), locals_.at(static_cast<size_t>(op.attr))); break;
       default: u = all(op.operands); break;
     }
     for (ValueId r : op.results) raise(r, u);
@@ -118,6 +133,7 @@ class Analysis {
 
   const Kernel& k_;
   std::vector<Uniformity> level_;
+  std::vector<Uniformity> locals_;
   bool changed_ = false;
 };
 

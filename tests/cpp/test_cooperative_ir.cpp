@@ -215,6 +215,33 @@ TEST(Uniformity, VaryingWhileAndLoopCarriedBounds) {
   EXPECT_NE(error_of([&] { u.b.finish(); }).find("while_ condition"), std::string::npos);
 }
 
+// A per-thread array is as varying as what is written into it.
+TEST(Uniformity, PerThreadArrays) {
+  UK u;
+  ValueId tid = u.b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
+  ValueId grp = u.b.thread_query(ThreadQuery::ThreadgroupPositionInGrid, 0);
+  int uni = u.b.local_array(S(Scalar::U32), 2, I(0), "uni");
+  int var = u.b.local_array(S(Scalar::U32), 2, I(0), "var");
+  int cond = u.b.local_array(S(Scalar::U32), 2, I(0), "cond");
+  u.b.local_store(uni, I(1), grp);
+  u.b.local_store(var, I(1), tid);
+  u.b.begin_if(u.b.compare(CmpPred::Lt, tid, I(3)));  // a uniform value under varying control
+  u.b.local_store(cond, I(0), grp);
+  u.b.end_if();
+  ValueId lu = u.b.local_load(uni, I(1)), lv = u.b.local_load(var, I(0)), lc = u.b.local_load(cond, I(1));
+  ValueId ti = u.b.load_if(u.b.threadgroup_alloc(S(Scalar::U32), 4, "t"), I(0), Literal::of_bool(true), I(0));
+  u.b.store(u.Out, tid, lu);
+  u.b.store(u.Out, tid, lv);
+  u.b.store(u.Out, tid, lc);
+  u.b.store(u.Out, tid, ti);
+  Kernel k = u.b.finish();
+  auto lvl = analyze_uniformity(k);
+  EXPECT_EQ(lvl[lu], Uniformity::Uniform);
+  EXPECT_EQ(lvl[lv], Uniformity::Varying);
+  EXPECT_EQ(lvl[lc], Uniformity::Varying);
+  EXPECT_EQ(lvl[ti], Uniformity::Uniform);  // load_if on a threadgroup array at a uniform index
+}
+
 TEST(Uniformity, SimdgroupUniformControlAllowsSimdOpsNotBarriers) {
   UK u;
   ValueId sg = u.b.thread_query(ThreadQuery::SimdgroupIndexInThreadgroup, 0);
