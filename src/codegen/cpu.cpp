@@ -196,8 +196,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   bool uses_language() const {
     bool any = !k_.locals.empty();
     for (const Param& p : k_.params) any = any || !p.type.is_scalar();
+    // The language's categories sit between Math and LocalStore (the
+    // cooperative ones follow and need no prelude); simdgroup matrices neither.
     walk(k_.body, [&](const Op& op) {
-      any = any || op.info().category >= OpCategory::Math || (!op.type.is_void() && !op.type.is_scalar());
+      OpCategory c = op.info().category;
+      any = any || (c >= OpCategory::Math && c <= OpCategory::LocalStore) ||
+            (!op.type.is_void() && !op.type.is_scalar() && op.type.kind != DType::Kind::SimdMatrix);
     });
     return any;
   }
