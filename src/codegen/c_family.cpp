@@ -323,8 +323,13 @@ std::vector<std::string> CFamilyEmitter::declare_carried(const Op& op, const std
 void CFamilyEmitter::bind_args(const Region& r, const std::vector<std::string>& vars) {
   // Copies, so yields that read other carried values see this iteration's.
   size_t first = r.args.size() - vars.size();
-  for (size_t i = 0; i < vars.size(); ++i)
-    line("const " + type(k_.type_of(r.args[first + i])) + " " + name(r.args[first + i]) + " = " + vars[i] + ";");
+  std::set<ValueId> used;  // a carried value the region never reads is marked, for NVRTC's warnings
+  walk(r, [&](const Op& o) { used.insert(o.operands.begin(), o.operands.end()); });
+  for (size_t i = 0; i < vars.size(); ++i) {
+    ValueId a = r.args[first + i];
+    line("const " + type(k_.type_of(a)) + " " + name(a) + " = " + vars[i] + ";" +
+         (used.count(a) ? "" : " (void)" + name(a) + ";"));
+  }
 }
 
 void CFamilyEmitter::assign_yield(const Region& r, const std::vector<std::string>& vars) {

@@ -16,10 +16,14 @@
 
 #include "codegen/c_family.h"
 #include "enigma/codegen/codegen.h"
+#include "enigma/codegen/spelling.h"
 #include "enigma/ir/uniformity.h"
 #include "enigma/support/error.h"
 
 namespace enigma {
+namespace embedded {
+extern const char* const kCudaMathPrelude;
+}  // namespace embedded
 
 namespace {
 
@@ -110,7 +114,7 @@ __device__ __forceinline__ en_u32 en_rank(en_u32 m, en_u32 lane) { return (en_u3
 // 8x8 simdgroup matrices: every lane of the warp holds the whole tile as 64
 // floats (f16/bf16 elements rounded), so each lane computes the exact float
 // sums of the CPU backend in the same order.
-const char* const kCudaMatrix = R"(struct en_mat {
+const char* const kCudaMatrix = R"(struct en_sgmat {
   float v[64];
 };
 )";
@@ -151,6 +155,13 @@ const char* cuda_scalar_type(Scalar s) {
 std::string memory_type(Scalar s) {
   if (s == Scalar::F16 || s == Scalar::BF16) return "en_u16";
   return cuda_scalar_type(s);
+}
+std::string vector_of(const std::string& elem, int lanes) {
+  return "en_vec<" + elem + ", " + std::to_string(lanes) + ">";
+}
+std::string memory_type(const DType& t) {
+  if (t.is_vector()) return vector_of(memory_type(t.elem), t.lanes);
+  return memory_type(t.elem);
 }
 std::string from_memory(Scalar s, const std::string& x) {
   if (s == Scalar::F16) return "en_h2f(" + x + ")";
@@ -208,7 +219,7 @@ class CudaEmitter : public CFamilyEmitter {
     for (size_t i = 0; i < k_.params.size(); ++i) {
       const Param& p = k_.params[i];
       const std::string& n = param_name(static_cast<int>(i));
-      std::string mem = memory_type(p.type.elem);
+      std::string mem = memory_type(p.type);
       if (p.kind == Param::Kind::Buffer) {
         // Buffers never alias (the runtime allocates each one, and copies
         // inputs the kernel writes), so __restrict__ is safe; const lets
@@ -243,15 +254,19 @@ class CudaEmitter : public CFamilyEmitter {
         if (used.find(std::string(n) + "(") != std::string::npos) return true;
       return false;
     };
-    if (uses({"en_f32_bits"})) f << kCudaF32Bits;
-    if (uses({"en_h2f", "en_f2h", "en_rh"})) f << kCudaHalf;
-    if (uses({"en_b2f", "en_f2b", "en_rb"})) f << kCudaBfloat;
+    // The language's library needs the 16-bit float helpers (fract of half).
+    const bool lang = uses_language();
+    if (uses({"en_f32_bits"}) || lang) f << kCudaF32Bits;
+    if (uses({"en_h2f", "en_f2h", "en_rh"}) || lang) f << kCudaHalf;
+    if (uses({"en_b2f", "en_f2b", "en_rb"}) || lang) f << kCudaBfloat;
     if (coop_) f << kCudaCoop;
     if (uses_matrix_) f << kCudaMatrix;
     if (uses({"en_atomic_addf"})) f << kCudaAtomicF32;
     f << "\n";
+    // Scalar helpers first: the library's vector forms call them.
     for (const auto& [key, text] : helpers_) f << text << "\n";
     if (!helpers_.empty()) f << "\n";
+    if (lang) f << embedded::kCudaMathPrelude << "\n";
 
     std::string signature;
     for (size_t i = 0; i < params.size(); ++i) signature += (i ? ",\n    " : "\n    ") + params[i];
@@ -341,12 +356,30 @@ class CudaEmitter : public CFamilyEmitter {
 
  protected:
   static void check_type(const DType& t, const std::string& where) {
-    if (t.is_void() || t.is_scalar() || t.kind == DType::Kind::SimdMatrix) return;
+    if (t.is_void() || t.is_scalar() || t.is_vector() || t.is_matrix() || t.kind == DType::Kind::SimdMatrix) return;
     throw KernelError("kernel: " + where + ": dtype " + t.str() + " is not supported by the CUDA backend yet");
   }
 
+  // Whether the kernel needs the vector/matrix/math library (scalar kernels
+  // and cooperative-only kernels compile as fast as before without it).
+  bool uses_language() const {
+    bool any = !k_.locals.empty();
+    for (const Param& p : k_.params) any = any || !p.type.is_scalar();
+    walk(k_.body, [&](const Op& op) {
+      const OpCategory c = op.info().category;
+      any = any || (c >= OpCategory::Math && c <= OpCategory::LocalStore) ||
+            op.type.is_vector() || op.type.is_matrix();
+    });
+    return any;
+  }
+
   std::string type(const DType& t) const override {
-    return t.kind == DType::Kind::SimdMatrix ? "en_mat" : cuda_scalar_type(t.elem);
+    if (t.kind == DType::Kind::SimdMatrix) return "en_sgmat";
+    if (t.is_vector()) return vector_of(cuda_scalar_type(t.elem), t.lanes);
+    if (t.is_matrix())
+      return "en_mat<" + std::string(cuda_scalar_type(t.elem)) + ", " + std::to_string(t.cols) + ", " +
+             std::to_string(t.rows) + ">";
+    return cuda_scalar_type(t.elem);
   }
 
   std::string constant(const Op& op) const override {
@@ -434,7 +467,8 @@ class CudaEmitter : public CFamilyEmitter {
     std::string idx = checked_index(op, false);
     std::string buf = mem(op.attr);
     std::string v = from_memory(op.type.elem, buf + "[" + idx + "]");
-    if (opt_.debug && !is_threadgroup_memory(op.attr)) return "(en_len" + std::to_string(op.attr) + " ? " + v + " : " + type(op.type) + "())";
+    if (opt_.debug && !is_threadgroup_memory(op.attr))
+      return "(en_len" + std::to_string(op.attr) + " ? " + v + " : " + type(op.type) + "{})";
     return v;
   }
 
@@ -447,6 +481,18 @@ class CudaEmitter : public CFamilyEmitter {
   }
 
   std::string convert(const DType& from, const DType& to, const std::string& x) override {
+    if (to.is_matrix() || to.is_vector()) {
+      std::string et = cuda_scalar_type(to.elem), ef = cuda_scalar_type(from.elem);
+      std::string r;
+      if (to.is_matrix()) r = x;  // float <-> half: the same registers, rounded below
+      else if (from.is_vector()) r = "en_vcvt<" + et + ", " + ef + ">(" + x + ")";
+      else r = type(to) + "(" + convert(from, DType::scalar(to.elem), x) + ")";  // splat
+      if (from.is_vector() || to.is_matrix()) {
+        if (to.elem == Scalar::F16 && from.elem != Scalar::F16) return "en_rh(" + r + ")";
+        if (to.elem == Scalar::BF16 && from.elem != Scalar::BF16) return "en_rb(" + r + ")";
+      }
+      return r;
+    }
     if (to.elem == Scalar::B1) return "(" + x + " != 0)";
     if (from.is_float() && is_integer(to.elem)) return helper_cvt(to) + "(" + x + ")";
     if (from.is_float() && to.is_float()) {
@@ -462,6 +508,10 @@ class CudaEmitter : public CFamilyEmitter {
 
   std::string bitcast(const DType& from, const DType& to, const std::string& x) override {
     Scalar f = from.elem, t = to.elem;
+    if (from.is_vector() || to.is_vector()) {  // through the memory forms, as the CPU's bit_cast
+      std::string raw = "en_bitcast<" + memory_type(to) + ">(" + memory_type(from) + "(" + to_memory(f, x) + "))";
+      return from_memory(t, raw);
+    }
     if (f == Scalar::F32) return t == Scalar::I32 ? "__float_as_int(" + x + ")" : "__float_as_uint(" + x + ")";
     if (t == Scalar::F32) return "__uint_as_float(static_cast<en_u32>(" + x + "))";
     // Same-width integers and 16-bit patterns: a conversion of the bits.
@@ -473,14 +523,71 @@ class CudaEmitter : public CFamilyEmitter {
   std::string param_value(const Op& op) override { return param_name(static_cast<int>(op.attr)); }
 
   std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) override {
+    if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
     return "floorf(" + a + " / " + b + ")";
   }
   std::string float_rem(const DType& t, const std::string& a, const std::string& b) override {
+    if (t.is_vector()) return "en_fmod(" + a + ", " + b + ")";
     return "fmodf(" + a + ", " + b + ")";
   }
 
+  // ---- the per-thread language: en_<Metal name> from cuda_math_prelude.h,
+  // except where spelling.cpp's table says otherwise.
+  bool supports_language() const override { return true; }
+
+  std::string library_function(const std::string& fn, const Op& op) override {
+    Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
+    if (const char* s = spelling_exception("cuda", fn, e)) return s;
+    return "en_" + fn;
+  }
+
+  // Masked lanes never touch memory: the conditional reads only where mask is true.
+  std::string load_if(const Op& op) override {
+    std::string buf = param_name(static_cast<int>(op.attr));
+    std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
+    if (opt_.debug) {
+      std::string p = std::to_string(op.attr);
+      std::string t = "en_idx" + std::to_string(temp_++);
+      line("en_u64 " + t + " = " + mask + " ? static_cast<en_u64>(" + idx + ") : 0ull;");
+      open("if (" + mask + " && " + t + " >= en_len" + p + ")");
+      open("if (atomicCAS(en_err, 0ull, 1ull) == 0ull)");
+      line("en_err[1] = " + p + "ull; en_err[2] = " + t +
+           "; en_err[3] = 0ull; en_err[4] = en_bx + lx; en_err[5] = en_by + ly; en_err[6] = en_bz + lz;");
+      line("__threadfence();");
+      close();
+      line(t + " = 0;");
+      close();
+      idx = t;
+      mask = "(" + mask + " && en_len" + p + ")";
+    }
+    return "(" + mask + " ? " + from_memory(op.type.elem, buf + "[" + idx + "]") + " : " + dflt + ")";
+  }
+
+  // Per-thread arrays: local arrays the compiler keeps in registers when
+  // every index is constant.
+  void local_alloc(const Op& op) override {
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+    std::string n = local_name(op.attr);
+    line(type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + a.name);
+    line("for (int en_k = 0; en_k < " + std::to_string(a.size) + "; ++en_k) " + n + "[en_k] = " +
+         name(op.operands[0]) + ";");
+    line("(void)" + n + "[0];");  // an array never read is no warning
+  }
+  // Always through the clamp: NVRTC folds it for constant indices, and the
+  // index's variable stays used (no unused-variable warning).
+  std::string reg_index(const Op& op) {
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+    return "en_clamp_index(" + name(op.operands[0]) + ", " + std::to_string(a.size) + "ull)";
+  }
+  std::string local_load(const Op& op) override { return local_name(op.attr) + "[" + reg_index(op) + "]"; }
+  void local_store(const Op& op) override {
+    line(local_name(op.attr) + "[" + reg_index(op) + "] = " + name(op.operands[1]) + ";");
+  }
+
   // Per-type overloads of the en_* helpers, defined as in cpu_prelude.h.
-  std::string helper(const std::string& h, const DType& dt) override {
+  std::string helper(const std::string& h, const DType& vt) override {
+    // Vectors use the library's lane-wise forms of the scalar helper.
+    const DType dt = DType::scalar(vt.elem);
     std::string ty = type(dt);
     std::string key = h + "_" + ty;
     if (helpers_.count(key) || !dt.is_integer()) return h;
@@ -775,7 +882,7 @@ class CudaEmitter : public CFamilyEmitter {
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.code) {
       case OpCode::SimdMatrixFill:
-        line("en_mat " + name(op.result()) + ";");
+        line("en_sgmat " + name(op.result()) + ";");
         open("");
         line("const en_u32 en_m = en_active();");
         line("const float en_x = en_shfl(en_m, static_cast<float>(" + n(0) + "), en_first(en_m));");
@@ -788,7 +895,7 @@ class CudaEmitter : public CFamilyEmitter {
         const size_t first = load ? 0 : 1;
         const Scalar e = k_.memory_type(op.attr).elem;
         const std::string m = load ? name(op.result()) : n(0);
-        if (load) line("en_mat " + m + ";");
+        if (load) line("en_sgmat " + m + ";");
         open("");
         line("const en_u32 en_m = en_active(), en_f = en_first(en_m);");
         line("const en_u64 en_o = static_cast<en_u64>(en_shfl(en_m, " + n(first) +
@@ -813,7 +920,7 @@ class CudaEmitter : public CFamilyEmitter {
       case OpCode::SimdMatrixMultiplyAccumulate: {
         // d = a * b + c, accumulated in float, rounded to c's dtype.
         const std::string d = name(op.result());
-        line("en_mat " + d + ";");
+        line("en_sgmat " + d + ";");
         open("for (int en_r = 0; en_r < 8; ++en_r)");
         line("float en_acc[8];");
         line("for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = " + n(2) + ".v[en_r * 8 + en_c];");

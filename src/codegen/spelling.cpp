@@ -8,6 +8,10 @@ const std::vector<SpellingException>& spelling_exceptions() {
       {"cpu", "fract", Scalar::F16, "en_fract_h", "rounded to half, then kept below 1"},
       {"cpu", "fract", Scalar::BF16, "en_fract_b", "rounded to bfloat, then kept below 1"},
       {"cpu", "isnormal", Scalar::F16, "en_isnormal_h", "half's normal range starts at 2^-14"},
+      // CUDA holds half/bfloat in float registers, as the CPU does.
+      {"cuda", "fract", Scalar::F16, "en_fract_h", "rounded to half, then kept below 1"},
+      {"cuda", "fract", Scalar::BF16, "en_fract_b", "rounded to bfloat, then kept below 1"},
+      {"cuda", "isnormal", Scalar::F16, "en_isnormal_h", "half's normal range starts at 2^-14"},
       // MSL computes half/bfloat math in float and rounds once, except:
       {"metal", "fract", Scalar::F16, "en_fract_h", "a helper: fract in float, kept below 1 after rounding"},
       {"metal", "fract", Scalar::BF16, "en_fract_b", "a helper: fract in float, kept below 1 after rounding"},
