@@ -218,7 +218,42 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return t;
   }
 
+  // A vector access (load_vec/store_vec) of `lanes` elements from `idx`, which
+  // the layout path proved a multiple of `lanes`: one aligned en_vec access
+  // for 32/64-bit elements; f16/bf16 lanes are converted one by one.
+  std::string vector_index(const Op& op, int lanes, bool is_store) {
+    std::string idx = name(op.operands[0]);
+    if (!opt_.debug) return idx;
+    std::string p = std::to_string(op.attr);
+    std::string t = "en_i" + std::to_string(temp_++);
+    line("uint64_t " + t + " = static_cast<uint64_t>(" + idx + ");");
+    open("if (" + t + " + " + std::to_string(lanes) + "u > en_len" + p + ")");
+    line("en_report_oob(L, " + p + "u, " + t + " + " + std::to_string(lanes - 1) + "u, " + (is_store ? "1u" : "0u") +
+         ", en_gx, en_by + ly, en_bz + lz);");
+    line(t + " = 0;");
+    close();
+    return t;
+  }
+
   std::string load(const Op& op) override {
+    const DType& pt = k_.params[op.attr].type;
+    if (op.type != pt) {
+      std::string idx = vector_index(op, op.type.lanes, false);
+      std::string buf = param_name(static_cast<int>(op.attr));
+      std::string v;
+      if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
+        v = type(op.type) + "(";
+        for (int i = 0; i < op.type.lanes; ++i)
+          v += (i ? ", " : "") + from_memory(pt, buf + "[" + idx + " + " + std::to_string(i) + "]");
+        v += ")";
+      } else {
+        v = "*reinterpret_cast<const " + type(op.type) + "*>(" + buf + " + " + idx + ")";
+      }
+      if (opt_.debug)
+        return "(en_len" + std::to_string(op.attr) + " >= " + std::to_string(op.type.lanes) + "u ? " + v + " : " +
+               type(op.type) + "{})";
+      return v;
+    }
     std::string idx = checked_index(op, false);
     std::string buf = param_name(static_cast<int>(op.attr));
     if (opt_.debug) return "(en_len" + std::to_string(op.attr) + " ? " + from_memory(op.type, buf + "[" + idx + "]") +
@@ -227,6 +262,21 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void store(const Op& op) override {
+    const DType& pt = k_.params[op.attr].type;
+    const DType vt = k_.type_of(op.operands[1]);
+    if (vt != pt) {
+      std::string idx = vector_index(op, vt.lanes, true);
+      std::string buf = param_name(static_cast<int>(op.attr));
+      std::string guard = opt_.debug ? "if (en_len" + std::to_string(op.attr) + " >= " + std::to_string(vt.lanes) + "u) " : "";
+      if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
+        for (int i = 0; i < vt.lanes; ++i)
+          line(guard + buf + "[" + idx + " + " + std::to_string(i) + "] = " +
+               to_memory(pt, name(op.operands[1]) + "[" + std::to_string(i) + "]") + ";");
+      } else {
+        line(guard + "*reinterpret_cast<" + type(vt) + "*>(" + buf + " + " + idx + ") = " + name(op.operands[1]) + ";");
+      }
+      return;
+    }
     std::string idx = checked_index(op, true);
     std::string buf = param_name(static_cast<int>(op.attr));
     std::string st = buf + "[" + idx + "] = " + to_memory(k_.params[op.attr].type, name(op.operands[1])) + ";";

@@ -170,11 +170,18 @@ class MslEmitter : public CFamilyEmitter {
   }
 
   std::string load(const Op& op) override {
-    return param_name(static_cast<int>(op.attr)) + "[" + name(op.operands[0]) + "]";
+    const Param& p = k_.params[op.attr];
+    std::string at = param_name(static_cast<int>(op.attr)) + "[" + name(op.operands[0]) + "]";
+    if (op.type == p.type) return at;
+    // A vector access; the layout path proved the element index aligned.
+    return "*reinterpret_cast<const device " + msl_type(op.type) + "*>(&" + at + ")";
   }
 
   void store(const Op& op) override {
-    line(param_name(static_cast<int>(op.attr)) + "[" + name(op.operands[0]) + "] = " + name(op.operands[1]) + ";");
+    const Param& p = k_.params[op.attr];
+    std::string at = param_name(static_cast<int>(op.attr)) + "[" + name(op.operands[0]) + "]";
+    if (k_.type_of(op.operands[1]) != p.type) at = "*reinterpret_cast<device " + msl_type(k_.type_of(op.operands[1])) + "*>(&" + at + ")";
+    line(at + " = " + name(op.operands[1]) + ";");
   }
 
   std::string param_value(const Op& op) override { return param_name(static_cast<int>(op.attr)); }

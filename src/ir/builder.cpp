@@ -451,6 +451,46 @@ ValueId Builder::load(int param, const Operand& index) {
   return r;
 }
 
+static bool vector_access_ok(const Param& p, int width) {
+  return p.kind == Param::Kind::Buffer && p.type.is_scalar() && p.type.elem != Scalar::B1 && (width == 2 || width == 4);
+}
+
+ValueId Builder::load_vec(int param, const Operand& index, int width) {
+  if (param < 0 || param >= static_cast<int>(k_.params.size()) || !vector_access_ok(k_.params[param], width))
+    fail("load", "a vector load needs a buffer of scalars and a width of 2 or 4");
+  ValueId r = load(param, index);
+  Op& op = current().ops.back();
+  op.type = DType::vector(k_.params[param].type.elem, width);
+  k_.values[r].type = op.type;
+  return r;
+}
+
+void Builder::store_vec(int param, const Operand& index, const Operand& value) {
+  if (param < 0 || param >= static_cast<int>(k_.params.size()) || !value.is_value())
+    fail("store", "a vector store needs a buffer parameter and a traced vector value");
+  Param& p = k_.params[param];
+  DType tv = k_.type_of(value.value);
+  if (!vector_access_ok(p, tv.width()) || !tv.is_vector() || tv.elem != p.type.elem)
+    fail("store to '" + p.name + "'", "a vector store needs a 2- or 4-vector of the buffer's dtype, got " + tv.str());
+  check_visible(value.value, "store");
+  ValueId vi;
+  if (index.is_value()) {
+    check_visible(index.value, "store");
+    DType ti = k_.type_of(index.value);
+    if (!ti.is_scalar() || !is_integer(ti.elem)) fail("store", "index must be an integer scalar, got " + ti.str());
+    vi = index.value;
+  } else {
+    if (index.literal.kind == Literal::Kind::Float) fail("store", "index must be an integer");
+    vi = literal(index.literal);
+  }
+  p.written = true;
+  Op op;
+  op.code = OpCode::Store;
+  op.attr = param;
+  op.operands = {vi, value.value};
+  append(std::move(op));
+}
+
 void Builder::store(int param, const Operand& index, const Operand& value) {
   if (param < 0 || param >= static_cast<int>(k_.params.size()) || k_.params[param].kind != Param::Kind::Buffer)
     fail("store", "not a buffer parameter");

@@ -149,12 +149,18 @@ class Verifier {
                "does not name a buffer parameter");
         const DType& idx = operand(0);
         expect(op, idx.is_scalar() && is_integer(idx.elem), "index must be an integer scalar");
+        // A 2- or 4-vector of a scalar buffer's dtype is a vector access (load_vec/store_vec).
+        const DType& pt = k_.params[op.attr].type;
+        auto fits = [&](const DType& t) {
+          return t == pt || (pt.is_scalar() && t.is_vector() && t.elem == pt.elem && pt.elem != Scalar::B1 &&
+                             (t.lanes == 2 || t.lanes == 4));
+        };
         if (oi.category == OpCategory::Load) {
           single_result();
-          expect(op, op.type == k_.params[op.attr].type, "result must have the buffer's element dtype");
+          expect(op, fits(op.type), "result must have the buffer's element dtype");
         } else {
           expect(op, op.results.empty(), "store has no result");
-          expect(op, operand(1) == k_.params[op.attr].type, "stored value must have the buffer's element dtype");
+          expect(op, fits(operand(1)), "stored value must have the buffer's element dtype");
         }
         break;
       }

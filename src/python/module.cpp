@@ -310,6 +310,12 @@ NB_MODULE(_core, m) {
         b.local_store(a, to_operand(idx), to_operand(v));
       })
       .def("load", [](Builder& b, int param, nb::handle idx) { return b.load(param, to_operand(idx)); })
+      .def("load_vec", [](Builder& b, int param, nb::handle idx, int width) {
+        return b.load_vec(param, to_operand(idx), width);
+      })
+      .def("store_vec", [](Builder& b, int param, nb::handle idx, nb::handle v) {
+        b.store_vec(param, to_operand(idx), to_operand(v));
+      })
       .def("store", [](Builder& b, int param, nb::handle idx, nb::handle v) {
         b.store(param, to_operand(idx), to_operand(v));
       })

@@ -69,6 +69,11 @@ class Builder {
   // Device buffers, by parameter index.
   ValueId load(int param, const Operand& index);
   void store(int param, const Operand& index, const Operand& value);
+  // Vector access to a buffer of scalars: `width` (2 or 4) consecutive
+  // elements from element `index`. The caller guarantees index % width == 0
+  // (the layout path proves it); the emitters rely on that alignment.
+  ValueId load_vec(int param, const Operand& index, int width);
+  void store_vec(int param, const Operand& index, const Operand& value);
 
   // ---- the per-thread language (src/ir/lang.cpp) ----
   // A Math op of ops.def (sqrt, imin, dot, pack_..., transpose, ...): operands
