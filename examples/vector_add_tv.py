@@ -40,6 +40,9 @@ def main() -> int:
     compiled = enigma.compile(add, enigma.tensor(a), enigma.tensor(b), enigma.tensor(c))
     vector_loads = compiled.source("cpu").count("reinterpret_cast<const en_vec<float, 4>*>")
     rt = enigma.MetalRuntime()
+    if rt.device.startswith("cuda"):
+        print("vector_add_tv: skipped, the CUDA backend has no vector types yet")
+        return 0
     rt.execute(compiled)  # binds the tensors' arrays; the output lands in c
     ok = np.array_equal(c, a + b) and vector_loads == 8
     print(f"vector_add_tv: {m}x{n} on {rt.device}, grid {compiled.grid}, block {compiled.block}, "

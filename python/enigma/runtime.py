@@ -215,7 +215,8 @@ def _as_host_array(x, index: int, kernel: str, cuda_device: bool = False):
     if not isinstance(x, np.ndarray):
         dev = _cuda_array(x, f"kernel '{kernel}' input {index}")
         if dev is not None:
-            if cuda_device and dev.nbytes:
+            # Vector accesses assume aligned buffers: a misaligned view is copied instead.
+            if cuda_device and dev.nbytes and dev.ptr % 32 == 0:
                 return (None, dev.dtype, str(dev.shape), dev.ptr, dev.nbytes), dev.owner
             x = _to_host(x)
         if hasattr(x, "__dlpack__"):
