@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import _core
 from ._tracing import (
-    Carry, EnigmaError, IRValue, Tensor, arch, as_type, cmp_eq, cmp_ge, cmp_gt, cmp_le, cmp_lt, cmp_ne,
+    Carry, EnigmaError, IRValue, arch, as_type, cmp_eq, cmp_ge, cmp_gt, cmp_le, cmp_lt, cmp_ne,
     cmp_uge, cmp_ugt, cmp_ule, cmp_ult, for_range, grid_size, if_, metal_cast, range_constexpr,
     simdgroup_index_in_threadgroup, simdgroups_per_threadgroup, thread_index_in_simdgroup,
     thread_index_in_threadgroup, thread_position_in_grid_xyz, thread_position_in_threadgroup,
@@ -14,7 +14,10 @@ from ._tracing import (
 from ._cooperative import *  # noqa: F401,F403 - threadgroups, simdgroups, atomics, tile helpers
 from ._preprocess import range  # noqa: A004 - `for i in enigma.range(...)` in kernels
 from ._lang import *  # noqa: F401,F403,A004 - the per-thread language (abs, round, pow shadow builtins)
-from .compiler import CompiledKernel, KernelDef, KernelHandle, compile, kernel  # noqa: A004
+from ._tensor import (  # noqa: E402  layout-aware tensors and TV fragments
+    Fragment, Tensor, elem_less, make_identity_tensor, tensor, tensor_composition, tensor_zipped_divide,
+)
+from .compiler import CompiledKernel, JitDef, KernelDef, KernelHandle, compile, jit, kernel  # noqa: A004
 from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
 from .typing import (
     BFloat16, Bool, Float16, Float32, Int8, Int16, Int32, Int64, Numeric, Scalar, UInt8, UInt16, UInt32,

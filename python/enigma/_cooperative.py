@@ -5,7 +5,8 @@ this module only captures calls (SEMANTICS 4)."""
 from __future__ import annotations
 
 from . import _core
-from ._tracing import EnigmaError, IRValue, Tensor, _active, _current, _plain, _wrap, for_range, if_
+from ._tensor import Tensor
+from ._tracing import EnigmaError, IRValue, _active, _current, _plain, _wrap, for_range, if_
 from .typing import dtype_name
 
 
@@ -57,17 +58,6 @@ def threadgroup_alloc(dtype, size):
     tensor._size = size
     t.cache.setdefault("memories", {})[tname] = mem
     return tensor
-
-
-def _tensor_size(self):
-    """Number of elements of a threadgroup array."""
-    size = getattr(self, "_size", None)
-    if size is None:
-        raise EnigmaError(f"the size of buffer '{self.name}' is not known while tracing; pass it as a Scalar")
-    return size
-
-
-Tensor.size = _tensor_size
 
 
 # ---- barriers -------------------------------------------------------------------

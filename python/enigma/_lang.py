@@ -14,7 +14,8 @@ import inspect
 import operator
 
 from . import _core
-from ._tracing import EnigmaError, IRValue, Tensor, _active, _builder, _plain, _wrap, if_, metal_cast, where
+from ._tensor import Tensor
+from ._tracing import EnigmaError, IRValue, _active, _builder, _plain, _wrap, if_, metal_cast, where
 from .typing import dtype_name
 
 # name -> row of the op table (operands, result, tolerance, spellings)

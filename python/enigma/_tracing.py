@@ -202,53 +202,6 @@ def to_value(x, op: str = "value"):
     return _wrap(t, t.locate().literal(x))
 
 
-class Tensor:
-    """A device buffer (kernel parameter) indexed by raw element index."""
-
-    def __init__(self, name, buffer_index, metal_dtype, layout=None, base_offset=0,
-                 address_space="device", shape=None):
-        self.name = name
-        self.buffer_index = buffer_index
-        self.metal_dtype = dtype_name(metal_dtype, "Tensor") if metal_dtype is not None else None
-        self.layout = layout
-        self.base_offset = base_offset
-        self.address_space = address_space
-        self.shape = shape
-        self._trace = None
-        self._param = None
-
-    def __repr__(self):
-        return f"Tensor({self.name!r}, buffer_index={self.buffer_index}, metal_dtype={self.metal_dtype!r})"
-
-    def _index(self, key, op):
-        if isinstance(key, tuple):
-            if len(key) != 1:
-                raise EnigmaError(f"{op} '{self.name}': tuple (layout) indexing needs a Tensor with a layout; "
-                                  f"index a plain buffer with one integer")
-            key = key[0]
-        return _plain(key)
-
-    def _check(self, op):
-        t = _current(op)
-        if self._trace is not t or self._param is None:
-            raise EnigmaError(f"{op} '{self.name}': this Tensor is not a parameter of the kernel being traced")
-        return t
-
-    def __getitem__(self, key):
-        t = self._check("load")
-        idx = self._index(key, "load")
-        return _wrap(t, t.locate().load(self._param, idx))
-
-    def __setitem__(self, key, value):
-        t = self._check("store")
-        idx = self._index(key, "store")
-        t.locate().store(self._param, idx, _plain(value))
-
-    def __len__(self):
-        raise EnigmaError(f"the length of buffer '{self.name}' is not known while tracing; "
-                          "pass it as an enigma.Scalar parameter")
-
-
 # ---- thread / grid queries ----------------------------------------------------
 
 _DIMS = {"x": 0, "y": 1, "z": 2}

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from . import _core
 from ._preprocess import preprocess
-from ._tracing import EnigmaError, IRValue, Tensor, _Trace, _TraceScope, _wrap
+from ._tensor import Tensor
+from ._tracing import EnigmaError, IRValue, _Trace, _TraceScope, _wrap, _state
 from .typing import Numeric, Scalar
 
 
@@ -46,9 +47,36 @@ class KernelHandle:
         self.kwargs = kwargs
 
     def launch(self, grid, block):
-        raise RuntimeError("KernelHandle.launch() is only meaningful inside an @enigma.jit function being "
-                           "compiled with enigma.compile(jit_fn, *tensors); the @enigma.jit path is not "
-                           "available in this version")
+        """Records this kernel and its launch shape for ``enigma.compile(jit_fn, ...)``.
+        ``grid`` is in threads (as ``execute``'s grid), ``block`` the threadgroup size."""
+        ctx = getattr(_state, "jit", None)
+        if ctx is None:
+            raise RuntimeError("kernel.launch() called outside enigma.compile() context")
+        ctx.append((self, tuple(grid) if isinstance(grid, (tuple, list)) else (grid, 1, 1),
+                    tuple(block) if isinstance(block, (tuple, list)) else (block, 1, 1)))
+
+
+class JitDef:
+    """A function decorated with ``@enigma.jit``: host-side Python that builds
+    tensors and layouts and launches one ``@enigma.kernel``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self):
+        return f"<enigma.jit {self.name}>"
+
+
+def jit(fn) -> JitDef:
+    """Declares a host function for ``enigma.compile(jit_fn, *tensors)``."""
+    if isinstance(fn, JitDef):
+        return fn
+    if not callable(fn):
+        raise TypeError(f"@enigma.jit expects a function, got {type(fn).__name__}")
+    return JitDef(fn)
 
 
 def kernel(fn) -> KernelDef:
@@ -95,6 +123,8 @@ class CompiledKernel:
     param_names: list | None = None
     _core: object = field(default=None, repr=False, compare=False)
     _param_kinds: list | None = field(default=None, repr=False, compare=False)
+    _tensors: list | None = field(default=None, repr=False, compare=False)  # @jit: the bound tensors
+    _written: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def ir_source(self) -> str | None:
@@ -155,7 +185,22 @@ def _param_type(kdef: KernelDef, name: str, ann):
                     f"'{kdef.name}'; use a dtype such as enigma.f32 or enigma.Scalar(enigma.u32))")
 
 
-def _trace(kdef: KernelDef):
+_VECTORISABLE = ("float", "half", "bfloat")
+
+
+def _vec_dtype(dtype: str, vec_width: int) -> str:
+    return f"vec<{vec_width},{dtype}>" if vec_width and dtype in _VECTORISABLE else dtype
+
+
+def _check_vec_width(vec_width):
+    if vec_width in (0, None):
+        return 0
+    if isinstance(vec_width, bool) or not isinstance(vec_width, int) or vec_width not in (2, 3, 4):
+        raise EnigmaError(f"compile: vec_width must be 2, 3 or 4 (or 0 for none), got {vec_width!r}")
+    return vec_width
+
+
+def _trace(kdef: KernelDef, vec_width=0):
     trace = _Trace(kdef.name)
     b = trace.builder
     anns = _resolve_annotations(kdef)
@@ -167,6 +212,8 @@ def _trace(kdef: KernelDef):
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise TypeError(f"kernel '{kdef.name}': *args/**kwargs parameters are not supported ('{pname}')")
         kind, dtype = _param_type(kdef, pname, anns.get(pname, p.annotation))
+        if kind == "buffer":
+            dtype = _vec_dtype(dtype, vec_width)  # the traced dtype is the vector too
         kinds.append((pname, kind, dtype))
         if kind == "buffer":
             t = Tensor(pname, i, dtype)
@@ -179,6 +226,10 @@ def _trace(kdef: KernelDef):
     positional = [a for a, (_, p) in zip(args, kdef.signature.parameters.items())
                   if p.kind != p.KEYWORD_ONLY]
     keywords = {n: a for a, (n, p) in zip(args, kdef.signature.parameters.items()) if p.kind == p.KEYWORD_ONLY}
+    return _run_body(kdef, trace, positional, keywords), kinds
+
+
+def _run_body(kdef, trace, positional, keywords):
     body = preprocess(kdef.fn)  # `for i in enigma.range(...)` becomes a traced loop
     with _TraceScope(trace):
         try:
@@ -191,7 +242,72 @@ def _trace(kdef: KernelDef):
     if result is not None:
         raise EnigmaError(f"kernel '{kdef.name}' returned a value; kernels write their results to "
                           "output buffers and return nothing")
-    return b.finish(), kinds
+    return trace.builder.finish()
+
+
+def _jit_roots(given, seed):
+    """The distinct buffers behind the tensors the kernel gets, in binding
+    order: increasing buffer_index, or, for tensors made without an index
+    (enigma.tensor), the order they were given to enigma.compile."""
+    def distinct(ts):
+        out = []
+        for t in ts:
+            r = t._root
+            if r._identity or (r.buffer_index < 0 and not getattr(r, "_auto_index", False)):
+                continue
+            if not any(r is x for x in out):
+                out.append(r)
+        return out
+    roots = distinct(given)
+    auto = [r for r in roots if getattr(r, "_auto_index", False)]
+    if auto and len(auto) != len(roots):
+        raise EnigmaError("@jit: give every tensor a buffer index or none (enigma.tensor(..., index=k))")
+    if auto:
+        order = distinct(seed + given)
+        roots.sort(key=lambda r: next(i for i, x in enumerate(order) if x is r))
+    else:
+        roots.sort(key=lambda r: r.buffer_index)
+        idx = [r.buffer_index for r in roots]
+        if len(set(idx)) != len(idx):
+            raise EnigmaError(f"@jit: two different tensors have the same buffer index ({idx}); "
+                              "the index is the binding slot")
+    for i, r in enumerate(roots):
+        if r.name is None:
+            r.name = f"t{i}"
+    names = [r.name for r in roots]
+    if len(set(names)) != len(names):
+        raise EnigmaError(f"@jit: two different tensors share a name: {names}")
+    return roots
+
+
+def _trace_jit(kdef: KernelDef, args, kwargs, vec_width, seed_tensors):
+    trace = _Trace(kdef.name)
+    b = trace.builder
+    code = kdef.fn.__code__
+    b.set_location(code.co_filename, code.co_firstlineno)
+    given = [a for a in list(args) + list(kwargs.values()) if isinstance(a, Tensor)]
+    roots = _jit_roots(given, [t for t in seed_tensors if isinstance(t, Tensor)])
+    params = {}
+    kinds = []
+    for r in roots:
+        dtype = _vec_dtype(r.metal_dtype, vec_width)
+        params[id(r)] = b.add_buffer_param(r.name, dtype)
+        kinds.append((r.name, "buffer", dtype))
+
+    def bind(a):
+        if not isinstance(a, Tensor):
+            return a
+        t = a._derive(a.layout, a._off.copy())
+        t._trace = trace
+        t._param = params.get(id(a._root))
+        if vec_width and t.metal_dtype is not None:
+            t.metal_dtype = _vec_dtype(t.metal_dtype, vec_width)
+        if a._coord is not None:
+            t._coord = bind(a._coord)
+        return t
+
+    ir = _run_body(kdef, trace, [bind(a) for a in args], {k: bind(v) for k, v in kwargs.items()})
+    return ir, kinds, roots
 
 
 def _with_user_location(e: EnigmaError, kdef: KernelDef) -> EnigmaError:
@@ -261,12 +377,29 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
     """Traces ``fn`` (an ``@enigma.kernel``), verifies and optimises its IR and
     emits MSL. Unless emit-only, the kernel is also built for the default device
     now (so build errors surface here and the first dispatch is fast)."""
-    if not isinstance(fn, KernelDef):
+    if not isinstance(fn, (KernelDef, JitDef)):
         raise TypeError(f"Expected @enigma.kernel or @enigma.jit, got {type(fn).__name__}")
-    if vec_width:
-        raise EnigmaError("compile(vec_width=...) belongs to the @enigma.jit/layout path, which is not "
-                          "available in this version")
-    ir, kinds = _trace(fn)
+    vec_width = _check_vec_width(vec_width)
+    grid = block = roots = None
+    if isinstance(fn, JitDef):
+        launches = []
+        saved = getattr(_state, "jit", None)
+        _state.jit = launches
+        try:
+            fn.fn(*args)
+        finally:
+            _state.jit = saved
+        if not launches:
+            raise RuntimeError(f"@jit function '{fn.name}' did not launch any kernel. "
+                               "Call kernel_fn(...).launch(grid=..., block=...) inside it.")
+        if len(launches) > 1:
+            raise EnigmaError(f"@jit function '{fn.name}' launched {len(launches)} kernels; a compiled kernel is "
+                              "one launch: split it into one @enigma.jit function per kernel")
+        handle, grid, block = launches[0]
+        ir, kinds, roots = _trace_jit(handle.kernel_def, handle.args, handle.kwargs, vec_width, args)
+        fn = handle.kernel_def
+    else:
+        ir, kinds = _trace(fn, vec_width)
     ir.optimize()
     ir_text = ir.print()
     dbg = _debug(debug)
@@ -288,7 +421,8 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
     ck = CompiledKernel(
         kernel_name=fn.name, metallib_path=None, metallib_bytes=None, metal_source=msl,
         mlir_source=ir_text, scalar_params=[(n, i, d) for i, (n, k, d) in enumerate(kinds) if k == "scalar"],
-        num_params=len(kinds), param_names=[n for n, _, _ in kinds], _core=core, _param_kinds=kinds)
+        num_params=len(kinds), param_names=[n for n, _, _ in kinds], _core=core, _param_kinds=kinds,
+        grid=grid, block=block, _tensors=roots, _written=[w for _, kind, _, w in ir.params if kind == "buffer"])
     if not _emit_only(emit_only):
         from .runtime import _default_device
         core.precompile(_default_device())

@@ -215,7 +215,8 @@ def _as_host_array(x, index: int, kernel: str, cuda_device: bool = False):
     if not isinstance(x, np.ndarray):
         dev = _cuda_array(x, f"kernel '{kernel}' input {index}")
         if dev is not None:
-            if cuda_device and dev.nbytes:
+            # Vector accesses assume aligned buffers: a misaligned view is copied instead.
+            if cuda_device and dev.nbytes and dev.ptr % 32 == 0:
                 return (None, dev.dtype, str(dev.shape), dev.ptr, dev.nbytes), dev.owner
             x = _to_host(x)
         if hasattr(x, "__dlpack__"):
@@ -305,6 +306,45 @@ def _constants_arg(constants) -> list:
     return out
 
 
+_RECORDED = type("_Recorded", (), {"__repr__": lambda self: "<the @jit launch's, else (1, 1, 1)>"})()
+
+
+def _jit_bindings(compiled, api):
+    """(inputs, None, output_sizes) from an @jit kernel's tensors: the trailing
+    tensors the kernel writes are the outputs, every other one an input."""
+    tensors = getattr(compiled, "_tensors", None)
+    name = getattr(compiled, "kernel_name", "?")
+    if tensors is None:
+        raise RuntimeError(f"{api}: kernel '{name}': inputs are required (only @enigma.jit kernels carry "
+                           "their tensors' data)")
+    written = list(compiled._written)
+    n_out = 0
+    while n_out < len(written) and written[len(written) - 1 - n_out]:
+        n_out += 1
+    if n_out == 0 or any(written[:len(written) - n_out]):
+        raise RuntimeError(f"{api}: kernel '{name}': the tensors it writes must come last in binding order "
+                           "(give them the highest buffer indices); written: "
+                           f"{[t.name for t, w in zip(tensors, written) if w]}")
+    missing = [t.name for t in tensors if t.data is None]
+    if missing:
+        raise RuntimeError(f"{api}: kernel '{name}': tensors {missing} carry no data (enigma.tensor(array) or "
+                           "Tensor(..., data=array))")
+    k = len(tensors) - n_out
+    sizes = [int(getattr(t.data, "nbytes")) for t in tensors[k:]]
+    if len(sizes) == 1:
+        return [t.data for t in tensors[:k]], sizes[0], None
+    return [t.data for t in tensors[:k]], None, sizes
+
+
+def _write_back(compiled, outs):
+    """Copies output bytes into the output tensors' numpy arrays (where writable)."""
+    tensors = compiled._tensors
+    for t, raw in zip(tensors[len(tensors) - len(outs):], outs):
+        a = t.data
+        if isinstance(a, np.ndarray) and a.flags.writeable and a.flags.c_contiguous and a.nbytes == len(raw):
+            a.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
+
+
 class PreparedKernel:
     """Buffers bound once for repeated dispatches (``MetalRuntime.prepare``)."""
 
@@ -387,6 +427,8 @@ class MetalRuntime:
     def _launch(self, compiled, inputs, output_size, output_sizes, scalars, constants, api):
         core = _kernel_core(compiled)
         name = compiled.kernel_name
+        if inputs is None:
+            inputs, output_size, output_sizes = _jit_bindings(compiled, api)
         consts = _constants_arg(constants)
         if isinstance(inputs, np.ndarray) or not hasattr(inputs, "__iter__"):
             raise RuntimeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
@@ -399,12 +441,20 @@ class MetalRuntime:
         launch = _core.PreparedLaunch(self._device, core, arrays, scal, sizes, api, consts)
         return launch, single, keep
 
-    def execute(self, compiled, inputs, output_size=None, grid=(1, 1, 1), threads=(1, 1, 1), *,
+    def execute(self, compiled, inputs=None, output_size=None, grid=_RECORDED, threads=_RECORDED, *,
                 scalars=None, output_sizes=None, constants=None):
         """One-shot dispatch: copies inputs in, runs, returns the output bytes
-        (a list of bytes when ``output_sizes`` is given)."""
+        (a list of bytes when ``output_sizes`` is given). For an ``@enigma.jit``
+        kernel, ``inputs=None`` binds the compiled tensors' data, ``grid`` and
+        ``threads`` default to the recorded launch, and the outputs are also
+        written back into the output tensors' numpy arrays."""
+        if grid is _RECORDED:
+            grid = getattr(compiled, "grid", None) or (1, 1, 1)
+        if threads is _RECORDED:
+            threads = getattr(compiled, "block", None) or (1, 1, 1)
         g = _dims(grid, "grid", getattr(compiled, "kernel_name", "?"))
         t = _dims(threads, "threads", getattr(compiled, "kernel_name", "?"))
+        jit_run = inputs is None
         launch, single, keep = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants,
                                             "execute")
         try:
@@ -413,9 +463,11 @@ class MetalRuntime:
         finally:
             launch.release()
             del keep
+        if jit_run:
+            _write_back(compiled, outs)
         return outs[0] if single else outs
 
-    def prepare(self, compiled, inputs, output_size=None, *, scalars=None, output_sizes=None,
+    def prepare(self, compiled, inputs=None, output_size=None, *, scalars=None, output_sizes=None,
                 constants=None) -> PreparedKernel:
         """Allocates and fills the buffers once for repeated dispatch. ``constants``
         ({index: (type_name, value)}) specialises the kernel's function constants."""

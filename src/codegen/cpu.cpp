@@ -324,8 +324,47 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return t;
   }
 
+  // A vector access (load_vec/store_vec) of `lanes` elements from `idx`, which
+  // the layout path proved a multiple of `lanes`: one aligned en_vec access
+  // for 32/64-bit elements; f16/bf16 lanes are converted one by one.
+  std::string vector_index(const Op& op, int lanes, bool is_store) {
+    std::string idx = name(op.operands[0]);
+    if (!opt_.debug) return idx;
+    std::string t = "en_i" + std::to_string(temp_++);
+    line("uint64_t " + t + " = static_cast<uint64_t>(" + idx + ");");
+    open("if (" + t + " + " + std::to_string(lanes) + "u > " + mem_len(op.attr) + ")");
+    line("en_report_oob(L, static_cast<uint64_t>(" + std::to_string(op.attr) + "ll), " + t + " + " +
+         std::to_string(lanes - 1) + "u, " + (is_store ? "1u" : "0u") + ", en_gx, en_by + ly, en_bz + lz);");
+    line(t + " = 0;");
+    close();
+    return t;
+  }
+
+  // Device buffers may be shorter than one vector; threadgroup arrays never are (builder).
+  std::string vector_guard(const Op& op, int lanes) const {
+    if (!opt_.debug || is_threadgroup_memory(op.attr)) return "";
+    return "en_len" + std::to_string(op.attr) + " >= " + std::to_string(lanes) + "u";
+  }
+
   std::string load(const Op& op) override {
     if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[en_gx]");
+    const DType& pt = k_.memory_type(op.attr);
+    if (op.type != pt) {
+      std::string idx = vector_index(op, op.type.lanes, false);
+      std::string buf = mem_ptr(op.attr);
+      std::string v;
+      if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
+        v = type(op.type) + "(";
+        for (int i = 0; i < op.type.lanes; ++i)
+          v += (i ? ", " : "") + from_memory(pt, buf + "[" + idx + " + " + std::to_string(i) + "]");
+        v += ")";
+      } else {
+        v = "*reinterpret_cast<const " + type(op.type) + "*>(" + buf + " + " + idx + ")";
+      }
+      std::string guard = vector_guard(op, op.type.lanes);
+      if (!guard.empty()) return "(" + guard + " ? " + v + " : " + type(op.type) + "{})";
+      return v;
+    }
     std::string idx = checked_index(op, false);
     std::string buf = mem_ptr(op.attr);
     if (opt_.debug && !is_threadgroup_memory(op.attr))
@@ -337,6 +376,22 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   void store(const Op& op) override {
     if (fast_ && fast_->count(&op)) {
       line(fast_->at(&op) + "[en_gx] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
+      return;
+    }
+    const DType& pt = k_.memory_type(op.attr);
+    const DType vt = k_.type_of(op.operands[1]);
+    if (vt != pt) {
+      std::string idx = vector_index(op, vt.lanes, true);
+      std::string buf = mem_ptr(op.attr);
+      std::string guard = vector_guard(op, vt.lanes);
+      if (!guard.empty()) guard = "if (" + guard + ") ";
+      if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
+        for (int i = 0; i < vt.lanes; ++i)
+          line(guard + buf + "[" + idx + " + " + std::to_string(i) + "] = " +
+               to_memory(pt, name(op.operands[1]) + "[" + std::to_string(i) + "]") + ";");
+      } else {
+        line(guard + "*reinterpret_cast<" + type(vt) + "*>(" + buf + " + " + idx + ") = " + name(op.operands[1]) + ";");
+      }
       return;
     }
     std::string idx = checked_index(op, true);
@@ -879,7 +934,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::vector<std::pair<const Op*, Affine>> cands;
     if (!opt_.debug) {
       std::function<void(const Op&)> visit = [&](const Op& op) {
-        if (op.code == OpCode::Load || op.code == OpCode::Store) {
+        // Scalar accesses only: a vector access keeps its own aligned form.
+        if ((op.code == OpCode::Load || op.code == OpCode::Store) &&
+            (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
           auto a = affine(op.operands[0]);
           if (a && a->x == 1 && !a->terms.empty()) cands.emplace_back(&op, *a);
         }

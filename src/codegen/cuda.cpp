@@ -463,7 +463,67 @@ class CudaEmitter : public CFamilyEmitter {
     return t;
   }
 
+  // A vector access (load_vec/store_vec) of `lanes` elements from an index the
+  // layout path proved a multiple of `lanes`; buffers and shared arrays are
+  // 16-byte aligned, so 32/64-bit lanes become one aligned en_vec access.
+  std::string vector_index(const Op& op, int lanes, bool is_store) {
+    std::string idx = name(op.operands[0]);
+    if (!opt_.debug || is_threadgroup_memory(op.attr)) return idx;
+    std::string p = std::to_string(op.attr);
+    std::string t = "en_idx" + std::to_string(temp_++);
+    line("en_u64 " + t + " = static_cast<en_u64>(" + idx + ");");
+    open("if (" + t + " + " + std::to_string(lanes) + "ull > en_len" + p + ")");
+    open("if (atomicCAS(en_err, 0ull, 1ull) == 0ull)");
+    line("en_err[1] = " + p + "ull; en_err[2] = " + t + " + " + std::to_string(lanes - 1) + "ull; en_err[3] = " +
+         (is_store ? "1ull" : "0ull") + "; en_err[4] = en_bx + lx; en_err[5] = en_by + ly; en_err[6] = en_bz + lz;");
+    line("__threadfence();");
+    close();
+    line(t + " = 0;");
+    close();
+    return t;
+  }
+
+  static bool halfish(Scalar s) { return s == Scalar::F16 || s == Scalar::BF16; }
+
+  std::string load_vector(const Op& op) {
+    const Scalar e = k_.memory_type(op.attr).elem;
+    const int lanes = op.type.lanes;
+    std::string idx = vector_index(op, lanes, false);
+    std::string buf = mem(op.attr);
+    std::string v;
+    if (halfish(e)) {  // 16-bit patterns widen lane by lane
+      v = type(op.type) + "(";
+      for (int i = 0; i < lanes; ++i)
+        v += (i ? ", " : "") + from_memory(e, buf + "[" + idx + " + " + std::to_string(i) + "]");
+      v += ")";
+    } else {
+      v = "*reinterpret_cast<const " + memory_type(op.type) + "*>(" + buf + " + " + idx + ")";
+    }
+    if (opt_.debug && !is_threadgroup_memory(op.attr))
+      return "(en_len" + std::to_string(op.attr) + " >= " + std::to_string(lanes) + "ull ? " + v + " : " +
+             type(op.type) + "{})";
+    return v;
+  }
+
+  void store_vector(const Op& op, const DType& vt) {
+    const Scalar e = k_.memory_type(op.attr).elem;
+    std::string idx = vector_index(op, vt.lanes, true);
+    std::string buf = mem(op.attr);
+    std::string guard = opt_.debug && !is_threadgroup_memory(op.attr)
+                            ? "if (en_len" + std::to_string(op.attr) + " >= " + std::to_string(vt.lanes) + "ull) "
+                            : "";
+    if (halfish(e)) {
+      for (int i = 0; i < vt.lanes; ++i)
+        line(guard + buf + "[" + idx + " + " + std::to_string(i) + "] = " +
+             to_memory(e, name(op.operands[1]) + "[" + std::to_string(i) + "]") + ";");
+    } else {
+      line(guard + "*reinterpret_cast<" + memory_type(vt) + "*>(" + buf + " + " + idx + ") = " + name(op.operands[1]) +
+           ";");
+    }
+  }
+
   std::string load(const Op& op) override {
+    if (op.type != k_.memory_type(op.attr)) return load_vector(op);
     std::string idx = checked_index(op, false);
     std::string buf = mem(op.attr);
     std::string v = from_memory(op.type.elem, buf + "[" + idx + "]");
@@ -473,6 +533,11 @@ class CudaEmitter : public CFamilyEmitter {
   }
 
   void store(const Op& op) override {
+    const DType vt = k_.type_of(op.operands[1]);
+    if (vt != k_.memory_type(op.attr)) {
+      store_vector(op, vt);
+      return;
+    }
     std::string idx = checked_index(op, true);
     std::string buf = mem(op.attr);
     std::string st = buf + "[" + idx + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";";
@@ -542,10 +607,11 @@ class CudaEmitter : public CFamilyEmitter {
   }
 
   // Masked lanes never touch memory: the conditional reads only where mask is true.
+  // Any memory id: a masked read of a shared array is a real masked load too.
   std::string load_if(const Op& op) override {
-    std::string buf = param_name(static_cast<int>(op.attr));
+    std::string buf = mem(op.attr);
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
-    if (opt_.debug) {
+    if (opt_.debug && !is_threadgroup_memory(op.attr)) {
       std::string p = std::to_string(op.attr);
       std::string t = "en_idx" + std::to_string(temp_++);
       line("en_u64 " + t + " = " + mask + " ? static_cast<en_u64>(" + idx + ") : 0ull;");
@@ -761,12 +827,21 @@ class CudaEmitter : public CFamilyEmitter {
   // Every lane gathers the values of its simdgroup (quad) with shuffles and
   // combines the active ones in the CPU backend's order: a full simdgroup's
   // reduction as a tree over 8 partial results, anything else lane by lane.
+  // Vectors go lane by lane, as Metal defines vector collectives.
   void reduce_or_scan(const Op& op) {
-    CollectiveInfo ci = collective_info(op.code);
     const DType& t = op.type;
-    const std::string T = type(t), W = std::to_string(ci.width);
     const std::string r = name(op.result()), x = name(op.operands[0]);
-    line(T + " " + r + ";");
+    line(type(t) + " " + r + ";");
+    if (!t.is_vector()) return reduce_or_scan_lane(op, t, r, x);
+    for (int i = 0; i < t.lanes; ++i) {
+      const std::string c = ".v[" + std::to_string(i) + "]";
+      reduce_or_scan_lane(op, DType::scalar(t.elem), r + c, x + c);
+    }
+  }
+
+  void reduce_or_scan_lane(const Op& op, const DType& t, const std::string& r, const std::string& x) {
+    CollectiveInfo ci = collective_info(op.code);
+    const std::string T = type(t), W = std::to_string(ci.width);
     open("");
     line("const en_u32 en_m = en_active(), en_l = en_flat & 31u, en_b = en_l & ~" + std::to_string(ci.width - 1) +
          "u;");
@@ -803,11 +878,20 @@ class CudaEmitter : public CFamilyEmitter {
 
   // A source lane out of range or inactive gives the thread its own value.
   void shuffle(const Op& op) {
+    const DType& t = op.type;
+    const std::string r = name(op.result()), x = name(op.operands[0]);
+    line(type(t) + " " + r + ";");
+    if (!t.is_vector()) return shuffle_lane(op, t, r, x);
+    for (int i = 0; i < t.lanes; ++i) {
+      const std::string c = ".v[" + std::to_string(i) + "]";
+      shuffle_lane(op, DType::scalar(t.elem), r + c, x + c);
+    }
+  }
+
+  void shuffle_lane(const Op& op, const DType& t, const std::string& r, const std::string& x) {
     CollectiveInfo ci = collective_info(op.code);
     using K = CollectiveInfo::Kind;
     const std::string W = std::to_string(ci.width) + "u";
-    const std::string r = name(op.result()), x = name(op.operands[0]);
-    line(type(op.type) + " " + r + ";");
     open("");
     line("const en_u32 en_m = en_active(), en_lane = en_flat & 31u, en_l = en_lane & " + std::to_string(ci.width - 1) +
          "u, en_b = en_lane - en_l, en_d = " + name(op.operands[1]) + ";");
@@ -820,7 +904,7 @@ class CudaEmitter : public CFamilyEmitter {
     }
     line("const bool en_ok = " + ok + ";");
     line("const en_u32 en_s = en_b + (en_ok ? " + src + " : en_l);");
-    line("const " + type(op.type) + " en_r = en_shfl(en_m, " + x + ", en_s);");
+    line("const " + type(t) + " en_r = en_shfl(en_m, " + x + ", en_s);");
     line(r + " = (en_ok && ((en_m >> en_s) & 1u)) ? en_r : " + x + ";");
     close();
   }

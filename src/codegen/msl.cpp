@@ -150,7 +150,9 @@ class MslEmitter : public CFamilyEmitter {
     // MSL allows threadgroup arrays only at kernel scope: all are hoisted here.
     for (size_t i = 0; i < k_.tg_arrays.size(); ++i) {
       const ThreadgroupArray& a = k_.tg_arrays[i];
-      file << "  threadgroup " << msl_type(a.type) << " " << tg_name(i) << "[" << a.size << "];\n";
+      // Arrays read or written as vectors need the vector's alignment.
+      file << "  " << (vec_tg_.count(i) ? "alignas(16) " : "") << "threadgroup " << msl_type(a.type) << " "
+           << tg_name(i) << "[" << a.size << "];\n";
     }
     file << body << "}\n";
     return file.str();
@@ -199,10 +201,21 @@ class MslEmitter : public CFamilyEmitter {
   }
   std::string space(int64_t m) const { return is_threadgroup_memory(m) ? "threadgroup" : "device"; }
 
-  std::string load(const Op& op) override { return mem(op.attr) + "[" + name(op.operands[0]) + "]"; }
+  // A vector access (load_vec/store_vec) when the value's type is not the
+  // memory's element type; the layout path proved the element index aligned.
+  std::string load(const Op& op) override {
+    std::string at = mem(op.attr) + "[" + name(op.operands[0]) + "]";
+    if (op.type == k_.memory_type(op.attr)) return at;
+    if (is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
+    return "*reinterpret_cast<const " + space(op.attr) + " " + msl_type(op.type) + "*>(&" + at + ")";
+  }
 
   void store(const Op& op) override {
-    line(mem(op.attr) + "[" + name(op.operands[0]) + "] = " + name(op.operands[1]) + ";");
+    std::string at = mem(op.attr) + "[" + name(op.operands[0]) + "]";
+    const DType vt = k_.type_of(op.operands[1]);
+    if (vt != k_.memory_type(op.attr) && is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
+    if (vt != k_.memory_type(op.attr)) at = "*reinterpret_cast<" + space(op.attr) + " " + msl_type(vt) + "*>(&" + at + ")";
+    line(at + " = " + name(op.operands[1]) + ";");
   }
 
   // ---- cooperative ops (the Metal spellings; other backends differ) ----
@@ -562,6 +575,8 @@ class MslEmitter : public CFamilyEmitter {
   }
 
  private:
+  std::set<size_t> vec_tg_;  // threadgroup arrays with vector accesses
+
   static std::string cast(const DType& t, const std::string& x) { return "static_cast<" + msl_type(t) + ">(" + x + ")"; }
 
   bool want(const std::string& key) { return helper_keys_.insert(key).second; }

@@ -480,6 +480,45 @@ ValueId Builder::load(int64_t mem, const Operand& index) {
   return r;
 }
 
+// Vector access (load_vec/store_vec): a Load/Store whose value is a 2- or
+// 4-vector of a scalar memory's element type.
+void Builder::check_vector_access(int64_t mem, int width, const std::string& opname) const {
+  const DType& t = k_.memory_type(mem);
+  if (!t.is_scalar() || t.elem == Scalar::B1 || (width != 2 && width != 4))
+    fail(opname, "a vector access needs memory of non-bool scalars and a width of 2 or 4, got " + t.str() +
+                     " and width " + std::to_string(width));
+  // The emitters' alignment proof covers whole vectors only.
+  if (is_threadgroup_memory(mem) && k_.tg_arrays[threadgroup_array_index(mem)].size % static_cast<uint64_t>(width) != 0)
+    fail(opname, "a threadgroup array read as vectors needs a size that is a multiple of " + std::to_string(width));
+}
+
+ValueId Builder::load_vec(int64_t mem, const Operand& index, int width) {
+  std::string opname = memory_op_name("load", mem);
+  check_vector_access(mem, width, opname);
+  ValueId r = load(mem, index);
+  Op& op = current().ops.back();
+  op.type = DType::vector(k_.memory_type(mem).elem, width);
+  k_.values[r].type = op.type;
+  return r;
+}
+
+void Builder::store_vec(int64_t mem, const Operand& index, const Operand& value) {
+  std::string opname = memory_op_name("store", mem);
+  if (!value.is_value()) fail(opname, "a vector store needs a traced vector value");
+  check_visible(value.value, opname.c_str());
+  const DType tv = k_.type_of(value.value);
+  if (!tv.is_vector() || tv.elem != k_.memory_type(mem).elem)
+    fail(opname, "a vector store needs a 2- or 4-vector of the memory's dtype, got " + tv.str());
+  check_vector_access(mem, tv.width(), opname);
+  ValueId vi = index_operand(index, opname);
+  mark_written(mem);
+  Op op;
+  op.code = OpCode::Store;
+  op.attr = mem;
+  op.operands = {vi, value.value};
+  append(std::move(op));
+}
+
 void Builder::store(int64_t mem, const Operand& index, const Operand& value) {
   std::string opname = memory_op_name("store", mem);
   ValueId vi = index_operand(index, opname);

@@ -150,12 +150,19 @@ class Verifier {
         expect(op, k_.valid_memory(op.attr), "does not name a buffer parameter or threadgroup array");
         const DType& idx = operand(0);
         expect(op, idx.is_scalar() && is_integer(idx.elem), "index must be an integer scalar");
+        if (!k_.valid_memory(op.attr)) break;
+        // A 2- or 4-vector of a scalar memory's dtype is a vector access (load_vec/store_vec).
+        const DType& pt = k_.memory_type(op.attr);
+        auto fits = [&](const DType& t) {
+          return t == pt || (pt.is_scalar() && t.is_vector() && t.elem == pt.elem && pt.elem != Scalar::B1 &&
+                             (t.lanes == 2 || t.lanes == 4));
+        };
         if (oi.category == OpCategory::Load) {
           single_result();
-          expect(op, op.type == k_.memory_type(op.attr), "result must have the memory's element dtype");
+          expect(op, fits(op.type), "result must have the memory's element dtype (or be a 2- or 4-vector of it)");
         } else {
           expect(op, op.results.empty(), "store has no result");
-          expect(op, operand(1) == k_.memory_type(op.attr), "stored value must have the memory's element dtype");
+          expect(op, fits(operand(1)), "stored value must have the memory's element dtype (or be a 2- or 4-vector of it)");
         }
         break;
       }

@@ -311,6 +311,12 @@ NB_MODULE(_core, m) {
         b.local_store(a, to_operand(idx), to_operand(v));
       })
       .def("load", [](Builder& b, int64_t mem, nb::handle idx) { return b.load(mem, to_operand(idx)); })
+      .def("load_vec", [](Builder& b, int64_t mem, nb::handle idx, int width) {
+        return b.load_vec(mem, to_operand(idx), width);
+      })
+      .def("store_vec", [](Builder& b, int64_t mem, nb::handle idx, nb::handle v) {
+        b.store_vec(mem, to_operand(idx), to_operand(v));
+      })
       .def("store", [](Builder& b, int64_t mem, nb::handle idx, nb::handle v) {
         b.store(mem, to_operand(idx), to_operand(v));
       })

@@ -71,6 +71,11 @@ class Builder {
   // threadgroup array's id (threadgroup_alloc).
   ValueId load(int64_t mem, const Operand& index);
   void store(int64_t mem, const Operand& index, const Operand& value);
+  // Vector access to memory of scalars (buffer or threadgroup array): `width`
+  // (2 or 4) consecutive elements from element `index`. The caller guarantees
+  // index % width == 0 (the layout path proves it); the emitters rely on it.
+  ValueId load_vec(int64_t mem, const Operand& index, int width);
+  void store_vec(int64_t mem, const Operand& index, const Operand& value);
 
   // ---- cooperative execution (SEMANTICS 4) ----
   // Declares `threadgroup T name[size]` at kernel scope; returns its memory id.
@@ -166,6 +171,7 @@ class Builder {
   void check_int_fits(const Literal& l, DType t, const char* op) const;
   std::string memory_op_name(const char* what, int64_t mem) const;
   ValueId index_operand(const Operand& index, const std::string& opname);
+  void check_vector_access(int64_t mem, int width, const std::string& opname) const;
   ValueId uint_operand(const Operand& o, const std::string& opname, const char* what);
   void mark_written(int64_t mem);
   std::vector<ValueId> close_region_with_yield(const std::vector<Operand>& yields,
