@@ -77,16 +77,13 @@ __device__ __forceinline__ en_u16 en_f2b(float f) {
 __device__ __forceinline__ float en_rb(float f) { return en_b2f(en_f2b(f)); }
 )";
 
-// Cooperative kernels (cuda_is_cooperative). Barriers use the non-aligned
-// PTX barrier (sm_70+) so that the threads of a partial edge group that are
-// outside the grid can wait at a different instruction: they loop on the
-// barrier until the running threads pass 1 at the end of the kernel, so every
-// barrier the running threads reach completes, whatever their number.
-const char* const kCudaCoop = R"(__device__ __forceinline__ bool en_bar_or(bool p) {
-  en_u32 r;
-  asm volatile("{\n .reg .pred en_pi, en_po;\n setp.ne.u32 en_pi, %1, 0;\n barrier.red.or.pred en_po, 0, en_pi;\n selp.u32 %0, 1, 0, en_po;\n}"
-               : "=r"(r) : "r"((en_u32)p) : "memory");
-  return r != 0u;
+// Cooperative kernels (cuda_is_cooperative). Threads of a partial edge group
+// that lie outside the grid exit at once; barriers are `bar.sync` with an
+// explicit thread count: the group's running threads rounded up to whole
+// warps (a warp arrives for all its lanes, and warps whose lanes all exited
+// are not counted), so every barrier the running threads reach completes.
+const char* const kCudaCoop = R"(__device__ __forceinline__ void en_barrier(en_u32 nthreads) {
+  asm volatile("bar.sync 0, %0;" : : "r"(nthreads) : "memory");
 }
 __device__ __forceinline__ en_u32 en_active() {
   en_u32 m;
@@ -281,9 +278,8 @@ class CudaEmitter : public CFamilyEmitter {
       f << "  const en_u32 en_ex = en_minu(en_tx, en_grid0 - en_bx), en_ey = en_minu(en_ty, en_grid1 - en_by), "
            "en_ez = en_minu(en_tz, en_grid2 - en_bz);\n";
       f << "  const en_u32 en_flat = threadIdx.x;\n";
-      f << "  if (en_flat >= en_ex * en_ey * en_ez) {\n";
-      if (has_barrier_) f << "    while (!en_bar_or(false)) {\n    }\n";
-      f << "    return;\n  }\n";
+      if (has_barrier_) f << "  const en_u32 en_nbar = (en_ex * en_ey * en_ez + 31u) & ~31u;\n";
+      f << "  if (en_flat >= en_ex * en_ey * en_ez) return;\n";
       f << "  const en_u32 lx = en_flat % en_ex, ly = (en_flat / en_ex) % en_ey, lz = en_flat / (en_ex * en_ey);\n";
       f << "  (void)lx; (void)ly; (void)lz;\n";
       if (ntg0) f << "  const en_u32 en_ntg0 = gridDim.x;\n";
@@ -300,7 +296,6 @@ class CudaEmitter : public CFamilyEmitter {
       }
       for (const std::string& u : unpack) f << "  " << u << "\n";
       f << body;
-      if (has_barrier_) f << "  en_bar_or(true);\n";
       f << "}\n";
       return f.str();
     }
@@ -736,7 +731,7 @@ class CudaEmitter : public CFamilyEmitter {
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.info().category) {
       case OpCategory::Barrier:
-        if (op.code == OpCode::Barrier) line("en_bar_or(false);");  // orders all memory of the block
+        if (op.code == OpCode::Barrier) line("en_barrier(en_nbar);");  // orders all memory of the block
         else line("en_syncwarp(en_active());");
         return true;
       case OpCategory::GroupReduce:

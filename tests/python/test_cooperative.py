@@ -547,7 +547,10 @@ def racy_bound(N: enigma.u32, Out: enigma.f32):
     Out[tid] = 1.0
 
 
-def test_divergent_loop_bounds_fail_the_dispatch():
+def test_divergent_loop_bounds_fail_the_dispatch(is_cpu):
+    if not is_cpu:
+        pytest.skip("the run-time agreement check of barrier loop bounds is a CPU-backend feature; "
+                    "on a GPU such a race deadlocks as in Metal (docs/cooperative.md)")
     ck = enigma.compile(racy_bound)
     out = np.frombuffer(rt().execute(ck, [np.array([3, 0], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1)), np.float32)
     assert (out == 1.0).all()       # no disagreement: runs

@@ -164,7 +164,7 @@ def test_cuda_emits_cooperative_ops_with_language_ops():
         enigma.barrier()
         Out[lid] = buf[lid ^ 1]
     src = enigma.compile(coop_only, emit_only=True).source("cuda")
-    assert "en_bar_or(false);" in src and "en_shfl" in src
+    assert "en_barrier(en_nbar);" in src and "en_shfl" in src
     # load_if on a threadgroup array is a masked read of the shared array
     src = enigma.compile(tg_load_if, emit_only=True).source("cuda")
     assert "? en_tg__shared0[" in src
