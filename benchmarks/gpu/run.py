@@ -11,12 +11,19 @@ skipped), per shared/spec/PERFORMANCE.md:
   * host cost of one launch: PreparedKernel.dispatch vs CuPy RawKernel (and
     a Triton launch);
   * compile: trace + emit, a cold NVRTC compile (vs CuPy RawKernel cold), a
-    disk-cache hit.
+    disk-cache hit;
+  * row reductions, f32, N in 4096..32768, ~1 GiB of input each: RMSNorm and
+    softmax, enigma (one threadgroup per row) vs torch eager and a one-pass
+    Triton kernel (one program loads the whole row); each checked against a
+    float64 numpy reference on a slice of rows.
+
+`--smoke` only checks the enigma reduction kernels on tiny inputs on the
+default device (ENIGMA_DEVICE=cpu works without a GPU).
 
 Prints the device, driver and toolchain, then a table (last). Ratio is
 enigma's speed relative to the peer's: > 1 means enigma is faster.
 
-    python benchmarks/gpu/run.py [--rounds 30] [--gib 1] [--json FILE]
+    python benchmarks/gpu/run.py [--rounds 30] [--gib 1] [--json FILE] [--smoke]
 """
 from __future__ import annotations
 
@@ -178,6 +185,216 @@ def bench_elementwise(rt, torch, triton, cupy, dtype_name, gib, rounds, bw, thre
     torch.cuda.empty_cache()
 
 
+# ---- row reductions ----------------------------------------------------------
+
+RED_THREADS = 1024
+RED_N = (4096, 8192, 16384, 32768)
+NEG_BIG = -3.0e38  # identity of max; finite so no inf literal reaches the emitter
+EPS = 1e-6
+
+
+def _group_reduce(v, scratch, op):
+    """v reduced over the whole threadgroup, the result in every thread: a simd
+    reduction, one partial per simdgroup in threadgroup memory, one barrier, then
+    every simdgroup reduces the partials itself (no second barrier needed)."""
+    lane = enigma.thread_index_in_simdgroup()
+    sg = enigma.simdgroup_index_in_threadgroup()
+    simd = enigma.simd_sum if op == "sum" else enigma.simd_max
+    part = simd(v)
+    with enigma.if_(lane == 0):
+        scratch[sg] = part
+    enigma.barrier()
+    ident = 0.0 if op == "sum" else NEG_BIG
+    return simd(enigma.load_if(scratch, lane, lane < enigma.simdgroups_per_threadgroup(), ident))
+
+
+@enigma.kernel
+def rmsnorm_rows(X: enigma.f32, W: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
+    base = enigma.threadgroup_position_in_grid("x") * n
+    lid = enigma.thread_index_in_threadgroup()
+    nth = enigma.threads_per_threadgroup("x")
+    red = enigma.threadgroup_alloc("float", 32)
+    with enigma.for_range(lid, n, nth, dtype="uint", init=[0.0]) as (i, acc):
+        x = X[base + i]
+        acc[0] = acc[0] + x * x
+    total = _group_reduce(acc[0], red, "sum")
+    inv = enigma.rsqrt(total / enigma.metal_cast(n, "float") + EPS)
+    with enigma.for_range(lid, n, nth, dtype="uint") as i:
+        Y[base + i] = X[base + i] * inv * W[i]
+
+
+@enigma.kernel
+def softmax_rows(X: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
+    base = enigma.threadgroup_position_in_grid("x") * n
+    lid = enigma.thread_index_in_threadgroup()
+    nth = enigma.threads_per_threadgroup("x")
+    red_max = enigma.threadgroup_alloc("float", 32)
+    red_sum = enigma.threadgroup_alloc("float", 32)  # separate: red_max may still be read
+    with enigma.for_range(lid, n, nth, dtype="uint", init=[NEG_BIG]) as (i, mx):
+        mx[0] = enigma.fmax(mx[0], X[base + i])
+    m = _group_reduce(mx[0], red_max, "max")
+    with enigma.for_range(lid, n, nth, dtype="uint", init=[0.0]) as (i, acc):
+        acc[0] = acc[0] + enigma.exp(X[base + i] - m)
+    inv = 1.0 / _group_reduce(acc[0], red_sum, "sum")
+    with enigma.for_range(lid, n, nth, dtype="uint") as i:
+        Y[base + i] = enigma.exp(X[base + i] - m) * inv
+
+
+def ref_rmsnorm(x, w):
+    xd = np.asarray(x, np.float64)
+    return xd / np.sqrt((xd ** 2).mean(1, keepdims=True) + EPS) * np.asarray(w, np.float64)
+
+
+def ref_softmax(x):
+    xd = np.asarray(x, np.float64)
+    e = np.exp(xd - xd.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def close(got, want):
+    got = np.asarray(got, np.float64)
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=1e-6))
+
+
+def enigma_rows(rt, kind, x, w, n, rows, threads):
+    """A PreparedKernel and its launch shape; x (and w) bound without a copy."""
+    if kind == "rmsnorm":
+        pk = rt.prepare(enigma.compile(rmsnorm_rows), [x, w], rows * n * 4, scalars=[n])
+    else:
+        pk = rt.prepare(enigma.compile(softmax_rows), [x], rows * n * 4, scalars=[n])
+    return pk, (rows * threads, 1, 1), (threads, 1, 1)
+
+
+def smoke(rt) -> int:
+    """Correctness only, tiny inputs, default device."""
+    rng = np.random.default_rng(3)
+    bad = 0
+    for rows, n, threads in ((3, 1000, 128), (2, 4096, RED_THREADS), (2, 1500, RED_THREADS)):
+        x = rng.standard_normal((rows, n)).astype(np.float32) * 3
+        w = rng.standard_normal(n).astype(np.float32)
+        for kind in ("rmsnorm", "softmax"):
+            pk, grid, tg = enigma_rows(rt, kind, x, w, n, rows, threads)
+            try:
+                pk.dispatch(grid, tg)
+                got = np.frombuffer(pk.read_output(), np.float32).reshape(rows, n)
+            finally:
+                pk.release()
+            want = ref_rmsnorm(x, w) if kind == "rmsnorm" else ref_softmax(x)
+            ok = close(got, want)
+            bad += not ok
+            err = float(np.abs(got - want).max())
+            print(f"[smoke] {kind} rows={rows} n={n} threads={threads} on {rt.device}: "
+                  f"{'correct' if ok else 'WRONG RESULT'} (max abs err {err:.2e})")
+    print("[smoke] " + ("all correct" if not bad else f"{bad} WRONG"))
+    return 1 if bad else 0
+
+
+def make_triton_rows(triton):
+    import triton.language as tl
+
+    @triton.jit
+    def rmsnorm_kernel(x_ptr, w_ptr, y_ptr, n, eps, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        offs = tl.arange(0, BLOCK)
+        mask = offs < n
+        x = tl.load(x_ptr + row * n + offs, mask=mask, other=0.0)
+        inv = 1.0 / tl.sqrt(tl.sum(x * x, axis=0) / n + eps)
+        w = tl.load(w_ptr + offs, mask=mask, other=0.0)
+        tl.store(y_ptr + row * n + offs, x * inv * w, mask=mask)
+
+    @triton.jit
+    def softmax_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        offs = tl.arange(0, BLOCK)
+        mask = offs < n
+        x = tl.load(x_ptr + row * n + offs, mask=mask, other=-float("inf"))
+        e = tl.exp(x - tl.max(x, axis=0))
+        tl.store(y_ptr + row * n + offs, e / tl.sum(e, axis=0), mask=mask)
+
+    return rmsnorm_kernel, softmax_kernel
+
+
+def _triton_warps(block):
+    # enough warps that a whole row stays in registers (<= 32 floats a thread)
+    return 32 if block >= 32768 else 16 if block >= 16384 else 8
+
+
+def bench_rows(rt, torch, triton, kind, n, gib, rounds, bw, threads, check_rows=64):
+    rows = max(1, int(gib * (1 << 30)) // (4 * n))
+    x = torch.randn(rows, n, device="cuda", dtype=torch.float32)
+    w = torch.randn(n, device="cuda", dtype=torch.float32)
+    traffic = (2 * rows * n + (n if kind == "rmsnorm" else 0)) * 4  # read x once, write y once
+    floor_ms = traffic / bw * 1e3
+    outs = {}  # peers that write into a preallocated output
+    peers = {}  # each returns its output tensor (torch eager allocates one), or None
+    if kind == "rmsnorm":
+        F = torch.nn.functional
+        if hasattr(F, "rms_norm"):
+            peers["torch F.rms_norm"] = lambda: F.rms_norm(x, (n,), w, EPS)
+        else:
+            peers["torch eager x*rsqrt(mean(x^2)+eps)*w"] = \
+                lambda: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS) * w
+    else:
+        peers["torch.softmax"] = lambda: torch.softmax(x, -1)
+    if triton is not None:
+        tri_rms, tri_sm = make_triton_rows(triton)
+        block = triton.next_power_of_2(n)
+        nw = _triton_warps(block)
+        y_tri = torch.empty_like(x)
+        name = f"triton one-pass (BLOCK={block}, {nw} warps)"
+        outs[name] = y_tri
+        if kind == "rmsnorm":
+            peers[name] = lambda: tri_rms[(rows,)](x, w, y_tri, n, EPS, BLOCK=block, num_warps=nw)
+        else:
+            peers[name] = lambda: tri_sm[(rows,)](x, y_tri, n, BLOCK=block, num_warps=nw)
+    pk, grid, tg = enigma_rows(rt, kind, x, w, n, rows, threads)
+    results = {}
+    try:
+        for _ in range(3):  # warm-up: compiles, module loads
+            pk.dispatch_timed(grid, tg)
+            for p, f in peers.items():
+                r = f()
+                if p not in outs:
+                    results[p] = r
+        torch.cuda.synchronize()
+        k = min(rows, check_rows)
+        xs, ws = x[:k].cpu().numpy(), w.cpu().numpy()
+        want = ref_rmsnorm(xs, ws) if kind == "rmsnorm" else ref_softmax(xs)
+        got = np.frombuffer(pk.read_output(), np.float32, count=k * n).reshape(k, n)
+        ok = close(got, want)
+        peer_ok = {}
+        for p in peers:
+            y = outs.get(p, results.get(p))
+            peer_ok[p] = y is not None and close(y[:k].cpu().numpy(), want)
+        results.clear()
+        times = {"enigma": [], **{p: [] for p in peers}}
+        for _ in range(rounds):  # interleaved
+            times["enigma"].append(pk.dispatch_timed(grid, tg))
+            for p, f in peers.items():
+                times[p].append(events_ms(torch, f))
+    finally:
+        pk.release()
+    e_ms = median(times["enigma"])
+    e_bw = traffic / (e_ms * 1e-3) / 1e9
+    wl = f"{kind} f32, N={n}, {rows} rows"
+    print(f"[{kind}] N={n} rows={rows} traffic={traffic / 1e9:.2f} GB floor={floor_ms:.3f} ms; enigma {e_ms:.3f} ms "
+          f"({e_bw:.0f} GB/s, {100 * floor_ms / e_ms:.0f}% of floor, {'correct' if ok else 'WRONG RESULT'}), "
+          f"threads={threads}")
+    note_e = "" if ok else "ENIGMA RESULT WRONG"
+    for p in peers:
+        p_ms = median(times[p])
+        p_bw = traffic / (p_ms * 1e-3) / 1e9
+        print(f"  {p}: {p_ms:.3f} ms ({p_bw:.0f} GB/s, {100 * floor_ms / p_ms:.0f}% of floor, "
+              f"{'correct' if peer_ok[p] else 'WRONG RESULT'})")
+        note = "; ".join(t for t in (note_e, "" if peer_ok[p] else "PEER RESULT WRONG") if t)
+        row(wl, p, p_bw, e_bw, "GB/s", p_ms / e_ms, 100 * floor_ms / e_ms, note)
+    if not peers:
+        row(wl, "-", None, e_bw, "GB/s", None, 100 * floor_ms / e_ms, note_e)
+    del x, w, outs, peers
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 CUPY_ADD = r"""
 extern "C" __global__ void add(const float* a, const float* b, float* c, unsigned n) {
   unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -327,9 +544,15 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--gib", type=float, default=1.0, help="size of each elementwise array in GiB")
     ap.add_argument("--threads", type=int, default=256, help="threadgroup size of the elementwise kernels")
+    ap.add_argument("--red-gib", type=float, default=1.0, help="input size of each RMSNorm/softmax workload in GiB")
+    ap.add_argument("--red-threads", type=int, default=RED_THREADS, help="threadgroup size of the row reductions")
+    ap.add_argument("--smoke", action="store_true",
+                    help="only check the enigma row-reduction kernels on tiny inputs on the default device")
     ap.add_argument("--json", help="write the rows here (default: $OUT/gpu-bench.json when OUT is set)")
     args = ap.parse_args(argv)
 
+    if args.smoke:
+        return smoke(enigma.MetalRuntime())
     if not enigma.testing.is_cuda_available():
         print(f"benchmarks/gpu/run.py: SKIPPED: no CUDA device ({enigma._core.cuda_info()['unavailable_reason']})")
         return 0
@@ -352,8 +575,12 @@ def main(argv=None) -> int:
         sections += [lambda: bench_elementwise(rt, torch, triton, cupy, "f32", args.gib, args.rounds, bw, args.threads),
                      lambda: bench_elementwise(rt, torch, triton, cupy, "bf16", args.gib, args.rounds, bw,
                                                args.threads)]
+        for kind in ("rmsnorm", "softmax"):
+            for n in RED_N:
+                sections.append(lambda kind=kind, n=n: bench_rows(rt, torch, triton, kind, n, args.red_gib,
+                                                                  args.rounds, bw, args.red_threads))
     else:
-        print("[elementwise] skipped: needs torch for inputs, events and the floor")
+        print("[elementwise, rmsnorm, softmax] skipped: need torch for inputs, events and the floor")
     sections += [lambda: bench_launch(rt, torch, triton, cupy), lambda: bench_compile(rt, cupy)]
     for s in sections:
         try:
@@ -362,8 +589,6 @@ def main(argv=None) -> int:
             import traceback
             traceback.print_exc()
             row(getattr(s, "__name__", "section"), "-", None, None, "-", note=f"FAILED: {type(e).__name__}: {e}"[:80])
-    for wl in ("RMSNorm rows", "softmax rows"):
-        row(wl, "-", None, None, "-", note="not available yet (needs threadgroup memory and simd ops)")
 
     out = args.json or (os.path.join(os.environ["OUT"], "gpu-bench.json") if os.environ.get("OUT") else None)
     if out:
