@@ -1,6 +1,8 @@
 #include "codegen/c_family.h"
 
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 #include <limits>
 #include <unordered_set>
 
@@ -398,6 +400,35 @@ void CFamilyEmitter::while_op(const Op& op) {
   region(op.regions[1]);
   assign_yield(op.regions[1], vars);
   close();
+}
+
+
+std::string FloatRegisterEmitter::type(const DType& t) const {
+  if (t.is_vector()) return vector_of(scalar_type(t.elem), t.lanes);
+  if (t.is_matrix())
+    return "en_mat<" + std::string(scalar_type(t.elem)) + ", " + std::to_string(t.cols) + ", " +
+           std::to_string(t.rows) + ">";
+  return scalar_type(t.elem);
+}
+
+std::string FloatRegisterEmitter::constant(const Op& op) const {
+  if (op.type.is_float()) {
+    double v = op.value.f;
+    if (std::isnan(v)) return "en_f32_bits(0x7fc00000u)";
+    if (std::isinf(v)) return v > 0 ? "en_f32_bits(0x7f800000u)" : "en_f32_bits(0xff800000u)";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.9gf", v);
+    std::string s = buf;
+    if (s.find_first_of(".e") == std::string::npos) s.insert(s.size() - 1, ".0");
+    return s;
+  }
+  return int_literal(op.type.elem, op.value.i);
+}
+
+std::string FloatRegisterEmitter::finish(const DType& t, const std::string& e) const {
+  if (t.elem == Scalar::F16) return "en_rh(" + e + ")";
+  if (t.elem == Scalar::BF16) return "en_rb(" + e + ")";
+  return CFamilyEmitter::finish(t, e);
 }
 
 }  // namespace enigma

@@ -96,6 +96,23 @@ class CFamilyEmitter {
   mutable std::vector<const Op*> const_defs_;  // by value id, built on first use
 };
 
+// Backends whose registers hold f16/bf16 values as float (rounded after each
+// op) and whose preludes spell vectors and matrices as en_vec / en_mat
+// templates: the CPU's C++ and CUDA. They differ only in scalar type names.
+class FloatRegisterEmitter : public CFamilyEmitter {
+ public:
+  using CFamilyEmitter::CFamilyEmitter;
+
+ protected:
+  virtual const char* scalar_type(Scalar s) const = 0;
+  static std::string vector_of(const std::string& elem, int lanes) {
+    return "en_vec<" + elem + ", " + std::to_string(lanes) + ">";
+  }
+  std::string type(const DType& t) const override;
+  std::string constant(const Op& op) const override;
+  std::string finish(const DType& t, const std::string& e) const override;
+};
+
 // A C identifier for a user-supplied name that cannot clash with any
 // keyword of C++, CUDA or MSL, nor with the emitters' own names.
 std::string sanitize_identifier(const std::string& name);

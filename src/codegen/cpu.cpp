@@ -86,9 +86,9 @@ static inline float en_atomic_fadd(float* p, float v, int mo) {
 constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__ATOMIC_RELEASE", "__ATOMIC_ACQ_REL",
                                    "__ATOMIC_SEQ_CST"};
 
-class CpuEmitter : public CFamilyEmitter {
+class CpuEmitter : public FloatRegisterEmitter {
  public:
-  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : CFamilyEmitter(k), opt_(o) {}
+  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {}
 
   std::string run() {
     for (const Param& p : k_.params)
@@ -207,9 +207,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   // Registers hold f16/bf16 in float; memory holds their 16-bit patterns.
-  static std::string vector_of(const std::string& elem, int lanes) {
-    return "en_vec<" + elem + ", " + std::to_string(lanes) + ">";
-  }
   static std::string memory_type(Scalar s) {
     if (s == Scalar::F16 || s == Scalar::BF16) return "uint16_t";
     return cpu_scalar_type(s);
@@ -242,33 +239,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return param_name(static_cast<int>(mem));
   }
 
-  std::string type(const DType& t) const override {
-    if (t.is_vector()) return vector_of(cpu_scalar_type(t.elem), t.lanes);
-    if (t.is_matrix())
-      return "en_mat<" + std::string(cpu_scalar_type(t.elem)) + ", " + std::to_string(t.cols) + ", " +
-             std::to_string(t.rows) + ">";
-    return cpu_scalar_type(t.elem);
-  }
-
-  std::string constant(const Op& op) const override {
-    if (op.type.is_float()) {
-      double f = op.value.f;
-      if (std::isnan(f)) return "en_f32_bits(0x7fc00000u)";
-      if (std::isinf(f)) return f > 0 ? "en_f32_bits(0x7f800000u)" : "en_f32_bits(0xff800000u)";
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%.9gf", f);
-      std::string s = buf;
-      if (s.find_first_of(".e") == std::string::npos) s.insert(s.size() - 1, ".0");
-      return s;
-    }
-    return int_literal(op.type.elem, op.value.i);
-  }
-
-  std::string finish(const DType& t, const std::string& e) const override {
-    if (t.elem == Scalar::F16) return "en_rh(" + e + ")";
-    if (t.elem == Scalar::BF16) return "en_rb(" + e + ")";
-    return CFamilyEmitter::finish(t, e);
-  }
+  const char* scalar_type(Scalar s) const override { return cpu_scalar_type(s); }
 
   std::string query(ThreadQuery q, int dim) override {
     static const char* xyz[] = {"x", "y", "z"};

@@ -153,11 +153,8 @@ std::string memory_type(Scalar s) {
   if (s == Scalar::F16 || s == Scalar::BF16) return "en_u16";
   return cuda_scalar_type(s);
 }
-std::string vector_of(const std::string& elem, int lanes) {
-  return "en_vec<" + elem + ", " + std::to_string(lanes) + ">";
-}
 std::string memory_type(const DType& t) {
-  if (t.is_vector()) return vector_of(memory_type(t.elem), t.lanes);
+  if (t.is_vector()) return "en_vec<" + memory_type(t.elem) + ", " + std::to_string(t.lanes) + ">";
   return memory_type(t.elem);
 }
 std::string from_memory(Scalar s, const std::string& x) {
@@ -191,9 +188,9 @@ std::string pow2_literal(int n) {
   return buf;
 }
 
-class CudaEmitter : public CFamilyEmitter {
+class CudaEmitter : public FloatRegisterEmitter {
  public:
-  CudaEmitter(const Kernel& k, const CudaEmitOptions& o) : CFamilyEmitter(k), opt_(o) {}
+  CudaEmitter(const Kernel& k, const CudaEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {}
 
   std::string run() {
     for (const Param& p : k_.params) check_type(p.type, "parameter '" + p.name + "'");
@@ -368,33 +365,9 @@ class CudaEmitter : public CFamilyEmitter {
     return any;
   }
 
+  const char* scalar_type(Scalar s) const override { return cuda_scalar_type(s); }
   std::string type(const DType& t) const override {
-    if (t.kind == DType::Kind::SimdMatrix) return "en_sgmat";
-    if (t.is_vector()) return vector_of(cuda_scalar_type(t.elem), t.lanes);
-    if (t.is_matrix())
-      return "en_mat<" + std::string(cuda_scalar_type(t.elem)) + ", " + std::to_string(t.cols) + ", " +
-             std::to_string(t.rows) + ">";
-    return cuda_scalar_type(t.elem);
-  }
-
-  std::string constant(const Op& op) const override {
-    if (op.type.is_float()) {
-      double v = op.value.f;
-      if (std::isnan(v)) return "en_f32_bits(0x7fc00000u)";
-      if (std::isinf(v)) return v > 0 ? "en_f32_bits(0x7f800000u)" : "en_f32_bits(0xff800000u)";
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%.9gf", v);
-      std::string s = buf;
-      if (s.find_first_of(".e") == std::string::npos) s.insert(s.size() - 1, ".0");
-      return s;
-    }
-    return int_literal(op.type.elem, op.value.i);
-  }
-
-  std::string finish(const DType& t, const std::string& e) const override {
-    if (t.elem == Scalar::F16) return "en_rh(" + e + ")";
-    if (t.elem == Scalar::BF16) return "en_rb(" + e + ")";
-    return CFamilyEmitter::finish(t, e);
+    return t.kind == DType::Kind::SimdMatrix ? "en_sgmat" : FloatRegisterEmitter::type(t);
   }
 
   // Signed overflow is undefined in C++ (and NVRTC has no -fwrapv): signed
