@@ -717,9 +717,9 @@ ValueId Builder::simd_matrix_mma(ValueId a, ValueId b, ValueId c) {
   return r;
 }
 
-ValueId Builder::async_copy_1d(int64_t dst, const Operand& dst_offset, int64_t src, const Operand& src_offset,
-                               const Operand& count) {
-  std::string opname = "async_copy_1d";
+// Checks an async copy's memories and names the op after them.
+std::string Builder::async_copy_name(const char* base, int64_t dst, int64_t src) const {
+  std::string opname = base;
   if (!k_.valid_memory(dst) || !k_.valid_memory(src))
     fail(opname, "source and destination must be buffer parameters or threadgroup arrays of this kernel");
   opname += " from '" + k_.memory_name(src) + "' to '" + k_.memory_name(dst) + "'";
@@ -727,13 +727,17 @@ ValueId Builder::async_copy_1d(int64_t dst, const Operand& dst_offset, int64_t s
     fail(opname, "copies go between device memory and threadgroup memory (one of each)");
   if (k_.memory_type(dst) != k_.memory_type(src))
     fail(opname, "element types differ: " + k_.memory_type(src).str() + " vs " + k_.memory_type(dst).str());
+  return opname;
+}
+
+// Appends an async copy op; its result is the event async_copy_wait takes.
+ValueId Builder::append_async_copy(OpCode code, int64_t dst, int64_t src, std::vector<ValueId> operands) {
   Op op;
-  op.code = OpCode::AsyncCopy1D;
+  op.code = code;
   op.type = DType::scalar(Scalar::I64);
   op.attr = dst;
   op.aux = src;
-  op.operands = {uint_operand(dst_offset, opname, "dst_offset"), uint_operand(src_offset, opname, "src_offset"),
-                 uint_operand(count, opname, "count")};
+  op.operands = std::move(operands);
   mark_written(dst);
   ValueId r = new_value(op.type, current().id);
   async_events_.insert(r);
@@ -742,33 +746,24 @@ ValueId Builder::async_copy_1d(int64_t dst, const Operand& dst_offset, int64_t s
   return r;
 }
 
+ValueId Builder::async_copy_1d(int64_t dst, const Operand& dst_offset, int64_t src, const Operand& src_offset,
+                               const Operand& count) {
+  const std::string opname = async_copy_name("async_copy_1d", dst, src);
+  return append_async_copy(OpCode::AsyncCopy1D, dst, src,
+                           {uint_operand(dst_offset, opname, "dst_offset"), uint_operand(src_offset, opname, "src_offset"),
+                            uint_operand(count, opname, "count")});
+}
+
 ValueId Builder::async_copy_2d(int64_t dst, const Operand& dst_offset, const Operand& dst_elements_per_row, int64_t src,
                                const Operand& src_offset, const Operand& src_elements_per_row,
                                const Operand& tile_cols, const Operand& tile_rows) {
-  std::string opname = "async_copy_2d";
-  if (!k_.valid_memory(dst) || !k_.valid_memory(src))
-    fail(opname, "source and destination must be buffer parameters or threadgroup arrays of this kernel");
-  opname += " from '" + k_.memory_name(src) + "' to '" + k_.memory_name(dst) + "'";
-  if (is_threadgroup_memory(dst) == is_threadgroup_memory(src))
-    fail(opname, "copies go between device memory and threadgroup memory (one of each)");
-  if (k_.memory_type(dst) != k_.memory_type(src))
-    fail(opname, "element types differ: " + k_.memory_type(src).str() + " vs " + k_.memory_type(dst).str());
-  Op op;
-  op.code = OpCode::AsyncCopy2D;
-  op.type = DType::scalar(Scalar::I64);
-  op.attr = dst;
-  op.aux = src;
-  op.operands = {uint_operand(dst_offset, opname, "dst_offset"),
-                 uint_operand(dst_elements_per_row, opname, "dst_elements_per_row"),
-                 uint_operand(src_offset, opname, "src_offset"),
-                 uint_operand(src_elements_per_row, opname, "src_elements_per_row"),
-                 uint_operand(tile_cols, opname, "tile_cols"), uint_operand(tile_rows, opname, "tile_rows")};
-  mark_written(dst);
-  ValueId r = new_value(op.type, current().id);
-  async_events_.insert(r);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  const std::string opname = async_copy_name("async_copy_2d", dst, src);
+  return append_async_copy(OpCode::AsyncCopy2D, dst, src,
+                           {uint_operand(dst_offset, opname, "dst_offset"),
+                            uint_operand(dst_elements_per_row, opname, "dst_elements_per_row"),
+                            uint_operand(src_offset, opname, "src_offset"),
+                            uint_operand(src_elements_per_row, opname, "src_elements_per_row"),
+                            uint_operand(tile_cols, opname, "tile_cols"), uint_operand(tile_rows, opname, "tile_rows")});
 }
 
 void Builder::async_wait(const std::vector<ValueId>& events) {

@@ -173,6 +173,8 @@ class Builder {
   ValueId index_operand(const Operand& index, const std::string& opname);
   void check_vector_access(int64_t mem, int width, const std::string& opname) const;
   ValueId uint_operand(const Operand& o, const std::string& opname, const char* what);
+  std::string async_copy_name(const char* base, int64_t dst, int64_t src) const;
+  ValueId append_async_copy(OpCode code, int64_t dst, int64_t src, std::vector<ValueId> operands);
   void mark_written(int64_t mem);
   std::vector<ValueId> close_region_with_yield(const std::vector<Operand>& yields,
                                                const std::vector<DType>& types, const char* op);
