@@ -379,7 +379,7 @@ def test_promotion_table():
             assert results[(s, t, "+")] == want, (s, t, results[(s, t, "+")], want)
             assert results[(s, t, "*")] == want, (s, t)
             assert results[(s, t, "<")] == "bool"
-    # spot checks of the table stated in the brief
+    # spot checks of the promotion table (docs/semantics.md)
     assert results[("i32", "u32", "+")] == "uint"
     assert results[("i8", "i8", "+")] == "char"
     assert results[("f16", "bf16", "+")] == "float"
