@@ -20,7 +20,8 @@ import glob
 import os
 import sys
 import time
-import xml.etree.ElementTree as ET
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from source_check_report import write_junit as _write_report  # noqa: E402
 
 NAMES = ("libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12")
 DEFAULT_OPTIONS = ["--std=c++17", "-default-device", "--fmad=false", "--ftz=false", "--prec-div=true",
@@ -102,26 +103,7 @@ def compile_source(lib, source: str, name: str, arch: str):
 
 
 def write_junit(path, results, skipped_reason=None):
-    suite = ET.Element("testsuite", name="check-cuda-sources")
-    if skipped_reason is not None:
-        case = ET.SubElement(suite, "testcase", classname="cuda_sources", name="nvrtc")
-        ET.SubElement(case, "skipped", message=skipped_reason)
-        suite.set("tests", "1")
-        suite.set("skipped", "1")
-        suite.set("failures", "0")
-    else:
-        failures = 0
-        for name, ok, log, secs in results:
-            case = ET.SubElement(suite, "testcase", classname="cuda_sources", name=name, time=f"{secs:.3f}")
-            if not ok:
-                failures += 1
-                f = ET.SubElement(case, "failure", message="NVRTC compile failed")
-                f.text = log
-        suite.set("tests", str(len(results)))
-        suite.set("failures", str(failures))
-        suite.set("skipped", "0")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    _write_report(path, "check-cuda-sources", "cuda_sources", results, "NVRTC compile failed", skipped_reason)
 
 
 def main(argv=None) -> int:

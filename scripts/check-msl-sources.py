@@ -25,7 +25,8 @@ import shutil
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from source_check_report import write_junit as _write_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDE_DIR = os.path.join(ROOT, "tests", "msl")
@@ -191,20 +192,8 @@ def check_file(cxx, flags, path):
     return os.path.basename(path), ok, log, time.perf_counter() - t0
 
 
-def write_junit(path, results):
-    suite = ET.Element("testsuite", name="check-msl-sources")
-    failures = 0
-    for name, ok, log, secs in results:
-        case = ET.SubElement(suite, "testcase", classname="msl_sources", name=name, time=f"{secs:.3f}")
-        if not ok:
-            failures += 1
-            f = ET.SubElement(case, "failure", message="MSL check failed")
-            f.text = log
-    suite.set("tests", str(len(results)))
-    suite.set("failures", str(failures))
-    suite.set("skipped", "0")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+def write_junit(path, results, skipped_reason=None):
+    _write_report(path, "check-msl-sources", "msl_sources", results, "MSL check failed", skipped_reason)
 
 
 def main(argv=None) -> int:

@@ -476,6 +476,17 @@ Layout left_inverse(const Layout& l) {
 
 // ---- divides and products ---------------------------------------------------
 
+// A tuple tiler applies mode by mode; modes it does not reach stay as they are.
+template <class F>
+Layout by_mode(const Layout& l, const Tiler& t, const char* op, F&& f) {
+  if (static_cast<int>(t.modes().size()) > l.rank())
+    throw LayoutError(std::string(op) + ": the tiler " + t.str() + " has more modes than " + l.str());
+  std::vector<Layout> m;
+  for (int i = 0; i < l.rank(); ++i)
+    m.push_back(i < static_cast<int>(t.modes().size()) ? f(l.mode(i), t.modes()[static_cast<size_t>(i)]) : l.mode(i));
+  return make_layout(m);
+}
+
 Layout logical_divide(const Layout& l, const Tiler& t) {
   switch (t.kind()) {
     case Tiler::Kind::kLayout: {
@@ -487,13 +498,7 @@ Layout logical_divide(const Layout& l, const Tiler& t) {
     case Tiler::Kind::kTuple:
       break;
   }
-  if (static_cast<int>(t.modes().size()) > l.rank())
-    throw LayoutError("logical_divide: the tiler " + t.str() + " has more modes than " + l.str());
-  std::vector<Layout> m;
-  for (int i = 0; i < l.rank(); ++i)
-    m.push_back(i < static_cast<int>(t.modes().size()) ? logical_divide(l.mode(i), t.modes()[static_cast<size_t>(i)])
-                                                       : l.mode(i));
-  return make_layout(m);
+  return by_mode(l, t, "logical_divide", [](const Layout& m, const Tiler& x) { return logical_divide(m, x); });
 }
 
 Layout zipped_divide(const Layout& l, const Tiler& t) { return zip2_by(logical_divide(l, t), t, "zipped_divide"); }
@@ -520,13 +525,7 @@ Layout logical_product(const Layout& a, const Tiler& b) {
     case Tiler::Kind::kTuple:
       break;
   }
-  if (static_cast<int>(b.modes().size()) > a.rank())
-    throw LayoutError("logical_product: the tiler " + b.str() + " has more modes than " + a.str());
-  std::vector<Layout> m;
-  for (int i = 0; i < a.rank(); ++i)
-    m.push_back(i < static_cast<int>(b.modes().size()) ? logical_product(a.mode(i), b.modes()[static_cast<size_t>(i)])
-                                                       : a.mode(i));
-  return make_layout(m);
+  return by_mode(a, b, "logical_product", [](const Layout& m, const Tiler& x) { return logical_product(m, x); });
 }
 
 Layout blocked_product(const Layout& a, const Layout& b) {

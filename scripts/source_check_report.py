@@ -1,0 +1,29 @@
+"""JUnit reports of the generated-source checks (check-*-sources.py), so
+scripts/test.sh can count them with the test runners' results."""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+
+
+def write_junit(path, suite_name, classname, results, failure_message, skipped_reason=None):
+    """`results`: (file name, ok, log, seconds) per checked file. With
+    `skipped_reason`, one skipped case stands for the whole check."""
+    suite = ET.Element("testsuite", name=suite_name)
+    failures = 0
+    if skipped_reason is not None:
+        case = ET.SubElement(suite, "testcase", classname=classname, name=suite_name)
+        ET.SubElement(case, "skipped", message=skipped_reason)
+        tests, skipped = 1, 1
+    else:
+        for name, ok, log, secs in results:
+            case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{secs:.3f}")
+            if not ok:
+                failures += 1
+                ET.SubElement(case, "failure", message=failure_message).text = log
+        tests, skipped = len(results), 0
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
