@@ -1295,23 +1295,26 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("const uint32_t en_e = std::min(en_n, en_b + " + W + ");");
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
-      // Float reductions accumulate in float and round once to the dtype. A
-      // full simdgroup reduces as a tree over 8 partial results (vectorised).
-      if (ci.width == 32 && masks_.empty() && !grp_[v]) {
-        open("if (en_e - en_b == 32u)");
-        line(T + " en_p[8];");
-        line("for (int en_l = 0; en_l < 8; ++en_l) en_p[en_l] = " + identity(ci.kind, t) + ";");
-        line("for (int en_j = 0; en_j < 32; en_j += 8) for (int en_l = 0; en_l < 8; ++en_l) en_p[en_l] = " +
-             combine(ci.kind, t, "en_p[en_l]", arr_[v] + "[en_b + en_j + en_l]") + ";");
-        line("for (int en_s = 4; en_s > 0; en_s >>= 1) for (int en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
-             combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
-        line("en_acc = en_p[0];");
-        close("} else {");
-        ++indent_;
-      }
+      // The one reduction order (docs/cooperative.md): a full simdgroup or
+      // quad, every lane active, combines as the xor butterfly (offsets W/2
+      // .. 1, lane 0's operand first); a partial one lane by lane over its
+      // active lanes. Floats accumulate in float and round once to the dtype.
+      // The butterfly's halving steps are contiguous vector ops.
+      const std::string H = std::to_string(ci.width / 2);
+      line("bool en_full = en_e - en_b == " + W + ";");
+      if (!masks_.empty()) line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) en_full = en_full && " + active("en_i") + ";");
+      open("if (en_full)");
+      line(T + " en_p[" + H + "];");
+      line("for (uint32_t en_l = 0; en_l < " + H + "u; ++en_l) en_p[en_l] = " +
+           combine(ci.kind, t, at(v, "en_b + en_l"), at(v, "en_b + en_l + " + H + "u")) + ";");
+      line("for (uint32_t en_s = " + std::to_string(ci.width / 4) + "u; en_s > 0; en_s >>= 1) for (uint32_t en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
+           combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
+      line("en_acc = en_p[0];");
+      close("} else {");
+      ++indent_;
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + act + "en_acc = " +
            combine(ci.kind, t, "en_acc", at(v, "en_i")) + ";");
-      if (ci.width == 32 && masks_.empty() && !grp_[v]) close();
+      close();
       line("en_acc = " + round_to(t.elem, "en_acc") + ";");
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + out + "[en_i] = en_acc;");
     } else {

@@ -271,6 +271,77 @@ def test_collectives_vs_numpy_on_partial_simdgroups(scope, dt):
                                        rtol=1e-2 if dt == "f16" else 1e-5, err_msg=op)
 
 
+def make_order_kernel(dt):
+    @enigma.kernel
+    def red_order(A: dt, u: enigma.Scalar(dt), n: enigma.Scalar(enigma.u32), Out: dt):
+        tid = enigma.thread_position_in_grid
+        x = A[tid]
+        for k, fn in enumerate((enigma.simd_sum, enigma.simd_product, enigma.simd_min, enigma.simd_max,
+                                enigma.quad_sum, enigma.quad_product)):
+            Out[k * n + tid] = fn(x)
+        Out[6 * n + tid] = enigma.simd_sum(u)          # a uniform value
+        Out[7 * n + tid] = enigma.simd_product(u)
+        Out[8 * n + tid] = x
+        with enigma.if_(x > 0.0):                      # divergent: some simdgroups fully active
+            Out[8 * n + tid] = enigma.simd_sum(x)
+    return red_order
+
+
+def butterfly(vals, op):
+    p = list(vals)
+    while len(p) > 1:
+        h = len(p) // 2
+        p = [op(p[i], p[i + h]) for i in range(h)]
+    return p[0]
+
+
+def lane_by_lane(vals, op, ident):
+    acc = np.float32(ident)
+    for v in vals:
+        acc = op(acc, v)
+    return acc
+
+
+@pytest.mark.parametrize("dt", ["f32", "f16"])
+def test_float_reduction_order_is_the_xor_butterfly(dt):
+    # Values over many binades, so every association order rounds differently:
+    # the result pins the order (docs/cooperative.md), not just the value.
+    np_dt = np.float16 if dt == "f16" else np.float32
+    n, tg = 230, 80          # simdgroups of 32, 32, 16 per group; the last group 70 threads
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(n) * 4.0 ** rng.integers(-3, 4, n)).astype(np_dt)
+    x[:64] = np.abs(x[:64]) + np_dt(0.5)          # two fully active simdgroups under the if
+    prod_x = (1 + rng.standard_normal(n) * 0.3).astype(np_dt)
+    u = np_dt(1.2345)
+    k = make_order_kernel(getattr(enigma, dt))
+    out = run(k, [x], np_dt, 9 * n, (n, 1, 1), (tg, 1, 1), scalars=[u, n]).reshape(9, n)
+    outp = run(k, [prod_x], np_dt, 9 * n, (n, 1, 1), (tg, 1, 1), scalars=[u, n]).reshape(9, n)
+    x32, p32, u32 = x.astype(np.float32), prod_x.astype(np.float32), np.float32(u)
+    add, mul = np.add, np.multiply
+    ops = [(0, x32, add, 0, 32), (1, p32, mul, 1, 32), (2, x32, np.fmin, np.inf, 32), (3, x32, np.fmax, -np.inf, 32),
+           (4, x32, add, 0, 4), (5, p32, mul, 1, 4)]
+    for row, vals, op, ident, width in ops:
+        got = (outp if vals is p32 else out)[row]
+        for g0 in range(0, n, tg):
+            g1 = min(n, g0 + tg)
+            for s0 in range(g0, g1, width):
+                s1 = min(g1, s0 + width)
+                seg = vals[s0:s1]
+                ref = butterfly(seg, op) if s1 - s0 == width else lane_by_lane(seg, op, ident)
+                np.testing.assert_array_equal(got[s0:s1], np.full(s1 - s0, ref.astype(np_dt)),
+                                              err_msg=f"row {row}, lanes {s0}..{s1}")
+    for g0 in range(0, n, tg):
+        for s0 in range(g0, min(n, g0 + tg), 32):
+            s1 = min(n, g0 + tg, s0 + 32)
+            lanes = s1 - s0
+            assert out[6, s0] == (butterfly([u32] * 32, add) if lanes == 32 else lane_by_lane([u32] * lanes, add, 0)).astype(np_dt)
+            assert out[7, s0] == (butterfly([u32] * 32, mul) if lanes == 32 else lane_by_lane([u32] * lanes, mul, 1)).astype(np_dt)
+            act = x32[s0:s1] > 0
+            ref = butterfly(x32[s0:s1], add) if act.all() and lanes == 32 else lane_by_lane(x32[s0:s1][act], add, 0)
+            np.testing.assert_array_equal(out[8, s0:s1], np.where(act, ref.astype(np_dt), x[s0:s1]),
+                                          err_msg=f"masked sum, lanes {s0}..{s1}")
+
+
 # ---- simdgroup matrices and gemm ---------------------------------------------------
 
 @enigma.kernel
