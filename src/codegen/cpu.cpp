@@ -83,6 +83,47 @@ static inline float en_atomic_fadd(float* p, float v, int mo) {
 }
 )";
 
+// Simdgroup matrices: 8x8 floats, row-major, one per simdgroup in scratch.
+// Each op is one call of these helpers, kept out of line: a kernel with
+// hundreds of matrix ops (enigma.gemm's unrolled tiles) compiles in about a
+// second instead of inlining a loop nest per use. E is
+// the memory's element: 0 a float type, 1 half, 2 bfloat; R rounds the
+// product to half (1) or bfloat (2).
+const char* const kMatrixPrelude = R"(template <int E, class M> static inline float en_mat_in(M v) {
+  if constexpr (E == 1) return en_h2f(v);
+  else if constexpr (E == 2) return en_b2f(v);
+  else return static_cast<float>(v);
+}
+template <int E, class M> static inline M en_mat_out(float v) {
+  if constexpr (E == 1) return en_f2h(v);
+  else if constexpr (E == 2) return en_f2b(v);
+  else return static_cast<M>(v);
+}
+template <int E, class M> __attribute__((noinline)) static void en_mat_load(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
+  if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + c * ld + r]); }
+  else { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + r * ld + c]); }
+}
+template <int E, class M> __attribute__((noinline)) static void en_mat_store(const float* __restrict m, M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
+  if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + c * ld + r] = en_mat_out<E, M>(m[r * 8 + c]); }
+  else { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + r * ld + c] = en_mat_out<E, M>(m[r * 8 + c]); }
+}
+// d = a * b + c: for each element, c plus the products in k order, each
+// product rounded before it is added (no FMA: the order every backend uses).
+// d may be c; it is never a or b.
+template <int R> __attribute__((noinline)) static void en_mat_mma(float* d, const float* __restrict a, const float* __restrict b, const float* c) {
+  for (int r = 0; r < 8; ++r) {
+    float acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = c[r * 8 + j];
+    for (int k = 0; k < 8; ++k) for (int j = 0; j < 8; ++j) acc[j] += a[r * 8 + k] * b[k * 8 + j];
+    for (int j = 0; j < 8; ++j) {
+      if constexpr (R == 1) d[r * 8 + j] = en_rh(acc[j]);
+      else if constexpr (R == 2) d[r * 8 + j] = en_rb(acc[j]);
+      else d[r * 8 + j] = acc[j];
+    }
+  }
+}
+)";
+
 constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__ATOMIC_RELEASE", "__ATOMIC_ACQ_REL",
                                    "__ATOMIC_SEQ_CST"};
 
@@ -94,10 +135,12 @@ class CpuEmitter : public FloatRegisterEmitter {
     for (const Param& p : k_.params)
       check_type(p.type, "parameter '" + p.name + "'");
     for (const ThreadgroupArray& a : k_.tg_arrays) check_type(a.type, "threadgroup array '" + a.name + "'");
-    bool atomics = false;
+    bool atomics = false, matrices = false;
     walk(k_.body, [&](const Op& op) {
-      for (ValueId r : op.results)
+      for (ValueId r : op.results) {
         if (k_.type_of(r).kind != DType::Kind::SimdMatrix) check_type(k_.type_of(r), op.info().name);
+        else matrices = true;
+      }
       coop_ = coop_ || is_sync(op);
       atomics = atomics || op.info().category == OpCategory::Atomic;
     });
@@ -120,6 +163,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 )";
     if (coop_ || !k_.tg_arrays.empty()) out_ << kCoopPrelude << "\n";
     if (atomics) out_ << kAtomicPrelude << "\n";
+    if (matrices) out_ << kMatrixPrelude << "\n";
     open("extern \"C\" __attribute__((visibility(\"default\"))) void " + opt_.entry + "(const EnigmaCpuLaunch* L, uint64_t tg_begin, uint64_t tg_end)");
     for (size_t i = 0; i < k_.params.size(); ++i) {
       const Param& p = k_.params[i];
@@ -968,15 +1012,70 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close();
   }
 
+  static bool is_matrix_op(const Op& op) {
+    switch (op.info().category) {
+      case OpCategory::MatrixLoad:
+      case OpCategory::MatrixStore:
+      case OpCategory::MatrixFill:
+      case OpCategory::MatrixMma: return true;
+      default: return false;
+    }
+  }
+
   void group_region(const Region& r) {
-    for (const Item& it : partition(r)) {
+    const std::vector<Item> items = partition(r);
+    for (size_t i = 0; i < items.size(); ++i) {
+      const Item& it = items[i];
       switch (it.kind) {
         case Item::Kind::GroupOp: CFamilyEmitter::op(*it.op); break;
-        case Item::Kind::Segment: segment(it); break;
-        case Item::Kind::Sync: sync_op(*it.op); break;
+        case Item::Kind::Segment:
+          if (!dead_segment(it)) segment(it);
+          break;
+        case Item::Kind::Sync:
+          if (is_matrix_op(*it.op)) {
+            i = matrix_run(items, i) - 1;
+            break;
+          }
+          sync_op(*it.op);
+          break;
         case Item::Kind::Control: control(*it.op); break;
       }
     }
+  }
+
+  // A run of simdgroup-matrix ops (with group-level values between them)
+  // runs as one loop over the simdgroups, each doing the whole run: matrix
+  // ops only touch their own simdgroup's matrices, and memory they share
+  // without a barrier is a race in the model anyway. Returns the end.
+  size_t matrix_run(const std::vector<Item>& items, size_t first) {
+    size_t end = first;
+    std::vector<const Op*> mats;
+    for (; end < items.size(); ++end) {
+      const Item& it = items[end];
+      if (it.kind == Item::Kind::GroupOp) {
+        CFamilyEmitter::op(*it.op);  // uniform: computed before the loop
+      } else if (it.kind == Item::Kind::Sync && is_matrix_op(*it.op)) {
+        mats.push_back(it.op);
+      } else {
+        break;
+      }
+    }
+    per_simdgroup([&] {
+      for (const Op* op : mats) matrix_op(*op);
+    });
+    return end;
+  }
+
+  // A run of pure ops whose results no other run reads (they are recomputed
+  // where needed, or unused: e.g. the condition of an `if` that runs over a
+  // known range of threads) prints nothing.
+  bool dead_segment(const Item& it) const {
+    for (const Op* op : it.ops) {
+      if (!op->regions.empty() || !op->info().pure) return false;
+      for (ValueId v : op->results)
+        if (!arr_[v].empty()) return false;
+    }
+    return true;
   }
 
   void collect_uses(const Op& op, std::vector<ValueId>& uses, std::vector<bool>& seen) {
@@ -1236,7 +1335,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case OpCategory::MatrixLoad:
       case OpCategory::MatrixStore:
       case OpCategory::MatrixFill:
-      case OpCategory::MatrixMma: matrix_op(op); return;
+      case OpCategory::MatrixMma: per_simdgroup([&] { matrix_op(op); }); return;
       case OpCategory::AsyncCopy: async_copy(op); return;
       case OpCategory::AsyncWait: line("// async_copy_wait: copies complete when issued on the CPU"); return;
       default: throw KernelError("internal: unexpected sync op");
@@ -1377,8 +1476,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   std::string mat(ValueId v) const { return "(" + arr_[v] + " + en_sg * 64u)"; }
 
+  // One matrix op for simdgroup en_sg, inside per_simdgroup.
   void matrix_op(const Op& op) {
-    per_simdgroup([&] {
+    {
       switch (op.code) {
         case OpCode::SimdMatrixFill:
           line("std::fill_n(" + mat(op.result()) + ", 64, static_cast<float>(" + at(op.operands[0], "en_f") + "));");
@@ -1388,33 +1488,24 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           bool load = op.code == OpCode::SimdMatrixLoad;
           size_t first = load ? 0 : 1;
           Scalar e = k_.memory_type(op.attr).elem;
-          line("const uint64_t en_o = " + at(op.operands[first], "en_f") + ", en_p = " + at(op.operands[first + 1], "en_f") + ";");
-          line("float* en_m = " + mat(load ? op.result() : op.operands[0]) + ";");
-          std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
-          std::string mem = mem_ptr(op.attr) + "[" + off + "]";
-          open("for (uint64_t en_r = 0; en_r < 8; ++en_r)");
-          if (load) line("for (uint64_t en_c = 0; en_c < 8; ++en_c) en_m[en_r * 8 + en_c] = " + from_memory(e, mem) + ";");
-          else line("for (uint64_t en_c = 0; en_c < 8; ++en_c) " + mem + " = " + to_memory(e, "en_m[en_r * 8 + en_c]") + ";");
-          close();
+          std::string kind = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
+          std::string m = mat(load ? op.result() : op.operands[0]);
+          line(std::string(load ? "en_mat_load<" : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.attr) +
+               ", " + at(op.operands[first], "en_f") + ", " + at(op.operands[first + 1], "en_f") + ", " +
+               (op.aux ? "true" : "false") + ");");
           break;
         }
         case OpCode::SimdMatrixMultiplyAccumulate: {
           // d = a * b + c, accumulated in float, rounded to c's dtype.
-          line("const float* en_ma = " + mat(op.operands[0]) + ";");
-          line("const float* en_mb = " + mat(op.operands[1]) + ";");
-          line("const float* en_mc = " + mat(op.operands[2]) + ";");
-          line("float* en_md = " + mat(op.result()) + ";");
-          open("for (int en_r = 0; en_r < 8; ++en_r)");
-          line("float en_acc[8];");
-          line("for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = en_mc[en_r * 8 + en_c];");
-          line("for (int en_k = 0; en_k < 8; ++en_k) for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] += en_ma[en_r * 8 + en_k] * en_mb[en_k * 8 + en_c];");
-          line("for (int en_c = 0; en_c < 8; ++en_c) en_md[en_r * 8 + en_c] = " + round_to(op.type.elem, "en_acc[en_c]") + ";");
-          close();
+          Scalar e = op.type.elem;
+          std::string round = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
+          line("en_mat_mma<" + round + ">(" + mat(op.result()) + ", " + mat(op.operands[0]) + ", " +
+               mat(op.operands[1]) + ", " + mat(op.operands[2]) + ");");
           break;
         }
         default: break;
       }
-    });
+    }
   }
 
   void async_copy(const Op& op) {
