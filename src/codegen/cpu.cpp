@@ -707,6 +707,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     arr_.assign(k_.values.size(), std::string());
     local_segs_.assign(k_.locals.size(), {});
     next_seg_ = 0;
+    note_users(k_.body);
     plan_region(k_.body);
     local_scratch_.assign(k_.locals.size(), false);
     for (size_t i = 0; i < k_.locals.size(); ++i) {
@@ -719,8 +720,34 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     (void)mask_id;
   }
 
+  // A matrix that only matrix ops of its own run read lives in the run's
+  // loop over the simdgroups (a local float[64]), not in scratch.
+  bool run_local_matrix(ValueId v, const std::vector<Item>& items, size_t def) const {
+    size_t end = def + 1;
+    while (end < items.size() && (items[end].kind == Item::Kind::GroupOp ||
+                                  (items[end].kind == Item::Kind::Sync && is_matrix_op(*items[end].op))))
+      ++end;
+    auto it = users_.find(v);
+    if (it == users_.end()) return true;
+    for (const Op* user : it->second) {
+      bool inside = false;
+      for (size_t j = def + 1; j < end && !inside; ++j) inside = items[j].kind == Item::Kind::Sync && items[j].op == user;
+      if (!inside) return false;
+    }
+    return true;
+  }
+
+  void note_users(const Region& r) {
+    for (const Op& op : r.ops) {
+      for (ValueId v : op.operands) users_[v].push_back(&op);
+      for (const Region& sub : op.regions) note_users(sub);
+    }
+  }
+
   void plan_region(const Region& r) {
-    for (const Item& it : partition(r)) {
+    const std::vector<Item> items = partition(r);
+    for (size_t i = 0; i < items.size(); ++i) {
+      const Item& it = items[i];
       switch (it.kind) {
         case Item::Kind::GroupOp: break;
         case Item::Kind::Segment:
@@ -732,8 +759,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           const Op& op = *it.op;
           for (ValueId v : op.operands) spill(v);
           for (ValueId v : op.results) {
-            if (op.info().category == OpCategory::AsyncCopy) grp_[v] = true;  // events: no state on the CPU
-            else array_result(v);
+            if (op.info().category == OpCategory::AsyncCopy) {
+              grp_[v] = true;  // events: no state on the CPU
+            } else if (is_matrix_op(op) && run_local_matrix(v, items, i)) {
+              arr_[v] = "en_x" + std::to_string(v);
+              run_local_.insert(v);
+            } else {
+              array_result(v);
+            }
           }
           break;
         }
@@ -1061,6 +1094,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
     }
     per_simdgroup([&] {
+      for (const Op* op : mats)
+        for (ValueId v : op->results)
+          if (run_local_.count(v)) line("alignas(64) float " + arr_[v] + "[64];");
       for (const Op* op : mats) matrix_op(*op);
     });
     return end;
@@ -1474,7 +1510,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close();
   }
 
-  std::string mat(ValueId v) const { return "(" + arr_[v] + " + en_sg * 64u)"; }
+  std::string mat(ValueId v) const {
+    if (run_local_.count(v)) return arr_[v];
+    return "(" + arr_[v] + " + en_sg * 64u)";
+  }
 
   // One matrix op for simdgroup en_sg, inside per_simdgroup.
   void matrix_op(const Op& op) {
@@ -1541,6 +1580,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::vector<std::set<int>> local_segs_;  // the thread loops each per-thread array is used in
   std::vector<bool> local_scratch_;
   std::unordered_map<const Op*, bool> sync_memo_;
+  std::unordered_map<ValueId, std::vector<const Op*>> users_;
+  std::set<ValueId> run_local_;  // matrices local to one run of matrix ops
   std::vector<Mask> masks_;
   std::vector<bool> flat_;
   const std::map<const Op*, std::string>* fast_ = nullptr;  // accesses the fast x loop addresses by row pointer
