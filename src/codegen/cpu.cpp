@@ -99,27 +99,37 @@ template <int E, class M> static inline M en_mat_out(float v) {
   else if constexpr (E == 2) return en_f2b(v);
   else return static_cast<M>(v);
 }
+typedef float en_mrow __attribute__((vector_size(32)));  // one row of 8 floats
 template <int E, class M> __attribute__((noinline)) static void en_mat_load(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
-  if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + c * ld + r]); }
-  else { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + r * ld + c]); }
+  if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + c * ld + r]); return; }
+  if constexpr (E == 0 && std::is_same_v<M, float>) {
+    for (uint64_t r = 0; r < 8; ++r) std::memcpy(m + r * 8, p + o + r * ld, 32);
+  } else {
+    for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + r * ld + c]);
+  }
 }
 template <int E, class M> __attribute__((noinline)) static void en_mat_store(const float* __restrict m, M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
-  if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + c * ld + r] = en_mat_out<E, M>(m[r * 8 + c]); }
-  else { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + r * ld + c] = en_mat_out<E, M>(m[r * 8 + c]); }
+  if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + c * ld + r] = en_mat_out<E, M>(m[r * 8 + c]); return; }
+  if constexpr (E == 0 && std::is_same_v<M, float>) {
+    for (uint64_t r = 0; r < 8; ++r) std::memcpy(p + o + r * ld, m + r * 8, 32);
+  } else {
+    for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + r * ld + c] = en_mat_out<E, M>(m[r * 8 + c]);
+  }
 }
 // d = a * b + c: for each element, c plus the products in k order, each
 // product rounded before it is added (no FMA: the order every backend uses).
-// d may be c; it is never a or b.
+// Written on 8-float rows: a row of d is c's row plus a[r][k] times b's row
+// k, which is that order for every element at once. d may be c.
 template <int R> __attribute__((noinline)) static void en_mat_mma(float* d, const float* __restrict a, const float* __restrict b, const float* c) {
+  en_mrow br[8];
+  for (int k = 0; k < 8; ++k) std::memcpy(&br[k], b + k * 8, 32);
   for (int r = 0; r < 8; ++r) {
-    float acc[8];
-    for (int j = 0; j < 8; ++j) acc[j] = c[r * 8 + j];
-    for (int k = 0; k < 8; ++k) for (int j = 0; j < 8; ++j) acc[j] += a[r * 8 + k] * b[k * 8 + j];
-    for (int j = 0; j < 8; ++j) {
-      if constexpr (R == 1) d[r * 8 + j] = en_rh(acc[j]);
-      else if constexpr (R == 2) d[r * 8 + j] = en_rb(acc[j]);
-      else d[r * 8 + j] = acc[j];
-    }
+    en_mrow acc;
+    std::memcpy(&acc, c + r * 8, 32);
+    for (int k = 0; k < 8; ++k) acc += a[r * 8 + k] * br[k];
+    if constexpr (R != 0)
+      for (int j = 0; j < 8; ++j) acc[j] = R == 1 ? en_rh(acc[j]) : en_rb(acc[j]);
+    std::memcpy(d + r * 8, &acc, 32);
   }
 }
 )";
