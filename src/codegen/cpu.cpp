@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "codegen/c_family.h"
+#include "codegen/cpu_plan.h"
 #include "enigma/codegen/codegen.h"
 #include "enigma/codegen/spelling.h"
 #include "enigma/support/error.h"
@@ -197,8 +198,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     walk(k_.body, [&](const Op& op) {
       for (ValueId r : op.results) def_[r] = &op;
     });
-    if (coop_) plan();
-    next_seg_ = 0;  // emission partitions the regions again, identically
+    if (coop_) plan_ = plan_cpu_kernel(k_);
     declare_scratch();
     // The group's 3-D position is advanced with carries, not divided out of
     // the linear index per group (64-bit divisions cost more than a small group).
@@ -317,17 +317,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
     }
     return "0u";
-  }
-
-  static bool group_query(ThreadQuery q) {
-    switch (q) {
-      case ThreadQuery::ThreadPositionInGrid:
-      case ThreadQuery::ThreadPositionInThreadgroup:
-      case ThreadQuery::ThreadIndexInThreadgroup:
-      case ThreadQuery::ThreadIndexInSimdgroup:
-      case ThreadQuery::SimdgroupIndexInThreadgroup: return false;
-      default: return true;
-    }
   }
 
   std::string mem_len(int64_t mem) const {
@@ -488,7 +477,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // In a work-group loop, an array used by several thread loops (across a
   // barrier) lives in scratch, one row per thread; otherwise in registers.
   bool local_in_scratch(int64_t i) const {
-    return static_cast<size_t>(i) < local_scratch_.size() && local_scratch_[static_cast<size_t>(i)];
+    return static_cast<size_t>(i) < plan_.local_in_scratch.size() && plan_.local_in_scratch[static_cast<size_t>(i)];
   }
   std::string local_elem(const Op& op, const std::string& idx) const {
     if (!local_in_scratch(op.attr)) return local_name(op.attr) + "[" + idx + "]";
@@ -579,274 +568,53 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   // ======================= cooperative kernels ==============================
-  // Where a value lives at group level: a C variable at group scope (grp_),
-  // or an array indexed by the thread (arr_: spilled values, carried values,
-  // collective results) or by the simdgroup (matrices, 64 floats each).
+  // The plan (cpu_plan.h) says where each value lives at group level: a C
+  // variable at group scope (group), or an array indexed by the thread
+  // (spilled values, carried values, collective results) or by the
+  // simdgroup (matrices, 64 floats each).
 
-  struct ScratchArray {
-    std::string name, ctype, count;  // count: an expression of en_nmax / en_sgmax
-  };
+  using Item = CpuPlan::Item;
 
-  struct Item {
-    enum class Kind { GroupOp, Segment, Sync, Control } kind;
-    const Op* op = nullptr;
-    std::vector<const Op*> ops;  // Segment
-    int id = 0;
-    static Item of(Kind k, const Op* o = nullptr) {
-      Item it{k, o, {}, 0};
-      return it;
-    }
-  };
-
-  bool needs_group(const Op& op) {
-    auto it = sync_memo_.find(&op);
-    if (it != sync_memo_.end()) return it->second;
-    bool r = contains_sync(op);
-    for (ValueId v : op.results) r = r || k_.type_of(v).kind == DType::Kind::SimdMatrix;
-    sync_memo_[&op] = r;
-    return r;
-  }
-
-  bool is_group_op(const Op& op) const {
-    if (!op.regions.empty() || !op.info().pure || op.results.size() != 1) return false;
-    if (op.code == OpCode::ThreadQuery) return group_query(static_cast<ThreadQuery>(op.attr));
-    for (ValueId v : op.operands)
-      if (!grp_[v]) return false;
-    return true;
-  }
-
-  // Splits a region into group-level items, deterministically (planning and
-  // emission walk the same items).
-  std::vector<Item> partition(const Region& r) {
-    std::vector<Item> items;
-    std::vector<const Op*> seg;
-    auto flush = [&] {
-      if (seg.empty()) return;
-      Item it = Item::of(Item::Kind::Segment);
-      it.ops = std::move(seg);
-      it.id = next_seg_++;
-      items.push_back(std::move(it));
-      seg.clear();
-    };
-    for (const Op& op : r.ops) {
-      if (op.info().category == OpCategory::Terminator) break;
-      if (is_group_op(op)) {
-        grp_[op.result()] = true;
-        items.push_back(Item::of(Item::Kind::GroupOp, &op));
-      } else if (is_sync(op)) {
-        flush();
-        items.push_back(Item::of(Item::Kind::Sync, &op));
-      } else if (!op.regions.empty() && needs_group(op)) {
-        flush();
-        items.push_back(Item::of(Item::Kind::Control, &op));
-      } else {
-        seg.push_back(&op);
-      }
-    }
-    flush();
-    return items;
-  }
-
-  void add_scratch(const std::string& name, const std::string& ctype, const std::string& count) {
-    scratch_.push_back(ScratchArray{name, ctype, count});
-  }
-
-  // A thread-level value needed outside its segment gets an array.
-  void spill(ValueId v) {
-    if (grp_[v] || !arr_[v].empty()) return;
-    arr_[v] = "en_s" + std::to_string(v);
-    add_scratch(arr_[v], type(k_.type_of(v)), "en_nmax");
-  }
-  void array_result(ValueId v) {
-    const DType& t = k_.type_of(v);
-    if (t.kind == DType::Kind::SimdMatrix) {
-      arr_[v] = "en_x" + std::to_string(v);
-      add_scratch(arr_[v], "float", "en_sgmax * 64");
-    } else {
-      arr_[v] = "en_s" + std::to_string(v);
-      add_scratch(arr_[v], type(t), "en_nmax");
-    }
-  }
-
-  void define_in(const Op& op, int id) {
-    for (ValueId v : op.results) seg_[v] = id;
-    for (const Region& r : op.regions) {
-      for (ValueId a : r.args) seg_[a] = id;
-      for (const Op& o : r.ops) define_in(o, id);
-    }
-  }
-  void use_in(const Op& op, int id) {
-    for (ValueId v : op.operands)
-      if (!grp_[v] && seg_[v] != id && !remat(v)) spill(v);
-    for (const Region& r : op.regions)
-      for (const Op& o : r.ops) use_in(o, id);
-  }
-
-  // Cheap per-thread values (thread queries and short pure chains on them)
-  // are recomputed in each thread loop that needs them instead of being
-  // stored per thread: index arithmetic stays visible to the vectoriser.
-  bool remat(ValueId v, int depth = 0) {
-    if (grp_[v]) return true;
-    const Op* d = def_[v];
-    if (!d || depth > 4 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
-    if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
-    if (d->code == OpCode::ThreadQuery) return true;
-    for (ValueId o : d->operands)
-      if (!remat(o, depth + 1)) return false;
-    return true;
-  }
-
+  // Prints the recomputation of a cheap per-thread value in segment `id`.
   void emit_remat(ValueId v, int id, std::vector<bool>& done) {
-    if (grp_[v] || seg_[v] == id || done[v]) return;
+    if (plan_.group[v] || plan_.segment[v] == id || done[v]) return;
     done[v] = true;
     for (ValueId o : def_[v]->operands) emit_remat(o, id, done);
     CFamilyEmitter::op(*def_[v]);
   }
 
-  void note_locals(const Op& op, int id) {
-    OpCategory c = op.info().category;
-    if (c == OpCategory::LocalAlloc || c == OpCategory::LocalLoad || c == OpCategory::LocalStore)
-      local_segs_[static_cast<size_t>(op.attr)].insert(id);
-    for (const Region& r : op.regions)
-      for (const Op& o : r.ops) note_locals(o, id);
-  }
-
-  void plan() {
-    grp_.assign(k_.values.size(), false);
-    seg_.assign(k_.values.size(), -1);
-    arr_.assign(k_.values.size(), std::string());
-    local_segs_.assign(k_.locals.size(), {});
-    next_seg_ = 0;
-    note_users(k_.body);
-    plan_region(k_.body);
-    local_scratch_.assign(k_.locals.size(), false);
-    for (size_t i = 0; i < k_.locals.size(); ++i) {
-      if (local_segs_[i].size() < 2) continue;
-      local_scratch_[i] = true;
-      add_scratch(local_name(static_cast<int64_t>(i)), type(k_.locals[i].elem),
-                  "en_nmax * " + std::to_string(k_.locals[i].size) + "u");
-    }
-    int mask_id = 0;
-    (void)mask_id;
-  }
-
-  // A matrix that only matrix ops of its own run read lives in the run's
-  // loop over the simdgroups (a local float[64]), not in scratch.
-  bool run_local_matrix(ValueId v, const std::vector<Item>& items, size_t def) const {
-    size_t end = def + 1;
-    while (end < items.size() && (items[end].kind == Item::Kind::GroupOp ||
-                                  (items[end].kind == Item::Kind::Sync && is_matrix_op(*items[end].op))))
-      ++end;
-    auto it = users_.find(v);
-    if (it == users_.end()) return true;
-    for (const Op* user : it->second) {
-      bool inside = false;
-      for (size_t j = def + 1; j < end && !inside; ++j) inside = items[j].kind == Item::Kind::Sync && items[j].op == user;
-      if (!inside) return false;
-    }
-    return true;
-  }
-
-  void note_users(const Region& r) {
-    for (const Op& op : r.ops) {
-      for (ValueId v : op.operands) users_[v].push_back(&op);
-      for (const Region& sub : op.regions) note_users(sub);
-    }
-  }
-
-  void plan_region(const Region& r) {
-    const std::vector<Item> items = partition(r);
-    for (size_t i = 0; i < items.size(); ++i) {
-      const Item& it = items[i];
-      switch (it.kind) {
-        case Item::Kind::GroupOp: break;
-        case Item::Kind::Segment:
-          for (const Op* op : it.ops) define_in(*op, it.id);
-          for (const Op* op : it.ops) use_in(*op, it.id);
-          for (const Op* op : it.ops) note_locals(*op, it.id);
-          break;
-        case Item::Kind::Sync: {
-          const Op& op = *it.op;
-          for (ValueId v : op.operands) spill(v);
-          for (ValueId v : op.results) {
-            if (op.info().category == OpCategory::AsyncCopy) {
-              grp_[v] = true;  // events: no state on the CPU
-            } else if (is_matrix_op(op) && run_local_matrix(v, items, i)) {
-              arr_[v] = "en_x" + std::to_string(v);
-              run_local_.insert(v);
-            } else {
-              array_result(v);
-            }
-          }
-          break;
-        }
-        case Item::Kind::Control: plan_control(*it.op); break;
-      }
-    }
-  }
-
-  void carried_arrays(const Op& op, const std::vector<const Region*>& regions, size_t first_arg) {
-    for (size_t i = 0; i < op.results.size(); ++i) {
-      ValueId res = op.results[i];
-      array_result(res);
-      for (const Region* r : regions) arr_[r->args[first_arg + i]] = arr_[res];
-      if (k_.type_of(res).kind == DType::Kind::SimdMatrix) add_scratch(arr_[res] + "t", "float", "en_sgmax * 64");
-    }
-  }
-
-  void plan_control(const Op& op) {
-    switch (op.code) {
-      case OpCode::For: {
-        const Region& body = op.regions[0];
-        for (ValueId v : op.operands) spill(v);
-        grp_[body.args[0]] = true;
-        carried_arrays(op, {&body}, 1);
-        for (ValueId v : body.ops.back().operands) spill(v);
-        plan_region(body);
-        break;
-      }
-      case OpCode::While: {
-        for (ValueId v : op.operands) spill(v);
-        carried_arrays(op, {&op.regions[0], &op.regions[1]}, 0);
-        plan_region(op.regions[0]);
-        spill(op.regions[0].ops.back().operands[0]);
-        plan_region(op.regions[1]);
-        for (ValueId v : op.regions[1].ops.back().operands) spill(v);
-        break;
-      }
-      case OpCode::If: {
-        int id = masks_planned_++;
-        if (!grp_[op.operands[0]]) {
-          if (!(contiguous_range(op.operands[0]) && op.regions[1].ops.size() == 1)) spill(op.operands[0]);
-          add_scratch("en_m" + std::to_string(id), "uint8_t", "en_nmax");
-          add_scratch("en_m" + std::to_string(id) + "e", "uint8_t", "en_nmax");
-        }
-        plan_region(op.regions[0]);
-        plan_region(op.regions[1]);
-        break;
-      }
-      default: throw KernelError("internal: unexpected control op " + std::string(op.info().name));
-    }
-  }
-
   void declare_scratch() {
+    struct Decl {
+      std::string name, ctype, count;  // count: an expression of en_nmax / en_sgmax
+    };
+    std::vector<Decl> decls;
     for (size_t i = 0; i < k_.tg_arrays.size(); ++i) {
       const ThreadgroupArray& a = k_.tg_arrays[i];
-      scratch_.insert(scratch_.begin() + static_cast<long>(i),
-                      ScratchArray{"en_tg" + std::to_string(i), memory_type(a.type), std::to_string(a.size)});
+      decls.push_back(Decl{"en_tg" + std::to_string(i), memory_type(a.type), std::to_string(a.size)});
     }
-    if (scratch_.empty()) return;
+    for (const CpuPlan::Scratch& a : plan_.scratch) {
+      switch (a.kind) {
+        case CpuPlan::Scratch::Kind::ThreadValue: decls.push_back(Decl{a.name, type(a.elem), "en_nmax"}); break;
+        case CpuPlan::Scratch::Kind::SimdgroupMatrix: decls.push_back(Decl{a.name, "float", "en_sgmax * 64"}); break;
+        case CpuPlan::Scratch::Kind::Mask: decls.push_back(Decl{a.name, "uint8_t", "en_nmax"}); break;
+        case CpuPlan::Scratch::Kind::LocalArray:
+          decls.push_back(Decl{local_name(a.local), type(a.elem),
+                               "en_nmax * " + std::to_string(k_.locals[static_cast<size_t>(a.local)].size) + "u"});
+          break;
+      }
+    }
+    if (decls.empty()) return;
     line("const size_t en_nmax = static_cast<size_t>(en_tpg0) * en_tpg1 * en_tpg2;");
     line("const size_t en_sgmax = (en_nmax + 31) / 32;");
     line("(void)en_sgmax;");
     line("size_t en_bytes = 0;");
-    for (const ScratchArray& a : scratch_) {
+    for (const Decl& a : decls) {
       line("const size_t en_o_" + a.name + " = en_bytes;");
       line("en_bytes += en_align64(static_cast<size_t>(" + a.count + ") * sizeof(" + a.ctype + "));");
     }
     line("char* en_mem = static_cast<char*>(L->scratch(en_bytes));  // per worker, reused");
     line("if (!en_mem) { en_fail(L, 3, 0, tg_begin, en_bytes); return; }");
-    for (const ScratchArray& a : scratch_) {
+    for (const Decl& a : decls) {
       line(a.ctype + "* __restrict " + a.name + " = reinterpret_cast<" + a.ctype + "*>(en_mem + en_o_" + a.name + ");");
       line("(void)" + a.name + ";");
     }
@@ -862,10 +630,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   // `v` for thread index expression t: a group variable or an array element.
   std::string at(ValueId v, const std::string& t) {
-    if (grp_[v]) return name(v);
-    if (arr_[v].empty()) throw KernelError("internal: value " + std::to_string(v) + " has no per-thread storage");
-    if (t == "en_t") return slot(arr_[v]);
-    return arr_[v] + "[" + t + "]";
+    if (plan_.group[v]) return name(v);
+    if (plan_.array[v].empty()) throw KernelError("internal: value " + std::to_string(v) + " has no per-thread storage");
+    if (t == "en_t") return slot(plan_.array[v]);
+    return plan_.array[v] + "[" + t + "]";
   }
   // The current thread's element of a per-thread array. In the x loop it is
   // addressed through a row pointer indexed by the loop variable: the uint32
@@ -902,29 +670,28 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("const uint32_t en_row = (lz * en_ey + ly) * en_ex;");
     line("const std::ptrdiff_t en_off = static_cast<std::ptrdiff_t>(en_row) - static_cast<std::ptrdiff_t>(en_bx);");
     line("(void)en_off;");
+    // The x loop is printed first, aside, to learn which per-thread arrays
+    // it addresses through row pointers; their declarations precede it.
     rowptrs_.emplace_back();
-    line(marker());
+    std::ostringstream loop;
+    std::swap(loop, out_);
     x_loop(ops, clauses, [&] {
       line("const uint32_t lx = en_gx - en_bx;");
       line("const uint32_t en_t = en_row + lx;");
       line("(void)lx; (void)en_t;");
       body();
     });
-    // Declare the row pointers the loop body used, where the marker stands.
+    std::swap(loop, out_);
     std::string decl;
     for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
-    std::string text = out_.str();
-    size_t pos = text.rfind(marker());
-    text.replace(pos, marker().size(), decl.empty() ? "// (no per-thread arrays)" : decl);
-    out_.str("");
-    out_ << text;
+    line(decl.empty() ? "// (no per-thread arrays)" : decl);
+    out_ << loop.str();
     rowptrs_.pop_back();
     close();
     close();
     flat_.pop_back();
   }
 
-  std::string marker() const { return "//@@ROWPTRS" + std::to_string(rowptrs_.size()) + "@@"; }
 
   // ---- x-loop versioning ----
   // A uint32 index `inv + x` (inv the same for the whole x loop) may wrap in
@@ -939,13 +706,13 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   };
 
   bool x_invariant(ValueId v, int depth = 0) {
-    if (!grp_.empty() && grp_[v]) return true;
+    if (!plan_.group.empty() && plan_.group[v]) return true;
     const Op* d = def_[v];
     if (!d || depth > 8 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
     if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
     if (d->code == OpCode::ThreadQuery) {
       ThreadQuery q = static_cast<ThreadQuery>(d->attr);
-      if (group_query(q)) return true;
+      if (is_group_query(q)) return true;
       return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->dim > 0;
     }
     for (ValueId o : d->operands)
@@ -975,7 +742,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void emit_invariant(ValueId v, std::vector<bool>& done) {
-    if ((!grp_.empty() && grp_[v]) || done[v]) return;
+    if ((!plan_.group.empty() && plan_.group[v]) || done[v]) return;
     done[v] = true;
     const Op* d = def_[v];
     for (ValueId o : d->operands) emit_invariant(o, done);
@@ -1055,18 +822,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close();
   }
 
-  static bool is_matrix_op(const Op& op) {
-    switch (op.info().category) {
-      case OpCategory::MatrixLoad:
-      case OpCategory::MatrixStore:
-      case OpCategory::MatrixFill:
-      case OpCategory::MatrixMma: return true;
-      default: return false;
-    }
-  }
-
   void group_region(const Region& r) {
-    const std::vector<Item> items = partition(r);
+    const std::vector<Item>& items = plan_.items_of(r);
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& it = items[i];
       switch (it.kind) {
@@ -1075,7 +832,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           if (!dead_segment(it)) segment(it);
           break;
         case Item::Kind::Sync:
-          if (is_matrix_op(*it.op)) {
+          if (is_simdgroup_matrix_op(*it.op)) {
             i = matrix_run(items, i) - 1;
             break;
           }
@@ -1097,7 +854,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       const Item& it = items[end];
       if (it.kind == Item::Kind::GroupOp) {
         CFamilyEmitter::op(*it.op);  // uniform: computed before the loop
-      } else if (it.kind == Item::Kind::Sync && is_matrix_op(*it.op)) {
+      } else if (it.kind == Item::Kind::Sync && is_simdgroup_matrix_op(*it.op)) {
         mats.push_back(it.op);
       } else {
         break;
@@ -1106,7 +863,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     per_simdgroup([&] {
       for (const Op* op : mats)
         for (ValueId v : op->results)
-          if (run_local_.count(v)) line("alignas(64) float " + arr_[v] + "[64];");
+          if (plan_.run_local_matrices.count(v)) line("alignas(64) float " + plan_.array[v] + "[64];");
       for (const Op* op : mats) matrix_op(*op);
     });
     return end;
@@ -1119,7 +876,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (const Op* op : it.ops) {
       if (!op->regions.empty() || !op->info().pure) return false;
       for (ValueId v : op->results)
-        if (!arr_[v].empty()) return false;
+        if (!plan_.array[v].empty()) return false;
     }
     return true;
   }
@@ -1141,14 +898,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     auto body = [&] {
       std::vector<bool> done(k_.values.size(), false);
       for (ValueId v : uses)
-        if (!grp_[v] && seg_[v] != it.id) {
-          if (remat(v)) emit_remat(v, it.id, done);
+        if (!plan_.group[v] && plan_.segment[v] != it.id) {
+          if (plan_.recompute[v]) emit_remat(v, it.id, done);
           else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
         }
       for (const Op* op : it.ops) CFamilyEmitter::op(*op);
       for (const Op* o : it.ops)
         for (ValueId v : o->results)
-          if (!arr_[v].empty()) line(slot(arr_[v]) + " = " + name(v) + ";");
+          if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
     };
     if (!sparse_loop(it, body)) thread_loop(true, "", it.ops, body);
   }
@@ -1165,8 +922,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const Op* c = def_[last->operands[0]];
     if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return false;
     ValueId a = c->operands[0], b = c->operands[1];
-    if (grp_[a]) std::swap(a, b);
-    if (!grp_[b] || grp_[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return false;
+    if (plan_.group[a]) std::swap(a, b);
+    if (!plan_.group[b] || plan_.group[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return false;
     std::string g = name(b), start, step = "1", end;
     switch (static_cast<ThreadQuery>(def_[a]->attr)) {
       case ThreadQuery::ThreadIndexInThreadgroup: start = g; end = "std::min<uint64_t>(en_n, uint64_t{" + g + "} + 1)"; break;
@@ -1195,18 +952,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // [first, end) of the threads where `c` holds, when `c` is
   // `thread_index_in_threadgroup == g` or `simdgroup_index_in_threadgroup == g`.
   std::optional<std::pair<std::string, std::string>> contiguous_range(ValueId cond) {
-    const Op* c = def_[cond];
-    if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return std::nullopt;
-    ValueId a = c->operands[0], b = c->operands[1];
-    if (grp_[a]) std::swap(a, b);
-    if (!grp_[b] || grp_[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return std::nullopt;
-    std::string g = "uint64_t{" + name(b) + "}";
-    switch (static_cast<ThreadQuery>(def_[a]->attr)) {
-      case ThreadQuery::ThreadIndexInThreadgroup: return std::make_pair(g, "std::min<uint64_t>(en_n, " + g + " + 1)");
-      case ThreadQuery::SimdgroupIndexInThreadgroup:
-        return std::make_pair(g + " * 32u", "std::min<uint64_t>(en_n, " + g + " * 32u + 32u)");
-      default: return std::nullopt;
-    }
+    ThreadRangeCondition rc;
+    if (!thread_range_condition(k_, def_, plan_.group, cond, false, &rc)) return std::nullopt;
+    std::string g = "uint64_t{" + name(rc.group_value) + "}";
+    if (rc.query == ThreadQuery::ThreadIndexInThreadgroup) return std::make_pair(g, "std::min<uint64_t>(en_n, " + g + " + 1)");
+    return std::make_pair(g + " * 32u", "std::min<uint64_t>(en_n, " + g + " * 32u + 32u)");
   }
 
   void fail_and_return(const Op& op, int kind, const std::string& thread) {
@@ -1217,7 +967,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // active threads (loop bounds, while conditions); a disagreement fails the
   // dispatch instead of deadlocking or running some threads wrongly.
   std::string uniform(ValueId v, const Op& owner) {
-    if (grp_[v]) return name(v);
+    if (plan_.group[v]) return name(v);
     std::string g = "en_u" + std::to_string(temp_++);
     std::string t = type(k_.type_of(v));
     line("uint32_t " + g + "_f = " + (masks_.empty() ? std::string("0") : masks_.back().lo) + ";");
@@ -1238,14 +988,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     bool any_scalar = false;
     for (size_t i = 0; i < from.size(); ++i) {
       if (k_.type_of(carried[i]).kind == DType::Kind::SimdMatrix) {
-        line("std::memcpy(" + arr_[carried[i]] + "t, " + arr_[from[i]] + ", en_sgmax * 64 * sizeof(float));");
+        line("std::memcpy(" + plan_.array[carried[i]] + "t, " + plan_.array[from[i]] + ", en_sgmax * 64 * sizeof(float));");
       } else {
         any_scalar = true;
       }
     }
     for (size_t i = 0; i < from.size(); ++i)
       if (k_.type_of(carried[i]).kind == DType::Kind::SimdMatrix)
-        line("std::memcpy(" + arr_[carried[i]] + ", " + arr_[carried[i]] + "t, en_sgmax * 64 * sizeof(float));");
+        line("std::memcpy(" + plan_.array[carried[i]] + ", " + plan_.array[carried[i]] + "t, en_sgmax * 64 * sizeof(float));");
     if (!any_scalar) return;
     thread_loop(true, "", {}, [&] {
     std::vector<std::string> tmp;
@@ -1258,7 +1008,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("const " + type(k_.type_of(carried[i])) + " " + tmp.back() + " = " + at(from[i], "en_t") + ";");
     }
     for (size_t i = 0; i < from.size(); ++i)
-      if (!tmp[i].empty()) line(slot(arr_[carried[i]]) + " = " + tmp[i] + ";");
+      if (!tmp[i].empty()) line(slot(plan_.array[carried[i]]) + " = " + tmp[i] + ";");
     });
   }
 
@@ -1298,9 +1048,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         return;
       }
       case OpCode::If: {
-        int id = masks_emitted_++;
         ValueId c = op.operands[0];
-        if (grp_[c]) {
+        if (plan_.group[c]) {
           open("if (" + name(c) + ")");
           group_region(op.regions[0]);
           close("} else {");
@@ -1310,6 +1059,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           return;
         }
         // A condition that varies between threads: both branches run under masks.
+        const int id = plan_.mask.at(&op);
         std::string m = "en_m" + std::to_string(id), n = "en_n" + std::to_string(id);
         if (auto range = contiguous_range(c); range && op.regions[1].ops.size() == 1) {
           // `if simdgroup_index == g` / `if thread_index == g` with nothing in
@@ -1432,7 +1182,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const DType& t = op.type;
     const std::string T = type(t), W = std::to_string(ci.width) + "u";
     ValueId v = op.operands[0];
-    std::string out = arr_[op.result()];
+    std::string out = plan_.array[op.result()];
     std::string act = masks_.empty() ? "" : "if (" + active("en_i") + ") ";
     std::string first = masks_.empty() ? "0" : "(" + masks_.back().lo + " / " + W + ") * " + W;
     std::string last = masks_.empty() ? "en_n" : "std::min(en_n, " + masks_.back().hi + " + 1)";
@@ -1483,7 +1233,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     using K = CollectiveInfo::Kind;
     const std::string W = std::to_string(ci.width) + "u";
     ValueId v = op.operands[0], lane = op.operands[1];
-    std::string out = arr_[op.result()];
+    std::string out = plan_.array[op.result()];
     if (masks_.empty()) open("for (uint32_t en_i = 0; en_i < en_n; ++en_i)");
     else open("for (uint32_t en_i = " + masks_.back().lo + "; en_i <= " + masks_.back().hi + "; ++en_i)");
     if (!masks_.empty()) line("if (!" + active("en_i") + ") continue;");
@@ -1521,8 +1271,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   std::string mat(ValueId v) const {
-    if (run_local_.count(v)) return arr_[v];
-    return "(" + arr_[v] + " + en_sg * 64u)";
+    if (plan_.run_local_matrices.count(v)) return plan_.array[v];
+    return "(" + plan_.array[v] + " + en_sg * 64u)";
   }
 
   // One matrix op for simdgroup en_sg, inside per_simdgroup.
@@ -1572,7 +1322,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
     };
     bool uniform_args = true;
-    for (ValueId v : op.operands) uniform_args = uniform_args && grp_[v];
+    for (ValueId v : op.operands) uniform_args = uniform_args && plan_.group[v];
     // Every simdgroup issues its own copy; identical copies happen once.
     if (uniform_args && masks_.empty()) body("0");
     else per_simdgroup([&] { body("en_f"); });
@@ -1582,22 +1332,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   CpuEmitOptions opt_;
   int temp_ = 0;
   bool coop_ = false;
-  std::vector<bool> grp_;
+  CpuPlan plan_;  // cooperative kernels only
   std::vector<const Op*> def_;
-  std::vector<int> seg_;
-  std::vector<std::string> arr_;
-  std::vector<ScratchArray> scratch_;
-  std::vector<std::set<int>> local_segs_;  // the thread loops each per-thread array is used in
-  std::vector<bool> local_scratch_;
-  std::unordered_map<const Op*, bool> sync_memo_;
-  std::unordered_map<ValueId, std::vector<const Op*>> users_;
-  std::set<ValueId> run_local_;  // matrices local to one run of matrix ops
   std::vector<Mask> masks_;
   std::vector<bool> flat_;
   const std::map<const Op*, std::string>* fast_ = nullptr;  // accesses the fast x loop addresses by row pointer
   std::vector<std::set<std::string>> rowptrs_;
-  int next_seg_ = 0;
-  int masks_planned_ = 0, masks_emitted_ = 0;
 };
 }  // namespace
 
