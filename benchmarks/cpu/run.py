@@ -636,7 +636,8 @@ def build_cooperative(rt, rng, omp, nb, q):
             w.tol = 1e-4
             w.add("enigma", *enigma_prepared(rt, kern, [Am, Bm], 4 * mn * mn, grid, threads, scalars=[mn]))
             if omp:
-                w.add("openmp", lambda Am=Am, Bm=Bm, mn=mn: omp.matmul(ptr(Am), ptr(Bm), ptr(c1), mn), lambda: c1)
+                w.add("openmp", lambda Am=Am, Bm=Bm, c1=c1, mn=mn: omp.matmul(ptr(Am), ptr(Bm), ptr(c1), mn),
+                      lambda c1=c1: c1)
             w.add("numpy (BLAS)", lambda A2m=A2m, B2m=B2m: A2m @ B2m, None)
             W.append(w)
     return W

@@ -361,7 +361,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   std::string load(const Op& op) override {
-    if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[en_gx]");
+    if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[" + fast_var_ + "]");
     const DType& pt = k_.memory_type(op.attr);
     if (op.type != pt) {
       std::string idx = vector_index(op, op.type.lanes, false);
@@ -389,7 +389,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   void store(const Op& op) override {
     if (fast_ && fast_->count(&op)) {
-      line(fast_->at(&op) + "[en_gx] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
+      line(fast_->at(&op) + "[" + fast_var_ + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
       return;
     }
     const DType& pt = k_.memory_type(op.attr);
@@ -713,6 +713,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (d->code == OpCode::ThreadQuery) {
       ThreadQuery q = static_cast<ThreadQuery>(d->attr);
       if (is_group_query(q)) return true;
+      if (rounds_iv_ != kNoValue) return false;  // the passes loop over all the group's threads
       return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->dim > 0;
     }
     for (ValueId o : d->operands)
@@ -723,9 +724,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::optional<Affine> affine(ValueId v, int depth = 0) {
     if (depth > 8 || k_.type_of(v) != DType::scalar(Scalar::U32)) return std::nullopt;
     if (x_invariant(v)) return Affine{{name(v)}, 0};
+    if (rounds_iv_ != kNoValue && v == rounds_iv_) return Affine{{}, 1};
     const Op* d = def_[v];
     if (!d) return std::nullopt;
-    if (d->code == OpCode::ThreadQuery && d->dim == 0) {
+    if (rounds_iv_ == kNoValue && d->code == OpCode::ThreadQuery && d->dim == 0) {
       ThreadQuery q = static_cast<ThreadQuery>(d->attr);
       if (q == ThreadQuery::ThreadPositionInGrid) return Affine{{}, 1};
       if (q == ThreadQuery::ThreadPositionInThreadgroup) return Affine{{"(0u - en_bx)"}, 1};
@@ -753,8 +755,21 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (ValueId v : op.operands) out.push_back(v);
   }
 
+  // The loop x_loop versions: its header, its variable, the variable's first
+  // value, the index value `x` at the first iteration, and the trip count.
+  struct XLoop {
+    std::string header, var, var_start, x_start, count;
+  };
+  XLoop thread_x_loop() const {
+    return XLoop{"for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)", "en_gx", "en_bx", "en_bx", "en_ex"};
+  }
+
   void x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const std::function<void()>& body) {
-    const std::string header = "for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)";
+    x_loop(ops, clauses, body, thread_x_loop());
+  }
+  void x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const std::function<void()>& body,
+              const XLoop& L) {
+    const std::string& header = L.header;
     // Candidates: buffer accesses in the body with an index inv + x.
     std::vector<std::pair<const Op*, Affine>> cands;
     if (!opt_.debug) {
@@ -796,17 +811,18 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       // `first`: the index of the row's first thread; no wrap when the
       // row's last index still fits in 32 bits.
       std::string first = "en_a" + std::to_string(temp_) + "_" + std::to_string(i);
-      line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + en_bx);");
-      check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + en_ex <= 4294967296ull");
+      line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + " + L.x_start + ");");
+      check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= 4294967296ull");
       std::string p = first + "p";
       std::string mt = memory_type(k_.memory_type(op->attr));
       line(mt + "* __restrict " + p + " = " + mem_ptr(op->attr) + " + (static_cast<std::ptrdiff_t>(" + first +
-           ") - static_cast<std::ptrdiff_t>(en_bx));");
+           ") - static_cast<std::ptrdiff_t>(" + L.var_start + "));");
       ptrs[op] = p;
     }
     ++temp_;
     open("if (" + check + ")");
     fast_ = &ptrs;
+    fast_var_ = L.var;
     if (!opt_.debug) line("#pragma omp simd" + clauses);
     open(header);
     body();
@@ -907,7 +923,102 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         for (ValueId v : o->results)
           if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
     };
+    auto f = plan_.interchange.find(it.id);
+    if (f != plan_.interchange.end() && masks_.empty()) {
+      interchanged(it, *f->second, body);
+      return;
+    }
     if (!sparse_loop(it, body)) thread_loop(true, "", it.ops, body);
+  }
+
+  // A segment `pure ops; for i in range(lid + g, hi, step) {...}; ops` with
+  // the thread loop moved inside the strided one: pass j runs i = g + j *
+  // step + t for threads t = 0, 1, ... (contiguous i, a vector loop), each
+  // thread's carried values in per-thread arrays. Each thread still runs its
+  // own iterations in order. Three loops: the carried values' start, the
+  // passes, the ops after the loop. `standard` is the plain segment, used
+  // where the indices could wrap in 32 bits or the step is 0.
+  void interchanged(const Item& it, const Op& f, const std::function<void()>& standard) {
+    const Region& body = f.regions[0];
+    ValueId offset;
+    bool needs_1d;
+    thread_strided_start(def_, plan_.group, f.operands[0], &offset, &needs_1d);
+    const std::string g = offset == kNoValue ? std::string("0u") : name(offset);
+    const std::string hi = name(f.operands[1]), step = name(f.operands[2]);
+    std::vector<ValueId> uses;
+    std::vector<bool> seen(k_.values.size(), false);
+    for (const Op* op : it.ops) collect_uses(*op, uses, seen);
+    std::vector<const Op*> pre, post;
+    bool after = false;
+    for (const Op* op : it.ops) {
+      if (op == &f) after = true;
+      else (after ? post : pre).push_back(op);
+    }
+    // Values from other thread loops, then the pure ops before the loop.
+    auto prologue = [&] {
+      std::vector<bool> done(k_.values.size(), false);
+      for (ValueId v : uses)
+        if (!plan_.group[v] && plan_.segment[v] != it.id) {
+          if (plan_.recompute[v]) emit_remat(v, it.id, done);
+          else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
+        }
+      for (const Op* op : pre) CFamilyEmitter::op(*op);
+    };
+    std::string cond = step + " != 0u && uint64_t{" + g + "} + en_n + " + step + " <= 4294967296ull && uint64_t{" + hi +
+                       "} + " + step + " <= 4294967296ull";
+    if (needs_1d) cond += " && en_ey * en_ez == 1u";
+    open("if (" + cond + ")");
+    if (!f.results.empty()) {
+      thread_loop(true, "", pre, [&] {
+        prologue();
+        for (size_t i = 0; i < f.results.size(); ++i)
+          line(slot(plan_.array[f.results[i]]) + " = " + name(f.operands[3 + i]) + ";");
+      });
+    }
+    open("for (uint64_t en_base = " + g + "; en_base < " + hi + "; en_base += " + step + ")");
+    line("const uint32_t en_tn = static_cast<uint32_t>(std::min<uint64_t>(en_n, uint64_t{" + hi + "} - en_base));");
+    flat_.push_back(true);
+    std::vector<const Op*> inner;
+    for (const Op& op : body.ops) inner.push_back(&op);
+    // Accesses at `invariant + i` go through pointers advanced once per pass.
+    rounds_iv_ = body.args[0];
+    x_loop(inner, "", [&] {
+      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+      line("const uint32_t en_gx = en_bx + lx;");
+      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      prologue();
+      line("const uint32_t " + name(body.args[0]) + " = static_cast<uint32_t>(en_base + en_t);");
+      for (size_t i = 0; i < f.results.size(); ++i)
+        line("const " + type(k_.type_of(body.args[1 + i])) + " " + name(body.args[1 + i]) + " = " +
+             slot(plan_.array[f.results[i]]) + ";");
+      for (const Op& op : body.ops)
+        if (op.info().category != OpCategory::Terminator) CFamilyEmitter::op(op);
+      const Op& yield = body.ops.back();
+      for (size_t i = 0; i < f.results.size(); ++i)
+        line(slot(plan_.array[f.results[i]]) + " = " + name(yield.operands[i]) + ";");
+    }, XLoop{"for (uint32_t en_t = 0; en_t < en_tn; ++en_t)", "en_t", "0", "static_cast<uint32_t>(en_base)", "en_tn"});
+    rounds_iv_ = kNoValue;
+    flat_.pop_back();
+    close();
+    bool rest = !post.empty();
+    for (const Op* op : pre)
+      for (ValueId v : op->results) rest = rest || !plan_.array[v].empty();
+    if (rest) {
+      thread_loop(true, "", post, [&] {
+        prologue();
+        for (ValueId v : f.results)
+          line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + slot(plan_.array[v]) + ";");
+        for (const Op* op : post) CFamilyEmitter::op(*op);
+        for (const Op* op : it.ops)
+          if (op != &f)
+            for (ValueId v : op->results)
+              if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
+      });
+    }
+    close("} else {");
+    ++indent_;
+    thread_loop(true, "", it.ops, standard);
+    close();
   }
 
   // A run that is only `if (q == g) {...}` with q the thread's index in the
@@ -1337,6 +1448,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::vector<Mask> masks_;
   std::vector<bool> flat_;
   const std::map<const Op*, std::string>* fast_ = nullptr;  // accesses the fast x loop addresses by row pointer
+  std::string fast_var_ = "en_gx";                          // ... indexed by this loop variable
+  ValueId rounds_iv_ = kNoValue;  // in an interchanged strided loop: its induction variable
   std::vector<std::set<std::string>> rowptrs_;
 };
 }  // namespace

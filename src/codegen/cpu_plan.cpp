@@ -44,6 +44,29 @@ bool thread_range_condition(const Kernel& k, const std::vector<const Op*>& def, 
   return true;
 }
 
+bool thread_strided_start(const std::vector<const Op*>& def, const std::vector<bool>& group, ValueId lo,
+                          ValueId* offset, bool* needs_1d) {
+  auto thread_index = [&](ValueId v, bool* one_d) {
+    const Op* d = def[v];
+    if (!d || d->code != OpCode::ThreadQuery || d->dim != 0) return false;
+    const ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+    *one_d = q == ThreadQuery::ThreadPositionInThreadgroup;
+    return q == ThreadQuery::ThreadIndexInThreadgroup || q == ThreadQuery::ThreadPositionInThreadgroup;
+  };
+  *offset = kNoValue;
+  if (thread_index(lo, needs_1d)) return true;
+  const Op* d = def[lo];
+  if (!d || d->code != OpCode::Add) return false;
+  for (int i = 0; i < 2; ++i) {
+    ValueId t = d->operands[static_cast<size_t>(i)], g = d->operands[static_cast<size_t>(1 - i)];
+    if (group[g] && thread_index(t, needs_1d)) {
+      *offset = g;
+      return true;
+    }
+  }
+  return false;
+}
+
 namespace {
 
 using Item = CpuPlan::Item;
@@ -201,6 +224,32 @@ class Planner {
     }
   }
 
+  // The thread-strided loop of a segment that may run with the thread loop
+  // inside it: threads run in any interleaving between sync points, each
+  // keeps its own iteration order, and the ops before the loop are pure (so
+  // each pass over the threads may recompute them).
+  const Op* strided_loop(const Item& it) const {
+    const Op* f = nullptr;
+    for (const Op* op : it.ops) {
+      if (op->regions.empty()) {
+        if (!f && !op->info().pure) return nullptr;
+        continue;
+      }
+      if (f || op->code != OpCode::For) return nullptr;
+      f = op;
+    }
+    if (!f) return nullptr;
+    const Region& body = f->regions[0];
+    if (k_.type_of(body.args[0]) != DType::scalar(Scalar::U32)) return nullptr;
+    ValueId offset;
+    bool needs_1d;
+    if (!thread_strided_start(def_, p_.group, f->operands[0], &offset, &needs_1d)) return nullptr;
+    if (!p_.group[f->operands[1]] || !p_.group[f->operands[2]]) return nullptr;
+    for (ValueId v : f->results)
+      if (k_.type_of(v).kind == DType::Kind::SimdMatrix) return nullptr;
+    return f;
+  }
+
   // A matrix that only matrix ops of its own run read (a run: matrix ops
   // with group ops between them, printed as one loop over the simdgroups)
   // lives in that loop as a local float[64], not in scratch.
@@ -230,6 +279,10 @@ class Planner {
           for (const Op* op : it.ops) define_in(*op, it.id);
           for (const Op* op : it.ops) use_in(*op, it.id);
           for (const Op* op : it.ops) note_locals(*op, it.id);
+          if (const Op* f = strided_loop(it)) {
+            p_.interchange[it.id] = f;
+            for (ValueId v : f->results) spill(v);
+          }
           break;
         case Item::Kind::Sync: {
           const Op& op = *it.op;

@@ -52,6 +52,11 @@ struct CpuPlan {
   std::vector<Scratch> scratch;        // laid out in this order, after the threadgroup arrays
   std::unordered_map<const Region*, std::vector<Item>> items;
   std::unordered_map<const Op*, int> mask;  // per if_ with a per-thread condition: its mask number
+  // Segments that are one thread-strided loop `for i in range(lid + g, hi,
+  // step)` (g, hi, step the group's) with pure ops before it: printed with
+  // the thread loop inside the strided one (rounds of contiguous i), each
+  // thread's carried values in the arrays of the loop's results.
+  std::unordered_map<int, const Op*> interchange;
 
   const std::vector<Item>& items_of(const Region& r) const { return items.at(&r); }
   // Whether any thread loop reads `v` from its per-thread array.
@@ -72,6 +77,10 @@ struct ThreadRangeCondition {
   ThreadQuery query;
   ValueId group_value;
 };
+// For a thread-strided loop: whether `lo` is the thread's index in the group
+// (or its x position, `needs_1d`) plus a group value `*offset` (kNoValue: 0).
+bool thread_strided_start(const std::vector<const Op*>& def, const std::vector<bool>& group, ValueId lo,
+                          ValueId* offset, bool* needs_1d);
 bool thread_range_condition(const Kernel& k, const std::vector<const Op*>& def, const std::vector<bool>& group,
                             ValueId cond, bool any_lane_query, ThreadRangeCondition* out);
 
