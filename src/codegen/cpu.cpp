@@ -945,30 +945,52 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     thread_strided_start(def_, plan_.group, f.operands[0], &offset, &needs_1d);
     const std::string g = offset == kNoValue ? std::string("0u") : name(offset);
     const std::string hi = name(f.operands[1]), step = name(f.operands[2]);
-    std::vector<ValueId> uses;
-    std::vector<bool> seen(k_.values.size(), false);
-    for (const Op* op : it.ops) collect_uses(*op, uses, seen);
     std::vector<const Op*> pre, post;
     bool after = false;
     for (const Op* op : it.ops) {
       if (op == &f) after = true;
       else (after ? post : pre).push_back(op);
     }
-    // Values from other thread loops, then the pure ops before the loop.
-    auto prologue = [&] {
-      std::vector<bool> done(k_.values.size(), false);
-      for (ValueId v : uses)
-        if (!plan_.group[v] && plan_.segment[v] != it.id) {
-          if (plan_.recompute[v]) emit_remat(v, it.id, done);
-          else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
+    std::set<ValueId> before;
+    for (const Op* op : pre)
+      for (ValueId v : op->results) before.insert(v);
+    // The values `ops` read from outside them: from other thread loops or
+    // the ops before the loop, each loaded from its array or recomputed.
+    auto inputs = [&](const std::vector<const Op*>& ops, bool in_prologue) {
+      std::vector<ValueId> uses;
+      std::vector<bool> seen(k_.values.size(), false), done(k_.values.size(), false);
+      for (const Op* op : ops) collect_uses(*op, uses, seen);
+      std::function<void(ValueId)> recompute = [&](ValueId v) {
+        if (plan_.group[v] || done[v]) return;
+        done[v] = true;
+        for (ValueId o : def_[v]->operands) recompute(o);
+        CFamilyEmitter::op(*def_[v]);
+      };
+      for (ValueId v : uses) {
+        if (plan_.group[v] || (plan_.segment[v] == it.id && (in_prologue || !before.count(v)))) continue;
+        if (plan_.recompute[v]) recompute(v);
+        else if (!done[v]) {
+          done[v] = true;
+          line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
         }
+      }
+    };
+    // The ops before the loop, once per thread, in the first loop.
+    auto prologue = [&] {
+      inputs(pre, true);
       for (const Op* op : pre) CFamilyEmitter::op(*op);
+      for (const Op* op : pre)
+        for (ValueId v : op->results)
+          if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
     };
     std::string cond = step + " != 0u && uint64_t{" + g + "} + en_n + " + step + " <= 4294967296ull && uint64_t{" + hi +
                        "} + " + step + " <= 4294967296ull";
     if (needs_1d) cond += " && en_ey * en_ez == 1u";
     open("if (" + cond + ")");
-    if (!f.results.empty()) {
+    bool first = !f.results.empty();
+    for (const Op* op : pre) first = first || !op->info().pure;
+    for (ValueId v : before) first = first || !plan_.array[v].empty();
+    if (first) {
       thread_loop(true, "", pre, [&] {
         prologue();
         for (size_t i = 0; i < f.results.size(); ++i)
@@ -986,7 +1008,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
       line("const uint32_t en_gx = en_bx + lx;");
       line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
-      prologue();
+      inputs({&f}, false);
       line("const uint32_t " + name(body.args[0]) + " = static_cast<uint32_t>(en_base + en_t);");
       for (size_t i = 0; i < f.results.size(); ++i)
         line("const " + type(k_.type_of(body.args[1 + i])) + " " + name(body.args[1 + i]) + " = " +
@@ -1000,19 +1022,16 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     rounds_iv_ = kNoValue;
     flat_.pop_back();
     close();
-    bool rest = !post.empty();
-    for (const Op* op : pre)
-      for (ValueId v : op->results) rest = rest || !plan_.array[v].empty();
-    if (rest) {
+    if (!post.empty()) {
       thread_loop(true, "", post, [&] {
-        prologue();
+        std::vector<const Op*> rest = post;
         for (ValueId v : f.results)
           line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + slot(plan_.array[v]) + ";");
+        inputs(rest, false);
         for (const Op* op : post) CFamilyEmitter::op(*op);
-        for (const Op* op : it.ops)
-          if (op != &f)
-            for (ValueId v : op->results)
-              if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
+        for (const Op* op : post)
+          for (ValueId v : op->results)
+            if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
       });
     }
     close("} else {");

@@ -225,16 +225,16 @@ class Planner {
   }
 
   // The thread-strided loop of a segment that may run with the thread loop
-  // inside it: threads run in any interleaving between sync points, each
-  // keeps its own iteration order, and the ops before the loop are pure (so
-  // each pass over the threads may recompute them).
+  // inside it: threads run in any interleaving between sync points and
+  // each keeps its own order (the ops before the loop, the loop's
+  // iterations, the ops after it).
   const Op* strided_loop(const Item& it) const {
     const Op* f = nullptr;
     for (const Op* op : it.ops) {
-      if (op->regions.empty()) {
-        if (!f && !op->info().pure) return nullptr;
-        continue;
-      }
+      const OpCategory c = op->info().category;
+      // Register arrays live in one loop's scope.
+      if (c == OpCategory::LocalAlloc || c == OpCategory::LocalLoad || c == OpCategory::LocalStore) return nullptr;
+      if (op->regions.empty()) continue;
       if (f || op->code != OpCode::For) return nullptr;
       f = op;
     }
@@ -282,6 +282,25 @@ class Planner {
           if (const Op* f = strided_loop(it)) {
             p_.interchange[it.id] = f;
             for (ValueId v : f->results) spill(v);
+            // Values of the ops before the loop that the loop or the ops
+            // after it read: computed once per thread, kept per thread
+            // (unless cheap to recompute).
+            std::set<ValueId> before;
+            for (const Op* op : it.ops) {
+              if (op == f) break;
+              for (ValueId v : op->results) before.insert(v);
+            }
+            std::function<void(const Op&)> reads = [&](const Op& op) {
+              for (ValueId v : op.operands)
+                if (before.count(v) && !remat(v)) spill(v);
+              for (const Region& sub : op.regions)
+                for (const Op& o : sub.ops) reads(o);
+            };
+            bool after = false;
+            for (const Op* op : it.ops) {
+              after = after || op == f;
+              if (after) reads(*op);
+            }
           }
           break;
         case Item::Kind::Sync: {

@@ -52,10 +52,11 @@ struct CpuPlan {
   std::vector<Scratch> scratch;        // laid out in this order, after the threadgroup arrays
   std::unordered_map<const Region*, std::vector<Item>> items;
   std::unordered_map<const Op*, int> mask;  // per if_ with a per-thread condition: its mask number
-  // Segments that are one thread-strided loop `for i in range(lid + g, hi,
-  // step)` (g, hi, step the group's) with pure ops before it: printed with
-  // the thread loop inside the strided one (rounds of contiguous i), each
-  // thread's carried values in the arrays of the loop's results.
+  // Segments holding one thread-strided loop `for i in range(lid + g, hi,
+  // step)` (g, hi, step the group's) and no other control flow: printed with
+  // the thread loop inside the strided one (passes of contiguous i), each
+  // thread's carried values in the arrays of the loop's results, the values
+  // of the ops before the loop that the rest reads in arrays too.
   std::unordered_map<int, const Op*> interchange;
 
   const std::vector<Item>& items_of(const Region& r) const { return items.at(&r); }
