@@ -145,21 +145,6 @@ class ENIGMA_METAL_API MetalDevice : public Device {
     if (queue_.get() == nil) throw RuntimeError("enigma GPU error: failed to create Metal command queue");
   }
 
-  void read_capabilities() {
-    int family = apple_family(device_);
-    caps_.gpu_family = family ? "apple" + std::to_string(family) : "unknown(0)";
-    caps_.gpu_family_raw = family ? 1000 + family : 0;
-    caps_.supports_async_copy = family >= 9;
-    caps_.supports_simdgroup_matrix = family >= 7;
-    caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
-    caps_.simdgroup_size = 32;
-    caps_.max_threadgroup_memory = device_.maxThreadgroupMemoryLength;
-    caps_.max_threads_per_threadgroup = device_.maxThreadsPerThreadgroup.width;
-    caps_.device_name = str(device_.name);
-    caps_.backend = "metal";
-    caps_.max_buffer_bytes = device_.maxBufferLength;
-  }
-
   const std::string& name() const override { return name_; }
   const DeviceCapabilities& capabilities() const override { return caps_; }
 
@@ -290,6 +275,21 @@ class ENIGMA_METAL_API MetalDevice : public Device {
   }
 
  private:
+  void read_capabilities() {
+    int family = apple_family(device_);
+    caps_.gpu_family = family ? "apple" + std::to_string(family) : "unknown(0)";
+    caps_.gpu_family_raw = family ? 1000 + family : 0;
+    caps_.supports_async_copy = family >= 9;
+    caps_.supports_simdgroup_matrix = family >= 7;
+    caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
+    caps_.simdgroup_size = 32;
+    caps_.max_threadgroup_memory = device_.maxThreadgroupMemoryLength;
+    caps_.max_threads_per_threadgroup = device_.maxThreadsPerThreadgroup.width;
+    caps_.device_name = str(device_.name);
+    caps_.backend = "metal";
+    caps_.max_buffer_bytes = device_.maxBufferLength;
+  }
+
   id<MTLDevice> device_;
   Owned<id<MTLCommandQueue>> queue_;
   std::string name_;
