@@ -25,6 +25,9 @@ NSErrorDomain const MTLCommandBufferErrorDomain = @"MTLCommandBufferErrorDomain"
 namespace enigma::fake_metal {
 namespace {
 
+// Metal's API validation would stop at these; the fake records them.
+void misused(const std::string& what);
+
 struct State {
   std::mutex mu;
   std::map<std::string, Kernel> kernels;  // by MSL source
@@ -42,6 +45,11 @@ struct State {
 State& state() {
   static State* s = new State();  // never destroyed: objects may die during static teardown
   return *s;
+}
+
+void misused(const std::string& what) {
+  std::lock_guard<std::mutex> lock(state().mu);
+  state().misuse.push_back(what);
 }
 
 template <class T>
@@ -194,9 +202,10 @@ namespace fm = enigma::fake_metal;
   size_t record_;  // index into the records
   std::vector<FakeMTLComputePipelineState*>* pipelines_;  // per dispatch, retained
   std::vector<std::vector<std::pair<FakeMTLBuffer*, uint64_t>>>* bound_;  // per dispatch: buffer by index
-  MTLCommandBufferStatus status_;
+  MTLCommandBufferStatus status_;  // what the GPU reports once waited for
   NSError* error_;
   CFTimeInterval start_, end_;
+  BOOL encoding_, committed_, completed_;
 }
 - (void)addDispatch:(const fm::DispatchRecord&)d
            pipeline:(FakeMTLComputePipelineState*)p
@@ -495,6 +504,9 @@ namespace fm = enigma::fake_metal;
 }
 - (nullable id<MTLComputeCommandEncoder>)computeCommandEncoder {
   [self checkAlive:"computeCommandEncoder"];
+  if (encoding_) fm::misused("computeCommandEncoder while the previous encoder has not ended encoding");
+  if (committed_) fm::misused("computeCommandEncoder on a committed command buffer");
+  encoding_ = YES;
   return [[[FakeMTLComputeCommandEncoder alloc] initWithCommandBuffer:self] autorelease];
 }
 - (void)addDispatch:(const fm::DispatchRecord&)d
@@ -507,6 +519,7 @@ namespace fm = enigma::fake_metal;
   fm::cb_record(record_).dispatches.push_back(d);
 }
 - (void)encoderEnded {
+  encoding_ = NO;
   std::lock_guard<std::mutex> lock(fm::state().mu);
   fm::cb_record(record_).encoder_ended = true;
 }
@@ -514,6 +527,9 @@ namespace fm = enigma::fake_metal;
 // Runs the recorded dispatches on the CPU backend.
 - (void)commit {
   [self checkAlive:"commit"];
+  if (encoding_) fm::misused("commit while a command encoder has not ended encoding");
+  if (committed_) fm::misused("commit of a command buffer committed before");
+  committed_ = YES;
   fm::CommandBufferFault fault;
   bool faulted = false, times_set = false;
   double start = 0, end = 0;
@@ -594,24 +610,30 @@ namespace fm = enigma::fake_metal;
     rec.error_description = fm::str(error_.localizedDescription);
   }
 }
+// The work ran in commit, but as on a GPU its outcome is visible only once
+// the command buffer completed: until waitUntilCompleted the status is
+// Committed, with no error and no timestamps.
 - (void)waitUntilCompleted {
   [self checkAlive:"waitUntilCompleted"];
+  if (!committed_) fm::misused("waitUntilCompleted on a command buffer never committed (it would wait forever)");
+  completed_ = committed_;
   std::lock_guard<std::mutex> lock(fm::state().mu);
   fm::cb_record(record_).waited = true;
 }
 - (MTLCommandBufferStatus)status {
   [self checkAlive:"status"];
-  return status_;
+  if (completed_) return status_;
+  return committed_ ? MTLCommandBufferStatusCommitted : MTLCommandBufferStatusNotEnqueued;
 }
 - (nullable NSError*)error {
   [self checkAlive:"error"];
-  return error_;
+  return completed_ ? error_ : nil;
 }
 - (CFTimeInterval)GPUStartTime {
-  return start_;
+  return completed_ ? start_ : 0;
 }
 - (CFTimeInterval)GPUEndTime {
-  return end_;
+  return completed_ ? end_ : 0;
 }
 @end
 
@@ -647,6 +669,8 @@ namespace fm = enigma::fake_metal;
 }
 - (void)setBytes:(const void*)bytes length:(NSUInteger)length atIndex:(NSUInteger)index {
   [self checkAlive:"setBytes:length:atIndex:"];
+  if (ended_) fm::misused("setBytes:length:atIndex: after endEncoding");
+  if (length > 4096) fm::misused("setBytes:length:atIndex: of " + std::to_string(length) + " bytes (Metal: up to 4 KB)");
   fm::BytesBinding b;
   b.index = index;
   b.bytes.assign(static_cast<const uint8_t*>(bytes), static_cast<const uint8_t*>(bytes) + length);
@@ -654,6 +678,7 @@ namespace fm = enigma::fake_metal;
 }
 - (void)setBuffer:(nullable id<MTLBuffer>)buffer offset:(NSUInteger)offset atIndex:(NSUInteger)index {
   [self checkAlive:"setBuffer:offset:atIndex:"];
+  if (ended_) fm::misused("setBuffer:offset:atIndex: after endEncoding");
   FakeMTLBuffer* b = (FakeMTLBuffer*)buffer;
   [b checkAlive:"(bound with setBuffer:offset:atIndex:)"];
   if (buffers_->size() <= index) buffers_->resize(index + 1, {nil, 0});
@@ -670,6 +695,11 @@ namespace fm = enigma::fake_metal;
 }
 - (void)dispatchThreads:(MTLSize)grid threadsPerThreadgroup:(MTLSize)threads {
   [self checkAlive:"dispatchThreads:threadsPerThreadgroup:"];
+  if (ended_) fm::misused("dispatchThreads:threadsPerThreadgroup: after endEncoding");
+  // Metal would skip (or, with validation, reject) a dispatch above the pipeline's limit.
+  if (pipeline_ != nil && threads.width * threads.height * threads.depth > pipeline_->max_threads_)
+    fm::misused("dispatchThreads: threadgroup of " + std::to_string(threads.width * threads.height * threads.depth) +
+                " threads above the pipeline's maxTotalThreadsPerThreadgroup");
   fm::DispatchRecord d = *pending_;
   d.function = pipeline_ ? fm::str(pipeline_->function_->name_) : std::string();
   d.grid[0] = grid.width;
@@ -687,6 +717,7 @@ namespace fm = enigma::fake_metal;
 }
 - (void)endEncoding {
   [self checkAlive:"endEncoding"];
+  if (ended_) fm::misused("endEncoding twice");
   ended_ = YES;
   [command_buffer_ encoderEnded];
 }
