@@ -70,7 +70,11 @@ class Owned {
   T object_ = nil;
 };
 
-std::string str(NSString* s) { return s ? std::string([s UTF8String]) : std::string(); }
+// UTF8String is NULL when the string cannot be converted.
+std::string str(NSString* s) {
+  const char* utf8 = s ? [s UTF8String] : nullptr;
+  return utf8 ? std::string(utf8) : std::string();
+}
 
 std::string describe(NSError* e) {
   if (e == nil) return "no error description";
