@@ -68,15 +68,9 @@ if [ "$metal_fake" = ON ]; then
     --deselect tests/python/test_seed_page.py::test_debug_mode_from_environment || status=1
 else
   echo "skipping the fake-Metal tests: $metal_fake_skip"
-  python - "$reports/pytest-metal-fake.xml" "$metal_fake_skip" <<'PY'
-import sys
-from xml.sax.saxutils import quoteattr
-reason = quoteattr(sys.argv[2])
-open(sys.argv[1], "w").write(
-    '<testsuite name="metal_runtime_fake" tests="1" skipped="1" failures="0" errors="0">'
-    f'<testcase classname="metal_runtime_fake" name="test_metal_runtime_fake"><skipped message={reason}/>'
-    '</testcase></testsuite>\n')
-PY
+  python -c 'import sys; sys.path.insert(0, "scripts"); from source_check_report import write_junit
+write_junit(sys.argv[1], "metal_runtime_fake", "metal_runtime_fake", [], "", skipped_reason=sys.argv[2])' \
+    "$reports/pytest-metal-fake.xml" "$metal_fake_skip"
 fi
 for check in scripts/check-msl-sources.py scripts/check-cuda-sources.py; do
   if [ -f "$check" ]; then
