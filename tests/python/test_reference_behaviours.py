@@ -220,3 +220,16 @@ def _bf16_scalar(s: enigma.Scalar(enigma.bf16), out: enigma.bf16):
 def test_bfloat_scalar_is_passed_as_bfloat(runtime):
     raw = runtime.execute(enigma.compile(_bf16_scalar), [], 2, (1, 1, 1), (1, 1, 1), scalars=[1.5])
     assert np.frombuffer(raw, np.uint16)[0] == 0x3FC0  # 1.5 in bfloat16
+
+
+def test_output_shapes_follow_device_array_inputs(runtime):
+    """On CUDA, device-array inputs give the same library's arrays on that device."""
+    torch = pytest.importorskip("torch")
+    if not runtime.device.startswith("cuda") or not torch.cuda.is_available():
+        pytest.skip("needs the CUDA device and torch with CUDA")
+    a = torch.arange(48, dtype=torch.float32, device="cuda")
+    s, t = _run(runtime, enigma.compile(_two_outputs), [a], None, 48, 16, output_shapes=[(6, 8), (48,)],
+                output_dtypes=[enigma.f32, enigma.u16])
+    assert isinstance(s, torch.Tensor) and s.device == a.device and s.shape == (6, 8) and s.dtype == torch.float32
+    assert torch.equal(s.cpu(), (a + 1).reshape(6, 8).cpu())
+    assert torch.equal(t.cpu().to(torch.int32), a.cpu().to(torch.int32))
