@@ -233,3 +233,34 @@ def test_output_shapes_follow_device_array_inputs(runtime):
     assert isinstance(s, torch.Tensor) and s.device == a.device and s.shape == (6, 8) and s.dtype == torch.float32
     assert torch.equal(s.cpu(), (a + 1).reshape(6, 8).cpu())
     assert torch.equal(t.cpu().to(torch.int32), a.cpu().to(torch.int32))
+
+
+def test_kernel_builder_queries_and_constants():
+    from enigma.compiler.kernel import KernelBuilder
+    kb = KernelBuilder("k")
+    assert kb.kernel_name == "k"
+    assert kb.make_const("half", 2).dtype == "half" and kb.make_const(enigma.i32, 7).dtype == "int"
+    assert {kb.get_thread_idx().dtype, kb.get_block_idx().dtype, kb.get_block_dim().dtype,
+            kb.get_thread_position_in_grid().dtype} == {"uint"}
+    with pytest.raises(RuntimeError, match="only builders from trace_kernel"):
+        from enigma.compiler.mlir_emitter import emit_msl
+        emit_msl(kb, vec_width=2)
+
+
+@enigma.kernel
+def _jit_rewrap(S, D):
+    t = enigma.thread_position_in_grid
+    rows = Tensor(S.name, S.buffer_index, S.metal_dtype, layout=enigma.make_layout((4, 8), (8, 1)))
+    D[t] = rows[t % 4, t // 4] + rows[0, 1]
+
+
+@enigma.jit
+def _jit_rewrap_launch(S, D):
+    _jit_rewrap(S, D).launch((32, 1, 1), (32, 1, 1))
+
+
+def test_rewrap_in_a_jit_kernel(runtime):
+    s = np.arange(32, dtype=np.float32)
+    d = np.zeros(32, np.float32)
+    runtime.execute(enigma.compile(_jit_rewrap_launch, enigma.tensor(s), enigma.tensor(d)))
+    np.testing.assert_array_equal(d, np.array([s[8 * (t % 4) + t // 4] for t in range(32)]) + s[1])
