@@ -110,7 +110,10 @@ def _make_collective(op, with_lane):
 
         def entry(*args, **kwargs):
             t = _trace_of(op)
-            value, lane = signature.bind(*args, **kwargs).args
+            try:
+                value, lane = signature.bind(*args, **kwargs).args
+            except TypeError as e:
+                t.locate().fail(op, f"{e} (parameters: value, {lane_name})")
             if isinstance(value, Fragment):  # each element
                 return value.map(lambda v: entry(v, lane))
             return _wrap(t, t.locate().collective(op, _plain(value), _plain(lane)))

@@ -53,7 +53,8 @@ _DOCS = {
     "mad_sat": "a * b + c, exact, saturated to the type's range.", "popcount": "Number of set bits.",
     "clz": "Leading zero bits (the width for 0).", "ctz": "Trailing zero bits (the width for 0).",
     "reverse_bits": "The bits in reverse order.",
-    "refract": "Refraction of incident at a surface of normal normal with index ratio eta; the zero vector on total reflection.",
+    "refract": "Refraction of ``incident`` at a surface of normal ``normal`` with index ratio ``eta``; the zero "
+               "vector on total reflection.",
 }
 
 

@@ -264,3 +264,11 @@ def test_rewrap_in_a_jit_kernel(runtime):
     d = np.zeros(32, np.float32)
     runtime.execute(enigma.compile(_jit_rewrap_launch, enigma.tensor(s), enigma.tensor(d)))
     np.testing.assert_array_equal(d, np.array([s[8 * (t % 4) + t // 4] for t in range(32)]) + s[1])
+
+
+def test_shuffle_keyword_errors_name_the_parameters():
+    @enigma.kernel
+    def bad(A: enigma.f32):
+        A[0] = enigma.simd_shuffle_down(value=A[0], lane=1)
+    with pytest.raises(enigma.EnigmaError, match=r"simd_shuffle_down.*value, delta"):
+        enigma.compile(bad, emit_only=True)
