@@ -260,7 +260,7 @@ CompilerCache& compiler_cache() {
 }
 
 void write_file(const fs::path& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);  // private, as the cache
   if (fd < 0) {
     int err = errno;
     throw RuntimeError("cannot write C++ source file '" + path.string() + "': " + errno_text(err));
