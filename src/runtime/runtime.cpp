@@ -376,7 +376,9 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
     if (a.device_ptr == 0) overflow |= __builtin_add_overflow(needed, a.bytes, &needed);
   for (uint64_t sz : output_sizes) overflow |= __builtin_add_overflow(needed, sz, &needed) ||
                                                __builtin_add_overflow(needed, sz, &needed);
-  const uint64_t available = device_->available_memory();
+  // Small launches skip the query (reading /proc/meminfo costs more than they do).
+  constexpr uint64_t kUncheckedBytes = uint64_t{64} << 20;
+  const uint64_t available = overflow || needed > kUncheckedBytes ? device_->available_memory() : UINT64_MAX;
   if (overflow || needed > available)
     throw err("needs " + (overflow ? std::string("more than 2^64") : std::to_string(needed)) +
               " bytes of memory for its buffers (inputs, plus outputs counted twice: the buffer and the copy "
