@@ -48,7 +48,10 @@ bool is_reserved_identifier(const std::string& s) {
   return reserved().count(s) || is_msl_vector_type(s) || s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos;
 }
 
-std::string sanitize_identifier(const std::string& name) {
+namespace {
+// Letters, digits and '_' kept (runs of '_' collapsed: "__" is reserved in
+// C++), each byte of a non-ASCII character as xHH, anything else as '_'.
+std::string identifier_chars(const std::string& name) {
   static const char* hex = "0123456789abcdef";
   std::string s;
   for (char ch : name) {
@@ -63,6 +66,12 @@ std::string sanitize_identifier(const std::string& name) {
       s += '_';
     }
   }
+  return s;
+}
+}  // namespace
+
+std::string sanitize_identifier(const std::string& name) {
+  std::string s = identifier_chars(name);
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) s = "p_" + s;
   // Emitter-owned prefixes, names with a numeric suffix (value names) and
   // double underscores (reserved in C++) get a prefix.
@@ -114,8 +123,9 @@ CFamilyEmitter::CFamilyEmitter(const Kernel& k) : k_(k) {
 std::string CFamilyEmitter::name(ValueId v) const {
   const std::string& hint = k_.values.at(v).hint;
   if (hint.empty()) return "v" + std::to_string(v);
-  std::string s;
-  for (char c : hint) s += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  std::string s = identifier_chars(hint);
+  while (!s.empty() && s.back() == '_') s.pop_back();  // the id's '_' must not make "__"
+  if (s.empty()) return "v" + std::to_string(v);
   // p_ is the parameters' prefix: a value named p_x_2 could meet parameter x_2.
   if (s.rfind("en_", 0) == 0 || s.rfind("p_", 0) == 0 || s.find("__") != std::string::npos ||
       std::isdigit(static_cast<unsigned char>(s[0])))
