@@ -265,9 +265,11 @@ class CpuDevice : public Device {
     EnigmaCpuEntry entry = prog.entry();
     auto start = std::chrono::steady_clock::now();
     ThreadPool::instance().parallel_for(groups, min_chunk, [&](uint64_t b, uint64_t e) {
-      // A chunk runs in pieces that double while each takes under a
-      // millisecond, so Ctrl-C stops a launch about one threadgroup's time
-      // after it arrives, at a negligible cost per piece.
+      // A chunk runs in pieces that start at one threadgroup and grow toward
+      // about a millisecond each (at most 64-fold per step), so Ctrl-C stops
+      // a launch about one threadgroup's time after it arrives, while a
+      // chunk of fast groups costs only a few calls.
+      constexpr auto kPieceTime = std::chrono::milliseconds(1);
       uint64_t piece = 1;
       while (b < e) {
         const uint64_t end = e - b > piece ? b + piece : e;
@@ -275,7 +277,8 @@ class CpuDevice : public Device {
         entry(&L, b, end);
         b = end;
         if (b == e || ThreadPool::stop_requested()) return;
-        if (std::chrono::steady_clock::now() - piece_start < std::chrono::milliseconds(1)) piece *= 2;
+        const auto took = std::chrono::steady_clock::now() - piece_start;
+        if (took < kPieceTime) piece *= took * 64 <= kPieceTime ? 64 : static_cast<uint64_t>(kPieceTime / took);
       }
     });
     auto end = std::chrono::steady_clock::now();
