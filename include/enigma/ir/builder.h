@@ -145,7 +145,7 @@ class Builder {
   int depth() const { return static_cast<int>(stack_.size()); }
   // Control flow nests at most this deep (docs/semantics.md): deeper is a
   // KernelError at the user's line, so no recursive pass can overflow the stack.
-  static constexpr int kMaxNestingDepth = 256;
+  static constexpr int kMaxNestingDepth = 200;  // under the 256 brackets that clang (and so Metal's compiler) accepts by default
 
   // Verifies and returns the kernel; the builder is then empty.
   Kernel finish();
