@@ -11,6 +11,7 @@ from ._tracing import (
     threadgroup_position_in_grid, threadgroups_per_grid, threads_per_grid, threads_per_simdgroup,
     threads_per_threadgroup, where, while_,
 )
+from ._errors import EnigmaTypeError, EnigmaValueError
 from ._cooperative import *  # noqa: F401,F403 - threadgroups, simdgroups, atomics, tile helpers
 from ._preprocess import range  # noqa: A004 - `for i in enigma.range(...)` in kernels
 from ._lang import *  # noqa: F401,F403,A004 - the per-thread language (abs, round, pow shadow builtins)

@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 
-from . import _core
+from . import _core, _errors
 from .typing import dtype_name
 
 EnigmaError = _core.EnigmaError
@@ -102,14 +102,29 @@ class IRValue:
         return f"IRValue(%{self._id}: {self.dtype})"
 
     def __bool__(self):
-        raise EnigmaError(
-            "a traced value has no Python truth value while the kernel is traced; "
-            "use `with enigma.if_(cond):` for a branch or `enigma.where(false_val, true_val, cond)` "
-            "to select a value")
+        raise _errors.located(_errors.text("traced_truth"))
 
     def __index__(self):
-        raise EnigmaError("a traced value cannot be used as a Python int (e.g. in range() or list indexing); "
-                          "use enigma.for_range / enigma.range_constexpr with Python ints")
+        hint = _errors.python_math_hint()
+        if "cannot compute on a traced value" in str(hint):
+            raise hint
+        raise _errors.located(_errors.text("traced_index"))
+
+    def __float__(self):
+        raise _errors.python_math_hint()
+
+    __int__ = __float__
+    __complex__ = __float__
+
+    # numpy functions on a traced value (np.exp(x), np.sum(x)): a hint, not numpy's object-array error.
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        raise _errors.python_math_hint(ufunc.__name__)
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise _errors.python_math_hint(func.__name__)
+
+    def __array__(self, *args, **kwargs):
+        raise _errors.python_math_hint()
 
     # -- arithmetic ---------------------------------------------------------
     def _bin(self, op, a, b):

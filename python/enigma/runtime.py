@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from ._errors import EnigmaTypeError, EnigmaValueError
 
 # Where the nvidia-cuda-nvrtc wheel may live (libnvrtc is found at run time).
 _core.set_cuda_library_hints([p for p in sys.path if isinstance(p, str) and p])
@@ -67,7 +68,10 @@ def _dims(value, what: str, kernel: str):
     ok = items is not None and len(items) == 3 and all(
         isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items)
     if not ok or any(int(v) <= 0 for v in items):
-        raise RuntimeError(f"kernel '{kernel}': {what} must be 3 positive integers (x, y, z), got {value!r}")
+        wrong_kind = items is None or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                                              for v in items)
+        raise (EnigmaTypeError if wrong_kind else EnigmaValueError)(
+            f"kernel '{kernel}': {what} must be 3 positive integers (x, y, z), got {value!r}")
     return [int(v) for v in items]
 
 
@@ -210,7 +214,7 @@ def _as_host_array(x, index: int, kernel: str, cuda_device: bool = False):
     or (None, dtype name, shape, device pointer, bytes) for a CUDA array bound
     without a copy on a CUDA device. The caller keeps x alive while it is used."""
     if isinstance(x, (bool, int, float, complex)) or x is None:
-        raise RuntimeError(f"execute: kernel '{kernel}' input {index} is a {type(x).__name__}, not an array; "
+        raise EnigmaTypeError(f"execute: kernel '{kernel}' input {index} is a {type(x).__name__}, not an array; "
                            "pass values of Scalar parameters with scalars=[...]")
     if not isinstance(x, np.ndarray):
         dev = _cuda_array(x, f"kernel '{kernel}' input {index}")
@@ -245,7 +249,7 @@ def _scalar_value(v, index: int, kernel: str, api: str):
     dtype = getattr(v, "dtype", None)
     if dtype is not None and getattr(v, "shape", None) == () and dtype.kind in "biuf":
         return v.item()
-    raise TypeError(f"{api}: kernel '{kernel}': scalars[{index}] must be a number (bool, int, float or a numpy "
+    raise EnigmaTypeError(f"{api}: kernel '{kernel}': scalars[{index}] must be a number (bool, int, float or a numpy "
                     f"scalar), got {type(v).__name__} {v!r}")
 
 
@@ -266,10 +270,10 @@ def _output_sizes(name, output_size, output_sizes):
         sizes = [output_size]
         single = True
     else:
-        raise RuntimeError(f"execute: kernel '{name}': must pass output_size or output_sizes")
+        raise EnigmaValueError(f"execute: kernel '{name}': must pass output_size or output_sizes")
     for s in sizes:
         if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_)) or s <= 0:
-            raise RuntimeError(f"kernel '{name}': output sizes must be positive integers (bytes), got {s!r}")
+            raise EnigmaValueError(f"kernel '{name}': output sizes must be positive integers (bytes), got {s!r}")
     return [int(s) for s in sizes], single
 
 
@@ -286,22 +290,22 @@ def _constants_arg(constants) -> list:
     if not constants:
         return []
     if not isinstance(constants, dict):
-        raise RuntimeError(f"constants must be a dict {{index: (type_name, value)}}, got {type(constants).__name__}")
+        raise EnigmaTypeError(f"constants must be a dict {{index: (type_name, value)}}, got {type(constants).__name__}")
     for index in constants:
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise RuntimeError(f"constants: keys must be function-constant indices (ints), got {index!r}")
+            raise EnigmaTypeError(f"constants: keys must be function-constant indices (ints), got {index!r}")
     out = []
     for index in sorted(constants):
         payload = constants[index]
         if not isinstance(payload, tuple) or len(payload) != 2:
-            raise RuntimeError(f"constants[{index}] must be (type_name, value) tuple, got {payload!r}")
+            raise EnigmaTypeError(f"constants[{index}] must be (type_name, value) tuple, got {payload!r}")
         type_name, value = payload
         if type_name not in _CONSTANT_TYPES:
-            raise RuntimeError(f"constants[{index}]: unknown type {type_name!r}. Expected one of {_CONSTANT_TYPES}")
+            raise EnigmaValueError(f"constants[{index}]: unknown type {type_name!r}. Expected one of {_CONSTANT_TYPES}")
         if isinstance(value, np.generic):
             value = value.item()
         if not isinstance(value, (bool, int, float)):
-            raise RuntimeError(f"constants[{index}]: value must be a number, got {value!r}")
+            raise EnigmaTypeError(f"constants[{index}]: value must be a number, got {value!r}")
         out.append((int(index), type_name, value))
     return out
 
@@ -392,7 +396,7 @@ class MetalRuntime:
         if dylib_path is not None:
             self._check_dylib(os.fspath(dylib_path))
         if device is not None and not isinstance(device, str):
-            raise RuntimeError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
+            raise EnigmaTypeError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
         self._device = _default_device() if device is None else _core.open_device(device)
 
     @staticmethod
@@ -431,7 +435,7 @@ class MetalRuntime:
             inputs, output_size, output_sizes = _jit_bindings(compiled, api)
         consts = _constants_arg(constants)
         if isinstance(inputs, np.ndarray) or not hasattr(inputs, "__iter__"):
-            raise RuntimeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
+            raise EnigmaTypeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
         sizes, single = _output_sizes(name, output_size, output_sizes)
         cuda = self._device.name.startswith("cuda")
         converted = [_as_host_array(x, i, name, cuda) for i, x in enumerate(inputs)]

@@ -29,6 +29,8 @@ namespace {
 // The Python class of traced values (enigma._tracing.IRValue), set at import.
 nb::object g_value_type;
 
+nb::object g_type_error, g_value_error;  // enigma.EnigmaTypeError, enigma.EnigmaValueError
+
 Operand to_operand(nb::handle h) {
   if (g_value_type.is_valid() && nb::isinstance(h, g_value_type)) return Operand(nb::cast<ValueId>(h.attr("_id")));
   PyObject* o = h.ptr();
@@ -139,6 +141,20 @@ NB_MODULE(_core, m) {
   using namespace enigma;
   m.doc() = "Enigma core: IR, passes, code generation and runtime";
   nb::exception<KernelError>(m, "EnigmaError");
+  // enigma.EnigmaTypeError / EnigmaValueError are defined in Python (they also
+  // derive from TypeError / ValueError) and handed over by _set_error_types.
+  m.def("_set_error_types", [](nb::object type_error, nb::object value_error) {
+    g_type_error = type_error;
+    g_value_error = value_error;
+  });
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const ValidationError& e) {
+      nb::handle t = e.kind() == ValidationError::Kind::Type ? g_type_error : g_value_error;
+      PyErr_SetString(t.is_valid() ? t.ptr() : PyExc_ValueError, e.what());
+    }
+  });
   bind_layout(m);
 
   m.def("_set_value_type", [](nb::object t) { g_value_type = t; });
@@ -387,6 +403,9 @@ NB_MODULE(_core, m) {
       .def("begin_if", [](Builder& b, nb::handle c) { b.begin_if(to_operand(c)); })
       .def("begin_else", [](Builder& b) { b.begin_else(); })
       .def("end_if", [](Builder& b) { b.end_if(); })
+      .def("end_if_merge", [](Builder& b, const nb::list& t, const nb::list& e, const std::vector<std::string>& names) {
+        return b.end_if_merge(to_operands(t), to_operands(e), names);
+      })
       .def("begin_while", [](Builder& b, const nb::list& inits) { return b.begin_while(to_operands(inits)); })
       .def("while_body", [](Builder& b, nb::handle c) { return b.while_body(to_operand(c)); })
       .def("end_while", [](Builder& b, const nb::list& y) { return b.end_while(to_operands(y)); })

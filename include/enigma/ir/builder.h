@@ -133,6 +133,14 @@ class Builder {
   void begin_if(const Operand& cond);
   void begin_else();
   std::vector<ValueId> end_if(const std::vector<Operand>& yields = {});
+  // Closes an if_ whose else-block is open and merges values assigned in its
+  // branches (Python `if`/`else` and `a if c else b`): value i is then_values[i]
+  // where the condition held, else_values[i] elsewhere, in their common dtype.
+  // Each lives in a one-element per-thread array declared before the if, so
+  // the IR's if keeps no results and every backend emits it unchanged.
+  // `names` label the arrays and the errors.
+  std::vector<ValueId> end_if_merge(const std::vector<Operand>& then_values, const std::vector<Operand>& else_values,
+                                    const std::vector<std::string>& names);
 
   // while: the condition region sees the carried values; body receives them.
   std::vector<ValueId> begin_while(const std::vector<Operand>& inits);  // -> condition args
