@@ -19,7 +19,7 @@ from ._tensor import (  # noqa: E402  layout-aware tensors and TV fragments
     Fragment, Tensor, elem_less, make_identity_tensor, tensor, tensor_composition, tensor_zipped_divide,
 )
 from .compiler import CompiledKernel, JitDef, KernelDef, KernelHandle, compile, jit, kernel  # noqa: A004
-from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
+from .runtime import DeviceArray, DeviceCapabilities, MetalRuntime, PreparedKernel
 from .typing import (
     BFloat16, Bool, Float16, Float32, Int8, Int16, Int32, Int64, Numeric, Scalar, UInt8, UInt16, UInt32,
     UInt64, b1, bf16, f16, f32, i8, i16, i32, i64, u8, u16, u32, u64,

@@ -125,6 +125,9 @@ class CompiledKernel:
     _param_kinds: list | None = field(default=None, repr=False, compare=False)
     _tensors: list | None = field(default=None, repr=False, compare=False)  # @jit: the bound tensors
     _written: list | None = field(default=None, repr=False, compare=False)
+    # Debug builds: the lane-shuffle ops the kernel uses (a dispatch over partial
+    # simdgroups then warns, see runtime._warn_partial_shuffles).
+    _debug_shuffles: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def ir_source(self) -> str | None:
@@ -334,6 +337,10 @@ def _emit_only(option) -> bool:
     return env.strip().lower() not in ("", "0", "false", "no", "off")
 
 
+_SHUFFLES = ("simd_shuffle_down", "simd_shuffle_up", "simd_shuffle_xor", "simd_shuffle", "quad_shuffle_down",
+             "quad_shuffle_up", "quad_shuffle_xor", "quad_shuffle")
+
+
 def _debug(option) -> bool:
     if option is not None:
         return bool(option)
@@ -422,7 +429,8 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
         kernel_name=fn.name, metallib_path=None, metallib_bytes=None, metal_source=msl,
         mlir_source=ir_text, scalar_params=[(n, i, d) for i, (n, k, d) in enumerate(kinds) if k == "scalar"],
         num_params=len(kinds), param_names=[n for n, _, _ in kinds], _core=core, _param_kinds=kinds,
-        grid=grid, block=block, _tensors=roots, _written=[w for _, kind, _, w in ir.params if kind == "buffer"])
+        grid=grid, block=block, _tensors=roots, _written=[w for _, kind, _, w in ir.params if kind == "buffer"],
+        _debug_shuffles=tuple(op for op in _SHUFFLES if re.search(rf"\b{op}\b", ir_text)) if dbg else ())
     if not _emit_only(emit_only):
         from .runtime import _default_device
         core.precompile(_default_device())

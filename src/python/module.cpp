@@ -458,8 +458,31 @@ NB_MODULE(_core, m) {
         c.program(*d);
       });
 
+  // Device memory a Python DeviceArray owns; PreparedLaunches bind it without copies.
+  nb::class_<DeviceBuffer>(m, "DeviceBuffer").def_prop_ro("size", &DeviceBuffer::size);
   nb::class_<Device>(m, "Device")
       .def_prop_ro("name", &Device::name)
+      .def("allocate", [](Device& d, uint64_t bytes) {
+        if (bytes == 0) throw ValidationError(ValidationError::Kind::Value, "a device array needs at least one byte");
+        nb::gil_scoped_release release;
+        return std::shared_ptr<DeviceBuffer>(d.allocate(bytes));
+      })
+      .def("upload", [](Device& d, std::shared_ptr<DeviceBuffer> b, nb::handle src) {
+        PyBufferView v(src);
+        if (static_cast<uint64_t>(v.view.len) != b->size())
+          throw ValidationError(ValidationError::Kind::Value, "write: the device array holds " + std::to_string(b->size()) +
+                                                                  " bytes, the data has " + std::to_string(v.view.len));
+        nb::gil_scoped_release release;
+        d.upload(*b, v.view.buf, b->size());
+      })
+      .def("download", [](Device& d, std::shared_ptr<DeviceBuffer> b) {
+        nb::bytes out(nullptr, static_cast<size_t>(b->size()));
+        {
+          nb::gil_scoped_release release;
+          d.download(*b, const_cast<char*>(static_cast<const char*>(out.data())), b->size());
+        }
+        return out;
+      })
       .def("capabilities", [](const Device& d) { return caps_dict(d.capabilities()); });
   m.def("open_device", [](const std::string& spec) {
     nb::gil_scoped_release release;
@@ -533,6 +556,22 @@ NB_MODULE(_core, m) {
         {
           nb::gil_scoped_release release;
           p.read_output(i, const_cast<char*>(static_cast<const char*>(out.data())));
+        }
+        return out;
+      })
+      .def("set_scalars", [](PreparedLaunch& p, const nb::list& scalars) {
+        std::vector<ScalarArg> sargs;
+        for (nb::handle h : scalars) sargs.push_back(scalar_arg(h));
+        p.set_scalars(sargs);
+      })
+      .def("buffer", &PreparedLaunch::buffer)
+      .def("bind", &PreparedLaunch::bind)
+      .def("read_buffer", [](const PreparedLaunch& p, size_t param) {
+        uint64_t n = p.buffer(param)->size();
+        nb::bytes out(nullptr, static_cast<size_t>(n));
+        {
+          nb::gil_scoped_release release;
+          p.read_buffer(param, const_cast<char*>(static_cast<const char*>(out.data())));
         }
         return out;
       })

@@ -467,6 +467,54 @@ void PreparedLaunch::read_output(size_t i, void* dst) const {
   device_->download(b, dst, b.size());
 }
 
+void PreparedLaunch::set_scalars(const std::vector<ScalarArg>& scalars) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (released_) fail("this PreparedKernel was released; prepare() it again");
+  const Kernel& k = kernel_->kernel();
+  const size_t S = static_cast<size_t>(k.num_scalar_params());
+  if (scalars.size() != S)
+    throw ValidationError(ValidationError::Kind::Value, "dispatch: kernel '" + k.name + "' expects " + std::to_string(S) +
+                                                            " scalar(s) (one per Scalar parameter), got " +
+                                                            std::to_string(scalars.size()));
+  std::vector<uint64_t> bits;
+  size_t next = 0;
+  for (size_t i = 0; i < first_output_; ++i)
+    if (k.params[i].kind == Param::Kind::Scalar) bits.push_back(scalar_bits(k, k.params[i], scalars[next++], "dispatch"));
+  next = 0;
+  for (size_t i = 0; i < first_output_; ++i)
+    if (k.params[i].kind == Param::Kind::Scalar) args_[i].scalar_bits = bits[next++];
+}
+
+std::shared_ptr<DeviceBuffer> PreparedLaunch::buffer(size_t param) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (released_) fail("this PreparedKernel was released; prepare() it again");
+  if (param >= buffers_.size() || !buffers_[param])
+    throw ValidationError(ValidationError::Kind::Value, "kernel '" + kernel_->kernel().name + "': parameter " +
+                                                            std::to_string(param) + " is not a buffer parameter");
+  return buffers_[param];
+}
+
+void PreparedLaunch::bind(size_t param, std::shared_ptr<DeviceBuffer> buffer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (released_) fail("this PreparedKernel was released; prepare() it again");
+  const Kernel& k = kernel_->kernel();
+  if (param >= buffers_.size() || !buffers_[param])
+    throw ValidationError(ValidationError::Kind::Value, "bind: kernel '" + k.name + "': parameter " +
+                                                            std::to_string(param) + " is not a buffer parameter");
+  if (!buffer || buffer->size() != buffers_[param]->size())
+    throw ValidationError(ValidationError::Kind::Value,
+                          "bind: kernel '" + k.name + "': parameter '" + k.params[param].name + "' holds " +
+                              std::to_string(buffers_[param]->size()) + " bytes; the new buffer has " +
+                              std::to_string(buffer ? buffer->size() : 0) + " (a bound buffer keeps its size)");
+  args_[param].buffer = buffer.get();
+  buffers_[param] = std::move(buffer);
+}
+
+void PreparedLaunch::read_buffer(size_t param, void* dst) const {
+  std::shared_ptr<DeviceBuffer> b = buffer(param);
+  device_->download(*b, dst, b->size());
+}
+
 void PreparedLaunch::release() {
   std::lock_guard<std::mutex> lock(mu_);
   buffers_.clear();

@@ -83,3 +83,26 @@ def test_metal_device_on_a_machine_without_metal(runtime):
         pytest.skip("this machine has Metal")
     with pytest.raises(RuntimeError, match="Metal needs macOS.*ENIGMA_DEVICE"):
         enigma.MetalRuntime(device="metal")
+
+
+@enigma.kernel
+def shuffle_sum(a: enigma.f32, out: enigma.f32):
+    i = enigma.thread_position_in_grid
+    x = a[i]
+    for k in (16, 8, 4, 2, 1):
+        x = x + enigma.simd_shuffle_down(x, k)
+    if enigma.thread_index_in_simdgroup == 0:
+        out[i // 32] = x
+
+
+def test_partial_simdgroup_shuffle_reduction_warns_in_debug_mode(runtime):
+    a = np.ones(40, np.float32)
+    ck = enigma.compile(shuffle_sum, debug=True)
+    with pytest.warns(RuntimeWarning, match=r"simd_shuffle_down.*threads \(40, 1, 1\).*8 active lane\(s\) of 32"):
+        out = np.frombuffer(runtime.execute(ck, [a], 8, (40, 1, 1), (40, 1, 1)), np.float32)
+    assert out[1] != 8.0  # the documented pitfall: inactive lanes return the reader's own value
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runtime.execute(ck, [np.ones(64, np.float32)], 8, (64, 1, 1), (64, 1, 1))
+        runtime.execute(enigma.compile(shuffle_sum), [a], 8, (40, 1, 1), (40, 1, 1))  # not a debug build
