@@ -600,6 +600,54 @@ ValueId Builder::collective(OpCode code, const Operand& value, const Operand& la
   return r;
 }
 
+ValueId Builder::vote(const std::string& name, const Operand& pred) {
+  struct Row {
+    const char* name;
+    int width;
+    bool takes_predicate;
+  };
+  static const Row kVotes[] = {
+#define OP(...)
+#define VOTE(e, n, width, pred, how, result) {n, width, pred},
+#include "enigma/ir/ops.def"
+#undef VOTE
+#undef OP
+  };
+  const Row* row = nullptr;
+  for (const Row& r : kVotes)
+    if (name == r.name) row = &r;
+  if (!row) fail(name, "unknown vote function");
+  const bool simd = row->width == 32;
+  const std::string op = name;
+  const DType u32 = DType::scalar(Scalar::U32);
+  ValueId lane = thread_query(ThreadQuery::ThreadIndexInSimdgroup, 0);
+  if (!simd) lane = binary(OpCode::And, lane, Literal::of_int(3));
+  if (op.ends_with("_is_first"))
+    return compare(CmpPred::Eq, collective(simd ? OpCode::SimdMin : OpCode::QuadMin, lane), lane);
+  ValueId p;
+  if (!row->takes_predicate) {
+    p = literal(Literal::of_bool(true));
+  } else {
+    if (pred.is_value()) check_visible(pred.value, op.c_str());
+    DType t = pred.is_value() ? type_of(pred.value) : DType::scalar(Scalar::B1);
+    if (!pred.is_value() && pred.literal.kind != Literal::Kind::Bool)
+      fail(op, "needs a bool, got the literal " + pred.literal.str());
+    if (!(t.is_scalar() && t.elem == Scalar::B1))
+      fail(op, "needs a bool scalar, got " + t.str() + "; compare first, e.g. " + op + "(x > 0)");
+    p = use(pred, op.c_str());
+  }
+  if (op.ends_with("_all") || op.ends_with("_any")) {
+    ValueId r = collective(op.ends_with("_all") ? (simd ? OpCode::SimdAnd : OpCode::QuadAnd)
+                                                : (simd ? OpCode::SimdOr : OpCode::QuadOr),
+                           convert(p, u32));
+    return compare(CmpPred::Ne, r, Literal::of_int(0));
+  }
+  // ballot / active_threads_mask: one bit per active lane where p holds.
+  ValueId bit = select(p, binary(OpCode::Shl, literal(Literal::of_int(1), u32), lane), literal(Literal::of_int(0), u32));
+  ValueId mask = collective(simd ? OpCode::SimdOr : OpCode::QuadOr, bit);
+  return convert(mask, DType::scalar(simd ? Scalar::U64 : Scalar::U16));
+}
+
 ValueId Builder::atomic(OpCode code, int64_t mem, const Operand& index, const std::vector<Operand>& values,
                         MemoryOrder order, MemoryOrder failure) {
   const OpInfo& oi = info(code);

@@ -197,10 +197,24 @@ NB_MODULE(_core, m) {
       d["operands"] = o.operand_classes;
       d["result"] = o.result_rule;
       d["tolerance"] = o.tolerance;
-      d["msl"] = spell_template(o.c_expr, "metal::");
+      std::string msl = spell_template(o.c_expr, "metal::");
+      if (const char* helper = spelling_exception("metal", o.name, Scalar::F32))  // a function Metal lacks
+        if (std::string(helper).rfind("metal::", 0) != 0) msl.replace(msl.find(std::string("metal::") + o.name),
+                                                                      std::strlen("metal::") + std::strlen(o.name), helper);
+      d["msl"] = msl;
       d["cpu"] = spell_template(o.c_expr, "en_");
       out.append(d);
     }
+    return out;
+  });
+  // Metal's vote/mask functions (ops.def's VOTE rows): name, width, takes a predicate, lowering, result.
+  m.def("vote_table", [] {
+    nb::list out;
+#define OP(...)
+#define VOTE(e, n, width, pred, how, result) out.append(nb::make_tuple(n, width, pred, how, result));
+#include "enigma/ir/ops.def"
+#undef VOTE
+#undef OP
     return out;
   });
   m.def("spelling_exceptions", [] {
@@ -346,6 +360,9 @@ NB_MODULE(_core, m) {
           b.fail(simd ? "simd_barrier" : "barrier", "unknown mem_flags '" + flags + "'; expected one of mem_none, "
                  "mem_device, mem_threadgroup, mem_device_and_threadgroup, mem_texture");
         b.barrier(f, simd);
+      })
+      .def("vote", [](Builder& b, const std::string& name, nb::handle pred) {
+        return b.vote(name, to_operand(pred));
       })
       .def("collective", [](Builder& b, const std::string& op, nb::handle v, nb::handle lane) {
         for (int i = 0; i < num_opcodes(); ++i) {

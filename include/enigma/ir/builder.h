@@ -83,6 +83,10 @@ class Builder {
   void barrier(int64_t mem_flags, bool simdgroup = false);
   // Simd/quad reductions and scans (value), shuffles (value, lane).
   ValueId collective(OpCode op, const Operand& value, const Operand& lane = Operand());
+  // Metal's vote/mask functions by name (ops.def's VOTE rows: simd_all,
+  // simd_ballot, quad_is_first, ...); `pred` is a bool (ignored by the ones
+  // that take none).
+  ValueId vote(const std::string& name, const Operand& pred);
   // Atomic*: `values` is {} (load), {value}, or {expected, desired} (compare-exchange).
   ValueId atomic(OpCode op, int64_t mem, const Operand& index, const std::vector<Operand>& values,
                  MemoryOrder order = MemoryOrder::Relaxed, MemoryOrder failure = MemoryOrder::Relaxed);
