@@ -106,15 +106,35 @@ def _string_annotation_scope(fn, frame) -> dict:
     return scope
 
 
+class _LazySource:
+    """``CompiledKernel.metal_source``: the MSL is generated on first read (a
+    kernel that runs on the CPU or CUDA never needs it), then kept."""
+
+    def __set_name__(self, owner, name):
+        self.slot = f"_{name}_text"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self  # the dataclass default: generated when read
+        text = obj.__dict__.get(self.slot)
+        if text is None and obj._core is not None:
+            text = obj.__dict__[self.slot] = obj._core.source("metal")
+        return text
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.slot] = None if isinstance(value, _LazySource) else value
+
+
 @dataclass
 class CompiledKernel:
     """A traced, verified and optimised kernel. Backend code is produced lazily
-    per device and cached (in memory and on disk)."""
+    per device and cached (in memory and on disk); ``metal_source`` and
+    ``source(backend)`` generate their text on first use."""
 
     kernel_name: str
     metallib_path: str | None
     metallib_bytes: bytes | None
-    metal_source: str
+    metal_source: str = _LazySource()
     mlir_source: str | None = None
     grid: tuple | None = None
     block: tuple | None = None
@@ -151,8 +171,13 @@ class CompiledKernel:
         if self._core is None:
             raise RuntimeError(f"kernel '{self.kernel_name}' was not compiled by enigma.compile(); "
                                "only its Metal source is known")
-        from .runtime import _constants_arg
-        return self._core.source(backend, constants=_constants_arg(constants))
+        if constants:
+            from .runtime import _constants_arg
+            return self._core.source(backend, constants=_constants_arg(constants))
+        cache = self.__dict__.setdefault("_source_cache", {})
+        if backend not in cache:
+            cache[backend] = self._core.source(backend)
+        return cache[backend]
 
     def export_metal(self, path: str | os.PathLike | None = None) -> str:
         """Writes the MSL to ``path`` (default ``<kernel_name>.metal`` in the
@@ -354,10 +379,10 @@ def _debug(option) -> bool:
 DUMP_BACKENDS = ("metal", "cpu", "cuda")
 
 
-def _dump_sources(name: str, core) -> None:
+def _dump_sources(name: str, core) -> dict:
     out = os.environ.get("ENIGMA_SOURCE_DUMP_DIR")
     if not out:
-        return
+        return {}
     import hashlib
     os.makedirs(out, exist_ok=True)
     ext = {"metal": "metal", "cpu": "cpp", "cuda": "cu"}
@@ -377,6 +402,7 @@ def _dump_sources(name: str, core) -> None:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
             os.replace(tmp, path)
+    return dict(texts[:len(DUMP_BACKENDS)])
 
 
 def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, work_dir=None,
@@ -411,7 +437,9 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
     ir_text = ir.print()
     dbg = _debug(debug)
     core = _core.CompiledKernelCore(ir, dbg)
-    msl = core.source("metal")
+    # Only what is asked is generated: the default device's code (precompile
+    # below), the MSL when printed or kept, every backend when dumping.
+    msl = core.source("metal") if (dump_ir or dump_mlir or keep_metal_source or work_dir is not None) else None
     if dump_ir or dump_mlir:
         print(f"=== IR: {fn.name} ({ir.num_ops} ops) ===")
         print(ir_text, end="")
@@ -424,9 +452,9 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
         if keep_metal_source:
             with open(os.path.join(wd, f"{fn.name}.metal"), "w", encoding="utf-8") as f:
                 f.write(msl)
-    _dump_sources(fn.name, core)
+    dumped = _dump_sources(fn.name, core)
     ck = CompiledKernel(
-        kernel_name=fn.name, metallib_path=None, metallib_bytes=None, metal_source=msl,
+        kernel_name=fn.name, metallib_path=None, metallib_bytes=None, metal_source=msl or dumped.get("metal"),
         mlir_source=ir_text, scalar_params=[(n, i, d) for i, (n, k, d) in enumerate(kinds) if k == "scalar"],
         num_params=len(kinds), param_names=[n for n, _, _ in kinds], _core=core, _param_kinds=kinds,
         grid=grid, block=block, _tensors=roots, _written=[w for _, kind, _, w in ir.params if kind == "buffer"],
