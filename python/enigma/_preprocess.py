@@ -1,14 +1,21 @@
-"""``for i in enigma.range(...)`` inside kernels.
+"""Control flow in kernel bodies, rewritten on the kernel function's AST.
 
 A kernel body runs once while it is traced, so a Python ``for`` loop would
-be unrolled. Loops over ``enigma.range`` are rewritten (on the AST of the
-kernel function) into traced ``for_range`` loops whose loop-carried values
-are found exactly: a name assigned in the body is carried when it is bound
-before the loop (checked at run time, so temporaries first assigned inside a
-nested loop or a branch are not carried). Nested loops, loops inside
-``if``/``with`` blocks and closures work; ``break``/``continue``/``return``
-inside a traced loop are errors.
-"""
+be unrolled and an ``if`` on a traced value could not be decided. Two
+rewrites run on the kernel's source:
+
+- Native control flow (``_NativeRewriter``): every ``if``/``elif``/``else``,
+  ``while``, ``for i in range(...)``, ``a if c else b`` and ``and``/``or``/
+  ``not`` becomes a call of a helper in ``_control`` wrapped around the
+  user's own statements. The helper runs plain Python for Python values and
+  traces (merging or carrying the names the statements assign) for traced
+  ones. ``break``/``continue``/``return`` get a guard that is an error only
+  inside a traced construct.
+- ``for i in enigma.range(...)`` (``_Rewriter``) always becomes a traced
+  ``for_range`` loop whose loop-carried values are found exactly: a name
+  assigned in the body is carried when it is bound before the loop (checked
+  at run time, so temporaries first assigned inside a nested loop or a branch
+  are not carried); ``break``/``continue``/``return`` inside it are errors.
 from __future__ import annotations
 
 import ast

@@ -3,6 +3,7 @@ ops. This module only captures what the user wrote (values, ops, regions,
 source lines); typing and checking happen in the core."""
 from __future__ import annotations
 
+import operator as _operator
 import os
 import sys
 import threading
@@ -118,8 +119,12 @@ class IRValue:
     __int__ = __float__
     __complex__ = __float__
 
-    # numpy functions on a traced value (np.exp(x), np.sum(x)): a hint, not numpy's object-array error.
+    # numpy on a traced value: operators with numpy scalars (np.float32(2) * x) trace as the
+    # Python operators; numpy functions (np.exp(x), np.sum(x)) get a hint, not numpy's error.
     def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        op = _UFUNC_OPERATORS.get(ufunc.__name__)
+        if op is not None and method == "__call__" and not kwargs:
+            return op(*[_plain(a) for a in args])
         raise _errors.python_math_hint(ufunc.__name__)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -208,6 +213,15 @@ class IRValue:
 
 
 _core._set_value_type(IRValue)
+
+_UFUNC_OPERATORS = {
+    "add": _operator.add, "subtract": _operator.sub, "multiply": _operator.mul, "true_divide": _operator.truediv,
+    "divide": _operator.truediv, "floor_divide": _operator.floordiv, "remainder": _operator.mod,
+    "bitwise_and": _operator.and_, "bitwise_or": _operator.or_, "bitwise_xor": _operator.xor,
+    "left_shift": _operator.lshift, "right_shift": _operator.rshift, "less": _operator.lt,
+    "less_equal": _operator.le, "greater": _operator.gt, "greater_equal": _operator.ge, "equal": _operator.eq,
+    "not_equal": _operator.ne, "negative": _operator.neg, "invert": _operator.invert,
+}
 
 
 def to_value(x, op: str = "value"):

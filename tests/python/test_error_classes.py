@@ -106,3 +106,16 @@ def test_partial_simdgroup_shuffle_reduction_warns_in_debug_mode(runtime):
         warnings.simplefilter("error")
         runtime.execute(ck, [np.ones(64, np.float32)], 8, (64, 1, 1), (64, 1, 1))
         runtime.execute(enigma.compile(shuffle_sum), [a], 8, (40, 1, 1), (40, 1, 1))  # not a debug build
+
+
+def test_numpy_scalars_still_combine_with_traced_values(runtime):
+    two = np.float32(2.0)
+
+    @enigma.kernel
+    def scaled(a: enigma.f32, out: enigma.f32):
+        i = enigma.thread_position_in_grid
+        out[i] = two * a[i] + np.float32(1.0)
+
+    a = np.arange(8, dtype=np.float32)
+    out = np.frombuffer(runtime.execute(enigma.compile(scaled), [a], a.nbytes, (8, 1, 1), (8, 1, 1)), np.float32)
+    assert np.array_equal(out, 2 * a + 1)

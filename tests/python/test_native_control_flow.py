@@ -203,3 +203,22 @@ def test_while_that_becomes_traced_is_an_error():
         a[i] = x
     with pytest.raises(enigma.EnigmaError, match="became a traced value"):
         enigma.compile(late)
+
+
+@enigma.kernel
+def reduce_in_branch(a: enigma.f32, out: enigma.f32):
+    i = enigma.thread_position_in_grid
+    lane = enigma.thread_index_in_simdgroup
+    total = 0.0
+    if enigma.simdgroup_index_in_threadgroup == 0:   # a branch holding a simd reduction
+        total = enigma.simd_sum(a[i])
+    if lane == 0:
+        out[i // 32] = total
+
+
+def test_simd_reduction_inside_a_traced_branch_merges(runtime):
+    a = np.random.default_rng(6).random(128, dtype=np.float32)
+    got = run(runtime, reduce_in_branch, [a], (np.float32, 4), 128, 64)
+    # simdgroup 0 of each threadgroup of 64 sums its 32 lanes; simdgroup 1 keeps 0.0
+    want = np.array([a[0:32].sum(), 0.0, a[64:96].sum(), 0.0], np.float32)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
