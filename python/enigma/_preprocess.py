@@ -16,6 +16,7 @@ rewrites run on the kernel's source:
   assigned in the body is carried when it is bound before the loop (checked
   at run time, so temporaries first assigned inside a nested loop or a branch
   are not carried); ``break``/``continue``/``return`` inside it are errors.
+"""
 from __future__ import annotations
 
 import ast
