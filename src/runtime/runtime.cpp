@@ -20,9 +20,14 @@ std::string Dim3::str() const {
   return s.append(1, ')');
 }
 
+// "enigma GPU error: " as the seed page words it; "enigma CPU error: " on the CPU device.
+static std::string device_error_prefix(const std::string& device) {
+  return std::string("enigma ") + (device.rfind("cpu", 0) == 0 ? "CPU" : "GPU") + " error: ";
+}
+
 std::string dispatch_error(const std::string& device, const std::string& kernel, Dim3 grid, Dim3 threads,
                            const std::string& code, const std::string& description) {
-  return "enigma " + std::string(device.rfind("cpu", 0) == 0 ? "CPU" : "GPU") + " error: dispatch failed: " + description + "\n  kernel: " + kernel + "\n  grid: " + grid.str() +
+  return device_error_prefix(device) + "dispatch failed: " + description + "\n  kernel: " + kernel + "\n  grid: " + grid.str() +
          "\n  threads: " + threads.str() + "\n  device: " + device + "\n  error: " + code;
 }
 
@@ -323,8 +328,7 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
               std::to_string(scalars.size()));
   }
   if (total != P) {
-    throw ValidationError(ValidationError::Kind::Value, "enigma " + std::string(device_->name().rfind("cpu", 0) == 0 ? "CPU" : "GPU") +
-                                                            " error: " + api_ + ": kernel '" + k.name + "' has " + std::to_string(P) +
+    throw ValidationError(ValidationError::Kind::Value, device_error_prefix(device_->name()) + api_ + ": kernel '" + k.name + "' has " + std::to_string(P) +
                        " parameter(s), but got " + std::to_string(inputs.size()) + " input(s) + " +
                        std::to_string(scalars.size()) + " scalar(s) + " + std::to_string(output_sizes.size()) +
                        " output buffer(s) = " + std::to_string(total) + ".\n  kernel '" + k.name +

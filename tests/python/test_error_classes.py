@@ -119,3 +119,21 @@ def test_numpy_scalars_still_combine_with_traced_values(runtime):
     a = np.arange(8, dtype=np.float32)
     out = np.frombuffer(runtime.execute(enigma.compile(scaled), [a], a.nbytes, (8, 1, 1), (8, 1, 1)), np.float32)
     assert np.array_equal(out, 2 * a + 1)
+
+
+@enigma.kernel
+def reads_past_the_end(a: enigma.f32, out: enigma.f32):
+    i = enigma.thread_position_in_grid
+    out[i] = a[i + 100]
+
+
+def test_dispatch_failure_stays_a_runtime_error_with_the_launch(runtime):
+    ck = enigma.compile(reads_past_the_end, debug=True)
+    a = np.zeros(64, np.float32)
+    with pytest.raises(RuntimeError) as e:
+        runtime.execute(ck, [a], 64 * 4, (64, 1, 1), (32, 1, 1))
+    assert not isinstance(e.value, enigma.EnigmaError)   # a dispatch failure, not a validation error
+    msg = str(e.value)
+    assert "reads_past_the_end" in msg and "grid: (64, 1, 1)" in msg and "threads: (32, 1, 1)" in msg, msg
+    if runtime.device_capabilities().backend == "cpu":
+        assert msg.startswith("enigma CPU error: dispatch failed"), msg
