@@ -102,4 +102,4 @@ def python_math_hint(fn_hint: str | None = None) -> EnigmaError:
     known = hasattr(_lang, fn) or fn in getattr(_lang, "__all__", ())
     other = "" if known else f" (enigma has no `{fn}`; see docs/language.md for the functions it has)"
     return located(text("traced_python_math", call=call, module="numpy" if module in ("np", "numpy") else
-                        f"Python's {module} module", fn=fn if known else fn, other=other))
+                        f"Python's {module} module", fn=fn, other=other))
