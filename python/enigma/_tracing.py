@@ -276,11 +276,15 @@ class Query:
     in a kernel (``enigma.thread_index_in_simdgroup == 0``, ``A[q]``) it is the
     same value as ``q()``; ``q.x``/``q.y``/``q.z`` pick an axis."""
 
-    __slots__ = ("name", "has_axes")
+    __slots__ = ("name", "has_axes", "__name__", "__qualname__", "__signature__")
 
     def __init__(self, name: str, has_axes: bool):
-        self.name = name
+        import inspect
+        self.name = self.__name__ = self.__qualname__ = name
         self.has_axes = has_axes
+        # What help() and inspect show: the reference's signatures, q(dim="x") or q().
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter("dim", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="x")] if has_axes else [])
 
     def __call__(self, dim=None):
         if dim is not None and not self.has_axes:

@@ -199,3 +199,10 @@ def test_scalar_query_with_an_axis_says_what_to_write():
 
     with pytest.raises(enigma.EnigmaError, match=r"has no axes.*enigma\.thread_index_in_simdgroup\(\)"):
         enigma.compile(bad, emit_only=True)
+
+
+def test_query_signatures_are_the_references():
+    import inspect
+    assert str(inspect.signature(enigma.thread_position_in_threadgroup)) == "(dim='x')"
+    assert str(inspect.signature(enigma.thread_index_in_simdgroup)) == "()"
+    assert enigma.threads_per_grid.__name__ == "threads_per_grid"
