@@ -21,10 +21,6 @@ def _traced(v) -> bool:
     return isinstance(_plain(v), IRValue)
 
 
-def _where(construct, line: str) -> str:
-    return f"{line}: `{construct}`" if line else f"`{construct}`"
-
-
 class Undefined:
     """What a name holds after a traced ``if`` that assigns it in one branch only."""
 
@@ -37,8 +33,8 @@ class Undefined:
 
     def _fail(self, *args, **kwargs):
         raise EnigmaError(
-            f"{self._line}: '{self._name}' is assigned in only one branch of an `if` on a traced value, so it has "
-            f"no value where the other branch runs; assign '{self._name}' before the `if` or in both branches")
+            f"'{self._name}' is assigned in only one branch of the `if` on a traced value at {self._line}, so it "
+            f"has no value where the other branch runs; assign '{self._name}' before the `if` or in both branches")
 
     def __getattr__(self, name):
         if name.startswith("__") and name.endswith("__"):
@@ -74,7 +70,7 @@ def jump(what: str, line: str, helpers: tuple):
     for h in helpers:
         if getattr(h, "traced", False):
             raise EnigmaError(
-                f"{line}: `{what}` inside {h.construct} on a traced value cannot be traced; "
+                f"`{what}` inside {h.construct} on a traced value cannot be traced; "
                 + ("use a flag in the loop condition (`while i < n and not done:`) or guard the rest of the body "
                    "with `if`" if what != "return" else "let the kernel body run to its end (guard the rest with `if`)"))
 
@@ -143,7 +139,7 @@ class If:
                 continue
             if tlist is not None and elist is not None:
                 if len(tlist) != len(elist):
-                    raise EnigmaError(f"{self.line}: the list '{n}' has {len(tlist)} elements after the then-block "
+                    raise EnigmaError(f"the list '{n}' has {len(tlist)} elements after the then-block "
                                       f"of an `if` on a traced value but {len(elist)} after the else-block")
                 out = eobj if eobj is tobj else list(elist)
                 for k, (a, b) in enumerate(zip(tlist, elist)):
@@ -155,7 +151,7 @@ class If:
                         ev.append(b)
                         places.append((n, out, k))
                     else:
-                        raise EnigmaError(f"{self.line}: '{n}[{k}]' holds different {type(a).__name__} objects after "
+                        raise EnigmaError(f"'{n}[{k}]' holds different {type(a).__name__} objects after "
                                           "the branches of an `if` on a traced value; only scalars and vectors merge")
                 if eobj is tobj:
                     eobj[:] = out
@@ -170,7 +166,7 @@ class If:
                 places.append((n, None, 0))
             else:
                 raise EnigmaError(
-                    f"{self.line}: '{n}' is a {type(tobj).__name__} after the then-block and a {type(eobj).__name__} "
+                    f"'{n}' is a {type(tobj).__name__} after the then-block and a {type(eobj).__name__} "
                     "after the else-block of an `if` on a traced value; only scalars, vectors and lists of them "
                     "can differ between the branches")
         b = self.trace.locate()
@@ -312,7 +308,7 @@ class While:
             c = self._cond(bound, {})
             if isinstance(c, IRValue):
                 raise EnigmaError(
-                    f"{self.line}: the condition of this `while` was a Python value when the loop started and became "
+                    "the condition of this `while` was a Python value when the loop started and became "
                     "a traced value in the loop body; start the loop with traced values (e.g. "
                     "`x = enigma.metal_cast(0, \"uint\")`) so it is traced from the first test")
             return bool(c)
@@ -358,7 +354,7 @@ class While:
                 yields.append(_plain(v))
             else:
                 if not isinstance(v, list) or len(v) != length:
-                    raise EnigmaError(f"{self.line}: the carried list '{n}' must keep its length {length}")
+                    raise EnigmaError(f"the carried list '{n}' must keep its length {length}")
                 yields.extend(_plain(x) for x in v)
         results = self.trace.locate().end_while(yields)
         self.results = self._unflatten([IRValue(r, self.trace) for r in results])

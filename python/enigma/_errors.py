@@ -34,9 +34,9 @@ _core._set_error_types(EnigmaTypeError, EnigmaValueError)
 TEXTS = {
     "traced_truth": (
         "a traced value has no Python truth value here: `if`, `while`, `and`, `or`, `not` and `a if c else b` on "
-        "traced values are traced only where they are written directly in an @enigma.kernel body, not in a helper "
-        "function it calls; in a helper use `with enigma.if_(cond):` for a branch or "
-        "`enigma.where(false_val, true_val, cond)` to select a value"),
+        "traced values are traced only where they are written directly in an @enigma.kernel body whose source "
+        "Python can read (a file, not a REPL or exec'd string), not in a helper function it calls; there use "
+        "`with enigma.if_(cond):` for a branch or `enigma.where(false_val, true_val, cond)` to select a value"),
     "traced_index": (
         "a traced value cannot be used as a Python int (e.g. in list indexing or a Python API); loops over "
         "`range(traced)` are traced in a kernel body, elsewhere use enigma.for_range / enigma.range_constexpr"),
@@ -76,9 +76,9 @@ def user_line() -> tuple:
 
 
 def located(message: str) -> EnigmaError:
-    """An EnigmaError prefixed with the user's file:line."""
-    file, line, _ = user_line()
-    return EnigmaError(f"{file}:{line}: {message}" if file else message)
+    """An EnigmaError raised while a kernel is traced: enigma.compile prefixes
+    the kernel's name and the user's file:line."""
+    return EnigmaError(message)
 
 
 _PY_MATH = re.compile(r"\b(math|np|numpy|cmath)\.([a-z_0-9]+)\s*\(")

@@ -352,7 +352,8 @@ def _with_user_location(e: EnigmaError, kdef: KernelDef) -> EnigmaError:
         if not tb.tb_frame.f_code.co_filename.startswith(package):
             where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return EnigmaError(f"{where + ': ' if where else ''}kernel '{kdef.name}': {msg}")
+    cls = type(e) if issubclass(type(e), EnigmaError) else EnigmaError  # keeps EnigmaTypeError/ValueError
+    return cls(f"{where + ': ' if where else ''}kernel '{kdef.name}': {msg}")
 
 
 def _emit_only(option) -> bool:

@@ -74,7 +74,7 @@ def test_two_indices_on_a_flat_buffer_hint_the_flat_index():
         r = enigma.thread_position_in_grid
         a[r, 0] = 1.0
 
-    with pytest.raises(enigma.EnigmaError, match=r"flat buffer parameter.*a\[r \* ncols \+ c\]"):
+    with pytest.raises(enigma.EnigmaTypeError, match=r"kernel 'two_d': .*flat buffer parameter.*a\[r \* ncols \+ c\]"):
         enigma.compile(two_d, emit_only=True)
 
 

@@ -178,7 +178,8 @@ def test_break_in_traced_loop_is_an_error_at_its_line():
             if a[k] > 1.0:
                 break  # marker
             a[i] = a[k]
-    with pytest.raises(enigma.EnigmaError, match=rf"{__file__}:{line_of(brk.fn, '# marker')}: `break` inside"):
+    with pytest.raises(enigma.EnigmaError,
+                       match=rf"{__file__}:{line_of(brk.fn, '# marker')}: kernel 'brk': `break` inside an `if` on a traced"):
         enigma.compile(brk)
 
 
@@ -188,9 +189,12 @@ def test_value_assigned_in_one_branch_only_is_an_error():
         i = enigma.thread_position_in_grid
         if a[i] > 0.0:  # marker
             y = 1.0
-        a[i] = y
-    with pytest.raises(enigma.EnigmaError, match=rf":{line_of(one_branch.fn, '# marker')}: 'y' is assigned in only one"):
+        a[i] = y  # use
+    with pytest.raises(enigma.EnigmaError) as e:
         enigma.compile(one_branch)
+    msg = str(e.value)
+    assert f":{line_of(one_branch.fn, '# use')}: kernel 'one_branch': 'y' is assigned in only one branch" in msg, msg
+    assert f"traced value at {__file__}:{line_of(one_branch.fn, '# marker')}," in msg, msg
 
 
 def test_while_that_becomes_traced_is_an_error():
@@ -222,3 +226,14 @@ def test_simd_reduction_inside_a_traced_branch_merges(runtime):
     # simdgroup 0 of each threadgroup of 64 sums its 32 lanes; simdgroup 1 keeps 0.0
     want = np.array([a[0:32].sum(), 0.0, a[64:96].sum(), 0.0], np.float32)
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_continue_in_a_traced_loop_is_an_error_at_its_line():
+    @enigma.kernel
+    def cont(a: enigma.f32, n: enigma.Scalar(enigma.u32)):
+        i = enigma.thread_position_in_grid
+        for k in range(n):
+            continue  # marker
+    with pytest.raises(enigma.EnigmaError,
+                       match=rf":{line_of(cont.fn, '# marker')}: kernel 'cont': `continue` inside a `for` loop"):
+        enigma.compile(cont)
