@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 
+from ._errors import text
 from ._tracing import EnigmaError, IRValue, _current, _plain
 
 _MISSING = object()
@@ -32,9 +33,7 @@ class Undefined:
         self._line = line
 
     def _fail(self, *args, **kwargs):
-        raise EnigmaError(
-            f"'{self._name}' is assigned in only one branch of the `if` on a traced value at {self._line}, so it "
-            f"has no value where the other branch runs; assign '{self._name}' before the `if` or in both branches")
+        raise EnigmaError(text("undefined_after_if", name=self._name, line=self._line))
 
     def __getattr__(self, name):
         if name.startswith("__") and name.endswith("__"):
@@ -69,10 +68,8 @@ def jump(what: str, line: str, helpers: tuple):
     constructs, an error inside a traced one (its region would stay open)."""
     for h in helpers:
         if getattr(h, "traced", False):
-            raise EnigmaError(
-                f"`{what}` inside {h.construct} on a traced value cannot be traced; "
-                + ("use a flag in the loop condition (`while i < n and not done:`) or guard the rest of the body "
-                   "with `if`" if what != "return" else "let the kernel body run to its end (guard the rest with `if`)"))
+            raise EnigmaError(text("traced_return" if what == "return" else "traced_jump", what=what,
+                                   construct=h.construct))
 
 
 # ---- if / elif / else -----------------------------------------------------------
@@ -139,8 +136,7 @@ class If:
                 continue
             if tlist is not None and elist is not None:
                 if len(tlist) != len(elist):
-                    raise EnigmaError(f"the list '{n}' has {len(tlist)} elements after the then-block "
-                                      f"of an `if` on a traced value but {len(elist)} after the else-block")
+                    raise EnigmaError(text("merged_list_length", name=n, then=len(tlist), orelse=len(elist)))
                 out = eobj if eobj is tobj else list(elist)
                 for k, (a, b) in enumerate(zip(tlist, elist)):
                     if a is b:
@@ -151,8 +147,8 @@ class If:
                         ev.append(b)
                         places.append((n, out, k))
                     else:
-                        raise EnigmaError(f"'{n}[{k}]' holds different {type(a).__name__} objects after "
-                                          "the branches of an `if` on a traced value; only scalars and vectors merge")
+                        raise EnigmaError(text("merge_kinds", name=f"{n}[{k}]", then=type(a).__name__,
+                                               orelse=type(b).__name__))
                 if eobj is tobj:
                     eobj[:] = out
                 self.results[n] = out
@@ -165,10 +161,7 @@ class If:
                 ev.append(eobj)
                 places.append((n, None, 0))
             else:
-                raise EnigmaError(
-                    f"'{n}' is a {type(tobj).__name__} after the then-block and a {type(eobj).__name__} "
-                    "after the else-block of an `if` on a traced value; only scalars, vectors and lists of them "
-                    "can differ between the branches")
+                raise EnigmaError(text("merge_kinds", name=n, then=type(tobj).__name__, orelse=type(eobj).__name__))
         b = self.trace.locate()
         if not merged_names:
             b.end_if()
@@ -195,7 +188,7 @@ def select(cond, then_fn, else_fn):
     e = _plain(else_fn())
     for v in (a, e):
         if not _carriable(v):
-            b.fail("if", f"`a if cond else b` on a traced condition needs scalar or vector sides, got {type(v).__name__}")
+            b.fail("if", text("select_sides", kind=type(v).__name__))
     return IRValue(trace.locate().end_if_merge([a], [e], ["value"])[0], trace)
 
 
@@ -307,10 +300,7 @@ class While:
         if not self.traced:
             c = self._cond(bound, {})
             if isinstance(c, IRValue):
-                raise EnigmaError(
-                    "the condition of this `while` was a Python value when the loop started and became "
-                    "a traced value in the loop body; start the loop with traced values (e.g. "
-                    "`x = enigma.metal_cast(0, \"uint\")`) so it is traced from the first test")
+                raise EnigmaError(text("while_became_traced"))
             return bool(c)
         self._end(bound)
         return False
@@ -354,7 +344,7 @@ class While:
                 yields.append(_plain(v))
             else:
                 if not isinstance(v, list) or len(v) != length:
-                    raise EnigmaError(f"the carried list '{n}' must keep its length {length}")
+                    raise EnigmaError(text("carried_list_length", name=n, length=length))
                 yields.extend(_plain(x) for x in v)
         results = self.trace.locate().end_while(yields)
         self.results = self._unflatten([IRValue(r, self.trace) for r in results])

@@ -50,6 +50,28 @@ TEXTS = {
         "{name}[{index}]: '{name}' is a flat buffer parameter, indexed by one integer; compute the flat index "
         "(e.g. {name}[r * ncols + c]) or view it through a 2-D layout: "
         "{name}.view(enigma.make_layout((rows, cols), (cols, 1)))[r, c]"),
+    # native control flow (_control.py)
+    "undefined_after_if": (
+        "'{name}' is assigned in only one branch of the `if` on a traced value at {line}, so it has no value where "
+        "the other branch runs; assign '{name}' before the `if` or in both branches"),
+    "traced_jump": (
+        "`{what}` inside {construct} on a traced value cannot be traced; use a flag in the loop condition "
+        "(`while i < n and not done:`) or guard the rest of the body with `if`"),
+    "traced_return": (
+        "`{what}` inside {construct} on a traced value cannot be traced; let the kernel body run to its end "
+        "(guard the rest with `if`)"),
+    "merged_list_length": (
+        "the list '{name}' has {then} elements after the then-block of an `if` on a traced value but {orelse} "
+        "after the else-block"),
+    "merge_kinds": (
+        "'{name}' is a {then} after the then-block and a {orelse} after the else-block of an `if` on a traced "
+        "value; only scalars, vectors and lists of them can differ between the branches"),
+    "while_became_traced": (
+        "the condition of this `while` was a Python value when the loop started and became a traced value in the "
+        "loop body; start the loop with traced values (e.g. `x = enigma.metal_cast(0, \"uint\")`) so it is "
+        "traced from the first test"),
+    "carried_list_length": "the carried list '{name}' must keep its length {length}",
+    "select_sides": "`a if cond else b` on a traced condition needs scalar or vector sides, got {kind}",
     "partial_simd_shuffle": (
         "kernel '{kernel}' uses {ops} and is dispatched with threads {threads} (grid {grid}): its {where} has "
         "only {active} active lane(s) of {width}. A CUDA-style shuffle reduction (`x += simd_shuffle_down(x, k)`) "

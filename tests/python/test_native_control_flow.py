@@ -237,3 +237,16 @@ def test_continue_in_a_traced_loop_is_an_error_at_its_line():
     with pytest.raises(enigma.EnigmaError,
                        match=rf":{line_of(cont.fn, '# marker')}: kernel 'cont': `continue` inside a `for` loop"):
         enigma.compile(cont)
+
+
+def test_branches_that_leave_different_kinds_of_objects_are_an_error():
+    @enigma.kernel
+    def kinds(a: enigma.f32, b: enigma.f32):
+        i = enigma.thread_position_in_grid
+        src = 1.0
+        if a[i] > 0.0:
+            src = b                  # a buffer in one branch, a float in the other
+        a[i] = 0.0
+
+    with pytest.raises(enigma.EnigmaError, match=r"'src' is a Tensor after the then-block and a float after the else"):
+        enigma.compile(kinds, emit_only=True)
