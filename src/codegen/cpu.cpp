@@ -1296,14 +1296,17 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
       // Float reductions accumulate in float and round once to the dtype. A
-      // full simdgroup reduces as a tree over 8 partial results (vectorised).
-      if (ci.width == 32 && masks_.empty() && !grp_[v]) {
-        open("if (en_e - en_b == 32u)");
-        line(T + " en_p[8];");
-        line("for (int en_l = 0; en_l < 8; ++en_l) en_p[en_l] = " + identity(ci.kind, t) + ";");
-        line("for (int en_j = 0; en_j < 32; en_j += 8) for (int en_l = 0; en_l < 8; ++en_l) en_p[en_l] = " +
-             combine(ci.kind, t, "en_p[en_l]", arr_[v] + "[en_b + en_j + en_l]") + ";");
-        line("for (int en_s = 4; en_s > 0; en_s >>= 1) for (int en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
+      // full simdgroup (quad) reduces as the xor butterfly of the CUDA
+      // device (offsets 16..1, quad 2, 1): lane 0's value is the halving
+      // tree below, and every lane ends with the same bits.
+      const bool butterfly = t.is_float() && masks_.empty() && !grp_[v];
+      if (butterfly) {
+        open("if (en_e - en_b == " + W + ")");
+        line(T + " en_p[" + std::to_string(ci.width) + "];");
+        line("for (int en_l = 0; en_l < " + std::to_string(ci.width) + "; ++en_l) en_p[en_l] = " +
+             at(v, "en_b + en_l") + ";");
+        line("for (int en_s = " + std::to_string(ci.width / 2) +
+             "; en_s > 0; en_s >>= 1) for (int en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
              combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
         line("en_acc = en_p[0];");
         close("} else {");
@@ -1311,7 +1314,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + act + "en_acc = " +
            combine(ci.kind, t, "en_acc", at(v, "en_i")) + ";");
-      if (ci.width == 32 && masks_.empty() && !grp_[v]) close();
+      if (butterfly) close();
       line("en_acc = " + round_to(t.elem, "en_acc") + ";");
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + out + "[en_i] = en_acc;");
     } else {

@@ -104,6 +104,14 @@ __device__ __forceinline__ en_u64 en_shfl(en_u32 m, en_u64 x, en_u32 l) {
 }
 __device__ __forceinline__ en_i64 en_shfl(en_u32 m, en_i64 x, en_u32 l) { return (en_i64)en_shfl(m, (en_u64)x, l); }
 template <class T> __device__ __forceinline__ T en_shfl(en_u32 m, T x, en_u32 l) { return (T)en_shfl32(m, (en_u32)x, l); }
+// The value of lane `lane ^ o` (butterfly reductions of full simdgroups and quads).
+__device__ __forceinline__ en_u32 en_xor32(en_u32 m, en_u32 x, en_u32 o) {
+  en_u32 r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, %3;" : "=r"(r) : "r"(x), "r"(o), "r"(m));
+  return r;
+}
+__device__ __forceinline__ float en_xor(en_u32 m, float x, en_u32 o) { return __uint_as_float(en_xor32(m, __float_as_uint(x), o)); }
+template <class T> __device__ __forceinline__ T en_xor(en_u32 m, T x, en_u32 o) { return (T)en_xor32(m, (en_u32)x, o); }
 __device__ __forceinline__ en_u32 en_first(en_u32 m) { return (en_u32)(__ffs((int)m) - 1); }
 __device__ __forceinline__ en_u32 en_rank(en_u32 m, en_u32 lane) { return (en_u32)__popc(m & ((1u << lane) - 1u)); }
 )";
@@ -792,9 +800,14 @@ class CudaEmitter : public FloatRegisterEmitter {
     return e;
   }
 
-  // Every lane gathers the values of its simdgroup (quad) with shuffles and
-  // combines the active ones in the CPU backend's order: a full simdgroup's
-  // reduction as a tree over 8 partial results, anything else lane by lane.
+  // The defined reduction order, shared with the CPU backend: a full
+  // simdgroup (quad) reduces as the xor butterfly, offsets 16, 8, 4, 2, 1
+  // (quad: 2, 1), each lane combining its value with its partner's (every
+  // lane ends with the same bits); a partial one, or one under divergent
+  // control flow or of a uniform value (where the CPU reduces lane by
+  // lane), gathers the active lanes' values and combines them in ascending
+  // lane order. Integer reductions are exact in any order, so they always
+  // take the butterfly when the simdgroup (quad) is full.
   // Vectors go lane by lane, as Metal defines vector collectives.
   void reduce_or_scan(const Op& op) {
     const DType& t = op.type;
@@ -813,27 +826,26 @@ class CudaEmitter : public FloatRegisterEmitter {
     open("");
     line("const en_u32 en_m = en_active(), en_l = en_flat & 31u, en_b = en_l & ~" + std::to_string(ci.width - 1) +
          "u;");
+    const bool butterfly = !ci.scan && (!t.is_float() || (!divergent_.count(&op) &&
+                                                         uniformity_[op.operands[0]] != Uniformity::Uniform));
+    if (butterfly) {
+      const std::string full = ci.width == 32 ? "en_m == 0xffffffffu" : "((en_m >> en_b) & 15u) == 15u";
+      open("if (" + full + ")");
+      line(T + " en_acc = " + x + ";");
+      line("#pragma unroll");
+      line("for (en_u32 en_o = " + std::to_string(ci.width / 2) + "u; en_o > 0u; en_o >>= 1) en_acc = " +
+           combine(ci.kind, t, "en_acc", "en_xor(en_m, en_acc, en_o)") + ";");
+      line(r + " = " + round_to(t.elem, "en_acc") + ";");
+      close("} else {");
+      ++indent_;
+    }
     line(T + " en_v[" + W + "];");
     line("#pragma unroll");
     line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) en_v[en_j] = en_shfl(en_m, " + x + ", en_b + en_j);");
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
-      bool tree = ci.width == 32 && !divergent_.count(&op) && uniformity_[op.operands[0]] != Uniformity::Uniform;
-      if (tree) {
-        open("if (en_m == 0xffffffffu)");
-        line(T + " en_p[8];");
-        line("for (int en_i = 0; en_i < 8; ++en_i) en_p[en_i] = " + identity(ci.kind, t) + ";");
-        line("for (int en_j = 0; en_j < 32; en_j += 8) for (int en_i = 0; en_i < 8; ++en_i) en_p[en_i] = " +
-             combine(ci.kind, t, "en_p[en_i]", "en_v[en_j + en_i]") + ";");
-        line("for (int en_s = 4; en_s > 0; en_s >>= 1) for (int en_i = 0; en_i < en_s; ++en_i) en_p[en_i] = " +
-             combine(ci.kind, t, "en_p[en_i]", "en_p[en_i + en_s]") + ";");
-        line("en_acc = en_p[0];");
-        close("} else {");
-        ++indent_;
-      }
       line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) if ((en_m >> (en_b + en_j)) & 1u) en_acc = " +
            combine(ci.kind, t, "en_acc", "en_v[en_j]") + ";");
-      if (tree) close();
       line(r + " = " + round_to(t.elem, "en_acc") + ";");
     } else {
       const std::string lim = ci.inclusive ? "en_j <= en_l - en_b" : "en_j < en_l - en_b";
@@ -841,6 +853,7 @@ class CudaEmitter : public FloatRegisterEmitter {
            round_to(t.elem, combine(ci.kind, t, "en_acc", "en_v[en_j]")) + ";");
       line(r + " = en_acc;");
     }
+    if (butterfly) close();
     close();
   }
 

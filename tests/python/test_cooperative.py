@@ -271,6 +271,55 @@ def test_collectives_vs_numpy_on_partial_simdgroups(scope, dt):
                                        rtol=1e-2 if dt == "f16" else 1e-5, err_msg=op)
 
 
+@enigma.kernel
+def order_probe(A: enigma.f32, Out: enigma.f32):
+    tid = enigma.thread_position_in_grid
+    x = A[tid]
+    n = enigma.threads_per_grid("x")
+    Out[tid] = enigma.simd_sum(x)
+    Out[n + tid] = enigma.simd_product(x)
+    Out[2 * n + tid] = enigma.quad_sum(x)
+
+
+def butterfly_model(seg, op):
+    """The defined order of a full simdgroup (quad): x[l] = op(x[l], x[l ^ o])
+    for o = width/2 .. 1, in float32; every lane ends with the same bits."""
+    x = seg.copy()
+    o = len(x) // 2
+    while o:
+        x = op(x, x[np.arange(len(x)) ^ o]).astype(np.float32)
+        o //= 2
+    assert len(set(x.view(np.uint32))) == 1
+    return x[0]
+
+
+def sequential_model(seg, op):
+    acc = seg[0]
+    for v in seg[1:]:
+        acc = np.float32(op(acc, v))
+    return acc
+
+
+def test_float_reduction_order_is_the_xor_butterfly():
+    """Bit for bit: full simdgroups and quads reduce in the butterfly order,
+    the partial last simdgroup (quad) lane by lane; values of very different
+    magnitudes make every order give different bits."""
+    n, tg = 100, 100          # simdgroups of 32, 32, 32 and a partial 4-lane one; quads all full
+    rng = np.random.default_rng(11)
+    a = (rng.standard_normal(n) * 10.0 ** rng.integers(-4, 5, n)).astype(np.float32)
+    a[::7] = rng.uniform(0.9, 1.1, len(a[::7])).astype(np.float32)
+    out = run(order_probe, [a], np.float32, 3 * n, (n, 1, 1), (tg, 1, 1)).reshape(3, n)
+    for k, width, op in ((0, 32, np.add), (1, 32, np.multiply), (2, 4, np.add)):
+        want = np.empty(n, np.float32)
+        for s0 in range(0, n, width):
+            seg = a[s0:s0 + width]
+            want[s0:s0 + width] = butterfly_model(seg, op) if len(seg) == width else sequential_model(seg, op)
+        np.testing.assert_array_equal(out[k].view(np.uint32), want.view(np.uint32), err_msg=f"{width} {op.__name__}")
+    # the probe really tells the orders apart
+    seg = a[:32]
+    assert butterfly_model(seg, np.add) != sequential_model(seg, np.add)
+
+
 # ---- simdgroup matrices and gemm ---------------------------------------------------
 
 @enigma.kernel
