@@ -13,9 +13,10 @@ skipped), per shared/spec/PERFORMANCE.md:
   * compile: trace + emit, a cold NVRTC compile (vs CuPy RawKernel cold), a
     disk-cache hit;
   * row reductions, f32, N in 4096..32768, ~1 GiB of input each: RMSNorm and
-    softmax, enigma (one threadgroup per row) vs torch eager and a one-pass
-    Triton kernel (one program loads the whole row); each checked against a
-    float64 numpy reference on a slice of rows.
+    softmax, enigma (examples/rmsnorm_rows.py and softmax_rows.py: one
+    threadgroup per row, the row in registers as float4, read once) vs torch
+    eager and a one-pass Triton kernel (one program loads the whole row);
+    each checked against a float64 numpy reference on a slice of rows.
 
 `--smoke` only checks the enigma reduction kernels on tiny inputs on the
 default device (ENIGMA_DEVICE=cpu works without a GPU).
@@ -187,57 +188,11 @@ def bench_elementwise(rt, torch, triton, cupy, dtype_name, gib, rounds, bw, thre
 
 # ---- row reductions ----------------------------------------------------------
 
-RED_THREADS = 1024
 RED_N = (4096, 8192, 16384, 32768)
-NEG_BIG = -3.0e38  # identity of max; finite so no inf literal reaches the emitter
 EPS = 1e-6
-
-
-def _group_reduce(v, scratch, op):
-    """v reduced over the whole threadgroup, the result in every thread: a simd
-    reduction, one partial per simdgroup in threadgroup memory, one barrier, then
-    every simdgroup reduces the partials itself (no second barrier needed)."""
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
-    simd = enigma.simd_sum if op == "sum" else enigma.simd_max
-    part = simd(v)
-    with enigma.if_(lane == 0):
-        scratch[sg] = part
-    enigma.barrier()
-    ident = 0.0 if op == "sum" else NEG_BIG
-    return simd(enigma.load_if(scratch, lane, lane < enigma.simdgroups_per_threadgroup(), ident))
-
-
-@enigma.kernel
-def rmsnorm_rows(X: enigma.f32, W: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
-    base = enigma.threadgroup_position_in_grid("x") * n
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    red = enigma.threadgroup_alloc("float", 32)
-    with enigma.for_range(lid, n, nth, dtype="uint", init=[0.0]) as (i, acc):
-        x = X[base + i]
-        acc[0] = acc[0] + x * x
-    total = _group_reduce(acc[0], red, "sum")
-    inv = enigma.rsqrt(total / enigma.metal_cast(n, "float") + EPS)
-    with enigma.for_range(lid, n, nth, dtype="uint") as i:
-        Y[base + i] = X[base + i] * inv * W[i]
-
-
-@enigma.kernel
-def softmax_rows(X: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
-    base = enigma.threadgroup_position_in_grid("x") * n
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    red_max = enigma.threadgroup_alloc("float", 32)
-    red_sum = enigma.threadgroup_alloc("float", 32)  # separate: red_max may still be read
-    with enigma.for_range(lid, n, nth, dtype="uint", init=[NEG_BIG]) as (i, mx):
-        mx[0] = enigma.fmax(mx[0], X[base + i])
-    m = _group_reduce(mx[0], red_max, "max")
-    with enigma.for_range(lid, n, nth, dtype="uint", init=[0.0]) as (i, acc):
-        acc[0] = acc[0] + enigma.exp(X[base + i] - m)
-    inv = 1.0 / _group_reduce(acc[0], red_sum, "sum")
-    with enigma.for_range(lid, n, nth, dtype="uint") as i:
-        Y[base + i] = enigma.exp(X[base + i] - m) * inv
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+import rmsnorm_rows as _rmsnorm_example  # noqa: E402 - the showcase kernels are the examples'
+import softmax_rows as _softmax_example  # noqa: E402
 
 
 def ref_rmsnorm(x, w):
@@ -256,20 +211,22 @@ def close(got, want):
     return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=1e-6))
 
 
-def enigma_rows(rt, kind, x, w, n, rows, threads):
+def enigma_rows(rt, kind, x, w, n, rows, threads=None):
     """A PreparedKernel and its launch shape; x (and w) bound without a copy."""
     if kind == "rmsnorm":
-        pk = rt.prepare(enigma.compile(rmsnorm_rows), [x, w], rows * n * 4, scalars=[n])
+        ck, t = _rmsnorm_example.compile_rmsnorm(n, threads)
+        pk = rt.prepare(ck, [x, w], rows * n * 4)
     else:
-        pk = rt.prepare(enigma.compile(softmax_rows), [x], rows * n * 4, scalars=[n])
-    return pk, (rows * threads, 1, 1), (threads, 1, 1)
+        ck, t = _softmax_example.compile_softmax(n, threads)
+        pk = rt.prepare(ck, [x], rows * n * 4)
+    return pk, (rows * t, 1, 1), (t, 1, 1)
 
 
 def smoke(rt) -> int:
     """Correctness only, tiny inputs, default device."""
     rng = np.random.default_rng(3)
     bad = 0
-    for rows, n, threads in ((3, 1000, 128), (2, 4096, RED_THREADS), (2, 1500, RED_THREADS)):
+    for rows, n, threads in ((3, 1000, 128), (2, 4096, None), (2, 1500, None)):
         x = rng.standard_normal((rows, n)).astype(np.float32) * 3
         w = rng.standard_normal(n).astype(np.float32)
         for kind in ("rmsnorm", "softmax"):
@@ -283,7 +240,7 @@ def smoke(rt) -> int:
             ok = close(got, want)
             bad += not ok
             err = float(np.abs(got - want).max())
-            print(f"[smoke] {kind} rows={rows} n={n} threads={threads} on {rt.device}: "
+            print(f"[smoke] {kind} rows={rows} n={n} threads={tg[0]} on {rt.device}: "
                   f"{'correct' if ok else 'WRONG RESULT'} (max abs err {err:.2e})")
     print("[smoke] " + ("all correct" if not bad else f"{bad} WRONG"))
     return 1 if bad else 0
@@ -379,7 +336,7 @@ def bench_rows(rt, torch, triton, kind, n, gib, rounds, bw, threads, check_rows=
     wl = f"{kind} f32, N={n}, {rows} rows"
     print(f"[{kind}] N={n} rows={rows} traffic={traffic / 1e9:.2f} GB floor={floor_ms:.3f} ms; enigma {e_ms:.3f} ms "
           f"({e_bw:.0f} GB/s, {100 * floor_ms / e_ms:.0f}% of floor, {'correct' if ok else 'WRONG RESULT'}), "
-          f"threads={threads}")
+          f"threads={tg[0]}")
     note_e = "" if ok else "ENIGMA RESULT WRONG"
     for p in peers:
         p_ms = median(times[p])
@@ -545,7 +502,8 @@ def main(argv=None) -> int:
     ap.add_argument("--gib", type=float, default=1.0, help="size of each elementwise array in GiB")
     ap.add_argument("--threads", type=int, default=256, help="threadgroup size of the elementwise kernels")
     ap.add_argument("--red-gib", type=float, default=1.0, help="input size of each RMSNorm/softmax workload in GiB")
-    ap.add_argument("--red-threads", type=int, default=RED_THREADS, help="threadgroup size of the row reductions")
+    ap.add_argument("--red-threads", type=int, default=None,
+                    help="threadgroup size of the row reductions (default: the examples' choice for N)")
     ap.add_argument("--smoke", action="store_true",
                     help="only check the enigma row-reduction kernels on tiny inputs on the default device")
     ap.add_argument("--json", help="write the rows here (default: $OUT/gpu-bench.json when OUT is set)")
