@@ -828,20 +828,25 @@ class CudaEmitter : public FloatRegisterEmitter {
          "u;");
     const bool butterfly = !ci.scan && (!t.is_float() || (!divergent_.count(&op) &&
                                                          uniformity_[op.operands[0]] != Uniformity::Uniform));
+    // Quads of one warp may take different branches below, so their shuffles
+    // name only the quad's own active lanes.
+    const std::string m = ci.width == 32 ? "en_m" : "(en_m & (15u << en_b))";
     if (butterfly) {
       const std::string full = ci.width == 32 ? "en_m == 0xffffffffu" : "((en_m >> en_b) & 15u) == 15u";
       open("if (" + full + ")");
       line(T + " en_acc = " + x + ";");
       line("#pragma unroll");
-      line("for (en_u32 en_o = " + std::to_string(ci.width / 2) + "u; en_o > 0u; en_o >>= 1) en_acc = " +
-           combine(ci.kind, t, "en_acc", "en_xor(en_m, en_acc, en_o)") + ";");
+      open("for (en_u32 en_o = " + std::to_string(ci.width / 2) + "u; en_o > 0u; en_o >>= 1)");
+      line("const " + T + " en_y = en_xor(" + m + ", en_acc, en_o);  // every lane shuffles, once");
+      line("en_acc = " + combine(ci.kind, t, "en_acc", "en_y") + ";");
+      close();
       line(r + " = " + round_to(t.elem, "en_acc") + ";");
       close("} else {");
       ++indent_;
     }
     line(T + " en_v[" + W + "];");
     line("#pragma unroll");
-    line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) en_v[en_j] = en_shfl(en_m, " + x + ", en_b + en_j);");
+    line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) en_v[en_j] = en_shfl(" + m + ", " + x + ", en_b + en_j);");
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
       line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) if ((en_m >> (en_b + en_j)) & 1u) en_acc = " +
