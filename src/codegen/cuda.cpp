@@ -327,7 +327,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     const std::string kg = std::to_string(groups) + "u";
     f << "// " << groups << " threadgroups per block along x.\n";
     f << "extern \"C\" __global__ void " << cuda_entry_name(k_) << "_g" << groups << "(" << signature << ") {\n";
-    f << "  const en_u32 lx = threadIdx.x, ly = threadIdx.y, lz = threadIdx.z;\n";
+    f << "  const en_u32 en_px = threadIdx.x, ly = threadIdx.y, lz = threadIdx.z;\n";
     f << "  const en_u32 en_by = blockIdx.y * blockDim.y, en_bz = blockIdx.z * blockDim.z;\n";
     f << "  const en_u32 en_ey = en_minu(blockDim.y, en_grid1 - en_by), en_ez = en_minu(blockDim.z, en_grid2 - en_bz);\n";
     f << "  if (ly >= en_ey || lz >= en_ez) return;\n";
@@ -337,16 +337,54 @@ class CudaEmitter : public FloatRegisterEmitter {
     // Interior blocks: every group full, straight-line code whose loads the
     // compiler issues together.
     f << "  if ((static_cast<en_u64>(en_tg0) + " << kg << ") * blockDim.x <= en_grid0) {\n";
-    f << "#pragma unroll\n";
-    f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
-    f << "      const en_u32 en_tgx = en_tg0 + en_k, en_bx = en_tgx * blockDim.x, en_ex = blockDim.x;\n";
-    f << "      (void)en_tgx; (void)en_bx; (void)en_ex;\n";
-    f << indented(body, 2) << "    }\n";
+    std::vector<std::string> buffers;
+    int narrowest = 8;
+    bool f16 = false;  // its conversions are inline asm, which keeps accesses apart: no merging
+    for (size_t i = 0; i < k_.params.size(); ++i)
+      if (k_.params[i].kind == Param::Kind::Buffer) {
+        buffers.push_back(param_name(static_cast<int>(i)));
+        narrowest = std::min(narrowest, k_.params[i].type.size_bytes());
+        f16 = f16 || k_.params[i].type.elem == Scalar::F16;
+      }
+    if (narrowest <= 2 && !f16) {
+      // 16-bit (bfloat, integer) and 8-bit elements: thread p runs the block's logical
+      // threads p*G .. p*G+G-1 (any order is exact: threads never interact),
+      // so an access at the thread's grid position covers 16 contiguous
+      // bytes, which the compiler merges into one vector access when every
+      // buffer is 16-byte aligned (checked here: bound views may not be).
+      std::string any;
+      for (const std::string& b : buffers) any += (any.empty() ? "" : " | ") + ("reinterpret_cast<en_u64>(" + b + ")");
+      f << "    const en_u32 en_l0 = en_tg0 * blockDim.x + en_px * " << kg << ";\n";
+      f << "    const bool en_aligned = ((" << any << ") & 15u) == 0u;\n";
+      for (int aligned = 1; aligned >= 0; --aligned) {
+        f << (aligned ? "    if (en_aligned) {\n" : "    } else {\n");
+        if (aligned)
+          for (size_t i = 0; i < k_.params.size(); ++i)
+            if (k_.params[i].kind == Param::Kind::Buffer) {
+              const std::string& n = param_name(static_cast<int>(i));
+              f << "      " << n << " = static_cast<" << (k_.params[i].written ? "" : "const ")
+                << memory_type(k_.params[i].type) << "*>(__builtin_assume_aligned(" << n << ", 16));\n";
+            }
+        f << "#pragma unroll\n";
+        f << "      for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
+        f << "        const en_u32 en_l = en_l0 + en_k, en_tgx = en_l / blockDim.x, en_bx = en_tgx * blockDim.x, "
+             "lx = en_l - en_bx, en_ex = blockDim.x;\n";
+        f << "        (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
+        f << indented(body, 3) << "      }\n";
+      }
+      f << "    }\n";
+    } else {
+      f << "#pragma unroll\n";
+      f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
+      f << "      const en_u32 en_tgx = en_tg0 + en_k, en_bx = en_tgx * blockDim.x, lx = en_px, en_ex = blockDim.x;\n";
+      f << "      (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
+      f << indented(body, 2) << "    }\n";
+    }
     f << "  } else {\n";
     f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
     f << "      const en_u32 en_tgx = en_tg0 + en_k;\n";
     f << "      if (static_cast<en_u64>(en_tgx) * blockDim.x >= en_grid0) break;\n";
-    f << "      const en_u32 en_bx = en_tgx * blockDim.x, en_ex = en_minu(blockDim.x, en_grid0 - en_bx);\n";
+    f << "      const en_u32 en_bx = en_tgx * blockDim.x, en_ex = en_minu(blockDim.x, en_grid0 - en_bx), lx = en_px;\n";
     f << "      if (lx >= en_ex) continue;\n";
     f << "      (void)en_tgx; (void)en_bx;\n";
     f << indented(body, 2) << "    }\n";

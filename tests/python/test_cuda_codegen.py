@@ -112,3 +112,22 @@ def test_large_grid_variant_runs_several_groups_per_block():
     assert 'extern "C" __global__ void saxpy_g4(' in src and "#pragma unroll" in src
     assert "_g4" not in ck.source("cuda")
     assert enigma.compile(saxpy, emit_only=True, debug=True)._core.cuda_groups_per_block == 1
+
+
+@enigma.kernel
+def add_bf16_rows(A: enigma.bf16, B: enigma.bf16, C: enigma.bf16):
+    i = enigma.thread_position_in_grid
+    C[i] = A[i] + B[i]
+
+
+def test_bfloat_large_grid_variant_merges_accesses_into_16_bytes(nvrtc, tmp_path):
+    """Each thread of the 8-groups variant runs 8 consecutive grid positions,
+    so its bfloat accesses cover 16 contiguous bytes: NVRTC's PTX holds 128-bit
+    accesses on the aligned path (and scalar ones on the others)."""
+    mod, lib = nvrtc
+    ck = enigma.compile(add_bf16_rows, emit_only=True)
+    assert ck._core.cuda_groups_per_block == 8
+    src = ck._core.source("cuda", groups_per_block=8)
+    assert "__builtin_assume_aligned(" in src and "en_aligned" in src
+    ptx = mod.compile_to_ptx(lib, src, "add_bf16_rows.cu", "compute_90")
+    assert ptx.count("ld.global.v4.u32") == 2 and ptx.count("st.global.v4.u32") == 1, ptx[-3000:]
