@@ -124,6 +124,45 @@ const char* const kCudaMatrix = R"(struct en_sgmat {
 };
 )";
 
+// The same matrices as fragments (CudaEmitOptions::matrix_fragments): lane
+// 4g + t holds row g, columns 2t and 2t + 1 (the accumulator layout of
+// mma.sync m16n8k8, whose A operand has the same layout for rows 0-7).
+// half/bfloat products run on the tensor cores: A as packed pairs, B moved
+// into the operand layout by movmatrix (a transpose), rows 8-15 of A zero.
+const char* const kCudaMatrixFragments = R"(struct en_sgmat {
+  float v[2];
+};
+__device__ __forceinline__ en_u32 en_pack_b(float lo, float hi) { return (en_u32)en_f2b(lo) | ((en_u32)en_f2b(hi) << 16); }
+__device__ __forceinline__ en_u32 en_pack_h(float lo, float hi) { return (en_u32)en_f2h(lo) | ((en_u32)en_f2h(hi) << 16); }
+__device__ __forceinline__ en_u32 en_trans8(en_u32 x) {
+  en_u32 r;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(x));
+  return r;
+}
+// d[2], d[3]: rows 8-15 of the product, whose A rows are zero.
+__device__ __forceinline__ void en_mma_bf16(float* d, en_u32 a, en_u32 b, float c0, float c1) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a), "r"(0u), "r"(b), "f"(c0), "f"(c1), "f"(0.0f), "f"(0.0f));
+}
+// d[2], d[3]: rows 8-15 of the product, whose A rows are zero.
+__device__ __forceinline__ void en_mma_f16(float* d, en_u32 a, en_u32 b, float c0, float c1) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a), "r"(0u), "r"(b), "f"(c0), "f"(c1), "f"(0.0f), "f"(0.0f));
+}
+// An 8x8 tile of 16-bit elements from threadgroup memory, rows 16-byte
+// aligned (row j at p + j * stride): lane 4g + t gets row g, columns 2t and
+// 2t + 1 (trans: column g, rows 2t and 2t + 1).
+__device__ __forceinline__ en_u32 en_ldmatrix(const en_u16* p, bool trans) {
+  en_u32 a, r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  if (trans) asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(a) : "memory");
+  else asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(a) : "memory");
+  return r;
+}
+)";
+
 // Float atomics that must not flush subnormals (the hardware's f32 atomic add
 // does): a compare-exchange loop on the bits.
 const char* const kCudaAtomicF32 = R"(__device__ __forceinline__ float en_atomic_addf(float* p, float v, bool sub) {
@@ -259,10 +298,11 @@ class CudaEmitter : public FloatRegisterEmitter {
     // The language's library needs the 16-bit float helpers (fract of half).
     const bool lang = uses_language();
     if (uses({"en_f32_bits"}) || lang) f << kCudaF32Bits;
-    if (uses({"en_h2f", "en_f2h", "en_rh"}) || lang) f << kCudaHalf;
-    if (uses({"en_b2f", "en_f2b", "en_rb"}) || lang) f << kCudaBfloat;
+    const bool fragments = uses_matrix_ && opt_.matrix_fragments;  // its helpers pack pairs of 16-bit floats
+    if (uses({"en_h2f", "en_f2h", "en_rh"}) || lang || fragments) f << kCudaHalf;
+    if (uses({"en_b2f", "en_f2b", "en_rb"}) || lang || fragments) f << kCudaBfloat;
     if (coop_) f << kCudaCoop;
-    if (uses_matrix_) f << kCudaMatrix;
+    if (uses_matrix_) f << (fragments ? kCudaMatrixFragments : kCudaMatrix);
     if (uses({"en_atomic_addf"})) f << kCudaAtomicF32;
     f << "\n";
     // Scalar helpers first: the library's vector forms call them.
@@ -275,7 +315,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     bool ntg0 = used_queries().count({ThreadQuery::ThreadgroupsPerGrid, 0}) > 0;
 
     if (coop_) {
-      f << "extern \"C\" __global__ void " << cuda_entry_name(k_) << "(" << signature
+      f << "extern \"C\" __global__ void " << cuda_entry_name(k_) << (fragments ? "_tc" : "") << "(" << signature
         << ",\n    const en_u32 en_tx,\n    const en_u32 en_ty,\n    const en_u32 en_tz) {\n";
       // One 1-D block per threadgroup; the flattened index uses the edge
       // group's real sizes, so warps are Metal's simdgroups.
@@ -987,6 +1027,7 @@ class CudaEmitter : public FloatRegisterEmitter {
 
   void matrix(const Op& op) {
     uses_matrix_ = true;
+    if (opt_.matrix_fragments) return matrix_fragment(op);
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.code) {
       case OpCode::SimdMatrixFill:
@@ -1043,6 +1084,104 @@ class CudaEmitter : public FloatRegisterEmitter {
     }
   }
 
+  // Simdgroup matrices as fragments (kCudaMatrixFragments); the runtime
+  // takes this entry only when every simdgroup of the launch is full.
+  void matrix_fragment(const Op& op) {
+    auto n = [&](size_t i) { return name(op.operands[i]); };
+    switch (op.code) {
+      case OpCode::SimdMatrixFill:
+        line("en_sgmat " + name(op.result()) + ";");
+        open("");
+        line("const en_u32 en_m = en_active();");
+        line("const float en_x = en_shfl(en_m, static_cast<float>(" + n(0) + "), en_first(en_m));");
+        line(name(op.result()) + ".v[0] = en_x; " + name(op.result()) + ".v[1] = en_x;");
+        close();
+        return;
+      case OpCode::SimdMatrixLoad:
+      case OpCode::SimdMatrixStore: {
+        const bool load = op.code == OpCode::SimdMatrixLoad;
+        const size_t first = load ? 0 : 1;
+        const Scalar e = k_.memory_type(op.attr).elem;
+        const std::string m = load ? name(op.result()) : n(0);
+        if (load) line("en_sgmat " + m + ";");
+        open("");
+        line("const en_u32 en_m = en_active(), en_f = en_first(en_m), en_g = (en_flat & 31u) >> 2, "
+             "en_t = (en_flat & 3u) * 2u;");
+        line("const en_u64 en_o = static_cast<en_u64>(en_shfl(en_m, " + n(first) +
+             ", en_f)), en_p = static_cast<en_u64>(en_shfl(en_m, " + n(first + 1) + ", en_f));");
+        auto at = [&](const std::string& i) {  // element (g, t + i) of the tile
+          const std::string r = "en_g", c = "(en_t + " + i + ")";
+          return mem(op.attr) + "[" + (op.aux ? "en_o + " + c + " * en_p + " + r : "en_o + " + r + " * en_p + " + c) +
+                 "]";
+        };
+        if (load) {
+          const bool ldm = is_threadgroup_memory(op.attr) && (e == Scalar::F16 || e == Scalar::BF16);
+          if (ldm) {  // rows 16-byte aligned: one ldmatrix for the warp
+            open("if (en_m == 0xffffffffu && ((en_o | en_p) & 7u) == 0u)");
+            line("const en_u32 en_x = en_ldmatrix(" + mem(op.attr) + " + en_o + (en_flat & 7u) * en_p, " +
+                 (op.aux ? "true" : "false") + ");");
+            line(m + ".v[0] = " + from_memory(e, "static_cast<en_u16>(en_x & 0xffffu)") + "; " + m + ".v[1] = " +
+                 from_memory(e, "static_cast<en_u16>(en_x >> 16)") + ";");
+            close("} else {");
+            ++indent_;
+          }
+          line(m + ".v[0] = " + from_memory(e, at("0u")) + "; " + m + ".v[1] = " + from_memory(e, at("1u")) + ";");
+          if (ldm) close();
+        } else {
+          line(at("0u") + " = " + to_memory(e, m + ".v[0]") + "; " + at("1u") + " = " + to_memory(e, m + ".v[1]") + ";");
+          line("en_syncwarp(en_m);");
+        }
+        close();
+        return;
+      }
+      case OpCode::SimdMatrixMultiplyAccumulate: {
+        // d = a * b + c, accumulated in float, rounded to c's dtype.
+        const std::string d = name(op.result());
+        const Scalar ea = k_.type_of(op.operands[0]).elem, eb = k_.type_of(op.operands[1]).elem;
+        line("en_sgmat " + d + ";");
+        open("");
+        line("const en_u32 en_m = en_active(), en_l = en_flat & 31u, en_g = en_l >> 2, en_t = en_l & 3u;");
+        const bool tensor = ea == eb && (ea == Scalar::F16 || ea == Scalar::BF16);
+        if (tensor) {
+          // Tensor cores: products of half/bfloat are exact in float; the
+          // accumulation's rounding is the hardware's (docs/cooperative.md).
+          const std::string pack = ea == Scalar::BF16 ? "en_pack_b" : "en_pack_h";
+          open("if (en_m == 0xffffffffu)");
+          line("float en_d[4];");
+          line(std::string(ea == Scalar::BF16 ? "en_mma_bf16" : "en_mma_f16") + "(en_d, " + pack + "(" + n(0) +
+               ".v[0], " + n(0) + ".v[1]), en_trans8(" + pack + "(" + n(1) + ".v[0], " + n(1) + ".v[1])), " + n(2) +
+               ".v[0], " + n(2) + ".v[1]);");
+          line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d + ".v[1] = " +
+               round_to(op.type.elem, "en_d[1]") + ";");
+          close("} else {");
+          ++indent_;
+        }
+        // Exact float, the CPU's order: row g of a and columns 2t, 2t + 1
+        // of b through shuffles, then c + a[g][0] * b[0][c] + ... in k order.
+        line("float en_a[8], en_b0[8], en_b1[8];");
+        line("#pragma unroll");
+        open("for (en_u32 en_j = 0; en_j < 4u; ++en_j)");
+        line("en_a[2 * en_j] = en_shfl(en_m, " + n(0) + ".v[0], en_g * 4u + en_j);");
+        line("en_a[2 * en_j + 1] = en_shfl(en_m, " + n(0) + ".v[1], en_g * 4u + en_j);");
+        close();
+        line("#pragma unroll");
+        open("for (en_u32 en_k = 0; en_k < 8u; ++en_k)");
+        line("en_b0[en_k] = en_shfl(en_m, " + n(1) + ".v[0], en_k * 4u + en_t);");
+        line("en_b1[en_k] = en_shfl(en_m, " + n(1) + ".v[1], en_k * 4u + en_t);");
+        close();
+        line("float en_c0 = " + n(2) + ".v[0], en_c1 = " + n(2) + ".v[1];");
+        line("#pragma unroll");
+        line("for (int en_k = 0; en_k < 8; ++en_k) { en_c0 += en_a[en_k] * en_b0[en_k]; en_c1 += en_a[en_k] * en_b1[en_k]; }");
+        line(d + ".v[0] = " + round_to(op.type.elem, "en_c0") + "; " + d + ".v[1] = " + round_to(op.type.elem, "en_c1") +
+             ";");
+        if (tensor) close();
+        close();
+        return;
+      }
+      default: throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
+    }
+  }
+
  private:
   CudaEmitOptions opt_;
   std::map<std::string, std::string> helpers_;
@@ -1081,6 +1220,16 @@ int cuda_preferred_groups_per_block(const Kernel& k) {
   for (const Param& p : k.params)
     if (p.kind == Param::Kind::Buffer) narrowest = std::min(narrowest, p.type.size_bytes());
   return narrowest <= 2 ? 8 : 4;
+}
+
+bool cuda_uses_matrices(const Kernel& k) {
+  bool any = false;
+  walk(k.body, [&](const Op& op) {
+    const OpCategory c = op.info().category;
+    any = any || c == OpCategory::MatrixLoad || c == OpCategory::MatrixStore || c == OpCategory::MatrixFill ||
+          c == OpCategory::MatrixMma;
+  });
+  return any;
 }
 
 bool cuda_is_cooperative(const Kernel& k) {

@@ -338,6 +338,56 @@ def test_simdgroup_matrix_8x8():
     np.testing.assert_allclose(out, A.astype(np.float64) @ B.T + C, rtol=1e-5, atol=1e-5)
 
 
+def make_mma_probe(elem, through_threadgroup):
+    """Each simdgroup: D = A @ B^T + C on its own 8x8 tiles (A staged
+    through threadgroup memory or read from the buffer)."""
+    dt = {"float": enigma.f32, "half": enigma.f16, "bfloat": enigma.bf16}[elem]
+
+    @enigma.kernel
+    def mma_probe(A: dt, B: dt, C: enigma.f32, Out: enigma.f32):
+        sg = enigma.simdgroup_index_in_threadgroup()
+        tile = (enigma.threadgroup_position_in_grid("x") * enigma.simdgroups_per_threadgroup() + sg) * 64
+        if through_threadgroup:
+            sh = enigma.threadgroup_alloc(elem, 64 * 4)
+            lane = enigma.thread_index_in_simdgroup()
+            sh[sg * 64 + lane] = A[tile + lane]
+            sh[sg * 64 + lane + 32] = A[tile + lane + 32]
+            enigma.barrier()
+            a = enigma.simdgroup_matrix_load(sh, 8, origin=sg * 64)
+        else:
+            a = enigma.simdgroup_matrix_load(A, 8, origin=tile)
+        b = enigma.simdgroup_matrix_load(B, 8, origin=tile, transpose=True)
+        c = enigma.simdgroup_matrix_load(C, 8, origin=tile)
+        enigma.simdgroup_matrix_store(enigma.simdgroup_multiply_accumulate(a, b, c), Out, 8, origin=tile)
+    return mma_probe
+
+
+@pytest.mark.parametrize("elem", ["float", "half", "bfloat"])
+@pytest.mark.parametrize("through_threadgroup", [False, True])
+def test_simdgroup_mma_full_simdgroups(elem, through_threadgroup):
+    """Full simdgroups (the CUDA device's tensor-core variant): f32 exactly
+    in the defined order (c, then + a[r][k] * b[k][c] for k = 0..7, in float);
+    half/bfloat within the accumulation tolerance of docs/cooperative.md."""
+    import ml_dtypes
+    np_dt = {"float": np.float32, "half": np.float16, "bfloat": ml_dtypes.bfloat16}[elem]
+    tiles, tg = 8, 128                       # 2 threadgroups of 4 full simdgroups
+    rng = np.random.default_rng(12)
+    A, B = (rng.standard_normal((tiles, 8, 8)).astype(np_dt) for _ in range(2))
+    C = rng.standard_normal((tiles, 8, 8)).astype(np.float32)
+    out = run(make_mma_probe(elem, through_threadgroup), [A, B, C], np.float32, tiles * 64, (tiles * 32, 1, 1),
+              (tg, 1, 1)).reshape(tiles, 8, 8)
+    a32, b32 = A.astype(np.float32), B.astype(np.float32)
+    if elem == "float":
+        want = C.copy()
+        for k in range(8):
+            want = (want + a32[:, :, k:k + 1] * b32[:, :, k][:, None, :]).astype(np.float32)
+        np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+    else:
+        ref = a32.astype(np.float64) @ b32.astype(np.float64).transpose(0, 2, 1) + C
+        scale = np.abs(a32).astype(np.float64) @ np.abs(b32).astype(np.float64).transpose(0, 2, 1) + np.abs(C)
+        assert np.all(np.abs(out - ref) <= 2.0 ** -20 * scale), np.max(np.abs(out - ref) / scale)
+
+
 def make_tiled_gemm(T, half):
     dt = enigma.f16 if half else enigma.f32
 

@@ -60,6 +60,9 @@ class CudaProgram : public Program {
   int groups() const { return groups_; }
   // The grouped entry, built on first use (large grids only pay for it).
   const Entry& grouped(const Kernel& k);
+  // The entry with simdgroup matrices as fragments (tensor cores), built on
+  // first use; only for launches whose every simdgroup is full.
+  const Entry& fragments(const Kernel& k);
 
  private:
   CudaDevice* dev_;
@@ -67,7 +70,7 @@ class CudaProgram : public Program {
   bool debug_;
   int groups_;
   std::mutex mu_;
-  Entry grouped_;
+  Entry grouped_, fragments_;
 };
 
 std::string read_file(const std::filesystem::path& p) {
@@ -334,6 +337,11 @@ class CudaDevice : public Device {
         groups = static_cast<uint64_t>(prog.groups());
       }
     }
+    // Simdgroup matrices as fragments need every simdgroup full: whole warps
+    // per threadgroup and no partial edge threadgroup.
+    if (!prog.debug() && cuda_uses_matrices(k) && per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 &&
+        g[2] % t[2] == 0)
+      entry = &prog.fragments(k);
     const Entry& fn = *entry;
     const bool coop = cuda_is_cooperative(k);
     unsigned blocks[3], block[3];
@@ -545,9 +553,20 @@ const Entry& CudaProgram::grouped(const Kernel& k) {
   return grouped_;
 }
 
+const Entry& CudaProgram::fragments(const Kernel& k) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fragments_.fn) {
+    CudaEmitOptions eo;
+    eo.matrix_fragments = true;
+    fragments_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + "_tc");
+  }
+  return fragments_;
+}
+
 CudaProgram::~CudaProgram() {
   if (plain_.module) dev_->unload(plain_.module);
   if (grouped_.module) dev_->unload(grouped_.module);
+  if (fragments_.module) dev_->unload(fragments_.module);
 }
 
 }  // namespace
