@@ -134,9 +134,10 @@ const char* const kCudaMatrixFragments = R"(struct en_sgmat {
 };
 __device__ __forceinline__ en_u32 en_pack_b(float lo, float hi) { return (en_u32)en_f2b(lo) | ((en_u32)en_f2b(hi) << 16); }
 __device__ __forceinline__ en_u32 en_pack_h(float lo, float hi) { return (en_u32)en_f2h(lo) | ((en_u32)en_f2h(hi) << 16); }
+// Not volatile: the same B tile in several products is transposed once.
 __device__ __forceinline__ en_u32 en_trans8(en_u32 x) {
   en_u32 r;
-  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(x));
+  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(x));
   return r;
 }
 // d[2], d[3]: rows 8-15 of the product, whose A rows are zero.
@@ -160,6 +161,29 @@ __device__ __forceinline__ en_u32 en_ldmatrix(const en_u16* p, bool trans) {
   if (trans) asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(a) : "memory");
   else asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(a) : "memory");
   return r;
+}
+)";
+
+// Device -> threadgroup async copies in 16-byte chunks on the copy path of
+// cp.async (completion groups: one per copy op, counted in en_cp).
+const char* const kCudaCpAsync = R"(__device__ __forceinline__ void en_cp16(void* dst, const void* src) {
+  en_u32 d;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(d) : "l"(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" : : "r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void en_cp_commit() { asm volatile("cp.async.commit_group;" : : : "memory"); }
+// Waits until at most `pending` of the latest groups are still in flight.
+__device__ __forceinline__ void en_cp_wait(en_u32 pending) {
+  switch (pending < 7u ? pending : 7u) {
+    case 0: asm volatile("cp.async.wait_group 0;" : : : "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" : : : "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" : : : "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" : : : "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" : : : "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" : : : "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" : : : "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" : : : "memory"); break;
+  }
 }
 )";
 
@@ -248,6 +272,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     if (coop_) {
       uniformity_ = analyze_uniformity(k_);
       mark_divergent(k_.body, false);
+      if (opt_.matrix_fragments) find_tensor_operands();
     }
     // Body first: it discovers the helpers the file needs.
     indent_ = 1;
@@ -303,6 +328,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     if (uses({"en_b2f", "en_f2b", "en_rb"}) || lang || fragments) f << kCudaBfloat;
     if (coop_) f << kCudaCoop;
     if (uses_matrix_) f << (fragments ? kCudaMatrixFragments : kCudaMatrix);
+    if (uses_async_) f << kCudaCpAsync;
     if (uses({"en_atomic_addf"})) f << kCudaAtomicF32;
     f << "\n";
     // Scalar helpers first: the library's vector forms call them.
@@ -340,6 +366,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         }
       }
       for (const std::string& u : unpack) f << "  " << u << "\n";
+      if (uses_async_) f << "  en_u32 en_cp = 0;  // cp.async groups committed by this thread\n";
       f << body;
       f << "}\n";
       return f.str();
@@ -802,18 +829,43 @@ class CudaEmitter : public FloatRegisterEmitter {
       case OpCategory::MatrixFill:
       case OpCategory::MatrixMma: matrix(op); return true;
       case OpCategory::AsyncCopy: {
-        // Done at once by the simdgroup's active lanes (operands of its first
-        // active lane), as Metal's simdgroup copy: the wait has nothing left.
+        // Shared out over the simdgroup's active lanes (operands of its first
+        // active lane), as Metal's simdgroup copy. Device -> threadgroup
+        // copies whose rows are whole 16-byte chunks, aligned at both ends,
+        // are cp.async (one commit group per copy; the event is the group's
+        // number); anything else is copied at once.
+        uses_async_ = true;
         const bool two_d = op.code == OpCode::AsyncCopy2D;
         open("");
-        line("const en_u32 en_m = en_active(), en_f = en_first(en_m), en_k = en_rank(en_m, en_flat & 31u), "
-             "en_c = __popc(en_m);");
+        line("const en_u32 en_m = en_active(), en_k = en_rank(en_m, en_flat & 31u), en_c = __popc(en_m);");
         std::vector<std::string> a;
         for (size_t i = 0; i < op.operands.size(); ++i) {
           a.push_back("en_a" + std::to_string(i));
-          line("const en_u64 " + a.back() + " = static_cast<en_u64>(en_shfl(en_m, " + n(i) + ", en_f));");
+          line("const en_u64 " + a.back() + " = " + from_first_lane(op.operands[i], "en_u64") + ";");
         }
         const std::string dst = mem(op.attr), src = mem(op.aux);
+        const int esize = k_.memory_type(op.aux).size_bytes();
+        const bool chunks = is_threadgroup_memory(op.attr) && !is_threadgroup_memory(op.aux) && esize <= 16 &&
+                            16 % esize == 0;
+        if (chunks) {
+          const std::string v = std::to_string(16 / esize) + "u";  // elements a chunk
+          const std::string fits = two_d ? "(" + a[0] + " | " + a[1] + " | " + a[2] + " | " + a[3] + " | " + a[4] + ")"
+                                         : "(" + a[0] + " | " + a[1] + " | " + a[2] + ")";
+          open("if ((" + fits + " % " + v + ") == 0u && (reinterpret_cast<en_u64>(" + src + ") & 15u) == 0u)");
+          if (!two_d) {
+            line("for (en_u64 en_i = en_k * " + v + "; en_i < " + a[2] + "; en_i += en_c * " + v + ") en_cp16(" + dst +
+                 " + " + a[0] + " + en_i, " + src + " + " + a[1] + " + en_i);");
+          } else {
+            line("const en_u64 en_w = " + a[4] + " / " + v + ";  // chunks a row");
+            open("for (en_u64 en_i = en_k; en_i < en_w * " + a[5] + "; en_i += en_c)");
+            line("const en_u64 en_r = en_i / en_w, en_cc = (en_i % en_w) * " + v + ";");
+            line("en_cp16(" + dst + " + " + a[0] + " + en_r * " + a[1] + " + en_cc, " + src + " + " + a[2] +
+                 " + en_r * " + a[3] + " + en_cc);");
+            close();
+          }
+          close("} else {");
+          ++indent_;
+        }
         if (!two_d) {
           line("for (en_u64 en_i = en_k; en_i < " + a[2] + "; en_i += en_c) " + dst + "[" + a[0] + " + en_i] = " + src +
                "[" + a[1] + " + en_i];");
@@ -825,14 +877,25 @@ class CudaEmitter : public FloatRegisterEmitter {
           close();
         }
         line("en_syncwarp(en_m);");
+        if (chunks) close();
         close();
-        line("const " + type(op.type) + " " + name(op.result()) + " = 0;");
+        line("en_cp_commit();");
+        line("const " + type(op.type) + " " + name(op.result()) + " = static_cast<" + type(op.type) + ">(en_cp++);");
         return true;
       }
-      case OpCategory::AsyncWait:
-        for (size_t i = 0; i < op.operands.size(); ++i) line("(void)" + n(i) + ";");
+      case OpCategory::AsyncWait: {
+        // Until the latest of the events' groups is done (later groups may
+        // stay in flight), then the simdgroup sees every lane's copies.
+        uses_async_ = true;
+        std::string latest;
+        for (size_t i = 0; i < op.operands.size(); ++i) {
+          const std::string e = "static_cast<en_u32>(" + n(i) + ")";
+          latest = latest.empty() ? e : "(" + latest + " > " + e + " ? " + latest + " : " + e + ")";
+        }
+        line(latest.empty() ? "en_cp_wait(0u);" : "en_cp_wait(en_cp - 1u - " + latest + ");");
         line("en_syncwarp(en_active());");
         return true;
+      }
       default: return false;
     }
   }
@@ -1084,6 +1147,42 @@ class CudaEmitter : public FloatRegisterEmitter {
     }
   }
 
+  // An operand of a simdgroup op as the first active lane sees it: the
+  // value itself when the analysis proves it the same across the simdgroup.
+  std::string from_first_lane(ValueId v, const std::string& type) {
+    if (uniformity_[v] != Uniformity::Varying) return "static_cast<" + type + ">(" + name(v) + ")";
+    return "static_cast<" + type + ">(en_shfl(en_m, " + name(v) + ", en_first(en_m)))";
+  }
+
+  // Tensor-core operands prepared once where the matrix is made (a product's
+  // A as packed pairs, its B packed and transposed), not in every product.
+  bool tensor_operands(const Op& op) const {
+    const Scalar ea = k_.type_of(op.operands[0]).elem, eb = k_.type_of(op.operands[1]).elem;
+    return ea == eb && (ea == Scalar::F16 || ea == Scalar::BF16);
+  }
+  void find_tensor_operands() {
+    walk(k_.body, [&](const Op& op) {
+      if (op.code != OpCode::SimdMatrixMultiplyAccumulate || !tensor_operands(op)) return;
+      packed_a_.insert(op.operands[0]);
+      packed_b_.insert(op.operands[1]);
+    });
+  }
+  static const char* pack_fn(Scalar e) { return e == Scalar::BF16 ? "en_pack_b" : "en_pack_h"; }
+  void prepare_operands(ValueId m) {
+    const Scalar e = k_.type_of(m).elem;
+    const std::string x = name(m);
+    if (packed_a_.count(m)) line("const en_u32 " + x + "_pa = " + pack_fn(e) + "(" + x + ".v[0], " + x + ".v[1]);");
+    if (packed_b_.count(m))
+      line("const en_u32 " + x + "_pb = en_trans8(" + pack_fn(e) + "(" + x + ".v[0], " + x + ".v[1]));");
+  }
+  std::string packed_operand(ValueId m, bool b) {
+    const std::set<ValueId>& ready = b ? packed_b_ : packed_a_;
+    const std::string x = name(m);
+    if (ready.count(m) && prepared_.count(m)) return x + (b ? "_pb" : "_pa");
+    const std::string p = std::string(pack_fn(k_.type_of(m).elem)) + "(" + x + ".v[0], " + x + ".v[1])";
+    return b ? "en_trans8(" + p + ")" : p;
+  }
+
   // Simdgroup matrices as fragments (kCudaMatrixFragments); the runtime
   // takes this entry only when every simdgroup of the launch is full.
   void matrix_fragment(const Op& op) {
@@ -1093,7 +1192,8 @@ class CudaEmitter : public FloatRegisterEmitter {
         line("en_sgmat " + name(op.result()) + ";");
         open("");
         line("const en_u32 en_m = en_active();");
-        line("const float en_x = en_shfl(en_m, static_cast<float>(" + n(0) + "), en_first(en_m));");
+        line("(void)en_m;");
+        line("const float en_x = static_cast<float>(" + from_first_lane(op.operands[0], "float") + ");");
         line(name(op.result()) + ".v[0] = en_x; " + name(op.result()) + ".v[1] = en_x;");
         close();
         return;
@@ -1105,10 +1205,9 @@ class CudaEmitter : public FloatRegisterEmitter {
         const std::string m = load ? name(op.result()) : n(0);
         if (load) line("en_sgmat " + m + ";");
         open("");
-        line("const en_u32 en_m = en_active(), en_f = en_first(en_m), en_g = (en_flat & 31u) >> 2, "
-             "en_t = (en_flat & 3u) * 2u;");
-        line("const en_u64 en_o = static_cast<en_u64>(en_shfl(en_m, " + n(first) +
-             ", en_f)), en_p = static_cast<en_u64>(en_shfl(en_m, " + n(first + 1) + ", en_f));");
+        line("const en_u32 en_m = en_active(), en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;");
+        line("const en_u64 en_o = " + from_first_lane(op.operands[first], "en_u64") + ", en_p = " +
+             from_first_lane(op.operands[first + 1], "en_u64") + ";");
         auto at = [&](const std::string& i) {  // element (g, t + i) of the tile
           const std::string r = "en_g", c = "(en_t + " + i + ")";
           return mem(op.attr) + "[" + (op.aux ? "en_o + " + c + " * en_p + " + r : "en_o + " + r + " * en_p + " + c) +
@@ -1132,6 +1231,10 @@ class CudaEmitter : public FloatRegisterEmitter {
           line("en_syncwarp(en_m);");
         }
         close();
+        if (load) {
+          prepare_operands(op.result());
+          prepared_.insert(op.result());
+        }
         return;
       }
       case OpCode::SimdMatrixMultiplyAccumulate: {
@@ -1140,24 +1243,30 @@ class CudaEmitter : public FloatRegisterEmitter {
         const Scalar ea = k_.type_of(op.operands[0]).elem, eb = k_.type_of(op.operands[1]).elem;
         line("en_sgmat " + d + ";");
         open("");
-        line("const en_u32 en_m = en_active(), en_l = en_flat & 31u, en_g = en_l >> 2, en_t = en_l & 3u;");
+        line("const en_u32 en_m = en_active();");
         const bool tensor = ea == eb && (ea == Scalar::F16 || ea == Scalar::BF16);
         if (tensor) {
           // Tensor cores: products of half/bfloat are exact in float; the
           // accumulation's rounding is the hardware's (docs/cooperative.md).
-          const std::string pack = ea == Scalar::BF16 ? "en_pack_b" : "en_pack_h";
           open("if (en_m == 0xffffffffu)");
           line("float en_d[4];");
-          line(std::string(ea == Scalar::BF16 ? "en_mma_bf16" : "en_mma_f16") + "(en_d, " + pack + "(" + n(0) +
-               ".v[0], " + n(0) + ".v[1]), en_trans8(" + pack + "(" + n(1) + ".v[0], " + n(1) + ".v[1])), " + n(2) +
+          line(std::string(ea == Scalar::BF16 ? "en_mma_bf16" : "en_mma_f16") + "(en_d, " +
+               packed_operand(op.operands[0], false) + ", " + packed_operand(op.operands[1], true) + ", " + n(2) +
                ".v[0], " + n(2) + ".v[1]);");
           line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d + ".v[1] = " +
                round_to(op.type.elem, "en_d[1]") + ";");
+          // Only under control flow that splits the simdgroup, which the
+          // compiler rejects where it can see it: NaN, never a hang.
           close("} else {");
           ++indent_;
+          line(d + ".v[0] = " + d + ".v[1] = __uint_as_float(0x7fc00000u);");
+          close();
+          close();
+          return;
         }
         // Exact float, the CPU's order: row g of a and columns 2t, 2t + 1
         // of b through shuffles, then c + a[g][0] * b[0][c] + ... in k order.
+        line("const en_u32 en_g = (en_flat & 31u) >> 2, en_t = en_flat & 3u;");
         line("float en_a[8], en_b0[8], en_b1[8];");
         line("#pragma unroll");
         open("for (en_u32 en_j = 0; en_j < 4u; ++en_j)");
@@ -1174,7 +1283,6 @@ class CudaEmitter : public FloatRegisterEmitter {
         line("for (int en_k = 0; en_k < 8; ++en_k) { en_c0 += en_a[en_k] * en_b0[en_k]; en_c1 += en_a[en_k] * en_b1[en_k]; }");
         line(d + ".v[0] = " + round_to(op.type.elem, "en_c0") + "; " + d + ".v[1] = " + round_to(op.type.elem, "en_c1") +
              ";");
-        if (tensor) close();
         close();
         return;
       }
@@ -1186,9 +1294,10 @@ class CudaEmitter : public FloatRegisterEmitter {
   CudaEmitOptions opt_;
   std::map<std::string, std::string> helpers_;
   int temp_ = 0;
-  bool coop_ = false, has_barrier_ = false, uses_matrix_ = false;
+  bool coop_ = false, has_barrier_ = false, uses_matrix_ = false, uses_async_ = false;
   std::vector<Uniformity> uniformity_;
   std::set<const Op*> divergent_;
+  std::set<ValueId> packed_a_, packed_b_, prepared_;  // tensor-core operands (matrix_fragments)
 };
 
 }  // namespace
