@@ -105,6 +105,15 @@ def compile_source(lib, source: str, name: str, arch: str):
 def compile_to_ptx(lib, source: str, name: str, arch: str = "compute_90") -> str:
     """The PTX NVRTC makes of `source` (to inspect the instructions chosen);
     raises RuntimeError with NVRTC's log when it does not compile."""
+    return _compile_to(lib, source, name, arch, "PTX").decode()
+
+
+def compile_to_cubin(lib, source: str, name: str, arch: str = "sm_90") -> bytes:
+    """The cubin NVRTC makes of `source` (for cuobjdump -sass)."""
+    return _compile_to(lib, source, name, arch, "CUBIN")
+
+
+def _compile_to(lib, source: str, name: str, arch: str, what: str) -> bytes:
     prog = ctypes.c_void_p()
     rc = lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None)
     if rc != 0:
@@ -122,10 +131,10 @@ def compile_to_ptx(lib, source: str, name: str, arch: str = "compute_90") -> str
             lib.nvrtcGetProgramLog(prog, buf)
             raise RuntimeError(f"{lib.nvrtcGetErrorString(rc).decode()}\n{buf.value.decode(errors='replace')}")
         size = ctypes.c_size_t()
-        lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+        getattr(lib, f"nvrtcGet{what}Size")(prog, ctypes.byref(size))
         buf = ctypes.create_string_buffer(size.value)
-        lib.nvrtcGetPTX(prog, buf)
-        return buf.value.decode()
+        getattr(lib, f"nvrtcGet{what}")(prog, buf)
+        return buf.raw[:size.value].rstrip(b"\0") if what == "PTX" else buf.raw[:size.value]
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
 

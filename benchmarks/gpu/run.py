@@ -8,6 +8,11 @@ skipped), per shared/spec/PERFORMANCE.md:
     torch.add(out=), a Triton masked add and cupy.add(out=); CUDA events,
     interleaved rounds, median; % of the floor = time to move the bytes at the
     measured device-to-device copy bandwidth / measured time;
+  * GEMM, bfloat16 inputs, float32 accumulate: enigma (examples/gemm_bf16.py:
+    simdgroup matrices on the tensor cores, async-copy pipeline) vs
+    torch.matmul (cuBLAS, bf16 output) and a Triton GEMM (f32 output), at
+    4096^3, 8192^3 and a ragged size (enigma runs it zero-padded to its tile);
+    TFLOP/s of the unpadded problem; checked against torch in float32;
   * host cost of one launch: PreparedKernel.dispatch vs CuPy RawKernel (and
     a Triton launch);
   * compile: trace + emit, a cold NVRTC compile (vs CuPy RawKernel cold), a
@@ -352,6 +357,98 @@ def bench_rows(rt, torch, triton, kind, n, gib, rounds, bw, threads, check_rows=
     torch.cuda.empty_cache()
 
 
+# ---- GEMM ------------------------------------------------------------------------
+
+import gemm_bf16 as _gemm_example  # noqa: E402 - examples/ is on the path (above)
+
+GEMM_SIZES = ((4096, 4096, 4096), (8192, 8192, 8192), (4000, 4000, 4000))
+
+
+def make_triton_gemm(triton):
+    import triton.language as tl
+
+    @triton.jit
+    def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                      GROUP: tl.constexpr):
+        pid = tl.program_id(0)
+        grid_n = tl.cdiv(N, BN)
+        width = GROUP * grid_n
+        first_m = (pid // width) * GROUP
+        rows = min(tl.cdiv(M, BM) - first_m, GROUP)
+        pid_m = first_m + (pid % width) % rows
+        pid_n = (pid % width) // rows
+        rm = pid_m * BM + tl.arange(0, BM)
+        rn = pid_n * BN + tl.arange(0, BN)
+        rk = tl.arange(0, BK)
+        acc = tl.zeros((BM, BN), dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            a = tl.load(a_ptr + rm[:, None] * K + (k0 + rk)[None, :],
+                        mask=(rm[:, None] < M) & ((k0 + rk)[None, :] < K), other=0.0)
+            b = tl.load(b_ptr + (k0 + rk)[:, None] * N + rn[None, :],
+                        mask=((k0 + rk)[:, None] < K) & (rn[None, :] < N), other=0.0)
+            acc = tl.dot(a, b, acc)
+        tl.store(c_ptr + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+    return matmul_kernel
+
+
+def bench_gemm(rt, torch, triton, m, n, k, rounds):
+    a = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(k, n, device="cuda", dtype=torch.bfloat16)
+    flops = 2.0 * m * n * k
+    BM, BN, BK = _gemm_example.BM, _gemm_example.BN, _gemm_example.BK
+    mp, np_, kp = -(-m // BM) * BM, -(-n // BN) * BN, -(-k // BK) * BK
+    padded = (mp, np_, kp) != (m, n, k)
+    if padded:  # zero padding changes nothing in the product
+        ap = torch.zeros(mp, kp, device="cuda", dtype=torch.bfloat16)
+        bp = torch.zeros(kp, np_, device="cuda", dtype=torch.bfloat16)
+        ap[:m, :k] = a
+        bp[:k, :n] = b
+    else:
+        ap, bp = a, b
+    ck = enigma.compile(_gemm_example.gemm_bf16)
+    pk = rt.prepare(ck, [ap, bp], mp * np_ * 4, scalars=[mp, np_, kp])
+    grid, tg = _gemm_example.launch_shape(mp, np_)
+    peers = {"torch.matmul (cuBLAS, bf16 out)": lambda: torch.matmul(a, b)}
+    if triton is not None:
+        tri = make_triton_gemm(triton)
+        c_tri = torch.empty(m, n, device="cuda", dtype=torch.float32)
+        cfg = dict(BM=128, BN=128, BK=64, GROUP=8, num_warps=8, num_stages=3)
+        grid_t = (triton.cdiv(m, 128) * triton.cdiv(n, 128),)
+        peers["triton GEMM (128x128x64, f32 out)"] = lambda: tri[grid_t](a, b, c_tri, m, n, k, **cfg)
+    try:
+        for _ in range(2):
+            pk.dispatch_timed(grid, tg)
+            for f in peers.values():
+                f()
+        torch.cuda.synchronize()
+        got = torch.frombuffer(bytearray(pk.read_output()), dtype=torch.float32).view(mp, np_)[:m, :n]
+        rows = slice(0, min(m, 256))
+        want = (a[rows].float() @ b.float()).cpu()
+        rel = float((got[rows] - want).norm() / want.norm())
+        ok = rel < 1e-4
+        times = {"enigma": [], **{p: [] for p in peers}}
+        for _ in range(rounds):
+            times["enigma"].append(pk.dispatch_timed(grid, tg))
+            for p, f in peers.items():
+                times[p].append(events_ms(torch, f))
+    finally:
+        pk.release()
+    e_ms = median(times["enigma"])
+    e_tf = flops / (e_ms * 1e-3) / 1e12
+    wl = f"gemm bf16->f32 {m}x{n}x{k}" + (" (enigma padded)" if padded else "")
+    print(f"[gemm] {m}x{n}x{k}: enigma {e_ms:.3f} ms ({e_tf:.1f} TFLOP/s, rel err {rel:.1e}, "
+          f"{'correct' if ok else 'WRONG RESULT'})")
+    for p in peers:
+        p_ms = median(times[p])
+        p_tf = flops / (p_ms * 1e-3) / 1e12
+        print(f"  {p}: {p_ms:.3f} ms ({p_tf:.1f} TFLOP/s)")
+        row(wl, p, p_tf, e_tf, "TFLOP/s", p_ms / e_ms, None, "" if ok else "ENIGMA RESULT WRONG")
+    del a, b, ap, bp
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 CUPY_ADD = r"""
 extern "C" __global__ void add(const float* a, const float* b, float* c, unsigned n) {
   unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -504,6 +601,7 @@ def main(argv=None) -> int:
     ap.add_argument("--red-gib", type=float, default=1.0, help="input size of each RMSNorm/softmax workload in GiB")
     ap.add_argument("--red-threads", type=int, default=None,
                     help="threadgroup size of the row reductions (default: the examples' choice for N)")
+    ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM rows")
     ap.add_argument("--smoke", action="store_true",
                     help="only check the enigma row-reduction kernels on tiny inputs on the default device")
     ap.add_argument("--json", help="write the rows here (default: $OUT/gpu-bench.json when OUT is set)")
@@ -539,6 +637,9 @@ def main(argv=None) -> int:
                                                                   args.rounds, bw, args.red_threads))
     else:
         print("[elementwise, rmsnorm, softmax] skipped: need torch for inputs, events and the floor")
+    if torch is not None and not args.no_gemm:
+        for m, n, k in GEMM_SIZES:
+            sections.append(lambda m=m, n=n, k=k: bench_gemm(rt, torch, triton, m, n, k, max(5, args.rounds // 3)))
     sections += [lambda: bench_launch(rt, torch, triton, cupy), lambda: bench_compile(rt, cupy)]
     for s in sections:
         try:

@@ -1133,6 +1133,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         // d = a * b + c, accumulated in float, rounded to c's dtype.
         const std::string d = name(op.result());
         line("en_sgmat " + d + ";");
+        line("#pragma unroll 1");  // rows as a loop: kernels with many products stay quick to compile
         open("for (int en_r = 0; en_r < 8; ++en_r)");
         line("float en_acc[8];");
         line("for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = " + n(2) + ".v[en_r * 8 + en_c];");

@@ -54,7 +54,10 @@ class CudaProgram : public Program {
   CudaProgram(CudaDevice* dev, Entry plain, bool debug, int groups)
       : dev_(dev), plain_(plain), debug_(debug), groups_(groups) {}
   ~CudaProgram() override;
-  const Entry& plain() const { return plain_; }
+  // The plain entry: built at compile time, except for kernels with
+  // simdgroup matrices, whose launches mostly take the fragments entry (the
+  // plain one, a whole tile in every lane, is slow to compile).
+  const Entry& plain(const Kernel& k);
   bool debug() const { return debug_; }
   // Threadgroups per block for large grids (1: the plain entry only).
   int groups() const { return groups_; }
@@ -151,10 +154,12 @@ class CudaDevice : public Device {
       if (it != loaded_.end())
         if (auto p = it->second.lock()) return p;
     }
-    Entry plain = build(k, source, cuda_entry_name(k));
+    const bool fragments_first = !o.debug && cuda_uses_matrices(k);
+    Entry plain = fragments_first ? Entry{} : build(k, source, cuda_entry_name(k));
     int groups = o.debug ? 1 : groups_override_ > 0 ? groups_override_ : cuda_preferred_groups_per_block(k);
     if (cuda_preferred_groups_per_block(k) == 1) groups = 1;
     auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, groups);
+    if (fragments_first) prog->fragments(k);
     std::lock_guard<std::mutex> lock(mu_);
     loaded_[key] = prog;
     return prog;
@@ -328,7 +333,9 @@ class CudaDevice : public Device {
     const uint64_t g[3] = {grid.x, grid.y, grid.z}, t[3] = {threads.x, threads.y, threads.z};
     const uint64_t per_block = t[0] * t[1] * t[2];
     // Large grids run several threadgroups per block (CudaEmitOptions::groups_per_block).
-    const Entry* entry = &prog.plain();
+    const bool full_simdgroups =
+        per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 && g[2] % t[2] == 0;
+    const Entry* entry = !prog.debug() && cuda_uses_matrices(k) && full_simdgroups ? nullptr : &prog.plain(k);
     uint64_t groups = 1;
     if (prog.groups() > 1 && g[0] * g[1] * g[2] >= grouped_min_threads_) {
       const Entry& e = prog.grouped(k);
@@ -339,9 +346,7 @@ class CudaDevice : public Device {
     }
     // Simdgroup matrices as fragments need every simdgroup full: whole warps
     // per threadgroup and no partial edge threadgroup.
-    if (!prog.debug() && cuda_uses_matrices(k) && per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 &&
-        g[2] % t[2] == 0)
-      entry = &prog.fragments(k);
+    if (!entry) entry = &prog.fragments(k);
     const Entry& fn = *entry;
     const bool coop = cuda_is_cooperative(k);
     unsigned blocks[3], block[3];
@@ -551,6 +556,16 @@ const Entry& CudaProgram::grouped(const Kernel& k) {
     grouped_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + "_g" + std::to_string(groups_));
   }
   return grouped_;
+}
+
+const Entry& CudaProgram::plain(const Kernel& k) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!plain_.fn) {
+    CudaEmitOptions eo;
+    eo.debug = debug_;
+    plain_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k));
+  }
+  return plain_;
 }
 
 const Entry& CudaProgram::fragments(const Kernel& k) {
