@@ -602,6 +602,8 @@ def main(argv=None) -> int:
     ap.add_argument("--red-threads", type=int, default=None,
                     help="threadgroup size of the row reductions (default: the examples' choice for N)")
     ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM rows")
+    ap.add_argument("--only", help="comma-separated sections to run: elementwise, rows, gemm, launch, compile")
+    ap.add_argument("--gemm-sizes", help="comma-separated MxNxK (default: 4096^3, 8192^3, 4000^3)")
     ap.add_argument("--smoke", action="store_true",
                     help="only check the enigma row-reduction kernels on tiny inputs on the default device")
     ap.add_argument("--json", help="write the rows here (default: $OUT/gpu-bench.json when OUT is set)")
@@ -623,24 +625,32 @@ def main(argv=None) -> int:
     for line in header:
         print(line)
 
+    only = set(args.only.split(",")) if args.only else {"elementwise", "rows", "gemm", "launch", "compile"}
+    gemm_sizes = GEMM_SIZES if not args.gemm_sizes else \
+        tuple(tuple(int(v) for v in g.split("x")) for g in args.gemm_sizes.split(","))
     sections = []
     if torch is not None:
         bw = copy_bandwidth(torch, int(args.gib * (1 << 30)), args.rounds)
         header.append(f"measured device-to-device copy bandwidth: {bw / 1e12:.3f} TB/s (the floor's rate)")
         print(header[-1])
-        sections += [lambda: bench_elementwise(rt, torch, triton, cupy, "f32", args.gib, args.rounds, bw, args.threads),
-                     lambda: bench_elementwise(rt, torch, triton, cupy, "bf16", args.gib, args.rounds, bw,
-                                               args.threads)]
-        for kind in ("rmsnorm", "softmax"):
+        if "elementwise" in only:
+            sections += [lambda: bench_elementwise(rt, torch, triton, cupy, "f32", args.gib, args.rounds, bw,
+                                                   args.threads),
+                         lambda: bench_elementwise(rt, torch, triton, cupy, "bf16", args.gib, args.rounds, bw,
+                                                   args.threads)]
+        for kind in ("rmsnorm", "softmax") if "rows" in only else ():
             for n in RED_N:
                 sections.append(lambda kind=kind, n=n: bench_rows(rt, torch, triton, kind, n, args.red_gib,
                                                                   args.rounds, bw, args.red_threads))
     else:
         print("[elementwise, rmsnorm, softmax] skipped: need torch for inputs, events and the floor")
-    if torch is not None and not args.no_gemm:
-        for m, n, k in GEMM_SIZES:
+    if torch is not None and not args.no_gemm and "gemm" in only:
+        for m, n, k in gemm_sizes:
             sections.append(lambda m=m, n=n, k=k: bench_gemm(rt, torch, triton, m, n, k, max(5, args.rounds // 3)))
-    sections += [lambda: bench_launch(rt, torch, triton, cupy), lambda: bench_compile(rt, cupy)]
+    if "launch" in only:
+        sections.append(lambda: bench_launch(rt, torch, triton, cupy))
+    if "compile" in only:
+        sections.append(lambda: bench_compile(rt, cupy))
     for s in sections:
         try:
             s()
