@@ -130,6 +130,8 @@ class CudaDevice : public Device {
     // Threadgroups per block for large grids, instead of the per-kernel choice (1: off).
     if (const char* env = std::getenv("ENIGMA_CUDA_GROUPS_PER_BLOCK"); env && *env)
       groups_override_ = std::clamp(std::atoi(env), 1, 64);
+    // 0: simdgroup matrices always take the plain entry (no tensor cores).
+    if (const char* env = std::getenv("ENIGMA_CUDA_TENSOR_CORES"); env && std::string(env) == "0") tensor_cores_ = false;
     check(d_->cuEventCreate(&start_, 0), "cuEventCreate");
     check(d_->cuEventCreate(&end_, 0), "cuEventCreate");
   }
@@ -154,7 +156,7 @@ class CudaDevice : public Device {
       if (it != loaded_.end())
         if (auto p = it->second.lock()) return p;
     }
-    const bool fragments_first = !o.debug && cuda_uses_matrices(k);
+    const bool fragments_first = tensor_cores_ && !o.debug && cuda_uses_matrices(k);
     Entry plain = fragments_first ? Entry{} : build(k, source, cuda_entry_name(k));
     int groups = o.debug ? 1 : groups_override_ > 0 ? groups_override_ : cuda_preferred_groups_per_block(k);
     if (cuda_preferred_groups_per_block(k) == 1) groups = 1;
@@ -335,7 +337,8 @@ class CudaDevice : public Device {
     // Large grids run several threadgroups per block (CudaEmitOptions::groups_per_block).
     const bool full_simdgroups =
         per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 && g[2] % t[2] == 0;
-    const Entry* entry = !prog.debug() && cuda_uses_matrices(k) && full_simdgroups ? nullptr : &prog.plain(k);
+    const Entry* entry =
+        tensor_cores_ && !prog.debug() && cuda_uses_matrices(k) && full_simdgroups ? nullptr : &prog.plain(k);
     uint64_t groups = 1;
     if (prog.groups() > 1 && g[0] * g[1] * g[2] >= grouped_min_threads_) {
       const Entry& e = prog.grouped(k);
@@ -537,6 +540,7 @@ class CudaDevice : public Device {
   CUdeviceptr err_ = 0;
   uint64_t grouped_min_threads_ = uint64_t{1} << 22;  // ~4 waves of a large GPU after grouping
   int groups_override_ = 0;
+  bool tensor_cores_ = true;  // the _tc entry for launches whose simdgroups are all full
   CUresult broken_ = CUDA_SUCCESS;
   std::string last_kernel_;
   Dim3 last_grid_, last_threads_;
