@@ -131,7 +131,8 @@ class CudaDevice : public Device {
     if (const char* env = std::getenv("ENIGMA_CUDA_GROUPS_PER_BLOCK"); env && *env)
       groups_override_ = std::clamp(std::atoi(env), 1, 64);
     // 0: simdgroup matrices always take the plain entry (no tensor cores).
-    if (const char* env = std::getenv("ENIGMA_CUDA_TENSOR_CORES"); env && std::string(env) == "0") tensor_cores_ = false;
+    if (const char* env = std::getenv("ENIGMA_CUDA_TENSOR_CORES"); env && std::string(env) == "0")
+      tensor_cores_ = false;
     check(d_->cuEventCreate(&start_, 0), "cuEventCreate");
     check(d_->cuEventCreate(&end_, 0), "cuEventCreate");
   }
