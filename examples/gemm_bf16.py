@@ -61,8 +61,8 @@ def gemm_bf16(A: enigma.bf16, B: enigma.bf16, m: enigma.Scalar(enigma.u32), n: e
                  for i in range(WM // 8)]
             b = [enigma.simdgroup_matrix_load(Bs, LDB, origin=stage * B_STAGE + kk * 8 * LDB + wn * WN + j * 8)
                  for j in range(WN // 8)]
-            for i in range(WM // 8):
-                for j in range(WN // 8):
+            for j in range(WN // 8):            # products that share b[j] side by side: one tensor-core
+                for i in range(WM // 8):        # instruction serves two of them on CUDA
                     acc[i * 4 + j] = enigma.simdgroup_multiply_accumulate(a[i], b[j], acc[i * 4 + j])
         enigma.async_copy_wait(events)
         enigma.barrier()

@@ -152,6 +152,18 @@ __device__ __forceinline__ void en_mma_f16(float* d, en_u32 a, en_u32 b, float c
                : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
                : "r"(a), "r"(0u), "r"(b), "f"(c0), "f"(c1), "f"(0.0f), "f"(0.0f));
 }
+// Two products that share B in one instruction: A's rows 0-7 and 8-15 are
+// two tiles, d[0..1] and d[2..3] their results.
+__device__ __forceinline__ void en_mma2_bf16(float* d, en_u32 a0, en_u32 a1, en_u32 b, const float* c) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a0), "r"(a1), "r"(b), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+__device__ __forceinline__ void en_mma2_f16(float* d, en_u32 a0, en_u32 a1, en_u32 b, const float* c) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a0), "r"(a1), "r"(b), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
 // An 8x8 tile of 16-bit elements from threadgroup memory, rows 16-byte
 // aligned (row j at p + j * stride): lane 4g + t gets row g, columns 2t and
 // 2t + 1 (trans: column g, rows 2t and 2t + 1).
@@ -1167,6 +1179,25 @@ class CudaEmitter : public FloatRegisterEmitter {
       packed_a_.insert(op.operands[0]);
       packed_b_.insert(op.operands[1]);
     });
+    pair_products(k_.body);
+  }
+  // Adjacent tensor products with the same B (and dtypes), the second not
+  // reading the first's result, share one m16n8k8: the first emits both.
+  void pair_products(const Region& r) {
+    for (size_t i = 0; i < r.ops.size(); ++i) {
+      for (const Region& sub : r.ops[i].regions) pair_products(sub);
+      if (i + 1 >= r.ops.size()) continue;
+      const Op &x = r.ops[i], &y = r.ops[i + 1];
+      const bool products = x.code == OpCode::SimdMatrixMultiplyAccumulate &&
+                            y.code == OpCode::SimdMatrixMultiplyAccumulate && tensor_operands(x) &&
+                            tensor_operands(y) && !paired_second_.count(&x);
+      if (!products || x.operands[1] != y.operands[1] || x.type != y.type ||
+          k_.type_of(x.operands[0]) != k_.type_of(y.operands[0]) || k_.type_of(x.operands[2]) != k_.type_of(y.operands[2]))
+        continue;
+      if (std::find(y.operands.begin(), y.operands.end(), x.result()) != y.operands.end()) continue;
+      paired_first_[&x] = &y;
+      paired_second_.insert(&y);
+    }
   }
   static const char* pack_fn(Scalar e) { return e == Scalar::BF16 ? "en_pack_b" : "en_pack_h"; }
   void prepare_operands(ValueId m) {
@@ -1240,8 +1271,32 @@ class CudaEmitter : public FloatRegisterEmitter {
       }
       case OpCode::SimdMatrixMultiplyAccumulate: {
         // d = a * b + c, accumulated in float, rounded to c's dtype.
+        if (paired_second_.count(&op)) return;  // emitted with its partner
         const std::string d = name(op.result());
         const Scalar ea = k_.type_of(op.operands[0]).elem, eb = k_.type_of(op.operands[1]).elem;
+        if (auto it = paired_first_.find(&op); it != paired_first_.end()) {
+          const Op& y = *it->second;
+          const std::string d2 = name(y.result());
+          line("en_sgmat " + d + ", " + d2 + ";");
+          open("");
+          open("if (en_active() == 0xffffffffu)");
+          line("const float en_c[4] = {" + n(2) + ".v[0], " + n(2) + ".v[1], " + name(y.operands[2]) + ".v[0], " +
+               name(y.operands[2]) + ".v[1]};");
+          line("float en_d[4];");
+          line(std::string(ea == Scalar::BF16 ? "en_mma2_bf16" : "en_mma2_f16") + "(en_d, " +
+               packed_operand(op.operands[0], false) + ", " + packed_operand(y.operands[0], false) + ", " +
+               packed_operand(op.operands[1], true) + ", en_c);");
+          line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d + ".v[1] = " +
+               round_to(op.type.elem, "en_d[1]") + ";");
+          line(d2 + ".v[0] = " + round_to(op.type.elem, "en_d[2]") + "; " + d2 + ".v[1] = " +
+               round_to(op.type.elem, "en_d[3]") + ";");
+          close("} else {");
+          ++indent_;
+          line(d + ".v[0] = " + d + ".v[1] = " + d2 + ".v[0] = " + d2 + ".v[1] = __uint_as_float(0x7fc00000u);");
+          close();
+          close();
+          return;
+        }
         line("en_sgmat " + d + ";");
         open("");
         line("const en_u32 en_m = en_active();");
@@ -1299,6 +1354,8 @@ class CudaEmitter : public FloatRegisterEmitter {
   std::vector<Uniformity> uniformity_;
   std::set<const Op*> divergent_;
   std::set<ValueId> packed_a_, packed_b_, prepared_;  // tensor-core operands (matrix_fragments)
+  std::map<const Op*, const Op*> paired_first_;      // products sharing one m16n8k8
+  std::set<const Op*> paired_second_;
 };
 
 }  // namespace

@@ -388,6 +388,42 @@ def test_simdgroup_mma_full_simdgroups(elem, through_threadgroup):
         assert np.all(np.abs(out - ref) <= 2.0 ** -18 * scale), np.max(np.abs(out - ref) / scale)
 
 
+@pytest.mark.parametrize("elem", ["half", "bfloat"])
+def test_simdgroup_products_sharing_b(elem):
+    """Two products with the same B side by side (one tensor-core instruction
+    on CUDA serves both), and a third that reads the second's result."""
+    import ml_dtypes
+    dt = {"half": enigma.f16, "bfloat": enigma.bf16}[elem]
+    np_dt = {"half": np.float16, "bfloat": ml_dtypes.bfloat16}[elem]
+
+    @enigma.kernel
+    def shared_b(A: dt, B: dt, C: enigma.f32, Out: enigma.f32):
+        b = enigma.simdgroup_matrix_load(B, 8)
+        a0 = enigma.simdgroup_matrix_load(A, 8)
+        a1 = enigma.simdgroup_matrix_load(A, 8, origin=64)
+        c0 = enigma.simdgroup_matrix_load(C, 8)
+        c1 = enigma.simdgroup_matrix_load(C, 8, origin=64)
+        d0 = enigma.simdgroup_multiply_accumulate(a0, b, c0)
+        d1 = enigma.simdgroup_multiply_accumulate(a1, b, c1)
+        d2 = enigma.simdgroup_multiply_accumulate(a0, b, d1)
+        for k, d in enumerate((d0, d1, d2)):
+            enigma.simdgroup_matrix_store(d, Out, 8, origin=64 * k)
+
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((2, 8, 8)).astype(np_dt)
+    B = rng.standard_normal((8, 8)).astype(np_dt)
+    C = rng.standard_normal((2, 8, 8)).astype(np.float32)
+    src = enigma.compile(shared_b, emit_only=True)._core.source("cuda", matrix_fragments=True)
+    assert src.count("en_mma2_") == 3 and src.count("(en_d, ") == 2   # two helpers; d0 with d1, d2 alone
+    out = run(shared_b, [A, B, C], np.float32, 3 * 64, (32, 1, 1), (32, 1, 1)).reshape(3, 8, 8)
+    a, b = A.astype(np.float64), B.astype(np.float64)
+    refs = [a[0] @ b + C[0], a[1] @ b + C[1], a[0] @ b + a[1] @ b + C[1]]
+    scales = [np.abs(a[0]) @ np.abs(b) + np.abs(C[0]), np.abs(a[1]) @ np.abs(b) + np.abs(C[1]),
+              np.abs(a[0]) @ np.abs(b) + np.abs(a[1]) @ np.abs(b) + np.abs(C[1])]
+    for got, ref, scale in zip(out, refs, scales):
+        assert np.all(np.abs(got - ref) <= 2.0 ** -17 * scale), np.max(np.abs(got - ref) / scale)
+
+
 def make_tiled_gemm(T, half):
     dt = enigma.f16 if half else enigma.f32
 
