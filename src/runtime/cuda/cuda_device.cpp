@@ -51,14 +51,16 @@ struct Entry {
 
 class CudaProgram : public Program {
  public:
-  CudaProgram(CudaDevice* dev, Entry plain, bool debug, int groups)
-      : dev_(dev), plain_(plain), debug_(debug), groups_(groups) {}
+  CudaProgram(CudaDevice* dev, Entry plain, bool debug, int groups, bool matrices)
+      : dev_(dev), plain_(plain), debug_(debug), groups_(groups), matrices_(matrices) {}
   ~CudaProgram() override;
   // The plain entry: built at compile time, except for kernels with
   // simdgroup matrices, whose launches mostly take the fragments entry (the
   // plain one, a whole tile in every lane, is slow to compile).
   const Entry& plain(const Kernel& k);
   bool debug() const { return debug_; }
+  // Whether the kernel uses simdgroup matrices (cuda_uses_matrices).
+  bool matrices() const { return matrices_; }
   // Threadgroups per block for large grids (1: the plain entry only).
   int groups() const { return groups_; }
   // The grouped entry, built on first use (large grids only pay for it).
@@ -72,6 +74,7 @@ class CudaProgram : public Program {
   Entry plain_;
   bool debug_;
   int groups_;
+  bool matrices_;
   std::mutex mu_;
   Entry grouped_, fragments_;
 };
@@ -157,11 +160,11 @@ class CudaDevice : public Device {
       if (it != loaded_.end())
         if (auto p = it->second.lock()) return p;
     }
-    const bool fragments_first = tensor_cores_ && !o.debug && cuda_uses_matrices(k);
+    const bool matrices = cuda_uses_matrices(k), fragments_first = tensor_cores_ && !o.debug && matrices;
     Entry plain = fragments_first ? Entry{} : build(k, source, cuda_entry_name(k));
     int groups = o.debug ? 1 : groups_override_ > 0 ? groups_override_ : cuda_preferred_groups_per_block(k);
     if (cuda_preferred_groups_per_block(k) == 1) groups = 1;
-    auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, groups);
+    auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, groups, matrices);
     if (fragments_first) prog->fragments(k);
     std::lock_guard<std::mutex> lock(mu_);
     loaded_[key] = prog;
@@ -335,11 +338,13 @@ class CudaDevice : public Device {
              bool wait) {
     const uint64_t g[3] = {grid.x, grid.y, grid.z}, t[3] = {threads.x, threads.y, threads.z};
     const uint64_t per_block = t[0] * t[1] * t[2];
-    // Large grids run several threadgroups per block (CudaEmitOptions::groups_per_block).
+    // Simdgroup matrices as fragments (the _tc entry) need every simdgroup
+    // full: whole warps per threadgroup and no partial edge threadgroup.
     const bool full_simdgroups =
         per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 && g[2] % t[2] == 0;
-    const Entry* entry =
-        tensor_cores_ && !prog.debug() && cuda_uses_matrices(k) && full_simdgroups ? nullptr : &prog.plain(k);
+    const bool tc = tensor_cores_ && !prog.debug() && prog.matrices() && full_simdgroups;
+    const Entry* entry = tc ? &prog.fragments(k) : &prog.plain(k);
+    // Large grids run several threadgroups per block (CudaEmitOptions::groups_per_block).
     uint64_t groups = 1;
     if (prog.groups() > 1 && g[0] * g[1] * g[2] >= grouped_min_threads_) {
       const Entry& e = prog.grouped(k);
@@ -348,9 +353,6 @@ class CudaDevice : public Device {
         groups = static_cast<uint64_t>(prog.groups());
       }
     }
-    // Simdgroup matrices as fragments need every simdgroup full: whole warps
-    // per threadgroup and no partial edge threadgroup.
-    if (!entry) entry = &prog.fragments(k);
     const Entry& fn = *entry;
     const bool coop = cuda_is_cooperative(k);
     unsigned blocks[3], block[3];
