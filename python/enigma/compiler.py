@@ -404,6 +404,8 @@ def _dump_sources(name: str, core) -> dict:
             continue
     if any(b == "cuda" for b, _ in texts) and core.cuda_groups_per_block > 1:  # the variant large grids run
         texts.append(("cuda", core.source("cuda", groups_per_block=core.cuda_groups_per_block)))
+    if any(b == "cuda" for b, _ in texts) and core.cuda_uses_matrices:  # the tensor-core variant
+        texts.append(("cuda", core.source("cuda", matrix_fragments=True)))
     for backend, text in texts:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = os.path.join(out, f"{_file_stem(name)}-{digest}.{ext[backend]}")

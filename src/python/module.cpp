@@ -540,7 +540,7 @@ NB_MODULE(_core, m) {
       }, "kernel"_a, "debug"_a = false)
       .def_prop_ro("ir", [](const CompiledKernel& c) { return print(c.kernel()); })
       .def("source", [](const CompiledKernel& c, const std::string& backend, int groups_per_block,
-                        const nb::list& constants) -> std::string {
+                        const nb::list& constants, bool matrix_fragments) -> std::string {
         // Function constants: MSL declares them; other backends are specialised.
         ConstantValues values;
         if (constants.size()) values = constant_values(c.kernel(), constant_args(constants), "source");
@@ -556,10 +556,12 @@ NB_MODULE(_core, m) {
           CudaEmitOptions o;
           o.debug = c.options().debug;
           o.groups_per_block = o.debug ? 1 : groups_per_block;
+          o.matrix_fragments = !o.debug && matrix_fragments;
           return emit_cuda(chosen, o);
         }
         throw RuntimeError("source(): unknown backend '" + backend + "'; expected 'metal', 'cuda', 'cpu'");
-      }, "backend"_a, "groups_per_block"_a = 1, "constants"_a = nb::list())
+      }, "backend"_a, "groups_per_block"_a = 1, "constants"_a = nb::list(), "matrix_fragments"_a = false)
+      .def_prop_ro("cuda_uses_matrices", [](const CompiledKernel& c) { return cuda_uses_matrices(c.kernel()); })
       .def_prop_ro("num_programs", &CompiledKernel::num_programs)
       .def_prop_ro("function_constants", [](const CompiledKernel& c) {
         nb::list out;
