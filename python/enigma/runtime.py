@@ -310,10 +310,14 @@ def _output_sizes(name, output_size, output_sizes):
     return [int(s) for s in sizes], single
 
 
-def _numpy_dtype(dtype, name: str):
-    """The numpy dtype of an ``output_dtypes`` entry: an enigma dtype (enigma.f32), a
-    dtype name ("float", "f32", "float32") or anything numpy.dtype() accepts."""
+def _numpy_dtype(dtype, name: str = "?") -> np.dtype:
+    """The numpy dtype of a buffer element: an enigma dtype (enigma.f32), a
+    dtype name ("float", "f32", "float32"; a vector's, "vec<float,4>", gives
+    its lanes') or anything numpy.dtype() accepts. bfloat is
+    ml_dtypes.bfloat16 when installed, else its uint16 bits."""
     from .typing import dtype_name
+    if isinstance(dtype, str) and dtype.startswith("vec<"):
+        dtype = dtype[dtype.index(",") + 1:-1]
     try:
         metal = dtype_name(dtype, "output_dtypes")
     except (_core.EnigmaError, TypeError):
@@ -323,14 +327,13 @@ def _numpy_dtype(dtype, name: str):
             return np.dtype(dtype)
         except TypeError:
             raise RuntimeError(f"execute: kernel '{name}': output_dtypes: unknown dtype {dtype!r}") from None
-    numpy_name = next(row[5] for row in _core.dtype_table() if row[0] == metal)
-    if numpy_name == "bfloat16":
+    if metal == "bfloat":
         try:
             import ml_dtypes
+            return np.dtype(ml_dtypes.bfloat16)
         except ImportError:
-            raise RuntimeError(f"execute: kernel '{name}': bfloat16 outputs need the ml_dtypes package") from None
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(numpy_name)
+            return np.dtype(np.uint16)
+    return np.dtype(next(row[5] for row in _core.dtype_table() if row[0] == metal))
 
 
 def _shaped_outputs(name, output_shapes, output_dtypes):
@@ -435,23 +438,6 @@ def _write_back(compiled, outs):
         a = t.data
         if isinstance(a, np.ndarray) and a.flags.writeable and a.flags.c_contiguous and a.nbytes == len(raw):
             a.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
-
-
-def _numpy_dtype(dtype: str) -> np.dtype:
-    """The numpy dtype of an element of a buffer of enigma dtype `dtype` (a
-    vector's lanes for vectors; bfloat as ml_dtypes.bfloat16 when installed,
-    else its uint16 bits)."""
-    elem = dtype[dtype.index(",") + 1:-1] if dtype.startswith("vec<") else dtype
-    if elem == "bool":
-        return np.dtype(np.bool_)
-    if elem == "bfloat":
-        try:
-            import ml_dtypes
-            return np.dtype(ml_dtypes.bfloat16)
-        except ImportError:
-            return np.dtype(np.uint16)
-    row = next(r for r in _core.dtype_table() if r[0] == elem)
-    return np.dtype(row[5])
 
 
 class DeviceArray:

@@ -120,23 +120,26 @@ std::shared_ptr<Device> open_device(const std::string& spec_in) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   auto it = r.backends.find(backend);
-  if (it == r.backends.end() && backend == "metal") {
+  auto built = [&] {
     std::string known;
     for (auto& [name, b] : r.backends) known += (known.empty() ? "" : ", ") + name;
-    throw RuntimeError("device 'metal' is not available: Metal needs macOS on Apple silicon, and this installation "
-                       "has no Metal backend (it has: " + known + "). If ENIGMA_DEVICE=metal is set, unset it to "
-                       "use the default device, or set ENIGMA_DEVICE=cpu (or cuda); compiled.metal_source still "
-                       "gives the Metal source on any machine");
-  }
-  if (it == r.backends.end()) {
-    std::string known;
-    for (auto& [name, b] : r.backends) known += (known.empty() ? "" : ", ") + name;
+    return known;
+  };
+  // Also when a test build registers a Metal device that is switched off.
+  auto no_metal = [&] {
+    return RuntimeError("device 'metal' is not available: Metal needs macOS on Apple silicon, and this machine has "
+                        "no Metal device (this installation has: " + built() + "). If ENIGMA_DEVICE=metal is set, "
+                        "unset it to use the default device, or set ENIGMA_DEVICE=cpu (or cuda); "
+                        "compiled.metal_source still gives the Metal source on any machine");
+  };
+  if (it == r.backends.end() && backend == "metal") throw no_metal();
+  if (it == r.backends.end())
     throw RuntimeError("unknown device '" + spec + "'; expected one of: metal, cuda, cuda:N, cpu (built into this "
-                       "installation: " + known + ")");
-  }
+                       "installation: " + built() + ")");
   std::string key = backend + ":" + std::to_string(ordinal);
   auto open = r.open.find(key);
   if (open != r.open.end()) return open->second;
+  if (!it->second.available() && backend == "metal") throw no_metal();
   if (!it->second.available())
     throw RuntimeError("device '" + spec + "' is not available on this machine" +
                        (backend == "cuda" ? ": " + cuda_unavailable_reason() : std::string()));
