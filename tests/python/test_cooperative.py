@@ -188,6 +188,56 @@ def test_every_atomic_op():
     assert uo[0] == u.sum() and uo[1] == u.max()
 
 
+@enigma.kernel
+def tg_atomic_slots(A: enigma.i32, Slot: enigma.u32, Out: enigma.i32):
+    # Threadgroup atomics return old values: fetch_add hands out unique slots;
+    # min/max/and/or/xor/exchange combine the group's values.
+    lid = enigma.thread_index_in_threadgroup()
+    g = enigma.threadgroup_position_in_grid("x")
+    tid = enigma.thread_position_in_grid
+    cnt = enigma.threadgroup_alloc("uint", 1)
+    acc = enigma.threadgroup_alloc("int", 8)
+    with enigma.if_(lid == 0):
+        cnt[0] = 0
+        acc[0] = 1 << 30
+        acc[1] = -(1 << 30)
+        acc[2] = -1
+        acc[3] = 0
+        acc[4] = 0
+        acc[5] = 0
+        acc[6] = 0
+    enigma.barrier()
+    x = A[tid]
+    Slot[tid] = enigma.atomic_fetch_add(cnt, 0, 1)
+    enigma.atomic_fetch_min(acc, 0, x)
+    enigma.atomic_fetch_max(acc, 1, x)
+    enigma.atomic_fetch_and(acc, 2, x | 0x100)
+    enigma.atomic_fetch_or(acc, 3, x & 0xFF)
+    enigma.atomic_fetch_xor(acc, 4, x)
+    enigma.atomic_fetch_sub(acc, 5, x)
+    enigma.atomic_exchange(acc, 6, 7)
+    enigma.barrier()
+    with enigma.if_(lid < 7):
+        Out[g * 7 + lid] = acc[lid]
+
+
+def test_threadgroup_atomics_return_and_combine():
+    tg, groups = 96, 3
+    n = tg * groups - 20                                   # the last group is partial
+    a = np.random.default_rng(14).integers(-1000, 1000, n).astype(np.int32)
+    slot, out = rt().execute(enigma.compile(tg_atomic_slots), [a], grid=(n, 1, 1), threads=(tg, 1, 1),
+                             output_sizes=[n * 4, groups * 7 * 4])
+    slot = np.frombuffer(slot, np.uint32)
+    out = np.frombuffer(out, np.int32).reshape(groups, 7)
+    for g in range(groups):
+        s, e = g * tg, min(n, (g + 1) * tg)
+        xs = a[s:e]
+        assert sorted(slot[s:e].tolist()) == list(range(e - s))
+        ref = [xs.min(), xs.max(), np.bitwise_and.reduce(xs | 0x100) & -1, np.bitwise_or.reduce(xs & 0xFF),
+               np.bitwise_xor.reduce(xs), -int(xs.sum()), 7]
+        np.testing.assert_array_equal(out[g], np.array(ref, np.int64).astype(np.int32))
+
+
 # ---- simd and quad collectives vs a numpy model -----------------------------------
 
 SIMD_REDUCE = ["sum", "product", "min", "max", "and", "or", "xor"]
