@@ -278,7 +278,7 @@ def _output_sizes(name, output_size, output_sizes):
     return [int(s) for s in sizes], single
 
 
-def _numpy_dtype(dtype, name: str):
+def _output_dtype(dtype, name: str):
     """The numpy dtype of an ``output_dtypes`` entry: an enigma dtype (enigma.f32), a
     dtype name ("float", "f32", "float32") or anything numpy.dtype() accepts."""
     from .typing import dtype_name
@@ -312,7 +312,7 @@ def _shaped_outputs(name, output_shapes, output_dtypes):
     for shape, dtype in zip(shapes, dtypes):
         if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
             shape = (int(shape),)
-        out.append((tuple(int(s) for s in shape), _numpy_dtype(dtype, name)))
+        out.append((tuple(int(s) for s in shape), _output_dtype(dtype, name)))
     return out
 
 
