@@ -349,6 +349,13 @@ def _debug(option) -> bool:
 DUMP_BACKENDS = ("metal", "cpu", "cuda")
 
 
+def _file_stem(name: str) -> str:
+    """A kernel name as a file name: letters, digits, '_' and '-' only, so
+    ``../`` or a path separator cannot leave the folder (names are data)."""
+    stem = "".join(c if (c.isascii() and c.isalnum()) or c in "_-" else "_" for c in name)[:64]
+    return stem or "kernel"
+
+
 def _dump_sources(name: str, core) -> None:
     out = os.environ.get("ENIGMA_SOURCE_DUMP_DIR")
     if not out:
@@ -366,7 +373,7 @@ def _dump_sources(name: str, core) -> None:
         texts.append(("cuda", core.source("cuda", groups_per_block=core.cuda_groups_per_block)))
     for backend, text in texts:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        path = os.path.join(out, f"{name}-{digest}.{ext[backend]}")
+        path = os.path.join(out, f"{_file_stem(name)}-{digest}.{ext[backend]}")
         if not os.path.exists(path):
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w", encoding="utf-8") as f:
@@ -417,7 +424,7 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
         wd = os.fspath(work_dir) if work_dir is not None else tempfile.mkdtemp(prefix="enigma_")
         os.makedirs(wd, exist_ok=True)
         if keep_metal_source:
-            with open(os.path.join(wd, f"{fn.name}.metal"), "w", encoding="utf-8") as f:
+            with open(os.path.join(wd, f"{_file_stem(fn.name)}.metal"), "w", encoding="utf-8") as f:
                 f.write(msl)
     _dump_sources(fn.name, core)
     ck = CompiledKernel(

@@ -239,6 +239,8 @@ def _as_host_array(x, index: int, kernel: str, cuda_device: bool = False):
         else:
             x = np.asarray(x)
     x = np.ascontiguousarray(x)
+    if not x.dtype.isnative:  # e.g. '>f4': kernels read native (little-endian) values, so convert the copy
+        x = x.astype(x.dtype.newbyteorder("="))
     return (x, x.dtype.name, str(x.shape)), None
 
 

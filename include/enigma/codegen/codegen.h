@@ -13,8 +13,8 @@ namespace enigma {
 
 // Metal Shading Language. The file's second line states the language
 // version it needs (msl_language_version); the function is named
-// msl_entry_name(k), which is k.name unless that is an MSL keyword or
-// library name.
+// msl_entry_name(k), which is k.name unless that is not a plain identifier
+// or is an MSL keyword or library name (then sanitize_identifier's spelling).
 std::string emit_msl(const Kernel& k);
 struct MslVersion {
   int major = 3;
