@@ -158,6 +158,22 @@ class Tensor:
             self._off.add_dynamic(base_offset, 1)  # nothing is known about a caller's traced base
         else:
             self._off.static[0] = _static_index(base_offset, "base_offset")
+        trace = _active()
+        if trace is not None and isinstance(name, str):
+            self._bind_by_name(trace)
+
+    def _bind_by_name(self, trace):
+        """Re-wrapping a kernel parameter inside a kernel,
+        ``Tensor(P.name, P.buffer_index, P.metal_dtype, layout=...)``, binds to
+        that parameter (or threadgroup array) by name, as the reference does."""
+        mem = trace.cache.get("memories", {}).get(self.name)
+        if mem is None:
+            return
+        original = trace.cache.get("params", {}).get(self.name)
+        if original is not None and self.metal_dtype is not None and original.metal_dtype != self.metal_dtype:
+            raise EnigmaError(f"Tensor '{self.name}': kernel parameter '{self.name}' holds {original.metal_dtype}, "
+                              f"not {self.metal_dtype}; a re-wrapped parameter keeps its element type")
+        self._trace, self._param = trace, mem
 
     # ---- properties ----------------------------------------------------------
     @property

@@ -220,6 +220,7 @@ def _trace(kdef: KernelDef, vec_width=0):
             t._trace = trace
             t._param = b.add_buffer_param(pname, dtype)
             trace.cache.setdefault("memories", {})[pname] = t._param
+            trace.cache.setdefault("params", {})[pname] = t  # re-wrapping binds by name (Tensor._bind_by_name)
             args.append(t)
         else:
             args.append(_wrap(trace, b.add_scalar_param(pname, dtype)))
@@ -293,6 +294,7 @@ def _trace_jit(kdef: KernelDef, args, kwargs, vec_width, seed_tensors):
         dtype = _vec_dtype(r.metal_dtype, vec_width)
         params[id(r)] = b.add_buffer_param(r.name, dtype)
         kinds.append((r.name, "buffer", dtype))
+        trace.cache.setdefault("memories", {})[r.name] = params[id(r)]  # re-wrapping binds by name
 
     def bind(a):
         if not isinstance(a, Tensor):
@@ -434,3 +436,14 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
         from .runtime import _default_device
         core.precompile(_default_device())
     return ck
+
+
+# The reference's module paths enigma.compiler.compiler / .kernel / .mlir_emitter:
+# thin re-exporting modules in _compiler/. They are loaded here, after which
+# `enigma.compiler.kernel` is again the decorator (as in the reference).
+__path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "_compiler")]
+_kernel_decorator = kernel
+for _submodule in ("compiler", "kernel", "mlir_emitter"):
+    __import__(f"{__name__}.{_submodule}")
+kernel = _kernel_decorator  # noqa: F811
+del _submodule

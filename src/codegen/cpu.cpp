@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "codegen/c_family.h"
+#include "codegen/cpu_plan.h"
 #include "enigma/codegen/codegen.h"
 #include "enigma/codegen/spelling.h"
 #include "enigma/support/error.h"
@@ -83,6 +84,57 @@ static inline float en_atomic_fadd(float* p, float v, int mo) {
 }
 )";
 
+// Simdgroup matrices: 8x8 floats, row-major, one per simdgroup in scratch.
+// Each op is one call of these helpers, kept out of line: a kernel with
+// hundreds of matrix ops (enigma.gemm's unrolled tiles) compiles in about a
+// second instead of inlining a loop nest per use. E is
+// the memory's element: 0 a float type, 1 half, 2 bfloat; R rounds the
+// product to half (1) or bfloat (2).
+const char* const kMatrixPrelude = R"(template <int E, class M> static inline float en_mat_in(M v) {
+  if constexpr (E == 1) return en_h2f(v);
+  else if constexpr (E == 2) return en_b2f(v);
+  else return static_cast<float>(v);
+}
+template <int E, class M> static inline M en_mat_out(float v) {
+  if constexpr (E == 1) return en_f2h(v);
+  else if constexpr (E == 2) return en_f2b(v);
+  else return static_cast<M>(v);
+}
+typedef float en_mrow __attribute__((vector_size(32)));  // one row of 8 floats
+template <int E, class M> __attribute__((noinline)) static void en_mat_load(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
+  if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + c * ld + r]); return; }
+  if constexpr (E == 0 && std::is_same_v<M, float>) {
+    for (uint64_t r = 0; r < 8; ++r) std::memcpy(m + r * 8, p + o + r * ld, 32);
+  } else {
+    for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + r * ld + c]);
+  }
+}
+template <int E, class M> __attribute__((noinline)) static void en_mat_store(const float* __restrict m, M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
+  if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + c * ld + r] = en_mat_out<E, M>(m[r * 8 + c]); return; }
+  if constexpr (E == 0 && std::is_same_v<M, float>) {
+    for (uint64_t r = 0; r < 8; ++r) std::memcpy(p + o + r * ld, m + r * 8, 32);
+  } else {
+    for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + r * ld + c] = en_mat_out<E, M>(m[r * 8 + c]);
+  }
+}
+// d = a * b + c: for each element, c plus the products in k order, each
+// product rounded before it is added (no FMA: the order every backend uses).
+// Written on 8-float rows: a row of d is c's row plus a[r][k] times b's row
+// k, which is that order for every element at once. d may be c.
+template <int R> __attribute__((noinline)) static void en_mat_mma(float* d, const float* __restrict a, const float* __restrict b, const float* c) {
+  en_mrow br[8];
+  for (int k = 0; k < 8; ++k) std::memcpy(&br[k], b + k * 8, 32);
+  for (int r = 0; r < 8; ++r) {
+    en_mrow acc;
+    std::memcpy(&acc, c + r * 8, 32);
+    for (int k = 0; k < 8; ++k) acc += a[r * 8 + k] * br[k];
+    if constexpr (R != 0)
+      for (int j = 0; j < 8; ++j) acc[j] = R == 1 ? en_rh(acc[j]) : en_rb(acc[j]);
+    std::memcpy(d + r * 8, &acc, 32);
+  }
+}
+)";
+
 constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__ATOMIC_RELEASE", "__ATOMIC_ACQ_REL",
                                    "__ATOMIC_SEQ_CST"};
 
@@ -94,10 +146,12 @@ class CpuEmitter : public FloatRegisterEmitter {
     for (const Param& p : k_.params)
       check_type(p.type, "parameter '" + p.name + "'");
     for (const ThreadgroupArray& a : k_.tg_arrays) check_type(a.type, "threadgroup array '" + a.name + "'");
-    bool atomics = false;
+    bool atomics = false, matrices = false;
     walk(k_.body, [&](const Op& op) {
-      for (ValueId r : op.results)
+      for (ValueId r : op.results) {
         if (k_.type_of(r).kind != DType::Kind::SimdMatrix) check_type(k_.type_of(r), op.info().name);
+        else matrices = true;
+      }
       coop_ = coop_ || is_sync(op);
       atomics = atomics || op.info().category == OpCategory::Atomic;
     });
@@ -120,6 +174,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 )";
     if (coop_ || !k_.tg_arrays.empty()) out_ << kCoopPrelude << "\n";
     if (atomics) out_ << kAtomicPrelude << "\n";
+    if (matrices) out_ << kMatrixPrelude << "\n";
     open("extern \"C\" __attribute__((visibility(\"default\"))) void " + opt_.entry + "(const EnigmaCpuLaunch* L, uint64_t tg_begin, uint64_t tg_end)");
     for (size_t i = 0; i < k_.params.size(); ++i) {
       const Param& p = k_.params[i];
@@ -143,8 +198,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     walk(k_.body, [&](const Op& op) {
       for (ValueId r : op.results) def_[r] = &op;
     });
-    if (coop_) plan();
-    next_seg_ = 0;  // emission partitions the regions again, identically
+    if (coop_) plan_ = plan_cpu_kernel(k_);
     declare_scratch();
     // The group's 3-D position is advanced with carries, not divided out of
     // the linear index per group (64-bit divisions cost more than a small group).
@@ -265,17 +319,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return "0u";
   }
 
-  static bool group_query(ThreadQuery q) {
-    switch (q) {
-      case ThreadQuery::ThreadPositionInGrid:
-      case ThreadQuery::ThreadPositionInThreadgroup:
-      case ThreadQuery::ThreadIndexInThreadgroup:
-      case ThreadQuery::ThreadIndexInSimdgroup:
-      case ThreadQuery::SimdgroupIndexInThreadgroup: return false;
-      default: return true;
-    }
-  }
-
   std::string mem_len(int64_t mem) const {
     if (is_threadgroup_memory(mem)) return std::to_string(k_.tg_arrays[threadgroup_array_index(mem)].size) + "u";
     return "en_len" + std::to_string(mem);
@@ -318,7 +361,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   std::string load(const Op& op) override {
-    if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[en_gx]");
+    if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[" + fast_var_ + "]");
     const DType& pt = k_.memory_type(op.attr);
     if (op.type != pt) {
       std::string idx = vector_index(op, op.type.lanes, false);
@@ -346,7 +389,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   void store(const Op& op) override {
     if (fast_ && fast_->count(&op)) {
-      line(fast_->at(&op) + "[en_gx] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
+      line(fast_->at(&op) + "[" + fast_var_ + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
       return;
     }
     const DType& pt = k_.memory_type(op.attr);
@@ -434,7 +477,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // In a work-group loop, an array used by several thread loops (across a
   // barrier) lives in scratch, one row per thread; otherwise in registers.
   bool local_in_scratch(int64_t i) const {
-    return static_cast<size_t>(i) < local_scratch_.size() && local_scratch_[static_cast<size_t>(i)];
+    return static_cast<size_t>(i) < plan_.local_in_scratch.size() && plan_.local_in_scratch[static_cast<size_t>(i)];
   }
   std::string local_elem(const Op& op, const std::string& idx) const {
     if (!local_in_scratch(op.attr)) return local_name(op.attr) + "[" + idx + "]";
@@ -525,241 +568,53 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   // ======================= cooperative kernels ==============================
-  // Where a value lives at group level: a C variable at group scope (grp_),
-  // or an array indexed by the thread (arr_: spilled values, carried values,
-  // collective results) or by the simdgroup (matrices, 64 floats each).
+  // The plan (cpu_plan.h) says where each value lives at group level: a C
+  // variable at group scope (group), or an array indexed by the thread
+  // (spilled values, carried values, collective results) or by the
+  // simdgroup (matrices, 64 floats each).
 
-  struct ScratchArray {
-    std::string name, ctype, count;  // count: an expression of en_nmax / en_sgmax
-  };
+  using Item = CpuPlan::Item;
 
-  struct Item {
-    enum class Kind { GroupOp, Segment, Sync, Control } kind;
-    const Op* op = nullptr;
-    std::vector<const Op*> ops;  // Segment
-    int id = 0;
-    static Item of(Kind k, const Op* o = nullptr) {
-      Item it{k, o, {}, 0};
-      return it;
-    }
-  };
-
-  bool needs_group(const Op& op) {
-    auto it = sync_memo_.find(&op);
-    if (it != sync_memo_.end()) return it->second;
-    bool r = contains_sync(op);
-    for (ValueId v : op.results) r = r || k_.type_of(v).kind == DType::Kind::SimdMatrix;
-    sync_memo_[&op] = r;
-    return r;
-  }
-
-  bool is_group_op(const Op& op) const {
-    if (!op.regions.empty() || !op.info().pure || op.results.size() != 1) return false;
-    if (op.code == OpCode::ThreadQuery) return group_query(static_cast<ThreadQuery>(op.attr));
-    for (ValueId v : op.operands)
-      if (!grp_[v]) return false;
-    return true;
-  }
-
-  // Splits a region into group-level items, deterministically (planning and
-  // emission walk the same items).
-  std::vector<Item> partition(const Region& r) {
-    std::vector<Item> items;
-    std::vector<const Op*> seg;
-    auto flush = [&] {
-      if (seg.empty()) return;
-      Item it = Item::of(Item::Kind::Segment);
-      it.ops = std::move(seg);
-      it.id = next_seg_++;
-      items.push_back(std::move(it));
-      seg.clear();
-    };
-    for (const Op& op : r.ops) {
-      if (op.info().category == OpCategory::Terminator) break;
-      if (is_group_op(op)) {
-        grp_[op.result()] = true;
-        items.push_back(Item::of(Item::Kind::GroupOp, &op));
-      } else if (is_sync(op)) {
-        flush();
-        items.push_back(Item::of(Item::Kind::Sync, &op));
-      } else if (!op.regions.empty() && needs_group(op)) {
-        flush();
-        items.push_back(Item::of(Item::Kind::Control, &op));
-      } else {
-        seg.push_back(&op);
-      }
-    }
-    flush();
-    return items;
-  }
-
-  void add_scratch(const std::string& name, const std::string& ctype, const std::string& count) {
-    scratch_.push_back(ScratchArray{name, ctype, count});
-  }
-
-  // A thread-level value needed outside its segment gets an array.
-  void spill(ValueId v) {
-    if (grp_[v] || !arr_[v].empty()) return;
-    arr_[v] = "en_s" + std::to_string(v);
-    add_scratch(arr_[v], type(k_.type_of(v)), "en_nmax");
-  }
-  void array_result(ValueId v) {
-    const DType& t = k_.type_of(v);
-    if (t.kind == DType::Kind::SimdMatrix) {
-      arr_[v] = "en_x" + std::to_string(v);
-      add_scratch(arr_[v], "float", "en_sgmax * 64");
-    } else {
-      arr_[v] = "en_s" + std::to_string(v);
-      add_scratch(arr_[v], type(t), "en_nmax");
-    }
-  }
-
-  void define_in(const Op& op, int id) {
-    for (ValueId v : op.results) seg_[v] = id;
-    for (const Region& r : op.regions) {
-      for (ValueId a : r.args) seg_[a] = id;
-      for (const Op& o : r.ops) define_in(o, id);
-    }
-  }
-  void use_in(const Op& op, int id) {
-    for (ValueId v : op.operands)
-      if (!grp_[v] && seg_[v] != id && !remat(v)) spill(v);
-    for (const Region& r : op.regions)
-      for (const Op& o : r.ops) use_in(o, id);
-  }
-
-  // Cheap per-thread values (thread queries and short pure chains on them)
-  // are recomputed in each thread loop that needs them instead of being
-  // stored per thread: index arithmetic stays visible to the vectoriser.
-  bool remat(ValueId v, int depth = 0) {
-    if (grp_[v]) return true;
-    const Op* d = def_[v];
-    if (!d || depth > 4 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
-    if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
-    if (d->code == OpCode::ThreadQuery) return true;
-    for (ValueId o : d->operands)
-      if (!remat(o, depth + 1)) return false;
-    return true;
-  }
-
+  // Prints the recomputation of a cheap per-thread value in segment `id`.
   void emit_remat(ValueId v, int id, std::vector<bool>& done) {
-    if (grp_[v] || seg_[v] == id || done[v]) return;
+    if (plan_.group[v] || plan_.segment[v] == id || done[v]) return;
     done[v] = true;
     for (ValueId o : def_[v]->operands) emit_remat(o, id, done);
     CFamilyEmitter::op(*def_[v]);
   }
 
-  void note_locals(const Op& op, int id) {
-    OpCategory c = op.info().category;
-    if (c == OpCategory::LocalAlloc || c == OpCategory::LocalLoad || c == OpCategory::LocalStore)
-      local_segs_[static_cast<size_t>(op.attr)].insert(id);
-    for (const Region& r : op.regions)
-      for (const Op& o : r.ops) note_locals(o, id);
-  }
-
-  void plan() {
-    grp_.assign(k_.values.size(), false);
-    seg_.assign(k_.values.size(), -1);
-    arr_.assign(k_.values.size(), std::string());
-    local_segs_.assign(k_.locals.size(), {});
-    next_seg_ = 0;
-    plan_region(k_.body);
-    local_scratch_.assign(k_.locals.size(), false);
-    for (size_t i = 0; i < k_.locals.size(); ++i) {
-      if (local_segs_[i].size() < 2) continue;
-      local_scratch_[i] = true;
-      add_scratch(local_name(static_cast<int64_t>(i)), type(k_.locals[i].elem),
-                  "en_nmax * " + std::to_string(k_.locals[i].size) + "u");
-    }
-    int mask_id = 0;
-    (void)mask_id;
-  }
-
-  void plan_region(const Region& r) {
-    for (const Item& it : partition(r)) {
-      switch (it.kind) {
-        case Item::Kind::GroupOp: break;
-        case Item::Kind::Segment:
-          for (const Op* op : it.ops) define_in(*op, it.id);
-          for (const Op* op : it.ops) use_in(*op, it.id);
-          for (const Op* op : it.ops) note_locals(*op, it.id);
-          break;
-        case Item::Kind::Sync: {
-          const Op& op = *it.op;
-          for (ValueId v : op.operands) spill(v);
-          for (ValueId v : op.results) {
-            if (op.info().category == OpCategory::AsyncCopy) grp_[v] = true;  // events: no state on the CPU
-            else array_result(v);
-          }
-          break;
-        }
-        case Item::Kind::Control: plan_control(*it.op); break;
-      }
-    }
-  }
-
-  void carried_arrays(const Op& op, const std::vector<const Region*>& regions, size_t first_arg) {
-    for (size_t i = 0; i < op.results.size(); ++i) {
-      ValueId res = op.results[i];
-      array_result(res);
-      for (const Region* r : regions) arr_[r->args[first_arg + i]] = arr_[res];
-      if (k_.type_of(res).kind == DType::Kind::SimdMatrix) add_scratch(arr_[res] + "t", "float", "en_sgmax * 64");
-    }
-  }
-
-  void plan_control(const Op& op) {
-    switch (op.code) {
-      case OpCode::For: {
-        const Region& body = op.regions[0];
-        for (ValueId v : op.operands) spill(v);
-        grp_[body.args[0]] = true;
-        carried_arrays(op, {&body}, 1);
-        for (ValueId v : body.ops.back().operands) spill(v);
-        plan_region(body);
-        break;
-      }
-      case OpCode::While: {
-        for (ValueId v : op.operands) spill(v);
-        carried_arrays(op, {&op.regions[0], &op.regions[1]}, 0);
-        plan_region(op.regions[0]);
-        spill(op.regions[0].ops.back().operands[0]);
-        plan_region(op.regions[1]);
-        for (ValueId v : op.regions[1].ops.back().operands) spill(v);
-        break;
-      }
-      case OpCode::If: {
-        int id = masks_planned_++;
-        if (!grp_[op.operands[0]]) {
-          if (!(contiguous_range(op.operands[0]) && op.regions[1].ops.size() == 1)) spill(op.operands[0]);
-          add_scratch("en_m" + std::to_string(id), "uint8_t", "en_nmax");
-          add_scratch("en_m" + std::to_string(id) + "e", "uint8_t", "en_nmax");
-        }
-        plan_region(op.regions[0]);
-        plan_region(op.regions[1]);
-        break;
-      }
-      default: throw KernelError("internal: unexpected control op " + std::string(op.info().name));
-    }
-  }
-
   void declare_scratch() {
+    struct Decl {
+      std::string name, ctype, count;  // count: an expression of en_nmax / en_sgmax
+    };
+    std::vector<Decl> decls;
     for (size_t i = 0; i < k_.tg_arrays.size(); ++i) {
       const ThreadgroupArray& a = k_.tg_arrays[i];
-      scratch_.insert(scratch_.begin() + static_cast<long>(i),
-                      ScratchArray{"en_tg" + std::to_string(i), memory_type(a.type), std::to_string(a.size)});
+      decls.push_back(Decl{"en_tg" + std::to_string(i), memory_type(a.type), std::to_string(a.size)});
     }
-    if (scratch_.empty()) return;
+    for (const CpuPlan::Scratch& a : plan_.scratch) {
+      switch (a.kind) {
+        case CpuPlan::Scratch::Kind::ThreadValue: decls.push_back(Decl{a.name, type(a.elem), "en_nmax"}); break;
+        case CpuPlan::Scratch::Kind::SimdgroupMatrix: decls.push_back(Decl{a.name, "float", "en_sgmax * 64"}); break;
+        case CpuPlan::Scratch::Kind::Mask: decls.push_back(Decl{a.name, "uint8_t", "en_nmax"}); break;
+        case CpuPlan::Scratch::Kind::LocalArray:
+          decls.push_back(Decl{local_name(a.local), type(a.elem),
+                               "en_nmax * " + std::to_string(k_.locals[static_cast<size_t>(a.local)].size) + "u"});
+          break;
+      }
+    }
+    if (decls.empty()) return;
     line("const size_t en_nmax = static_cast<size_t>(en_tpg0) * en_tpg1 * en_tpg2;");
     line("const size_t en_sgmax = (en_nmax + 31) / 32;");
     line("(void)en_sgmax;");
     line("size_t en_bytes = 0;");
-    for (const ScratchArray& a : scratch_) {
+    for (const Decl& a : decls) {
       line("const size_t en_o_" + a.name + " = en_bytes;");
       line("en_bytes += en_align64(static_cast<size_t>(" + a.count + ") * sizeof(" + a.ctype + "));");
     }
     line("char* en_mem = static_cast<char*>(L->scratch(en_bytes));  // per worker, reused");
     line("if (!en_mem) { en_fail(L, 3, 0, tg_begin, en_bytes); return; }");
-    for (const ScratchArray& a : scratch_) {
+    for (const Decl& a : decls) {
       line(a.ctype + "* __restrict " + a.name + " = reinterpret_cast<" + a.ctype + "*>(en_mem + en_o_" + a.name + ");");
       line("(void)" + a.name + ";");
     }
@@ -775,10 +630,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   // `v` for thread index expression t: a group variable or an array element.
   std::string at(ValueId v, const std::string& t) {
-    if (grp_[v]) return name(v);
-    if (arr_[v].empty()) throw KernelError("internal: value " + std::to_string(v) + " has no per-thread storage");
-    if (t == "en_t") return slot(arr_[v]);
-    return arr_[v] + "[" + t + "]";
+    if (plan_.group[v]) return name(v);
+    if (plan_.array[v].empty()) throw KernelError("internal: value " + std::to_string(v) + " has no per-thread storage");
+    if (t == "en_t") return slot(plan_.array[v]);
+    return plan_.array[v] + "[" + t + "]";
   }
   // The current thread's element of a per-thread array. In the x loop it is
   // addressed through a row pointer indexed by the loop variable: the uint32
@@ -815,29 +670,28 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("const uint32_t en_row = (lz * en_ey + ly) * en_ex;");
     line("const std::ptrdiff_t en_off = static_cast<std::ptrdiff_t>(en_row) - static_cast<std::ptrdiff_t>(en_bx);");
     line("(void)en_off;");
+    // The x loop is printed first, aside, to learn which per-thread arrays
+    // it addresses through row pointers; their declarations precede it.
     rowptrs_.emplace_back();
-    line(marker());
+    std::ostringstream loop;
+    std::swap(loop, out_);
     x_loop(ops, clauses, [&] {
       line("const uint32_t lx = en_gx - en_bx;");
       line("const uint32_t en_t = en_row + lx;");
       line("(void)lx; (void)en_t;");
       body();
     });
-    // Declare the row pointers the loop body used, where the marker stands.
+    std::swap(loop, out_);
     std::string decl;
     for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
-    std::string text = out_.str();
-    size_t pos = text.rfind(marker());
-    text.replace(pos, marker().size(), decl.empty() ? "// (no per-thread arrays)" : decl);
-    out_.str("");
-    out_ << text;
+    line(decl.empty() ? "// (no per-thread arrays)" : decl);
+    out_ << loop.str();
     rowptrs_.pop_back();
     close();
     close();
     flat_.pop_back();
   }
 
-  std::string marker() const { return "//@@ROWPTRS" + std::to_string(rowptrs_.size()) + "@@"; }
 
   // ---- x-loop versioning ----
   // A uint32 index `inv + x` (inv the same for the whole x loop) may wrap in
@@ -852,13 +706,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   };
 
   bool x_invariant(ValueId v, int depth = 0) {
-    if (!grp_.empty() && grp_[v]) return true;
+    if (!plan_.group.empty() && plan_.group[v]) return true;
     const Op* d = def_[v];
     if (!d || depth > 8 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
     if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
     if (d->code == OpCode::ThreadQuery) {
       ThreadQuery q = static_cast<ThreadQuery>(d->attr);
-      if (group_query(q)) return true;
+      if (is_group_query(q)) return true;
+      if (rounds_iv_ != kNoValue) return false;  // the passes loop over all the group's threads
       return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->dim > 0;
     }
     for (ValueId o : d->operands)
@@ -869,9 +724,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::optional<Affine> affine(ValueId v, int depth = 0) {
     if (depth > 8 || k_.type_of(v) != DType::scalar(Scalar::U32)) return std::nullopt;
     if (x_invariant(v)) return Affine{{name(v)}, 0};
+    if (rounds_iv_ != kNoValue && v == rounds_iv_) return Affine{{}, 1};
     const Op* d = def_[v];
     if (!d) return std::nullopt;
-    if (d->code == OpCode::ThreadQuery && d->dim == 0) {
+    if (rounds_iv_ == kNoValue && d->code == OpCode::ThreadQuery && d->dim == 0) {
       ThreadQuery q = static_cast<ThreadQuery>(d->attr);
       if (q == ThreadQuery::ThreadPositionInGrid) return Affine{{}, 1};
       if (q == ThreadQuery::ThreadPositionInThreadgroup) return Affine{{"(0u - en_bx)"}, 1};
@@ -888,7 +744,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void emit_invariant(ValueId v, std::vector<bool>& done) {
-    if ((!grp_.empty() && grp_[v]) || done[v]) return;
+    if ((!plan_.group.empty() && plan_.group[v]) || done[v]) return;
     done[v] = true;
     const Op* d = def_[v];
     for (ValueId o : d->operands) emit_invariant(o, done);
@@ -899,8 +755,21 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (ValueId v : op.operands) out.push_back(v);
   }
 
+  // The loop x_loop versions: its header, its variable, the variable's first
+  // value, the index value `x` at the first iteration, and the trip count.
+  struct XLoop {
+    std::string header, var, var_start, x_start, count;
+  };
+  XLoop thread_x_loop() const {
+    return XLoop{"for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)", "en_gx", "en_bx", "en_bx", "en_ex"};
+  }
+
   void x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const std::function<void()>& body) {
-    const std::string header = "for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)";
+    x_loop(ops, clauses, body, thread_x_loop());
+  }
+  void x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const std::function<void()>& body,
+              const XLoop& L) {
+    const std::string& header = L.header;
     // Candidates: buffer accesses in the body with an index inv + x.
     std::vector<std::pair<const Op*, Affine>> cands;
     if (!opt_.debug) {
@@ -942,17 +811,18 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       // `first`: the index of the row's first thread; no wrap when the
       // row's last index still fits in 32 bits.
       std::string first = "en_a" + std::to_string(temp_) + "_" + std::to_string(i);
-      line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + en_bx);");
-      check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + en_ex <= 4294967296ull");
+      line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + " + L.x_start + ");");
+      check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= 4294967296ull");
       std::string p = first + "p";
       std::string mt = memory_type(k_.memory_type(op->attr));
       line(mt + "* __restrict " + p + " = " + mem_ptr(op->attr) + " + (static_cast<std::ptrdiff_t>(" + first +
-           ") - static_cast<std::ptrdiff_t>(en_bx));");
+           ") - static_cast<std::ptrdiff_t>(" + L.var_start + "));");
       ptrs[op] = p;
     }
     ++temp_;
     open("if (" + check + ")");
     fast_ = &ptrs;
+    fast_var_ = L.var;
     if (!opt_.debug) line("#pragma omp simd" + clauses);
     open(header);
     body();
@@ -969,14 +839,62 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void group_region(const Region& r) {
-    for (const Item& it : partition(r)) {
+    const std::vector<Item>& items = plan_.items_of(r);
+    for (size_t i = 0; i < items.size(); ++i) {
+      const Item& it = items[i];
       switch (it.kind) {
         case Item::Kind::GroupOp: CFamilyEmitter::op(*it.op); break;
-        case Item::Kind::Segment: segment(it); break;
-        case Item::Kind::Sync: sync_op(*it.op); break;
+        case Item::Kind::Segment:
+          if (!dead_segment(it)) segment(it);
+          break;
+        case Item::Kind::Sync:
+          if (is_simdgroup_matrix_op(*it.op)) {
+            i = matrix_run(items, i) - 1;
+            break;
+          }
+          sync_op(*it.op);
+          break;
         case Item::Kind::Control: control(*it.op); break;
       }
     }
+  }
+
+  // A run of simdgroup-matrix ops (with group-level values between them)
+  // runs as one loop over the simdgroups, each doing the whole run: matrix
+  // ops only touch their own simdgroup's matrices, and memory they share
+  // without a barrier is a race in the model anyway. Returns the end.
+  size_t matrix_run(const std::vector<Item>& items, size_t first) {
+    size_t end = first;
+    std::vector<const Op*> mats;
+    for (; end < items.size(); ++end) {
+      const Item& it = items[end];
+      if (it.kind == Item::Kind::GroupOp) {
+        CFamilyEmitter::op(*it.op);  // uniform: computed before the loop
+      } else if (it.kind == Item::Kind::Sync && is_simdgroup_matrix_op(*it.op)) {
+        mats.push_back(it.op);
+      } else {
+        break;
+      }
+    }
+    per_simdgroup([&] {
+      for (const Op* op : mats)
+        for (ValueId v : op->results)
+          if (plan_.run_local_matrices.count(v)) line("alignas(64) float " + plan_.array[v] + "[64];");
+      for (const Op* op : mats) matrix_op(*op);
+    });
+    return end;
+  }
+
+  // A run of pure ops whose results no other run reads (they are recomputed
+  // where needed, or unused: e.g. the condition of an `if` that runs over a
+  // known range of threads) prints nothing.
+  bool dead_segment(const Item& it) const {
+    for (const Op* op : it.ops) {
+      if (!op->regions.empty() || !op->info().pure) return false;
+      for (ValueId v : op->results)
+        if (!plan_.array[v].empty()) return false;
+    }
+    return true;
   }
 
   void collect_uses(const Op& op, std::vector<ValueId>& uses, std::vector<bool>& seen) {
@@ -996,16 +914,130 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     auto body = [&] {
       std::vector<bool> done(k_.values.size(), false);
       for (ValueId v : uses)
-        if (!grp_[v] && seg_[v] != it.id) {
-          if (remat(v)) emit_remat(v, it.id, done);
+        if (!plan_.group[v] && plan_.segment[v] != it.id) {
+          if (plan_.recompute[v]) emit_remat(v, it.id, done);
           else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
         }
       for (const Op* op : it.ops) CFamilyEmitter::op(*op);
       for (const Op* o : it.ops)
         for (ValueId v : o->results)
-          if (!arr_[v].empty()) line(slot(arr_[v]) + " = " + name(v) + ";");
+          if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
     };
+    auto f = plan_.interchange.find(it.id);
+    if (f != plan_.interchange.end() && masks_.empty()) {
+      interchanged(it, *f->second, body);
+      return;
+    }
     if (!sparse_loop(it, body)) thread_loop(true, "", it.ops, body);
+  }
+
+  // A segment `pure ops; for i in range(lid + g, hi, step) {...}; ops` with
+  // the thread loop moved inside the strided one: pass j runs i = g + j *
+  // step + t for threads t = 0, 1, ... (contiguous i, a vector loop), each
+  // thread's carried values in per-thread arrays. Each thread still runs its
+  // own iterations in order. Three loops: the carried values' start, the
+  // passes, the ops after the loop. `standard` is the plain segment, used
+  // where the indices could wrap in 32 bits or the step is 0.
+  void interchanged(const Item& it, const Op& f, const std::function<void()>& standard) {
+    const Region& body = f.regions[0];
+    ValueId offset;
+    bool needs_1d;
+    thread_strided_start(def_, plan_.group, f.operands[0], &offset, &needs_1d);
+    const std::string g = offset == kNoValue ? std::string("0u") : name(offset);
+    const std::string hi = name(f.operands[1]), step = name(f.operands[2]);
+    std::vector<const Op*> pre, post;
+    bool after = false;
+    for (const Op* op : it.ops) {
+      if (op == &f) after = true;
+      else (after ? post : pre).push_back(op);
+    }
+    std::set<ValueId> before;
+    for (const Op* op : pre)
+      for (ValueId v : op->results) before.insert(v);
+    // The values `ops` read from outside them: from other thread loops or
+    // the ops before the loop, each loaded from its array or recomputed.
+    auto inputs = [&](const std::vector<const Op*>& ops, bool in_prologue) {
+      std::vector<ValueId> uses;
+      std::vector<bool> seen(k_.values.size(), false), done(k_.values.size(), false);
+      for (const Op* op : ops) collect_uses(*op, uses, seen);
+      std::function<void(ValueId)> recompute = [&](ValueId v) {
+        if (plan_.group[v] || done[v]) return;
+        done[v] = true;
+        for (ValueId o : def_[v]->operands) recompute(o);
+        CFamilyEmitter::op(*def_[v]);
+      };
+      for (ValueId v : uses) {
+        if (plan_.group[v] || (plan_.segment[v] == it.id && (in_prologue || !before.count(v)))) continue;
+        if (plan_.recompute[v]) recompute(v);
+        else if (!done[v]) {
+          done[v] = true;
+          line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
+        }
+      }
+    };
+    // The ops before the loop, once per thread, in the first loop.
+    auto prologue = [&] {
+      inputs(pre, true);
+      for (const Op* op : pre) CFamilyEmitter::op(*op);
+      for (const Op* op : pre)
+        for (ValueId v : op->results)
+          if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
+    };
+    std::string cond = step + " != 0u && uint64_t{" + g + "} + en_n + " + step + " <= 4294967296ull && uint64_t{" + hi +
+                       "} + " + step + " <= 4294967296ull";
+    if (needs_1d) cond += " && en_ey * en_ez == 1u";
+    open("if (" + cond + ")");
+    bool first = !f.results.empty();
+    for (const Op* op : pre) first = first || !op->info().pure;
+    for (ValueId v : before) first = first || !plan_.array[v].empty();
+    if (first) {
+      thread_loop(true, "", pre, [&] {
+        prologue();
+        for (size_t i = 0; i < f.results.size(); ++i)
+          line(slot(plan_.array[f.results[i]]) + " = " + name(f.operands[3 + i]) + ";");
+      });
+    }
+    open("for (uint64_t en_base = " + g + "; en_base < " + hi + "; en_base += " + step + ")");
+    line("const uint32_t en_tn = static_cast<uint32_t>(std::min<uint64_t>(en_n, uint64_t{" + hi + "} - en_base));");
+    flat_.push_back(true);
+    std::vector<const Op*> inner;
+    for (const Op& op : body.ops) inner.push_back(&op);
+    // Accesses at `invariant + i` go through pointers advanced once per pass.
+    rounds_iv_ = body.args[0];
+    x_loop(inner, "", [&] {
+      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+      line("const uint32_t en_gx = en_bx + lx;");
+      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      inputs({&f}, false);
+      line("const uint32_t " + name(body.args[0]) + " = static_cast<uint32_t>(en_base + en_t);");
+      for (size_t i = 0; i < f.results.size(); ++i)
+        line("const " + type(k_.type_of(body.args[1 + i])) + " " + name(body.args[1 + i]) + " = " +
+             slot(plan_.array[f.results[i]]) + ";");
+      for (const Op& op : body.ops)
+        if (op.info().category != OpCategory::Terminator) CFamilyEmitter::op(op);
+      const Op& yield = body.ops.back();
+      for (size_t i = 0; i < f.results.size(); ++i)
+        line(slot(plan_.array[f.results[i]]) + " = " + name(yield.operands[i]) + ";");
+    }, XLoop{"for (uint32_t en_t = 0; en_t < en_tn; ++en_t)", "en_t", "0", "static_cast<uint32_t>(en_base)", "en_tn"});
+    rounds_iv_ = kNoValue;
+    flat_.pop_back();
+    close();
+    if (!post.empty()) {
+      thread_loop(true, "", post, [&] {
+        std::vector<const Op*> rest = post;
+        for (ValueId v : f.results)
+          line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + slot(plan_.array[v]) + ";");
+        inputs(rest, false);
+        for (const Op* op : post) CFamilyEmitter::op(*op);
+        for (const Op* op : post)
+          for (ValueId v : op->results)
+            if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
+      });
+    }
+    close("} else {");
+    ++indent_;
+    thread_loop(true, "", it.ops, standard);
+    close();
   }
 
   // A run that is only `if (q == g) {...}` with q the thread's index in the
@@ -1020,8 +1052,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const Op* c = def_[last->operands[0]];
     if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return false;
     ValueId a = c->operands[0], b = c->operands[1];
-    if (grp_[a]) std::swap(a, b);
-    if (!grp_[b] || grp_[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return false;
+    if (plan_.group[a]) std::swap(a, b);
+    if (!plan_.group[b] || plan_.group[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return false;
     std::string g = name(b), start, step = "1", end;
     switch (static_cast<ThreadQuery>(def_[a]->attr)) {
       case ThreadQuery::ThreadIndexInThreadgroup: start = g; end = "std::min<uint64_t>(en_n, uint64_t{" + g + "} + 1)"; break;
@@ -1050,18 +1082,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // [first, end) of the threads where `c` holds, when `c` is
   // `thread_index_in_threadgroup == g` or `simdgroup_index_in_threadgroup == g`.
   std::optional<std::pair<std::string, std::string>> contiguous_range(ValueId cond) {
-    const Op* c = def_[cond];
-    if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return std::nullopt;
-    ValueId a = c->operands[0], b = c->operands[1];
-    if (grp_[a]) std::swap(a, b);
-    if (!grp_[b] || grp_[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return std::nullopt;
-    std::string g = "uint64_t{" + name(b) + "}";
-    switch (static_cast<ThreadQuery>(def_[a]->attr)) {
-      case ThreadQuery::ThreadIndexInThreadgroup: return std::make_pair(g, "std::min<uint64_t>(en_n, " + g + " + 1)");
-      case ThreadQuery::SimdgroupIndexInThreadgroup:
-        return std::make_pair(g + " * 32u", "std::min<uint64_t>(en_n, " + g + " * 32u + 32u)");
-      default: return std::nullopt;
-    }
+    ThreadRangeCondition rc;
+    if (!thread_range_condition(k_, def_, plan_.group, cond, false, &rc)) return std::nullopt;
+    std::string g = "uint64_t{" + name(rc.group_value) + "}";
+    if (rc.query == ThreadQuery::ThreadIndexInThreadgroup) return std::make_pair(g, "std::min<uint64_t>(en_n, " + g + " + 1)");
+    return std::make_pair(g + " * 32u", "std::min<uint64_t>(en_n, " + g + " * 32u + 32u)");
   }
 
   void fail_and_return(const Op& op, int kind, const std::string& thread) {
@@ -1072,7 +1097,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // active threads (loop bounds, while conditions); a disagreement fails the
   // dispatch instead of deadlocking or running some threads wrongly.
   std::string uniform(ValueId v, const Op& owner) {
-    if (grp_[v]) return name(v);
+    if (plan_.group[v]) return name(v);
     std::string g = "en_u" + std::to_string(temp_++);
     std::string t = type(k_.type_of(v));
     line("uint32_t " + g + "_f = " + (masks_.empty() ? std::string("0") : masks_.back().lo) + ";");
@@ -1093,14 +1118,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     bool any_scalar = false;
     for (size_t i = 0; i < from.size(); ++i) {
       if (k_.type_of(carried[i]).kind == DType::Kind::SimdMatrix) {
-        line("std::memcpy(" + arr_[carried[i]] + "t, " + arr_[from[i]] + ", en_sgmax * 64 * sizeof(float));");
+        line("std::memcpy(" + plan_.array[carried[i]] + "t, " + plan_.array[from[i]] + ", en_sgmax * 64 * sizeof(float));");
       } else {
         any_scalar = true;
       }
     }
     for (size_t i = 0; i < from.size(); ++i)
       if (k_.type_of(carried[i]).kind == DType::Kind::SimdMatrix)
-        line("std::memcpy(" + arr_[carried[i]] + ", " + arr_[carried[i]] + "t, en_sgmax * 64 * sizeof(float));");
+        line("std::memcpy(" + plan_.array[carried[i]] + ", " + plan_.array[carried[i]] + "t, en_sgmax * 64 * sizeof(float));");
     if (!any_scalar) return;
     thread_loop(true, "", {}, [&] {
     std::vector<std::string> tmp;
@@ -1113,7 +1138,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("const " + type(k_.type_of(carried[i])) + " " + tmp.back() + " = " + at(from[i], "en_t") + ";");
     }
     for (size_t i = 0; i < from.size(); ++i)
-      if (!tmp[i].empty()) line(slot(arr_[carried[i]]) + " = " + tmp[i] + ";");
+      if (!tmp[i].empty()) line(slot(plan_.array[carried[i]]) + " = " + tmp[i] + ";");
     });
   }
 
@@ -1153,9 +1178,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         return;
       }
       case OpCode::If: {
-        int id = masks_emitted_++;
         ValueId c = op.operands[0];
-        if (grp_[c]) {
+        if (plan_.group[c]) {
           open("if (" + name(c) + ")");
           group_region(op.regions[0]);
           close("} else {");
@@ -1165,6 +1189,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           return;
         }
         // A condition that varies between threads: both branches run under masks.
+        const int id = plan_.mask.at(&op);
         std::string m = "en_m" + std::to_string(id), n = "en_n" + std::to_string(id);
         if (auto range = contiguous_range(c); range && op.regions[1].ops.size() == 1) {
           // `if simdgroup_index == g` / `if thread_index == g` with nothing in
@@ -1236,7 +1261,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case OpCategory::MatrixLoad:
       case OpCategory::MatrixStore:
       case OpCategory::MatrixFill:
-      case OpCategory::MatrixMma: matrix_op(op); return;
+      case OpCategory::MatrixMma: per_simdgroup([&] { matrix_op(op); }); return;
       case OpCategory::AsyncCopy: async_copy(op); return;
       case OpCategory::AsyncWait: line("// async_copy_wait: copies complete when issued on the CPU"); return;
       default: throw KernelError("internal: unexpected sync op");
@@ -1287,7 +1312,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const DType& t = op.type;
     const std::string T = type(t), W = std::to_string(ci.width) + "u";
     ValueId v = op.operands[0];
-    std::string out = arr_[op.result()];
+    std::string out = plan_.array[op.result()];
     std::string act = masks_.empty() ? "" : "if (" + active("en_i") + ") ";
     std::string first = masks_.empty() ? "0" : "(" + masks_.back().lo + " / " + W + ") * " + W;
     std::string last = masks_.empty() ? "en_n" : "std::min(en_n, " + masks_.back().hi + " + 1)";
@@ -1295,23 +1320,26 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("const uint32_t en_e = std::min(en_n, en_b + " + W + ");");
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
-      // Float reductions accumulate in float and round once to the dtype. A
-      // full simdgroup reduces as a tree over 8 partial results (vectorised).
-      if (ci.width == 32 && masks_.empty() && !grp_[v]) {
-        open("if (en_e - en_b == 32u)");
-        line(T + " en_p[8];");
-        line("for (int en_l = 0; en_l < 8; ++en_l) en_p[en_l] = " + identity(ci.kind, t) + ";");
-        line("for (int en_j = 0; en_j < 32; en_j += 8) for (int en_l = 0; en_l < 8; ++en_l) en_p[en_l] = " +
-             combine(ci.kind, t, "en_p[en_l]", arr_[v] + "[en_b + en_j + en_l]") + ";");
-        line("for (int en_s = 4; en_s > 0; en_s >>= 1) for (int en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
-             combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
-        line("en_acc = en_p[0];");
-        close("} else {");
-        ++indent_;
-      }
+      // The one reduction order (docs/cooperative.md): a full simdgroup or
+      // quad, every lane active, combines as the xor butterfly (offsets W/2
+      // .. 1, lane 0's operand first); a partial one lane by lane over its
+      // active lanes. Floats accumulate in float and round once to the dtype.
+      // The butterfly's halving steps are contiguous vector ops.
+      const std::string H = std::to_string(ci.width / 2);
+      line("bool en_full = en_e - en_b == " + W + ";");
+      if (!masks_.empty()) line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) en_full = en_full && " + active("en_i") + ";");
+      open("if (en_full)");
+      line(T + " en_p[" + H + "];");
+      line("for (uint32_t en_l = 0; en_l < " + H + "u; ++en_l) en_p[en_l] = " +
+           combine(ci.kind, t, at(v, "en_b + en_l"), at(v, "en_b + en_l + " + H + "u")) + ";");
+      line("for (uint32_t en_s = " + std::to_string(ci.width / 4) + "u; en_s > 0; en_s >>= 1) for (uint32_t en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
+           combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
+      line("en_acc = en_p[0];");
+      close("} else {");
+      ++indent_;
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + act + "en_acc = " +
            combine(ci.kind, t, "en_acc", at(v, "en_i")) + ";");
-      if (ci.width == 32 && masks_.empty() && !grp_[v]) close();
+      close();
       line("en_acc = " + round_to(t.elem, "en_acc") + ";");
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + out + "[en_i] = en_acc;");
     } else {
@@ -1335,7 +1363,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     using K = CollectiveInfo::Kind;
     const std::string W = std::to_string(ci.width) + "u";
     ValueId v = op.operands[0], lane = op.operands[1];
-    std::string out = arr_[op.result()];
+    std::string out = plan_.array[op.result()];
     if (masks_.empty()) open("for (uint32_t en_i = 0; en_i < en_n; ++en_i)");
     else open("for (uint32_t en_i = " + masks_.back().lo + "; en_i <= " + masks_.back().hi + "; ++en_i)");
     if (!masks_.empty()) line("if (!" + active("en_i") + ") continue;");
@@ -1372,10 +1400,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close();
   }
 
-  std::string mat(ValueId v) const { return "(" + arr_[v] + " + en_sg * 64u)"; }
+  std::string mat(ValueId v) const {
+    if (plan_.run_local_matrices.count(v)) return plan_.array[v];
+    return "(" + plan_.array[v] + " + en_sg * 64u)";
+  }
 
+  // One matrix op for simdgroup en_sg, inside per_simdgroup.
   void matrix_op(const Op& op) {
-    per_simdgroup([&] {
+    {
       switch (op.code) {
         case OpCode::SimdMatrixFill:
           line("std::fill_n(" + mat(op.result()) + ", 64, static_cast<float>(" + at(op.operands[0], "en_f") + "));");
@@ -1385,33 +1417,24 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           bool load = op.code == OpCode::SimdMatrixLoad;
           size_t first = load ? 0 : 1;
           Scalar e = k_.memory_type(op.attr).elem;
-          line("const uint64_t en_o = " + at(op.operands[first], "en_f") + ", en_p = " + at(op.operands[first + 1], "en_f") + ";");
-          line("float* en_m = " + mat(load ? op.result() : op.operands[0]) + ";");
-          std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
-          std::string mem = mem_ptr(op.attr) + "[" + off + "]";
-          open("for (uint64_t en_r = 0; en_r < 8; ++en_r)");
-          if (load) line("for (uint64_t en_c = 0; en_c < 8; ++en_c) en_m[en_r * 8 + en_c] = " + from_memory(e, mem) + ";");
-          else line("for (uint64_t en_c = 0; en_c < 8; ++en_c) " + mem + " = " + to_memory(e, "en_m[en_r * 8 + en_c]") + ";");
-          close();
+          std::string kind = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
+          std::string m = mat(load ? op.result() : op.operands[0]);
+          line(std::string(load ? "en_mat_load<" : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.attr) +
+               ", " + at(op.operands[first], "en_f") + ", " + at(op.operands[first + 1], "en_f") + ", " +
+               (op.aux ? "true" : "false") + ");");
           break;
         }
         case OpCode::SimdMatrixMultiplyAccumulate: {
           // d = a * b + c, accumulated in float, rounded to c's dtype.
-          line("const float* en_ma = " + mat(op.operands[0]) + ";");
-          line("const float* en_mb = " + mat(op.operands[1]) + ";");
-          line("const float* en_mc = " + mat(op.operands[2]) + ";");
-          line("float* en_md = " + mat(op.result()) + ";");
-          open("for (int en_r = 0; en_r < 8; ++en_r)");
-          line("float en_acc[8];");
-          line("for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = en_mc[en_r * 8 + en_c];");
-          line("for (int en_k = 0; en_k < 8; ++en_k) for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] += en_ma[en_r * 8 + en_k] * en_mb[en_k * 8 + en_c];");
-          line("for (int en_c = 0; en_c < 8; ++en_c) en_md[en_r * 8 + en_c] = " + round_to(op.type.elem, "en_acc[en_c]") + ";");
-          close();
+          Scalar e = op.type.elem;
+          std::string round = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
+          line("en_mat_mma<" + round + ">(" + mat(op.result()) + ", " + mat(op.operands[0]) + ", " +
+               mat(op.operands[1]) + ", " + mat(op.operands[2]) + ");");
           break;
         }
         default: break;
       }
-    });
+    }
   }
 
   void async_copy(const Op& op) {
@@ -1429,7 +1452,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
     };
     bool uniform_args = true;
-    for (ValueId v : op.operands) uniform_args = uniform_args && grp_[v];
+    for (ValueId v : op.operands) uniform_args = uniform_args && plan_.group[v];
     // Every simdgroup issues its own copy; identical copies happen once.
     if (uniform_args && masks_.empty()) body("0");
     else per_simdgroup([&] { body("en_f"); });
@@ -1439,20 +1462,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   CpuEmitOptions opt_;
   int temp_ = 0;
   bool coop_ = false;
-  std::vector<bool> grp_;
+  CpuPlan plan_;  // cooperative kernels only
   std::vector<const Op*> def_;
-  std::vector<int> seg_;
-  std::vector<std::string> arr_;
-  std::vector<ScratchArray> scratch_;
-  std::vector<std::set<int>> local_segs_;  // the thread loops each per-thread array is used in
-  std::vector<bool> local_scratch_;
-  std::unordered_map<const Op*, bool> sync_memo_;
   std::vector<Mask> masks_;
   std::vector<bool> flat_;
   const std::map<const Op*, std::string>* fast_ = nullptr;  // accesses the fast x loop addresses by row pointer
+  std::string fast_var_ = "en_gx";                          // ... indexed by this loop variable
+  ValueId rounds_iv_ = kNoValue;  // in an interchanged strided loop: its induction variable
   std::vector<std::set<std::string>> rowptrs_;
-  int next_seg_ = 0;
-  int masks_planned_ = 0, masks_emitted_ = 0;
 };
 }  // namespace
 

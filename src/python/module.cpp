@@ -22,6 +22,11 @@
 #include "enigma/support/host.h"
 #include "layout_bindings.h"
 #include "enigma/runtime/cuda.h"
+#ifdef ENIGMA_METAL_FAKE
+namespace enigma {
+void bind_fake_metal(nanobind::module_& m);  // tests/metal_host/fake_metal_bindings.cpp
+}  // namespace enigma
+#endif
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -238,6 +243,9 @@ NB_MODULE(_core, m) {
   set_interrupt_hook(&python_interrupt_requested);
   set_warning_hook(&python_warning);
   bind_layout(m);
+#ifdef ENIGMA_METAL_FAKE
+  bind_fake_metal(m);
+#endif
 
   m.def("_set_value_type", [](nb::object t) { g_value_type = t; });
   m.def("cpu_abi_version", [] { return ENIGMA_CPU_ABI_VERSION; });

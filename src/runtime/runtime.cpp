@@ -52,8 +52,8 @@ void register_backend(const std::string& backend, DeviceFactory factory, std::fu
 
 void register_cpu_backend();   // cpu_device.cpp
 void register_cuda_backend();  // cuda/cuda_device.cpp
-#ifdef __APPLE__
-void register_metal_backend();  // metal/metal_device.mm
+#if defined(__APPLE__) || defined(ENIGMA_METAL_FAKE)
+void register_metal_backend();  // metal/metal_device.mm (ENIGMA_METAL_FAKE: Linux, on tests/metal_host's fake)
 #endif
 std::string cuda_unavailable_reason();
 
@@ -63,7 +63,7 @@ void register_builtin_backends() {
   std::call_once(builtin, [] {
     register_cpu_backend();
     register_cuda_backend();
-#ifdef __APPLE__
+#if defined(__APPLE__) || defined(ENIGMA_METAL_FAKE)
     register_metal_backend();
 #endif
   });

@@ -151,14 +151,14 @@ def nested_loops(depth):
 
 
 def test_nesting_deeper_than_the_limit_is_an_error():
-    with pytest.raises(enigma.EnigmaError, match=r"test_safety_values.py:\d+: .*nested more than 128 levels"):
+    with pytest.raises(enigma.EnigmaError, match=r"test_safety_values.py:\d+: .*nested more than 200 levels"):
         enigma.compile(nested_loops(10_000), emit_only=True)
-    with pytest.raises(enigma.EnigmaError, match="nested more than 128 levels"):
-        enigma.compile(nested_loops(129), emit_only=True)
+    with pytest.raises(enigma.EnigmaError, match="nested more than 200 levels"):
+        enigma.compile(nested_loops(201), emit_only=True)
 
 
 def test_nesting_up_to_the_limit_compiles(runtime):
-    ck = enigma.compile(nested_loops(128), emit_only=True)
+    ck = enigma.compile(nested_loops(200), emit_only=True)
     for backend in ("cpu", "cuda", "metal"):
         assert ck.source(backend)
     ck = enigma.compile(nested_loops(12))

@@ -144,10 +144,8 @@ class Builder {
   // Kinds of the open regions from outermost to innermost ("for", "if", "else", ...).
   int depth() const { return static_cast<int>(stack_.size()); }
   // Control flow nests at most this deep (docs/semantics.md): deeper is a
-  // KernelError at the user's line, so no recursive pass can overflow the
-  // stack, and the generated code stays within the 256 nested brackets that
-  // clang-based compilers (Metal's among them) accept.
-  static constexpr int kMaxNestingDepth = 128;
+  // KernelError at the user's line, so no recursive pass can overflow the stack.
+  static constexpr int kMaxNestingDepth = 200;  // under the 256 brackets that clang (and so Metal's compiler) accepts by default
 
   // Verifies and returns the kernel; the builder is then empty.
   Kernel finish();
