@@ -682,7 +682,22 @@ NB_MODULE(_core, m) {
                                nb::cast<std::string>(nb::repr(h)) + " (out of range)");
           }
         }
-        std::vector<ConstantArg> cargs = constant_args(constants);
+        std::vector<ConstantArg> cargs;
+        try {
+          cargs = constant_args(constants);
+        } catch (const KernelError&) {  // a value beyond 64 bits
+          for (nb::handle item : constants) {
+            nb::handle index = PyTuple_GetItem(item.ptr(), 0), value = PyTuple_GetItem(item.ptr(), 2);
+            if (!PyLong_Check(value.ptr()) || PyBool_Check(value.ptr()) || u64_arg(value)) continue;
+            int overflow = 0;
+            PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+            if (overflow == 0) continue;
+            throw RuntimeError(api + ": constants[" + nb::cast<std::string>(nb::str(index)) + "]: kernel '" +
+                               kernel.name + "' cannot hold " + nb::cast<std::string>(nb::repr(value)) +
+                               " (out of range)");
+          }
+          throw;
+        }
         nb::gil_scoped_release release;
         new (self) PreparedLaunch(std::move(dev), std::move(ck), arrays, sargs, output_sizes, api.c_str(), cargs);
       }, "device"_a, "kernel"_a, "inputs"_a, "scalars"_a, "output_sizes"_a, "api"_a, "constants"_a = nb::list())
