@@ -12,22 +12,12 @@
 #include "enigma/ir/uniformity.h"
 #include "enigma/ir/verifier.h"
 #include "enigma/support/error.h"
+#include "test_support.h"
 
 namespace enigma {
 namespace {
 
-DType S(Scalar s) { return DType::scalar(s); }
-Literal I(int64_t v) { return Literal::of_int(v); }
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const KernelError& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using namespace test;
 
 size_t count(const std::string& s, const std::string& what) {
   size_t n = 0;
