@@ -6,6 +6,7 @@ backends. Only tests that are explicitly about the CPU device say "cpu".
 """
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 
@@ -160,6 +161,21 @@ def run_flat(kernel, inputs, out_dtype, n_out, grid, threads, debug=None, **exec
 def runtime():
     """The default device's runtime (ENIGMA_DEVICE selects it)."""
     return shared_runtime()
+
+
+def line_of(fn, marker):
+    """Line number (in its file) of the line of `fn` containing `marker`."""
+    lines, start = inspect.getsourcelines(fn)
+    return start + next(k for k, ln in enumerate(lines) if marker in ln)
+
+
+def collatz_steps(x):
+    """How many Collatz steps take x to 1 (the model of the while-loop kernels)."""
+    steps = 0
+    while x != 1:
+        x = x // 2 if x % 2 == 0 else 3 * x + 1
+        steps += 1
+    return steps
 
 
 @pytest.fixture(scope="session")
