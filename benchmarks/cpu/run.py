@@ -72,6 +72,19 @@ def try_import(name):
         return None
 
 
+def optional_peers(name, make_peers):
+    """make_peers(module) for the optional package `name`, or None (with a
+    [skip] line) when it is missing or cannot build its peers."""
+    module = try_import(name)
+    if not module:
+        return None
+    try:
+        return make_peers(module)
+    except Exception as e:  # noqa: BLE001 - optional peer
+        print(f"[skip] {name}: {e}")
+        return None
+
+
 def ptr(a):
     return a.ctypes.data_as(ctypes.c_void_p)
 
@@ -705,22 +718,8 @@ def main():
     omp = load_omp()
     numba = try_import("numba")
     nb = numba_peers(numba) if numba else None
-    wpx = None
-    if not args.no_warp:
-        wp = try_import("warp")
-        if wp:
-            try:
-                wpx = warp_peers(wp)
-            except Exception as e:  # noqa: BLE001
-                print(f"[skip] warp: {e}")
-    tix = None
-    if not args.no_taichi:
-        ti = try_import("taichi")
-        if ti:
-            try:
-                tix = taichi_peers(ti)
-            except Exception as e:  # noqa: BLE001
-                print(f"[skip] taichi: {e}")
+    wpx = None if args.no_warp else optional_peers("warp", warp_peers)
+    tix = None if args.no_taichi else optional_peers("taichi", taichi_peers)
 
     caps = enigma.MetalRuntime(device="cpu").device_capabilities()
     print(f"device: {caps.device_name} ({caps.gpu_family}); python {sys.version.split()[0]}; numpy {np.__version__}"
