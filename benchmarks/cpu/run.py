@@ -150,12 +150,7 @@ def newton_rsqrt(x):
 
 @enigma.kernel
 def e_rmsnorm(X: enigma.f32, W: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
-    row = enigma.threadgroup_position_in_grid("x")
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
-    red = enigma.threadgroup_alloc("float", 32)
+    row, lid, nth, lane, sg, red = ck.row_threads()
     with enigma.for_range(lid, n, nth, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc):
         x = X[row * n + i]
         acc[0] = acc[0] + x * x
