@@ -373,10 +373,18 @@ def _dump_sources(name: str, core) -> None:
 
 
 def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, work_dir=None,
-            vec_width=0, emit_only=None, debug=None) -> CompiledKernel:  # noqa: A001 - reference name
+            vec_width=0, emit_only=None, debug=None, bounds_check=True) -> CompiledKernel:  # noqa: A001
     """Traces ``fn`` (an ``@enigma.kernel``), verifies and optimises its IR and
     emits MSL. Unless emit-only, the kernel is also built for the default device
-    now (so build errors surface here and the first dispatch is fast)."""
+    now (so build errors surface here and the first dispatch is fast).
+
+    Memory accesses are bounds-checked (out-of-bounds loads read 0, stores and
+    atomics are dropped and the dispatch raises). ``bounds_check=False`` turns
+    the checks off for this kernel: an out-of-bounds access then reads or
+    writes whatever memory lies there, and on the CPU can crash the process.
+    ``debug=True`` reports out-of-bounds loads too."""
+    if not isinstance(bounds_check, bool):
+        raise TypeError(f"compile: bounds_check must be True or False, got {bounds_check!r}")
     if not isinstance(fn, (KernelDef, JitDef)):
         raise TypeError(f"Expected @enigma.kernel or @enigma.jit, got {type(fn).__name__}")
     vec_width = _check_vec_width(vec_width)
@@ -403,7 +411,7 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
     ir.optimize()
     ir_text = ir.print()
     dbg = _debug(debug)
-    core = _core.CompiledKernelCore(ir, dbg)
+    core = _core.CompiledKernelCore(ir, dbg, bounds_check)
     msl = core.source("metal")
     if dump_ir or dump_mlir:
         print(f"=== IR: {fn.name} ({ir.num_ops} ops) ===")

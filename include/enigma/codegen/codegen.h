@@ -28,9 +28,14 @@ std::string msl_entry_name(const Kernel& k);
 // C++20 for the CPU backend. The source defines
 //   extern "C" void <entry>(const EnigmaCpuLaunch* launch, uint64_t tg_begin, uint64_t tg_end)
 // which runs the threadgroups [tg_begin, tg_end) (linear index, x fastest).
+// Checked memory (bounds_check, the default): buffer lengths come from
+// launch->buffer_sizes; the first out-of-bounds store or atomic (every kind of
+// access in debug mode) is recorded in launch->error_flag / error_info as
+// {memory id, index, access (0 load, 1 store, 2 atomic), x, y, z}.
 struct CpuEmitOptions {
   std::string entry = "enigma_kernel";
-  bool debug = false;  // bounds-check every buffer access
+  bool bounds_check = true;  // out-of-bounds loads read 0, stores and atomics are dropped and reported
+  bool debug = false;        // also report out-of-bounds loads; no vectorisation
 };
 std::string emit_cpu(const Kernel& k, const CpuEmitOptions& options = {});
 
@@ -42,7 +47,8 @@ std::string emit_cpu(const Kernel& k, const CpuEmitOptions& options = {});
 // Debug mode: en_err points at 7 zeroed u64s; the first out-of-bounds access
 // writes {1, param, index, is_store, x, y, z} there and is skipped.
 struct CudaEmitOptions {
-  bool debug = false;  // bounds-check every buffer access
+  bool bounds_check = true;  // as CpuEmitOptions
+  bool debug = false;        // also report out-of-bounds loads
   // > 1: the entry is <entry>_g<N> instead, and each block runs N
   // consecutive threadgroups along x (launch ceil(ceil(grid.x / threads.x) / N)
   // blocks in x). More memory accesses in flight per thread, for large grids
