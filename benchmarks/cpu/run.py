@@ -351,14 +351,22 @@ class Workload:
 
     def add(self, impl, fn, get):
         self.impls[impl] = (fn, get)
+        if hasattr(fn, "unchecked"):   # --bounds-check-cost: the same kernel without checks
+            self.impls["enigma-unchecked"] = fn.unchecked
 
 
-def enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars=None, dtype=np.float32):
-    ck = enigma.compile(kernel)
+COMPARE_UNCHECKED = False  # --bounds-check-cost
+
+
+def enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars=None, dtype=np.float32,
+                    bounds_check=True):
+    ck = enigma.compile(kernel, bounds_check=bounds_check)
     p = rt.prepare(ck, inputs, out_bytes, scalars=scalars)
 
     def fn():
         p.dispatch(grid, threads)
+    if COMPARE_UNCHECKED and bounds_check:
+        fn.unchecked = enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars, dtype, False)
     return fn, (lambda: np.frombuffer(p.read_output(), dtype=dtype))
 
 
@@ -565,7 +573,11 @@ def main():
     ap.add_argument("--plot", default=os.path.join(HERE, "cpu_benchmarks.png"))
     ap.add_argument("--no-warp", action="store_true")
     ap.add_argument("--no-taichi", action="store_true")
+    ap.add_argument("--bounds-check-cost", action="store_true",
+                    help="also run every Enigma kernel compiled with bounds_check=False (row enigma-unchecked)")
     args = ap.parse_args()
+    global COMPARE_UNCHECKED
+    COMPARE_UNCHECKED = args.bounds_check_cost
 
     omp = load_omp()
     numba = try_import("numba")

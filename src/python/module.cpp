@@ -199,7 +199,12 @@ NB_MODULE(_core, m) {
       .def("print", [](const Kernel& k) { return print(k); })
       .def("optimize", [](Kernel& k) { optimize(k); })
       .def("verify", [](const Kernel& k) { verify(k); })
-      .def("emit_msl", [](const Kernel& k) { return emit_msl(k); })
+      .def("emit_msl", [](const Kernel& k, bool debug, bool bounds_check) {
+        MslEmitOptions o;
+        o.debug = debug;
+        o.bounds_check = bounds_check;
+        return emit_msl(k, o);
+      }, "debug"_a = false, "bounds_check"_a = true)
       .def("emit_cuda", [](const Kernel& k, bool debug, bool bounds_check) {
         CudaEmitOptions o;
         o.debug = debug;
@@ -413,7 +418,12 @@ NB_MODULE(_core, m) {
         if (constants.size()) values = constant_values(c.kernel(), constant_args(constants), "source");
         Kernel spec;
         const Kernel& chosen = values.empty() ? c.kernel() : (spec = c.specialized(values));
-        if (backend == "metal" || backend == "msl") return emit_msl(chosen);
+        if (backend == "metal" || backend == "msl") {
+          MslEmitOptions o;
+          o.debug = c.options().debug;
+          o.bounds_check = c.options().bounds_check;
+          return emit_msl(chosen, o);
+        }
         if (backend == "cpu") {
           CpuEmitOptions o;
           o.debug = c.options().debug;
