@@ -297,8 +297,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const DType& pt = k_.memory_type(op.attr);
     std::string idx = name(op.operands[0]);
     std::string buf = mem_ptr(op.attr);
+    const bool proved = proved_ && proved_->count(&op);
     if (op.type != pt) {  // load_vec: `lanes` elements from idx
-      std::string ok = bounds_check(op.attr, op.operands[0], op.type.lanes, kLoad);
+      std::string ok = proved ? "" : bounds_check(op.attr, op.operands[0], op.type.lanes, kLoad);
       std::string v;
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
         v = type(op.type) + "(";
@@ -310,7 +311,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(op.type) + "{})";
     }
-    return read(op.attr, op.type, idx, bounds_check(op.attr, op.operands[0], 1, kLoad));
+    return read(op.attr, op.type, idx, proved ? "" : bounds_check(op.attr, op.operands[0], 1, kLoad));
   }
 
   void store(const Op& op) override {
@@ -322,7 +323,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const DType vt = k_.type_of(op.operands[1]);
     std::string idx = name(op.operands[0]);
     std::string buf = mem_ptr(op.attr);
-    std::string guard = bounds_check(op.attr, op.operands[0], vt.lanes, kStore);
+    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.attr, op.operands[0], vt.lanes, kStore);
     if (!guard.empty()) guard = "if (" + guard + ") ";
     if (vt != pt) {  // store_vec
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
@@ -864,11 +865,16 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const std::string header = "for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)";
     // Candidates: buffer accesses in the body with an index inv + x.
     std::vector<std::pair<const Op*, Affine>> cands;
+    // Checked memory: accesses whose index is the same for the whole row are
+    // checked once per row too (the fast copy then skips their checks).
+    std::vector<const Op*> hoisted;
     if (!opt_.debug) {
       std::function<void(const Op&)> visit = [&](const Op& op) {
-        // Scalar accesses only: a vector access keeps its own aligned form.
-        if ((op.code == OpCode::Load || op.code == OpCode::Store) &&
-            (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
+        const bool access = op.code == OpCode::Load || op.code == OpCode::Store;
+        if (access && check_memory_ && x_invariant(op.operands[0])) {
+          hoisted.push_back(&op);
+        } else if (access &&  // scalar accesses only: a vector access keeps its own aligned form
+                   (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
           auto a = affine(op.operands[0]);
           // With checked memory, plain `x` indices too: the row's check proves them in bounds.
           if (a && a->x == 1 && (!a->terms.empty() || check_memory_)) cands.emplace_back(&op, *a);
@@ -878,7 +884,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       };
       for (const Op* op : ops) visit(*op);
     }
-    if (cands.empty()) {
+    if (cands.empty() && hoisted.empty()) {
       if (!opt_.debug) line("#pragma omp simd" + clauses);
       open(header);
       body();
@@ -895,7 +901,17 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         for (ValueId o : def_[v]->operands) need(o);
     };
     for (auto& [op, a] : cands) need(op->operands[0]);
+    for (const Op* op : hoisted) need(op->operands[0]);
     std::string check;
+    std::set<const Op*> proved;
+    for (const Op* op : hoisted) {
+      const int lanes = (op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1])).lanes;
+      const std::string len = mem_length(op->attr), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
+      check += (check.empty() ? "" : " && ") + (lanes == 1 ? idx + " < " + len
+                                                           : "(" + len + " >= " + std::to_string(lanes) + "u && " + idx +
+                                                                 " <= " + len + " - " + std::to_string(lanes) + "u)");
+      proved.insert(op);
+    }
     std::map<const Op*, std::string> ptrs;
     for (size_t i = 0; i < cands.size(); ++i) {
       const auto& [op, a] = cands[i];
@@ -920,11 +936,13 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     ++temp_;
     open("if (" + check + ")");
     fast_ = &ptrs;
+    proved_ = &proved;
     if (!opt_.debug) line("#pragma omp simd" + clauses);
     open(header);
     body();
     close();
     fast_ = nullptr;
+    proved_ = nullptr;
     close("} else {");
     ++indent_;
     if (!opt_.debug) line("#pragma omp simd" + clauses);
@@ -1460,6 +1478,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::vector<Mask> masks_;
   std::vector<bool> flat_;
   const std::map<const Op*, std::string>* fast_ = nullptr;  // accesses the fast x loop addresses by row pointer
+  const std::set<const Op*>* proved_ = nullptr;             // accesses the fast x loop proved in bounds per row
   std::vector<std::set<std::string>> rowptrs_;
   int next_seg_ = 0;
   int masks_planned_ = 0, masks_emitted_ = 0;

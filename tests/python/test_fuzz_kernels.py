@@ -35,7 +35,8 @@ def _body(A, B, W, Out, Out2, float_ops):
     bufs = {"A": A, "B": B}
 
     def index(scale, offset):
-        i = lin * scale if scale != 1 else lin
+        # scale 0: the same index for a whole row of threads (gy * W + offset)
+        i = gy * W if scale == 0 else lin * scale if scale != 1 else lin
         return i + offset if offset >= 0 else i - (-offset)
 
     vals = []
@@ -85,7 +86,7 @@ def draw_program(rng: random.Random):
     offsets = [0, 0, 1, 2, 3, -1, -2, 5, 40, -40]
     loads = []
     for _ in range(rng.randint(1, 4)):
-        loads.append((rng.choice("AB"), rng.choice([1, 1, 2]), rng.choice(offsets), rng.random() < 0.25))
+        loads.append((rng.choice("AB"), rng.choice([0, 1, 1, 2]), rng.choice(offsets), rng.random() < 0.25))
     ops = [(rng.choice(["add", "sub", "mul", "min", "max", "xor"]), rng.randrange(len(loads)))
            for _ in range(rng.randint(0, 4))]
     second = rng.choice(["store", "store_if", "atomic"] if dtype == "u32" else ["store", "store_if"])
@@ -100,8 +101,11 @@ def model(prog, a, b, n_out, n_out2, grid, w):
     gx, gy = np.meshgrid(np.arange(grid[0], dtype=np.uint64), np.arange(grid[1], dtype=np.uint64))
     lin = ((gy * np.uint64(w) + gx) % U32).ravel()
 
+    row = ((gy * np.uint64(w)) % U32).ravel()
+
     def index(scale, offset):
-        return (lin * np.uint64(scale) + np.uint64(offset % U32)) % U32
+        base = row if scale == 0 else lin * np.uint64(scale)
+        return (base + np.uint64(offset % U32)) % U32
 
     bufs = {"A": a, "B": b}
     oob_load = False
