@@ -921,7 +921,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       // row's last index still fits in 32 bits.
       std::string first = "en_a" + std::to_string(temp_) + "_" + std::to_string(i);
       line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + en_bx);");
-      if (!a.terms.empty())  // a plain `x` index never wraps
+      // A plain `x` index never wraps; nor does one that the bounds check
+      // below keeps under a threadgroup array's (small) size.
+      if (!a.terms.empty() && !(check_memory_ && is_threadgroup_memory(op->attr)))
         check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + en_ex <= 4294967296ull");
       // Checked memory: the row's indices [first, first + en_ex) are all in
       // bounds, so the fast copy needs no per-access check.
