@@ -20,8 +20,8 @@ namespace enigma {
 // [[buffer(N + 1)]]`: 8 zeroed uints that the first out-of-bounds access
 // fills as {1, memory id (int), index low, index high, access, x, y, z}.
 struct MslEmitOptions {
-  bool bounds_check = true;  // as CpuEmitOptions
   bool debug = false;        // also report out-of-bounds loads
+  bool bounds_check = true;  // as CpuEmitOptions
 };
 std::string emit_msl(const Kernel& k, const MslEmitOptions& options = {});
 struct MslVersion {
@@ -42,8 +42,8 @@ std::string msl_entry_name(const Kernel& k);
 // {memory id, index, access (0 load, 1 store, 2 atomic), x, y, z}.
 struct CpuEmitOptions {
   std::string entry = "enigma_kernel";
-  bool bounds_check = true;  // out-of-bounds loads read 0, stores and atomics are dropped and reported
   bool debug = false;        // also report out-of-bounds loads; no vectorisation
+  bool bounds_check = true;  // out-of-bounds loads read 0, stores and atomics are dropped and reported
 };
 std::string emit_cpu(const Kernel& k, const CpuEmitOptions& options = {});
 
@@ -55,13 +55,13 @@ std::string emit_cpu(const Kernel& k, const CpuEmitOptions& options = {});
 // Debug mode: en_err points at 7 zeroed u64s; the first out-of-bounds access
 // writes {1, param, index, is_store, x, y, z} there and is skipped.
 struct CudaEmitOptions {
-  bool bounds_check = true;  // as CpuEmitOptions
   bool debug = false;        // also report out-of-bounds loads
   // > 1: the entry is <entry>_g<N> instead, and each block runs N
   // consecutive threadgroups along x (launch ceil(ceil(grid.x / threads.x) / N)
   // blocks in x). More memory accesses in flight per thread, for large grids
   // of memory-bound kernels. Not with debug.
   int groups_per_block = 1;
+  bool bounds_check = true;  // as CpuEmitOptions
 };
 std::string emit_cuda(const Kernel& k, const CudaEmitOptions& options = {});
 std::string cuda_entry_name(const Kernel& k);
