@@ -209,6 +209,11 @@ class MslEmitter : public CFamilyEmitter {
   }
   std::string space(int64_t m) const { return is_threadgroup_memory(m) ? "threadgroup" : "device"; }
 
+  // The zero of a scalar or vector type (bfloat converts only from float).
+  static std::string zero(const DType& t) {
+    return msl_type(t) + (t.is_float() ? "(0.0f)" : t.elem == Scalar::B1 ? "(false)" : "(0)");
+  }
+
   // ---- checked memory: lengths from en_lens, the record in en_err ----
   std::string mem_length(int64_t m) const override {
     if (is_threadgroup_memory(m)) return CFamilyEmitter::mem_length(m);
@@ -232,7 +237,7 @@ class MslEmitter : public CFamilyEmitter {
       if (is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
       at = "*reinterpret_cast<const " + space(op.attr) + " " + msl_type(op.type) + "*>(&" + at + ")";
     }
-    return ok.empty() ? at : "(" + ok + " ? " + at + " : " + msl_type(op.type) + "(0))";
+    return ok.empty() ? at : "(" + ok + " ? " + at + " : " + zero(op.type) + ")";
   }
 
   void store(const Op& op) override {
@@ -284,8 +289,8 @@ class MslEmitter : public CFamilyEmitter {
     line("if (en_cin < en_cn) { " + report_oob(op.attr, "(en_cd + en_cin)", kStore) + " }");
     open("for (ulong en_k = 0; en_k < en_cin; ++en_k)");
     std::string ok = bounds_check_expr(op.aux, "en_cs + en_k", 1, kLoad);
-    const std::string T = msl_type(k_.memory_type(op.attr));
-    line(mem(op.attr) + "[en_cd + en_k] = " + ok + " ? " + mem(op.aux) + "[en_cs + en_k] : " + T + "(0);");
+    line(mem(op.attr) + "[en_cd + en_k] = " + ok + " ? " + mem(op.aux) + "[en_cs + en_k] : " +
+         zero(k_.memory_type(op.attr)) + ";");
     close();
     close();
   }
@@ -330,7 +335,8 @@ class MslEmitter : public CFamilyEmitter {
         if (check_memory_) {
           tile_fallback(op, kLoad);
           const std::string e = info(op.type.elem).metal_name;
-          line(name(op.result()) + " = metal::make_filled_simdgroup_matrix<" + e + ", 8, 8>(" + e + "(0));");
+          line(name(op.result()) + " = metal::make_filled_simdgroup_matrix<" + e + ", 8, 8>(" +
+               zero(DType::scalar(op.type.elem)) + ");");
           close();
         }
         return true;
@@ -466,7 +472,7 @@ class MslEmitter : public CFamilyEmitter {
     const std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
     const std::string result = r;
     if (!ok.empty()) {
-      if (!r.empty()) line(msl_type(op.type) + " " + r + " = " + msl_type(op.type) + "(0);");
+      if (!r.empty()) line(msl_type(op.type) + " " + r + " = " + zero(op.type) + ";");
       open("if (" + ok + ")");
       if (!r.empty()) r += "_in";
     }
