@@ -282,8 +282,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // The first offending thread of a report: the thread loop's, or set by a
   // group-level op (simdgroup matrices, async copies) to its first lane's.
   std::string report_oob(int64_t mem, const std::string& index, Access access) override {
+    const std::string thread = thread_xyz_.empty() ? "en_gx, en_by + ly, en_bz + lz" : thread_xyz_;
     return "en_report_oob(L, static_cast<uint64_t>(" + std::to_string(mem) + "ll), " + index + ", " +
-           std::to_string(static_cast<int>(access)) + "u, " + (thread_xyz_.empty() ? "en_gx, en_by + ly, en_bz + lz" : thread_xyz_) + ");";
+           std::to_string(static_cast<int>(access)) + "u, " + thread + ");";
   }
 
   // Element `i` of memory `mem` as a register value (`ok`: in bounds, else 0).
