@@ -373,7 +373,8 @@ def _dump_sources(name: str, core) -> None:
 
 
 def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, work_dir=None,
-            vec_width=0, emit_only=None, debug=None, bounds_check=True) -> CompiledKernel:  # noqa: A001
+            vec_width=0, emit_only=None, debug=None,
+            bounds_check=True) -> CompiledKernel:  # noqa: A001 - reference name
     """Traces ``fn`` (an ``@enigma.kernel``), verifies and optimises its IR and
     emits MSL. Unless emit-only, the kernel is also built for the default device
     now (so build errors surface here and the first dispatch is fast).
