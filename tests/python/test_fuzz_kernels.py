@@ -189,7 +189,7 @@ def run_case(rt, ck, prog, grid, threads, a, b, n_out, n_out2):
     return [np.frombuffer(o, dt)[:n] for o, n in zip(outs, (n_out, n_out2))], raised
 
 
-def test_random_kernels_follow_the_checked_memory_model(record_property):
+def test_random_kernels_follow_the_checked_memory_model(record_testsuite_property):
     rt = enigma.MetalRuntime(device="cpu")
     cuda = enigma.MetalRuntime(device="cuda") if is_cuda_available() else None
     programs = 0
@@ -225,5 +225,5 @@ def test_random_kernels_follow_the_checked_memory_model(record_property):
             raised_count += err is not None
     print(f"\nfuzz: {programs} programs run ({raised_count} raised OUT_OF_BOUNDS as the model said), "
           f"{time.monotonic() - start:.1f} s" + (", CPU and CUDA compared" if cuda is not None else ""))
-    record_property("fuzz_programs", programs)
+    record_testsuite_property("fuzz_programs", programs)  # in the JUnit report
     assert programs >= DISPATCHES * min(KERNELS, 4)
