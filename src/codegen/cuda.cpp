@@ -865,10 +865,18 @@ class CudaEmitter : public FloatRegisterEmitter {
     const std::string r = op.results.empty() ? "" : name(op.result());
     // Out of bounds, the atomic is dropped and its result is 0.
     const std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    // A checked atomic's result is declared before its guard; one never read
+    // is not declared at all (NVRTC warns of a variable set but never used).
+    bool read = op.code == OpCode::AtomicCompareExchange && !ok.empty();  // spelled as a declaration below
+    if (!ok.empty() && !r.empty())
+      walk(k_.body, [&](const Op& o) { read = read || std::count(o.operands.begin(), o.operands.end(), op.result()); });
     const std::string decl = ok.empty() ? "const " + type(op.type) + " " : "";
-    if (!ok.empty() && !r.empty()) line(type(op.type) + " " + r + " = " + type(op.type) + "{};");
+    if (read) line(type(op.type) + " " + r + " = " + type(op.type) + "{};");
     if (!ok.empty()) open("if (" + ok + ")");
-    auto result = [&](const std::string& call) { line(decl + r + " = static_cast<" + type(op.type) + ">(" + call + ");"); };
+    auto result = [&](const std::string& call) {
+      if (!ok.empty() && !read) line("(void)" + call + ";");
+      else line(decl + r + " = static_cast<" + type(op.type) + ">(" + call + ");");
+    };
     if (release) line("__threadfence();");
     switch (op.code) {
       case OpCode::AtomicLoad: result("*reinterpret_cast<volatile " + T + "*>(" + ptr + ")"); break;
