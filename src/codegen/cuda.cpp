@@ -201,6 +201,7 @@ class CudaEmitter : public FloatRegisterEmitter {
       for (ValueId r : op.results) check_type(k_.type_of(r), op.info().name);
     });
     coop_ = cuda_is_cooperative(k_);
+    deferred_ = check_memory_ && !coop_;
     if (coop_) {
       uniformity_ = analyze_uniformity(k_);
       mark_divergent(k_.body, false);
@@ -312,7 +313,7 @@ class CudaEmitter : public FloatRegisterEmitter {
       f << "  if (lx >= en_ex || ly >= en_ey || lz >= en_ez) return;\n";
       if (ntg0) f << "  const en_u32 en_ntg0 = gridDim.x;\n";
       for (const std::string& u : unpack) f << "  " << u << "\n";
-      f << body << "}\n";
+      f << deferred_declarations() << body << deferred_report() << "}\n";
       return f.str();
     }
     // Each block runs `groups` consecutive threadgroups along x: more loads
@@ -328,6 +329,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     f << "  if (ly >= en_ey || lz >= en_ez) return;\n";
     if (ntg0) f << "  const en_u32 en_ntg0 = (en_grid0 - 1u) / blockDim.x + 1u;\n";
     for (const std::string& u : unpack) f << "  " << u << "\n";
+    f << deferred_declarations();
     f << "  const en_u32 en_tg0 = blockIdx.x * " << kg << ";\n";
     // Interior blocks: every group full, straight-line code whose loads the
     // compiler issues together.
@@ -345,7 +347,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     f << "      if (lx >= en_ex) continue;\n";
     f << "      (void)en_tgx; (void)en_bx;\n";
     f << indented(body, 2) << "    }\n";
-    f << "  }\n}\n";
+    f << "  }\n" << deferred_report() << "}\n";
     return f.str();
   }
 
@@ -418,10 +420,28 @@ class CudaEmitter : public FloatRegisterEmitter {
   // Checked memory: the first out-of-bounds access is recorded (first
   // thread wins) in en_err = {1, memory id, index, access, x, y, z}.
   std::string report_oob(int64_t mem, const std::string& index, Access access) override {
+    if (deferred_)  // registers only: no atomic or fence between the thread's loads
+      return "if (!en_bad) { en_bad = true; en_bad_mem = static_cast<en_u64>(" + std::to_string(mem) +
+             "ll); en_bad_index = " + index + "; en_bad_access = " + std::to_string(static_cast<int>(access)) +
+             "u; en_bad_x = en_bx + lx; }";
     return "if (atomicCAS(en_err, 0ull, 1ull) == 0ull) { en_err[1] = static_cast<en_u64>(" + std::to_string(mem) +
            "ll); en_err[2] = " + index + "; en_err[3] = " + std::to_string(static_cast<int>(access)) + "ull; en_err[4] = " +
            (thread_xyz_.empty() ? "en_bx + lx; en_err[5] = en_by + ly; en_err[6] = en_bz + lz" : thread_xyz_) +
            "; __threadfence(); }";
+  }
+
+  // Kernels whose threads never interact note their first out-of-bounds
+  // access in registers and write the record once, at the end: the hot path
+  // then holds no atomic or fence that would stop the compiler from issuing
+  // the loads of several threadgroups together.
+  std::string deferred_declarations() const {
+    if (!deferred_) return "";
+    return "  bool en_bad = false;\n  en_u64 en_bad_mem = 0, en_bad_index = 0;\n  en_u32 en_bad_access = 0, en_bad_x = 0;\n";
+  }
+  std::string deferred_report() const {
+    if (!deferred_) return "";
+    return "  if (en_bad && atomicCAS(en_err, 0ull, 1ull) == 0ull) { en_err[1] = en_bad_mem; en_err[2] = en_bad_index; "
+           "en_err[3] = en_bad_access; en_err[4] = en_bad_x; en_err[5] = en_by + ly; en_err[6] = en_bz + lz; }\n";
   }
 
   // The grid position of the thread with flat index `t` in the group: x, y, z
@@ -987,6 +1007,7 @@ class CudaEmitter : public FloatRegisterEmitter {
   std::map<std::string, std::string> helpers_;
   int temp_ = 0;
   bool coop_ = false, has_barrier_ = false, uses_matrix_ = false;
+  bool deferred_ = false;  // out-of-bounds reports at the end of the kernel (deferred_report)
   std::vector<Uniformity> uniformity_;
   std::set<const Op*> divergent_;
 };
