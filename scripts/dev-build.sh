@@ -13,5 +13,9 @@ cmake --build "$build"
 pkg=$build/python/enigma
 mkdir -p "$pkg"
 for f in "$root"/python/enigma/*.py; do ln -sf "$f" "$pkg/"; done
+for d in "$root"/python/enigma/*/; do  # subpackages (enigma.ops, enigma.runtime_dispatch, ...)
+  case $d in */__pycache__/) continue ;; esac
+  ln -sfn "${d%/}" "$pkg/"
+done
 cp -f "$build"/_core*.so "$pkg/"
 echo "PYTHONPATH=$build/python"

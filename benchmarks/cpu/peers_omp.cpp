@@ -83,3 +83,59 @@ void matmul(const float* a, const float* b, float* c, int64_t n) {
   }
 }
 }
+
+// ---- the cooperative workloads' peers: the same algorithm as the Enigma
+// kernel (coop_kernels.py), one row / block per iteration of the parallel loop.
+extern "C" {
+
+void softmax(const float* x, float* y, int64_t rows, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    float m = -3.0e38f;
+#pragma omp simd reduction(max : m)
+    for (int64_t i = 0; i < n; ++i) m = xr[i] > m ? xr[i] : m;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += std::exp(xr[i] - m);
+    float inv = 1.0f / s;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[r * n + i] = std::exp(xr[i] - m) * inv;
+  }
+}
+
+void layernorm(const float* x, const float* g, const float* b, float* y, int64_t rows, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += xr[i];
+    float mean = s / n, v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int64_t i = 0; i < n; ++i) v += (xr[i] - mean) * (xr[i] - mean);
+    float inv = 1.0f / std::sqrt(v / n + 1e-5f);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[r * n + i] = (xr[i] - mean) * inv * g[i] + b[i];
+  }
+}
+
+void histogram(const uint32_t* x, int64_t n, uint32_t* h) {
+  std::memset(h, 0, 256 * sizeof(uint32_t));
+#pragma omp parallel
+  {
+    uint32_t loc[256] = {};
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) ++loc[x[i] & 255];
+    for (int b = 0; b < 256; ++b) __atomic_fetch_add(&h[b], loc[b], __ATOMIC_RELAXED);
+  }
+}
+
+void block_scan(const float* x, float* y, int64_t blocks, int64_t block) {
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < blocks; ++g) {
+    float s = 0;
+    for (int64_t i = 0; i < block; ++i) y[g * block + i] = s += x[g * block + i];
+  }
+}
+}

@@ -28,6 +28,8 @@ import numpy as np  # noqa: E402
 import enigma  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import coop_kernels as ck  # noqa: E402
 
 
 # ---- optional peers ------------------------------------------------------------------
@@ -47,7 +49,9 @@ def load_omp():
     P, I64, F, I32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int32
     sigs = {"vadd": [P, P, P, I64], "saxpy": [F, P, P, P, I64],
             "mandelbrot": [F, F, F, F, I64, I64, I32, P], "block_sum": [P, P, I64, I64],
-            "rmsnorm": [P, P, P, I64, I64], "stencil": [P, P, I64], "matmul": [P, P, P, I64]}
+            "rmsnorm": [P, P, P, I64, I64], "stencil": [P, P, I64], "matmul": [P, P, P, I64],
+            "softmax": [P, P, I64, I64], "layernorm": [P, P, P, P, I64, I64], "histogram": [P, I64, P],
+            "block_scan": [P, P, I64, I64]}
     for name, args in sigs.items():
         getattr(lib, name).argtypes = args
         getattr(lib, name).restype = None
@@ -351,6 +355,8 @@ class Workload:
 
     def add(self, impl, fn, get):
         self.impls[impl] = (fn, get)
+        if hasattr(fn, "compile_s"):
+            self.compile_s = fn.compile_s
         if hasattr(fn, "unchecked"):   # --bounds-check-cost: the same kernel without checks
             self.impls["enigma-unchecked"] = fn.unchecked
 
@@ -360,11 +366,24 @@ COMPARE_UNCHECKED = False  # --bounds-check-cost
 
 def enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars=None, dtype=np.float32,
                     bounds_check=True):
-    ck = enigma.compile(kernel, bounds_check=bounds_check)
-    p = rt.prepare(ck, inputs, out_bytes, scalars=scalars)
+    # Cold: the first compile in this process with an empty kernel cache
+    # (trace, optimise, emit, C++ compile, load); cached: the same kernel
+    # traced, optimised and emitted again, the work done before the cache
+    # finds the compiled kernel.
+    # CPU seconds too (this process and the compiler it ran): on a shared
+    # machine the wall time mostly measures the other load.
+    c0, t0 = os.times(), time.perf_counter()
+    compiled = enigma.compile(kernel, bounds_check=bounds_check)
+    p = rt.prepare(compiled, inputs, out_bytes, scalars=scalars)
+    cold, c1 = time.perf_counter() - t0, os.times()
+    cold_cpu = sum(b - a for a, b in zip(c0[:4], c1[:4]))
+    t0 = time.perf_counter()
+    enigma.compile(kernel, bounds_check=bounds_check).source("cpu")
+    cached = time.perf_counter() - t0
 
     def fn():
         p.dispatch(grid, threads)
+    fn.compile_s = (cold, cached, cold_cpu)
     if COMPARE_UNCHECKED and bounds_check:
         fn.unchecked = enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars, dtype, False)
     return fn, (lambda: np.frombuffer(p.read_output(), dtype=dtype))
@@ -535,11 +554,109 @@ def build(args, omp, nb, wpx, tix):
     A2m, B2m = Am.reshape(mn, mn), Bm.reshape(mn, mn)
     w.add("numpy (BLAS)", lambda: A2m @ B2m, None)
     W.append(w)
+    W += build_cooperative(rt, rng, omp, nb, q)
+    return W
+
+
+def build_cooperative(rt, rng, omp, nb, q):
+    """Rows, atomics, scans and GEMMs as users write them (coop_kernels.py)."""
+    W = []
+    rows, cols = (256, 1024) if q else (4096, 4096)
+    X = rng.standard_normal(rows * cols).astype(np.float32)
+    Xd = X.reshape(rows, cols).astype(np.float64)
+    X2 = X.reshape(rows, cols)
+
+    w = Workload("softmax rows", "coop", floor_bytes=8.0 * rows * cols)
+    e = np.exp(Xd - Xd.max(1, keepdims=True))
+    w.ref = (e / e.sum(1, keepdims=True)).ravel()
+    w.add("enigma", *enigma_prepared(rt, ck.e_softmax, [X], 4 * rows * cols, (rows * 256, 1, 1), (256, 1, 1),
+                                     scalars=[cols]))
+    if omp:
+        ys = np.empty_like(X)
+        w.add("openmp", lambda: omp.softmax(ptr(X), ptr(ys), rows, cols), lambda: ys)
+
+    def np_softmax():
+        t = np.exp(X2 - X2.max(1, keepdims=True))
+        return t / t.sum(1, keepdims=True)
+    w.add("numpy", np_softmax, None)
+    W.append(w)
+
+    G = rng.standard_normal(cols).astype(np.float32)
+    Bb = rng.standard_normal(cols).astype(np.float32)
+    w = Workload("layernorm rows", "coop", floor_bytes=8.0 * rows * cols)
+    m = Xd.mean(1, keepdims=True)
+    w.ref = ((Xd - m) / np.sqrt(((Xd - m) ** 2).mean(1, keepdims=True) + 1e-5) * G + Bb).ravel()
+    w.tol = 1e-4
+    w.add("enigma", *enigma_prepared(rt, ck.e_layernorm, [X, G, Bb], 4 * rows * cols, (rows * 256, 1, 1),
+                                     (256, 1, 1), scalars=[cols]))
+    if omp:
+        yl = np.empty_like(X)
+        w.add("openmp", lambda: omp.layernorm(ptr(X), ptr(G), ptr(Bb), ptr(yl), rows, cols), lambda: yl)
+
+    def np_layernorm():
+        mu = X2.mean(1, keepdims=True)
+        return (X2 - mu) / np.sqrt(X2.var(1, keepdims=True) + 1e-5) * G + Bb
+    w.add("numpy", np_layernorm, None)
+    W.append(w)
+
+    hn = (1 << 20) if q else (1 << 24)
+    hx = rng.integers(0, 2**32, hn, dtype=np.uint64).astype(np.uint32)
+    w = Workload("histogram 256", "coop", floor_bytes=4.0 * hn)
+    w.ref = np.bincount(hx & 255, minlength=256).astype(np.float64)
+    w.tol = 0.0
+    groups = 64
+    fn, _ = enigma_prepared(rt, ck.e_histogram, [hx], 256 * 4, (groups * 256, 1, 1), (256, 1, 1), scalars=[hn],
+                            dtype=np.uint32)
+    # The kernel accumulates into its output: the check reads one dispatch.
+    hist_fn = fn
+    w.add("enigma", hist_fn, None)
+    w.check_enigma = (ck.e_histogram, [hx], (groups * 256, 1, 1), [hn])
+    if omp:
+        h1 = np.empty(256, np.uint32)
+        w.add("openmp", lambda: omp.histogram(ptr(hx), hn, ptr(h1)), lambda: h1)
+    w.add("numpy", lambda: np.bincount(hx & 255, minlength=256), lambda: np.bincount(hx & 255, minlength=256))
+    W.append(w)
+
+    sn = (1 << 20) if q else (1 << 24)
+    sx = rng.standard_normal(sn).astype(np.float32)
+    w = Workload("block scan 1024", "coop", floor_bytes=8.0 * sn)
+    w.ref = np.cumsum(sx.reshape(-1, 1024).astype(np.float64), 1).ravel()
+    w.tol = 1e-5
+    w.add("enigma", *enigma_prepared(rt, ck.e_scan, [sx], 4 * sn, (sn, 1, 1), (1024, 1, 1)))
+    if omp:
+        so = np.empty_like(sx)
+        w.add("openmp", lambda: omp.block_scan(ptr(sx), ptr(so), sn // 1024, 1024), lambda: so)
+    sx2 = sx.reshape(-1, 1024)
+    w.add("numpy", lambda: np.cumsum(sx2, axis=1), None)
+    W.append(w)
+
+    sizes = [256] if q else [512, 1024]
+    for mn in sizes:
+        Am = rng.standard_normal(mn * mn).astype(np.float32)
+        Bm = rng.standard_normal(mn * mn).astype(np.float32)
+        ref = (Am.reshape(mn, mn).astype(np.float64) @ Bm.reshape(mn, mn)).ravel()
+        A2m, B2m = Am.reshape(mn, mn), Bm.reshape(mn, mn)
+        c1 = np.empty_like(Am)
+        gemms = [("simdgroup 8x8", ck.e_sgmm8, (mn // 8 * 32, mn // 8, 1), (32, 1, 1)),
+                 ("simdgroup tiled", ck.e_sgmm_tiled, (mn // ck.SG_T * 128, mn // ck.SG_T, 1), (128, 1, 1)),
+                 ("enigma.gemm", ck.e_tile_gemm, (mn // ck.GEMM_T * 128, mn // ck.GEMM_T, 1), (128, 1, 1))]
+        for label, kern, grid, threads in gemms:
+            if mn > 512 and label == "simdgroup 8x8":
+                continue
+            w = Workload(f"{label} {mn}^3", "gemm", flops=2.0 * mn ** 3)
+            w.ref = ref
+            w.tol = 1e-4
+            w.add("enigma", *enigma_prepared(rt, kern, [Am, Bm], 4 * mn * mn, grid, threads, scalars=[mn]))
+            if omp:
+                w.add("openmp", lambda Am=Am, Bm=Bm, c1=c1, mn=mn: omp.matmul(ptr(Am), ptr(Bm), ptr(c1), mn),
+                      lambda c1=c1: c1)
+            w.add("numpy (BLAS)", lambda A2m=A2m, B2m=B2m: A2m @ B2m, None)
+            W.append(w)
     return W
 
 
 TARGETS = {"elementwise": ("openmp", 0.90), "compute": ("numba", 1.5), "barrier": ("numba", 1.0),
-           "stencil": ("numba", 1.0)}
+           "stencil": ("numba", 1.0), "coop": ("openmp", 0.90), "gemm": ("openmp", 0.90)}
 
 
 def check(w):
@@ -547,6 +664,13 @@ def check(w):
     if ref is None and "openmp" in w.impls:
         w.impls["openmp"][0]()
         ref = w.impls["openmp"][1]().astype(np.float64)
+    if hasattr(w, "check_enigma"):
+        kern, inputs, grid, scalars = w.check_enigma
+        raw = enigma.MetalRuntime(device="cpu").execute(enigma.compile(kern), inputs, 256 * 4, grid, (256, 1, 1),
+                                                        scalars=scalars)
+        if not np.array_equal(np.frombuffer(raw, np.uint32), ref):
+            print(f"  WRONG: {w.name} / enigma")
+            w.wrong = getattr(w, "wrong", set()) | {"enigma"}
     for impl, (fn, get) in w.impls.items():
         if get is None:
             continue
@@ -573,11 +697,16 @@ def main():
     ap.add_argument("--plot", default=os.path.join(HERE, "cpu_benchmarks.png"))
     ap.add_argument("--no-warp", action="store_true")
     ap.add_argument("--no-taichi", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated substrings of the workloads to run")
+    ap.add_argument("--out", default="", help="also write the table as markdown to this file")
+    ap.add_argument("--warm-cache", action="store_true", help="keep the kernel cache (cold compile times are then cache hits)")
     ap.add_argument("--bounds-check-cost", action="store_true",
                     help="also run every Enigma kernel compiled with bounds_check=False (row enigma-unchecked)")
     args = ap.parse_args()
     global COMPARE_UNCHECKED
     COMPARE_UNCHECKED = args.bounds_check_cost
+    if not args.warm_cache:   # cold compile times: an empty kernel cache
+        os.environ["ENIGMA_CACHE_DIR"] = tempfile.mkdtemp(prefix="enigma_bench_cache_")
 
     omp = load_omp()
     numba = try_import("numba")
@@ -603,6 +732,9 @@ def main():
     print(f"device: {caps.device_name} ({caps.gpu_family}); python {sys.version.split()[0]}; numpy {np.__version__}"
           + (f"; numba {numba.__version__}" if numba else ""))
     work = build(args, omp, nb, wpx, tix)
+    if args.only:
+        keys = [k.strip() for k in args.only.split(",") if k.strip()]
+        work = [w for w in work if any(k in w.name for k in keys)]
     for w in work:
         check(w)
         for fn, _ in w.impls.values():   # warm-up (JIT compiles, page faults)
@@ -634,15 +766,33 @@ def main():
                 extra = f"{w.floor_bytes / t / 1e9:7.2f} GB/s"
             elif w.flops:
                 extra = f"{w.flops / t / 1e9:7.2f} GFLOP/s"
+            if impl == "enigma" and hasattr(w, "compile_s"):
+                note = (f"compile {w.compile_s[0]:.2f} s cold ({w.compile_s[2]:.2f} s CPU), "
+                        f"{w.compile_s[1] * 1e3:.0f} ms cached")
             rows.append((w.name, impl, t * 1e3, ratio, extra, note))
 
     print()
-    print(f"{'workload':<17} {'impl':<13} {'median ms':>10} {'peer/enigma':>12} {'throughput':>14}  note")
-    print("-" * 90)
+    print(f"{'workload':<21} {'impl':<13} {'median ms':>10} {'peer/enigma':>12} {'throughput':>14}  note")
+    print("-" * 100)
     last = None
     for name, impl, ms, ratio, extra, note in rows:
-        print(f"{(name if name != last else ''):<17} {impl:<13} {ms:10.3f} {ratio:11.2f}x {extra:>14}  {note}")
+        print(f"{(name if name != last else ''):<21} {impl:<13} {ms:10.3f} {ratio:11.2f}x {extra:>14}  {note}")
         last = name
+    omp_ratios = [r[3] for r in rows if r[1] == "openmp"]
+    if omp_ratios:
+        geo = statistics.geometric_mean(omp_ratios)
+        print(f"\ngeomean openmp/enigma over {len(omp_ratios)} workloads: {geo:.2f}x")
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(f"device: {caps.device_name} ({caps.gpu_family}); python {sys.version.split()[0]}; "
+                    f"numpy {np.__version__}; rounds {args.rounds} (medians); load average before the run "
+                    f"{os.getloadavg()[0]:.2f}\n\n")
+            f.write("| workload | impl | median ms | peer/enigma | throughput | note |\n|---|---|---:|---:|---:|---|\n")
+            for name, impl, ms, ratio, extra, note in rows:
+                f.write(f"| {name} | {impl} | {ms:.3f} | {ratio:.2f}x | {extra.strip()} | {note} |\n")
+            if omp_ratios:
+                f.write(f"\ngeomean openmp/enigma over {len(omp_ratios)} workloads: {geo:.2f}x\n")
+        print(f"table: {args.out}")
     try:
         import matplotlib
         matplotlib.use("Agg")

@@ -15,7 +15,7 @@ from ._cooperative import *  # noqa: F401,F403 - threadgroups, simdgroups, atomi
 from ._preprocess import range  # noqa: A004 - `for i in enigma.range(...)` in kernels
 from ._lang import *  # noqa: F401,F403,A004 - the per-thread language (abs, round, pow shadow builtins)
 from ._tensor import (  # noqa: E402  layout-aware tensors and TV fragments
-    Fragment, Tensor, elem_less, make_identity_tensor, tensor, tensor_composition, tensor_zipped_divide,
+    Fragment, Tensor, elem_less, make_identity_tensor, tensor_composition, tensor_zipped_divide,
 )
 from .compiler import CompiledKernel, JitDef, KernelDef, KernelHandle, compile, jit, kernel  # noqa: A004
 from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
@@ -31,6 +31,9 @@ from .layout import (  # the layout algebra (CuTe's), computed by the C++ core
 )
 from .tuple import product, repeat_like, select  # noqa: E402  (enigma.select is the tuple utility)
 from . import core, layout, tuple  # noqa: E402,A004  (enigma.tuple shadows the builtin in this namespace only)
+# The reference's module paths; enigma.tensor is a callable module (enigma.tensor(array) still works).
+from . import _tracing, ops, runtime_dispatch, tensor  # noqa: E402
+_EnigmaRange, _EnigmaRangeConstexpr = type(range), type(range_constexpr)  # the reference's class names
 
 __version__ = "0.2.0"
 

@@ -4,8 +4,10 @@ built from them (copy, pipeline, gemm). Typing and checks live in the core;
 this module only captures calls (SEMANTICS 4)."""
 from __future__ import annotations
 
+import inspect
+
 from . import _core
-from ._tensor import Tensor
+from ._tensor import Fragment, Tensor
 from ._tracing import EnigmaError, IRValue, _active, _current, _plain, _wrap, for_range, if_
 from .typing import dtype_name
 
@@ -76,20 +78,60 @@ def simd_barrier(mem_flags="mem_threadgroup"):
 
 # ---- simd / quad collectives ----------------------------------------------------
 
-def _make_collective(op, with_lane):
-    if with_lane:
-        def fn(value, lane):
-            t = _trace_of(op)
-            return _wrap(t, t.locate().collective(op, _plain(value), _plain(lane)))
-        fn.__doc__ = (f"``{op}(value, lane)``: a source lane out of range, or inactive in a partial "
-                      "simdgroup, yields the thread's own value.")
+# The reference's parameter names of the shuffles' second operand.
+_LANE_PARAM = {"shuffle_up": "delta", "shuffle_down": "delta", "shuffle_xor": "mask"}
+# How a thread combines its own fragment elements before a reduction (reference section 10).
+_FOLD = {"sum": lambda a, b: a + b, "product": lambda a, b: a * b, "and": lambda a, b: a & b,
+         "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b}
+
+
+def _fold_fragment(kind, frag):
+    """One value from a TV fragment's elements, in element order."""
+    from ._lang import fmax, fmin, imax, imin
+    values = [frag.element(i) for i in range(len(frag))]
+    if kind in ("min", "max"):
+        is_float = frag.metal_dtype in ("float", "half", "bfloat")
+        pick = {("min", True): fmin, ("max", True): fmax, ("min", False): imin, ("max", False): imax}
+        combine = pick[(kind, is_float)]
     else:
-        def fn(value):
+        combine = _FOLD[kind]
+    acc = values[0]
+    for v in values[1:]:
+        acc = combine(acc, v)
+    return acc
+
+
+def _make_collective(op, with_lane):
+    kind = op.split("_", 1)[1]
+    if with_lane:
+        lane_name = _LANE_PARAM.get(kind, "lane")
+        signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                       for n in ("value", lane_name)])
+
+        def entry(*args, **kwargs):
             t = _trace_of(op)
-            return _wrap(t, t.locate().collective(op, _plain(value), None))
-        fn.__doc__ = f"``{op}(value)`` over the active lanes (vectors lane-wise)."
-    fn.__name__ = fn.__qualname__ = op
-    return fn
+            try:
+                value, lane = signature.bind(*args, **kwargs).args
+            except TypeError as e:
+                t.locate().fail(op, f"{e} (parameters: value, {lane_name})")
+            if isinstance(value, Fragment):  # each element
+                return value.map(lambda v: entry(v, lane))
+            return _wrap(t, t.locate().collective(op, _plain(value), _plain(lane)))
+        entry.__signature__ = signature
+        entry.__doc__ = (f"``{op}(value, {lane_name})``: a source lane out of range, or inactive in a partial "
+                         "simdgroup, yields the thread's own value. On a TV fragment, each element.")
+    else:
+        def entry(x):
+            t = _trace_of(op)
+            if isinstance(x, Fragment):
+                if kind in _FOLD or kind in ("min", "max"):  # the thread's elements, then the group
+                    return entry(_fold_fragment(kind, x))
+                return x.map(entry)  # scans: each element
+            return _wrap(t, t.locate().collective(op, _plain(x), None))
+        entry.__doc__ = (f"``{op}(x)`` over the active lanes (vectors lane-wise). A TV fragment's reduction "
+                         "combines the thread's own elements first and gives one value; its scans are per element.")
+    entry.__name__ = entry.__qualname__ = op
+    return entry
 
 
 _REDUCE = ["sum", "product", "min", "max", "and", "or", "xor"]
@@ -159,6 +201,9 @@ def _method(fn):
         return fn(self, *args, **kwargs)
     m.__name__ = m.__qualname__ = fn.__name__
     m.__doc__ = fn.__doc__
+    params = list(inspect.signature(fn).parameters.values())[1:]  # buf becomes self
+    m.__signature__ = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+                                        + params)
     return m
 
 

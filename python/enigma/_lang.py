@@ -21,13 +21,16 @@ from .typing import dtype_name
 # name -> row of the op table (operands, result, tolerance, spellings)
 LANGUAGE_TABLE = {row["name"]: row for row in _core.language_table()}
 
-# Parameter names shown by help(); every other op takes (x).
+# Parameter names (the reference's, so keyword calls written for it work); every other op takes (x).
 _PARAMS = {
-    "fmin": "x y", "fmax": "x y", "pow": "x y", "fmod": "x y", "atan2": "y x", "step": "edge x",
-    "copysign": "x y", "clamp": "x minval maxval", "fma": "a b c", "mix": "x y a", "smoothstep": "edge0 edge1 x",
-    "imin": "x y", "imax": "x y", "iclamp": "x minval maxval", "abs_diff": "x y", "add_sat": "x y",
-    "sub_sat": "x y", "mul_hi": "x y", "rotate": "v i", "mad_sat": "a b c", "dot": "x y", "distance": "x y",
-    "cross": "x y", "reflect": "i n", "refract": "i n eta", "faceforward": "n i nref",
+    "fmin": "a b", "fmax": "a b", "pow": "a b", "fmod": "a b", "atan2": "a b", "step": "edge x",
+    "copysign": "a b", "clamp": "x lo hi", "fma": "a b c", "mix": "a b t", "smoothstep": "e0 e1 x",
+    "imin": "a b", "imax": "a b", "iclamp": "x lo hi", "abs_diff": "a b", "add_sat": "a b",
+    "sub_sat": "a b", "mul_hi": "a b", "rotate": "a b", "mad_sat": "a b c", "dot": "a b", "length": "v",
+    "distance": "a b", "normalize": "v", "cross": "a b", "reflect": "incident normal",
+    "refract": "incident normal eta", "faceforward": "n incident nref",
+    "pack_float_to_snorm4x8": "v", "pack_float_to_unorm4x8": "v", "pack_float_to_snorm2x16": "v",
+    "pack_float_to_unorm2x16": "v", "pack_float_to_srgb_unorm4x8": "v", "pack_float_to_unorm10a2": "v",
 }
 
 _DOCS = {
@@ -39,18 +42,19 @@ _DOCS = {
     "step": "0.0 where x < edge, else 1.0.",
     "fmin": "The smaller operand; when one is NaN, the other.",
     "fmax": "The larger operand; when one is NaN, the other.",
-    "clamp": "fmin(fmax(x, minval), maxval).",
-    "mix": "x + (y - x) * a.",
-    "smoothstep": "Hermite interpolation between 0 and 1 as x goes from edge0 to edge1.",
-    "imin": "Integer minimum.", "imax": "Integer maximum.", "iclamp": "min(max(x, minval), maxval) on integers.",
-    "abs_diff": "|x - y| without overflow; a result too big for the type keeps its low bits (read it as unsigned).",
+    "clamp": "fmin(fmax(x, lo), hi).",
+    "mix": "a + (b - a) * t.",
+    "smoothstep": "Hermite interpolation between 0 and 1 as x goes from e0 to e1.",
+    "imin": "Integer minimum.", "imax": "Integer maximum.", "iclamp": "min(max(x, lo), hi) on integers.",
+    "abs_diff": "|a - b| without overflow; a result too big for the type keeps its low bits (read it as unsigned).",
     "abs_diff_unary": "abs_diff(x, 0): |x| with the same wrapping rule.",
-    "add_sat": "x + y saturated to the type's range.", "sub_sat": "x - y saturated to the type's range.",
-    "mul_hi": "The high half of the full product x * y.", "rotate": "Rotates v left by i modulo the bit width.",
+    "add_sat": "a + b saturated to the type's range.", "sub_sat": "a - b saturated to the type's range.",
+    "mul_hi": "The high half of the full product a * b.", "rotate": "Rotates a left by b modulo the bit width.",
     "mad_sat": "a * b + c, exact, saturated to the type's range.", "popcount": "Number of set bits.",
     "clz": "Leading zero bits (the width for 0).", "ctz": "Trailing zero bits (the width for 0).",
     "reverse_bits": "The bits in reverse order.",
-    "refract": "Refraction of i at a surface of normal n with index ratio eta; the zero vector on total reflection.",
+    "refract": "Refraction of ``incident`` at a surface of normal ``normal`` with index ratio ``eta``; the zero "
+               "vector on total reflection.",
 }
 
 
@@ -63,15 +67,21 @@ def _make_math(name: str):
     arity = row["arity"]
     params = _PARAMS.get(name, "x").split()
 
-    def fn(*args):
+    signature = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params])
+
+    def fn(*args, **kwargs):
         b = _builder(name)
+        if kwargs:
+            try:
+                args = signature.bind(*args, **kwargs).args
+            except TypeError as e:
+                b.fail(name, f"{e} (parameters: {', '.join(params)})")
         if len(args) != arity:
             b.fail(name, f"expects {arity} argument(s) ({', '.join(params)}), got {len(args)}")
         return _traced(b, "math", name, [_plain(a) for a in args])
 
     fn.__name__ = fn.__qualname__ = name
-    fn.__signature__ = inspect.Signature(
-        [inspect.Parameter(p, inspect.Parameter.POSITIONAL_ONLY) for p in params])
+    fn.__signature__ = signature
     fn.__doc__ = (f"{_DOCS.get(name, 'Metal ' + row['c_expr'].split('(')[0] + '.')}\n\n"
                   f"Operands: {row['operands']}; result: {row['result']}; tolerance: {row['tolerance']} "
                   f"(docs/ops.md).")
@@ -136,14 +146,22 @@ def make_vec(*components):
 
 def _make_typed_vec(elem: str, n: int):
     name = f"make_{elem}{n}"
+    signature = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                   for p in "xyzw"[:n]])
 
-    def fn(*components):
+    def fn(*components, **by_name):
         b = _builder(name)
+        if by_name:
+            try:
+                components = signature.bind(*components, **by_name).args
+            except TypeError as e:
+                b.fail(name, str(e))
         if len(components) != n:
             b.fail(name, f"expects {n} components, got {len(components)}")
         return _traced(b, "make_vec", [_plain(c) for c in components], elem)
 
     fn.__name__ = fn.__qualname__ = name
+    fn.__signature__ = signature
     fn.__doc__ = f"A {elem}{n}: each component converted to {elem} (metal_cast rules)."
     return fn
 

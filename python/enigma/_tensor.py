@@ -7,6 +7,7 @@ loads can prove vector alignment instead of assuming it."""
 from __future__ import annotations
 
 import math
+import operator
 
 from . import layout as _ly
 from . import tuple as _tu
@@ -18,6 +19,17 @@ _ScaledBasis = _ly.ScaledBasis
 
 def _is_dyn(x) -> bool:
     return isinstance(x, IRValue)
+
+
+def _static_index(value, what: str = "index") -> int:
+    """A compile-time index or offset as an int. A float (``A[1.5]``) or a bool
+    is an error at the user's line, never truncated."""
+    if isinstance(value, (bool, float)) or not hasattr(value, "__index__"):
+        message = f"index must be an integer, got {value!r}"
+        if _active() is None:
+            raise EnigmaError(f"{what}: {message}")
+        _current(what).locate().fail(what, message)
+    return operator.index(value)
 
 
 class _Off:
@@ -51,7 +63,7 @@ class _Off:
             self.dyn[k] = term if self.dyn[k] is None else self.dyn[k] + term
             self.align[k] = math.gcd(self.align[k], abs(scale))
         else:
-            self.static[k] += int(coord) * scale
+            self.static[k] += _static_index(coord) * scale
 
     def add_dynamic(self, value, align=1):
         self.dyn[0] = value if self.dyn[0] is None else self.dyn[0] + value
@@ -145,7 +157,23 @@ class Tensor:
         if _is_dyn(base_offset):
             self._off.add_dynamic(base_offset, 1)  # nothing is known about a caller's traced base
         else:
-            self._off.static[0] = int(base_offset)
+            self._off.static[0] = _static_index(base_offset, "base_offset")
+        trace = _active()
+        if trace is not None and isinstance(name, str):
+            self._bind_by_name(trace)
+
+    def _bind_by_name(self, trace):
+        """Re-wrapping a kernel parameter inside a kernel,
+        ``Tensor(P.name, P.buffer_index, P.metal_dtype, layout=...)``, binds to
+        that parameter (or threadgroup array) by name, as the reference does."""
+        mem = trace.cache.get("memories", {}).get(self.name)
+        if mem is None:
+            return
+        original = trace.cache.get("params", {}).get(self.name)
+        if original is not None and self.metal_dtype is not None and original.metal_dtype != self.metal_dtype:
+            raise EnigmaError(f"Tensor '{self.name}': kernel parameter '{self.name}' holds {original.metal_dtype}, "
+                              f"not {self.metal_dtype}; a re-wrapped parameter keeps its element type")
+        self._trace, self._param = trace, mem
 
     # ---- properties ----------------------------------------------------------
     @property
@@ -208,7 +236,7 @@ class Tensor:
         if _is_dyn(offset):
             off.add_dynamic(offset, 1)
         else:
-            off.static[0] += int(offset)
+            off.static[0] += _static_index(offset, "view")
         return self._derive(layout if isinstance(layout, _ly.Layout) else _ly.Layout(layout), off)
 
     # ---- element access and slicing -----------------------------------------
@@ -224,7 +252,7 @@ class Tensor:
             if _is_dyn(key):
                 off.add_dynamic(key, 1)
             else:
-                off.static[0] += int(key)
+                off.static[0] += _static_index(key, what)
             return off, None
         shape, stride = self.layout.shape, self.layout.stride
         if _tu.is_int(shape) and isinstance(key, tuple) and len(key) == 1:

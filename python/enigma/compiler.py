@@ -220,6 +220,7 @@ def _trace(kdef: KernelDef, vec_width=0):
             t._trace = trace
             t._param = b.add_buffer_param(pname, dtype)
             trace.cache.setdefault("memories", {})[pname] = t._param
+            trace.cache.setdefault("params", {})[pname] = t  # re-wrapping binds by name (Tensor._bind_by_name)
             args.append(t)
         else:
             args.append(_wrap(trace, b.add_scalar_param(pname, dtype)))
@@ -293,6 +294,7 @@ def _trace_jit(kdef: KernelDef, args, kwargs, vec_width, seed_tensors):
         dtype = _vec_dtype(r.metal_dtype, vec_width)
         params[id(r)] = b.add_buffer_param(r.name, dtype)
         kinds.append((r.name, "buffer", dtype))
+        trace.cache.setdefault("memories", {})[r.name] = params[id(r)]  # re-wrapping binds by name
 
     def bind(a):
         if not isinstance(a, Tensor):
@@ -347,6 +349,13 @@ def _debug(option) -> bool:
 DUMP_BACKENDS = ("metal", "cpu", "cuda")
 
 
+def _file_stem(name: str) -> str:
+    """A kernel name as a file name: letters, digits, '_' and '-' only, so
+    ``../`` or a path separator cannot leave the folder (names are data)."""
+    stem = "".join(c if (c.isascii() and c.isalnum()) or c in "_-" else "_" for c in name)[:64]
+    return stem or "kernel"
+
+
 def _dump_sources(name: str, core) -> None:
     out = os.environ.get("ENIGMA_SOURCE_DUMP_DIR")
     if not out:
@@ -364,7 +373,7 @@ def _dump_sources(name: str, core) -> None:
         texts.append(("cuda", core.source("cuda", groups_per_block=core.cuda_groups_per_block)))
     for backend, text in texts:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        path = os.path.join(out, f"{name}-{digest}.{ext[backend]}")
+        path = os.path.join(out, f"{_file_stem(name)}-{digest}.{ext[backend]}")
         if not os.path.exists(path):
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w", encoding="utf-8") as f:
@@ -424,7 +433,7 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
         wd = os.fspath(work_dir) if work_dir is not None else tempfile.mkdtemp(prefix="enigma_")
         os.makedirs(wd, exist_ok=True)
         if keep_metal_source:
-            with open(os.path.join(wd, f"{fn.name}.metal"), "w", encoding="utf-8") as f:
+            with open(os.path.join(wd, f"{_file_stem(fn.name)}.metal"), "w", encoding="utf-8") as f:
                 f.write(msl)
     _dump_sources(fn.name, core)
     ck = CompiledKernel(
@@ -436,3 +445,14 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
         from .runtime import _default_device
         core.precompile(_default_device())
     return ck
+
+
+# The reference's module paths enigma.compiler.compiler / .kernel / .mlir_emitter:
+# thin re-exporting modules in _compiler/. They are loaded here, after which
+# `enigma.compiler.kernel` is again the decorator (as in the reference).
+__path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "_compiler")]
+_kernel_decorator = kernel
+for _submodule in ("compiler", "kernel", "mlir_emitter"):
+    __import__(f"{__name__}.{_submodule}")
+kernel = _kernel_decorator  # noqa: F811
+del _submodule

@@ -143,20 +143,17 @@ def _tiler(t):
     raise TypeError(f"a tiler must be a Layout, an int, None or a tuple of them, got {type(t).__name__}")
 
 
-def make_layout(*args, stride=None):
+def make_layout(shape, stride=None, *more_layouts):
     """``make_layout(shape, stride=None)``; or ``make_layout(L0, L1, ...)``, the
     layout whose top-level modes are the given layouts."""
-    if args and isinstance(args[0], Layout):
-        if stride is not None or not all(isinstance(a, Layout) for a in args):
+    if isinstance(shape, Layout):
+        modes = [shape] + ([] if stride is None else [stride]) + list(more_layouts)
+        if not all(isinstance(a, Layout) for a in modes):
             raise TypeError("make_layout(L0, L1, ...) takes only Layouts")
-        return Layout(tuple(a.shape for a in args), tuple(a.stride for a in args))
-    if len(args) == 2:
-        if stride is not None:
-            raise TypeError("make_layout() got the stride twice")
-        return Layout(args[0], args[1])
-    if len(args) != 1:
-        raise TypeError(f"make_layout() takes a shape and an optional stride, got {len(args)} arguments")
-    return Layout(args[0], stride)
+        return Layout(tuple(a.shape for a in modes), tuple(a.stride for a in modes))
+    if more_layouts:
+        raise TypeError(f"make_layout() takes a shape and an optional stride, got {2 + len(more_layouts)} arguments")
+    return Layout(shape, stride)
 
 
 def make_ordered_layout(shape, order):
@@ -188,8 +185,7 @@ def rank(x) -> int:
     return _tu.rank(x)
 
 
-def depth(x) -> int:
-    return _tu.depth(x)
+depth = _tu.depth  # one function for shapes and layouts (the reference's enigma.core.depth is enigma.tuple's)
 
 
 def coalesce(layout, profile=None):
@@ -203,10 +199,10 @@ def filter(layout):  # noqa: A001 - CuTe's name
     return Layout._of(_core.filter(*_pair(layout)))
 
 
-def complement(layout, cosize=None, *, cosize_val=None):
-    """The layout R that, next to ``layout``, covers ``[0, cosize)`` once (rounded up
-    to whole copies): ordered, disjoint from ``layout``. ``cosize`` defaults to
-    ``layout.cosize()``; ``cosize_val`` is accepted as an alias."""
+def complement(layout, cosize_val=None, *, cosize=None):
+    """The layout R that, next to ``layout``, covers ``[0, cosize_val)`` once (rounded up
+    to whole copies): ordered, disjoint from ``layout``. ``cosize_val`` defaults to
+    ``layout.cosize()``; ``cosize`` is accepted as an alias."""
     if cosize_val is not None:
         if cosize is not None:
             raise TypeError("complement() got both cosize and cosize_val")
@@ -258,9 +254,9 @@ def logical_product(block, tiler):
     return Layout._of(_core.logical_product(*_pair(block), _tiler(tiler)))
 
 
-def blocked_product(block, tiler):
-    """Mode i of the result is ``(block_i, tiler_i)``: copies of ``block`` laid out by ``tiler``."""
-    return Layout._of(_core.blocked_product(*_pair(block), *_pair(_as_layout(tiler))))
+def blocked_product(a, b):
+    """Mode i of the result is ``(a_i, b_i)``: copies of the block ``a`` laid out by the tiler ``b``."""
+    return Layout._of(_core.blocked_product(*_pair(a), *_pair(_as_layout(b))))
 
 
 def raked_product(block, tiler):

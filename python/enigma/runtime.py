@@ -48,10 +48,15 @@ class DeviceCapabilities:
         copy and simdgroup matrices), so M3-only fast paths can run."""
         return bool(self.supports_async_copy and self.supports_simdgroup_matrix)
 
-    def require_m3(self, feature_description: str) -> None:
-        """Raises RuntimeError unless the device is M3-class (see is_m3_or_newer)."""
+    def require_m3(self, feature: str | None = None, *, feature_description: str | None = None) -> None:
+        """Raises RuntimeError unless the device is M3-class (see is_m3_or_newer). The
+        feature is named positionally, as ``feature=`` (the reference package) or as
+        ``feature_description=`` (the runtime's API page)."""
+        if (feature is None) == (feature_description is None):
+            raise TypeError("require_m3() takes the feature's description once (feature or feature_description)")
+        feature = feature if feature is not None else feature_description
         if not self.is_m3_or_newer:
-            raise RuntimeError(f"enigma: {feature_description} requires Apple GPU family 9 (M3/A17) or newer. "
+            raise RuntimeError(f"enigma: {feature} requires Apple GPU family 9 (M3/A17) or newer. "
                                f"Current device: {self.device_name} ({self.gpu_family})")
 
 
@@ -234,6 +239,8 @@ def _as_host_array(x, index: int, kernel: str, cuda_device: bool = False):
         else:
             x = np.asarray(x)
     x = np.ascontiguousarray(x)
+    if not x.dtype.isnative:  # e.g. '>f4': kernels read native (little-endian) values, so convert the copy
+        x = x.astype(x.dtype.newbyteorder("="))
     return (x, x.dtype.name, str(x.shape)), None
 
 
@@ -271,6 +278,61 @@ def _output_sizes(name, output_size, output_sizes):
         if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_)) or s <= 0:
             raise RuntimeError(f"kernel '{name}': output sizes must be positive integers (bytes), got {s!r}")
     return [int(s) for s in sizes], single
+
+
+def _numpy_dtype(dtype, name: str):
+    """The numpy dtype of an ``output_dtypes`` entry: an enigma dtype (enigma.f32), a
+    dtype name ("float", "f32", "float32") or anything numpy.dtype() accepts."""
+    from .typing import dtype_name
+    try:
+        metal = dtype_name(dtype, "output_dtypes")
+    except (_core.EnigmaError, TypeError):
+        metal = None
+    if metal is None:
+        try:
+            return np.dtype(dtype)
+        except TypeError:
+            raise RuntimeError(f"execute: kernel '{name}': output_dtypes: unknown dtype {dtype!r}") from None
+    numpy_name = next(row[5] for row in _core.dtype_table() if row[0] == metal)
+    if numpy_name == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise RuntimeError(f"execute: kernel '{name}': bfloat16 outputs need the ml_dtypes package") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(numpy_name)
+
+
+def _shaped_outputs(name, output_shapes, output_dtypes):
+    """[(shape, numpy dtype)] of ``execute(output_shapes=..., output_dtypes=...)``."""
+    shapes = list(output_shapes)
+    dtypes = list(output_dtypes) if output_dtypes is not None else []
+    if len(shapes) != len(dtypes):
+        raise RuntimeError(f"execute: kernel '{name}': output_shapes requires output_dtypes of matching length "
+                           f"(got {len(shapes)} shapes and {len(dtypes)} dtypes)")
+    out = []
+    for shape, dtype in zip(shapes, dtypes):
+        if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+            shape = (int(shape),)
+        out.append((tuple(int(s) for s in shape), _numpy_dtype(dtype, name)))
+    return out
+
+
+def _like_inputs(array, inputs):
+    """``array`` as the same kind of array as the first non-numpy input (a CUDA
+    array library's, through its ``asarray``), else the numpy array itself."""
+    for x in inputs or ():
+        if isinstance(x, (np.ndarray, bytes, bytearray, memoryview)) or not hasattr(x, "__dlpack__"):
+            continue
+        library = sys.modules.get(type(x).__module__.split(".")[0])
+        asarray = getattr(library, "asarray", None)
+        if asarray is None:
+            break
+        try:
+            return asarray(array, device=x.device)
+        except Exception:  # noqa: BLE001 - a library without device=: its default device
+            return asarray(array)
+    return array
 
 
 # Type names accepted in constants={index: (type_name, value)}: the reference's
@@ -442,12 +504,20 @@ class MetalRuntime:
         return launch, single, keep
 
     def execute(self, compiled, inputs=None, output_size=None, grid=_RECORDED, threads=_RECORDED, *,
-                scalars=None, output_sizes=None, constants=None):
+                scalars=None, output_sizes=None, constants=None, output_shapes=None, output_dtypes=None):
         """One-shot dispatch: copies inputs in, runs, returns the output bytes
-        (a list of bytes when ``output_sizes`` is given). For an ``@enigma.jit``
-        kernel, ``inputs=None`` binds the compiled tensors' data, ``grid`` and
-        ``threads`` default to the recorded launch, and the outputs are also
-        written back into the output tensors' numpy arrays."""
+        (a list of bytes when ``output_sizes`` is given). With ``output_shapes``
+        and ``output_dtypes`` (one per output) it returns arrays of those shapes
+        and dtypes instead: numpy arrays, or the inputs' own array type for
+        device arrays (one array for one shape, else a list). For an
+        ``@enigma.jit`` kernel, ``inputs=None`` binds the compiled tensors' data,
+        ``grid`` and ``threads`` default to the recorded launch, and the outputs
+        are also written back into the output tensors' numpy arrays."""
+        shaped = None
+        if output_shapes is not None:
+            shaped = _shaped_outputs(getattr(compiled, "kernel_name", "?"), output_shapes, output_dtypes)
+            output_size, output_sizes = None, [max(1, int(np.prod(s, dtype=np.int64))) * d.itemsize
+                                               for s, d in shaped]
         if grid is _RECORDED:
             grid = getattr(compiled, "grid", None) or (1, 1, 1)
         if threads is _RECORDED:
@@ -465,6 +535,10 @@ class MetalRuntime:
             del keep
         if jit_run:
             _write_back(compiled, outs)
+        if shaped is not None:
+            arrays = [_like_inputs(np.frombuffer(raw, d, count=int(np.prod(s, dtype=np.int64))).reshape(s).copy(),
+                                   inputs) for raw, (s, d) in zip(outs, shaped)]
+            return arrays[0] if len(arrays) == 1 else arrays
         return outs[0] if single else outs
 
     def prepare(self, compiled, inputs=None, output_size=None, *, scalars=None, output_sizes=None,

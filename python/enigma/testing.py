@@ -37,8 +37,16 @@ def is_cuda_available() -> bool:
         return False
 
 
-requires_metal = unittest.skipUnless(is_metal_available(), "requires Metal runtime")
-requires_apple_silicon = unittest.skipUnless(is_apple_silicon(), "requires Apple Silicon (arm64 macOS)")
+def requires_metal(fn):
+    """Skips the test (a function or a TestCase class) unless Metal is available."""
+    return unittest.skipUnless(is_metal_available(), "requires Metal runtime")(fn)
+
+
+def requires_apple_silicon(fn):
+    """Skips the test unless running on Apple Silicon."""
+    return unittest.skipUnless(is_apple_silicon(), "requires Apple Silicon (arm64 macOS)")(fn)
+
+
 skip_if_no_metal = requires_metal
 
 __all__ = ["is_darwin", "is_apple_silicon", "is_metal_available", "is_cuda_available", "requires_metal",

@@ -61,11 +61,11 @@ def inner_product(a, b) -> int:
     return _core.inner_product(a, b)
 
 
-def crd2idx(coord, shape, stride=None):
-    """The offset of ``coord`` under ``(shape, stride)``; without a stride, the
-    colexicographic index. An int coordinate on a tuple shape is split
+def crd2idx(crd, shape, stride=None):
+    """The offset of the coordinate ``crd`` under ``(shape, stride)``; without a
+    stride, the colexicographic index. An int coordinate on a tuple shape is split
     colexicographically and the last mode absorbs the rest (CuTe)."""
-    return _core.crd2idx(coord, shape, stride)
+    return _core.crd2idx(crd, shape, stride)
 
 
 def idx2crd(idx: int, shape):
@@ -74,9 +74,9 @@ def idx2crd(idx: int, shape):
     return _core.idx2crd(idx, shape)
 
 
-def prefix_product(x, init: int = 1):
+def prefix_product(shape, init: int = 1):
     """Exclusive prefix product keeping the nesting: ``(2,(3,4)) -> (1,(2,6))``."""
-    return _core.prefix_product(x, init)
+    return _core.prefix_product(shape, init)
 
 
 def compact_col_major(shape, current: int = 1):

@@ -48,9 +48,30 @@ bool is_reserved_identifier(const std::string& s) {
   return reserved().count(s) || is_msl_vector_type(s) || s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos;
 }
 
-std::string sanitize_identifier(const std::string& name) {
+namespace {
+// Letters, digits and '_' kept (runs of '_' collapsed: "__" is reserved in
+// C++), each byte of a non-ASCII character as xHH, anything else as '_'.
+std::string identifier_chars(const std::string& name) {
+  static const char* hex = "0123456789abcdef";
   std::string s;
-  for (char c : name) s += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  for (char ch : name) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '_') {
+      if (c != '_' || s.empty() || s.back() != '_') s += static_cast<char>(c);
+    } else if (c >= 0x80) {
+      s += 'x';
+      s += hex[c >> 4];
+      s += hex[c & 15];
+    } else if (s.empty() || s.back() != '_') {
+      s += '_';
+    }
+  }
+  return s;
+}
+}  // namespace
+
+std::string sanitize_identifier(const std::string& name) {
+  std::string s = identifier_chars(name);
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) s = "p_" + s;
   // Emitter-owned prefixes, names with a numeric suffix (value names) and
   // double underscores (reserved in C++) get a prefix.
@@ -66,16 +87,49 @@ std::string sanitize_identifier(const std::string& name) {
   return s;
 }
 
+std::vector<std::string> unique_identifiers(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  std::unordered_set<std::string> used;
+  for (const std::string& n : names) {
+    std::string s = sanitize_identifier(n);
+    // The suffix ends in a letter-led part, so it never looks like a value name.
+    for (int k = 2; used.count(s); ++k) s = sanitize_identifier(n) + "_n" + std::to_string(k);
+    used.insert(s);
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::string comment_text(const std::string& name) {
+  std::string s;
+  for (char ch : name) {
+    if (s.size() >= 80) return s + "...";
+    unsigned char c = static_cast<unsigned char>(ch);
+    // No backslash (a line splice) and no '?' ("??'" is a trigraph to NVRTC).
+    s += (c >= 0x20 && c < 0x7f && c != '\\' && c != '?') ? static_cast<char>(c) : '_';
+  }
+  return s;
+}
+
 CFamilyEmitter::CFamilyEmitter(const Kernel& k) : k_(k) {
-  for (const Param& p : k.params) param_names_.push_back(sanitize_identifier(p.name));
+  // Parameters and threadgroup arrays share one namespace in the generated code.
+  std::vector<std::string> names;
+  for (const Param& p : k.params) names.push_back(p.name);
+  for (const ThreadgroupArray& a : k.tg_arrays) names.push_back(a.name);
+  std::vector<std::string> unique = unique_identifiers(names);
+  param_names_.assign(unique.begin(), unique.begin() + static_cast<long>(k.params.size()));
+  tg_names_.assign(unique.begin() + static_cast<long>(k.params.size()), unique.end());
 }
 
 std::string CFamilyEmitter::name(ValueId v) const {
   const std::string& hint = k_.values.at(v).hint;
   if (hint.empty()) return "v" + std::to_string(v);
-  std::string s;
-  for (char c : hint) s += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
-  if (s.rfind("en_", 0) == 0 || s.find("__") != std::string::npos || std::isdigit(static_cast<unsigned char>(s[0])))
+  std::string s = identifier_chars(hint);
+  while (!s.empty() && s.back() == '_') s.pop_back();  // the id's '_' must not make "__"
+  if (s.empty()) return "v" + std::to_string(v);
+  // p_ is the parameters' prefix: a value named p_x_2 could meet parameter x_2.
+  if (s.rfind("en_", 0) == 0 || s.rfind("p_", 0) == 0 || s.find("__") != std::string::npos ||
+      std::isdigit(static_cast<unsigned char>(s[0])))
     s = "v_" + s;
   return s + "_" + std::to_string(v);
 }

@@ -91,6 +91,8 @@ class CFamilyEmitter {
   // ---- shared ----
   std::string name(ValueId v) const;
   const std::string& param_name(int index) const { return param_names_[index]; }
+  // Threadgroup array `i`'s name: unique among the parameters and arrays.
+  const std::string& tg_array_name(size_t i) const { return tg_names_.at(i); }
   void line(const std::string& s);
   void open(const std::string& s);   // "s {" and indent
   void close(const std::string& s = "}");
@@ -114,6 +116,7 @@ class CFamilyEmitter {
   std::vector<std::string> declare_carried(const Op& op, const std::vector<ValueId>& inits);
 
   std::vector<std::string> param_names_;
+  std::vector<std::string> tg_names_;
   int temp_counter_ = 0;
   int check_counter_ = 0;
   mutable std::vector<const Op*> const_defs_;  // by value id, built on first use
@@ -137,8 +140,16 @@ class FloatRegisterEmitter : public CFamilyEmitter {
 };
 
 // A C identifier for a user-supplied name that cannot clash with any
-// keyword of C++, CUDA or MSL, nor with the emitters' own names.
+// keyword of C++, CUDA or MSL, nor with the emitters' own names. Bytes of
+// non-ASCII characters become xHH, other characters '_' (runs collapsed);
+// distinct names may still meet ("a b", "a_b"): see unique_identifiers.
 std::string sanitize_identifier(const std::string& name);
+// sanitize_identifier of each name, made distinct: a repeat gets _nK.
+std::vector<std::string> unique_identifiers(const std::vector<std::string>& names);
+// A user-supplied name as it may appear in a generated comment: printable
+// ASCII only (no line break, no backslash that would continue a // comment),
+// anything else as '?', at most 80 characters.
+std::string comment_text(const std::string& name);
 // A keyword or library name of C++, CUDA or MSL, or a name the emitters own
 // (en_*, double underscores): sanitize_identifier renames these.
 bool is_reserved_identifier(const std::string& name);

@@ -780,8 +780,15 @@ void Builder::async_wait(const std::vector<ValueId>& events) {
 
 // --- control flow --------------------------------------------------------
 
+void Builder::check_nesting(const char* opname) const {
+  if (depth() >= kMaxNestingDepth)
+    fail(opname, "control flow is nested more than " + std::to_string(kMaxNestingDepth) +
+                     " levels deep (the limit keeps every compiler pass's recursion bounded)");
+}
+
 std::vector<ValueId> Builder::begin_for(const Operand& lo, const Operand& hi, const Operand& step, DType iv_type,
                                         const std::vector<Operand>& inits) {
+  check_nesting("for_range");
   if (!iv_type.is_scalar() || !is_integer(iv_type.elem))
     fail("for_range", "the loop variable dtype must be an integer type, got " + iv_type.str());
   if (!step.is_value() && step.literal.kind != Literal::Kind::Float && step.literal.i == 0 &&
@@ -854,6 +861,7 @@ std::vector<ValueId> Builder::end_for(const std::vector<Operand>& yields) {
 }
 
 void Builder::begin_if(const Operand& cond) {
+  check_nesting("if_");
   ValueId vc;
   if (cond.is_value()) {
     check_visible(cond.value, "if_");
@@ -904,6 +912,7 @@ std::vector<ValueId> Builder::end_if(const std::vector<Operand>& yields) {
 }
 
 std::vector<ValueId> Builder::begin_while(const std::vector<Operand>& inits) {
+  check_nesting("while_");
   std::vector<ValueId> vinits;
   for (const Operand& o : inits) vinits.push_back(use(o, "while_ init"));
   Op op;

@@ -4,6 +4,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "enigma/ir/builder.h"
 #include "enigma/ir/lang.h"
 #include "enigma/support/error.h"
 
@@ -52,6 +53,11 @@ class Verifier {
   }
 
   void region(const Region& r, const char* terminator) {
+    // Every later pass recurses over regions: IR built without the Builder's
+    // check must not take them deeper than it allows.
+    if (scopes_.size() > static_cast<size_t>(Builder::kMaxNestingDepth))
+      fail(r.ops.empty() ? nullptr : &r.ops.front(),
+           "control flow is nested more than " + std::to_string(Builder::kMaxNestingDepth) + " levels deep");
     scopes_.emplace_back();
     for (ValueId a : r.args) define(nullptr, a);
     for (size_t i = 0; i < r.ops.size(); ++i) {

@@ -7,7 +7,9 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "enigma/codegen/codegen.h"
 #include "enigma/codegen/spelling.h"
@@ -17,8 +19,14 @@
 #include "enigma/ir/verifier.h"
 #include "enigma/runtime/runtime.h"
 #include "enigma/support/error.h"
+#include "enigma/support/host.h"
 #include "layout_bindings.h"
 #include "enigma/runtime/cuda.h"
+#ifdef ENIGMA_METAL_FAKE
+namespace enigma {
+void bind_fake_metal(nanobind::module_& m);  // tests/metal_host/fake_metal_bindings.cpp
+}  // namespace enigma
+#endif
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -95,13 +103,39 @@ std::vector<ConstantArg> constant_args(const nb::list& constants) {
   return out;
 }
 
-Dim3 dim3_arg(const std::vector<int64_t>& v) {
-  Dim3 d;
-  auto u = [](int64_t x) { return x < 0 ? uint64_t{0} : static_cast<uint64_t>(x); };
-  d.x = u(v.at(0));
-  d.y = u(v.at(1));
-  d.z = u(v.at(2));
-  return d;
+// A Python int as uint64_t; nullopt when it is negative or needs more than 64
+// bits (callers report those with the value as the user wrote it).
+std::optional<uint64_t> u64_arg(nb::handle h) {
+  unsigned long long v = PyLong_AsUnsignedLongLong(h.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  return static_cast<uint64_t>(v);
+}
+
+// grid / threads: 3 ints (checked by the Python layer). A value beyond 64
+// bits is reported like any other too-large dimension.
+Dim3 dim3_arg(const PreparedLaunch& p, nb::handle seq, const char* what) {
+  uint64_t v[3] = {0, 0, 0};
+  nb::sequence items = nb::borrow<nb::sequence>(seq);
+  if (nb::len(items) != 3) throw RuntimeError(std::string(what) + " must be 3 positive integers (x, y, z)");
+  for (size_t i = 0; i < 3; ++i) {
+    nb::object item = items[i];
+    std::optional<uint64_t> u = PyLong_Check(item.ptr()) ? u64_arg(item) : std::nullopt;
+    if (!u) {
+      std::string text = nb::cast<std::string>(nb::repr(seq));
+      bool negative = PyLong_Check(item.ptr()) && PyObject_RichCompareBool(item.ptr(), nb::int_(0).ptr(), Py_LT) == 1;
+      throw RuntimeError(p.api() + ": kernel '" + p.kernel_name() + "': " + what + " " + text +
+                         (negative || !PyLong_Check(item.ptr())
+                              ? " must be 3 positive integers"
+                              : std::string(" is too large: at most ") +
+                                    (std::string(what) == "grid" ? "4294967295 threads per dimension"
+                                                                 : "the device's threads per threadgroup")));
+    }
+    v[i] = *u;
+  }
+  return Dim3{v[0], v[1], v[2]};
 }
 
 struct PyBufferView {
@@ -132,6 +166,65 @@ nb::dict caps_dict(const DeviceCapabilities& c) {
   return d;
 }
 
+// ---- host hooks: warnings and Ctrl-C ------------------------------------------
+
+// Python's SIGINT handler only sets a flag, checked where the interpreter
+// runs. Long core operations (CPU dispatch, compiles) release the GIL and poll
+// this hook from the calling thread; it runs pending signal handlers there.
+// The exception a handler raised (KeyboardInterrupt) is kept per thread until
+// the core's Interrupted reaches the binding, which raises it.
+unsigned long g_main_thread = 0;
+#if PY_VERSION_HEX >= 0x030C0000
+thread_local PyObject* t_interrupt = nullptr;
+#else
+thread_local PyObject* t_interrupt[3] = {nullptr, nullptr, nullptr};
+#endif
+
+bool python_interrupt_requested() {
+  // Signal handlers run only in the main thread.
+  if (PyThread_get_thread_ident() != g_main_thread) return false;
+  PyGILState_STATE gil = PyGILState_Ensure();
+  bool stop = PyErr_CheckSignals() != 0;
+  if (stop) {
+#if PY_VERSION_HEX >= 0x030C0000
+    Py_XDECREF(t_interrupt);
+    t_interrupt = PyErr_GetRaisedException();
+#else
+    for (PyObject* o : t_interrupt) Py_XDECREF(o);
+    PyErr_Fetch(&t_interrupt[0], &t_interrupt[1], &t_interrupt[2]);
+#endif
+  }
+  PyGILState_Release(gil);
+  return stop;
+}
+
+void raise_interrupt() {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (t_interrupt) {
+    PyErr_SetRaisedException(t_interrupt);
+    t_interrupt = nullptr;
+    return;
+  }
+#else
+  if (t_interrupt[0]) {
+    PyErr_Restore(t_interrupt[0], t_interrupt[1], t_interrupt[2]);
+    t_interrupt[0] = t_interrupt[1] = t_interrupt[2] = nullptr;
+    return;
+  }
+#endif
+  PyErr_SetNone(PyExc_KeyboardInterrupt);
+}
+
+void python_warning(const std::string& message) {
+  PyGILState_STATE gil = PyGILState_Ensure();
+  if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) != 0) {
+    // Warnings turned into errors cannot propagate from here: print instead.
+    PyErr_Clear();
+    std::fprintf(stderr, "enigma: warning: %s\n", message.c_str());
+  }
+  PyGILState_Release(gil);
+}
+
 }  // namespace
 }  // namespace enigma
 
@@ -139,7 +232,20 @@ NB_MODULE(_core, m) {
   using namespace enigma;
   m.doc() = "Enigma core: IR, passes, code generation and runtime";
   nb::exception<KernelError>(m, "EnigmaError");
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const Interrupted&) {
+      raise_interrupt();
+    }
+  });
+  g_main_thread = nb::cast<unsigned long>(nb::module_::import_("threading").attr("main_thread")().attr("ident"));
+  set_interrupt_hook(&python_interrupt_requested);
+  set_warning_hook(&python_warning);
   bind_layout(m);
+#ifdef ENIGMA_METAL_FAKE
+  bind_fake_metal(m);
+#endif
 
   m.def("_set_value_type", [](nb::object t) { g_value_type = t; });
   m.def("cpu_abi_version", [] { return ENIGMA_CPU_ABI_VERSION; });
@@ -485,8 +591,23 @@ NB_MODULE(_core, m) {
 
   nb::class_<PreparedLaunch>(m, "PreparedLaunch")
       .def("__init__", [](PreparedLaunch* self, std::shared_ptr<Device> dev, std::shared_ptr<CompiledKernel> ck,
-                          const nb::list& inputs, const nb::list& scalars, const std::vector<uint64_t>& output_sizes,
+                          const nb::list& inputs, const nb::list& scalars, const nb::list& output_size_list,
                           const std::string& api, const nb::list& constants) {
+        const Kernel& kernel = ck->kernel();
+        // Sizes beyond 64 bits: the core's "more than the device allows" error, with the value as given.
+        std::vector<uint64_t> output_sizes;
+        for (nb::handle h : output_size_list) {
+          std::optional<uint64_t> u = PyLong_Check(h.ptr()) ? u64_arg(h) : std::nullopt;
+          if (!u) {
+            std::string what = nb::len(output_size_list) == 1 ? std::string("output_size")
+                                                              : "output_sizes[" + std::to_string(output_sizes.size()) + "]";
+            throw RuntimeError(api + ": kernel '" + kernel.name + "' " + what + " is " +
+                               nb::cast<std::string>(nb::repr(h)) +
+                               " bytes, more than the device allows in one buffer (" +
+                               std::to_string(dev->capabilities().max_buffer_bytes) + " bytes)");
+          }
+          output_sizes.push_back(*u);
+        }
         // inputs: (buffer-protocol object, numpy dtype name, shape string), or
         // (None, dtype, shape, device pointer, bytes) for an array already in
         // CUDA memory (bound without a copy; see HostArray::device_ptr).
@@ -508,19 +629,32 @@ NB_MODULE(_core, m) {
           arrays.push_back(a);
         }
         std::vector<ScalarArg> sargs;
-        for (nb::handle h : scalars) sargs.push_back(scalar_arg(h));
+        for (nb::handle h : scalars) {
+          try {
+            sargs.push_back(scalar_arg(h));
+          } catch (const KernelError&) {  // an int beyond 64 bits: out of range for any Scalar parameter
+            std::string param = "scalars[" + std::to_string(sargs.size()) + "]";
+            size_t seen = 0;
+            for (const Param& kp : kernel.params)
+              if (kp.kind == Param::Kind::Scalar && seen++ == sargs.size())
+                param = "Scalar parameter '" + kp.name + "' (" + kp.type.str() + ")";
+            throw RuntimeError(api + ": kernel '" + kernel.name + "' " + param + " cannot hold " +
+                               nb::cast<std::string>(nb::repr(h)) + " (out of range)");
+          }
+        }
         std::vector<ConstantArg> cargs = constant_args(constants);
         nb::gil_scoped_release release;
         new (self) PreparedLaunch(std::move(dev), std::move(ck), arrays, sargs, output_sizes, api.c_str(), cargs);
       }, "device"_a, "kernel"_a, "inputs"_a, "scalars"_a, "output_sizes"_a, "api"_a, "constants"_a = nb::list())
-      .def("dispatch", [](PreparedLaunch& p, const std::vector<int64_t>& grid, const std::vector<int64_t>& threads) {
+      .def("dispatch", [](PreparedLaunch& p, nb::handle grid, nb::handle threads) {
+        Dim3 g = dim3_arg(p, grid, "grid"), t = dim3_arg(p, threads, "threads");
         nb::gil_scoped_release release;
-        p.dispatch(dim3_arg(grid), dim3_arg(threads));  // may return before the kernel ends (CUDA)
+        p.dispatch(g, t);  // may return before the kernel ends (CUDA)
       })
-      .def("dispatch_timed", [](PreparedLaunch& p, const std::vector<int64_t>& grid,
-                                const std::vector<int64_t>& threads) {
+      .def("dispatch_timed", [](PreparedLaunch& p, nb::handle grid, nb::handle threads) {
+        Dim3 g = dim3_arg(p, grid, "grid"), t = dim3_arg(p, threads, "threads");
         nb::gil_scoped_release release;
-        return p.dispatch_timed(dim3_arg(grid), dim3_arg(threads));
+        return p.dispatch_timed(g, t);
       })
       .def("read_output", [](const PreparedLaunch& p, size_t i) {
         if (p.released()) throw RuntimeError("read_output: kernel '" + p.kernel_name() + "': this PreparedKernel was released; prepare() it again");

@@ -1,6 +1,7 @@
 #include "enigma/runtime/cxx_compiler.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include <system_error>
 
 #include "enigma/support/error.h"
+#include "enigma/support/host.h"
 
 #if defined(__APPLE__)
 #include <crt_externs.h>
@@ -32,6 +34,8 @@ namespace {
 
 constexpr size_t kMaxCapturedOutput = 16u << 20;  // keeps a runaway child from exhausting memory
 constexpr size_t kMaxOutputInError = 4000;
+// How often a running child's parent asks the host whether to stop (Ctrl-C).
+constexpr int kInterruptPollMs = 50;
 
 char** current_environ() {
 #if defined(__APPLE__)
@@ -256,7 +260,7 @@ CompilerCache& compiler_cache() {
 }
 
 void write_file(const fs::path& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);  // private, as the cache
   if (fd < 0) {
     int err = errno;
     throw RuntimeError("cannot write C++ source file '" + path.string() + "': " + errno_text(err));
@@ -356,11 +360,25 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
     return {-1, "cannot start '" + argv[0] + "': " + errno_text(spawn_err)};
   }
 
-  // Drain the pipe while the child runs so it never blocks on a full pipe.
+  // Drain the pipe while the child runs so it never blocks on a full pipe;
+  // between reads, a host interrupt (Ctrl-C) kills the child.
   ProcessResult result{0, {}};
   bool truncated = false;
   char buffer[65536];
   for (;;) {
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    int ready = ::poll(&pfd, 1, kInterruptPollMs);
+    if (ready == 0 || (ready < 0 && errno == EINTR)) {
+      if (host_interrupt_requested()) {
+        ::kill(pid, SIGKILL);
+        ::close(fds[0]);
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        throw Interrupted();
+      }
+      continue;
+    }
     ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
     if (n > 0) {
       size_t room = kMaxCapturedOutput - std::min(kMaxCapturedOutput, result.output.size());
@@ -401,24 +419,30 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
 void compile_shared_library(const CxxCompiler& cc, const std::string& source,
                             const std::vector<std::string>& flags, const fs::path& output) {
   if (cc.command.empty()) throw RuntimeError("cannot compile C++: the compiler command is empty");
-  fs::path source_path = output;
+  // Absolute paths: a relative one starting with '-' would read as an option.
+  std::error_code ec;
+  fs::path output_path = output.is_absolute() ? output : fs::absolute(output, ec);
+  if (ec) output_path = fs::path(".") / output;
+  fs::path source_path = output_path;
   source_path.replace_extension(".cpp");
-  if (source_path == output) {
+  if (source_path == output_path) {
     throw RuntimeError("cannot compile C++ into '" + output.string() +
                        "': the output name must not end in .cpp (the source is written there)");
   }
   write_file(source_path, source);
   // A stale library must not pass for a fresh one if the compiler misbehaves.
-  ::unlink(output.c_str());
+  ::unlink(output_path.c_str());
 
   std::vector<std::string> argv = cc.command;
   argv.push_back(source_path.string());
   argv.insert(argv.end(), flags.begin(), flags.end());
   argv.push_back("-o");
-  argv.push_back(output.string());
+  argv.push_back(output_path.string());
 
   ProcessResult result = run_process(argv);
   const std::string cmd = command_line(argv);
+  // Ctrl-C in a terminal reaches the compiler too: that is an interrupt, not a failure.
+  if (result.term_signal == SIGINT && host_interrupt_requested()) throw Interrupted();
   if (result.exit_code == -1) {
     throw RuntimeError("cannot run the C++ compiler (" + cmd + "): " + clipped(result.output, kMaxOutputInError));
   }
@@ -431,8 +455,8 @@ void compile_shared_library(const CxxCompiler& cc, const std::string& source,
     throw RuntimeError("C++ compiler failed (" + cmd + "), exit " + std::to_string(result.exit_code) + ":\n" +
                        clipped(result.output, kMaxOutputInError));
   }
-  if (::access(output.c_str(), F_OK) != 0) {
-    throw RuntimeError("C++ compiler (" + cmd + ") reported success but did not create '" + output.string() +
+  if (::access(output_path.c_str(), F_OK) != 0) {
+    throw RuntimeError("C++ compiler (" + cmd + ") reported success but did not create '" + output_path.string() +
                        "'; its output:\n" + clipped(result.output, kMaxOutputInError));
   }
 }

@@ -81,8 +81,8 @@ void register_backend(const std::string& backend, DeviceFactory factory, std::fu
 
 void register_cpu_backend();   // cpu_device.cpp
 void register_cuda_backend();  // cuda/cuda_device.cpp
-#ifdef __APPLE__
-void register_metal_backend();  // metal/metal_device.mm
+#if defined(__APPLE__) || defined(ENIGMA_METAL_FAKE)
+void register_metal_backend();  // metal/metal_device.mm (ENIGMA_METAL_FAKE: Linux, on tests/metal_host's fake)
 #endif
 std::string cuda_unavailable_reason();
 
@@ -92,7 +92,7 @@ void register_builtin_backends() {
   std::call_once(builtin, [] {
     register_cpu_backend();
     register_cuda_backend();
-#ifdef __APPLE__
+#if defined(__APPLE__) || defined(ENIGMA_METAL_FAKE)
     register_metal_backend();
 #endif
   });
@@ -396,6 +396,23 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
       throw err(what + " is " + std::to_string(sz) + " bytes, not a whole number of " + p.type.str() +
                 " elements (" + std::to_string(elem) + " bytes each) for parameter '" + p.name + "'");
   }
+  // All buffers together must fit the memory available now (checked before
+  // allocating: buffers are zero-filled lazily, so nothing is touched up
+  // front). An output counts twice: its buffer and the copy read_output makes.
+  uint64_t needed = 0;
+  bool overflow = false;
+  for (const HostArray& a : inputs)
+    if (a.device_ptr == 0) overflow |= __builtin_add_overflow(needed, a.bytes, &needed);
+  for (uint64_t sz : output_sizes) overflow |= __builtin_add_overflow(needed, sz, &needed) ||
+                                               __builtin_add_overflow(needed, sz, &needed);
+  // Small launches skip the query (reading /proc/meminfo costs more than they do).
+  constexpr uint64_t kUncheckedBytes = uint64_t{64} << 20;
+  const uint64_t available = overflow || needed > kUncheckedBytes ? device_->available_memory() : UINT64_MAX;
+  if (overflow || needed > available)
+    throw err("needs " + (overflow ? std::string("more than 2^64") : std::to_string(needed)) +
+              " bytes of memory for its buffers (inputs, plus outputs counted twice: the buffer and the copy "
+              "read back), more than " + device_->name() + " has available now (" + std::to_string(available) +
+              " bytes)");
   const uint64_t tg_bytes = k.threadgroup_memory_bytes();
   if (tg_bytes > caps.max_threadgroup_memory) {
     std::string arrays;
@@ -455,6 +472,14 @@ void PreparedLaunch::validate_geometry(Dim3 grid, Dim3 threads) const {
     fail("threads " + threads.str() + " = " + std::to_string(per_group) +
          " threads per threadgroup; the device allows at most " + std::to_string(caps.max_threads_per_threadgroup) +
          " (" + device_->name() + ")");
+  // The number of threadgroups must fit in 64 bits (it is a loop bound and a
+  // flat group index): a product that wrapped would run nothing.
+  uint64_t groups = 1;
+  for (int i = 0; i < 3; ++i) {
+    if (__builtin_mul_overflow(groups, (g[i] + t[i] - 1) / t[i], &groups) || groups > kMaxThreadgroups)
+      fail("grid " + grid.str() + " with threads " + threads.str() + " makes more than " +
+           std::to_string(kMaxThreadgroups) + " threadgroups (the product of the groups per dimension)");
+  }
 }
 
 double PreparedLaunch::run(Dim3 grid, Dim3 threads, bool wait) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "enigma/support/error.h"
+#include "enigma/support/host.h"
 
 namespace enigma {
 
@@ -28,6 +30,28 @@ constexpr int kSpinIterations = 2000;
 // keep the shared counter cold.
 constexpr uint64_t kChunksPerThread = 4;
 constexpr unsigned long kMaxThreads = 4096;
+// A chunk holds at most this many times min_chunk items, so the pool reaches
+// a chunk boundary (where an interrupt stops it) every few milliseconds even
+// on grids of billions of threads.
+constexpr uint64_t kMaxChunkFactor = 16;
+// How often the calling thread asks the host whether to stop (Ctrl-C); the
+// first check comes after one interval, so short launches never ask.
+constexpr auto kInterruptPollInterval = std::chrono::milliseconds(20);
+
+// Polls host_interrupt_requested() at most once per interval.
+class InterruptPoller {
+ public:
+  InterruptPoller() : next_(std::chrono::steady_clock::now() + kInterruptPollInterval) {}
+  bool requested() {
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_) return false;
+    next_ = now + kInterruptPollInterval;
+    return host_interrupt_requested();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point next_;
+};
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -79,8 +103,33 @@ struct ThreadPool::State {
   // pool notices fork by comparing pids.
   pid_t owner_pid = ::getpid();
 
-  static void run_chunks(Job& job) {
+  // The job this thread runs chunks of, and (on the calling thread) its
+  // interrupt poller: what stop_requested() consults.
+  static thread_local Job* t_job;
+  static thread_local InterruptPoller* t_poller;
+
+  static void fail(Job& job, std::exception_ptr error) {
+    std::lock_guard<std::mutex> lock(job.error_mutex);
+    if (!job.error) job.error = std::move(error);
+    job.failed.store(true, std::memory_order_relaxed);
+  }
+
+  // Runs chunks until none is left or the job failed. The calling thread
+  // passes its poller and stops the job when the host asks to (Ctrl-C).
+  static void run_chunks(Job& job, InterruptPoller* poller = nullptr) {
     InsideBody guard;
+    Job* saved_job = t_job;
+    InterruptPoller* saved_poller = t_poller;
+    t_job = &job;
+    t_poller = poller;
+    struct Restore {
+      Job* job;
+      InterruptPoller* poller;
+      ~Restore() {
+        t_job = job;
+        t_poller = poller;
+      }
+    } restore{saved_job, saved_poller};
     for (;;) {
       uint64_t index = job.next_chunk.fetch_add(1, std::memory_order_relaxed);
       if (index >= job.num_chunks || job.failed.load(std::memory_order_relaxed)) return;
@@ -88,10 +137,9 @@ struct ThreadPool::State {
       uint64_t end = (index + 1 == job.num_chunks) ? job.n : begin + job.chunk;
       try {
         (*job.body)(begin, end);
+        if (poller && poller->requested()) throw Interrupted();
       } catch (...) {
-        std::lock_guard<std::mutex> lock(job.error_mutex);
-        if (!job.error) job.error = std::current_exception();
-        job.failed.store(true, std::memory_order_relaxed);
+        fail(job, std::current_exception());
         return;
       }
     }
@@ -118,6 +166,17 @@ struct ThreadPool::State {
     }
   }
 };
+
+thread_local ThreadPool::State::Job* ThreadPool::State::t_job = nullptr;
+thread_local InterruptPoller* ThreadPool::State::t_poller = nullptr;
+
+bool ThreadPool::stop_requested() {
+  State::Job* job = State::t_job;
+  if (job == nullptr) return false;
+  if (State::t_poller && !job->failed.load(std::memory_order_relaxed) && State::t_poller->requested())
+    State::fail(*job, std::make_exception_ptr(Interrupted()));
+  return job->failed.load(std::memory_order_relaxed);
+}
 
 unsigned ThreadPool::default_size() {
   const char* env = std::getenv("ENIGMA_NUM_THREADS");
@@ -176,25 +235,32 @@ void ThreadPool::parallel_for(uint64_t n, uint64_t min_chunk,
                               const std::function<void(uint64_t, uint64_t)>& body) {
   if (n == 0) return;
   min_chunk = std::max<uint64_t>(min_chunk, 1);
-  const uint64_t chunk = std::max(min_chunk, n / (uint64_t(size_) * kChunksPerThread));
+  const uint64_t max_chunk = min_chunk > UINT64_MAX / kMaxChunkFactor ? min_chunk : min_chunk * kMaxChunkFactor;
+  const uint64_t chunk = std::clamp(n / (uint64_t(size_) * kChunksPerThread), min_chunk, max_chunk);
   // Rounding down means the last chunk absorbs the remainder, so none is
   // smaller than min_chunk.
-  const uint64_t num_chunks = n / chunk;
-  // In a forked child the workers are gone (and the pool's locks may have
-  // been copied while held), so run on the caller alone.
-  if (t_inside_body || size_ == 1 || num_chunks < 2 || ::getpid() != state_->owner_pid) {
+  const uint64_t num_chunks = std::max<uint64_t>(1, n / chunk);
+  if (t_inside_body) {
     InsideBody guard;
     body(0, n);
     return;
   }
-
   State& s = *state_;
-  std::lock_guard<std::mutex> submit(s.submit_mutex);
   State::Job job;
   job.body = &body;
   job.n = n;
   job.chunk = chunk;
   job.num_chunks = num_chunks;
+  InterruptPoller poller;
+  // One chunk, a single thread, or a forked child (whose workers are gone and
+  // whose copies of the pool's locks may be held): the caller runs alone.
+  if (num_chunks < 2 || size_ == 1 || ::getpid() != s.owner_pid) {
+    State::run_chunks(job, &poller);
+    if (job.error) std::rethrow_exception(job.error);
+    return;
+  }
+
+  std::lock_guard<std::mutex> submit(s.submit_mutex);
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.job = &job;
@@ -202,15 +268,20 @@ void ThreadPool::parallel_for(uint64_t n, uint64_t min_chunk,
   }
   s.wake.notify_all();
 
-  State::run_chunks(job);
+  State::run_chunks(job, &poller);
 
   {
     // Nothing is left to claim (or a body failed): stop admitting helpers and
-    // wait for those still running a chunk. `job` lives on this stack, so nobody may touch
-    // it after we return.
+    // wait for those still running a chunk, still answering an interrupt.
+    // `job` lives on this stack, so nobody may touch it after we return.
     std::unique_lock<std::mutex> lock(s.mutex);
     s.job = nullptr;
-    s.done.wait(lock, [&] { return s.active == 0; });
+    while (!s.done.wait_for(lock, kInterruptPollInterval, [&] { return s.active == 0; })) {
+      lock.unlock();
+      if (!job.failed.load(std::memory_order_relaxed) && poller.requested())
+        State::fail(job, std::make_exception_ptr(Interrupted()));
+      lock.lock();
+    }
   }
   if (job.error) std::rethrow_exception(job.error);
 }

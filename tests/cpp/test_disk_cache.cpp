@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include "enigma/runtime/disk_cache.h"
 #include "enigma/support/error.h"
+#include "enigma/support/host.h"
 #include "enigma/support/sha256.h"
 
 namespace fs = std::filesystem;
@@ -358,10 +360,243 @@ TEST(DiskCacheDefaultRoot, HonoursEnvironment) {
     EXPECT_EQ(DiskCache::default_root(), fs::path("/home/someone/.cache/enigma"));
   }
   {
+    // No HOME: never a predictable shared folder, but this process's private one.
     ScopedEnv enigma_dir("ENIGMA_CACHE_DIR", nullptr);
     ScopedEnv xdg("XDG_CACHE_HOME", nullptr);
     ScopedEnv no_home("HOME", nullptr);
     fs::path root = DiskCache::default_root();
-    EXPECT_EQ(root.filename().string(), "enigma-cache-" + std::to_string(::getuid()));
+    EXPECT_EQ(root, DiskCache::private_root());
+    EXPECT_EQ(root.filename().string().rfind("enigma-private-", 0), 0u) << root;
+    struct stat st;
+    ASSERT_EQ(::lstat(root.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_uid, ::geteuid());
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
   }
+}
+
+// ---- trust: the cache accepts only what this user made -----------------------
+
+namespace {
+
+mode_t mode_of(const fs::path& p) {
+  struct stat st;
+  if (::lstat(p.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+// The checksum record the cache writes for `content` stored under `key`.
+std::string record_for(const std::string& key, const std::string& content) {
+  return "enigma-artifact-v2 key=" + key + " file=artifact.so sha256=" + enigma::sha256_hex(content) +
+         " size=" + std::to_string(content.size()) + "\n";
+}
+
+// Captures host warnings while alive.
+class WarningCapture {
+ public:
+  WarningCapture() {
+    messages().clear();
+    enigma::set_warning_hook([](const std::string& m) { messages().push_back(m); });
+  }
+  ~WarningCapture() { enigma::set_warning_hook(nullptr); }
+  static std::vector<std::string>& messages() {
+    static std::vector<std::string> list;
+    return list;
+  }
+};
+
+constexpr uid_t kOtherUid = 4242;
+
+}  // namespace
+
+TEST_F(DiskCacheTest, FoldersAndFilesArePrivate) {
+  ::umask(0);  // the most permissive umask must not leak into the cache
+  DiskCache cache(root_);
+  fs::path artifact = store(cache, key_for("private"), "bytes");
+  ::umask(022);
+  EXPECT_EQ(mode_of(root_), 0700u);
+  EXPECT_EQ(mode_of(root_ / "tmp"), 0700u);
+  EXPECT_EQ(mode_of(artifact.parent_path().parent_path()), 0700u);
+  EXPECT_EQ(mode_of(artifact.parent_path()), 0700u);
+  EXPECT_EQ(mode_of(artifact), 0600u);
+  EXPECT_EQ(mode_of(artifact.string() + ".sha256"), 0600u);
+}
+
+TEST_F(DiskCacheTest, RefusesAGroupOrWorldWritableRoot) {
+  DiskCache cache(root_);
+  const std::string key = key_for("writable root");
+  store(cache, key, "bytes");
+  for (mode_t mode : {0770, 0707, 0777}) {
+    ASSERT_EQ(::chmod(root_.c_str(), mode), 0);
+    EXPECT_THROW(cache.lookup(key, "artifact.so"), enigma::UntrustedCacheError) << std::oct << mode;
+    EXPECT_THROW(store(cache, key_for("other"), "x"), enigma::UntrustedCacheError) << std::oct << mode;
+  }
+  ASSERT_EQ(::chmod(root_.c_str(), 0700), 0);
+  EXPECT_TRUE(cache.lookup(key, "artifact.so").has_value());
+}
+
+TEST_F(DiskCacheTest, RefusesAForeignRootAndDiscardsForeignEntries) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give files to another user";
+  DiskCache cache(root_);
+  const std::string key = key_for("foreign");
+  fs::path artifact = store(cache, key, "bytes");
+  // An entry (or its files) owned by someone else is not ours: removed, rebuilt.
+  for (const fs::path& p : {artifact, fs::path(artifact.string() + ".sha256"), artifact.parent_path()}) {
+    ASSERT_EQ(::chown(p.c_str(), kOtherUid, kOtherUid), 0);
+    EXPECT_FALSE(cache.lookup(key, "artifact.so").has_value()) << p;
+    EXPECT_FALSE(fs::exists(artifact.parent_path()));
+    artifact = store(cache, key, "bytes");
+  }
+  // A foreign shard folder too.
+  ASSERT_EQ(::chown(artifact.parent_path().parent_path().c_str(), kOtherUid, kOtherUid), 0);
+  EXPECT_FALSE(cache.lookup(key, "artifact.so").has_value());
+  EXPECT_EQ(store(cache, key, "bytes"), artifact);
+  // A foreign root is refused as a whole.
+  ASSERT_EQ(::chown(root_.c_str(), kOtherUid, kOtherUid), 0);
+  EXPECT_THROW(cache.lookup(key, "artifact.so"), enigma::UntrustedCacheError);
+  EXPECT_THROW(store(cache, key, "bytes"), enigma::UntrustedCacheError);
+}
+
+TEST_F(DiskCacheTest, NeverFollowsSymbolicLinks) {
+  DiskCache cache(root_);
+  const std::string key = key_for("linked");
+  const std::string content = "planted";
+  // A complete, valid-looking entry outside the cache...
+  fs::path elsewhere = dir_ / "elsewhere";
+  fs::create_directories(elsewhere);
+  write_file(elsewhere / "artifact.so", content);
+  write_file(elsewhere / "artifact.so.sha256", record_for(key, content));
+  // ...linked in as the entry,
+  fs::create_directories(root_ / key.substr(0, 2));
+  fs::create_directory_symlink(elsewhere, root_ / key.substr(0, 2) / key);
+  EXPECT_FALSE(cache.lookup(key, "artifact.so").has_value());
+  EXPECT_FALSE(fs::is_symlink(root_ / key.substr(0, 2) / key)) << "the link must be taken out of the cache";
+  EXPECT_TRUE(fs::exists(elsewhere / "artifact.so")) << "its target must be left alone";
+  // ...as the artifact,
+  fs::path artifact = store(cache, key, "ours");
+  fs::remove(artifact);
+  fs::create_symlink(elsewhere / "artifact.so", artifact);
+  fs::remove(artifact.string() + ".sha256");
+  write_file(artifact.string() + ".sha256", record_for(key, content));
+  EXPECT_FALSE(cache.lookup(key, "artifact.so").has_value());
+  // ...and as the shard folder.
+  fs::path shard_target = dir_ / "shard";
+  fs::create_directories(shard_target / key);
+  write_file(shard_target / key / "artifact.so", content);
+  write_file(shard_target / key / "artifact.so.sha256", record_for(key, content));
+  fs::remove_all(root_ / key.substr(0, 2));
+  fs::create_directory_symlink(shard_target, root_ / key.substr(0, 2));
+  EXPECT_FALSE(cache.lookup(key, "artifact.so").has_value());
+  EXPECT_TRUE(fs::exists(shard_target / key / "artifact.so"));
+  EXPECT_EQ(read_file(store(cache, key, "ours")), "ours");
+  EXPECT_FALSE(fs::is_symlink(root_ / key.substr(0, 2)));
+}
+
+TEST_F(DiskCacheTest, AFifoInAnEntryDoesNotHang) {
+  DiskCache cache(root_);
+  const std::string key = key_for("fifo");
+  for (const char* which : {"artifact.so", "artifact.so.sha256"}) {
+    fs::path artifact = store(cache, key, "bytes");
+    fs::path target = artifact.parent_path() / which;
+    fs::remove(target);
+    ASSERT_EQ(::mkfifo(target.c_str(), 0600), 0);
+    EXPECT_FALSE(cache.lookup(key, "artifact.so").has_value()) << which;  // opening it would block forever
+  }
+}
+
+TEST_F(DiskCacheTest, TheRecordIsBoundToItsKey) {
+  DiskCache cache(root_);
+  const std::string a = key_for("key a"), b = key_for("key b");
+  fs::path artifact = store(cache, a, "content of a");
+  // The whole valid entry of a copied to b's place (a planted pair) is corrupt there.
+  fs::path b_entry = root_ / b.substr(0, 2) / b;
+  fs::create_directories(b_entry.parent_path());
+  ::chmod(b_entry.parent_path().c_str(), 0700);
+  fs::copy(artifact.parent_path(), b_entry);
+  EXPECT_FALSE(cache.lookup(b, "artifact.so").has_value());
+  EXPECT_TRUE(cache.lookup(a, "artifact.so").has_value());
+  EXPECT_EQ(read_file(artifact.string() + ".sha256"), record_for(a, "content of a"));
+}
+
+TEST_F(DiskCacheTest, RelativeRootsBecomeAbsolute) {
+  const fs::path saved = fs::current_path();
+  fs::current_path(dir_);
+  DiskCache cache("-cache");
+  fs::current_path(saved);
+  EXPECT_EQ(cache.root(), dir_ / "-cache");
+}
+
+TEST_F(DiskCacheTest, FetchFallsBackToAPrivateFolderWithAWarning) {
+  WarningCapture warnings;
+  const std::string key = key_for("fallback");
+  int produced = 0;
+  auto produce = [&](const fs::path& dir) {
+    ++produced;
+    write_file(dir / "artifact.so", "built");
+  };
+  // An unusable path (under a file), then a world-writable root.
+  write_file(dir_ / "file", "x");
+  fs::create_directories(root_);
+  ::chmod(root_.c_str(), 0777);
+  for (const fs::path& root : {dir_ / "file" / "cache", root_}) {
+    ScopedEnv env("ENIGMA_CACHE_DIR", root.c_str());
+    fs::path got = DiskCache::fetch(key, "artifact.so", produce);
+    EXPECT_EQ(read_file(got), "built");
+    EXPECT_EQ(got.string().rfind(DiskCache::private_root().string(), 0), 0u) << got;
+  }
+  EXPECT_EQ(produced, 1) << "the private cache is shared by the process";
+  ASSERT_EQ(WarningCapture::messages().size(), 2u);
+  EXPECT_NE(WarningCapture::messages()[1].find(root_.string()), std::string::npos);
+  EXPECT_NE(WarningCapture::messages()[1].find("writable by group or others"), std::string::npos);
+  EXPECT_EQ(count_entries(root_), 0u) << "nothing may be written into an untrusted cache";
+  // Errors of the build itself propagate.
+  ScopedEnv env("ENIGMA_CACHE_DIR", (dir_ / "good").c_str());
+  EXPECT_THROW(DiskCache::fetch(key_for("failing build"), "artifact.so",
+                                [](const fs::path&) { throw enigma::RuntimeError("compiler failed"); }),
+               enigma::RuntimeError);
+  EXPECT_EQ(read_file(DiskCache::fetch(key, "artifact.so", produce)), "built");
+  EXPECT_EQ(produced, 2);
+}
+
+TEST_F(DiskCacheTest, ACorruptEntryInAReadOnlyCacheIsRebuiltElsewhere) {
+  const std::string key = key_for("read-only");
+  {
+    DiskCache cache(root_);
+    fs::path artifact = store(cache, key, "good");
+    write_file(artifact, "evil");  // corrupt, and below we make the cache read-only
+  }
+  const bool root_user = ::geteuid() == 0;
+  // Permissions do not bind root: the child becomes another user to feel them.
+  if (root_user) {
+    for (auto& p : fs::recursive_directory_iterator(dir_)) ASSERT_EQ(::lchown(p.path().c_str(), 65534, 65534), 0);
+    ASSERT_EQ(::chown(dir_.c_str(), 65534, 65534), 0);
+  }
+  for (auto& p : fs::recursive_directory_iterator(root_))
+    if (p.is_directory()) ::chmod(p.path().c_str(), 0500);
+  ::chmod(root_.c_str(), 0500);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int status = 0;
+    try {
+      if (root_user && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(5);
+      ::setenv("ENIGMA_CACHE_DIR", root_.c_str(), 1);
+      enigma::set_warning_hook([](const std::string&) {});
+      fs::path got = DiskCache::fetch(key, "artifact.so", [](const fs::path& dir) { write_file(dir / "artifact.so", "good"); });
+      if (read_file(got) != "good") status = 2;
+      if (got.string().rfind(root_.string(), 0) == 0) status = 3;
+      std::error_code ec;
+      fs::remove_all(DiskCache::private_root(), ec);  // _exit skips the removal at exit
+    } catch (...) {
+      status = 4;
+    }
+    ::_exit(status);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  for (auto& p : fs::recursive_directory_iterator(root_))
+    if (p.is_directory()) ::chmod(p.path().c_str(), 0700);
+  ::chmod(root_.c_str(), 0700);
 }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <string>
 
 #include "codegen/c_family.h"
@@ -255,6 +256,20 @@ TEST(Verifier, RejectsMissingTerminator) {
   EXPECT_NE(kernel_error([&] { verify(kern); }).find("yield"), std::string::npos);
 }
 
+TEST(Builder, NestingIsLimited) {
+  AddKernel k(Scalar::F32, Scalar::F32, Scalar::F32);
+  for (int i = 0; i < Builder::kMaxNestingDepth; ++i) k.b.begin_for(I(0), I(1), I(1), S(Scalar::I32), {});
+  std::string e = kernel_error([&] { k.b.begin_if(k.b.literal(Literal::of_bool(true))); });
+  EXPECT_NE(e.find("nested more than 200 levels"), std::string::npos) << e;
+  EXPECT_NE(kernel_error([&] { k.b.begin_for(I(0), I(1), I(1), S(Scalar::I32), {}); }).find("nested"),
+            std::string::npos);
+  for (int i = 0; i < Builder::kMaxNestingDepth; ++i) k.b.end_for({});
+  k.b.store(k.C, I(0), k.b.load(k.A, I(0)));
+  Kernel kern = k.b.finish();  // 200 levels verify and emit
+  EXPECT_FALSE(emit_msl(kern).empty());
+  EXPECT_FALSE(emit_cpu(kern).empty());
+}
+
 // ---- constant evaluation ------------------------------------------------------
 
 Const ci(int64_t v) {
@@ -428,7 +443,24 @@ TEST(Emitters, ParameterNamesCannotCollideWithKeywords) {
   EXPECT_EQ(sanitize_identifier("kernel"), "p_kernel");
   EXPECT_EQ(sanitize_identifier("x_3"), "p_x_3");
   EXPECT_EQ(sanitize_identifier("en_tg"), "p_en_tg");
-  EXPECT_EQ(sanitize_identifier("a__b"), "p_a__b");
+  EXPECT_EQ(sanitize_identifier("a__b"), "a_b");  // runs of '_' collapse: "__" is reserved in C++
+  EXPECT_EQ(sanitize_identifier("my kernel"), "my_kernel");
+  EXPECT_EQ(sanitize_identifier("\xc3\x84"), "xc3x84");  // Ä: each byte as xHH
+  EXPECT_EQ(sanitize_identifier("3d"), "p_3d");
+}
+
+TEST(Emitters, NamesThatCleanAlikeStayDistinct) {
+  std::vector<std::string> names = {"a b", "a_b", "a-b", "\xc3\x84", "\xc3\x96", "x", "x"};
+  std::vector<std::string> ids = unique_identifiers(names);
+  ASSERT_EQ(ids.size(), names.size());
+  std::set<std::string> distinct(ids.begin(), ids.end());
+  EXPECT_EQ(distinct.size(), ids.size());
+  EXPECT_EQ(ids[0], "a_b");
+  EXPECT_EQ(ids[1], "a_b_n2");
+  EXPECT_EQ(ids[2], "a_b_n3");
+  EXPECT_EQ(comment_text("k\n#include <x>\\"), "k_#include <x>_");
+  EXPECT_EQ(comment_text("\xc3\x84?'"), "___'");  // no "??'" trigraph for NVRTC
+  EXPECT_EQ(comment_text(std::string(100, 'a')), std::string(80, 'a') + "...");
 }
 
 }  // namespace

@@ -137,7 +137,7 @@ def test_corrupt_entry_is_rebuilt(child, pristine, tmp_path, damage):
     assert new_path == path                               # same key
     assert new_ident != ident or damage == "bad_checksum"
     with open(sha) as f:
-        assert f.read().startswith("enigma-artifact-v1 sha256=")
+        assert f.read().startswith("enigma-artifact-v2 key=")
     assert os.path.getsize(so) == size
     if damage == "truncate":
         run_child(child, env_for(cache))                  # and the rebuilt entry is a hit

@@ -271,6 +271,188 @@ def test_collectives_vs_numpy_on_partial_simdgroups(scope, dt):
                                        rtol=1e-2 if dt == "f16" else 1e-5, err_msg=op)
 
 
+def make_order_kernel(dt):
+    @enigma.kernel
+    def red_order(A: dt, u: enigma.Scalar(dt), n: enigma.Scalar(enigma.u32), Out: dt):
+        tid = enigma.thread_position_in_grid
+        x = A[tid]
+        for k, fn in enumerate((enigma.simd_sum, enigma.simd_product, enigma.simd_min, enigma.simd_max,
+                                enigma.quad_sum, enigma.quad_product)):
+            Out[k * n + tid] = fn(x)
+        Out[6 * n + tid] = enigma.simd_sum(u)          # a uniform value
+        Out[7 * n + tid] = enigma.simd_product(u)
+        Out[8 * n + tid] = x
+        with enigma.if_(x > 0.0):                      # divergent: some simdgroups fully active
+            Out[8 * n + tid] = enigma.simd_sum(x)
+    return red_order
+
+
+def butterfly(vals, op):
+    p = list(vals)
+    while len(p) > 1:
+        h = len(p) // 2
+        p = [op(p[i], p[i + h]) for i in range(h)]
+    return p[0]
+
+
+def lane_by_lane(vals, op, ident):
+    acc = np.float32(ident)
+    for v in vals:
+        acc = op(acc, v)
+    return acc
+
+
+@pytest.mark.parametrize("dt", ["f32", "f16"])
+def test_float_reduction_order_is_the_xor_butterfly(dt):
+    # Values over many binades, so every association order rounds differently:
+    # the result pins the order (docs/cooperative.md), not just the value.
+    np_dt = np.float16 if dt == "f16" else np.float32
+    n, tg = 230, 80          # simdgroups of 32, 32, 16 per group; the last group 70 threads
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(n) * 4.0 ** rng.integers(-3, 4, n)).astype(np_dt)
+    x[:64] = np.abs(x[:64]) + np_dt(0.5)          # two fully active simdgroups under the if
+    prod_x = (1 + rng.standard_normal(n) * 0.3).astype(np_dt)
+    u = np_dt(1.2345)
+    k = make_order_kernel(getattr(enigma, dt))
+    out = run(k, [x], np_dt, 9 * n, (n, 1, 1), (tg, 1, 1), scalars=[u, n]).reshape(9, n)
+    outp = run(k, [prod_x], np_dt, 9 * n, (n, 1, 1), (tg, 1, 1), scalars=[u, n]).reshape(9, n)
+    x32, p32, u32 = x.astype(np.float32), prod_x.astype(np.float32), np.float32(u)
+    add, mul = np.add, np.multiply
+    ops = [(0, x32, add, 0, 32), (1, p32, mul, 1, 32), (2, x32, np.fmin, np.inf, 32), (3, x32, np.fmax, -np.inf, 32),
+           (4, x32, add, 0, 4), (5, p32, mul, 1, 4)]
+    for row, vals, op, ident, width in ops:
+        got = (outp if vals is p32 else out)[row]
+        for g0 in range(0, n, tg):
+            g1 = min(n, g0 + tg)
+            for s0 in range(g0, g1, width):
+                s1 = min(g1, s0 + width)
+                seg = vals[s0:s1]
+                ref = butterfly(seg, op) if s1 - s0 == width else lane_by_lane(seg, op, ident)
+                np.testing.assert_array_equal(got[s0:s1], np.full(s1 - s0, ref.astype(np_dt)),
+                                              err_msg=f"row {row}, lanes {s0}..{s1}")
+    for g0 in range(0, n, tg):
+        for s0 in range(g0, min(n, g0 + tg), 32):
+            s1 = min(n, g0 + tg, s0 + 32)
+            lanes = s1 - s0
+            assert out[6, s0] == (butterfly([u32] * 32, add) if lanes == 32 else lane_by_lane([u32] * lanes, add, 0)).astype(np_dt)
+            assert out[7, s0] == (butterfly([u32] * 32, mul) if lanes == 32 else lane_by_lane([u32] * lanes, mul, 1)).astype(np_dt)
+            act = x32[s0:s1] > 0
+            ref = butterfly(x32[s0:s1], add) if act.all() and lanes == 32 else lane_by_lane(x32[s0:s1][act], add, 0)
+            np.testing.assert_array_equal(out[8, s0:s1], np.where(act, ref.astype(np_dt), x[s0:s1]),
+                                          err_msg=f"masked sum, lanes {s0}..{s1}")
+
+
+# ---- thread-strided loops (`for i in range(lid + off, n, step)`) in cooperative kernels ----
+# The CPU runs them as passes over the group's threads (the thread loop inside
+# the strided one); every thread must still see its own iterations in order.
+
+def make_strided_kernel(dt):
+    @enigma.kernel
+    def strided(X: dt, n: enigma.Scalar(enigma.u32), step: enigma.Scalar(enigma.u32),
+                off: enigma.Scalar(enigma.u32), Out: dt, Cnt: enigma.u32, Y: dt):
+        lid = enigma.thread_index_in_threadgroup()
+        g = enigma.threadgroup_position_in_grid("x")
+        tid = enigma.thread_position_in_grid
+        enigma.barrier()
+        zero = enigma.metal_cast(0.0, dt)
+        with enigma.for_range(lid + off, n, step, dtype="uint", init=[zero, enigma.metal_cast(0, "uint")]) as (i, acc):
+            acc[0] = acc[0] * 0.5 + X[g * n + i]          # order-sensitive: pins each thread's order
+            acc[1] = acc[1] + 1
+        Out[tid] = acc[0]
+        Cnt[tid] = acc[1]
+        enigma.barrier()
+        with enigma.for_range(lid, n, step, dtype="uint") as i:
+            Y[g * n + i] = X[g * n + i] * 2.0
+    return strided
+
+
+def strided_model(x, n, step, off, tg, grid, np_dt):
+    groups = (grid + tg - 1) // tg
+    out = np.zeros(grid, np_dt)
+    cnt = np.zeros(grid, np.uint32)
+    y = np.zeros(groups * n, np_dt)
+    for g in range(groups):
+        for t in range(min(tg, grid - g * tg)):
+            acc = np_dt(0)
+            i, c = t + off, 0
+            while step and i < n:
+                acc = np_dt(np.float32(acc) * np.float32(0.5) + np.float32(x[g * n + i]))
+                i, c = i + step, c + 1
+            out[g * tg + t], cnt[g * tg + t] = acc, c
+            i = t
+            while step and i < n:
+                y[g * n + i] = np_dt(np.float32(x[g * n + i]) * np.float32(2.0))
+                i += step
+    return out, cnt, y
+
+
+@pytest.mark.parametrize("dt", ["f32", "f16"])
+@pytest.mark.parametrize("step,off", [(80, 0), (37, 5), (200, 3), (0, 0)])
+def test_thread_strided_loops_in_passes(dt, step, off):
+    np_dt = np.float16 if dt == "f16" else np.float32
+    n, tg = 1000, 80
+    grid = 2 * tg + 50                                   # the last group is partial
+    groups = 3
+    x = np.random.default_rng(12).standard_normal(groups * n).astype(np_dt)
+    k = make_strided_kernel(getattr(enigma, dt))
+    ck = enigma.compile(k)
+    assert ck.source("cpu").count("en_base <") == 2     # both loops in the passes form
+    size = np.dtype(np_dt).itemsize
+    outs = rt().execute(ck, [x], grid=(grid, 1, 1), threads=(tg, 1, 1), scalars=[n, step, off],
+                        output_sizes=[grid * size, grid * 4, groups * n * size])
+    out, cnt, y = (np.frombuffer(o, d) for o, d in zip(outs, (np_dt, np.uint32, np_dt)))
+    ref_out, ref_cnt, ref_y = strided_model(x, n, step, off, tg, grid, np_dt)
+    np.testing.assert_array_equal(cnt, ref_cnt)
+    np.testing.assert_array_equal(out, ref_out)          # bit for bit: the same per-thread order
+    covered = np.zeros(groups * n, bool)                 # rows of partial groups: only their threads' columns
+    for g in range(groups):
+        th = min(tg, grid - g * tg)
+        for t in range(th):
+            if step:
+                covered[g * n + t:(g + 1) * n:step] = True
+    np.testing.assert_array_equal(y[covered], ref_y[covered])
+
+
+@enigma.kernel
+def strided_under_divergence(X: enigma.f32, n: enigma.Scalar(enigma.u32), Out: enigma.f32):
+    # A varying if around a simd op (a masked region) holding a strided loop,
+    # then a barrier and a strided loop reading what other threads wrote.
+    lid = enigma.thread_index_in_threadgroup()
+    nth = enigma.threads_per_threadgroup("x")
+    g = enigma.threadgroup_position_in_grid("x")
+    sh = enigma.threadgroup_alloc("float", 256)
+    with enigma.for_range(lid, 256, nth, dtype="uint") as i:
+        sh[i] = 0.0
+    enigma.barrier()
+    with enigma.if_(lid % 3 != 0):
+        s = enigma.simd_sum(X[g * n + lid])
+        with enigma.for_range(lid, 256, nth, dtype="uint", init=[s]) as (i, acc):
+            acc[0] = acc[0] + X[g * n + i]
+        sh[lid] = acc[0]
+    enigma.barrier()
+    with enigma.for_range(lid, 256, nth, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc2):
+        acc2[0] = acc2[0] + sh[(i * 7) % 256]
+    Out[g * nth + lid] = acc2[0]
+
+
+def test_strided_loops_around_barriers_and_divergence():
+    n, tg, groups = 300, 64, 2
+    x = np.random.default_rng(13).integers(-8, 8, groups * n).astype(np.float32)   # exact sums
+    out = run(strided_under_divergence, [x], np.float32, groups * tg, (groups * tg, 1, 1), (tg, 1, 1), scalars=[n])
+    ref = np.zeros(groups * tg)
+    for g in range(groups):
+        xs = x[g * n:(g + 1) * n].astype(np.float64)
+        sh = np.zeros(256)
+        for sg0 in range(0, tg, 32):
+            lanes = [t for t in range(sg0, sg0 + 32) if t % 3 != 0]
+            s = sum(xs[t] for t in lanes)
+            for t in lanes:
+                sh[t] = s + sum(xs[i] for i in range(t, 256, tg))
+        for t in range(tg):
+            ref[g * tg + t] = sum(sh[(i * 7) % 256] for i in range(t, 256, tg))
+    np.testing.assert_array_equal(out, ref)
+
+
 # ---- simdgroup matrices and gemm ---------------------------------------------------
 
 @enigma.kernel

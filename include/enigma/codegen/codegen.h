@@ -13,10 +13,11 @@ namespace enigma {
 
 // Metal Shading Language. The file's second line states the language
 // version it needs (msl_language_version); the function is named
-// msl_entry_name(k), which is k.name unless that is an MSL keyword or
-// library name. Parameter i is bound at [[buffer(i)]]. Checked memory adds,
-// with N parameters, `constant ulong* en_lens [[buffer(N)]]` (elements of
-// each buffer parameter, by parameter index) and `device atomic_uint* en_err
+// msl_entry_name(k), which is k.name unless that is not a plain identifier
+// or is an MSL keyword or library name (then sanitize_identifier's spelling).
+// Parameter i is bound at [[buffer(i)]]. Checked memory adds, with N
+// parameters, `constant ulong* en_lens [[buffer(N)]]` (elements of each
+// buffer parameter, by parameter index) and `device atomic_uint* en_err
 // [[buffer(N + 1)]]`: 8 zeroed uints that the first out-of-bounds access
 // fills as {1, memory id (int), index low, index high, access, x, y, z}.
 struct MslEmitOptions {

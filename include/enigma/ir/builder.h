@@ -143,12 +143,17 @@ class Builder {
   size_t current_region_size() const;
   // Kinds of the open regions from outermost to innermost ("for", "if", "else", ...).
   int depth() const { return static_cast<int>(stack_.size()); }
+  // Control flow nests at most this deep (docs/semantics.md): deeper is a
+  // KernelError at the user's line, so no recursive pass can overflow the stack.
+  static constexpr int kMaxNestingDepth = 200;  // under the 256 brackets that clang (and so Metal's compiler) accepts by default
 
   // Verifies and returns the kernel; the builder is then empty.
   Kernel finish();
 
   // Throws KernelError "<file>:<line>: kernel '<k>': <op>: <message>" at the current location.
   [[noreturn]] void fail(const std::string& op, const std::string& message) const;
+  // Fails when opening one more region would exceed kMaxNestingDepth.
+  void check_nesting(const char* opname) const;
 
  private:
   struct Open {

@@ -37,7 +37,9 @@ void reset_cxx_compiler_cache_for_testing();
 // next to it as `output` with extension .cpp (kept for debugging), then the
 // compiler runs without a shell as: command... <source> flags... -o <output>.
 // Throws RuntimeError with the command line and the compiler's output when it
-// cannot be started, fails, is killed by a signal or creates no output.
+// cannot be started, fails, is killed by a signal or creates no output, and
+// Interrupted (the compiler killed) when the host asks to stop (Ctrl-C).
+// Relative paths are made absolute, so none reads as a compiler option.
 void compile_shared_library(const CxxCompiler& cc, const std::string& source,
                             const std::vector<std::string>& flags,
                             const std::filesystem::path& output);
@@ -54,7 +56,8 @@ struct ProcessResult {
 
 // Runs argv[0] (looked up on PATH unless it contains '/') with the given
 // arguments, without a shell, stdin from /dev/null. Safe to call from several
-// threads at once. Throws RuntimeError if argv is empty.
+// threads at once. Throws RuntimeError if argv is empty, and Interrupted after
+// killing the program when host_interrupt_requested() (polled every 50 ms).
 ProcessResult run_process(const std::vector<std::string>& argv);
 
 }  // namespace enigma

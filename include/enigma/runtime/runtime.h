@@ -84,6 +84,10 @@ class Device {
   virtual std::unique_ptr<DeviceBuffer> wrap(uint64_t device_ptr, uint64_t bytes);
   // dst[0:bytes] = src[0:bytes] (default: through host memory).
   virtual void copy(DeviceBuffer& dst, const DeviceBuffer& src, uint64_t bytes);
+  // Bytes of buffers that can be allocated now without exhausting the device
+  // (the CPU: available memory and free swap); UINT64_MAX when unknown.
+  // PreparedLaunch refuses launches whose buffers need more.
+  virtual uint64_t available_memory() const { return UINT64_MAX; }
 };
 
 using DeviceFactory = std::function<std::shared_ptr<Device>(int ordinal)>;
@@ -175,6 +179,9 @@ class PreparedLaunch {
   void release();
   bool released() const { return released_; }
   const std::string& kernel_name() const { return kernel_->kernel().name; }
+  const std::string& api() const { return api_; }  // "execute" or "prepare", for messages
+  // Most threadgroups one dispatch may have (the product over x, y, z).
+  static constexpr uint64_t kMaxThreadgroups = (uint64_t{1} << 63) - 1;
 
  private:
   double run(Dim3 grid, Dim3 threads, bool wait);

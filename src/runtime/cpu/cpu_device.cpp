@@ -2,12 +2,14 @@
 // compiler (cached on disk by content) and run threadgroup-parallel on the
 // process-wide thread pool.
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <thread>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "enigma/codegen/codegen.h"
@@ -91,23 +93,63 @@ void* worker_scratch(uint64_t bytes) {
   return s.p;
 }
 
+// Memory that can be allocated now without pushing the system into the OOM
+// killer: MemAvailable plus free swap (Linux), else the physical memory.
+uint64_t available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0, total = 0;
+  bool found = false;
+  std::string unit;
+  while (f >> key >> kb) {
+    std::getline(f, unit);
+    if (key == "MemAvailable:" || key == "SwapFree:") {
+      total += kb * 1024;
+      found = true;
+    }
+  }
+  return found ? total : physical_memory_bytes();
+}
+
+// Buffers from this size up are mapped pages, zero-filled by the kernel on
+// first touch: allocating one near the size of memory costs nothing up front.
+constexpr uint64_t kMappedBufferBytes = uint64_t{1} << 20;
+
 class CpuBuffer : public DeviceBuffer {
  public:
   explicit CpuBuffer(uint64_t bytes) : size_(bytes) {
     // 64-byte aligned so vector loads never straddle cache lines needlessly.
-    size_t alloc = static_cast<size_t>((bytes + 63) / 64 * 64);
-    if (alloc == 0) alloc = 64;
-    data_ = std::aligned_alloc(64, alloc);
-    if (!data_) throw RuntimeError("cpu: cannot allocate a buffer of " + std::to_string(bytes) + " bytes");
-    std::memset(data_, 0, alloc);
+    uint64_t rounded = (bytes + 63) / 64 * 64;
+    if (rounded < bytes || rounded > SIZE_MAX) fail();
+    alloc_ = static_cast<size_t>(rounded == 0 ? 64 : rounded);
+    if (bytes >= kMappedBufferBytes) {
+      void* p = ::mmap(nullptr, alloc_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED) fail();
+      data_ = p;
+      mapped_ = true;
+    } else {
+      data_ = std::aligned_alloc(64, alloc_);
+      if (!data_) fail();
+      std::memset(data_, 0, alloc_);
+    }
   }
-  ~CpuBuffer() override { std::free(data_); }
+  ~CpuBuffer() override {
+    if (mapped_)
+      ::munmap(data_, alloc_);
+    else
+      std::free(data_);
+  }
   uint64_t size() const override { return size_; }
   void* data() const { return data_; }
 
  private:
+  [[noreturn]] void fail() const {
+    throw RuntimeError("cpu: cannot allocate a buffer of " + std::to_string(size_) + " bytes");
+  }
   uint64_t size_;
-  void* data_;
+  size_t alloc_ = 0;
+  void* data_ = nullptr;
+  bool mapped_ = false;
 };
 
 class CpuProgram : public Program {
@@ -168,14 +210,10 @@ class CpuDevice : public Device {
     }
     const std::string file = "kernel.so";
     // The cache root is resolved per compile so ENIGMA_CACHE_DIR changes apply.
-    DiskCache cache(DiskCache::default_root());
-    std::optional<std::filesystem::path> path = cache.lookup(key, file);
-    if (!path) {
-      path = cache.store(key, file, [&](const std::filesystem::path& dir) {
-        compile_shared_library(cc, source, kernel_flags(), dir / file);
-      });
-    }
-    SharedLibrary lib = SharedLibrary::open(*path);
+    std::filesystem::path path = DiskCache::fetch(key, file, [&](const std::filesystem::path& dir) {
+      compile_shared_library(cc, source, kernel_flags(), dir / file);
+    });
+    SharedLibrary lib = SharedLibrary::open(path);
     auto entry = reinterpret_cast<EnigmaCpuEntry>(lib.symbol(eo.entry.c_str()));
     auto prog = std::make_shared<CpuProgram>(std::move(lib), entry);
     std::lock_guard<std::mutex> lock(mu_);
@@ -184,6 +222,7 @@ class CpuDevice : public Device {
   }
 
   std::unique_ptr<DeviceBuffer> allocate(uint64_t bytes) override { return std::make_unique<CpuBuffer>(bytes); }
+  uint64_t available_memory() const override { return available_memory_bytes(); }
 
   void upload(DeviceBuffer& dst, const void* src, uint64_t bytes) override {
     std::memcpy(static_cast<CpuBuffer&>(dst).data(), src, static_cast<size_t>(bytes));
@@ -226,7 +265,23 @@ class CpuDevice : public Device {
     const uint64_t min_chunk = std::max<uint64_t>(1, 16384 / per_group);
     EnigmaCpuEntry entry = prog.entry();
     auto start = std::chrono::steady_clock::now();
-    ThreadPool::instance().parallel_for(groups, min_chunk, [&](uint64_t b, uint64_t e) { entry(&L, b, e); });
+    ThreadPool::instance().parallel_for(groups, min_chunk, [&](uint64_t b, uint64_t e) {
+      // A chunk runs in pieces that start at one threadgroup and grow toward
+      // about a millisecond each (at most 64-fold per step), so Ctrl-C stops
+      // a launch about one threadgroup's time after it arrives, while a
+      // chunk of fast groups costs only a few calls.
+      constexpr auto kPieceTime = std::chrono::milliseconds(1);
+      uint64_t piece = 1;
+      while (b < e) {
+        const uint64_t end = e - b > piece ? b + piece : e;
+        const auto piece_start = std::chrono::steady_clock::now();
+        entry(&L, b, end);
+        b = end;
+        if (b == e || ThreadPool::stop_requested()) return;
+        const auto took = std::chrono::steady_clock::now() - piece_start;
+        if (took < kPieceTime) piece *= took * 64 <= kPieceTime ? 64 : static_cast<uint64_t>(kPieceTime / took);
+      }
+    });
     auto end = std::chrono::steady_clock::now();
     if (error_flag == 1) {
       throw RuntimeError(out_of_bounds_error(name_, k, grid, threads, sizes, error_info));

@@ -167,19 +167,18 @@ class CudaDevice : public Device {
     auto [options, cubin] = nvrtc_options(nv);
     std::string key = cache_key(source);
     const std::string file = cubin ? "kernel.cubin" : "kernel.ptx";
-    DiskCache cache(DiskCache::default_root());  // resolved per compile: ENIGMA_CACHE_DIR may change
-    std::optional<std::filesystem::path> path = cache.lookup(key, file);
     std::string image;
-    if (path) {
-      image = read_file(*path);
-    } else {
+    bool compiled = false;
+    // Resolved per compile (ENIGMA_CACHE_DIR may change); an unusable cache
+    // falls back to a private one.
+    std::filesystem::path path = DiskCache::fetch(key, file, [&](const std::filesystem::path& dir) {
       image = nvrtc_compile(nv, k, source, options, cubin);
-      cache.store(key, file, [&](const std::filesystem::path& dir) {
-        std::ofstream out(dir / file, std::ios::binary);
-        out.write(image.data(), static_cast<std::streamsize>(image.size()));
-        if (!out) throw RuntimeError("cuda: cannot write the kernel cache entry in " + dir.string());
-      });
-    }
+      compiled = true;
+      std::ofstream out(dir / file, std::ios::binary);
+      out.write(image.data(), static_cast<std::streamsize>(image.size()));
+      if (!out) throw RuntimeError("cuda: cannot write the kernel cache entry in " + dir.string());
+    });
+    if (!compiled) image = read_file(path);
     if (!cubin) image.push_back('\0');  // PTX is loaded as a C string
     std::lock_guard<std::mutex> lock(mu_);
     current();

@@ -1,12 +1,22 @@
-// The Metal device (Apple platforms only; built with ARC). Kernels are
-// emitted as MSL and compiled in-process with newLibraryWithSource (no Xcode
-// command-line tools), one compute pipeline per distinct source. Buffers use
-// shared storage, so upload/download are plain copies; launches wait for the
-// command buffer and are timed with its GPU timestamps.
-#ifdef __APPLE__
+// The Metal device. Kernels are emitted as MSL and compiled in-process with
+// newLibraryWithSource (no Xcode command-line tools), one compute pipeline
+// per distinct source. Buffers use shared storage, so upload/download are
+// plain copies; launches wait for the command buffer and are timed with its
+// GPU timestamps.
+//
+// Built on Apple platforms, and on Linux with ENIGMA_METAL_FAKE against the
+// declarations and fake Metal in tests/metal_host (docs/metal.md). Both
+// builds use manual reference counting (no ARC: Linux's Objective-C runtime
+// has none), so the ownership tested on Linux is the ownership that ships:
+// every +1 object (new..., alloc) lives in an Owned<> that releases it once.
+#if defined(__APPLE__) || defined(ENIGMA_METAL_FAKE)
 
 #import <Foundation/Foundation.h>
 #import <Metal/Metal.h>
+
+#if __has_feature(objc_arc)
+#error "metal_device.mm releases its objects itself: build it without -fobjc-arc"
+#endif
 
 #include <cstring>
 #include <map>
@@ -18,6 +28,9 @@
 #include "enigma/codegen/codegen.h"
 #include "enigma/runtime/runtime.h"
 #include "enigma/support/error.h"
+#ifdef ENIGMA_METAL_FAKE
+#include "fake_metal.h"
+#endif
 
 namespace enigma {
 
@@ -28,7 +41,40 @@ namespace {
 // the registration below checks the OS at run time.
 #define ENIGMA_METAL_API API_AVAILABLE(macos(13.0), ios(16.0))
 
-std::string str(NSString* s) { return s ? std::string([s UTF8String]) : std::string(); }
+// Owns one +1 reference (from new..., alloc or a Create function) and
+// releases it exactly once.
+template <class T>
+class Owned {
+ public:
+  Owned() = default;
+  explicit Owned(T object) : object_(object) {}
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  Owned(Owned&& other) noexcept : object_(other.object_) { other.object_ = nil; }
+  Owned& operator=(Owned&& other) noexcept {
+    if (this != &other) {
+      reset();
+      object_ = other.object_;
+      other.object_ = nil;
+    }
+    return *this;
+  }
+  ~Owned() { reset(); }
+  void reset() {
+    if (object_ != nil) [object_ release];
+    object_ = nil;
+  }
+  T get() const { return object_; }
+
+ private:
+  T object_ = nil;
+};
+
+// UTF8String is NULL when the string cannot be converted.
+std::string str(NSString* s) {
+  const char* utf8 = s ? [s UTF8String] : nullptr;
+  return utf8 ? std::string(utf8) : std::string();
+}
 
 std::string describe(NSError* e) {
   if (e == nil) return "no error description";
@@ -57,7 +103,9 @@ ENIGMA_METAL_API int apple_family(id<MTLDevice> device) {
 ENIGMA_METAL_API void use_ieee_math(MTLCompileOptions* options) {
 #if defined(__MAC_OS_X_VERSION_MAX_ALLOWED) && __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
   if (@available(macOS 15.0, iOS 18.0, *)) {
+    // Both: mathMode alone leaves the precise math functions off.
     options.mathMode = MTLMathModeSafe;
+    options.mathFloatingPointFunctions = MTLMathFloatingPointFunctionsPrecise;
     return;
   }
 #endif
@@ -69,45 +117,40 @@ ENIGMA_METAL_API void use_ieee_math(MTLCompileOptions* options) {
 
 class ENIGMA_METAL_API MetalBuffer : public DeviceBuffer {
  public:
-  MetalBuffer(id<MTLBuffer> buffer, uint64_t size) : buffer_(buffer), size_(size) {}
+  MetalBuffer(Owned<id<MTLBuffer>> buffer, uint64_t size) : buffer_(std::move(buffer)), size_(size) {}
   uint64_t size() const override { return size_; }
-  id<MTLBuffer> buffer() const { return buffer_; }
-  void* contents() const { return [buffer_ contents]; }
+  id<MTLBuffer> buffer() const { return buffer_.get(); }
+  void* contents() const { return [buffer_.get() contents]; }
 
  private:
-  id<MTLBuffer> buffer_;
+  Owned<id<MTLBuffer>> buffer_;
   uint64_t size_;  // as requested; the allocation is never empty
 };
 
 class ENIGMA_METAL_API MetalProgram : public Program {
  public:
-  MetalProgram(id<MTLComputePipelineState> pipeline, bool checked) : pipeline_(pipeline), checked_(checked) {}
-  id<MTLComputePipelineState> pipeline() const { return pipeline_; }
+  MetalProgram(Owned<id<MTLComputePipelineState>> pipeline, bool checked)
+      : pipeline_(std::move(pipeline)), checked_(checked) {}
+  id<MTLComputePipelineState> pipeline() const { return pipeline_.get(); }
   // Checked memory: binds en_lens and en_err after the parameters (emit_msl).
   bool checked() const { return checked_; }
 
  private:
-  id<MTLComputePipelineState> pipeline_;
+  Owned<id<MTLComputePipelineState>> pipeline_;
   bool checked_;
 };
 
 class ENIGMA_METAL_API MetalDevice : public Device {
  public:
+  // Every entry point drains its own autorelease pool: the caller's thread
+  // (Python's) has none, and objects autoreleased there would never be freed.
+  // Nothing throws inside a pool (an exception would skip draining it).
   explicit MetalDevice(id<MTLDevice> device) : device_(device), name_("metal") {
-    queue_ = [device_ newCommandQueue];
-    if (queue_ == nil) throw RuntimeError("enigma GPU error: failed to create Metal command queue");
-    int family = apple_family(device_);
-    caps_.gpu_family = family ? "apple" + std::to_string(family) : "unknown(0)";
-    caps_.gpu_family_raw = family ? 1000 + family : 0;
-    caps_.supports_async_copy = family >= 9;
-    caps_.supports_simdgroup_matrix = family >= 7;
-    caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
-    caps_.simdgroup_size = 32;
-    caps_.max_threadgroup_memory = device_.maxThreadgroupMemoryLength;
-    caps_.max_threads_per_threadgroup = device_.maxThreadsPerThreadgroup.width;
-    caps_.device_name = str(device_.name);
-    caps_.backend = "metal";
-    caps_.max_buffer_bytes = device_.maxBufferLength;
+    @autoreleasepool {
+      queue_ = Owned<id<MTLCommandQueue>>([device_ newCommandQueue]);
+      read_capabilities();
+    }
+    if (queue_.get() == nil) throw RuntimeError("enigma GPU error: failed to create Metal command queue");
   }
 
   const std::string& name() const override { return name_; }
@@ -118,6 +161,9 @@ class ENIGMA_METAL_API MetalDevice : public Device {
     eo.bounds_check = o.bounds_check;
     eo.debug = o.debug;
     const std::string source = emit_msl(k, eo);
+#ifdef ENIGMA_METAL_FAKE
+    fake_metal::remember_kernel(source, k);  // the fake runs this kernel's IR on the CPU backend
+#endif
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = pipelines_.find(source);
@@ -126,9 +172,10 @@ class ENIGMA_METAL_API MetalDevice : public Device {
       }
     }
     std::string error;
-    id<MTLComputePipelineState> pipeline = nil;
+    Owned<id<MTLComputePipelineState>> pipeline;
     @autoreleasepool {
-      MTLCompileOptions* options = [MTLCompileOptions new];
+      Owned<MTLCompileOptions*> owned_options([MTLCompileOptions new]);
+      MTLCompileOptions* options = owned_options.get();
       use_ieee_math(options);
       // The version the emitter wrote in the file's header, so nothing newer slips in.
       if (msl_language_version(k).minor >= 1) {
@@ -141,25 +188,27 @@ class ENIGMA_METAL_API MetalDevice : public Device {
         options.languageVersion = MTLLanguageVersion3_0;
       }
       NSError* err = nil;
-      id<MTLLibrary> library = nil;
+      Owned<id<MTLLibrary>> library;
       if (error.empty()) {
-        library = [device_ newLibraryWithSource:[NSString stringWithUTF8String:source.c_str()]
-                                        options:options
-                                          error:&err];
-        if (library == nil) error = "the Metal compiler rejected the generated MSL:\n" + describe(err);
+        library = Owned<id<MTLLibrary>>([device_ newLibraryWithSource:[NSString stringWithUTF8String:source.c_str()]
+                                                              options:options
+                                                                error:&err]);
+        if (library.get() == nil) error = "the Metal compiler rejected the generated MSL:\n" + describe(err);
       }
-      id<MTLFunction> function = nil;
-      if (library != nil) {
-        function = [library newFunctionWithName:[NSString stringWithUTF8String:msl_entry_name(k).c_str()]];
-        if (function == nil) error = "the compiled library has no function '" + msl_entry_name(k) + "'";
+      Owned<id<MTLFunction>> function;
+      if (library.get() != nil) {
+        function = Owned<id<MTLFunction>>(
+            [library.get() newFunctionWithName:[NSString stringWithUTF8String:msl_entry_name(k).c_str()]]);
+        if (function.get() == nil) error = "the compiled library has no function '" + msl_entry_name(k) + "'";
       }
-      if (function != nil) {
-        pipeline = [device_ newComputePipelineStateWithFunction:function error:&err];
-        if (pipeline == nil) error = "failed to create compute pipeline: " + describe(err);
+      if (function.get() != nil) {
+        pipeline = Owned<id<MTLComputePipelineState>>([device_ newComputePipelineStateWithFunction:function.get()
+                                                                                             error:&err]);
+        if (pipeline.get() == nil) error = "failed to create compute pipeline: " + describe(err);
       }
     }
-    if (pipeline == nil) throw RuntimeError("enigma GPU error: metal: kernel '" + k.name + "': " + error);
-    auto program = std::make_shared<MetalProgram>(pipeline, o.bounds_check || o.debug);
+    if (pipeline.get() == nil) throw RuntimeError("enigma GPU error: metal: kernel '" + k.name + "': " + error);
+    auto program = std::make_shared<MetalProgram>(std::move(pipeline), o.bounds_check || o.debug);
     std::lock_guard<std::mutex> lock(mu_);
     pipelines_[source] = program;
     return program;
@@ -168,11 +217,14 @@ class ENIGMA_METAL_API MetalDevice : public Device {
   std::unique_ptr<DeviceBuffer> allocate(uint64_t bytes) override {
     // Metal cannot make an empty buffer; a zero-size input still gets one.
     const NSUInteger length = bytes ? static_cast<NSUInteger>(bytes) : 16;
-    id<MTLBuffer> b = [device_ newBufferWithLength:length options:MTLResourceStorageModeShared];
-    if (b == nil)
+    Owned<id<MTLBuffer>> b;
+    @autoreleasepool {
+      b = Owned<id<MTLBuffer>>([device_ newBufferWithLength:length options:MTLResourceStorageModeShared]);
+    }
+    if (b.get() == nil)
       throw RuntimeError("enigma GPU error: metal: failed to allocate a buffer of " + std::to_string(bytes) + " bytes");
-    std::memset([b contents], 0, length);  // new Metal buffers are not promised to be zeroed
-    return std::make_unique<MetalBuffer>(b, bytes);
+    std::memset([b.get() contents], 0, length);  // new Metal buffers are not promised to be zeroed
+    return std::make_unique<MetalBuffer>(std::move(b), bytes);
   }
 
   void upload(DeviceBuffer& dst, const void* src, uint64_t bytes) override {
@@ -200,7 +252,7 @@ class ENIGMA_METAL_API MetalDevice : public Device {
     std::vector<uint64_t> lens(args.size() + 1, 0), sizes(args.size(), 0);
     uint32_t record[8] = {};
     @autoreleasepool {
-      id<MTLCommandBuffer> cb = [queue_ commandBuffer];
+      id<MTLCommandBuffer> cb = [queue_.get() commandBuffer];  // +0: the pool releases it
       id<MTLComputeCommandEncoder> encoder = cb ? [cb computeCommandEncoder] : nil;
       if (encoder == nil) {
         code = "-1";
@@ -217,7 +269,7 @@ class ENIGMA_METAL_API MetalDevice : public Device {
                       atIndex:i];
           }
         }
-        id<MTLBuffer> err_buffer = nil;
+        Owned<id<MTLBuffer>> err_buffer;
         if (checked) {
           for (size_t i = 0; i < args.size(); ++i)
             if (args[i].buffer) {
@@ -225,9 +277,10 @@ class ENIGMA_METAL_API MetalDevice : public Device {
               lens[i] = sizes[i] / static_cast<uint64_t>(k.params[i].type.size_bytes());
             }
           [encoder setBytes:lens.data() length:lens.size() * sizeof(uint64_t) atIndex:args.size()];
-          err_buffer = [device_ newBufferWithLength:sizeof record options:MTLResourceStorageModeShared];
-          std::memset([err_buffer contents], 0, sizeof record);
-          [encoder setBuffer:err_buffer offset:0 atIndex:args.size() + 1];
+          err_buffer = Owned<id<MTLBuffer>>([device_ newBufferWithLength:sizeof record
+                                                                  options:MTLResourceStorageModeShared]);
+          if (err_buffer.get() != nil) std::memset([err_buffer.get() contents], 0, sizeof record);
+          [encoder setBuffer:err_buffer.get() offset:0 atIndex:args.size() + 1];
         }
         [encoder dispatchThreads:MTLSizeMake(grid.x, grid.y, grid.z)
             threadsPerThreadgroup:MTLSizeMake(threads.x, threads.y, threads.z)];
@@ -240,7 +293,7 @@ class ENIGMA_METAL_API MetalDevice : public Device {
           description = err ? describe(err) : "GPU execution error (check Metal validation layer)";
         } else {
           ms = (cb.GPUEndTime - cb.GPUStartTime) * 1000.0;
-          if (err_buffer != nil) std::memcpy(record, [err_buffer contents], sizeof record);
+          if (err_buffer.get() != nil) std::memcpy(record, [err_buffer.get() contents], sizeof record);
         }
       }
     }
@@ -255,16 +308,38 @@ class ENIGMA_METAL_API MetalDevice : public Device {
   }
 
  private:
+  void read_capabilities() {
+    int family = apple_family(device_);
+    caps_.gpu_family = family ? "apple" + std::to_string(family) : "unknown(0)";
+    caps_.gpu_family_raw = family ? 1000 + family : 0;
+    caps_.supports_async_copy = family >= 9;
+    caps_.supports_simdgroup_matrix = family >= 7;
+    caps_.is_m3_or_newer = caps_.supports_async_copy && caps_.supports_simdgroup_matrix;
+    caps_.simdgroup_size = 32;
+    caps_.max_threadgroup_memory = device_.maxThreadgroupMemoryLength;
+    caps_.max_threads_per_threadgroup = device_.maxThreadsPerThreadgroup.width;
+    caps_.device_name = str(device_.name);
+    caps_.backend = "metal";
+    caps_.max_buffer_bytes = device_.maxBufferLength;
+  }
+
   id<MTLDevice> device_;
-  id<MTLCommandQueue> queue_;
+  Owned<id<MTLCommandQueue>> queue_;
   std::string name_;
   DeviceCapabilities caps_;
   std::mutex mu_;
   std::map<std::string, std::weak_ptr<MetalProgram>> pipelines_;  // by MSL source
 };
 
+// +1 from MTLCreateSystemDefaultDevice, kept for the life of the process.
 id<MTLDevice> system_device() {
-  static id<MTLDevice> device = MTLCreateSystemDefaultDevice();
+  static id<MTLDevice> device = [] {
+    id<MTLDevice> d = nil;
+    @autoreleasepool {
+      d = MTLCreateSystemDefaultDevice();
+    }
+    return d;
+  }();
   return device;
 }
 
@@ -291,4 +366,4 @@ void register_metal_backend() {
 
 }  // namespace enigma
 
-#endif  // __APPLE__
+#endif  // __APPLE__ || ENIGMA_METAL_FAKE

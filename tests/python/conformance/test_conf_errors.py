@@ -21,7 +21,7 @@ CASES = [
     ("int op with a float literal", lambda c: E.add_sat(c.i, 1.5), r"add_sat: .*float literal"),
     ("abs of a bool", lambda c: E.abs(c.b), r"abs: .*float or integer.*got bool"),
     ("unary arity", lambda c: E.sqrt(c.f, c.f), r"sqrt: expects 1 argument\(s\) \(x\), got 2"),
-    ("binary arity", lambda c: E.pow(c.f), r"pow: expects 2 argument\(s\) \(x, y\), got 1"),
+    ("binary arity", lambda c: E.pow(c.f), r"pow: expects 2 argument\(s\) \(a, b\), got 1"),
     ("ternary arity", lambda c: E.clamp(c.f, c.f), r"clamp: expects 3 argument"),
     ("vector size mismatch", lambda c: E.fmax(c.v2, c.v3), r"fmax: vector sizes differ: vec<2,float> and vec<3,float>"),
     ("ternary size mismatch", lambda c: E.mix(c.v4, c.v4, c.v3), r"mix: vector sizes differ"),
