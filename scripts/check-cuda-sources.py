@@ -102,6 +102,43 @@ def compile_source(lib, source: str, name: str, arch: str):
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
 
 
+def compile_to_ptx(lib, source: str, name: str, arch: str = "compute_90") -> str:
+    """The PTX NVRTC makes of `source` (to inspect the instructions chosen);
+    raises RuntimeError with NVRTC's log when it does not compile."""
+    return _compile_to(lib, source, name, arch, "PTX").decode()
+
+
+def compile_to_cubin(lib, source: str, name: str, arch: str = "sm_90") -> bytes:
+    """The cubin NVRTC makes of `source` (for cuobjdump -sass)."""
+    return _compile_to(lib, source, name, arch, "CUBIN")
+
+
+def _compile_to(lib, source: str, name: str, arch: str, what: str) -> bytes:
+    prog = ctypes.c_void_p()
+    rc = lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None)
+    if rc != 0:
+        raise RuntimeError(f"nvrtcCreateProgram: {lib.nvrtcGetErrorString(rc).decode()}")
+    try:
+        opts = options_of(source) + [f"--gpu-architecture={arch}"]
+        if nvrtc_version(lib) < (12, 4):
+            opts = [o for o in opts if o != "--minimal"]
+        arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
+        rc = lib.nvrtcCompileProgram(prog, len(opts), arr)
+        if rc != 0:
+            size = ctypes.c_size_t()
+            lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+            buf = ctypes.create_string_buffer(max(size.value, 1))
+            lib.nvrtcGetProgramLog(prog, buf)
+            raise RuntimeError(f"{lib.nvrtcGetErrorString(rc).decode()}\n{buf.value.decode(errors='replace')}")
+        size = ctypes.c_size_t()
+        getattr(lib, f"nvrtcGet{what}Size")(prog, ctypes.byref(size))
+        buf = ctypes.create_string_buffer(size.value)
+        getattr(lib, f"nvrtcGet{what}")(prog, buf)
+        return buf.raw[:size.value].rstrip(b"\0") if what == "PTX" else buf.raw[:size.value]
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
 def write_junit(path, results, skipped_reason=None):
     _write_report(path, "check-cuda-sources", "cuda_sources", results, "NVRTC compile failed", skipped_reason)
 

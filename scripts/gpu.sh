@@ -66,5 +66,5 @@ timeout 420 "$python" -m pytest -q -p no:cacheprovider -o addopts="" --junitxml=
 set +x
 echo "gpu.sh: tests $([ $status -eq 0 ] && echo passed || echo FAILED) (logs in $logs)"
 unset ENIGMA_SOURCE_DUMP_DIR
-timeout 240 "$python" benchmarks/gpu/run.py 2>&1 | tee "$logs/bench.log"
+timeout 300 "$python" benchmarks/gpu/run.py 2>&1 | tee "$logs/bench.log"
 exit $status

@@ -2,7 +2,13 @@
 OpenMP loop, numba (parallel), warp and taichi on the CPU (when installed)
 and numpy, in one process, interleaved rounds, medians and ratios.
 
-    python benchmarks/cpu/run.py [--rounds N] [--quick] [--plot out.png]
+    python benchmarks/cpu/run.py [--rounds N] [--quick] [--plot out.png] [--out table.md]
+                                 [--only softmax,gemm] [--warm-cache]
+
+The cooperative workloads (rows, histogram, scan, GEMMs) are the kernels of
+coop_kernels.py, each against an OpenMP peer of the same algorithm
+(peers_omp.cpp). Enigma rows note the cold compile time (empty kernel cache,
+wall and CPU seconds) and the cached one. Results: benchmarks/results/.
 
 Ratios are peer_time / enigma_time (above 1: Enigma is faster). Targets
 (docs/PERFORMANCE, CPU): elementwise >= 0.90x OpenMP; compute-bound >= 1.5x

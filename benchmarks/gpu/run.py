@@ -8,14 +8,20 @@ skipped), per shared/spec/PERFORMANCE.md:
     torch.add(out=), a Triton masked add and cupy.add(out=); CUDA events,
     interleaved rounds, median; % of the floor = time to move the bytes at the
     measured device-to-device copy bandwidth / measured time;
+  * GEMM, bfloat16 inputs, float32 accumulate: enigma (examples/gemm_bf16.py:
+    simdgroup matrices on the tensor cores, async-copy pipeline) vs
+    torch.matmul (cuBLAS, bf16 output) and a Triton GEMM (f32 output), at
+    4096^3, 8192^3 and a ragged size (enigma runs it zero-padded to its tile);
+    TFLOP/s of the unpadded problem; checked against torch in float32;
   * host cost of one launch: PreparedKernel.dispatch vs CuPy RawKernel (and
     a Triton launch);
   * compile: trace + emit, a cold NVRTC compile (vs CuPy RawKernel cold), a
     disk-cache hit;
   * row reductions, f32, N in 4096..32768, ~1 GiB of input each: RMSNorm and
-    softmax, enigma (one threadgroup per row) vs torch eager and a one-pass
-    Triton kernel (one program loads the whole row); each checked against a
-    float64 numpy reference on a slice of rows.
+    softmax, enigma (examples/rmsnorm_rows.py and softmax_rows.py: one
+    threadgroup per row, the row in registers as float4, read once) vs torch
+    eager and a one-pass Triton kernel (one program loads the whole row);
+    each checked against a float64 numpy reference on a slice of rows.
 
 `--smoke` only checks the enigma reduction kernels on tiny inputs on the
 default device (ENIGMA_DEVICE=cpu works without a GPU).
@@ -194,57 +200,11 @@ def bench_elementwise(rt, torch, triton, cupy, dtype_name, gib, rounds, bw, thre
 
 # ---- row reductions ----------------------------------------------------------
 
-RED_THREADS = 1024
 RED_N = (4096, 8192, 16384, 32768)
-NEG_BIG = -3.0e38  # identity of max; finite so no inf literal reaches the emitter
 EPS = 1e-6
-
-
-def _group_reduce(v, scratch, op):
-    """v reduced over the whole threadgroup, the result in every thread: a simd
-    reduction, one partial per simdgroup in threadgroup memory, one barrier, then
-    every simdgroup reduces the partials itself (no second barrier needed)."""
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
-    simd = enigma.simd_sum if op == "sum" else enigma.simd_max
-    part = simd(v)
-    with enigma.if_(lane == 0):
-        scratch[sg] = part
-    enigma.barrier()
-    ident = 0.0 if op == "sum" else NEG_BIG
-    return simd(enigma.load_if(scratch, lane, lane < enigma.simdgroups_per_threadgroup(), ident))
-
-
-@enigma.kernel
-def rmsnorm_rows(X: enigma.f32, W: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
-    base = enigma.threadgroup_position_in_grid("x") * n
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    red = enigma.threadgroup_alloc("float", 32)
-    with enigma.for_range(lid, n, nth, dtype="uint", init=[0.0]) as (i, acc):
-        x = X[base + i]
-        acc[0] = acc[0] + x * x
-    total = _group_reduce(acc[0], red, "sum")
-    inv = enigma.rsqrt(total / enigma.metal_cast(n, "float") + EPS)
-    with enigma.for_range(lid, n, nth, dtype="uint") as i:
-        Y[base + i] = X[base + i] * inv * W[i]
-
-
-@enigma.kernel
-def softmax_rows(X: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
-    base = enigma.threadgroup_position_in_grid("x") * n
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    red_max = enigma.threadgroup_alloc("float", 32)
-    red_sum = enigma.threadgroup_alloc("float", 32)  # separate: red_max may still be read
-    with enigma.for_range(lid, n, nth, dtype="uint", init=[NEG_BIG]) as (i, mx):
-        mx[0] = enigma.fmax(mx[0], X[base + i])
-    m = _group_reduce(mx[0], red_max, "max")
-    with enigma.for_range(lid, n, nth, dtype="uint", init=[0.0]) as (i, acc):
-        acc[0] = acc[0] + enigma.exp(X[base + i] - m)
-    inv = 1.0 / _group_reduce(acc[0], red_sum, "sum")
-    with enigma.for_range(lid, n, nth, dtype="uint") as i:
-        Y[base + i] = enigma.exp(X[base + i] - m) * inv
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+import rmsnorm_rows as _rmsnorm_example  # noqa: E402 - the showcase kernels are the examples'
+import softmax_rows as _softmax_example  # noqa: E402
 
 
 def ref_rmsnorm(x, w):
@@ -263,20 +223,26 @@ def close(got, want):
     return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=1e-6))
 
 
-def enigma_rows(rt, kind, x, w, n, rows, threads, bounds_check=True):
+def enigma_rows(rt, kind, x, w, n, rows, threads=None, bounds_check=True):
     """A PreparedKernel and its launch shape; x (and w) bound without a copy."""
     if kind == "rmsnorm":
-        pk = rt.prepare(enigma.compile(rmsnorm_rows, bounds_check=bounds_check), [x, w], rows * n * 4, scalars=[n])
+        ck, t = _rmsnorm_example.compile_rmsnorm(n, threads)
+        if not bounds_check:  # --bounds-check-cost: the same kernel unchecked
+            ck = enigma.compile(_rmsnorm_example.make_rmsnorm(n, t), vec_width=4, bounds_check=False)
+        pk = rt.prepare(ck, [x, w], rows * n * 4)
     else:
-        pk = rt.prepare(enigma.compile(softmax_rows, bounds_check=bounds_check), [x], rows * n * 4, scalars=[n])
-    return pk, (rows * threads, 1, 1), (threads, 1, 1)
+        ck, t = _softmax_example.compile_softmax(n, threads)
+        if not bounds_check:
+            ck = enigma.compile(_softmax_example.make_softmax(n, t), vec_width=4, bounds_check=False)
+        pk = rt.prepare(ck, [x], rows * n * 4)
+    return pk, (rows * t, 1, 1), (t, 1, 1)
 
 
 def smoke(rt) -> int:
     """Correctness only, tiny inputs, default device."""
     rng = np.random.default_rng(3)
     bad = 0
-    for rows, n, threads in ((3, 1000, 128), (2, 4096, RED_THREADS), (2, 1500, RED_THREADS)):
+    for rows, n, threads in ((3, 1000, 128), (2, 4096, None), (2, 1500, None)):
         x = rng.standard_normal((rows, n)).astype(np.float32) * 3
         w = rng.standard_normal(n).astype(np.float32)
         for kind in ("rmsnorm", "softmax"):
@@ -290,7 +256,7 @@ def smoke(rt) -> int:
             ok = close(got, want)
             bad += not ok
             err = float(np.abs(got - want).max())
-            print(f"[smoke] {kind} rows={rows} n={n} threads={threads} on {rt.device}: "
+            print(f"[smoke] {kind} rows={rows} n={n} threads={tg[0]} on {rt.device}: "
                   f"{'correct' if ok else 'WRONG RESULT'} (max abs err {err:.2e})")
     print("[smoke] " + ("all correct" if not bad else f"{bad} WRONG"))
     return 1 if bad else 0
@@ -393,7 +359,7 @@ def bench_rows(rt, torch, triton, kind, n, gib, rounds, bw, threads, check_rows=
     wl = f"{kind} f32, N={n}, {rows} rows"
     print(f"[{kind}] N={n} rows={rows} traffic={traffic / 1e9:.2f} GB floor={floor_ms:.3f} ms; enigma {e_ms:.3f} ms "
           f"({e_bw:.0f} GB/s, {100 * floor_ms / e_ms:.0f}% of floor, {'correct' if ok else 'WRONG RESULT'}), "
-          f"threads={threads}")
+          f"threads={tg[0]}")
     note_e = "" if ok else "ENIGMA RESULT WRONG"
     for p in peers:
         p_ms = median(times[p])
@@ -405,6 +371,98 @@ def bench_rows(rt, torch, triton, kind, n, gib, rounds, bw, threads, check_rows=
     if not peers:
         row(wl, "-", None, e_bw, "GB/s", None, 100 * floor_ms / e_ms, note_e)
     del x, w, outs, peers
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+# ---- GEMM ------------------------------------------------------------------------
+
+import gemm_bf16 as _gemm_example  # noqa: E402 - examples/ is on the path (above)
+
+GEMM_SIZES = ((4096, 4096, 4096), (8192, 8192, 8192), (4000, 4000, 4000))
+
+
+def make_triton_gemm(triton):
+    import triton.language as tl
+
+    @triton.jit
+    def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                      GROUP: tl.constexpr):
+        pid = tl.program_id(0)
+        grid_n = tl.cdiv(N, BN)
+        width = GROUP * grid_n
+        first_m = (pid // width) * GROUP
+        rows = min(tl.cdiv(M, BM) - first_m, GROUP)
+        pid_m = first_m + (pid % width) % rows
+        pid_n = (pid % width) // rows
+        rm = pid_m * BM + tl.arange(0, BM)
+        rn = pid_n * BN + tl.arange(0, BN)
+        rk = tl.arange(0, BK)
+        acc = tl.zeros((BM, BN), dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            a = tl.load(a_ptr + rm[:, None] * K + (k0 + rk)[None, :],
+                        mask=(rm[:, None] < M) & ((k0 + rk)[None, :] < K), other=0.0)
+            b = tl.load(b_ptr + (k0 + rk)[:, None] * N + rn[None, :],
+                        mask=((k0 + rk)[:, None] < K) & (rn[None, :] < N), other=0.0)
+            acc = tl.dot(a, b, acc)
+        tl.store(c_ptr + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+    return matmul_kernel
+
+
+def bench_gemm(rt, torch, triton, m, n, k, rounds):
+    a = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(k, n, device="cuda", dtype=torch.bfloat16)
+    flops = 2.0 * m * n * k
+    BM, BN, BK = _gemm_example.BM, _gemm_example.BN, _gemm_example.BK
+    mp, np_, kp = -(-m // BM) * BM, -(-n // BN) * BN, -(-k // BK) * BK
+    padded = (mp, np_, kp) != (m, n, k)
+    if padded:  # zero padding changes nothing in the product
+        ap = torch.zeros(mp, kp, device="cuda", dtype=torch.bfloat16)
+        bp = torch.zeros(kp, np_, device="cuda", dtype=torch.bfloat16)
+        ap[:m, :k] = a
+        bp[:k, :n] = b
+    else:
+        ap, bp = a, b
+    ck = enigma.compile(_gemm_example.gemm_bf16)
+    pk = rt.prepare(ck, [ap, bp], mp * np_ * 4, scalars=[mp, np_, kp])
+    grid, tg = _gemm_example.launch_shape(mp, np_)
+    peers = {"torch.matmul (cuBLAS, bf16 out)": lambda: torch.matmul(a, b)}
+    if triton is not None:
+        tri = make_triton_gemm(triton)
+        c_tri = torch.empty(m, n, device="cuda", dtype=torch.float32)
+        cfg = dict(BM=128, BN=128, BK=64, GROUP=8, num_warps=8, num_stages=3)
+        grid_t = (triton.cdiv(m, 128) * triton.cdiv(n, 128),)
+        peers["triton GEMM (128x128x64, f32 out)"] = lambda: tri[grid_t](a, b, c_tri, m, n, k, **cfg)
+    try:
+        for _ in range(2):
+            pk.dispatch_timed(grid, tg)
+            for f in peers.values():
+                f()
+        torch.cuda.synchronize()
+        got = torch.frombuffer(bytearray(pk.read_output()), dtype=torch.float32).view(mp, np_)[:m, :n]
+        rows = slice(0, min(m, 256))
+        want = (a[rows].float() @ b.float()).cpu()
+        rel = float((got[rows] - want).norm() / want.norm())
+        ok = rel < 1e-4
+        times = {"enigma": [], **{p: [] for p in peers}}
+        for _ in range(rounds):
+            times["enigma"].append(pk.dispatch_timed(grid, tg))
+            for p, f in peers.items():
+                times[p].append(events_ms(torch, f))
+    finally:
+        pk.release()
+    e_ms = median(times["enigma"])
+    e_tf = flops / (e_ms * 1e-3) / 1e12
+    wl = f"gemm bf16->f32 {m}x{n}x{k}" + (" (enigma padded)" if padded else "")
+    print(f"[gemm] {m}x{n}x{k}: enigma {e_ms:.3f} ms ({e_tf:.1f} TFLOP/s, rel err {rel:.1e}, "
+          f"{'correct' if ok else 'WRONG RESULT'})")
+    for p in peers:
+        p_ms = median(times[p])
+        p_tf = flops / (p_ms * 1e-3) / 1e12
+        print(f"  {p}: {p_ms:.3f} ms ({p_tf:.1f} TFLOP/s)")
+        row(wl, p, p_tf, e_tf, "TFLOP/s", p_ms / e_ms, None, "" if ok else "ENIGMA RESULT WRONG")
+    del a, b, ap, bp
     gc.collect()
     torch.cuda.empty_cache()
 
@@ -559,7 +617,11 @@ def main(argv=None) -> int:
     ap.add_argument("--gib", type=float, default=1.0, help="size of each elementwise array in GiB")
     ap.add_argument("--threads", type=int, default=256, help="threadgroup size of the elementwise kernels")
     ap.add_argument("--red-gib", type=float, default=1.0, help="input size of each RMSNorm/softmax workload in GiB")
-    ap.add_argument("--red-threads", type=int, default=RED_THREADS, help="threadgroup size of the row reductions")
+    ap.add_argument("--red-threads", type=int, default=None,
+                    help="threadgroup size of the row reductions (default: the examples' choice for N)")
+    ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM rows")
+    ap.add_argument("--only", help="comma-separated sections to run: elementwise, rows, gemm, launch, compile")
+    ap.add_argument("--gemm-sizes", help="comma-separated MxNxK (default: 4096^3, 8192^3, 4000^3)")
     ap.add_argument("--smoke", action="store_true",
                     help="only check the enigma row-reduction kernels on tiny inputs on the default device")
     ap.add_argument("--json", help="write the rows here (default: $OUT/gpu-bench.json when OUT is set)")
@@ -585,21 +647,32 @@ def main(argv=None) -> int:
     for line in header:
         print(line)
 
+    only = set(args.only.split(",")) if args.only else {"elementwise", "rows", "gemm", "launch", "compile"}
+    gemm_sizes = GEMM_SIZES if not args.gemm_sizes else \
+        tuple(tuple(int(v) for v in g.split("x")) for g in args.gemm_sizes.split(","))
     sections = []
     if torch is not None:
         bw = copy_bandwidth(torch, int(args.gib * (1 << 30)), args.rounds)
         header.append(f"measured device-to-device copy bandwidth: {bw / 1e12:.3f} TB/s (the floor's rate)")
         print(header[-1])
-        sections += [lambda: bench_elementwise(rt, torch, triton, cupy, "f32", args.gib, args.rounds, bw, args.threads),
-                     lambda: bench_elementwise(rt, torch, triton, cupy, "bf16", args.gib, args.rounds, bw,
-                                               args.threads)]
-        for kind in ("rmsnorm", "softmax"):
+        if "elementwise" in only:
+            sections += [lambda: bench_elementwise(rt, torch, triton, cupy, "f32", args.gib, args.rounds, bw,
+                                                   args.threads),
+                         lambda: bench_elementwise(rt, torch, triton, cupy, "bf16", args.gib, args.rounds, bw,
+                                                   args.threads)]
+        for kind in ("rmsnorm", "softmax") if "rows" in only else ():
             for n in RED_N:
                 sections.append(lambda kind=kind, n=n: bench_rows(rt, torch, triton, kind, n, args.red_gib,
                                                                   args.rounds, bw, args.red_threads))
     else:
         print("[elementwise, rmsnorm, softmax] skipped: need torch for inputs, events and the floor")
-    sections += [lambda: bench_launch(rt, torch, triton, cupy), lambda: bench_compile(rt, cupy)]
+    if torch is not None and not args.no_gemm and "gemm" in only:
+        for m, n, k in gemm_sizes:
+            sections.append(lambda m=m, n=n, k=k: bench_gemm(rt, torch, triton, m, n, k, max(5, args.rounds // 3)))
+    if "launch" in only:
+        sections.append(lambda: bench_launch(rt, torch, triton, cupy))
+    if "compile" in only:
+        sections.append(lambda: bench_compile(rt, cupy))
     for s in sections:
         try:
             s()

@@ -11,6 +11,7 @@ from ._tracing import (
     threadgroup_position_in_grid, threadgroups_per_grid, threads_per_grid, threads_per_simdgroup,
     threads_per_threadgroup, where, while_,
 )
+from ._errors import EnigmaTypeError, EnigmaValueError
 from ._cooperative import *  # noqa: F401,F403 - threadgroups, simdgroups, atomics, tile helpers
 from ._preprocess import range  # noqa: A004 - `for i in enigma.range(...)` in kernels
 from ._lang import *  # noqa: F401,F403,A004 - the per-thread language (abs, round, pow shadow builtins)
@@ -18,7 +19,7 @@ from ._tensor import (  # noqa: E402  layout-aware tensors and TV fragments
     Fragment, Tensor, elem_less, make_identity_tensor, tensor_composition, tensor_zipped_divide,
 )
 from .compiler import CompiledKernel, JitDef, KernelDef, KernelHandle, compile, jit, kernel  # noqa: A004
-from .runtime import DeviceCapabilities, MetalRuntime, PreparedKernel
+from .runtime import DeviceArray, DeviceCapabilities, MetalRuntime, PreparedKernel
 from .typing import (
     BFloat16, Bool, Float16, Float32, Int8, Int16, Int32, Int64, Numeric, Scalar, UInt8, UInt16, UInt32,
     UInt64, b1, bf16, f16, f32, i8, i16, i32, i64, u8, u16, u32, u64,

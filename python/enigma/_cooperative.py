@@ -148,6 +148,29 @@ for _scope, _scans in (("simd", _SIMD_SCANS), ("quad", _QUAD_SCANS)):
 globals().update(COLLECTIVES)
 del _scope, _scans, _n
 
+# Metal's vote and mask functions (ops.def's VOTE rows; the core expresses them with the reductions).
+VOTE_TABLE = tuple(_core.vote_table())
+
+
+def _make_vote(name, width, takes_predicate, how, result):
+    scope = "simdgroup" if width == 32 else "quad"
+    if takes_predicate:
+        def fn(predicate):
+            t = _trace_of(name)
+            return _wrap(t, t.locate().vote(name, _plain(predicate)))
+    else:
+        def fn():
+            t = _trace_of(name)
+            return _wrap(t, t.locate().vote(name, True))
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"``{name}({'predicate' if takes_predicate else ''})`` -> {result}, over the active threads of "
+                  f"the {scope} (as Metal; inactive lanes of a partial {scope} take no part): {how}.")
+    return fn
+
+
+VOTES = {row[0]: _make_vote(*row) for row in VOTE_TABLE}
+globals().update(VOTES)
+
 
 # ---- atomics ----------------------------------------------------------------------
 
@@ -482,4 +505,4 @@ __all__ = (["threadgroup_alloc", "barrier", "simd_barrier", "simdgroup_matrix_lo
             "make_filled_simdgroup_matrix", "simdgroup_multiply_accumulate", "async_copy_1d_d2t",
             "async_copy_1d_t2d", "async_copy_2d_d2t", "async_copy_2d_t2d", "async_copy_wait",
             "async_copy_to_threadgroup", "async_copy_commit", "copy", "pipeline", "Pipeline",
-            "gemm"] + list(COLLECTIVES) + list(ATOMICS))
+            "gemm"] + list(COLLECTIVES) + list(VOTES) + list(ATOMICS))

@@ -53,6 +53,7 @@ _DOCS = {
     "mad_sat": "a * b + c, exact, saturated to the type's range.", "popcount": "Number of set bits.",
     "clz": "Leading zero bits (the width for 0).", "ctz": "Trailing zero bits (the width for 0).",
     "reverse_bits": "The bits in reverse order.",
+    "expm1": "exp(x) - 1, accurate for x near 0.", "log1p": "log(1 + x), accurate for x near 0.",
     "refract": "Refraction of ``incident`` at a surface of normal ``normal`` with index ratio ``eta``; the zero "
                "vector on total reflection.",
 }
@@ -91,6 +92,7 @@ def _make_math(name: str):
 _ELEMENTWISE = [
     "sqrt", "abs", "ceil", "floor", "round", "trunc", "sign", "saturate", "fract", "rsqrt", "exp", "exp2", "log",
     "log2", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+    "asinh", "acosh", "atanh", "expm1", "log1p",
     "fmin", "fmax", "pow", "fmod", "atan2", "step", "copysign", "clamp", "fma", "mix", "smoothstep",
     "isnan", "isinf", "isfinite", "signbit", "isnormal",
     "imin", "imax", "iclamp", "abs_diff", "abs_diff_unary", "add_sat", "sub_sat", "mul_hi", "rotate", "mad_sat",

@@ -1,13 +1,21 @@
-"""``for i in enigma.range(...)`` inside kernels.
+"""Control flow in kernel bodies, rewritten on the kernel function's AST.
 
 A kernel body runs once while it is traced, so a Python ``for`` loop would
-be unrolled. Loops over ``enigma.range`` are rewritten (on the AST of the
-kernel function) into traced ``for_range`` loops whose loop-carried values
-are found exactly: a name assigned in the body is carried when it is bound
-before the loop (checked at run time, so temporaries first assigned inside a
-nested loop or a branch are not carried). Nested loops, loops inside
-``if``/``with`` blocks and closures work; ``break``/``continue``/``return``
-inside a traced loop are errors.
+be unrolled and an ``if`` on a traced value could not be decided. Two
+rewrites run on the kernel's source:
+
+- Native control flow (``_NativeRewriter``): every ``if``/``elif``/``else``,
+  ``while``, ``for i in range(...)``, ``a if c else b`` and ``and``/``or``/
+  ``not`` becomes a call of a helper in ``_control`` wrapped around the
+  user's own statements. The helper runs plain Python for Python values and
+  traces (merging or carrying the names the statements assign) for traced
+  ones. ``break``/``continue``/``return`` get a guard that is an error only
+  inside a traced construct.
+- ``for i in enigma.range(...)`` (``_Rewriter``) always becomes a traced
+  ``for_range`` loop whose loop-carried values are found exactly: a name
+  assigned in the body is carried when it is bound before the loop (checked
+  at run time, so temporaries first assigned inside a nested loop or a branch
+  are not carried); ``break``/``continue``/``return`` inside it are errors.
 """
 from __future__ import annotations
 
@@ -172,7 +180,7 @@ def _assigned_names(body) -> list:
         V().visit(stmt)
     seen, unique = set(), []
     for n in out:
-        if n not in seen:
+        if n not in seen and not n.startswith("__enigma"):
             seen.add(n)
             unique.append(n)
     return unique
@@ -278,6 +286,223 @@ class _Rewriter(ast.NodeTransformer):
         return tree.body
 
 
+# ---- native control flow: if / while / for ... in range / a if c else b / and, or, not ----
+
+_RT = "__enigma_rt"
+
+
+def _declared_outside(fdef) -> set:
+    """Names a kernel declares global or nonlocal: never merged or carried."""
+    out = set()
+    for n in ast.walk(fdef):
+        if isinstance(n, (ast.Global, ast.Nonlocal)):
+            out.update(n.names)
+    return out
+
+
+def _loaded_names(expr) -> list:
+    seen = []
+    for n in ast.walk(expr):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in seen:
+            seen.append(n.id)
+    return seen
+
+
+class _NativeRewriter(ast.NodeTransformer):
+    """Rewrites a kernel body's control flow into calls of `_control`'s helpers
+    (which run plain Python for Python values and trace for traced ones)."""
+
+    def __init__(self, is_range, filename, first_line, outside: set):
+        self.is_range = is_range
+        self.filename = filename
+        self.first_line = first_line
+        self.outside = outside
+        self.count = 0
+        self.stack = []   # enclosing constructs: ("if" | "loop", helper name or None)
+        self.top = None
+
+    def where(self, node) -> str:
+        return f"{self.filename}:{node.lineno + self.first_line - 1}"
+
+    def helper(self, kind) -> str:
+        self.count += 1
+        return f"__enigma_{kind}{self.count}"
+
+    def names_of(self, *bodies) -> tuple:
+        out = []
+        for body in bodies:
+            for n in _assigned_names(body):
+                if n not in out and n not in self.outside:
+                    out.append(n)
+        return tuple(out)
+
+    @staticmethod
+    def stmts(src: str, **splice) -> list:
+        """Statements parsed from `src`; a line `__NAME__` takes the list `splice[NAME]`,
+        and a name `__NAME__` in an expression takes the expression `splice[NAME]`."""
+        tree = ast.parse(src)
+
+        class Fill(ast.NodeTransformer):
+            def visit_Expr(self, n):
+                if isinstance(n.value, ast.Name) and n.value.id.startswith("__") and n.value.id[2:-2] in splice:
+                    return splice[n.value.id[2:-2]]
+                self.generic_visit(n)
+                return n
+
+            def visit_Name(self, n):
+                if n.id.startswith("__") and n.id.endswith("__") and n.id[2:-2] in splice:
+                    return splice[n.id[2:-2]]
+                return n
+
+        return Fill().visit(tree).body
+
+    def place(self, new_nodes, node, user):
+        """Generated nodes point at the construct's line; the user's keep theirs."""
+        user_ids = {id(n) for part in user for stmt in (part if isinstance(part, list) else [part])
+                    for n in ast.walk(stmt)}
+        for stmt in new_nodes:
+            for sub in ast.walk(stmt):
+                if id(sub) not in user_ids and isinstance(sub, (ast.stmt, ast.expr, ast.excepthandler)):
+                    ast.copy_location(sub, node)
+        return new_nodes
+
+    # -- scopes ----------------------------------------------------------------
+    def visit_FunctionDef(self, node):
+        if self.top is not None:
+            return node  # nested helpers run as written
+        self.top = node
+        self.generic_visit(node)
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node):
+        return node
+
+    # -- jumps -------------------------------------------------------------------
+    def guard(self, node, what, helpers):
+        helpers = [h for h in helpers if h]
+        if not helpers:
+            return node
+        g = self.stmts(f"{_RT}.jump({what!r}, {self.where(node)!r}, ({', '.join(helpers)},))")
+        return self.place(g, node, [node]) + [node]
+
+    def visit_Break(self, node):
+        helpers = []
+        for kind, h in reversed(self.stack):
+            helpers.append(h)
+            if kind == "loop":
+                break
+        return self.guard(node, "break", helpers)
+
+    def visit_Continue(self, node):
+        helpers = []
+        for kind, h in reversed(self.stack):
+            helpers.append(h)
+            if kind == "loop":
+                break
+        return self.guard(node, "continue", helpers)
+
+    def visit_Return(self, node):
+        self.generic_visit(node)
+        return self.guard(node, "return", [h for _, h in self.stack])
+
+    # -- expressions ---------------------------------------------------------------
+    def visit_IfExp(self, node):
+        self.generic_visit(node)
+        call = self.stmts(f"{_RT}.select(__C__, lambda: __A__, lambda: __B__)",
+                          C=node.test, A=node.body, B=node.orelse)[0].value
+        return self.place([call], node, [node.test, node.body, node.orelse])[0]
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        fn = "and_" if isinstance(node.op, ast.And) else "or_"
+        rest = [ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[],
+                                              kwarg=None, defaults=[]), body=v) for v in node.values[1:]]
+        call = ast.Call(func=ast.Attribute(value=ast.Name(id=_RT, ctx=ast.Load()), attr=fn, ctx=ast.Load()),
+                        args=[node.values[0]] + rest, keywords=[])
+        return self.place([call], node, node.values)[0]
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if not isinstance(node.op, ast.Not):
+            return node
+        call = self.stmts(f"{_RT}.not_(__X__)", X=node.operand)[0].value
+        return self.place([call], node, [node.operand])[0]
+
+    # -- statements ------------------------------------------------------------------
+    def rebind(self, h, field, names, indent=""):
+        return "\n".join(f"{indent}if {n!r} in {h}.{field}: {n} = {h}.{field}[{n!r}]" for n in names)
+
+    def visit_If(self, node):
+        h = self.helper("if")
+        names = self.names_of(node.body, node.orelse)
+        test = self.visit(node.test)
+        self.stack.append(("if", h))
+        body = self.visit_body(node.body)
+        orelse = self.visit_body(node.orelse) or [ast.Pass()]
+        self.stack.pop()
+        src = (f"{h} = {_RT}.If(__T__, locals(), {names!r}, {self.where(node)!r})\n"
+               f"if {h}.then():\n    __BODY__\n    {h}.end_then(locals())\n"
+               f"if {h}.orelse():\n{self.rebind(h, 'restore', names, '    ')}\n    __ORELSE__\n"
+               f"    {h}.end_else(locals())\n{self.rebind(h, 'results', names)}")
+        out = self.stmts(src, T=test, BODY=body, ORELSE=orelse)
+        return self.place(out, node, [test, body, orelse])
+
+    def visit_body(self, body):
+        out = []
+        for stmt in body:
+            r = self.visit(stmt)
+            if r is None:
+                continue
+            out.extend(r if isinstance(r, list) else [r])
+        return out
+
+    def visit_While(self, node):
+        h = self.helper("while")
+        names = self.names_of(node.body)
+        test = self.visit(node.test)
+        cond_names = tuple(n for n in _loaded_names(test) if n in names)
+        self.stack.append(("loop", h))
+        body = self.visit_body(node.body) or [ast.Pass()]
+        self.stack.pop()
+        orelse = self.visit_body(node.orelse)
+        lam = self.stmts(f"lambda {', '.join(cond_names)}: __T__", T=test)[0].value
+        src = (f"{h} = {_RT}.While(locals(), {names!r}, __LAM__, {cond_names!r}, {self.where(node)!r})\n"
+               f"while {h}.next(locals()):\n{self.rebind(h, 'vals', names, '    ') or '    pass'}\n    __BODY__\n"
+               + ("else:\n    __ORELSE__\n" if orelse else "") + self.rebind(h, "results", names))
+        out = self.stmts(src, LAM=lam, BODY=body, ORELSE=orelse)
+        return self.place(out, node, [test, body, orelse])
+
+    def visit_For(self, node):
+        it = node.iter
+        plain_range = (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+                       and not self.is_range(it.func) and not it.keywords
+                       and not any(isinstance(a, ast.Starred) for a in it.args) and 1 <= len(it.args) <= 3
+                       and isinstance(node.target, ast.Name))
+        if not plain_range:
+            self.stack.append(("loop", None))
+            node.body = self.visit_body(node.body)
+            self.stack.pop()
+            node.iter = self.visit(node.iter)
+            node.orelse = self.visit_body(node.orelse)
+            return node
+        h = self.helper("for")
+        names = tuple(n for n in self.names_of(node.body) if n != node.target.id)
+        args = [self.visit(a) for a in it.args]
+        self.stack.append(("loop", h))
+        body = self.visit_body(node.body)
+        self.stack.pop()
+        orelse = self.visit_body(node.orelse)
+        src = (f"{h} = {_RT}.For(range, locals(), {names!r}, (__ARGS__,), {self.where(node)!r})\n"
+               f"for {node.target.id} in {h}:\n{self.rebind(h, 'vals', names, '    ') or '    pass'}\n    __BODY__\n"
+               f"    {h}.end_body(locals())\n"
+               + ("else:\n    __ORELSE__\n" if orelse else "") + self.rebind(h, "results", names))
+        out = self.stmts(src, BODY=body, ORELSE=orelse)
+        out[0].value.args[3] = ast.Tuple(elts=args, ctx=ast.Load())
+        return self.place(out, node, [args, body, orelse])
+
+
 def _range_matcher(fn):
     import enigma as _enigma_module
 
@@ -309,7 +534,9 @@ _cache: dict = {}
 
 
 def preprocess(fn):
-    """Returns `fn` with its `enigma.range` loops rewritten (or `fn` itself)."""
+    """Returns `fn` with its control flow rewritten: `enigma.range` loops become
+    traced loops, and native `if`/`while`/`for ... in range`/`and`/`or`/`not`/
+    `a if c else b` trace when their condition or bounds are traced values."""
     key = fn.__code__
     hit = _cache.get(key)
     if hit is not None and hit[0] is fn:
@@ -319,24 +546,23 @@ def preprocess(fn):
     except (OSError, TypeError):
         return fn  # no source: enigma.range raises its own error when called
     source = textwrap.dedent("".join(lines))
-    if "range" not in source:
-        return fn
     filename = fn.__code__.co_filename
-    tree = ast.parse(source)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return fn
     fdef = tree.body[0]
     if not isinstance(fdef, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return fn
-    rw = _Rewriter(_range_matcher(fn), filename, first_line)
-    rw.visit(fdef)
-    if not rw.changed:
-        _cache[key] = (fn, fn)
-        return fn
+    is_range = _range_matcher(fn)
+    _NativeRewriter(is_range, filename, first_line, _declared_outside(fdef)).visit(fdef)
+    _Rewriter(is_range, filename, first_line).visit(fdef)
     fdef.decorator_list = []
     # A factory re-creates the closure: free variables become its parameters.
     free = list(fn.__code__.co_freevars)
     factory = ast.FunctionDef(
         name="__enigma_factory",
-        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in free + [_ENTER]], vararg=None,
+        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in free + [_ENTER, _RT]], vararg=None,
                            kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
         body=[fdef, ast.Return(value=ast.Name(id=fdef.name, ctx=ast.Load()))],
         decorator_list=[], returns=None)
@@ -354,7 +580,8 @@ def preprocess(fn):
             cells.append(cell.cell_contents)
         except ValueError:
             cells.append(None)
-    new_fn = ns["__enigma_factory"](*cells, _enter)
+    from . import _control
+    new_fn = ns["__enigma_factory"](*cells, _enter, _control)
     new_fn = types.FunctionType(new_fn.__code__, new_fn.__globals__, fn.__name__, fn.__defaults__,
                                 new_fn.__closure__)
     new_fn.__kwdefaults__ = fn.__kwdefaults__

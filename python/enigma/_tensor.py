@@ -246,7 +246,10 @@ class Tensor:
         if self.layout is None:
             if isinstance(key, tuple):
                 if len(key) != 1:
-                    raise TypeError("Layout algebra requires a Layout on the Tensor")
+                    from . import _errors
+                    raise _errors.EnigmaTypeError(
+                        "Layout algebra requires a Layout on the Tensor; " + _errors.text(
+                            "flat_buffer_2d", name=self.name, index=", ".join("rcdefgh"[k] for k in range(len(key)))))
                 key = key[0]
             key = _plain(key)
             if _is_dyn(key):

@@ -3,11 +3,12 @@ ops. This module only captures what the user wrote (values, ops, regions,
 source lines); typing and checking happen in the core."""
 from __future__ import annotations
 
+import operator as _operator
 import os
 import sys
 import threading
 
-from . import _core
+from . import _core, _errors
 from .typing import dtype_name
 
 EnigmaError = _core.EnigmaError
@@ -69,6 +70,8 @@ def _plain(x):
     """numpy scalars become Python numbers; everything else is unchanged."""
     if isinstance(x, IRValue) or isinstance(x, (bool, int, float)):
         return x
+    if isinstance(x, Query):
+        return x()
     item = getattr(x, "item", None)
     if item is not None and getattr(x, "shape", None) == ():
         return item()
@@ -102,14 +105,33 @@ class IRValue:
         return f"IRValue(%{self._id}: {self.dtype})"
 
     def __bool__(self):
-        raise EnigmaError(
-            "a traced value has no Python truth value while the kernel is traced; "
-            "use `with enigma.if_(cond):` for a branch or `enigma.where(false_val, true_val, cond)` "
-            "to select a value")
+        raise _errors.located(_errors.text("traced_truth"))
 
     def __index__(self):
-        raise EnigmaError("a traced value cannot be used as a Python int (e.g. in range() or list indexing); "
-                          "use enigma.for_range / enigma.range_constexpr with Python ints")
+        hint = _errors.python_math_hint()
+        if "cannot compute on a traced value" in str(hint):
+            raise hint
+        raise _errors.located(_errors.text("traced_index"))
+
+    def __float__(self):
+        raise _errors.python_math_hint()
+
+    __int__ = __float__
+    __complex__ = __float__
+
+    # numpy on a traced value: operators with numpy scalars (np.float32(2) * x) trace as the
+    # Python operators; numpy functions (np.exp(x), np.sum(x)) get a hint, not numpy's error.
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        op = _UFUNC_OPERATORS.get(ufunc.__name__)
+        if op is not None and method == "__call__" and not kwargs:
+            return op(*[_plain(a) for a in args])
+        raise _errors.python_math_hint(ufunc.__name__)
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise _errors.python_math_hint(func.__name__)
+
+    def __array__(self, *args, **kwargs):
+        raise _errors.python_math_hint()
 
     # -- arithmetic ---------------------------------------------------------
     def _bin(self, op, a, b):
@@ -192,6 +214,15 @@ class IRValue:
 
 _core._set_value_type(IRValue)
 
+_UFUNC_OPERATORS = {
+    "add": _operator.add, "subtract": _operator.sub, "multiply": _operator.mul, "true_divide": _operator.truediv,
+    "divide": _operator.truediv, "floor_divide": _operator.floordiv, "remainder": _operator.mod,
+    "bitwise_and": _operator.and_, "bitwise_or": _operator.or_, "bitwise_xor": _operator.xor,
+    "left_shift": _operator.lshift, "right_shift": _operator.rshift, "less": _operator.lt,
+    "less_equal": _operator.le, "greater": _operator.gt, "greater_equal": _operator.ge, "equal": _operator.eq,
+    "not_equal": _operator.ne, "negative": _operator.neg, "invert": _operator.invert,
+}
+
 
 def to_value(x, op: str = "value"):
     """A traced value from an IRValue or a Python literal (default typing)."""
@@ -220,48 +251,104 @@ def thread_position_in_grid_xyz(dim="x"):
     return _query("thread_position_in_grid", dim)
 
 
-def thread_position_in_threadgroup(dim="x"):
-    return _query("thread_position_in_threadgroup", dim)
+# One row per query: (name, axes, Metal attribute, CUDA equivalent). docs/language.md's
+# query table is generated from it (scripts/gen-op-docs.py).
+QUERY_TABLE = (
+    ("thread_position_in_grid", "x, y, z", "[[thread_position_in_grid]]", "blockIdx * blockDim + threadIdx"),
+    ("thread_position_in_threadgroup", "x, y, z", "[[thread_position_in_threadgroup]]", "threadIdx"),
+    ("threadgroup_position_in_grid", "x, y, z", "[[threadgroup_position_in_grid]]", "blockIdx"),
+    ("threads_per_threadgroup", "x, y, z", "[[threads_per_threadgroup]]", "blockDim"),
+    ("threads_per_grid", "x, y, z", "[[threads_per_grid]]", "the launch's grid (in threads)"),
+    ("threadgroups_per_grid", "x, y, z", "[[threadgroups_per_grid]]", "gridDim"),
+    ("grid_size", "x, y, z", "[[threads_per_grid]] (an alias)", "the launch's grid (in threads)"),
+    ("thread_index_in_threadgroup", "-", "[[thread_index_in_threadgroup]]",
+     "threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)"),
+    ("thread_index_in_simdgroup", "-", "[[thread_index_in_simdgroup]]", "the lane: flat threadIdx % 32"),
+    ("simdgroup_index_in_threadgroup", "-", "[[simdgroup_index_in_threadgroup]]", "the warp: flat threadIdx / 32"),
+    ("threads_per_simdgroup", "-", "[[threads_per_simdgroup]]", "warpSize (32)"),
+    ("simdgroups_per_threadgroup", "-", "[[simdgroups_per_threadgroup]]", "ceil(blockDim.x*y*z / 32)"),
+)
 
 
-def threadgroup_position_in_grid(dim="x"):
-    return _query("threadgroup_position_in_grid", dim)
+class Query:
+    """A thread/grid query. Called, it gives the traced value: ``q()`` or
+    ``q("y")`` for the queries with axes (x when no axis is given). Used bare
+    in a kernel (``enigma.thread_index_in_simdgroup == 0``, ``A[q]``) it is the
+    same value as ``q()``; ``q.x``/``q.y``/``q.z`` pick an axis."""
+
+    __slots__ = ("name", "has_axes", "__name__", "__qualname__", "__signature__")
+
+    def __init__(self, name: str, has_axes: bool):
+        import inspect
+        self.name = self.__name__ = self.__qualname__ = name
+        self.has_axes = has_axes
+        # What help() and inspect show: the reference's signatures, q(dim="x") or q().
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter("dim", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="x")] if has_axes else [])
+
+    def __call__(self, dim=None):
+        if dim is not None and not self.has_axes:
+            b = _builder(self.name)
+            b.fail(self.name, f"has no axes (it is one number per thread); write enigma.{self.name}() "
+                              f"without an argument, got {dim!r}")
+        return _query(self.name, ("x" if dim is None else dim) if self.has_axes else None)
+
+    def __repr__(self):
+        return f"enigma.{self.name}"
+
+    __hash__ = object.__hash__
+
+    @property
+    def x(self): return self("x") if self.has_axes else self._no_axes("x")
+
+    @property
+    def y(self): return self("y") if self.has_axes else self._no_axes("y")
+
+    @property
+    def z(self): return self("z") if self.has_axes else self._no_axes("z")
+
+    def _no_axes(self, d):
+        return self(d)
+
+    def __bool__(self): return bool(self())
+    def __index__(self): return self().__index__()
 
 
-def threads_per_threadgroup(dim="x"):
-    return _query("threads_per_threadgroup", dim)
+def _delegate(name):
+    def method(self, *args):
+        return getattr(self(), name)(*args)
+    method.__name__ = name
+    return method
 
 
-def threads_per_grid(dim="x"):
-    return _query("threads_per_grid", dim)
+for _m in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "floordiv", "rfloordiv", "mod",
+           "rmod", "and", "rand", "or", "ror", "xor", "rxor", "lshift", "rlshift", "rshift", "rrshift", "neg",
+           "invert", "lt", "le", "gt", "ge", "eq", "ne"):
+    setattr(Query, f"__{_m}__", _delegate(f"__{_m}__"))
+del _m
+
+_QUERIES = {name: Query(name, axes != "-") for name, axes, _, _ in QUERY_TABLE}
+thread_position_in_threadgroup = _QUERIES["thread_position_in_threadgroup"]
+threadgroup_position_in_grid = _QUERIES["threadgroup_position_in_grid"]
+threads_per_threadgroup = _QUERIES["threads_per_threadgroup"]
+threads_per_grid = _QUERIES["threads_per_grid"]
+threadgroups_per_grid = _QUERIES["threadgroups_per_grid"]
+grid_size = _QUERIES["grid_size"]
+thread_index_in_threadgroup = _QUERIES["thread_index_in_threadgroup"]
+thread_index_in_simdgroup = _QUERIES["thread_index_in_simdgroup"]
+simdgroup_index_in_threadgroup = _QUERIES["simdgroup_index_in_threadgroup"]
+threads_per_simdgroup = _QUERIES["threads_per_simdgroup"]
+simdgroups_per_threadgroup = _QUERIES["simdgroups_per_threadgroup"]
 
 
-def threadgroups_per_grid(dim="x"):
-    return _query("threadgroups_per_grid", dim)
+class _GridPosition(IRValue):
+    """``enigma.thread_position_in_grid``: the x position (the reference's bare
+    form), also callable with an axis: ``thread_position_in_grid("y")``."""
 
+    __slots__ = ()
 
-def grid_size(dim="x"):
-    return _query("grid_size", dim)
-
-
-def thread_index_in_threadgroup():
-    return _query("thread_index_in_threadgroup")
-
-
-def thread_index_in_simdgroup():
-    return _query("thread_index_in_simdgroup")
-
-
-def simdgroup_index_in_threadgroup():
-    return _query("simdgroup_index_in_threadgroup")
-
-
-def threads_per_simdgroup():
-    return _query("threads_per_simdgroup")
-
-
-def simdgroups_per_threadgroup():
-    return _query("simdgroups_per_threadgroup")
+    def __call__(self, dim="x"):
+        return _query("thread_position_in_grid", dim)
 
 
 def _cached_thread_position():
@@ -269,7 +356,7 @@ def _cached_thread_position():
     if t is None:
         raise RuntimeError("enigma.thread_position_in_grid can only be used inside @enigma.kernel")
     # Queries are pure: the core's CSE merges repeats, so no region-crossing cache is needed.
-    return _wrap(t, t.locate().query("thread_position_in_grid", 0))
+    return _GridPosition(t.locate().query("thread_position_in_grid", 0), t)
 
 
 class arch:

@@ -106,15 +106,35 @@ def _string_annotation_scope(fn, frame) -> dict:
     return scope
 
 
+class _LazySource:
+    """``CompiledKernel.metal_source``: the MSL is generated on first read (a
+    kernel that runs on the CPU or CUDA never needs it), then kept."""
+
+    def __set_name__(self, owner, name):
+        self.slot = f"_{name}_text"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self  # the dataclass default: generated when read
+        text = obj.__dict__.get(self.slot)
+        if text is None and obj._core is not None:
+            text = obj.__dict__[self.slot] = obj._core.source("metal")
+        return text
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.slot] = None if isinstance(value, _LazySource) else value
+
+
 @dataclass
 class CompiledKernel:
     """A traced, verified and optimised kernel. Backend code is produced lazily
-    per device and cached (in memory and on disk)."""
+    per device and cached (in memory and on disk); ``metal_source`` and
+    ``source(backend)`` generate their text on first use."""
 
     kernel_name: str
     metallib_path: str | None
     metallib_bytes: bytes | None
-    metal_source: str
+    metal_source: str = _LazySource()
     mlir_source: str | None = None
     grid: tuple | None = None
     block: tuple | None = None
@@ -125,6 +145,9 @@ class CompiledKernel:
     _param_kinds: list | None = field(default=None, repr=False, compare=False)
     _tensors: list | None = field(default=None, repr=False, compare=False)  # @jit: the bound tensors
     _written: list | None = field(default=None, repr=False, compare=False)
+    # Debug builds: the lane-shuffle ops the kernel uses (a dispatch over partial
+    # simdgroups then warns, see runtime._warn_partial_shuffles).
+    _debug_shuffles: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def ir_source(self) -> str | None:
@@ -148,8 +171,13 @@ class CompiledKernel:
         if self._core is None:
             raise RuntimeError(f"kernel '{self.kernel_name}' was not compiled by enigma.compile(); "
                                "only its Metal source is known")
-        from .runtime import _constants_arg
-        return self._core.source(backend, constants=_constants_arg(constants))
+        if constants:
+            from .runtime import _constants_arg
+            return self._core.source(backend, constants=_constants_arg(constants))
+        cache = self.__dict__.setdefault("_source_cache", {})
+        if backend not in cache:
+            cache[backend] = self._core.source(backend)
+        return cache[backend]
 
     def export_metal(self, path: str | os.PathLike | None = None) -> str:
         """Writes the MSL to ``path`` (default ``<kernel_name>.metal`` in the
@@ -326,7 +354,8 @@ def _with_user_location(e: EnigmaError, kdef: KernelDef) -> EnigmaError:
         if not tb.tb_frame.f_code.co_filename.startswith(package):
             where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return EnigmaError(f"{where + ': ' if where else ''}kernel '{kdef.name}': {msg}")
+    cls = type(e) if issubclass(type(e), EnigmaError) else EnigmaError  # keeps EnigmaTypeError/ValueError
+    return cls(f"{where + ': ' if where else ''}kernel '{kdef.name}': {msg}")
 
 
 def _emit_only(option) -> bool:
@@ -334,6 +363,10 @@ def _emit_only(option) -> bool:
         return bool(option)
     env = os.environ.get("ENIGMA_EMIT_ONLY", "")
     return env.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+_SHUFFLES = ("simd_shuffle_down", "simd_shuffle_up", "simd_shuffle_xor", "simd_shuffle", "quad_shuffle_down",
+             "quad_shuffle_up", "quad_shuffle_xor", "quad_shuffle")
 
 
 def _debug(option) -> bool:
@@ -356,10 +389,10 @@ def _file_stem(name: str) -> str:
     return stem or "kernel"
 
 
-def _dump_sources(name: str, core) -> None:
+def _dump_sources(name: str, core) -> dict:
     out = os.environ.get("ENIGMA_SOURCE_DUMP_DIR")
     if not out:
-        return
+        return {}
     import hashlib
     os.makedirs(out, exist_ok=True)
     ext = {"metal": "metal", "cpu": "cpp", "cuda": "cu"}
@@ -371,6 +404,8 @@ def _dump_sources(name: str, core) -> None:
             continue
     if any(b == "cuda" for b, _ in texts) and core.cuda_groups_per_block > 1:  # the variant large grids run
         texts.append(("cuda", core.source("cuda", groups_per_block=core.cuda_groups_per_block)))
+    if any(b == "cuda" for b, _ in texts) and core.cuda_uses_matrices:  # the tensor-core variant
+        texts.append(("cuda", core.source("cuda", matrix_fragments=True)))
     for backend, text in texts:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = os.path.join(out, f"{_file_stem(name)}-{digest}.{ext[backend]}")
@@ -379,6 +414,7 @@ def _dump_sources(name: str, core) -> None:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
             os.replace(tmp, path)
+    return dict(texts[:len(DUMP_BACKENDS)])
 
 
 def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, work_dir=None,
@@ -422,7 +458,9 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
     ir_text = ir.print()
     dbg = _debug(debug)
     core = _core.CompiledKernelCore(ir, dbg, bounds_check)
-    msl = core.source("metal")
+    # Only what is asked is generated: the default device's code (precompile
+    # below), the MSL when printed or kept, every backend when dumping.
+    msl = core.source("metal") if (dump_ir or dump_mlir or keep_metal_source or work_dir is not None) else None
     if dump_ir or dump_mlir:
         print(f"=== IR: {fn.name} ({ir.num_ops} ops) ===")
         print(ir_text, end="")
@@ -435,12 +473,13 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
         if keep_metal_source:
             with open(os.path.join(wd, f"{_file_stem(fn.name)}.metal"), "w", encoding="utf-8") as f:
                 f.write(msl)
-    _dump_sources(fn.name, core)
+    dumped = _dump_sources(fn.name, core)
     ck = CompiledKernel(
-        kernel_name=fn.name, metallib_path=None, metallib_bytes=None, metal_source=msl,
+        kernel_name=fn.name, metallib_path=None, metallib_bytes=None, metal_source=msl or dumped.get("metal"),
         mlir_source=ir_text, scalar_params=[(n, i, d) for i, (n, k, d) in enumerate(kinds) if k == "scalar"],
         num_params=len(kinds), param_names=[n for n, _, _ in kinds], _core=core, _param_kinds=kinds,
-        grid=grid, block=block, _tensors=roots, _written=[w for _, kind, _, w in ir.params if kind == "buffer"])
+        grid=grid, block=block, _tensors=roots, _written=[w for _, kind, _, w in ir.params if kind == "buffer"],
+        _debug_shuffles=tuple(op for op in _SHUFFLES if re.search(rf"\b{op}\b", ir_text)) if dbg else ())
     if not _emit_only(emit_only):
         from .runtime import _default_device
         core.precompile(_default_device())

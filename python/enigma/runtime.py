@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from ._errors import EnigmaTypeError, EnigmaValueError
 
 # Where the nvidia-cuda-nvrtc wheel may live (libnvrtc is found at run time).
 _core.set_cuda_library_hints([p for p in sys.path if isinstance(p, str) and p])
@@ -72,8 +73,37 @@ def _dims(value, what: str, kernel: str):
     ok = items is not None and len(items) == 3 and all(
         isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items)
     if not ok or any(int(v) <= 0 for v in items):
-        raise RuntimeError(f"kernel '{kernel}': {what} must be 3 positive integers (x, y, z), got {value!r}")
+        wrong_kind = items is None or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                                              for v in items)
+        raise (EnigmaTypeError if wrong_kind else EnigmaValueError)(
+            f"kernel '{kernel}': {what} must be 3 positive integers (x, y, z), got {value!r}")
     return [int(v) for v in items]
+
+
+def _warn_partial_shuffles(compiled, grid, threads) -> None:
+    """Debug builds: a lane shuffle over a partial simdgroup (or quad) reads
+    inactive lanes, which return the reader's own value (Metal's rule), so a
+    CUDA-style `x += simd_shuffle_down(x, k)` reduction counts lanes twice."""
+    ops = getattr(compiled, "_debug_shuffles", ())
+    if not ops:
+        return
+    import warnings
+    from ._errors import text
+    per_group = threads[0] * threads[1] * threads[2]
+    edge = (grid[0] % threads[0]) * threads[1] * threads[2]
+    for width, group in ((32, "simd"), (4, "quad")):
+        used = [op for op in ops if op.startswith(group)]
+        if not used:
+            continue
+        if per_group % width:
+            where, active = f"last {group}group of every threadgroup", per_group % width
+        elif edge % width:
+            where, active = f"last {group}group of the edge threadgroups", edge % width
+        else:
+            continue
+        warnings.warn(text("partial_simd_shuffle", kernel=compiled.kernel_name, ops=", ".join(used),
+                           threads=tuple(threads), grid=tuple(grid), where=where, active=active, width=width),
+                      RuntimeWarning, stacklevel=3)
 
 
 # ---- inputs: host arrays, and CUDA arrays (DLPack / __cuda_array_interface__) ----
@@ -215,7 +245,7 @@ def _as_host_array(x, index: int, kernel: str, cuda_device: bool = False):
     or (None, dtype name, shape, device pointer, bytes) for a CUDA array bound
     without a copy on a CUDA device. The caller keeps x alive while it is used."""
     if isinstance(x, (bool, int, float, complex)) or x is None:
-        raise RuntimeError(f"execute: kernel '{kernel}' input {index} is a {type(x).__name__}, not an array; "
+        raise EnigmaTypeError(f"execute: kernel '{kernel}' input {index} is a {type(x).__name__}, not an array; "
                            "pass values of Scalar parameters with scalars=[...]")
     if not isinstance(x, np.ndarray):
         dev = _cuda_array(x, f"kernel '{kernel}' input {index}")
@@ -252,7 +282,7 @@ def _scalar_value(v, index: int, kernel: str, api: str):
     dtype = getattr(v, "dtype", None)
     if dtype is not None and getattr(v, "shape", None) == () and dtype.kind in "biuf":
         return v.item()
-    raise TypeError(f"{api}: kernel '{kernel}': scalars[{index}] must be a number (bool, int, float or a numpy "
+    raise EnigmaTypeError(f"{api}: kernel '{kernel}': scalars[{index}] must be a number (bool, int, float or a numpy "
                     f"scalar), got {type(v).__name__} {v!r}")
 
 
@@ -273,17 +303,21 @@ def _output_sizes(name, output_size, output_sizes):
         sizes = [output_size]
         single = True
     else:
-        raise RuntimeError(f"execute: kernel '{name}': must pass output_size or output_sizes")
+        raise EnigmaValueError(f"execute: kernel '{name}': must pass output_size or output_sizes")
     for s in sizes:
         if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_)) or s <= 0:
-            raise RuntimeError(f"kernel '{name}': output sizes must be positive integers (bytes), got {s!r}")
+            raise EnigmaValueError(f"kernel '{name}': output sizes must be positive integers (bytes), got {s!r}")
     return [int(s) for s in sizes], single
 
 
-def _numpy_dtype(dtype, name: str):
-    """The numpy dtype of an ``output_dtypes`` entry: an enigma dtype (enigma.f32), a
-    dtype name ("float", "f32", "float32") or anything numpy.dtype() accepts."""
+def _numpy_dtype(dtype, name: str = "?") -> np.dtype:
+    """The numpy dtype of a buffer element: an enigma dtype (enigma.f32), a
+    dtype name ("float", "f32", "float32"; a vector's, "vec<float,4>", gives
+    its lanes') or anything numpy.dtype() accepts. bfloat is
+    ml_dtypes.bfloat16 when installed, else its uint16 bits."""
     from .typing import dtype_name
+    if isinstance(dtype, str) and dtype.startswith("vec<"):
+        dtype = dtype[dtype.index(",") + 1:-1]
     try:
         metal = dtype_name(dtype, "output_dtypes")
     except (_core.EnigmaError, TypeError):
@@ -293,14 +327,13 @@ def _numpy_dtype(dtype, name: str):
             return np.dtype(dtype)
         except TypeError:
             raise RuntimeError(f"execute: kernel '{name}': output_dtypes: unknown dtype {dtype!r}") from None
-    numpy_name = next(row[5] for row in _core.dtype_table() if row[0] == metal)
-    if numpy_name == "bfloat16":
+    if metal == "bfloat":
         try:
             import ml_dtypes
+            return np.dtype(ml_dtypes.bfloat16)
         except ImportError:
-            raise RuntimeError(f"execute: kernel '{name}': bfloat16 outputs need the ml_dtypes package") from None
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(numpy_name)
+            return np.dtype(np.uint16)
+    return np.dtype(next(row[5] for row in _core.dtype_table() if row[0] == metal))
 
 
 def _shaped_outputs(name, output_shapes, output_dtypes):
@@ -348,22 +381,22 @@ def _constants_arg(constants) -> list:
     if not constants:
         return []
     if not isinstance(constants, dict):
-        raise RuntimeError(f"constants must be a dict {{index: (type_name, value)}}, got {type(constants).__name__}")
+        raise EnigmaTypeError(f"constants must be a dict {{index: (type_name, value)}}, got {type(constants).__name__}")
     for index in constants:
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise RuntimeError(f"constants: keys must be function-constant indices (ints), got {index!r}")
+            raise EnigmaTypeError(f"constants: keys must be function-constant indices (ints), got {index!r}")
     out = []
     for index in sorted(constants):
         payload = constants[index]
         if not isinstance(payload, tuple) or len(payload) != 2:
-            raise RuntimeError(f"constants[{index}] must be (type_name, value) tuple, got {payload!r}")
+            raise EnigmaTypeError(f"constants[{index}] must be (type_name, value) tuple, got {payload!r}")
         type_name, value = payload
         if type_name not in _CONSTANT_TYPES:
-            raise RuntimeError(f"constants[{index}]: unknown type {type_name!r}. Expected one of {_CONSTANT_TYPES}")
+            raise EnigmaValueError(f"constants[{index}]: unknown type {type_name!r}. Expected one of {_CONSTANT_TYPES}")
         if isinstance(value, np.generic):
             value = value.item()
         if not isinstance(value, (bool, int, float)):
-            raise RuntimeError(f"constants[{index}]: value must be a number, got {value!r}")
+            raise EnigmaTypeError(f"constants[{index}]: value must be a number, got {value!r}")
         out.append((int(index), type_name, value))
     return out
 
@@ -407,24 +440,82 @@ def _write_back(compiled, outs):
             a.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
 
 
-class PreparedKernel:
-    """Buffers bound once for repeated dispatches (``MetalRuntime.prepare``)."""
+class DeviceArray:
+    """A typed array in a device's memory (``MetalRuntime.array`` / ``zeros``).
 
-    def __init__(self, launch, single_output: bool, device_name: str, keep_alive=()):
+    Prepared kernels bind it without copying (``prepare(..., [A])``,
+    ``outputs=[B]``, ``pk.bind(param=A)``), so several prepared kernels can
+    share it and a time-stepping loop can swap buffers between dispatches.
+    ``numpy()`` copies it to the host as an array of its dtype and shape;
+    ``write(a)`` copies host data in."""
+
+    def __init__(self, device, buffer, dtype: np.dtype, shape: tuple):
+        self._device = device
+        self._buffer = buffer
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._buffer.size)
+
+    @property
+    def device(self) -> str:
+        return self._device.name
+
+    def numpy(self) -> np.ndarray:
+        return np.frombuffer(self._device.download(self._buffer), dtype=self.dtype).reshape(self.shape).copy()
+
+    def write(self, array) -> None:
+        a = np.ascontiguousarray(array, dtype=self.dtype)
+        if a.nbytes != self.nbytes:
+            raise EnigmaValueError(f"DeviceArray.write: the array holds {self.nbytes} bytes ({self.dtype}, shape "
+                                   f"{self.shape}), the data has {a.nbytes}")
+        self._device.upload(self._buffer, a)
+
+    def __repr__(self):
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, device={self.device!r})"
+
+
+class PreparedKernel:
+    """Buffers bound once for repeated dispatches (``MetalRuntime.prepare``).
+
+    Beyond the seed page's dispatch / dispatch_timed / read_output:
+    ``dispatch(grid, threads, scalars=[...])`` sets new Scalar values,
+    ``bind(param=DeviceArray)`` / ``swap(p, q)`` rebind buffer parameters
+    without copying, ``array(param)`` is the DeviceArray bound to a parameter,
+    and ``read(param)`` / ``output(i)`` return typed numpy arrays."""
+
+    def __init__(self, launch, single_output: bool, device_name: str, keep_alive=(), compiled=None, device=None):
         self._launch = launch
         self._single = single_output
         self.kernel_name = launch.kernel_name
         self.device = device_name
         self._keep_alive = keep_alive  # CUDA arrays bound without a copy
+        self._compiled = compiled
+        self._device = device
+        kinds = getattr(compiled, "_param_kinds", None) or []
+        self._params = {n: (i, k, d) for i, (n, k, d) in enumerate(kinds)}
+        self._shapes: dict = {}   # parameter index -> shape of the DeviceArray bound there
 
-    def dispatch(self, grid, threads) -> None:
+    def _scalars(self, scalars):
+        if scalars is not None:
+            self._launch.set_scalars([_scalar_value(v, i, self.kernel_name, "dispatch") for i, v in enumerate(scalars)])
+
+    def dispatch(self, grid, threads, *, scalars=None) -> None:
         """Runs the kernel; call read_output() for the results. On a GPU it may
         return before the kernel ends: read_output() and dispatch_timed() wait
-        (and report a failure of an earlier dispatch)."""
-        self._launch.dispatch(_dims(grid, "grid", self.kernel_name), _dims(threads, "threads", self.kernel_name))
+        (and report a failure of an earlier dispatch). ``scalars`` gives the
+        Scalar parameters new values from this dispatch on."""
+        g, t = _dims(grid, "grid", self.kernel_name), _dims(threads, "threads", self.kernel_name)
+        self._scalars(scalars)
+        if self._compiled is not None and self._compiled._debug_shuffles:
+            _warn_partial_shuffles(self._compiled, g, t)
+        self._launch.dispatch(g, t)
 
-    def dispatch_timed(self, grid, threads) -> float:
+    def dispatch_timed(self, grid, threads, *, scalars=None) -> float:
         """Runs the kernel, waits, and returns its execution time in milliseconds."""
+        self._scalars(scalars)
         return float(self._launch.dispatch_timed(_dims(grid, "grid", self.kernel_name),
                                                  _dims(threads, "threads", self.kernel_name)))
 
@@ -432,6 +523,85 @@ class PreparedKernel:
         """The output buffer's bytes (a list of bytes for several outputs)."""
         outs = [self._launch.read_output(i) for i in range(self._launch.num_outputs)]
         return outs[0] if self._single else outs
+
+    # ---- typed access and buffer binding -------------------------------------------
+    def _param(self, param, what: str):
+        if isinstance(param, str):
+            if param not in self._params:
+                raise EnigmaValueError(f"{what}: kernel '{self.kernel_name}' has no parameter '{param}' "
+                                       f"(it has: {', '.join(self._params)})")
+            index, kind, dtype = self._params[param]
+        elif isinstance(param, (int, np.integer)) and not isinstance(param, bool):
+            index = int(param)
+            row = next(((i, k, d) for i, k, d in self._params.values() if i == index), None)
+            if row is None:
+                raise EnigmaValueError(f"{what}: kernel '{self.kernel_name}' has no parameter {index}")
+            index, kind, dtype = row
+        else:
+            raise EnigmaTypeError(f"{what}: a parameter is a name or an index, got {param!r}")
+        if kind != "buffer":
+            raise EnigmaTypeError(f"{what}: kernel '{self.kernel_name}': parameter {param!r} is a Scalar; give its "
+                                  "value with dispatch(..., scalars=[...])")
+        return index, dtype
+
+    def _shape(self, index: int, dtype: str, nbytes: int, shape=None):
+        np_dt = _numpy_dtype(dtype)
+        lanes = int(dtype[4]) if dtype.startswith("vec<") else 1
+        if shape is not None:
+            return tuple(shape)
+        if index in self._shapes:
+            return self._shapes[index]
+        count = nbytes // np_dt.itemsize
+        return (count // lanes, lanes) if lanes > 1 else (count,)
+
+    def array(self, param) -> DeviceArray:
+        """The DeviceArray bound to buffer parameter ``param`` (a name or an
+        index): bind it to another prepared kernel to share it without copies."""
+        index, dtype = self._param(param, "array")
+        buf = self._launch.buffer(index)
+        return DeviceArray(self._device, buf, _numpy_dtype(dtype), self._shape(index, dtype, buf.size))
+
+    def bind(self, **buffers) -> None:
+        """Binds buffer parameters, by name, to DeviceArrays of the same device
+        and byte size, from the next dispatch on; nothing is copied."""
+        for name, arr in buffers.items():
+            index, dtype = self._param(name, "bind")
+            if not isinstance(arr, DeviceArray):
+                raise EnigmaTypeError(f"bind: kernel '{self.kernel_name}': parameter '{name}' needs a DeviceArray "
+                                      f"(MetalRuntime.array / zeros), got {type(arr).__name__}")
+            if arr.device != self.device:
+                raise EnigmaValueError(f"bind: kernel '{self.kernel_name}': the array for '{name}' lives on "
+                                       f"{arr.device!r}, the kernel runs on {self.device!r}")
+            self._launch.bind(index, arr._buffer)
+            self._shapes[index] = arr.shape
+
+    def swap(self, a, b) -> None:
+        """Exchanges the buffers of two buffer parameters (a ping-pong step)."""
+        ia, _ = self._param(a, "swap")
+        ib, _ = self._param(b, "swap")
+        ba, bb = self._launch.buffer(ia), self._launch.buffer(ib)
+        self._launch.bind(ia, bb)
+        self._launch.bind(ib, ba)
+        sa, sb = self._shapes.pop(ia, None), self._shapes.pop(ib, None)
+        if sb is not None:
+            self._shapes[ia] = sb
+        if sa is not None:
+            self._shapes[ib] = sa
+
+    def read(self, param, shape=None) -> np.ndarray:
+        """A buffer parameter's contents as a typed numpy array: an output, or
+        an input the kernel reads and writes (in-out). The shape is ``shape``,
+        else the bound DeviceArray's, else 1-D (elements x lanes for vectors)."""
+        index, dtype = self._param(param, "read")
+        raw = self._launch.read_buffer(index)
+        return np.frombuffer(raw, dtype=_numpy_dtype(dtype)).reshape(self._shape(index, dtype, len(raw), shape)).copy()
+
+    def output(self, i: int = 0, shape=None) -> np.ndarray:
+        """Output ``i`` as a typed numpy array (read_output() gives its bytes)."""
+        n = self._launch.num_outputs
+        if not 0 <= i < n:
+            raise EnigmaValueError(f"output: kernel '{self.kernel_name}' has {n} output(s), got index {i}")
+        return self.read(len(self._params) - n + i, shape)
 
     def release(self) -> None:
         """Frees the buffers; the PreparedKernel cannot be used afterwards."""
@@ -454,7 +624,7 @@ class MetalRuntime:
         if dylib_path is not None:
             self._check_dylib(os.fspath(dylib_path))
         if device is not None and not isinstance(device, str):
-            raise RuntimeError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
+            raise EnigmaTypeError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
         self._device = _default_device() if device is None else _core.open_device(device)
 
     @staticmethod
@@ -493,7 +663,7 @@ class MetalRuntime:
             inputs, output_size, output_sizes = _jit_bindings(compiled, api)
         consts = _constants_arg(constants)
         if isinstance(inputs, np.ndarray) or not hasattr(inputs, "__iter__"):
-            raise RuntimeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
+            raise EnigmaTypeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
         sizes, single = _output_sizes(name, output_size, output_sizes)
         cuda = self._device.name.startswith("cuda")
         converted = [_as_host_array(x, i, name, cuda) for i, x in enumerate(inputs)]
@@ -525,6 +695,7 @@ class MetalRuntime:
         g = _dims(grid, "grid", getattr(compiled, "kernel_name", "?"))
         t = _dims(threads, "threads", getattr(compiled, "kernel_name", "?"))
         jit_run = inputs is None
+        _warn_partial_shuffles(compiled, g, t)
         launch, single, keep = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants,
                                             "execute")
         try:
@@ -542,9 +713,51 @@ class MetalRuntime:
         return outs[0] if single else outs
 
     def prepare(self, compiled, inputs=None, output_size=None, *, scalars=None, output_sizes=None,
-                constants=None) -> PreparedKernel:
+                constants=None, outputs=None) -> PreparedKernel:
         """Allocates and fills the buffers once for repeated dispatch. ``constants``
-        ({index: (type_name, value)}) specialises the kernel's function constants."""
+        ({index: (type_name, value)}) specialises the kernel's function constants.
+        DeviceArrays among ``inputs``, and ``outputs=[DeviceArray, ...]`` (which
+        also give the output sizes), are bound without copying."""
+        inputs = list(inputs) if inputs is not None and not isinstance(inputs, np.ndarray) else inputs
+        bound = {}
+        if inputs is not None:
+            for k, x in enumerate(inputs):
+                if isinstance(x, DeviceArray):
+                    bound[("in", k)] = x
+                    inputs[k] = np.empty(x.nbytes // x.dtype.itemsize, x.dtype)  # validated, then replaced
+        if outputs is not None:
+            outputs = list(outputs)
+            for x in outputs:
+                if not isinstance(x, DeviceArray):
+                    raise EnigmaTypeError(f"prepare: kernel '{compiled.kernel_name}': outputs= takes DeviceArrays "
+                                          f"(MetalRuntime.array / zeros), got {type(x).__name__}")
+            sizes = [x.nbytes for x in outputs]
+            if (output_size is not None and [output_size] != sizes) or (output_sizes is not None and
+                                                                         list(output_sizes) != sizes):
+                raise EnigmaValueError(f"prepare: kernel '{compiled.kernel_name}': output sizes {sizes} of outputs= "
+                                       "differ from output_size(s)")
+            output_size, output_sizes = (sizes[0], None) if len(sizes) == 1 else (None, sizes)
         launch, single, keep = self._launch(compiled, inputs, output_size, output_sizes, scalars, constants,
                                             "prepare")
-        return PreparedKernel(launch, single, self._device.name, keep)
+        pk = PreparedKernel(launch, single, self._device.name, keep, compiled, self._device)
+        buffer_params = [i for i, (_, kind, _) in enumerate(compiled._param_kinds) if kind == "buffer"]
+        names = [n for n, _, _ in compiled._param_kinds]
+        for (where, k), arr in bound.items():
+            pk.bind(**{names[buffer_params[k]]: arr})
+        for k, arr in enumerate(outputs or []):
+            pk.bind(**{names[len(names) - len(outputs) + k]: arr})
+        return pk
+
+    def array(self, data, dtype=None) -> DeviceArray:
+        """A DeviceArray on this runtime's device holding a copy of ``data``."""
+        a = np.ascontiguousarray(data, dtype=dtype)
+        out = self.zeros(a.shape, a.dtype)
+        out.write(a)
+        return out
+
+    def zeros(self, shape, dtype=np.float32) -> DeviceArray:
+        """A zero-filled DeviceArray of ``shape`` and numpy ``dtype`` on this device."""
+        dt = np.dtype(dtype)
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+        count = int(np.prod(shape)) if shape else 1
+        return DeviceArray(self._device, self._device.allocate(count * dt.itemsize), dt, shape)

@@ -105,7 +105,8 @@ std::string comment_text(const std::string& name) {
   for (char ch : name) {
     if (s.size() >= 80) return s + "...";
     unsigned char c = static_cast<unsigned char>(ch);
-    // No backslash (a line splice) and no '?' ("??'" is a trigraph to NVRTC).
+    // No backslash (a line splice) and no '?' ("??'" is a trigraph to NVRTC,
+    // "??/" a backslash where trigraphs are on).
     s += (c >= 0x20 && c < 0x7f && c != '\\' && c != '?') ? static_cast<char>(c) : '_';
   }
   return s;

@@ -147,8 +147,9 @@ std::string sanitize_identifier(const std::string& name);
 // sanitize_identifier of each name, made distinct: a repeat gets _nK.
 std::vector<std::string> unique_identifiers(const std::vector<std::string>& names);
 // A user-supplied name as it may appear in a generated comment: printable
-// ASCII only (no line break, no backslash that would continue a // comment),
-// anything else as '?', at most 80 characters.
+// ASCII only (no line break, no backslash that would continue a // comment,
+// no '?' that could form a trigraph), anything else as '_', at most 80
+// characters.
 std::string comment_text(const std::string& name);
 // A keyword or library name of C++, CUDA or MSL, or a name the emitters own
 // (en_*, double underscores): sanitize_identifier renames these.

@@ -474,6 +474,29 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     auto v = [&](size_t i) { return name(op.operands[i]); };
     std::string r = op.results.empty() ? "" : name(op.result());
     auto def = [&](const std::string& e) { line("const " + type(op.type) + " " + r + " = " + e + ";"); };
+    if (is_threadgroup_memory(op.attr) && op.code != OpCode::AtomicCompareExchange) {
+      // A threadgroup's threads are loops of one worker thread: its atomics
+      // on threadgroup memory are plain read-modify-writes in the threads'
+      // order (the loops holding them are not `omp simd`, see plain_rmw).
+      const std::string ref = "(*" + p + ")";  // the element, or the spare when out of bounds
+      auto update = [&](const std::string& next) {
+        def(ref);
+        line(ref + " = " + next + ";");
+      };
+      switch (op.code) {
+        case OpCode::AtomicLoad: def(ref); return true;
+        case OpCode::AtomicStore: line(ref + " = " + v(1) + ";"); return true;
+        case OpCode::AtomicExchange: update(v(1)); return true;
+        case OpCode::AtomicFetchAdd: update("static_cast<" + T + ">(" + r + " + " + v(1) + ")"); return true;
+        case OpCode::AtomicFetchSub: update("static_cast<" + T + ">(" + r + " - " + v(1) + ")"); return true;
+        case OpCode::AtomicFetchMin: update("(" + v(1) + " < " + r + " ? " + v(1) + " : " + r + ")"); return true;
+        case OpCode::AtomicFetchMax: update("(" + r + " < " + v(1) + " ? " + v(1) + " : " + r + ")"); return true;
+        case OpCode::AtomicFetchAnd: update("static_cast<" + T + ">(" + r + " & " + v(1) + ")"); return true;
+        case OpCode::AtomicFetchOr: update("static_cast<" + T + ">(" + r + " | " + v(1) + ")"); return true;
+        case OpCode::AtomicFetchXor: update("static_cast<" + T + ">(" + r + " ^ " + v(1) + ")"); return true;
+        default: break;
+      }
+    }
     switch (op.code) {
       case OpCode::AtomicLoad:
         if (flt) {
@@ -608,6 +631,22 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
   std::string active(const std::string& t) const { return masks_.empty() ? "" : masks_.back().arr + "[" + t + "]"; }
 
+  // Threadgroup atomics are plain read-modify-writes (special()): a loop
+  // holding one must keep the threads' order, so it is not `omp simd` (the
+  // compiler's own vectoriser sees the dependence and leaves it scalar).
+  bool plain_rmw(const std::vector<const Op*>& ops) const {
+    std::function<bool(const Op&)> has = [&](const Op& op) {
+      if (op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.attr)) return true;
+      for (const Region& r : op.regions)
+        for (const Op& o : r.ops)
+          if (has(o)) return true;
+      return false;
+    };
+    for (const Op* op : ops)
+      if (has(*op)) return true;
+    return false;
+  }
+
   // Runs `body` once per thread of the group (x innermost); `guard` skips
   // inactive threads (and then visits only the active range, as one flat
   // loop). `ops` are the ops the body emits, for the x loop's versioning.
@@ -616,7 +655,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (guard && !masks_.empty()) {
       flat_.push_back(true);
       const Mask& m = masks_.back();
-      if (!opt_.debug) line("#pragma omp simd" + clauses);
+      if (!opt_.debug && !plain_rmw(ops)) line("#pragma omp simd" + clauses);
       open("for (uint32_t en_t = " + m.lo + "; en_t <= " + m.hi + "; ++en_t)");
       line("if (!" + active("en_t") + ") continue;");
       line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
@@ -733,6 +772,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   void x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const std::function<void()>& body,
               const XLoop& L) {
     const std::string& header = L.header;
+    const bool simd = !opt_.debug && !plain_rmw(ops);
     // Candidates: buffer accesses in the body with an index inv + x.
     std::vector<std::pair<const Op*, Affine>> cands;
     // Checked memory: accesses whose index is the same for the whole row are
@@ -755,7 +795,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       for (const Op* op : ops) visit(*op);
     }
     if (cands.empty() && hoisted.empty()) {
-      if (!opt_.debug) line("#pragma omp simd" + clauses);
+      if (simd) line("#pragma omp simd" + clauses);
       open(header);
       body();
       close();
@@ -811,7 +851,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     fast_ = &ptrs;
     proved_ = &proved;
     fast_var_ = L.var;
-    if (!opt_.debug) line("#pragma omp simd" + clauses);
+    if (simd) line("#pragma omp simd" + clauses);
     open(header);
     body();
     close();
@@ -819,7 +859,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     proved_ = nullptr;
     close("} else {");
     ++indent_;
-    if (!opt_.debug) line("#pragma omp simd" + clauses);
+    if (simd) line("#pragma omp simd" + clauses);
     open(header);
     body();
     close();

@@ -104,6 +104,14 @@ __device__ __forceinline__ en_u64 en_shfl(en_u32 m, en_u64 x, en_u32 l) {
 }
 __device__ __forceinline__ en_i64 en_shfl(en_u32 m, en_i64 x, en_u32 l) { return (en_i64)en_shfl(m, (en_u64)x, l); }
 template <class T> __device__ __forceinline__ T en_shfl(en_u32 m, T x, en_u32 l) { return (T)en_shfl32(m, (en_u32)x, l); }
+// The value of lane `lane ^ o` (butterfly reductions of full simdgroups and quads).
+__device__ __forceinline__ en_u32 en_xor32(en_u32 m, en_u32 x, en_u32 o) {
+  en_u32 r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, %3;" : "=r"(r) : "r"(x), "r"(o), "r"(m));
+  return r;
+}
+__device__ __forceinline__ float en_xor(en_u32 m, float x, en_u32 o) { return __uint_as_float(en_xor32(m, __float_as_uint(x), o)); }
+template <class T> __device__ __forceinline__ T en_xor(en_u32 m, T x, en_u32 o) { return (T)en_xor32(m, (en_u32)x, o); }
 __device__ __forceinline__ en_u32 en_first(en_u32 m) { return (en_u32)(__ffs((int)m) - 1); }
 __device__ __forceinline__ en_u32 en_rank(en_u32 m, en_u32 lane) { return (en_u32)__popc(m & ((1u << lane) - 1u)); }
 )";
@@ -114,6 +122,81 @@ __device__ __forceinline__ en_u32 en_rank(en_u32 m, en_u32 lane) { return (en_u3
 const char* const kCudaMatrix = R"(struct en_sgmat {
   float v[64];
 };
+)";
+
+// The same matrices as fragments (CudaEmitOptions::matrix_fragments): lane
+// 4g + t holds row g, columns 2t and 2t + 1 (the accumulator layout of
+// mma.sync m16n8k8, whose A operand has the same layout for rows 0-7).
+// half/bfloat products run on the tensor cores: A as packed pairs, B moved
+// into the operand layout by movmatrix (a transpose), rows 8-15 of A zero.
+const char* const kCudaMatrixFragments = R"(struct en_sgmat {
+  float v[2];
+};
+__device__ __forceinline__ en_u32 en_pack_b(float lo, float hi) { return (en_u32)en_f2b(lo) | ((en_u32)en_f2b(hi) << 16); }
+__device__ __forceinline__ en_u32 en_pack_h(float lo, float hi) { return (en_u32)en_f2h(lo) | ((en_u32)en_f2h(hi) << 16); }
+// Not volatile: the same B tile in several products is transposed once.
+__device__ __forceinline__ en_u32 en_trans8(en_u32 x) {
+  en_u32 r;
+  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(x));
+  return r;
+}
+// d[2], d[3]: rows 8-15 of the product, whose A rows are zero.
+__device__ __forceinline__ void en_mma_bf16(float* d, en_u32 a, en_u32 b, float c0, float c1) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a), "r"(0u), "r"(b), "f"(c0), "f"(c1), "f"(0.0f), "f"(0.0f));
+}
+// d[2], d[3]: rows 8-15 of the product, whose A rows are zero.
+__device__ __forceinline__ void en_mma_f16(float* d, en_u32 a, en_u32 b, float c0, float c1) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a), "r"(0u), "r"(b), "f"(c0), "f"(c1), "f"(0.0f), "f"(0.0f));
+}
+// Two products that share B in one instruction: A's rows 0-7 and 8-15 are
+// two tiles, d[0..1] and d[2..3] their results.
+__device__ __forceinline__ void en_mma2_bf16(float* d, en_u32 a0, en_u32 a1, en_u32 b, const float* c) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a0), "r"(a1), "r"(b), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+__device__ __forceinline__ void en_mma2_f16(float* d, en_u32 a0, en_u32 a1, en_u32 b, const float* c) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a0), "r"(a1), "r"(b), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+// An 8x8 tile of 16-bit elements from threadgroup memory, rows 16-byte
+// aligned (row j at p + j * stride): lane 4g + t gets row g, columns 2t and
+// 2t + 1 (trans: column g, rows 2t and 2t + 1).
+__device__ __forceinline__ en_u32 en_ldmatrix(const en_u16* p, bool trans) {
+  en_u32 a, r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  if (trans) asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(a) : "memory");
+  else asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(a) : "memory");
+  return r;
+}
+)";
+
+// Device -> threadgroup async copies in 16-byte chunks on the copy path of
+// cp.async (completion groups: one per copy op, counted in en_cp).
+const char* const kCudaCpAsync = R"(__device__ __forceinline__ void en_cp16(void* dst, const void* src) {
+  en_u32 d;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(d) : "l"(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" : : "r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void en_cp_commit() { asm volatile("cp.async.commit_group;" : : : "memory"); }
+// Waits until at most `pending` of the latest groups are still in flight.
+__device__ __forceinline__ void en_cp_wait(en_u32 pending) {
+  switch (pending < 7u ? pending : 7u) {
+    case 0: asm volatile("cp.async.wait_group 0;" : : : "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" : : : "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" : : : "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" : : : "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" : : : "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" : : : "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" : : : "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" : : : "memory"); break;
+  }
+}
 )";
 
 // Float atomics that must not flush subnormals (the hardware's f32 atomic add
@@ -204,13 +287,41 @@ class CudaEmitter : public FloatRegisterEmitter {
     deferred_ = check_memory_ && !coop_;
     if (coop_) {
       uniformity_ = analyze_uniformity(k_);
-      mark_divergent(k_.body, false);
+      find_barriers(k_.body);
+      if (opt_.matrix_fragments) find_tensor_operands();
     }
     // Body first: it discovers the helpers the file needs.
     indent_ = 1;
     region(k_.body);
     std::string body = out_.str();
     out_.str("");
+    // Checked memory, several groups per block: when every access is at the
+    // thread's grid position x, an interior block whose last position is in
+    // every buffer needs no checks, so the body is also emitted unchecked
+    // (its accesses then merge into vectors as without checks).
+    std::string body_fast;
+    std::set<int64_t> accessed;
+    bool at_x = deferred_ && opt_.groups_per_block > 1;
+    walk(k_.body, [&](const Op& o) {
+      const OpCategory c = o.info().category;
+      if (c != OpCategory::Load && c != OpCategory::Store && c != OpCategory::LoadIf && c != OpCategory::Atomic) return;
+      const Op* d = nullptr;
+      walk(k_.body, [&](const Op& q) {
+        if (!q.results.empty() && q.result() == o.operands[0]) d = &q;
+      });
+      const DType vt = c == OpCategory::Store ? k_.type_of(o.operands[1]) : o.type;
+      at_x = at_x && !is_threadgroup_memory(o.attr) && d && d->code == OpCode::ThreadQuery &&
+             static_cast<ThreadQuery>(d->attr) == ThreadQuery::ThreadPositionInGrid && d->dim == 0 &&
+             (c == OpCategory::Atomic || vt == k_.memory_type(o.attr));
+      accessed.insert(o.attr);
+    });
+    if (at_x && !accessed.empty()) {
+      check_memory_ = false;
+      region(k_.body);
+      body_fast = out_.str();
+      out_.str("");
+      check_memory_ = true;
+    }
 
     std::vector<std::string> params;
     std::vector<std::string> unpack;  // scalars passed as bits, converted on entry
@@ -255,10 +366,12 @@ class CudaEmitter : public FloatRegisterEmitter {
     // The language's library needs the 16-bit float helpers (fract of half).
     const bool lang = uses_language();
     if (uses({"en_f32_bits"}) || lang) f << kCudaF32Bits;
-    if (uses({"en_h2f", "en_f2h", "en_rh"}) || lang) f << kCudaHalf;
-    if (uses({"en_b2f", "en_f2b", "en_rb"}) || lang) f << kCudaBfloat;
+    const bool fragments = uses_matrix_ && opt_.matrix_fragments;  // its helpers pack pairs of 16-bit floats
+    if (uses({"en_h2f", "en_f2h", "en_rh"}) || lang || fragments) f << kCudaHalf;
+    if (uses({"en_b2f", "en_f2b", "en_rb"}) || lang || fragments) f << kCudaBfloat;
     if (coop_) f << kCudaCoop;
-    if (uses_matrix_) f << kCudaMatrix;
+    if (uses_matrix_) f << (fragments ? kCudaMatrixFragments : kCudaMatrix);
+    if (uses_async_) f << kCudaCpAsync;
     if (uses({"en_atomic_addf"})) f << kCudaAtomicF32;
     f << "\n";
     // Scalar helpers first: the library's vector forms call them.
@@ -271,7 +384,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     bool ntg0 = used_queries().count({ThreadQuery::ThreadgroupsPerGrid, 0}) > 0;
 
     if (coop_) {
-      f << "extern \"C\" __global__ void " << cuda_entry_name(k_) << "(" << signature
+      f << "extern \"C\" __global__ void " << cuda_entry_name(k_) << (fragments ? "_tc" : "") << "(" << signature
         << ",\n    const en_u32 en_tx,\n    const en_u32 en_ty,\n    const en_u32 en_tz) {\n";
       // One 1-D block per threadgroup; the flattened index uses the edge
       // group's real sizes, so warps are Metal's simdgroups.
@@ -296,6 +409,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         }
       }
       for (const std::string& u : unpack) f << "  " << u << "\n";
+      if (uses_async_) f << "  en_u32 en_cp = 0;  // cp.async groups committed by this thread\n";
       f << body;
       f << "}\n";
       return f.str();
@@ -323,7 +437,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     const std::string kg = std::to_string(groups) + "u";
     f << "// " << groups << " threadgroups per block along x.\n";
     f << "extern \"C\" __global__ void " << cuda_entry_name(k_) << "_g" << groups << "(" << signature << ") {\n";
-    f << "  const en_u32 lx = threadIdx.x, ly = threadIdx.y, lz = threadIdx.z;\n";
+    f << "  const en_u32 en_px = threadIdx.x, ly = threadIdx.y, lz = threadIdx.z;\n";
     f << "  const en_u32 en_by = blockIdx.y * blockDim.y, en_bz = blockIdx.z * blockDim.z;\n";
     f << "  const en_u32 en_ey = en_minu(blockDim.y, en_grid1 - en_by), en_ez = en_minu(blockDim.z, en_grid2 - en_bz);\n";
     f << "  if (ly >= en_ey || lz >= en_ez) return;\n";
@@ -334,16 +448,71 @@ class CudaEmitter : public FloatRegisterEmitter {
     // Interior blocks: every group full, straight-line code whose loads the
     // compiler issues together.
     f << "  if ((static_cast<en_u64>(en_tg0) + " << kg << ") * blockDim.x <= en_grid0) {\n";
-    f << "#pragma unroll\n";
-    f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
-    f << "      const en_u32 en_tgx = en_tg0 + en_k, en_bx = en_tgx * blockDim.x, en_ex = blockDim.x;\n";
-    f << "      (void)en_tgx; (void)en_bx; (void)en_ex;\n";
-    f << indented(body, 2) << "    }\n";
+    const std::string checked_body = body;
+    for (int fast = body_fast.empty() ? 0 : 1; fast >= 0; --fast) {
+    if (!body_fast.empty()) {
+      if (fast) {
+        std::string all;
+        for (int64_t m : accessed)
+          all += std::string(all.empty() ? "" : " && ") + "(static_cast<en_u64>(en_tg0) + " + kg + ") * blockDim.x <= en_len" +
+                 std::to_string(m);
+        f << "  if (" << all << ") {  // every access of this block in bounds\n";
+      } else {
+        f << "  } else {\n";
+      }
+    }
+    body = fast ? body_fast : checked_body;
+    std::vector<std::string> buffers;
+    int narrowest = 8;
+    bool f16 = false;  // its conversions are inline asm, which keeps accesses apart: no merging
+    for (size_t i = 0; i < k_.params.size(); ++i)
+      if (k_.params[i].kind == Param::Kind::Buffer) {
+        buffers.push_back(param_name(static_cast<int>(i)));
+        narrowest = std::min(narrowest, k_.params[i].type.size_bytes());
+        f16 = f16 || k_.params[i].type.elem == Scalar::F16;
+      }
+    if (narrowest <= 2 && !f16) {
+      // 16-bit (bfloat, integer) and 8-bit elements: thread p runs the block's logical
+      // threads p*G .. p*G+G-1 (any order is exact: threads never interact),
+      // so an access at the thread's grid position covers 16 contiguous
+      // bytes, which the compiler merges into one vector access when every
+      // buffer is 16-byte aligned (checked here: bound views may not be).
+      std::string any;
+      for (const std::string& b : buffers) any += (any.empty() ? "" : " | ") + ("reinterpret_cast<en_u64>(" + b + ")");
+      f << "    const en_u32 en_l0 = en_tg0 * blockDim.x + en_px * " << kg << ";\n";
+      f << "    const bool en_aligned = ((" << any << ") & 15u) == 0u;\n";
+      for (int aligned = 1; aligned >= 0; --aligned) {
+        f << (aligned ? "    if (en_aligned) {\n" : "    } else {\n");
+        if (aligned)
+          for (size_t i = 0; i < k_.params.size(); ++i)
+            if (k_.params[i].kind == Param::Kind::Buffer) {
+              const std::string& n = param_name(static_cast<int>(i));
+              f << "      " << n << " = static_cast<" << (k_.params[i].written ? "" : "const ")
+                << memory_type(k_.params[i].type) << "*>(__builtin_assume_aligned(" << n << ", 16));\n";
+            }
+        f << "#pragma unroll\n";
+        f << "      for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
+        f << "        const en_u32 en_l = en_l0 + en_k, en_tgx = en_l / blockDim.x, en_bx = en_tgx * blockDim.x, "
+             "lx = en_l - en_bx, en_ex = blockDim.x;\n";
+        f << "        (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
+        f << indented(body, 3) << "      }\n";
+      }
+      f << "    }\n";
+    } else {
+      f << "#pragma unroll\n";
+      f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
+      f << "      const en_u32 en_tgx = en_tg0 + en_k, en_bx = en_tgx * blockDim.x, lx = en_px, en_ex = blockDim.x;\n";
+      f << "      (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
+      f << indented(body, 2) << "    }\n";
+    }
+    }
+    body = checked_body;
+    if (!body_fast.empty()) f << "  }\n";
     f << "  } else {\n";
     f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
     f << "      const en_u32 en_tgx = en_tg0 + en_k;\n";
     f << "      if (static_cast<en_u64>(en_tgx) * blockDim.x >= en_grid0) break;\n";
-    f << "      const en_u32 en_bx = en_tgx * blockDim.x, en_ex = en_minu(blockDim.x, en_grid0 - en_bx);\n";
+    f << "      const en_u32 en_bx = en_tgx * blockDim.x, en_ex = en_minu(blockDim.x, en_grid0 - en_bx), lx = en_px;\n";
     f << "      if (lx >= en_ex) continue;\n";
     f << "      (void)en_tgx; (void)en_bx;\n";
     f << indented(body, 2) << "    }\n";
@@ -667,17 +836,10 @@ class CudaEmitter : public FloatRegisterEmitter {
     return is_threadgroup_memory(m) ? tg_name(threadgroup_array_index(m)) : param_name(static_cast<int>(m));
   }
 
-  // Ops under an `if` whose condition varies within a simdgroup: the CPU
-  // reduces those sequentially (a masked region), so the tree is not used.
-  void mark_divergent(const Region& r, bool divergent) {
+  void find_barriers(const Region& r) {
     for (const Op& op : r.ops) {
-      if (divergent) divergent_.insert(&op);
       if (op.code == OpCode::Barrier) has_barrier_ = true;
-      bool inner = divergent;
-      if (op.info().category == OpCategory::If && !op.operands.empty())
-        inner = inner || uniformity_[op.operands[0]] != Uniformity::Uniform;
-      if (op.info().category == OpCategory::While) inner = true;
-      for (const Region& sub : op.regions) mark_divergent(sub, inner);
+      for (const Region& sub : op.regions) find_barriers(sub);
     }
   }
 
@@ -698,21 +860,24 @@ class CudaEmitter : public FloatRegisterEmitter {
       case OpCategory::MatrixFill:
       case OpCategory::MatrixMma: matrix(op); return true;
       case OpCategory::AsyncCopy: {
-        // Done at once by the simdgroup's active lanes (operands of its first
-        // active lane), as Metal's simdgroup copy: the wait has nothing left.
+        // Shared out over the simdgroup's active lanes (operands of its first
+        // active lane), as Metal's simdgroup copy. Device -> threadgroup
+        // copies whose rows are whole 16-byte chunks, aligned at both ends,
+        // are cp.async (one commit group per copy; the event is the group's
+        // number); anything else is copied at once.
+        uses_async_ = true;
         const bool two_d = op.code == OpCode::AsyncCopy2D;
         open("");
-        line("const en_u32 en_m = en_active(), en_f = en_first(en_m), en_k = en_rank(en_m, en_flat & 31u), "
-             "en_c = __popc(en_m);");
+        line("const en_u32 en_m = en_active(), en_k = en_rank(en_m, en_flat & 31u), en_c = __popc(en_m);");
         std::vector<std::string> a;
         for (size_t i = 0; i < op.operands.size(); ++i) {
           a.push_back("en_a" + std::to_string(i));
-          line("const en_u64 " + a.back() + " = static_cast<en_u64>(en_shfl(en_m, " + n(i) + ", en_f));");
+          line("const en_u64 " + a.back() + " = " + from_first_lane(op.operands[i], "en_u64") + ";");
         }
         const std::string dst = mem(op.attr), src = mem(op.aux);
         // Checked per element (source out of bounds reads 0, the store is
         // dropped), reported as the simdgroup's first active lane.
-        thread_xyz_ = lane_xyz("((en_flat & ~31u) + en_f)");
+        thread_xyz_ = lane_xyz("((en_flat & ~31u) + en_first(en_m))");
         auto element = [&](const std::string& d, const std::string& s) {
           std::string okd = bounds_check_expr(op.attr, d, 1, kStore);
           std::string oks = bounds_check_expr(op.aux, s, 1, kLoad);
@@ -720,6 +885,44 @@ class CudaEmitter : public FloatRegisterEmitter {
           if (!oks.empty()) v = oks + " ? " + v + " : static_cast<" + memory_type(k_.memory_type(op.aux).elem) + ">(0)";
           line((okd.empty() ? "" : "if (" + okd + ") ") + dst + "[" + d + "] = " + v + ";");
         };
+        // Checked memory: the chunked path only for a copy entirely in bounds.
+        auto range_ok = [&](int64_t m, const std::string& off, const std::string& cnt) {
+          const std::string len = mem_length(m);
+          return "(" + cnt + " <= " + len + " && " + off + " <= " + len + " - " + cnt + ")";
+        };
+        std::string in_bounds;
+        if (check_memory_) {
+          if (!two_d) {
+            in_bounds = " && " + range_ok(op.attr, a[0], a[2]) + " && " + range_ok(op.aux, a[1], a[2]);
+          } else {
+            const std::string rows = "(" + a[5] + " - 1u)";
+            in_bounds = " && " + a[5] + " != 0u && " + range_ok(op.attr, a[0] + " + " + rows + " * " + a[1], a[4]) +
+                        " && " + range_ok(op.aux, a[2] + " + " + rows + " * " + a[3], a[4]);
+          }
+        }
+        const int esize = k_.memory_type(op.aux).size_bytes();
+        const bool chunks = is_threadgroup_memory(op.attr) && !is_threadgroup_memory(op.aux) && esize <= 16 &&
+                            16 % esize == 0;
+        if (chunks) {
+          const std::string v = std::to_string(16 / esize) + "u";  // elements a chunk
+          const std::string fits = two_d ? "(" + a[0] + " | " + a[1] + " | " + a[2] + " | " + a[3] + " | " + a[4] + ")"
+                                         : "(" + a[0] + " | " + a[1] + " | " + a[2] + ")";
+          open("if ((" + fits + " % " + v + ") == 0u && (reinterpret_cast<en_u64>(" + src + ") & 15u) == 0u" +
+               in_bounds + ")");
+          if (!two_d) {
+            line("for (en_u64 en_i = en_k * " + v + "; en_i < " + a[2] + "; en_i += en_c * " + v + ") en_cp16(" + dst +
+                 " + " + a[0] + " + en_i, " + src + " + " + a[1] + " + en_i);");
+          } else {
+            line("const en_u64 en_w = " + a[4] + " / " + v + ";  // chunks a row");
+            open("for (en_u64 en_i = en_k; en_i < en_w * " + a[5] + "; en_i += en_c)");
+            line("const en_u64 en_r = en_i / en_w, en_cc = (en_i % en_w) * " + v + ";");
+            line("en_cp16(" + dst + " + " + a[0] + " + en_r * " + a[1] + " + en_cc, " + src + " + " + a[2] +
+                 " + en_r * " + a[3] + " + en_cc);");
+            close();
+          }
+          close("} else {");
+          ++indent_;
+        }
         if (!two_d) {
           open("for (en_u64 en_i = en_k; en_i < " + a[2] + "; en_i += en_c)");
           element(a[0] + " + en_i", a[1] + " + en_i");
@@ -732,14 +935,25 @@ class CudaEmitter : public FloatRegisterEmitter {
         }
         thread_xyz_.clear();
         line("en_syncwarp(en_m);");
+        if (chunks) close();
         close();
-        line("const " + type(op.type) + " " + name(op.result()) + " = 0;");
+        line("en_cp_commit();");
+        line("const " + type(op.type) + " " + name(op.result()) + " = static_cast<" + type(op.type) + ">(en_cp++);");
         return true;
       }
-      case OpCategory::AsyncWait:
-        for (size_t i = 0; i < op.operands.size(); ++i) line("(void)" + n(i) + ";");
+      case OpCategory::AsyncWait: {
+        // Until the latest of the events' groups is done (later groups may
+        // stay in flight), then the simdgroup sees every lane's copies.
+        uses_async_ = true;
+        std::string latest;
+        for (size_t i = 0; i < op.operands.size(); ++i) {
+          const std::string e = "static_cast<en_u32>(" + n(i) + ")";
+          latest = latest.empty() ? e : "(" + latest + " > " + e + " ? " + latest + " : " + e + ")";
+        }
+        line(latest.empty() ? "en_cp_wait(0u);" : "en_cp_wait(en_cp - 1u - " + latest + ");");
         line("en_syncwarp(en_active());");
         return true;
+      }
       default: return false;
     }
   }
@@ -785,9 +999,14 @@ class CudaEmitter : public FloatRegisterEmitter {
     return e;
   }
 
-  // Every lane gathers the values of its simdgroup (quad) with shuffles and
-  // combines the active ones in the CPU backend's order: a full simdgroup's
-  // reduction as a tree over 8 partial results, anything else lane by lane.
+  // The defined reduction order, shared with the CPU backend: a full
+  // simdgroup (quad) reduces as the xor butterfly, offsets 16, 8, 4, 2, 1
+  // (quad: 2, 1), each lane combining its value with its partner's (every
+  // lane ends with the same bits); a partial one, or one under divergent
+  // control flow or of a uniform value (where the CPU reduces lane by
+  // lane), gathers the active lanes' values and combines them in ascending
+  // lane order. Integer reductions are exact in any order, so they always
+  // take the butterfly when the simdgroup (quad) is full.
   // Vectors go lane by lane, as Metal defines vector collectives.
   void reduce_or_scan(const Op& op) {
     const DType& t = op.type;
@@ -806,27 +1025,33 @@ class CudaEmitter : public FloatRegisterEmitter {
     open("");
     line("const en_u32 en_m = en_active(), en_l = en_flat & 31u, en_b = en_l & ~" + std::to_string(ci.width - 1) +
          "u;");
+    // The defined order depends only on which lanes are active (as on the
+    // CPU): every lane of the simdgroup (quad) active gives the butterfly,
+    // under divergent control flow and for uniform operands too.
+    const bool butterfly = !ci.scan;
+    // Quads of one warp may take different branches below, so their shuffles
+    // name only the quad's own active lanes.
+    const std::string m = ci.width == 32 ? "en_m" : "(en_m & (15u << en_b))";
+    if (butterfly) {
+      const std::string full = ci.width == 32 ? "en_m == 0xffffffffu" : "((en_m >> en_b) & 15u) == 15u";
+      open("if (" + full + ")");
+      line(T + " en_acc = " + x + ";");
+      line("#pragma unroll");
+      open("for (en_u32 en_o = " + std::to_string(ci.width / 2) + "u; en_o > 0u; en_o >>= 1)");
+      line("const " + T + " en_y = en_xor(" + m + ", en_acc, en_o);  // every lane shuffles, once");
+      line("en_acc = " + combine(ci.kind, t, "en_acc", "en_y") + ";");
+      close();
+      line(r + " = " + round_to(t.elem, "en_acc") + ";");
+      close("} else {");
+      ++indent_;
+    }
     line(T + " en_v[" + W + "];");
     line("#pragma unroll");
-    line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) en_v[en_j] = en_shfl(en_m, " + x + ", en_b + en_j);");
+    line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) en_v[en_j] = en_shfl(" + m + ", " + x + ", en_b + en_j);");
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
-      bool tree = ci.width == 32 && !divergent_.count(&op) && uniformity_[op.operands[0]] != Uniformity::Uniform;
-      if (tree) {
-        open("if (en_m == 0xffffffffu)");
-        line(T + " en_p[8];");
-        line("for (int en_i = 0; en_i < 8; ++en_i) en_p[en_i] = " + identity(ci.kind, t) + ";");
-        line("for (int en_j = 0; en_j < 32; en_j += 8) for (int en_i = 0; en_i < 8; ++en_i) en_p[en_i] = " +
-             combine(ci.kind, t, "en_p[en_i]", "en_v[en_j + en_i]") + ";");
-        line("for (int en_s = 4; en_s > 0; en_s >>= 1) for (int en_i = 0; en_i < en_s; ++en_i) en_p[en_i] = " +
-             combine(ci.kind, t, "en_p[en_i]", "en_p[en_i + en_s]") + ";");
-        line("en_acc = en_p[0];");
-        close("} else {");
-        ++indent_;
-      }
       line("for (en_u32 en_j = 0; en_j < " + W + "u; ++en_j) if ((en_m >> (en_b + en_j)) & 1u) en_acc = " +
            combine(ci.kind, t, "en_acc", "en_v[en_j]") + ";");
-      if (tree) close();
       line(r + " = " + round_to(t.elem, "en_acc") + ";");
     } else {
       const std::string lim = ci.inclusive ? "en_j <= en_l - en_b" : "en_j < en_l - en_b";
@@ -834,6 +1059,7 @@ class CudaEmitter : public FloatRegisterEmitter {
            round_to(t.elem, combine(ci.kind, t, "en_acc", "en_v[en_j]")) + ";");
       line(r + " = en_acc;");
     }
+    if (butterfly) close();
     close();
   }
 
@@ -938,6 +1164,7 @@ class CudaEmitter : public FloatRegisterEmitter {
 
   void matrix(const Op& op) {
     uses_matrix_ = true;
+    if (opt_.matrix_fragments) return matrix_fragment(op);
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.code) {
       case OpCode::SimdMatrixFill:
@@ -987,6 +1214,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         // d = a * b + c, accumulated in float, rounded to c's dtype.
         const std::string d = name(op.result());
         line("en_sgmat " + d + ";");
+        line("#pragma unroll 1");  // rows as a loop: kernels with many products stay quick to compile
         open("for (int en_r = 0; en_r < 8; ++en_r)");
         line("float en_acc[8];");
         line("for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = " + n(2) + ".v[en_r * 8 + en_c];");
@@ -1001,15 +1229,203 @@ class CudaEmitter : public FloatRegisterEmitter {
     }
   }
 
+  // An operand of a simdgroup op as the first active lane sees it: the
+  // value itself when the analysis proves it the same across the simdgroup.
+  std::string from_first_lane(ValueId v, const std::string& type) {
+    if (uniformity_[v] != Uniformity::Varying) return "static_cast<" + type + ">(" + name(v) + ")";
+    return "static_cast<" + type + ">(en_shfl(en_m, " + name(v) + ", en_first(en_m)))";
+  }
+
+  // Tensor-core operands prepared once where the matrix is made (a product's
+  // A as packed pairs, its B packed and transposed), not in every product.
+  bool tensor_operands(const Op& op) const {
+    const Scalar ea = k_.type_of(op.operands[0]).elem, eb = k_.type_of(op.operands[1]).elem;
+    return ea == eb && (ea == Scalar::F16 || ea == Scalar::BF16);
+  }
+  void find_tensor_operands() {
+    walk(k_.body, [&](const Op& op) {
+      if (op.code != OpCode::SimdMatrixMultiplyAccumulate || !tensor_operands(op)) return;
+      packed_a_.insert(op.operands[0]);
+      packed_b_.insert(op.operands[1]);
+    });
+    pair_products(k_.body);
+  }
+  // Adjacent tensor products with the same B (and dtypes), the second not
+  // reading the first's result, share one m16n8k8: the first emits both.
+  void pair_products(const Region& r) {
+    for (size_t i = 0; i < r.ops.size(); ++i) {
+      for (const Region& sub : r.ops[i].regions) pair_products(sub);
+      if (i + 1 >= r.ops.size()) continue;
+      const Op &x = r.ops[i], &y = r.ops[i + 1];
+      const bool products = x.code == OpCode::SimdMatrixMultiplyAccumulate &&
+                            y.code == OpCode::SimdMatrixMultiplyAccumulate && tensor_operands(x) &&
+                            tensor_operands(y) && !paired_second_.count(&x);
+      if (!products || x.operands[1] != y.operands[1] || x.type != y.type ||
+          k_.type_of(x.operands[0]) != k_.type_of(y.operands[0]) || k_.type_of(x.operands[2]) != k_.type_of(y.operands[2]))
+        continue;
+      if (std::find(y.operands.begin(), y.operands.end(), x.result()) != y.operands.end()) continue;
+      paired_first_[&x] = &y;
+      paired_second_.insert(&y);
+    }
+  }
+  static const char* pack_fn(Scalar e) { return e == Scalar::BF16 ? "en_pack_b" : "en_pack_h"; }
+  void prepare_operands(ValueId m) {
+    const Scalar e = k_.type_of(m).elem;
+    const std::string x = name(m);
+    if (packed_a_.count(m)) line("const en_u32 " + x + "_pa = " + pack_fn(e) + "(" + x + ".v[0], " + x + ".v[1]);");
+    if (packed_b_.count(m))
+      line("const en_u32 " + x + "_pb = en_trans8(" + pack_fn(e) + "(" + x + ".v[0], " + x + ".v[1]));");
+  }
+  std::string packed_operand(ValueId m, bool b) {
+    const std::set<ValueId>& ready = b ? packed_b_ : packed_a_;
+    const std::string x = name(m);
+    if (ready.count(m) && prepared_.count(m)) return x + (b ? "_pb" : "_pa");
+    const std::string p = std::string(pack_fn(k_.type_of(m).elem)) + "(" + x + ".v[0], " + x + ".v[1])";
+    return b ? "en_trans8(" + p + ")" : p;
+  }
+
+  // Simdgroup matrices as fragments (kCudaMatrixFragments); the runtime
+  // takes this entry only when every simdgroup of the launch is full.
+  void matrix_fragment(const Op& op) {
+    auto n = [&](size_t i) { return name(op.operands[i]); };
+    switch (op.code) {
+      case OpCode::SimdMatrixFill:
+        line("en_sgmat " + name(op.result()) + ";");
+        open("");
+        line("const en_u32 en_m = en_active();");
+        line("(void)en_m;");
+        line("const float en_x = static_cast<float>(" + from_first_lane(op.operands[0], "float") + ");");
+        line(name(op.result()) + ".v[0] = en_x; " + name(op.result()) + ".v[1] = en_x;");
+        close();
+        return;
+      case OpCode::SimdMatrixLoad:
+      case OpCode::SimdMatrixStore: {
+        const bool load = op.code == OpCode::SimdMatrixLoad;
+        const size_t first = load ? 0 : 1;
+        const Scalar e = k_.memory_type(op.attr).elem;
+        const std::string m = load ? name(op.result()) : n(0);
+        if (load) line("en_sgmat " + m + ";");
+        open("");
+        line("const en_u32 en_m = en_active(), en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;");
+        line("const en_u64 en_o = " + from_first_lane(op.operands[first], "en_u64") + ", en_p = " +
+             from_first_lane(op.operands[first + 1], "en_u64") + ";");
+        auto at = [&](const std::string& i) {  // element (g, t + i) of the tile
+          const std::string r = "en_g", c = "(en_t + " + i + ")";
+          return mem(op.attr) + "[" + (op.aux ? "en_o + " + c + " * en_p + " + r : "en_o + " + r + " * en_p + " + c) +
+                 "]";
+        };
+        if (load) {
+          const bool ldm = is_threadgroup_memory(op.attr) && (e == Scalar::F16 || e == Scalar::BF16);
+          if (ldm) {  // rows 16-byte aligned: one ldmatrix for the warp
+            open("if (en_m == 0xffffffffu && ((en_o | en_p) & 7u) == 0u)");
+            line("const en_u32 en_x = en_ldmatrix(" + mem(op.attr) + " + en_o + (en_flat & 7u) * en_p, " +
+                 (op.aux ? "true" : "false") + ");");
+            line(m + ".v[0] = " + from_memory(e, "static_cast<en_u16>(en_x & 0xffffu)") + "; " + m + ".v[1] = " +
+                 from_memory(e, "static_cast<en_u16>(en_x >> 16)") + ";");
+            close("} else {");
+            ++indent_;
+          }
+          line(m + ".v[0] = " + from_memory(e, at("0u")) + "; " + m + ".v[1] = " + from_memory(e, at("1u")) + ";");
+          if (ldm) close();
+        } else {
+          line(at("0u") + " = " + to_memory(e, m + ".v[0]") + "; " + at("1u") + " = " + to_memory(e, m + ".v[1]") + ";");
+          line("en_syncwarp(en_m);");
+        }
+        close();
+        if (load) {
+          prepare_operands(op.result());
+          prepared_.insert(op.result());
+        }
+        return;
+      }
+      case OpCode::SimdMatrixMultiplyAccumulate: {
+        // d = a * b + c, accumulated in float, rounded to c's dtype.
+        if (paired_second_.count(&op)) return;  // emitted with its partner
+        const std::string d = name(op.result());
+        const Scalar ea = k_.type_of(op.operands[0]).elem, eb = k_.type_of(op.operands[1]).elem;
+        if (auto it = paired_first_.find(&op); it != paired_first_.end()) {
+          const Op& y = *it->second;
+          const std::string d2 = name(y.result());
+          line("en_sgmat " + d + ", " + d2 + ";");
+          open("");
+          open("if (en_active() == 0xffffffffu)");
+          line("const float en_c[4] = {" + n(2) + ".v[0], " + n(2) + ".v[1], " + name(y.operands[2]) + ".v[0], " +
+               name(y.operands[2]) + ".v[1]};");
+          line("float en_d[4];");
+          line(std::string(ea == Scalar::BF16 ? "en_mma2_bf16" : "en_mma2_f16") + "(en_d, " +
+               packed_operand(op.operands[0], false) + ", " + packed_operand(y.operands[0], false) + ", " +
+               packed_operand(op.operands[1], true) + ", en_c);");
+          line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d + ".v[1] = " +
+               round_to(op.type.elem, "en_d[1]") + ";");
+          line(d2 + ".v[0] = " + round_to(op.type.elem, "en_d[2]") + "; " + d2 + ".v[1] = " +
+               round_to(op.type.elem, "en_d[3]") + ";");
+          close("} else {");
+          ++indent_;
+          line(d + ".v[0] = " + d + ".v[1] = " + d2 + ".v[0] = " + d2 + ".v[1] = __uint_as_float(0x7fc00000u);");
+          close();
+          close();
+          return;
+        }
+        line("en_sgmat " + d + ";");
+        open("");
+        line("const en_u32 en_m = en_active();");
+        const bool tensor = ea == eb && (ea == Scalar::F16 || ea == Scalar::BF16);
+        if (tensor) {
+          // Tensor cores: products of half/bfloat are exact in float; the
+          // accumulation's rounding is the hardware's (docs/cooperative.md).
+          open("if (en_m == 0xffffffffu)");
+          line("float en_d[4];");
+          line(std::string(ea == Scalar::BF16 ? "en_mma_bf16" : "en_mma_f16") + "(en_d, " +
+               packed_operand(op.operands[0], false) + ", " + packed_operand(op.operands[1], true) + ", " + n(2) +
+               ".v[0], " + n(2) + ".v[1]);");
+          line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d + ".v[1] = " +
+               round_to(op.type.elem, "en_d[1]") + ";");
+          // Only under control flow that splits the simdgroup, which the
+          // compiler rejects where it can see it: NaN, never a hang.
+          close("} else {");
+          ++indent_;
+          line(d + ".v[0] = " + d + ".v[1] = __uint_as_float(0x7fc00000u);");
+          close();
+          close();
+          return;
+        }
+        // Exact float, the CPU's order: row g of a and columns 2t, 2t + 1
+        // of b through shuffles, then c + a[g][0] * b[0][c] + ... in k order.
+        line("const en_u32 en_g = (en_flat & 31u) >> 2, en_t = en_flat & 3u;");
+        line("float en_a[8], en_b0[8], en_b1[8];");
+        line("#pragma unroll");
+        open("for (en_u32 en_j = 0; en_j < 4u; ++en_j)");
+        line("en_a[2 * en_j] = en_shfl(en_m, " + n(0) + ".v[0], en_g * 4u + en_j);");
+        line("en_a[2 * en_j + 1] = en_shfl(en_m, " + n(0) + ".v[1], en_g * 4u + en_j);");
+        close();
+        line("#pragma unroll");
+        open("for (en_u32 en_k = 0; en_k < 8u; ++en_k)");
+        line("en_b0[en_k] = en_shfl(en_m, " + n(1) + ".v[0], en_k * 4u + en_t);");
+        line("en_b1[en_k] = en_shfl(en_m, " + n(1) + ".v[1], en_k * 4u + en_t);");
+        close();
+        line("float en_c0 = " + n(2) + ".v[0], en_c1 = " + n(2) + ".v[1];");
+        line("#pragma unroll");
+        line("for (int en_k = 0; en_k < 8; ++en_k) { en_c0 += en_a[en_k] * en_b0[en_k]; en_c1 += en_a[en_k] * en_b1[en_k]; }");
+        line(d + ".v[0] = " + round_to(op.type.elem, "en_c0") + "; " + d + ".v[1] = " + round_to(op.type.elem, "en_c1") +
+             ";");
+        close();
+        return;
+      }
+      default: throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
+    }
+  }
+
  private:
   CudaEmitOptions opt_;
   std::string thread_xyz_;  // set while a simdgroup-level op reports on behalf of its first lane
   std::map<std::string, std::string> helpers_;
   int temp_ = 0;
-  bool coop_ = false, has_barrier_ = false, uses_matrix_ = false;
+  bool coop_ = false, has_barrier_ = false, uses_matrix_ = false, uses_async_ = false;
   bool deferred_ = false;  // out-of-bounds reports at the end of the kernel (deferred_report)
   std::vector<Uniformity> uniformity_;
-  std::set<const Op*> divergent_;
+  std::set<ValueId> packed_a_, packed_b_, prepared_;  // tensor-core operands (matrix_fragments)
+  std::map<const Op*, const Op*> paired_first_;      // products sharing one m16n8k8
+  std::set<const Op*> paired_second_;
 };
 
 }  // namespace
@@ -1041,6 +1457,16 @@ int cuda_preferred_groups_per_block(const Kernel& k) {
   for (const Param& p : k.params)
     if (p.kind == Param::Kind::Buffer) narrowest = std::min(narrowest, p.type.size_bytes());
   return narrowest <= 2 ? 8 : 4;
+}
+
+bool cuda_uses_matrices(const Kernel& k) {
+  bool any = false;
+  walk(k.body, [&](const Op& op) {
+    const OpCategory c = op.info().category;
+    any = any || c == OpCategory::MatrixLoad || c == OpCategory::MatrixStore || c == OpCategory::MatrixFill ||
+          c == OpCategory::MatrixMma;
+  });
+  return any;
 }
 
 bool cuda_is_cooperative(const Kernel& k) {

@@ -277,6 +277,11 @@ EN_FN float en_atan(float x) { return atanf(x); }
 EN_FN float en_sinh(float x) { return sinhf(x); }
 EN_FN float en_cosh(float x) { return coshf(x); }
 EN_FN float en_tanh(float x) { return tanhf(x); }
+EN_FN float en_asinh(float x) { return asinhf(x); }
+EN_FN float en_acosh(float x) { return acoshf(x); }
+EN_FN float en_atanh(float x) { return atanhf(x); }
+EN_FN float en_expm1(float x) { return expm1f(x); }
+EN_FN float en_log1p(float x) { return log1pf(x); }
 EN_FN float en_pow(float x, float y) { return powf(x, y); }
 EN_FN float en_fmod(float x, float y) { return fmodf(x, y); }
 EN_FN float en_atan2(float y, float x) { return atan2f(y, x); }
@@ -472,7 +477,7 @@ EN_FN T en_insert_bits(T base, T insert, unsigned offset, unsigned bits) {
 
 #define EN_MATH_LANEWISE1(X) X(en_sqrt) X(en_rsqrt) X(en_ceil) X(en_floor) X(en_round) X(en_trunc) X(en_exp) \
   X(en_exp2) X(en_log) X(en_log2) X(en_log10) X(en_sin) X(en_cos) X(en_tan) X(en_asin) X(en_acos) X(en_atan)  \
-  X(en_sinh) X(en_cosh) X(en_tanh) X(en_abs) X(en_saturate) X(en_sign) X(en_fract) X(en_fract_h)             \
+  X(en_sinh) X(en_cosh) X(en_tanh) X(en_asinh) X(en_acosh) X(en_atanh) X(en_expm1) X(en_log1p) X(en_abs) X(en_saturate) X(en_sign) X(en_fract) X(en_fract_h)             \
   X(en_fract_b) X(en_isnan) X(en_isinf) X(en_isfinite) X(en_signbit) X(en_isnormal) X(en_isnormal_h)         \
   X(en_popcount) X(en_clz) X(en_ctz) X(en_reverse_bits)
 #define EN_MATH_LANEWISE2(X) X(en_pow) X(en_fmod) X(en_atan2) X(en_copysign) X(en_fmin) X(en_fmax) X(en_step) \

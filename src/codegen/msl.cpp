@@ -577,7 +577,26 @@ class MslEmitter : public CFamilyEmitter {
   // round once, as on the CPU (MSL has no bfloat math; half agrees this way).
   bool supports_language() const override { return true; }
 
-  std::string library_function(const std::string& fn, const Op& op) override { return "metal::" + fn; }
+  std::string library_function(const std::string& fn, const Op& op) override {
+    if (fn == "expm1" || fn == "log1p") return missing_function(fn, op.type.with_elem(Scalar::F32));
+    return "metal::" + fn;
+  }
+
+  // Functions Metal's library lacks (spelling.cpp's table says why): exp/log
+  // with Kahan's correction, accurate to a few ulp where they are.
+  std::string missing_function(const std::string& fn, const DType& t) {
+    const std::string ty = msl_type(t), one = ty + "(1.0f)", name = "en_" + fn;
+    if (want("fn " + name + " " + ty)) {
+      std::string body = fn == "expm1"
+          ? "  " + ty + " u = metal::exp(x), um1 = u - " + one + ";\n  " + ty + " r = um1 * x / metal::log(u);\n"
+            "  r = metal::select(r, x, u == " + one + ");\n  r = metal::select(r, um1, metal::isinf(u));\n"
+            "  return metal::select(r, um1, um1 == " + ty + "(-1.0f));\n"
+          : "  " + ty + " u = " + one + " + x;\n  " + ty + " r = metal::log(u) * x / (u - " + one + ");\n"
+            "  r = metal::select(r, x, u == " + one + ");\n  return metal::select(r, u, metal::isinf(u));\n";
+      helpers_.push_back("inline " + ty + " " + name + "(" + ty + " x) {\n" + body + "}\n");
+    }
+    return name;
+  }
 
   std::string lang_expr(const Op& op, const std::vector<std::string>& args) override {
     const OpCategory cat = op.info().category;

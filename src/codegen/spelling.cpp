@@ -16,6 +16,9 @@ const std::vector<SpellingException>& spelling_exceptions() {
       {"metal", "fract", Scalar::F16, "en_fract_h", "a helper: fract in float, kept below 1 after rounding"},
       {"metal", "fract", Scalar::BF16, "en_fract_b", "a helper: fract in float, kept below 1 after rounding"},
       {"metal", "isnormal", Scalar::F16, "metal::isnormal", "on the half itself: float's normal range differs"},
+      // Metal's library has no expm1/log1p: helpers correct exp/log (Kahan).
+      {"metal", "expm1", Scalar::F32, "en_expm1", "a helper: (exp(x) - 1) * x / log(exp(x)), x where exp(x) == 1"},
+      {"metal", "log1p", Scalar::F32, "en_log1p", "a helper: log(1 + x) * x / ((1 + x) - 1), x where 1 + x == 1"},
   };
   return table;
 }

@@ -1,5 +1,6 @@
 #include "enigma/ir/builder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -599,6 +600,54 @@ ValueId Builder::collective(OpCode code, const Operand& value, const Operand& la
   return r;
 }
 
+ValueId Builder::vote(const std::string& name, const Operand& pred) {
+  struct Row {
+    const char* name;
+    int width;
+    bool takes_predicate;
+  };
+  static const Row kVotes[] = {
+#define OP(...)
+#define VOTE(e, n, width, pred, how, result) {n, width, pred},
+#include "enigma/ir/ops.def"
+#undef VOTE
+#undef OP
+  };
+  const Row* row = nullptr;
+  for (const Row& r : kVotes)
+    if (name == r.name) row = &r;
+  if (!row) fail(name, "unknown vote function");
+  const bool simd = row->width == 32;
+  const std::string op = name;
+  const DType u32 = DType::scalar(Scalar::U32);
+  ValueId lane = thread_query(ThreadQuery::ThreadIndexInSimdgroup, 0);
+  if (!simd) lane = binary(OpCode::And, lane, Literal::of_int(3));
+  if (op.ends_with("_is_first"))
+    return compare(CmpPred::Eq, collective(simd ? OpCode::SimdMin : OpCode::QuadMin, lane), lane);
+  ValueId p;
+  if (!row->takes_predicate) {
+    p = literal(Literal::of_bool(true));
+  } else {
+    if (pred.is_value()) check_visible(pred.value, op.c_str());
+    DType t = pred.is_value() ? type_of(pred.value) : DType::scalar(Scalar::B1);
+    if (!pred.is_value() && pred.literal.kind != Literal::Kind::Bool)
+      fail(op, "needs a bool, got the literal " + pred.literal.str());
+    if (!(t.is_scalar() && t.elem == Scalar::B1))
+      fail(op, "needs a bool scalar, got " + t.str() + "; compare first, e.g. " + op + "(x > 0)");
+    p = use(pred, op.c_str());
+  }
+  if (op.ends_with("_all") || op.ends_with("_any")) {
+    ValueId r = collective(op.ends_with("_all") ? (simd ? OpCode::SimdAnd : OpCode::QuadAnd)
+                                                : (simd ? OpCode::SimdOr : OpCode::QuadOr),
+                           convert(p, u32));
+    return compare(CmpPred::Ne, r, Literal::of_int(0));
+  }
+  // ballot / active_threads_mask: one bit per active lane where p holds.
+  ValueId bit = select(p, binary(OpCode::Shl, literal(Literal::of_int(1), u32), lane), literal(Literal::of_int(0), u32));
+  ValueId mask = collective(simd ? OpCode::SimdOr : OpCode::QuadOr, bit);
+  return convert(mask, DType::scalar(simd ? Scalar::U64 : Scalar::U16));
+}
+
 ValueId Builder::atomic(OpCode code, int64_t mem, const Operand& index, const std::vector<Operand>& values,
                         MemoryOrder order, MemoryOrder failure) {
   const OpInfo& oi = info(code);
@@ -909,6 +958,65 @@ std::vector<ValueId> Builder::end_if(const std::vector<Operand>& yields) {
   }
   stack_.pop_back();
   return {};
+}
+
+std::vector<ValueId> Builder::end_if_merge(const std::vector<Operand>& then_values,
+                                          const std::vector<Operand>& else_values,
+                                          const std::vector<std::string>& names) {
+  if (stack_.empty() || std::string(stack_.back().what) != "else") fail("if", "no open else-block to close");
+  if (then_values.size() != else_values.size() || names.size() != then_values.size())
+    fail("if", "internal: merged value lists differ in length");
+  Op* op = stack_.back().op;
+  const uint32_t parent = stack_.size() >= 2 ? stack_[stack_.size() - 2].op->regions[stack_[stack_.size() - 2].region].id
+                                             : k_.body.id;
+  std::vector<DType> types;
+  std::vector<int> arrays;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string what = "'" + names[i] + "' (assigned in a branch)";
+    for (const Operand* o : {&then_values[i], &else_values[i]}) {
+      if (!o->is_value()) continue;
+      if (o->value >= k_.values.size()) fail("if", "operand is not a value of this kernel");
+      if (!k_.type_of(o->value).is_scalar_or_vector())
+        fail("if", what + " is a " + k_.type_of(o->value).str() +
+                       "; only scalars and vectors can be merged after an if on a traced value");
+    }
+    types.push_back(common_type(then_values[i], else_values[i], ("if: " + what).c_str()));
+    arrays.push_back(static_cast<int>(k_.locals.size()));
+    k_.locals.push_back(LocalArray{types.back(), 1, names[i], parent});
+  }
+  auto store_all = [&](const std::vector<Operand>& values) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      ValueId v = coerce(values[i], types[i], "if", ("'" + names[i] + "'").c_str());
+      emit(OpCode::LocalStore, DType::void_(), {use(Literal::of_int(0), "if"), v}, arrays[i]);
+    }
+  };
+  store_all(else_values);
+  Op y;
+  y.code = OpCode::Yield;
+  append(std::move(y));
+  // The then-block was terminated by begin_else: reopen it before its yield.
+  Region& then_region = op->regions[0];
+  if (then_region.ops.empty() || then_region.ops.back().code != OpCode::Yield)
+    fail("if", "internal: then-block is not terminated");
+  Op then_yield = std::move(then_region.ops.back());
+  then_region.ops.pop_back();
+  stack_.back() = Open{op, 0, "if"};
+  store_all(then_values);
+  then_region.ops.push_back(std::move(then_yield));
+  stack_.pop_back();
+  // Declare the arrays just before the if (no open region points at it now).
+  Region& r = current();
+  const size_t if_at = r.ops.size() - 1;
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    ValueId zero = literal(Literal::of_int(0), DType::scalar(types[i].elem));
+    if (types[i].is_vector()) zero = convert_value(zero, types[i]);
+    emit(OpCode::LocalAlloc, DType::void_(), {zero}, arrays[i]);
+  }
+  std::rotate(r.ops.begin() + static_cast<long>(if_at), r.ops.begin() + static_cast<long>(if_at) + 1, r.ops.end());
+  std::vector<ValueId> results;
+  for (size_t i = 0; i < arrays.size(); ++i)
+    results.push_back(emit(OpCode::LocalLoad, types[i], {use(Literal::of_int(0), "if")}, arrays[i]));
+  return results;
 }
 
 std::vector<ValueId> Builder::begin_while(const std::vector<Operand>& inits) {

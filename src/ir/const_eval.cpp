@@ -242,6 +242,11 @@ std::optional<Const> fold_math(OpCode op, Scalar t, const std::vector<Const>& in
       case OpCode::Sinh: return f(en_sinh(a));
       case OpCode::Cosh: return f(en_cosh(a));
       case OpCode::Tanh: return f(en_tanh(a));
+      case OpCode::Asinh: return f(en_asinh(a));
+      case OpCode::Acosh: return f(en_acosh(a));
+      case OpCode::Atanh: return f(en_atanh(a));
+      case OpCode::Expm1: return f(en_expm1(a));
+      case OpCode::Log1p: return f(en_log1p(a));
       case OpCode::Fmin: return f(en_fmin(a, b));
       case OpCode::Fmax: return f(en_fmax(a, b));
       case OpCode::Pow: return f(en_pow(a, b));

@@ -37,6 +37,8 @@ namespace {
 // The Python class of traced values (enigma._tracing.IRValue), set at import.
 nb::object g_value_type;
 
+nb::object g_type_error, g_value_error;  // enigma.EnigmaTypeError, enigma.EnigmaValueError
+
 Operand to_operand(nb::handle h) {
   if (g_value_type.is_valid() && nb::isinstance(h, g_value_type)) return Operand(nb::cast<ValueId>(h.attr("_id")));
   PyObject* o = h.ptr();
@@ -232,11 +234,20 @@ NB_MODULE(_core, m) {
   using namespace enigma;
   m.doc() = "Enigma core: IR, passes, code generation and runtime";
   nb::exception<KernelError>(m, "EnigmaError");
+  // enigma.EnigmaTypeError / EnigmaValueError are defined in Python (they also
+  // derive from TypeError / ValueError) and handed over by _set_error_types.
+  m.def("_set_error_types", [](nb::object type_error, nb::object value_error) {
+    g_type_error = type_error;
+    g_value_error = value_error;
+  });
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);
     } catch (const Interrupted&) {
       raise_interrupt();
+    } catch (const ValidationError& e) {
+      nb::handle t = e.kind() == ValidationError::Kind::Type ? g_type_error : g_value_error;
+      PyErr_SetString(t.is_valid() ? t.ptr() : PyExc_ValueError, e.what());
     }
   });
   g_main_thread = nb::cast<unsigned long>(nb::module_::import_("threading").attr("main_thread")().attr("ident"));
@@ -287,10 +298,24 @@ NB_MODULE(_core, m) {
       d["operands"] = o.operand_classes;
       d["result"] = o.result_rule;
       d["tolerance"] = o.tolerance;
-      d["msl"] = spell_template(o.c_expr, "metal::");
+      std::string msl = spell_template(o.c_expr, "metal::");
+      if (const char* helper = spelling_exception("metal", o.name, Scalar::F32))  // a function Metal lacks
+        if (std::string(helper).rfind("metal::", 0) != 0) msl.replace(msl.find(std::string("metal::") + o.name),
+                                                                      std::strlen("metal::") + std::strlen(o.name), helper);
+      d["msl"] = msl;
       d["cpu"] = spell_template(o.c_expr, "en_");
       out.append(d);
     }
+    return out;
+  });
+  // Metal's vote/mask functions (ops.def's VOTE rows): name, width, takes a predicate, lowering, result.
+  m.def("vote_table", [] {
+    nb::list out;
+#define OP(...)
+#define VOTE(e, n, width, pred, how, result) out.append(nb::make_tuple(n, width, pred, how, result));
+#include "enigma/ir/ops.def"
+#undef VOTE
+#undef OP
     return out;
   });
   m.def("spelling_exceptions", [] {
@@ -444,6 +469,9 @@ NB_MODULE(_core, m) {
                  "mem_device, mem_threadgroup, mem_device_and_threadgroup, mem_texture");
         b.barrier(f, simd);
       })
+      .def("vote", [](Builder& b, const std::string& name, nb::handle pred) {
+        return b.vote(name, to_operand(pred));
+      })
       .def("collective", [](Builder& b, const std::string& op, nb::handle v, nb::handle lane) {
         for (int i = 0; i < num_opcodes(); ++i) {
           const OpInfo& oi = info(static_cast<OpCode>(i));
@@ -500,6 +528,9 @@ NB_MODULE(_core, m) {
       .def("begin_if", [](Builder& b, nb::handle c) { b.begin_if(to_operand(c)); })
       .def("begin_else", [](Builder& b) { b.begin_else(); })
       .def("end_if", [](Builder& b) { b.end_if(); })
+      .def("end_if_merge", [](Builder& b, const nb::list& t, const nb::list& e, const std::vector<std::string>& names) {
+        return b.end_if_merge(to_operands(t), to_operands(e), names);
+      })
       .def("begin_while", [](Builder& b, const nb::list& inits) { return b.begin_while(to_operands(inits)); })
       .def("while_body", [](Builder& b, nb::handle c) { return b.while_body(to_operand(c)); })
       .def("end_while", [](Builder& b, const nb::list& y) { return b.end_while(to_operands(y)); })
@@ -518,7 +549,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("bounds_check", [](const CompiledKernel& c) { return c.options().bounds_check || c.options().debug; })
       .def_prop_ro("ir", [](const CompiledKernel& c) { return print(c.kernel()); })
       .def("source", [](const CompiledKernel& c, const std::string& backend, int groups_per_block,
-                        const nb::list& constants) -> std::string {
+                        const nb::list& constants, bool matrix_fragments) -> std::string {
         // Function constants: MSL declares them; other backends are specialised.
         ConstantValues values;
         if (constants.size()) values = constant_values(c.kernel(), constant_args(constants), "source");
@@ -541,10 +572,12 @@ NB_MODULE(_core, m) {
           o.debug = c.options().debug;
           o.bounds_check = c.options().bounds_check;
           o.groups_per_block = o.debug ? 1 : groups_per_block;
+          o.matrix_fragments = !o.debug && matrix_fragments;
           return emit_cuda(chosen, o);
         }
         throw RuntimeError("source(): unknown backend '" + backend + "'; expected 'metal', 'cuda', 'cpu'");
-      }, "backend"_a, "groups_per_block"_a = 1, "constants"_a = nb::list())
+      }, "backend"_a, "groups_per_block"_a = 1, "constants"_a = nb::list(), "matrix_fragments"_a = false)
+      .def_prop_ro("cuda_uses_matrices", [](const CompiledKernel& c) { return cuda_uses_matrices(c.kernel()); })
       .def_prop_ro("num_programs", &CompiledKernel::num_programs)
       .def_prop_ro("function_constants", [](const CompiledKernel& c) {
         nb::list out;
@@ -561,8 +594,31 @@ NB_MODULE(_core, m) {
         c.program(*d);
       });
 
+  // Device memory a Python DeviceArray owns; PreparedLaunches bind it without copies.
+  nb::class_<DeviceBuffer>(m, "DeviceBuffer").def_prop_ro("size", &DeviceBuffer::size);
   nb::class_<Device>(m, "Device")
       .def_prop_ro("name", &Device::name)
+      .def("allocate", [](Device& d, uint64_t bytes) {
+        if (bytes == 0) throw ValidationError(ValidationError::Kind::Value, "a device array needs at least one byte");
+        nb::gil_scoped_release release;
+        return std::shared_ptr<DeviceBuffer>(d.allocate(bytes));
+      })
+      .def("upload", [](Device& d, std::shared_ptr<DeviceBuffer> b, nb::handle src) {
+        PyBufferView v(src);
+        if (static_cast<uint64_t>(v.view.len) != b->size())
+          throw ValidationError(ValidationError::Kind::Value, "write: the device array holds " + std::to_string(b->size()) +
+                                                                  " bytes, the data has " + std::to_string(v.view.len));
+        nb::gil_scoped_release release;
+        d.upload(*b, v.view.buf, b->size());
+      })
+      .def("download", [](Device& d, std::shared_ptr<DeviceBuffer> b) {
+        nb::bytes out(nullptr, static_cast<size_t>(b->size()));
+        {
+          nb::gil_scoped_release release;
+          d.download(*b, const_cast<char*>(static_cast<const char*>(out.data())), b->size());
+        }
+        return out;
+      })
       .def("capabilities", [](const Device& d) { return caps_dict(d.capabilities()); });
   m.def("open_device", [](const std::string& spec) {
     nb::gil_scoped_release release;
@@ -642,7 +698,22 @@ NB_MODULE(_core, m) {
                                nb::cast<std::string>(nb::repr(h)) + " (out of range)");
           }
         }
-        std::vector<ConstantArg> cargs = constant_args(constants);
+        std::vector<ConstantArg> cargs;
+        try {
+          cargs = constant_args(constants);
+        } catch (const KernelError&) {  // a value beyond 64 bits
+          for (nb::handle item : constants) {
+            nb::handle index = PyTuple_GetItem(item.ptr(), 0), value = PyTuple_GetItem(item.ptr(), 2);
+            if (!PyLong_Check(value.ptr()) || PyBool_Check(value.ptr()) || u64_arg(value)) continue;
+            int overflow = 0;
+            PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+            if (overflow == 0) continue;
+            throw RuntimeError(api + ": constants[" + nb::cast<std::string>(nb::str(index)) + "]: kernel '" +
+                               kernel.name + "' cannot hold " + nb::cast<std::string>(nb::repr(value)) +
+                               " (out of range)");
+          }
+          throw;
+        }
         nb::gil_scoped_release release;
         new (self) PreparedLaunch(std::move(dev), std::move(ck), arrays, sargs, output_sizes, api.c_str(), cargs);
       }, "device"_a, "kernel"_a, "inputs"_a, "scalars"_a, "output_sizes"_a, "api"_a, "constants"_a = nb::list())
@@ -664,6 +735,22 @@ NB_MODULE(_core, m) {
         {
           nb::gil_scoped_release release;
           p.read_output(i, const_cast<char*>(static_cast<const char*>(out.data())));
+        }
+        return out;
+      })
+      .def("set_scalars", [](PreparedLaunch& p, const nb::list& scalars) {
+        std::vector<ScalarArg> sargs;
+        for (nb::handle h : scalars) sargs.push_back(scalar_arg(h));
+        p.set_scalars(sargs);
+      })
+      .def("buffer", &PreparedLaunch::buffer)
+      .def("bind", &PreparedLaunch::bind)
+      .def("read_buffer", [](const PreparedLaunch& p, size_t param) {
+        uint64_t n = p.buffer(param)->size();
+        nb::bytes out(nullptr, static_cast<size_t>(n));
+        {
+          nb::gil_scoped_release release;
+          p.read_buffer(param, const_cast<char*>(static_cast<const char*>(out.data())));
         }
         return out;
       })

@@ -20,9 +20,14 @@ std::string Dim3::str() const {
   return s.append(1, ')');
 }
 
+// "enigma GPU error: " as the seed page words it; "enigma CPU error: " on the CPU device.
+static std::string device_error_prefix(const std::string& device) {
+  return std::string("enigma ") + (device.rfind("cpu", 0) == 0 ? "CPU" : "GPU") + " error: ";
+}
+
 std::string dispatch_error(const std::string& device, const std::string& kernel, Dim3 grid, Dim3 threads,
                            const std::string& code, const std::string& description) {
-  return "enigma GPU error: dispatch failed: " + description + "\n  kernel: " + kernel + "\n  grid: " + grid.str() +
+  return device_error_prefix(device) + "dispatch failed: " + description + "\n  kernel: " + kernel + "\n  grid: " + grid.str() +
          "\n  threads: " + threads.str() + "\n  device: " + device + "\n  error: " + code;
 }
 
@@ -144,15 +149,26 @@ std::shared_ptr<Device> open_device(const std::string& spec_in) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   auto it = r.backends.find(backend);
-  if (it == r.backends.end()) {
+  auto built = [&] {
     std::string known;
     for (auto& [name, b] : r.backends) known += (known.empty() ? "" : ", ") + name;
+    return known;
+  };
+  // Also when a test build registers a Metal device that is switched off.
+  auto no_metal = [&] {
+    return RuntimeError("device 'metal' is not available: Metal needs macOS on Apple silicon, and this machine has "
+                        "no Metal device (this installation has: " + built() + "). If ENIGMA_DEVICE=metal is set, "
+                        "unset it to use the default device, or set ENIGMA_DEVICE=cpu (or cuda); "
+                        "compiled.metal_source still gives the Metal source on any machine");
+  };
+  if (it == r.backends.end() && backend == "metal") throw no_metal();
+  if (it == r.backends.end())
     throw RuntimeError("unknown device '" + spec + "'; expected one of: metal, cuda, cuda:N, cpu (built into this "
-                       "installation: " + known + ")");
-  }
+                       "installation: " + built() + ")");
   std::string key = backend + ":" + std::to_string(ordinal);
   auto open = r.open.find(key);
   if (open != r.open.end()) return open->second;
+  if (!it->second.available() && backend == "metal") throw no_metal();
   if (!it->second.available())
     throw RuntimeError("device '" + spec + "' is not available on this machine" +
                        (backend == "cuda" ? ": " + cuda_unavailable_reason() : std::string()));
@@ -239,8 +255,8 @@ bool input_dtype_ok(const DType& param, const std::string& given) {
 uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const char* api,
                      const std::string& what = "") {
   Scalar t = p.type.elem;
-  auto bad = [&](const std::string& why) -> RuntimeError {
-    return RuntimeError(std::string(api) + ": kernel '" + k.name + "' " +
+  auto bad = [&](const std::string& why, ValidationError::Kind kind = ValidationError::Kind::Type) {
+    return ValidationError(kind, std::string(api) + ": kernel '" + k.name + "' " +
                         (what.empty() ? "Scalar parameter '" + p.name + "'" : what) + " (" + p.type.str() + ") " + why);
   };
   Const c;
@@ -274,7 +290,7 @@ uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const 
     if (is_signed_int(t)) ok = bits == 64 || (v >= -(int64_t{1} << (bits - 1)) && v < (int64_t{1} << (bits - 1)));
     else ok = v >= 0 && (bits == 64 || v < (int64_t{1} << bits));
   }
-  if (!ok) throw bad("cannot hold " + a.repr + " (out of range)");
+  if (!ok) throw bad("cannot hold " + a.repr + " (out of range)", ValidationError::Kind::Value);
   return const_bits(t, convert_const(c, from, t));
 }
 
@@ -293,11 +309,11 @@ ConstantValues constant_values(const Kernel& k, const std::vector<ConstantArg>& 
     const FunctionConstant* decl = nullptr;
     for (const FunctionConstant& fc : k.function_constants)
       if (fc.index == a.index) decl = &fc;
-    if (!decl) throw RuntimeError(where + " declares no function constant " + std::to_string(a.index) +
+    if (!decl) throw ValidationError(ValidationError::Kind::Value, where + " declares no function constant " + std::to_string(a.index) +
                                   " (it declares: " + declared() + ")");
     std::optional<Scalar> t = parse_scalar(a.type_name);
     if (!t || *t != decl->type.elem)
-      throw RuntimeError(where + " declares function constant " + std::to_string(a.index) + " as " +
+      throw ValidationError(ValidationError::Kind::Type, where + " declares function constant " + std::to_string(a.index) + " as " +
                          decl->type.str() + ", but the value is given as '" + a.type_name + "'");
     Param p{"function constant " + std::to_string(a.index), Param::Kind::Scalar, decl->type, false};
     uint64_t bits;
@@ -313,7 +329,7 @@ ConstantValues constant_values(const Kernel& k, const std::vector<ConstantArg>& 
     bool found = false;
     for (const auto& [index, c] : out) found = found || index == fc.index;
     if (!found)
-      throw RuntimeError(api + ": kernel '" + k.name + "' uses function constant " + std::to_string(fc.index) +
+      throw ValidationError(ValidationError::Kind::Value, api + ": kernel '" + k.name + "' uses function constant " + std::to_string(fc.index) +
                          " (" + fc.type.str() + "), but constants= gives it no value; pass constants={" +
                          std::to_string(fc.index) + ": ('" + fc.type.str() + "', value)}");
   }
@@ -329,7 +345,9 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
   const size_t P = k.params.size();
   const size_t S = static_cast<size_t>(k.num_scalar_params());
   const size_t total = inputs.size() + scalars.size() + output_sizes.size();
-  auto err = [&](const std::string& msg) -> RuntimeError { return RuntimeError(api_ + ": kernel '" + k.name + "' " + msg); };
+  auto err = [&](const std::string& msg, ValidationError::Kind kind = ValidationError::Kind::Value) {
+    return ValidationError(kind, api_ + ": kernel '" + k.name + "' " + msg);
+  };
 
   if (output_sizes.empty()) throw err("needs at least one output buffer (output_size or output_sizes)");
   if (!scalars.empty() && S == 0)
@@ -342,7 +360,7 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
               std::to_string(scalars.size()));
   }
   if (total != P) {
-    throw RuntimeError("enigma GPU error: " + api_ + ": kernel '" + k.name + "' has " + std::to_string(P) +
+    throw ValidationError(ValidationError::Kind::Value, device_error_prefix(device_->name()) + api_ + ": kernel '" + k.name + "' has " + std::to_string(P) +
                        " parameter(s), but got " + std::to_string(inputs.size()) + " input(s) + " +
                        std::to_string(scalars.size()) + " scalar(s) + " + std::to_string(output_sizes.size()) +
                        " output buffer(s) = " + std::to_string(total) + ".\n  kernel '" + k.name +
@@ -372,7 +390,7 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
     if (!input_dtype_ok(p.type, a.dtype))
       throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') must hold " + p.type.str() +
                 " elements (" + numpy_of(p.type) + "), got an array of " + a.dtype +
-                (a.shape.empty() ? "" : " with shape " + a.shape));
+                (a.shape.empty() ? "" : " with shape " + a.shape), ValidationError::Kind::Type);
     uint64_t elem = static_cast<uint64_t>(p.type.size_bytes());
     if (a.bytes % elem != 0)
       throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') has " +
@@ -459,6 +477,11 @@ void PreparedLaunch::fail(const std::string& msg) const {
 
 void PreparedLaunch::validate_geometry(Dim3 grid, Dim3 threads) const {
   const DeviceCapabilities& caps = device_->capabilities();
+  // Every geometry error names the whole launch: kernel, grid and threads.
+  auto fail = [&](const std::string& msg) {
+    throw ValidationError(ValidationError::Kind::Value, api_ + ": kernel '" + kernel_->kernel().name + "': grid " +
+                                                            grid.str() + ", threads " + threads.str() + ": " + msg);
+  };
   const uint64_t g[3] = {grid.x, grid.y, grid.z}, t[3] = {threads.x, threads.y, threads.z};
   for (int i = 0; i < 3; ++i) {
     if (g[i] == 0) fail("grid must be 3 positive integers (threads per dimension), got " + grid.str());
@@ -503,6 +526,54 @@ void PreparedLaunch::read_output(size_t i, void* dst) const {
   if (i >= num_outputs_) fail("no output " + std::to_string(i) + " (the kernel has " + std::to_string(num_outputs_) + ")");
   const DeviceBuffer& b = *buffers_[first_output_ + i];
   device_->download(b, dst, b.size());
+}
+
+void PreparedLaunch::set_scalars(const std::vector<ScalarArg>& scalars) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (released_) fail("this PreparedKernel was released; prepare() it again");
+  const Kernel& k = kernel_->kernel();
+  const size_t S = static_cast<size_t>(k.num_scalar_params());
+  if (scalars.size() != S)
+    throw ValidationError(ValidationError::Kind::Value, "dispatch: kernel '" + k.name + "' expects " + std::to_string(S) +
+                                                            " scalar(s) (one per Scalar parameter), got " +
+                                                            std::to_string(scalars.size()));
+  std::vector<uint64_t> bits;
+  size_t next = 0;
+  for (size_t i = 0; i < first_output_; ++i)
+    if (k.params[i].kind == Param::Kind::Scalar) bits.push_back(scalar_bits(k, k.params[i], scalars[next++], "dispatch"));
+  next = 0;
+  for (size_t i = 0; i < first_output_; ++i)
+    if (k.params[i].kind == Param::Kind::Scalar) args_[i].scalar_bits = bits[next++];
+}
+
+std::shared_ptr<DeviceBuffer> PreparedLaunch::buffer(size_t param) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (released_) fail("this PreparedKernel was released; prepare() it again");
+  if (param >= buffers_.size() || !buffers_[param])
+    throw ValidationError(ValidationError::Kind::Value, "kernel '" + kernel_->kernel().name + "': parameter " +
+                                                            std::to_string(param) + " is not a buffer parameter");
+  return buffers_[param];
+}
+
+void PreparedLaunch::bind(size_t param, std::shared_ptr<DeviceBuffer> buffer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (released_) fail("this PreparedKernel was released; prepare() it again");
+  const Kernel& k = kernel_->kernel();
+  if (param >= buffers_.size() || !buffers_[param])
+    throw ValidationError(ValidationError::Kind::Value, "bind: kernel '" + k.name + "': parameter " +
+                                                            std::to_string(param) + " is not a buffer parameter");
+  if (!buffer || buffer->size() != buffers_[param]->size())
+    throw ValidationError(ValidationError::Kind::Value,
+                          "bind: kernel '" + k.name + "': parameter '" + k.params[param].name + "' holds " +
+                              std::to_string(buffers_[param]->size()) + " bytes; the new buffer has " +
+                              std::to_string(buffer ? buffer->size() : 0) + " (a bound buffer keeps its size)");
+  args_[param].buffer = buffer.get();
+  buffers_[param] = std::move(buffer);
+}
+
+void PreparedLaunch::read_buffer(size_t param, void* dst) const {
+  std::shared_ptr<DeviceBuffer> b = buffer(param);
+  device_->download(*b, dst, b->size());
 }
 
 void PreparedLaunch::release() {

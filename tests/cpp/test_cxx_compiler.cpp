@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -11,6 +14,7 @@
 
 #include "enigma/runtime/cxx_compiler.h"
 #include "enigma/support/error.h"
+#include "enigma/support/host.h"
 
 namespace fs = std::filesystem;
 using enigma::CxxCompiler;
@@ -229,4 +233,31 @@ TEST_F(CxxCompilerTest, RunProcessFromManyThreads) {
   }
   for (auto& t : threads) t.join();
   for (int f : failures) EXPECT_EQ(f, 0);
+}
+
+namespace {
+// The child writes its pid here; the host asks to stop once it has.
+std::string g_pid_file;
+bool stop_once_the_child_runs() {
+  std::error_code ec;
+  return fs::file_size(g_pid_file, ec) > 0 && !ec;
+}
+}  // namespace
+
+TEST(RunProcess, AnInterruptKillsTheChild) {
+  g_pid_file = (fs::temp_directory_path() / ("enigma-run-process-" + std::to_string(::getpid()))).string();
+  fs::remove(g_pid_file);
+  enigma::set_interrupt_hook(&stop_once_the_child_runs);
+  EXPECT_THROW(enigma::run_process({"sh", "-c", "echo $$ > " + g_pid_file + "; exec sleep 600"}),
+               enigma::Interrupted);
+  enigma::set_interrupt_hook(nullptr);
+  std::ifstream in(g_pid_file);
+  pid_t pid = 0;
+  in >> pid;
+  fs::remove(g_pid_file);
+  ASSERT_GT(pid, 0);
+  // Killed and reaped: the pid no longer names a process (not even a zombie of ours).
+  EXPECT_EQ(::kill(pid, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_EQ(enigma::run_process({"true"}).exit_code, 0);
 }

@@ -410,10 +410,10 @@ constexpr uid_t kOtherUid = 4242;
 }  // namespace
 
 TEST_F(DiskCacheTest, FoldersAndFilesArePrivate) {
-  ::umask(0);  // the most permissive umask must not leak into the cache
+  const mode_t saved = ::umask(0);  // the most permissive umask must not leak into the cache
   DiskCache cache(root_);
   fs::path artifact = store(cache, key_for("private"), "bytes");
-  ::umask(022);
+  ::umask(saved);
   EXPECT_EQ(mode_of(root_), 0700u);
   EXPECT_EQ(mode_of(root_ / "tmp"), 0700u);
   EXPECT_EQ(mode_of(artifact.parent_path().parent_path()), 0700u);

@@ -459,6 +459,7 @@ TEST(Emitters, NamesThatCleanAlikeStayDistinct) {
   EXPECT_EQ(ids[1], "a_b_n2");
   EXPECT_EQ(ids[2], "a_b_n3");
   EXPECT_EQ(comment_text("k\n#include <x>\\"), "k_#include <x>_");
+  EXPECT_EQ(comment_text("a?" "?/"), "a__/");  // no trigraph can continue the comment
   EXPECT_EQ(comment_text("\xc3\x84?'"), "___'");  // no "??'" trigraph for NVRTC
   EXPECT_EQ(comment_text(std::string(100, 'a')), std::string(80, 'a') + "...");
 }

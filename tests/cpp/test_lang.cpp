@@ -71,7 +71,7 @@ TEST(LangTable, EveryOpxRowIsConsistent) {
       EXPECT_EQ(operand_classes(oi.code).size(), static_cast<size_t>(oi.num_operands)) << oi.name;
     }
   }
-  EXPECT_EQ(rows, 24 + 7 + 4 + 5 + 10 + 6 + 8 + 12 + 7);
+  EXPECT_EQ(rows, 29 + 7 + 4 + 5 + 10 + 6 + 8 + 12 + 7);  // 29 unary float math: 24 of the reference + 5
   EXPECT_EQ(spell_template(info(OpCode::AbsDiffUnary).c_expr, "metal::"), "T(metal::absdiff(a, T(0)))");
   EXPECT_EQ(spell_template(info(OpCode::ExtractBits).c_expr, "en_"), "en_extract_bits(a, A, B)");
 }
@@ -289,6 +289,54 @@ TEST(LangVerifier, RejectsIllTypedLanguageOps) {
   });
   std::string e = error_of([&] { verify(kern); });
   EXPECT_NE(e.find("invalid IR: dot: result must be float"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace enigma
+
+namespace enigma {
+namespace {
+
+// Values assigned in the branches of an if merge through one-element
+// per-thread arrays declared before the if; the kernel verifies and every
+// backend emits it.
+TEST(LangControlFlow, IfMergesBranchValuesInTheirCommonType) {
+  K k;
+  k.b.begin_if(k.flag);
+  ValueId a = k.b.binary(OpCode::Add, k.f, F(1.0));
+  k.b.begin_else();
+  std::vector<ValueId> r = k.b.end_if_merge({a, k.h}, {I(0), k.f}, {"x", "y"});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(k.t(r[0]), S(Scalar::F32));
+  EXPECT_EQ(k.t(r[1]), S(Scalar::F32));  // half and float promote to float
+  k.b.store(0, I(1), r[0]);
+  k.b.store(0, I(2), r[1]);
+  Kernel kern = k.b.finish();
+  EXPECT_EQ(count(kern, OpCode::LocalAlloc), 2);
+  EXPECT_EQ(count(kern, OpCode::LocalStore), 4);
+  EXPECT_NO_THROW(emit_msl(kern));
+  EXPECT_NO_THROW(emit_cpu(kern, CpuEmitOptions{}));
+  EXPECT_NO_THROW(emit_cuda(kern, CudaEmitOptions{}));
+}
+
+TEST(LangControlFlow, IfMergeRejectsValuesThatAreNotScalarsOrVectors) {
+  K k;
+  k.b.begin_if(k.flag);
+  k.b.begin_else();
+  ValueId m = k.b.simd_matrix_fill(F(0.0), DType::simd_matrix(Scalar::F32, 8, 8));
+  std::string e = error_of([&] { k.b.end_if_merge({F(0.0)}, {m}, {"acc"}); });
+  EXPECT_NE(e.find("'acc' (assigned in a branch) is a simdgroup_matrix"), std::string::npos) << e;
+}
+
+TEST(LangVotes, VotesAreReductionsOverActiveLanes) {
+  K k;
+  EXPECT_EQ(k.t(k.b.vote("simd_all", k.flag)), S(Scalar::B1));
+  EXPECT_EQ(k.t(k.b.vote("simd_ballot", k.flag)), S(Scalar::U64));
+  EXPECT_EQ(k.t(k.b.vote("quad_ballot", k.flag)), S(Scalar::U16));
+  EXPECT_EQ(k.t(k.b.vote("simd_is_first", Literal::of_bool(true))), S(Scalar::B1));
+  EXPECT_NE(error_of([&] { k.b.vote("simd_any", k.f); }).find("simd_any: needs a bool scalar, got float"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.vote("simd_some", k.flag); }).find("unknown vote function"), std::string::npos);
 }
 
 }  // namespace

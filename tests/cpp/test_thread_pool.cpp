@@ -17,6 +17,7 @@
 
 #include "enigma/runtime/thread_pool.h"
 #include "enigma/support/error.h"
+#include "enigma/support/host.h"
 
 using enigma::ThreadPool;
 
@@ -275,4 +276,65 @@ TEST(ThreadPool, UsableAndDestructibleInForkedChild) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   check_partition(*pool, 1000, 1);  // the parent's pool is unaffected
+}
+
+// ---- interrupts (Ctrl-C) ------------------------------------------------------
+
+namespace {
+std::atomic<int> g_polls{0};
+std::atomic<int> g_stop_after{0};
+// A host that asks to stop from its g_stop_after-th poll on.
+bool stop_after_some_polls() { return ++g_polls >= g_stop_after.load(); }
+
+class InterruptHook {
+ public:
+  explicit InterruptHook(int stop_after) {
+    g_polls = 0;
+    g_stop_after = stop_after;
+    enigma::set_interrupt_hook(&stop_after_some_polls);
+  }
+  ~InterruptHook() { enigma::set_interrupt_hook(nullptr); }
+};
+}  // namespace
+
+TEST(ThreadPool, InterruptStopsBetweenChunksAndThePoolStaysUsable) {
+  for (unsigned threads : {1u, 3u}) {
+    ThreadPool pool(threads);
+    std::atomic<uint64_t> done{0};
+    {
+      InterruptHook hook(1);  // the first poll (after 20 ms) says stop
+      EXPECT_THROW(pool.parallel_for(100000, 1,
+                                     [&](uint64_t b, uint64_t e) {
+                                       std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                                       done += e - b;
+                                     }),
+                   enigma::Interrupted)
+          << threads;
+    }
+    EXPECT_GT(done.load(), 0u);
+    EXPECT_LT(done.load(), 100000u) << "the remaining chunks must not run";
+    std::atomic<uint64_t> total{0};
+    pool.parallel_for(1000, 1, [&](uint64_t b, uint64_t e) { total += e - b; });
+    EXPECT_EQ(total.load(), 1000u);
+  }
+}
+
+TEST(ThreadPool, LongBodiesSeeStopRequested) {
+  ThreadPool pool(2);
+  EXPECT_FALSE(ThreadPool::stop_requested()) << "outside a parallel_for";
+  InterruptHook hook(1);
+  std::atomic<bool> saw_stop{false};
+  // One chunk that would take an hour unless it asks.
+  EXPECT_THROW(pool.parallel_for(1, 1,
+                                 [&](uint64_t, uint64_t) {
+                                   for (int i = 0; i < 360000; ++i) {
+                                     if (ThreadPool::stop_requested()) {
+                                       saw_stop = true;
+                                       return;
+                                     }
+                                     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                                   }
+                                 }),
+               enigma::Interrupted);
+  EXPECT_TRUE(saw_stop.load());
 }

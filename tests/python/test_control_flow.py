@@ -328,21 +328,29 @@ def test_carry_dtype_mismatch_is_an_error():
         enigma.compile(carry_float_into_int, emit_only=True)
 
 
-def test_bool_of_traced_value_is_an_error():
-    @enigma.kernel
-    def python_if(a: enigma.f32, out: enigma.f32):
+def test_bool_of_traced_value_in_a_helper_is_an_error():
+    # Native `if`/`and` on traced values trace in a kernel body (test_native_control_flow.py);
+    # a helper function the kernel calls runs as plain Python, so it names the with-block forms.
+    def helper_if(a, out):
         if a[0] > 0.0:  # PYIF
             out[0] = 1.0
+
+    @enigma.kernel
+    def python_if(a: enigma.f32, out: enigma.f32):
+        helper_if(a, out)
 
     with pytest.raises(enigma.EnigmaError) as e:
         enigma.compile(python_if, emit_only=True)
     msg = str(e.value)
-    assert "if_" in msg and "where" in msg, msg
-    assert f"test_control_flow.py:{line_of(python_if.fn, '# PYIF')}" in msg, msg
+    assert "if_" in msg and "where" in msg and "helper" in msg, msg
+    assert f"test_control_flow.py:{line_of(helper_if, '# PYIF')}" in msg, msg
+
+    def helper_and(a):
+        return (a[0] > 0.0) and (a[1] > 0.0)
 
     @enigma.kernel
     def python_and(a: enigma.f32, out: enigma.f32):
-        out[0] = enigma.where(0.0, 1.0, (a[0] > 0.0) and (a[1] > 0.0))
+        out[0] = enigma.where(0.0, 1.0, helper_and(a))
 
     with pytest.raises(enigma.EnigmaError, match="truth value"):
         enigma.compile(python_and, emit_only=True)

@@ -188,6 +188,56 @@ def test_every_atomic_op():
     assert uo[0] == u.sum() and uo[1] == u.max()
 
 
+@enigma.kernel
+def tg_atomic_slots(A: enigma.i32, Slot: enigma.u32, Out: enigma.i32):
+    # Threadgroup atomics return old values: fetch_add hands out unique slots;
+    # min/max/and/or/xor/exchange combine the group's values.
+    lid = enigma.thread_index_in_threadgroup()
+    g = enigma.threadgroup_position_in_grid("x")
+    tid = enigma.thread_position_in_grid
+    cnt = enigma.threadgroup_alloc("uint", 1)
+    acc = enigma.threadgroup_alloc("int", 8)
+    with enigma.if_(lid == 0):
+        cnt[0] = 0
+        acc[0] = 1 << 30
+        acc[1] = -(1 << 30)
+        acc[2] = -1
+        acc[3] = 0
+        acc[4] = 0
+        acc[5] = 0
+        acc[6] = 0
+    enigma.barrier()
+    x = A[tid]
+    Slot[tid] = enigma.atomic_fetch_add(cnt, 0, 1)
+    enigma.atomic_fetch_min(acc, 0, x)
+    enigma.atomic_fetch_max(acc, 1, x)
+    enigma.atomic_fetch_and(acc, 2, x | 0x100)
+    enigma.atomic_fetch_or(acc, 3, x & 0xFF)
+    enigma.atomic_fetch_xor(acc, 4, x)
+    enigma.atomic_fetch_sub(acc, 5, x)
+    enigma.atomic_exchange(acc, 6, 7)
+    enigma.barrier()
+    with enigma.if_(lid < 7):
+        Out[g * 7 + lid] = acc[lid]
+
+
+def test_threadgroup_atomics_return_and_combine():
+    tg, groups = 96, 3
+    n = tg * groups - 20                                   # the last group is partial
+    a = np.random.default_rng(14).integers(-1000, 1000, n).astype(np.int32)
+    slot, out = rt().execute(enigma.compile(tg_atomic_slots), [a], grid=(n, 1, 1), threads=(tg, 1, 1),
+                             output_sizes=[n * 4, groups * 7 * 4])
+    slot = np.frombuffer(slot, np.uint32)
+    out = np.frombuffer(out, np.int32).reshape(groups, 7)
+    for g in range(groups):
+        s, e = g * tg, min(n, (g + 1) * tg)
+        xs = a[s:e]
+        assert sorted(slot[s:e].tolist()) == list(range(e - s))
+        ref = [xs.min(), xs.max(), np.bitwise_and.reduce(xs | 0x100) & -1, np.bitwise_or.reduce(xs & 0xFF),
+               np.bitwise_xor.reduce(xs), -int(xs.sum()), 7]
+        np.testing.assert_array_equal(out[g], np.array(ref, np.int64).astype(np.int32))
+
+
 # ---- simd and quad collectives vs a numpy model -----------------------------------
 
 SIMD_REDUCE = ["sum", "product", "min", "max", "and", "or", "xor"]
@@ -453,6 +503,55 @@ def test_strided_loops_around_barriers_and_divergence():
     np.testing.assert_array_equal(out, ref)
 
 
+@enigma.kernel
+def order_probe(A: enigma.f32, Out: enigma.f32):
+    tid = enigma.thread_position_in_grid
+    x = A[tid]
+    n = enigma.threads_per_grid("x")
+    Out[tid] = enigma.simd_sum(x)
+    Out[n + tid] = enigma.simd_product(x)
+    Out[2 * n + tid] = enigma.quad_sum(x)
+
+
+def butterfly_model(seg, op):
+    """The defined order of a full simdgroup (quad): x[l] = op(x[l], x[l ^ o])
+    for o = width/2 .. 1, in float32; every lane ends with the same bits."""
+    x = seg.copy()
+    o = len(x) // 2
+    while o:
+        x = op(x, x[np.arange(len(x)) ^ o]).astype(np.float32)
+        o //= 2
+    assert len(set(x.view(np.uint32))) == 1
+    return x[0]
+
+
+def sequential_model(seg, op):
+    acc = seg[0]
+    for v in seg[1:]:
+        acc = np.float32(op(acc, v))
+    return acc
+
+
+def test_float_reduction_order_bit_for_bit_probe():
+    """Bit for bit: full simdgroups and quads reduce in the butterfly order,
+    the partial last simdgroup (quad) lane by lane; values of very different
+    magnitudes make every order give different bits."""
+    n, tg = 100, 100          # simdgroups of 32, 32, 32 and a partial 4-lane one; quads all full
+    rng = np.random.default_rng(11)
+    a = (rng.standard_normal(n) * 10.0 ** rng.integers(-4, 5, n)).astype(np.float32)
+    a[::7] = rng.uniform(0.9, 1.1, len(a[::7])).astype(np.float32)
+    out = run(order_probe, [a], np.float32, 3 * n, (n, 1, 1), (tg, 1, 1)).reshape(3, n)
+    for k, width, op in ((0, 32, np.add), (1, 32, np.multiply), (2, 4, np.add)):
+        want = np.empty(n, np.float32)
+        for s0 in range(0, n, width):
+            seg = a[s0:s0 + width]
+            want[s0:s0 + width] = butterfly_model(seg, op) if len(seg) == width else sequential_model(seg, op)
+        np.testing.assert_array_equal(out[k].view(np.uint32), want.view(np.uint32), err_msg=f"{width} {op.__name__}")
+    # the probe really tells the orders apart
+    seg = a[:32]
+    assert butterfly_model(seg, np.add) != sequential_model(seg, np.add)
+
+
 # ---- simdgroup matrices and gemm ---------------------------------------------------
 
 @enigma.kernel
@@ -469,6 +568,92 @@ def test_simdgroup_matrix_8x8():
     A, B, C = (rng.standard_normal((8, 8)).astype(np.float32) for _ in range(3))
     out = run(mma8, [A, B, C], np.float32, 64, (32, 1, 1), (32, 1, 1)).reshape(8, 8)
     np.testing.assert_allclose(out, A.astype(np.float64) @ B.T + C, rtol=1e-5, atol=1e-5)
+
+
+def make_mma_probe(elem, through_threadgroup):
+    """Each simdgroup: D = A @ B^T + C on its own 8x8 tiles (A staged
+    through threadgroup memory or read from the buffer)."""
+    dt = {"float": enigma.f32, "half": enigma.f16, "bfloat": enigma.bf16}[elem]
+
+    @enigma.kernel
+    def mma_probe(A: dt, B: dt, C: enigma.f32, Out: enigma.f32):
+        sg = enigma.simdgroup_index_in_threadgroup()
+        tile = (enigma.threadgroup_position_in_grid("x") * enigma.simdgroups_per_threadgroup() + sg) * 64
+        if through_threadgroup:
+            sh = enigma.threadgroup_alloc(elem, 64 * 4)
+            lane = enigma.thread_index_in_simdgroup()
+            sh[sg * 64 + lane] = A[tile + lane]
+            sh[sg * 64 + lane + 32] = A[tile + lane + 32]
+            enigma.barrier()
+            a = enigma.simdgroup_matrix_load(sh, 8, origin=sg * 64)
+        else:
+            a = enigma.simdgroup_matrix_load(A, 8, origin=tile)
+        b = enigma.simdgroup_matrix_load(B, 8, origin=tile, transpose=True)
+        c = enigma.simdgroup_matrix_load(C, 8, origin=tile)
+        enigma.simdgroup_matrix_store(enigma.simdgroup_multiply_accumulate(a, b, c), Out, 8, origin=tile)
+    return mma_probe
+
+
+@pytest.mark.parametrize("elem", ["float", "half", "bfloat"])
+@pytest.mark.parametrize("through_threadgroup", [False, True])
+def test_simdgroup_mma_full_simdgroups(elem, through_threadgroup):
+    """Full simdgroups (the CUDA device's tensor-core variant): f32 exactly
+    in the defined order (c, then + a[r][k] * b[k][c] for k = 0..7, in float);
+    half/bfloat within the accumulation tolerance of docs/cooperative.md."""
+    import ml_dtypes
+    np_dt = {"float": np.float32, "half": np.float16, "bfloat": ml_dtypes.bfloat16}[elem]
+    tiles, tg = 8, 128                       # 2 threadgroups of 4 full simdgroups
+    rng = np.random.default_rng(12)
+    A, B = (rng.standard_normal((tiles, 8, 8)).astype(np_dt) for _ in range(2))
+    C = rng.standard_normal((tiles, 8, 8)).astype(np.float32)
+    out = run(make_mma_probe(elem, through_threadgroup), [A, B, C], np.float32, tiles * 64, (tiles * 32, 1, 1),
+              (tg, 1, 1)).reshape(tiles, 8, 8)
+    a32, b32 = A.astype(np.float32), B.astype(np.float32)
+    if elem == "float":
+        want = C.copy()
+        for k in range(8):
+            want = (want + a32[:, :, k:k + 1] * b32[:, :, k][:, None, :]).astype(np.float32)
+        np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+    else:
+        ref = a32.astype(np.float64) @ b32.astype(np.float64).transpose(0, 2, 1) + C
+        scale = np.abs(a32).astype(np.float64) @ np.abs(b32).astype(np.float64).transpose(0, 2, 1) + np.abs(C)
+        assert np.all(np.abs(out - ref) <= 2.0 ** -18 * scale), np.max(np.abs(out - ref) / scale)
+
+
+@pytest.mark.parametrize("elem", ["half", "bfloat"])
+def test_simdgroup_products_sharing_b(elem):
+    """Two products with the same B side by side (one tensor-core instruction
+    on CUDA serves both), and a third that reads the second's result."""
+    import ml_dtypes
+    dt = {"half": enigma.f16, "bfloat": enigma.bf16}[elem]
+    np_dt = {"half": np.float16, "bfloat": ml_dtypes.bfloat16}[elem]
+
+    @enigma.kernel
+    def shared_b(A: dt, B: dt, C: enigma.f32, Out: enigma.f32):
+        b = enigma.simdgroup_matrix_load(B, 8)
+        a0 = enigma.simdgroup_matrix_load(A, 8)
+        a1 = enigma.simdgroup_matrix_load(A, 8, origin=64)
+        c0 = enigma.simdgroup_matrix_load(C, 8)
+        c1 = enigma.simdgroup_matrix_load(C, 8, origin=64)
+        d0 = enigma.simdgroup_multiply_accumulate(a0, b, c0)
+        d1 = enigma.simdgroup_multiply_accumulate(a1, b, c1)
+        d2 = enigma.simdgroup_multiply_accumulate(a0, b, d1)
+        for k, d in enumerate((d0, d1, d2)):
+            enigma.simdgroup_matrix_store(d, Out, 8, origin=64 * k)
+
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((2, 8, 8)).astype(np_dt)
+    B = rng.standard_normal((8, 8)).astype(np_dt)
+    C = rng.standard_normal((2, 8, 8)).astype(np.float32)
+    src = enigma.compile(shared_b, emit_only=True)._core.source("cuda", matrix_fragments=True)
+    assert src.count("en_mma2_") == 3 and src.count("(en_d, ") == 2   # two helpers; d0 with d1, d2 alone
+    out = run(shared_b, [A, B, C], np.float32, 3 * 64, (32, 1, 1), (32, 1, 1)).reshape(3, 8, 8)
+    a, b = A.astype(np.float64), B.astype(np.float64)
+    refs = [a[0] @ b + C[0], a[1] @ b + C[1], a[0] @ b + a[1] @ b + C[1]]
+    scales = [np.abs(a[0]) @ np.abs(b) + np.abs(C[0]), np.abs(a[1]) @ np.abs(b) + np.abs(C[1]),
+              np.abs(a[0]) @ np.abs(b) + np.abs(a[1]) @ np.abs(b) + np.abs(C[1])]
+    for got, ref, scale in zip(out, refs, scales):
+        assert np.all(np.abs(got - ref) <= 2.0 ** -17 * scale), np.max(np.abs(got - ref) / scale)
 
 
 def make_tiled_gemm(T, half):

@@ -165,3 +165,44 @@ def test_queries_outside_a_kernel():
         enigma.arch.thread_idx()
     with pytest.raises(AttributeError, match="module 'enigma' has no attribute 'no_such_name'"):
         enigma.no_such_name  # noqa: B018
+
+
+@enigma.kernel
+def query_forms(out: enigma.u32):
+    x = enigma.thread_position_in_grid               # bare: the x position (the reference's form)
+    y = enigma.thread_position_in_grid("y")          # called with an axis
+    lane = enigma.thread_index_in_simdgroup          # bare scalar query: the same value as called
+    flat = enigma.thread_index_in_threadgroup()
+    gx = enigma.threads_per_grid.x                   # .x/.y/.z pick an axis
+    k = (y * gx + x) * 4
+    out[k] = lane + 0
+    out[k + 1] = flat
+    out[k + 2] = enigma.thread_position_in_threadgroup + enigma.thread_position_in_threadgroup("y") * 100
+    out[k + 3] = y
+
+
+def test_queries_bare_and_called(runtime):
+    got = run(runtime, query_forms, [], (np.uint32, 16 * 3 * 4), (16, 3, 1), (8, 3, 1)).reshape(3, 16, 4)
+    yy, xx = np.mgrid[0:3, 0:16]
+    lx = xx % 8
+    flat = lx + 8 * yy
+    np.testing.assert_array_equal(got[..., 0], flat % 32)
+    np.testing.assert_array_equal(got[..., 1], flat)
+    np.testing.assert_array_equal(got[..., 2], lx + yy * 100)
+    np.testing.assert_array_equal(got[..., 3], yy)
+
+
+def test_scalar_query_with_an_axis_says_what_to_write():
+    @enigma.kernel
+    def bad(out: enigma.u32):
+        out[0] = enigma.thread_index_in_simdgroup("y")
+
+    with pytest.raises(enigma.EnigmaError, match=r"has no axes.*enigma\.thread_index_in_simdgroup\(\)"):
+        enigma.compile(bad, emit_only=True)
+
+
+def test_query_signatures_are_the_references():
+    import inspect
+    assert str(inspect.signature(enigma.thread_position_in_threadgroup)) == "(dim='x')"
+    assert str(inspect.signature(enigma.thread_index_in_simdgroup)) == "()"
+    assert enigma.threads_per_grid.__name__ == "threads_per_grid"

@@ -62,6 +62,12 @@ struct CudaEmitOptions {
   // blocks in x). More memory accesses in flight per thread, for large grids
   // of memory-bound kernels. Not with debug.
   int groups_per_block = 1;
+  // Simdgroup matrices as distributed fragments (two elements per lane of
+  // the warp; half/bfloat multiply-accumulate on the tensor cores with
+  // mma.sync) in an entry named <entry>_tc. Only for launches whose every
+  // simdgroup is full (the runtime checks); the plain entry keeps the whole
+  // tile in every lane. Not with debug.
+  bool matrix_fragments = false;
   bool bounds_check = true;  // as CpuEmitOptions
 };
 std::string emit_cuda(const Kernel& k, const CudaEmitOptions& options = {});
@@ -69,6 +75,8 @@ std::string cuda_entry_name(const Kernel& k);
 // The groups_per_block worth using for large grids of this kernel; 1 when
 // its threadgroups must run one per block.
 int cuda_preferred_groups_per_block(const Kernel& k);
+// Whether the kernel uses simdgroup matrices (and so has a _tc entry).
+bool cuda_uses_matrices(const Kernel& k);
 // Kernels whose threads interact (threadgroup memory, barriers, simd/quad
 // ops, atomics, simdgroup matrices, async copies) take a different frame:
 // launch each threadgroup as a 1-D block of threads.x * threads.y *

@@ -83,6 +83,10 @@ class Builder {
   void barrier(int64_t mem_flags, bool simdgroup = false);
   // Simd/quad reductions and scans (value), shuffles (value, lane).
   ValueId collective(OpCode op, const Operand& value, const Operand& lane = Operand());
+  // Metal's vote/mask functions by name (ops.def's VOTE rows: simd_all,
+  // simd_ballot, quad_is_first, ...); `pred` is a bool (ignored by the ones
+  // that take none).
+  ValueId vote(const std::string& name, const Operand& pred);
   // Atomic*: `values` is {} (load), {value}, or {expected, desired} (compare-exchange).
   ValueId atomic(OpCode op, int64_t mem, const Operand& index, const std::vector<Operand>& values,
                  MemoryOrder order = MemoryOrder::Relaxed, MemoryOrder failure = MemoryOrder::Relaxed);
@@ -133,6 +137,14 @@ class Builder {
   void begin_if(const Operand& cond);
   void begin_else();
   std::vector<ValueId> end_if(const std::vector<Operand>& yields = {});
+  // Closes an if_ whose else-block is open and merges values assigned in its
+  // branches (Python `if`/`else` and `a if c else b`): value i is then_values[i]
+  // where the condition held, else_values[i] elsewhere, in their common dtype.
+  // Each lives in a one-element per-thread array declared before the if, so
+  // the IR's if keeps no results and every backend emits it unchanged.
+  // `names` label the arrays and the errors.
+  std::vector<ValueId> end_if_merge(const std::vector<Operand>& then_values, const std::vector<Operand>& else_values,
+                                    const std::vector<std::string>& names);
 
   // while: the condition region sees the carried values; body receives them.
   std::vector<ValueId> begin_while(const std::vector<Operand>& inits);  // -> condition args

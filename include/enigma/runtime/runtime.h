@@ -175,6 +175,17 @@ class PreparedLaunch {
   double dispatch_timed(Dim3 grid, Dim3 threads) { return run(grid, threads, true); }
   size_t num_outputs() const { return num_outputs_; }
   uint64_t output_size(size_t i) const;
+  // Time-stepping without preparing again: new values of the Scalar
+  // parameters (validated as prepare validates them), used from the next dispatch.
+  void set_scalars(const std::vector<ScalarArg>& scalars);
+  // The device buffer bound to buffer parameter `param`, shared: another
+  // PreparedLaunch on the same device can bind it without a copy.
+  std::shared_ptr<DeviceBuffer> buffer(size_t param) const;
+  // Binds buffer parameter `param` to `buffer` (same device, same byte size)
+  // from the next dispatch on, without copying: ping-pong loops swap two.
+  void bind(size_t param, std::shared_ptr<DeviceBuffer> buffer);
+  // Copies any buffer parameter's bytes (an output, or an input the kernel writes).
+  void read_buffer(size_t param, void* dst) const;
   void read_output(size_t i, void* dst) const;
   void release();
   bool released() const { return released_; }
@@ -191,7 +202,7 @@ class PreparedLaunch {
   std::shared_ptr<Device> device_;
   std::shared_ptr<CompiledKernel> kernel_;
   std::shared_ptr<Program> program_;
-  std::vector<std::unique_ptr<DeviceBuffer>> buffers_;  // per parameter; null for scalars
+  std::vector<std::shared_ptr<DeviceBuffer>> buffers_;  // per parameter; null for scalars
   std::vector<LaunchArg> args_;
   size_t num_outputs_ = 0;
   size_t first_output_ = 0;

@@ -23,4 +23,18 @@ class RuntimeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A runtime call was given an argument of the wrong dtype or kind (Type) or a
+// bad size, count, geometry or value (Value); nothing ran. Python raises
+// enigma.EnigmaTypeError / enigma.EnigmaValueError (also TypeError /
+// ValueError); a failed dispatch stays a RuntimeError.
+class ValidationError : public RuntimeError {
+ public:
+  enum class Kind { Type, Value };
+  ValidationError(Kind kind, const std::string& message) : RuntimeError(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
 }  // namespace enigma

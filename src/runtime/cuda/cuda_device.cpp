@@ -51,17 +51,25 @@ struct Entry {
 
 class CudaProgram : public Program {
  public:
-  CudaProgram(CudaDevice* dev, Entry plain, bool debug, bool checked, int groups)
-      : dev_(dev), plain_(plain), debug_(debug), checked_(checked), groups_(groups) {}
+  CudaProgram(CudaDevice* dev, Entry plain, bool debug, bool checked, int groups, bool matrices)
+      : dev_(dev), plain_(plain), debug_(debug), checked_(checked), groups_(groups), matrices_(matrices) {}
   ~CudaProgram() override;
-  const Entry& plain() const { return plain_; }
+  // The plain entry: built at compile time, except for kernels with
+  // simdgroup matrices, whose launches mostly take the fragments entry (the
+  // plain one, a whole tile in every lane, is slow to compile).
+  const Entry& plain(const Kernel& k);
   bool debug() const { return debug_; }
   // Checked memory: the entry takes buffer lengths and an error record.
   bool checked() const { return checked_; }
+  // Whether the kernel uses simdgroup matrices (cuda_uses_matrices).
+  bool matrices() const { return matrices_; }
   // Threadgroups per block for large grids (1: the plain entry only).
   int groups() const { return groups_; }
   // The grouped entry, built on first use (large grids only pay for it).
   const Entry& grouped(const Kernel& k);
+  // The entry with simdgroup matrices as fragments (tensor cores), built on
+  // first use; only for launches whose every simdgroup is full.
+  const Entry& fragments(const Kernel& k);
 
  private:
   CudaDevice* dev_;
@@ -69,8 +77,9 @@ class CudaProgram : public Program {
   bool debug_;
   bool checked_;
   int groups_;
+  bool matrices_;
   std::mutex mu_;
-  Entry grouped_;
+  Entry grouped_, fragments_;
 };
 
 std::string read_file(const std::filesystem::path& p) {
@@ -127,6 +136,9 @@ class CudaDevice : public Device {
     // Threadgroups per block for large grids, instead of the per-kernel choice (1: off).
     if (const char* env = std::getenv("ENIGMA_CUDA_GROUPS_PER_BLOCK"); env && *env)
       groups_override_ = std::clamp(std::atoi(env), 1, 64);
+    // 0: simdgroup matrices always take the plain entry (no tensor cores).
+    if (const char* env = std::getenv("ENIGMA_CUDA_TENSOR_CORES"); env && std::string(env) == "0")
+      tensor_cores_ = false;
     check(d_->cuEventCreate(&start_, 0), "cuEventCreate");
     check(d_->cuEventCreate(&end_, 0), "cuEventCreate");
   }
@@ -152,10 +164,12 @@ class CudaDevice : public Device {
       if (it != loaded_.end())
         if (auto p = it->second.lock()) return p;
     }
-    Entry plain = build(k, source, cuda_entry_name(k));
+    const bool matrices = cuda_uses_matrices(k), fragments_first = tensor_cores_ && !o.debug && matrices;
+    Entry plain = fragments_first ? Entry{} : build(k, source, cuda_entry_name(k));
     int groups = o.debug ? 1 : groups_override_ > 0 ? groups_override_ : cuda_preferred_groups_per_block(k);
     if (cuda_preferred_groups_per_block(k) == 1) groups = 1;
-    auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, o.debug || o.bounds_check, groups);
+    auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, o.debug || o.bounds_check, groups, matrices);
+    if (fragments_first) prog->fragments(k);
     std::lock_guard<std::mutex> lock(mu_);
     loaded_[key] = prog;
     return prog;
@@ -328,8 +342,13 @@ class CudaDevice : public Device {
              bool wait) {
     const uint64_t g[3] = {grid.x, grid.y, grid.z}, t[3] = {threads.x, threads.y, threads.z};
     const uint64_t per_block = t[0] * t[1] * t[2];
+    // Simdgroup matrices as fragments (the _tc entry) need every simdgroup
+    // full: whole warps per threadgroup and no partial edge threadgroup.
+    const bool full_simdgroups =
+        per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 && g[2] % t[2] == 0;
+    const bool tc = tensor_cores_ && !prog.debug() && prog.matrices() && full_simdgroups;
+    const Entry* entry = tc ? &prog.fragments(k) : &prog.plain(k);
     // Large grids run several threadgroups per block (CudaEmitOptions::groups_per_block).
-    const Entry* entry = &prog.plain();
     uint64_t groups = 1;
     if (prog.groups() > 1 && g[0] * g[1] * g[2] >= grouped_min_threads_) {
       const Entry& e = prog.grouped(k);
@@ -559,6 +578,7 @@ class CudaDevice : public Device {
   std::vector<PendingCheck> pending_;  // launches whose error records are not read yet
   uint64_t grouped_min_threads_ = uint64_t{1} << 22;  // ~4 waves of a large GPU after grouping
   int groups_override_ = 0;
+  bool tensor_cores_ = true;  // the _tc entry for launches whose simdgroups are all full
   CUresult broken_ = CUDA_SUCCESS;
   std::string last_kernel_;
   Dim3 last_grid_, last_threads_;
@@ -581,9 +601,32 @@ const Entry& CudaProgram::grouped(const Kernel& k) {
   return grouped_;
 }
 
+const Entry& CudaProgram::plain(const Kernel& k) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!plain_.fn) {
+    CudaEmitOptions eo;
+    eo.debug = debug_;
+    eo.bounds_check = checked_;
+    plain_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k));
+  }
+  return plain_;
+}
+
+const Entry& CudaProgram::fragments(const Kernel& k) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fragments_.fn) {
+    CudaEmitOptions eo;
+    eo.matrix_fragments = true;
+    eo.bounds_check = checked_;  // the same parameters as the plain entry
+    fragments_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + "_tc");
+  }
+  return fragments_;
+}
+
 CudaProgram::~CudaProgram() {
   if (plain_.module) dev_->unload(plain_.module);
   if (grouped_.module) dev_->unload(grouped_.module);
+  if (fragments_.module) dev_->unload(fragments_.module);
 }
 
 }  // namespace

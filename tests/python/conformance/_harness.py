@@ -295,7 +295,7 @@ def run(kernel, inputs, outputs, n_threads, constants=None):
 
 def msl_call(op: str) -> str:
     """The Metal library call an op is spelled with (from the op table), e.g. "metal::sqrt("."""
-    m = re.search(r"metal::\w+\(", enigma.LANGUAGE_TABLE[op]["msl"])
+    m = re.search(r"(?:metal::|en_)\w+\(", enigma.LANGUAGE_TABLE[op]["msl"])
     return m.group(0) if m else ""
 
 

@@ -1,4 +1,4 @@
-"""Float math (24 unary, 7 binary, 4 ternary functions, 5 predicates) on
+"""Float math (29 unary, 7 binary, 4 ternary functions, 5 predicates) on
 float, half and bfloat, scalars and 2-, 3- and 4-lane vectors: one kernel per
 dtype evaluates every op on every input."""
 
@@ -14,7 +14,8 @@ from ._harness import (
 )
 
 UNARY = ["sqrt", "abs", "ceil", "floor", "round", "trunc", "sign", "saturate", "fract", "rsqrt", "exp", "exp2",
-         "log", "log2", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh"]
+         "log", "log2", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+         "asinh", "acosh", "atanh", "expm1", "log1p"]
 BINARY = ["fmin", "fmax", "pow", "fmod", "atan2", "step", "copysign"]
 TERNARY = ["clamp", "fma", "mix", "smoothstep"]
 PREDICATES = ["isnan", "isinf", "isfinite", "signbit", "isnormal"]
@@ -47,7 +48,8 @@ UNARY_REF = {
     "sign": _sign, "saturate": lambda x: _clamp(x, 0.0, 1.0), "rsqrt": lambda x: 1.0 / np.sqrt(x), "exp": np.exp,
     "exp2": np.exp2, "log": np.log, "log2": np.log2, "log10": np.log10, "sin": np.sin, "cos": np.cos,
     "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
-    "tanh": np.tanh,
+    "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "expm1": np.expm1,
+    "log1p": np.log1p,
 }
 BINARY_REF = {
     "fmin": np.fmin, "fmax": np.fmax, "pow": np.power, "fmod": np.fmod, "atan2": np.arctan2,
