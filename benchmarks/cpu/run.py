@@ -371,9 +371,15 @@ class Workload:
         self.impls[impl] = (fn, get)
         if hasattr(fn, "compile_s"):
             self.compile_s = fn.compile_s
+        if hasattr(fn, "unchecked"):   # --bounds-check-cost: the same kernel without checks
+            self.impls["enigma-unchecked"] = fn.unchecked
 
 
-def enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars=None, dtype=np.float32):
+COMPARE_UNCHECKED = False  # --bounds-check-cost
+
+
+def enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars=None, dtype=np.float32,
+                    bounds_check=True):
     # Cold: the first compile in this process with an empty kernel cache
     # (trace, optimise, emit, C++ compile, load); cached: the same kernel
     # traced, optimised and emitted again, the work done before the cache
@@ -381,17 +387,19 @@ def enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars=None, 
     # CPU seconds too (this process and the compiler it ran): on a shared
     # machine the wall time mostly measures the other load.
     c0, t0 = os.times(), time.perf_counter()
-    compiled = enigma.compile(kernel)
+    compiled = enigma.compile(kernel, bounds_check=bounds_check)
     p = rt.prepare(compiled, inputs, out_bytes, scalars=scalars)
     cold, c1 = time.perf_counter() - t0, os.times()
     cold_cpu = sum(b - a for a, b in zip(c0[:4], c1[:4]))
     t0 = time.perf_counter()
-    enigma.compile(kernel).source("cpu")
+    enigma.compile(kernel, bounds_check=bounds_check).source("cpu")
     cached = time.perf_counter() - t0
 
     def fn():
         p.dispatch(grid, threads)
     fn.compile_s = (cold, cached, cold_cpu)
+    if COMPARE_UNCHECKED and bounds_check:
+        fn.unchecked = enigma_prepared(rt, kernel, inputs, out_bytes, grid, threads, scalars, dtype, False)
     return fn, (lambda: np.frombuffer(p.read_output(), dtype=dtype))
 
 
@@ -706,7 +714,11 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated substrings of the workloads to run")
     ap.add_argument("--out", default="", help="also write the table as markdown to this file")
     ap.add_argument("--warm-cache", action="store_true", help="keep the kernel cache (cold compile times are then cache hits)")
+    ap.add_argument("--bounds-check-cost", action="store_true",
+                    help="also run every Enigma kernel compiled with bounds_check=False (row enigma-unchecked)")
     args = ap.parse_args()
+    global COMPARE_UNCHECKED
+    COMPARE_UNCHECKED = args.bounds_check_cost
     if not args.warm_cache:   # cold compile times: an empty kernel cache
         os.environ["ENIGMA_CACHE_DIR"] = tempfile.mkdtemp(prefix="enigma_bench_cache_")
 

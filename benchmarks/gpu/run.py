@@ -50,6 +50,10 @@ import enigma
 ROWS = []  # (workload, peer, peer value, enigma value, unit, ratio, % of floor, note)
 
 
+BOUNDS_CHECK_COST = False  # --bounds-check-cost
+UNCHECKED = "enigma bounds_check=False"
+
+
 def row(workload, peer, peer_v, enigma_v, unit, ratio=None, floor=None, note=""):
     ROWS.append((workload, peer, peer_v, enigma_v, unit, ratio, floor, note))
 
@@ -153,6 +157,9 @@ def bench_elementwise(rt, torch, triton, cupy, dtype_name, gib, rounds, bw, thre
     pk = rt.prepare(ck, [a, b], n * esize)  # torch tensors bound without a copy
     grid, tg = (n, 1, 1), (threads, 1, 1)
     peers = {"torch.add(out=)": lambda: torch.add(a, b, out=c)}
+    if BOUNDS_CHECK_COST:  # the same kernel unchecked: the peer/enigma ratio is the checks' cost
+        pku = rt.prepare(enigma.compile(kernel, bounds_check=False), [a, b], n * esize)
+        peers[UNCHECKED] = lambda: pku.dispatch(grid, tg)
     if triton is not None:
         tri = make_triton_add(triton)
         peers["triton masked add"] = lambda: tri[(triton.cdiv(n, 1024),)](a, b, c, n, BLOCK=1024)
@@ -216,13 +223,17 @@ def close(got, want):
     return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=1e-6))
 
 
-def enigma_rows(rt, kind, x, w, n, rows, threads=None):
+def enigma_rows(rt, kind, x, w, n, rows, threads=None, bounds_check=True):
     """A PreparedKernel and its launch shape; x (and w) bound without a copy."""
     if kind == "rmsnorm":
         ck, t = _rmsnorm_example.compile_rmsnorm(n, threads)
+        if not bounds_check:  # --bounds-check-cost: the same kernel unchecked
+            ck = enigma.compile(_rmsnorm_example.make_rmsnorm(n, t), vec_width=4, bounds_check=False)
         pk = rt.prepare(ck, [x, w], rows * n * 4)
     else:
         ck, t = _softmax_example.compile_softmax(n, threads)
+        if not bounds_check:
+            ck = enigma.compile(_softmax_example.make_softmax(n, t), vec_width=4, bounds_check=False)
         pk = rt.prepare(ck, [x], rows * n * 4)
     return pk, (rows * t, 1, 1), (t, 1, 1)
 
@@ -310,6 +321,10 @@ def bench_rows(rt, torch, triton, kind, n, gib, rounds, bw, threads, check_rows=
         else:
             peers[name] = lambda: tri_sm[(rows,)](x, y_tri, n, BLOCK=block, num_warps=nw)
     pk, grid, tg = enigma_rows(rt, kind, x, w, n, rows, threads)
+    if BOUNDS_CHECK_COST:  # the same kernel unchecked: the peer/enigma ratio is the checks' cost
+        pku = enigma_rows(rt, kind, x, w, n, rows, threads, bounds_check=False)[0]
+        peers[UNCHECKED] = lambda: pku.dispatch(grid, tg)
+        outs[UNCHECKED] = None
     results = {}
     try:
         for _ in range(3):  # warm-up: compiles, module loads
@@ -326,6 +341,9 @@ def bench_rows(rt, torch, triton, kind, n, gib, rounds, bw, threads, check_rows=
         ok = close(got, want)
         peer_ok = {}
         for p in peers:
+            if p == UNCHECKED:
+                peer_ok[p] = close(np.frombuffer(pku.read_output(), np.float32, count=k * n).reshape(k, n), want)
+                continue
             y = outs.get(p, results.get(p))
             peer_ok[p] = y is not None and close(y[:k].cpu().numpy(), want)
         results.clear()
@@ -607,7 +625,11 @@ def main(argv=None) -> int:
     ap.add_argument("--smoke", action="store_true",
                     help="only check the enigma row-reduction kernels on tiny inputs on the default device")
     ap.add_argument("--json", help="write the rows here (default: $OUT/gpu-bench.json when OUT is set)")
+    ap.add_argument("--bounds-check-cost", action="store_true",
+                    help=f"add a row '{UNCHECKED}' per Enigma workload: the cost of checked memory")
     args = ap.parse_args(argv)
+    global BOUNDS_CHECK_COST
+    BOUNDS_CHECK_COST = args.bounds_check_cost
 
     if args.smoke:
         return smoke(enigma.MetalRuntime())

@@ -418,10 +418,19 @@ def _dump_sources(name: str, core) -> dict:
 
 
 def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, work_dir=None,
-            vec_width=0, emit_only=None, debug=None) -> CompiledKernel:  # noqa: A001 - reference name
+            vec_width=0, emit_only=None, debug=None,
+            bounds_check=True) -> CompiledKernel:  # noqa: A001 - reference name
     """Traces ``fn`` (an ``@enigma.kernel``), verifies and optimises its IR and
     emits MSL. Unless emit-only, the kernel is also built for the default device
-    now (so build errors surface here and the first dispatch is fast)."""
+    now (so build errors surface here and the first dispatch is fast).
+
+    Memory accesses are bounds-checked (out-of-bounds loads read 0, stores and
+    atomics are dropped and the dispatch raises). ``bounds_check=False`` turns
+    the checks off for this kernel: an out-of-bounds access then reads or
+    writes whatever memory lies there, and on the CPU can crash the process.
+    ``debug=True`` reports out-of-bounds loads too."""
+    if not isinstance(bounds_check, bool):
+        raise TypeError(f"compile: bounds_check must be True or False, got {bounds_check!r}")
     if not isinstance(fn, (KernelDef, JitDef)):
         raise TypeError(f"Expected @enigma.kernel or @enigma.jit, got {type(fn).__name__}")
     vec_width = _check_vec_width(vec_width)
@@ -448,7 +457,7 @@ def compile(fn, *args, keep_metal_source=False, dump_ir=False, dump_mlir=False, 
     ir.optimize()
     ir_text = ir.print()
     dbg = _debug(debug)
-    core = _core.CompiledKernelCore(ir, dbg)
+    core = _core.CompiledKernelCore(ir, dbg, bounds_check)
     # Only what is asked is generated: the default device's code (precompile
     # below), the MSL when printed or kept, every backend when dumping.
     msl = core.source("metal") if (dump_ir or dump_mlir or keep_metal_source or work_dir is not None) else None

@@ -347,6 +347,54 @@ std::string CFamilyEmitter::local_index(const Op& op, const std::string& clamp_f
   return clamp_fn + "(" + name(idx) + ", " + std::to_string(a.size) + "u)";
 }
 
+// ---- checked memory ---------------------------------------------------------
+
+std::string CFamilyEmitter::mem_length(int64_t mem) const {
+  if (is_threadgroup_memory(mem)) return std::to_string(k_.tg_arrays.at(threadgroup_array_index(mem)).size) + "u";
+  return "en_len" + std::to_string(mem);
+}
+
+std::string CFamilyEmitter::report_oob(int64_t, const std::string&, Access) {
+  throw KernelError("internal: kernel '" + k_.name + "': this backend cannot report out-of-bounds accesses");
+}
+
+std::string CFamilyEmitter::bounds_check(int64_t mem, ValueId index, int lanes, Access access,
+                                         const std::string& mask) {
+  if (!check_memory_) return "";
+  // A constant index into a threadgroup array (sizes are known) needs no check.
+  if (is_threadgroup_memory(mem)) {
+    if (const Op* c = constant_def(index)) {
+      uint64_t size = k_.tg_arrays.at(threadgroup_array_index(mem)).size;
+      bool negative = is_signed_int(c->type.elem) && c->value.i < 0;
+      uint64_t u = static_cast<uint64_t>(c->value.i);
+      if (!negative && u <= size && static_cast<uint64_t>(lanes) <= size - u) return "";
+    }
+  }
+  const std::string u64 = type(DType::scalar(Scalar::U64));
+  return bounds_check_expr(mem, "static_cast<" + u64 + ">(" + name(index) + ")", lanes, access, mask);
+}
+
+std::string CFamilyEmitter::bounds_check_expr(int64_t mem, const std::string& index64, int lanes, Access access,
+                                              const std::string& mask) {
+  if (!check_memory_) return "";
+  const std::string u64 = type(DType::scalar(Scalar::U64));
+  const std::string n = std::to_string(check_counter_++);
+  const std::string idx = "en_ix" + n, ok = "en_ok" + n;
+  line("const " + u64 + " " + idx + " = " + index64 + ";");
+  const std::string len = mem_length(mem);
+  // Written so that no sum can wrap: idx + lanes <= len.
+  std::string cond = lanes == 1 ? idx + " < " + len
+                                : "(" + len + " >= " + std::to_string(lanes) + "u && " + idx + " <= " + len + " - " +
+                                      std::to_string(lanes) + "u)";
+  line("const bool " + ok + " = " + cond + ";");
+  if (access != kLoad || report_loads_) {
+    std::string when = "!" + ok;
+    if (!mask.empty()) when = "(" + mask + ") && " + when;
+    line("if (" + when + ") { " + report_oob(mem, idx, access) + " }");
+  }
+  return ok;
+}
+
 void CFamilyEmitter::op(const Op& op) {
   if (special(op)) return;
   switch (op.info().category) {

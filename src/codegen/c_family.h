@@ -66,6 +66,28 @@ class CFamilyEmitter {
   // The constant op defining `v`, if any.
   const Op* constant_def(ValueId v) const;
 
+  // ---- checked memory (docs/semantics.md, "Checked memory") ----
+  // Every access to a buffer or threadgroup array goes through
+  // bounds_check(): out of bounds, a load gives 0 and a store or atomic is
+  // dropped; stores (and, in debug mode, loads too) are reported. Backends
+  // set the two flags from their options and spell the length and report.
+  bool check_memory_ = false;  // bounds-check accesses (the default)
+  bool report_loads_ = false;  // debug mode: report out-of-bounds loads as well
+  // Elements in memory id `mem`: a buffer parameter (>= 0) or a threadgroup array.
+  virtual std::string mem_length(int64_t mem) const;
+  // What an access does, as reported (the runtime's messages use the same codes).
+  enum Access : int { kLoad = 0, kStore = 1, kAtomic = 2 };
+  // A statement recording the first out-of-bounds access (u64 `index`).
+  virtual std::string report_oob(int64_t mem, const std::string& index, Access access);
+  // Checks an access to `lanes` consecutive elements of `mem` from `index`
+  // (any integer value). Returns a bool expression, true when in bounds, or
+  // "" when the access needs no check (checks off, or proved in bounds at
+  // compile time). `mask`: the access happens only where it holds (load_if).
+  std::string bounds_check(int64_t mem, ValueId index, int lanes, Access access, const std::string& mask = "");
+  // The same for an index expression already widened to u64.
+  std::string bounds_check_expr(int64_t mem, const std::string& index64, int lanes, Access access,
+                                const std::string& mask = "");
+
   // ---- shared ----
   std::string name(ValueId v) const;
   const std::string& param_name(int index) const { return param_names_[index]; }
@@ -96,6 +118,7 @@ class CFamilyEmitter {
   std::vector<std::string> param_names_;
   std::vector<std::string> tg_names_;
   int temp_counter_ = 0;
+  int check_counter_ = 0;
   mutable std::vector<const Op*> const_defs_;  // by value id, built on first use
 };
 

@@ -140,7 +140,10 @@ constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__AT
 
 class CpuEmitter : public FloatRegisterEmitter {
  public:
-  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {}
+  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {
+    check_memory_ = o.debug || o.bounds_check;
+    report_loads_ = o.debug;
+  }
 
   std::string run() {
     for (const Param& p : k_.params)
@@ -162,12 +165,12 @@ class CpuEmitter : public FloatRegisterEmitter {
     // kernels compile as fast as before.
     if (uses_language()) out_ << embedded::kCpuMathPrelude << "\n";
     out_ << R"(static inline float en_f32_bits(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
-static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint64_t index, uint64_t is_store,
+static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint64_t index, uint64_t access,
                                  uint64_t x, uint64_t y, uint64_t z) {
   int32_t expected = 0;
   if (__atomic_compare_exchange_n(L->error_flag, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
     uint64_t* e = L->error_info;
-    e[0] = param; e[1] = index; e[2] = is_store; e[3] = x; e[4] = y; e[5] = z;
+    e[0] = param; e[1] = index; e[2] = access; e[3] = x; e[4] = y; e[5] = z;
   }
 }
 
@@ -182,7 +185,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       if (p.kind == Param::Kind::Buffer) {
         line(mem + "* __restrict " + param_name(static_cast<int>(i)) + " = static_cast<" + mem + "*>(L->buffers[" +
              std::to_string(i) + "]);");
-        if (opt_.debug)
+        if (check_memory_)
           line("const uint64_t en_len" + std::to_string(i) + " = L->buffer_sizes[" + std::to_string(i) + "] / sizeof(" +
                mem + ");");
       } else {
@@ -319,53 +322,28 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return "0u";
   }
 
-  std::string mem_len(int64_t mem) const {
-    if (is_threadgroup_memory(mem)) return std::to_string(k_.tg_arrays[threadgroup_array_index(mem)].size) + "u";
-    return "en_len" + std::to_string(mem);
+  // The first offending thread of a report: the thread loop's, or set by a
+  // group-level op (simdgroup matrices, async copies) to its first lane's.
+  std::string report_oob(int64_t mem, const std::string& index, Access access) override {
+    const std::string thread = thread_xyz_.empty() ? "en_gx, en_by + ly, en_bz + lz" : thread_xyz_;
+    return "en_report_oob(L, static_cast<uint64_t>(" + std::to_string(mem) + "ll), " + index + ", " +
+           std::to_string(static_cast<int>(access)) + "u, " + thread + ");";
   }
 
-  std::string checked_index(const Op& op, bool is_store) {
-    std::string idx = name(op.operands[0]);
-    if (!opt_.debug) return idx;
-    // Out of bounds: report once, then touch element 0 instead (never crashes).
-    std::string t = "en_i" + std::to_string(temp_++);
-    line("uint64_t " + t + " = static_cast<uint64_t>(" + idx + ");");
-    open("if (" + t + " >= " + mem_len(op.attr) + ")");
-    line("en_report_oob(L, static_cast<uint64_t>(" + std::to_string(op.attr) + "ll), " + t + ", " +
-         (is_store ? "1u" : "0u") + ", en_gx, en_by + ly, en_bz + lz);");
-    line(t + " = 0;");
-    close();
-    return t;
-  }
-
-  // A vector access (load_vec/store_vec) of `lanes` elements from `idx`, which
-  // the layout path proved a multiple of `lanes`: one aligned en_vec access
-  // for 32/64-bit elements; f16/bf16 lanes are converted one by one.
-  std::string vector_index(const Op& op, int lanes, bool is_store) {
-    std::string idx = name(op.operands[0]);
-    if (!opt_.debug) return idx;
-    std::string t = "en_i" + std::to_string(temp_++);
-    line("uint64_t " + t + " = static_cast<uint64_t>(" + idx + ");");
-    open("if (" + t + " + " + std::to_string(lanes) + "u > " + mem_len(op.attr) + ")");
-    line("en_report_oob(L, static_cast<uint64_t>(" + std::to_string(op.attr) + "ll), " + t + " + " +
-         std::to_string(lanes - 1) + "u, " + (is_store ? "1u" : "0u") + ", en_gx, en_by + ly, en_bz + lz);");
-    line(t + " = 0;");
-    close();
-    return t;
-  }
-
-  // Device buffers may be shorter than one vector; threadgroup arrays never are (builder).
-  std::string vector_guard(const Op& op, int lanes) const {
-    if (!opt_.debug || is_threadgroup_memory(op.attr)) return "";
-    return "en_len" + std::to_string(op.attr) + " >= " + std::to_string(lanes) + "u";
+  // Element `i` of memory `mem` as a register value (`ok`: in bounds, else 0).
+  std::string read(int64_t mem, const DType& t, const std::string& i, const std::string& ok) {
+    std::string v = from_memory(t, mem_ptr(mem) + "[" + i + "]");
+    return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(t) + "{})";
   }
 
   std::string load(const Op& op) override {
     if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[" + fast_var_ + "]");
     const DType& pt = k_.memory_type(op.attr);
-    if (op.type != pt) {
-      std::string idx = vector_index(op, op.type.lanes, false);
-      std::string buf = mem_ptr(op.attr);
+    std::string idx = name(op.operands[0]);
+    std::string buf = mem_ptr(op.attr);
+    const bool proved = proved_ && proved_->count(&op);
+    if (op.type != pt) {  // load_vec: `lanes` elements from idx
+      std::string ok = proved ? "" : bounds_check(op.attr, op.operands[0], op.type.lanes, kLoad);
       std::string v;
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
         v = type(op.type) + "(";
@@ -375,16 +353,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       } else {
         v = "*reinterpret_cast<const " + type(op.type) + "*>(" + buf + " + " + idx + ")";
       }
-      std::string guard = vector_guard(op, op.type.lanes);
-      if (!guard.empty()) return "(" + guard + " ? " + v + " : " + type(op.type) + "{})";
-      return v;
+      return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(op.type) + "{})";
     }
-    std::string idx = checked_index(op, false);
-    std::string buf = mem_ptr(op.attr);
-    if (opt_.debug && !is_threadgroup_memory(op.attr))
-      return "(en_len" + std::to_string(op.attr) + " ? " + from_memory(op.type, buf + "[" + idx + "]") + " : " +
-             type(op.type) + "{})";
-    return from_memory(op.type, buf + "[" + idx + "]");
+    return read(op.attr, op.type, idx, proved ? "" : bounds_check(op.attr, op.operands[0], 1, kLoad));
   }
 
   void store(const Op& op) override {
@@ -394,11 +365,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
     const DType& pt = k_.memory_type(op.attr);
     const DType vt = k_.type_of(op.operands[1]);
-    if (vt != pt) {
-      std::string idx = vector_index(op, vt.lanes, true);
-      std::string buf = mem_ptr(op.attr);
-      std::string guard = vector_guard(op, vt.lanes);
-      if (!guard.empty()) guard = "if (" + guard + ") ";
+    std::string idx = name(op.operands[0]);
+    std::string buf = mem_ptr(op.attr);
+    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.attr, op.operands[0], vt.lanes, kStore);
+    if (!guard.empty()) guard = "if (" + guard + ") ";
+    if (vt != pt) {  // store_vec
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
         for (int i = 0; i < vt.lanes; ++i)
           line(guard + buf + "[" + idx + " + " + std::to_string(i) + "] = " +
@@ -408,11 +379,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       return;
     }
-    std::string idx = checked_index(op, true);
-    std::string buf = mem_ptr(op.attr);
-    std::string st = buf + "[" + idx + "] = " + to_memory(k_.memory_type(op.attr), name(op.operands[1])) + ";";
-    if (opt_.debug && !is_threadgroup_memory(op.attr)) st = "if (en_len" + std::to_string(op.attr) + ") " + st;
-    line(st);
+    line(guard + buf + "[" + idx + "] = " + to_memory(pt, name(op.operands[1])) + ";");
   }
 
   std::string convert(const DType& from, const DType& to, const std::string& x) override {
@@ -457,21 +424,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   std::string load_if(const Op& op) override {
-    std::string buf = mem_ptr(op.attr);
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
-    if (opt_.debug) {
-      // Checked only where the mask lets the access happen.
-      std::string p = std::to_string(op.attr);
-      std::string t = "en_i" + std::to_string(temp_++);
-      line("uint64_t " + t + " = " + mask + " ? static_cast<uint64_t>(" + idx + ") : 0;");
-      open("if (" + mask + " && " + t + " >= " + mem_len(op.attr) + ")");
-      line("en_report_oob(L, static_cast<uint64_t>(" + p + "ll), " + t + ", 0u, en_gx, en_by + ly, en_bz + lz);");
-      line(t + " = 0;");
-      close();
-      idx = t;
-      if (!is_threadgroup_memory(op.attr)) mask = "(" + mask + " && en_len" + p + ")";
-    }
-    return "(" + mask + " ? " + from_memory(op.type, buf + "[" + idx + "]") + " : " + dflt + ")";
+    // Checked (and reported) only where the mask lets the access happen.
+    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad, mask);
+    if (!ok.empty()) mask = "(" + mask + " && " + ok + ")";
+    return "(" + mask + " ? " + from_memory(op.type, mem_ptr(op.attr) + "[" + idx + "]") + " : " + dflt + ")";
   }
 
   // In a work-group loop, an array used by several thread loops (across a
@@ -502,8 +459,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (op.info().category != OpCategory::Atomic) return false;
     const DType t = k_.memory_type(op.attr);
     const std::string T = type(t);
-    std::string idx = checked_index(op, op.code != OpCode::AtomicLoad);
-    std::string p = "&" + mem_ptr(op.attr) + "[" + idx + "]";
+    std::string p = "&" + mem_ptr(op.attr) + "[" + name(op.operands[0]) + "]";
+    // Out of bounds, the atomic acts on a zeroed local instead (dropped; reads 0).
+    std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    if (!ok.empty()) {
+      std::string spare = "en_sp" + std::to_string(temp_++);
+      line(T + " " + spare + " = " + T + "{};");
+      p = "(" + ok + " ? " + p + " : &" + spare + ")";
+    }
     const int order = static_cast<int>(op.aux & 15);
     const int failure = static_cast<int>((op.aux >> 4) & 15);
     const std::string mo = kOrders[order];
@@ -515,7 +478,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       // A threadgroup's threads are loops of one worker thread: its atomics
       // on threadgroup memory are plain read-modify-writes in the threads'
       // order (the loops holding them are not `omp simd`, see plain_rmw).
-      const std::string ref = mem_ptr(op.attr) + "[" + idx + "]";
+      const std::string ref = "(*" + p + ")";  // the element, or the spare when out of bounds
       auto update = [&](const std::string& next) {
         def(ref);
         line(ref + " = " + next + ";");
@@ -812,20 +775,26 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const bool simd = !opt_.debug && !plain_rmw(ops);
     // Candidates: buffer accesses in the body with an index inv + x.
     std::vector<std::pair<const Op*, Affine>> cands;
+    // Checked memory: accesses whose index is the same for the whole row are
+    // checked once per row too (the fast copy then skips their checks).
+    std::vector<const Op*> hoisted;
     if (!opt_.debug) {
       std::function<void(const Op&)> visit = [&](const Op& op) {
-        // Scalar accesses only: a vector access keeps its own aligned form.
-        if ((op.code == OpCode::Load || op.code == OpCode::Store) &&
-            (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
+        const bool access = op.code == OpCode::Load || op.code == OpCode::Store;
+        if (access && check_memory_ && x_invariant(op.operands[0])) {
+          hoisted.push_back(&op);
+        } else if (access &&  // scalar accesses only: a vector access keeps its own aligned form
+                   (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
           auto a = affine(op.operands[0]);
-          if (a && a->x == 1 && !a->terms.empty()) cands.emplace_back(&op, *a);
+          // With checked memory, plain `x` indices too: the row's check proves them in bounds.
+          if (a && a->x == 1 && (!a->terms.empty() || check_memory_)) cands.emplace_back(&op, *a);
         }
         for (const Region& r : op.regions)
           for (const Op& o : r.ops) visit(o);
       };
       for (const Op* op : ops) visit(*op);
     }
-    if (cands.empty()) {
+    if (cands.empty() && hoisted.empty()) {
       if (simd) line("#pragma omp simd" + clauses);
       open(header);
       body();
@@ -842,7 +811,17 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         for (ValueId o : def_[v]->operands) need(o);
     };
     for (auto& [op, a] : cands) need(op->operands[0]);
+    for (const Op* op : hoisted) need(op->operands[0]);
     std::string check;
+    std::set<const Op*> proved;
+    for (const Op* op : hoisted) {
+      const int lanes = (op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1])).lanes;
+      const std::string len = mem_length(op->attr), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
+      check += (check.empty() ? "" : " && ") + (lanes == 1 ? idx + " < " + len
+                                                           : "(" + len + " >= " + std::to_string(lanes) + "u && " + idx +
+                                                                 " <= " + len + " - " + std::to_string(lanes) + "u)");
+      proved.insert(op);
+    }
     std::map<const Op*, std::string> ptrs;
     for (size_t i = 0; i < cands.size(); ++i) {
       const auto& [op, a] = cands[i];
@@ -852,7 +831,15 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       // row's last index still fits in 32 bits.
       std::string first = "en_a" + std::to_string(temp_) + "_" + std::to_string(i);
       line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + " + L.x_start + ");");
-      check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= 4294967296ull");
+      // No index of the row wraps in 32 bits; implied for a threadgroup
+      // array by the bounds check below (its size is small).
+      if (!(check_memory_ && is_threadgroup_memory(op->attr)))
+        check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= 4294967296ull");
+      // Checked memory: the row's indices [first, first + count) are all in
+      // bounds, so the fast copy needs no per-access check.
+      if (check_memory_)
+        check += (check.empty() ? "" : " && ") +
+                 ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= " + mem_length(op->attr));
       std::string p = first + "p";
       std::string mt = memory_type(k_.memory_type(op->attr));
       line(mt + "* __restrict " + p + " = " + mem_ptr(op->attr) + " + (static_cast<std::ptrdiff_t>(" + first +
@@ -862,12 +849,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     ++temp_;
     open("if (" + check + ")");
     fast_ = &ptrs;
+    proved_ = &proved;
     fast_var_ = L.var;
     if (simd) line("#pragma omp simd" + clauses);
     open(header);
     body();
     close();
     fast_ = nullptr;
+    proved_ = nullptr;
     close("} else {");
     ++indent_;
     if (simd) line("#pragma omp simd" + clauses);
@@ -1459,9 +1448,42 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           Scalar e = k_.memory_type(op.attr).elem;
           std::string kind = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
           std::string m = mat(load ? op.result() : op.operands[0]);
-          line(std::string(load ? "en_mat_load<" : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.attr) +
-               ", " + at(op.operands[first], "en_f") + ", " + at(op.operands[first + 1], "en_f") + ", " +
-               (op.aux ? "true" : "false") + ");");
+          auto call = [&](const std::string& o, const std::string& ld) {
+            line(std::string(load ? "en_mat_load<" : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.attr) +
+                 ", " + o + ", " + ld + ", " + (op.aux ? "true" : "false") + ");");
+          };
+          if (!check_memory_) {
+            call(at(op.operands[first], "en_f"), at(op.operands[first + 1], "en_f"));
+            break;
+          }
+          // Checked: a tile entirely in bounds (its last element is
+          // o + 7 * ld + 7 in both layouts) takes the helper; any other goes
+          // element by element (loads read 0, stores are dropped).
+          open("");
+          line("const uint64_t en_o = " + at(op.operands[first], "en_f") + ", en_p = " + at(op.operands[first + 1], "en_f") +
+               ";");
+          line("const uint64_t en_last = en_o + 7u * en_p + 7u;");
+          open("if (en_p < (uint64_t{1} << 60) && en_last >= en_o && en_last < " + mem_length(op.attr) + ")");
+          call("en_o", "en_p");
+          close("} else {");
+          ++indent_;
+          line("float* en_m = " + m + ";");
+          std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
+          open("for (uint64_t en_r = 0; en_r < 8; ++en_r)");
+          open("for (uint64_t en_c = 0; en_c < 8; ++en_c)");
+          thread_xyz_ = lane_xyz("en_f");
+          std::string ok = bounds_check_expr(op.attr, off, 1, load ? kLoad : kStore);
+          thread_xyz_.clear();
+          if (load) {
+            line("en_m[en_r * 8 + en_c] = " + read(op.attr, DType::scalar(e), off, ok) + ";");
+          } else {
+            line((ok.empty() ? "" : "if (" + ok + ") ") + mem_ptr(op.attr) + "[" + off + "] = " +
+                 to_memory(e, "en_m[en_r * 8 + en_c]") + ";");
+          }
+          close();
+          close();
+          close();
+          close();
           break;
         }
         case OpCode::SimdMatrixMultiplyAccumulate: {
@@ -1477,19 +1499,53 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
   }
 
+  // The coordinates in the grid of thread `t` of the group (flat index).
+  static std::string lane_xyz(const std::string& t) {
+    return "en_bx + " + t + " % en_ex, en_by + (" + t + " / en_ex) % en_ey, en_bz + " + t + " / (en_ex * en_ey)";
+  }
+
+  // dst[d + i] = src[s + i] for i < n, checked: one memcpy when both ranges
+  // are in bounds, else element by element over the part of dst in bounds
+  // (source elements out of bounds read 0; the first dropped store is reported).
+  void checked_copy(const Op& op, const std::string& d, const std::string& s, const std::string& n) {
+    std::string dst = mem_ptr(op.attr), src = mem_ptr(op.aux);
+    if (!check_memory_) {
+      line("std::memcpy(" + dst + " + " + d + ", " + src + " + " + s + ", " + n + " * sizeof(*" + dst + "));");
+      return;
+    }
+    std::string dl = mem_length(op.attr), sl = mem_length(op.aux);
+    open("");
+    line("const uint64_t en_cd = " + d + ", en_cs = " + s + ", en_cn = " + n + ";");
+    open("if (en_cn <= " + dl + " && en_cd <= " + dl + " - en_cn && en_cn <= " + sl + " && en_cs <= " + sl + " - en_cn)");
+    line("std::memcpy(" + dst + " + en_cd, " + src + " + en_cs, en_cn * sizeof(*" + dst + "));");
+    close("} else {");
+    ++indent_;
+    line("const uint64_t en_cin = en_cd < " + dl + " ? std::min<uint64_t>(en_cn, " + dl + " - en_cd) : 0;");
+    line("if (en_cin < en_cn) { " + report_oob(op.attr, "en_cd + en_cin", kStore) + " }");
+    open("for (uint64_t en_k = 0; en_k < en_cin; ++en_k)");
+    std::string ok = bounds_check_expr(op.aux, "en_cs + en_k", 1, kLoad);
+    line(dst + "[en_cd + en_k] = " + ok + " ? " + src + "[en_cs + en_k] : std::remove_cvref_t<decltype(" + src +
+         "[0])>{};");
+    close();
+    close();
+    close();
+  }
+
   void async_copy(const Op& op) {
     line("const int64_t " + name(op.result()) + " = 0;");
     auto body = [&](const std::string& t) {
       std::vector<std::string> a;
       for (ValueId v : op.operands) a.push_back("static_cast<uint64_t>(" + at(v, t) + ")");
-      std::string dst = mem_ptr(op.attr), src = mem_ptr(op.aux);
+      thread_xyz_ = lane_xyz(t);
       if (op.code == OpCode::AsyncCopy1D) {
-        line("std::memcpy(" + dst + " + " + a[0] + ", " + src + " + " + a[1] + ", " + a[2] + " * sizeof(*" + dst + "));");
+        checked_copy(op, a[0], a[1], a[2]);
       } else {
         // dst_offset, dst_pitch, src_offset, src_pitch, cols, rows
-        line("for (uint64_t en_r = 0; en_r < " + a[5] + "; ++en_r) std::memcpy(" + dst + " + " + a[0] + " + en_r * " + a[1] +
-             ", " + src + " + " + a[2] + " + en_r * " + a[3] + ", " + a[4] + " * sizeof(*" + dst + "));");
+        open("for (uint64_t en_r = 0; en_r < " + a[5] + "; ++en_r)");
+        checked_copy(op, a[0] + " + en_r * " + a[1], a[2] + " + en_r * " + a[3], a[4]);
+        close();
       }
+      thread_xyz_.clear();
     };
     bool uniform_args = true;
     for (ValueId v : op.operands) uniform_args = uniform_args && plan_.group[v];
@@ -1500,6 +1556,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
  private:
   CpuEmitOptions opt_;
+  std::string thread_xyz_;  // set while a group-level op reports on behalf of its first lane
   int temp_ = 0;
   bool coop_ = false;
   CpuPlan plan_;  // cooperative kernels only
@@ -1507,6 +1564,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::vector<Mask> masks_;
   std::vector<bool> flat_;
   const std::map<const Op*, std::string>* fast_ = nullptr;  // accesses the fast x loop addresses by row pointer
+  const std::set<const Op*>* proved_ = nullptr;             // accesses the fast x loop proved in bounds per row
   std::string fast_var_ = "en_gx";                          // ... indexed by this loop variable
   ValueId rounds_iv_ = kNoValue;  // in an interchanged strided loop: its induction variable
   std::vector<std::set<std::string>> rowptrs_;

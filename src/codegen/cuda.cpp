@@ -273,7 +273,10 @@ std::string pow2_literal(int n) {
 
 class CudaEmitter : public FloatRegisterEmitter {
  public:
-  CudaEmitter(const Kernel& k, const CudaEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {}
+  CudaEmitter(const Kernel& k, const CudaEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {
+    check_memory_ = o.debug || o.bounds_check;
+    report_loads_ = o.debug;
+  }
 
   std::string run() {
     for (const Param& p : k_.params) check_type(p.type, "parameter '" + p.name + "'");
@@ -281,6 +284,7 @@ class CudaEmitter : public FloatRegisterEmitter {
       for (ValueId r : op.results) check_type(k_.type_of(r), op.info().name);
     });
     coop_ = cuda_is_cooperative(k_);
+    deferred_ = check_memory_ && !coop_;
     if (coop_) {
       uniformity_ = analyze_uniformity(k_);
       find_barriers(k_.body);
@@ -291,6 +295,33 @@ class CudaEmitter : public FloatRegisterEmitter {
     region(k_.body);
     std::string body = out_.str();
     out_.str("");
+    // Checked memory, several groups per block: when every access is at the
+    // thread's grid position x, an interior block whose last position is in
+    // every buffer needs no checks, so the body is also emitted unchecked
+    // (its accesses then merge into vectors as without checks).
+    std::string body_fast;
+    std::set<int64_t> accessed;
+    bool at_x = deferred_ && opt_.groups_per_block > 1;
+    walk(k_.body, [&](const Op& o) {
+      const OpCategory c = o.info().category;
+      if (c != OpCategory::Load && c != OpCategory::Store && c != OpCategory::LoadIf && c != OpCategory::Atomic) return;
+      const Op* d = nullptr;
+      walk(k_.body, [&](const Op& q) {
+        if (!q.results.empty() && q.result() == o.operands[0]) d = &q;
+      });
+      const DType vt = c == OpCategory::Store ? k_.type_of(o.operands[1]) : o.type;
+      at_x = at_x && !is_threadgroup_memory(o.attr) && d && d->code == OpCode::ThreadQuery &&
+             static_cast<ThreadQuery>(d->attr) == ThreadQuery::ThreadPositionInGrid && d->dim == 0 &&
+             (c == OpCategory::Atomic || vt == k_.memory_type(o.attr));
+      accessed.insert(o.attr);
+    });
+    if (at_x && !accessed.empty()) {
+      check_memory_ = false;
+      region(k_.body);
+      body_fast = out_.str();
+      out_.str("");
+      check_memory_ = true;
+    }
 
     std::vector<std::string> params;
     std::vector<std::string> unpack;  // scalars passed as bits, converted on entry
@@ -311,7 +342,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         params.push_back("const " + mem + " " + n);
       }
     }
-    if (opt_.debug) {
+    if (check_memory_) {
       for (size_t i = 0; i < k_.params.size(); ++i)
         if (k_.params[i].kind == Param::Kind::Buffer) params.push_back("const en_u64 en_len" + std::to_string(i));
       params.push_back("en_u64* __restrict__ en_err");
@@ -396,7 +427,7 @@ class CudaEmitter : public FloatRegisterEmitter {
       f << "  if (lx >= en_ex || ly >= en_ey || lz >= en_ez) return;\n";
       if (ntg0) f << "  const en_u32 en_ntg0 = gridDim.x;\n";
       for (const std::string& u : unpack) f << "  " << u << "\n";
-      f << body << "}\n";
+      f << deferred_declarations() << body << deferred_report() << "}\n";
       return f.str();
     }
     // Each block runs `groups` consecutive threadgroups along x: more loads
@@ -412,10 +443,25 @@ class CudaEmitter : public FloatRegisterEmitter {
     f << "  if (ly >= en_ey || lz >= en_ez) return;\n";
     if (ntg0) f << "  const en_u32 en_ntg0 = (en_grid0 - 1u) / blockDim.x + 1u;\n";
     for (const std::string& u : unpack) f << "  " << u << "\n";
+    f << deferred_declarations();
     f << "  const en_u32 en_tg0 = blockIdx.x * " << kg << ";\n";
     // Interior blocks: every group full, straight-line code whose loads the
     // compiler issues together.
     f << "  if ((static_cast<en_u64>(en_tg0) + " << kg << ") * blockDim.x <= en_grid0) {\n";
+    const std::string checked_body = body;
+    for (int fast = body_fast.empty() ? 0 : 1; fast >= 0; --fast) {
+    if (!body_fast.empty()) {
+      if (fast) {
+        std::string all;
+        for (int64_t m : accessed)
+          all += std::string(all.empty() ? "" : " && ") + "(static_cast<en_u64>(en_tg0) + " + kg + ") * blockDim.x <= en_len" +
+                 std::to_string(m);
+        f << "  if (" << all << ") {  // every access of this block in bounds\n";
+      } else {
+        f << "  } else {\n";
+      }
+    }
+    body = fast ? body_fast : checked_body;
     std::vector<std::string> buffers;
     int narrowest = 8;
     bool f16 = false;  // its conversions are inline asm, which keeps accesses apart: no merging
@@ -459,6 +505,9 @@ class CudaEmitter : public FloatRegisterEmitter {
       f << "      (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
       f << indented(body, 2) << "    }\n";
     }
+    }
+    body = checked_body;
+    if (!body_fast.empty()) f << "  }\n";
     f << "  } else {\n";
     f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
     f << "      const en_u32 en_tgx = en_tg0 + en_k;\n";
@@ -467,7 +516,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     f << "      if (lx >= en_ex) continue;\n";
     f << "      (void)en_tgx; (void)en_bx;\n";
     f << indented(body, 2) << "    }\n";
-    f << "  }\n}\n";
+    f << "  }\n" << deferred_report() << "}\n";
     return f.str();
   }
 
@@ -537,51 +586,50 @@ class CudaEmitter : public FloatRegisterEmitter {
     return "0u";
   }
 
-  // Debug mode: an out-of-bounds index is reported once (first thread wins)
-  // and replaced by 0, like the CPU backend; a zero-length buffer is skipped.
-  std::string checked_index(const Op& op, bool is_store) {
-    std::string idx = name(op.operands[0]);
-    if (!opt_.debug || is_threadgroup_memory(op.attr)) return idx;
-    std::string p = std::to_string(op.attr);
-    std::string t = "en_idx" + std::to_string(temp_++);
-    line("en_u64 " + t + " = static_cast<en_u64>(" + idx + ");");
-    open("if (" + t + " >= en_len" + p + ")");
-    open("if (atomicCAS(en_err, 0ull, 1ull) == 0ull)");
-    line("en_err[1] = " + p + "ull; en_err[2] = " + t + "; en_err[3] = " + (is_store ? "1ull" : "0ull") +
-         "; en_err[4] = en_bx + lx; en_err[5] = en_by + ly; en_err[6] = en_bz + lz;");
-    line("__threadfence();");
-    close();
-    line(t + " = 0;");
-    close();
-    return t;
+  // Checked memory: the first out-of-bounds access is recorded (first
+  // thread wins) in en_err = {1, memory id, index, access, x, y, z}.
+  std::string report_oob(int64_t mem, const std::string& index, Access access) override {
+    if (deferred_)  // registers only: no atomic or fence between the thread's loads
+      return "if (!en_bad) { en_bad = true; en_bad_mem = static_cast<en_u64>(" + std::to_string(mem) +
+             "ll); en_bad_index = " + index + "; en_bad_access = " + std::to_string(static_cast<int>(access)) +
+             "u; en_bad_x = en_bx + lx; }";
+    return "if (atomicCAS(en_err, 0ull, 1ull) == 0ull) { en_err[1] = static_cast<en_u64>(" + std::to_string(mem) +
+           "ll); en_err[2] = " + index + "; en_err[3] = " + std::to_string(static_cast<int>(access)) + "ull; en_err[4] = " +
+           (thread_xyz_.empty() ? "en_bx + lx; en_err[5] = en_by + ly; en_err[6] = en_bz + lz" : thread_xyz_) +
+           "; __threadfence(); }";
   }
 
-  // A vector access (load_vec/store_vec) of `lanes` elements from an index the
-  // layout path proved a multiple of `lanes`; buffers and shared arrays are
-  // 16-byte aligned, so 32/64-bit lanes become one aligned en_vec access.
-  std::string vector_index(const Op& op, int lanes, bool is_store) {
-    std::string idx = name(op.operands[0]);
-    if (!opt_.debug || is_threadgroup_memory(op.attr)) return idx;
-    std::string p = std::to_string(op.attr);
-    std::string t = "en_idx" + std::to_string(temp_++);
-    line("en_u64 " + t + " = static_cast<en_u64>(" + idx + ");");
-    open("if (" + t + " + " + std::to_string(lanes) + "ull > en_len" + p + ")");
-    open("if (atomicCAS(en_err, 0ull, 1ull) == 0ull)");
-    line("en_err[1] = " + p + "ull; en_err[2] = " + t + " + " + std::to_string(lanes - 1) + "ull; en_err[3] = " +
-         (is_store ? "1ull" : "0ull") + "; en_err[4] = en_bx + lx; en_err[5] = en_by + ly; en_err[6] = en_bz + lz;");
-    line("__threadfence();");
-    close();
-    line(t + " = 0;");
-    close();
-    return t;
+  // Kernels whose threads never interact note their first out-of-bounds
+  // access in registers and write the record once, at the end: the hot path
+  // then holds no atomic or fence that would stop the compiler from issuing
+  // the loads of several threadgroups together.
+  std::string deferred_declarations() const {
+    if (!deferred_) return "";
+    return "  bool en_bad = false;\n  en_u64 en_bad_mem = 0, en_bad_index = 0;\n  en_u32 en_bad_access = 0, en_bad_x = 0;\n";
+  }
+  std::string deferred_report() const {
+    if (!deferred_) return "";
+    return "  if (en_bad && atomicCAS(en_err, 0ull, 1ull) == 0ull) { en_err[1] = en_bad_mem; en_err[2] = en_bad_index; "
+           "en_err[3] = en_bad_access; en_err[4] = en_bad_x; en_err[5] = en_by + ly; en_err[6] = en_bz + lz; }\n";
+  }
+
+  // The grid position of the thread with flat index `t` in the group: x, y, z
+  // as the report's en_err[4..6] assignments.
+  static std::string lane_xyz(const std::string& t) {
+    return "en_bx + " + t + " % en_ex; en_err[5] = en_by + (" + t + " / en_ex) % en_ey; en_err[6] = en_bz + " + t +
+           " / (en_ex * en_ey)";
   }
 
   static bool halfish(Scalar s) { return s == Scalar::F16 || s == Scalar::BF16; }
 
+  // A vector access (load_vec/store_vec) of `lanes` elements from an index the
+  // layout path proved a multiple of `lanes`; buffers and shared arrays are
+  // 16-byte aligned, so 32/64-bit lanes become one aligned en_vec access.
   std::string load_vector(const Op& op) {
     const Scalar e = k_.memory_type(op.attr).elem;
     const int lanes = op.type.lanes;
-    std::string idx = vector_index(op, lanes, false);
+    std::string ok = bounds_check(op.attr, op.operands[0], lanes, kLoad);
+    std::string idx = name(op.operands[0]);
     std::string buf = mem(op.attr);
     std::string v;
     if (halfish(e)) {  // 16-bit patterns widen lane by lane
@@ -592,19 +640,15 @@ class CudaEmitter : public FloatRegisterEmitter {
     } else {
       v = "*reinterpret_cast<const " + memory_type(op.type) + "*>(" + buf + " + " + idx + ")";
     }
-    if (opt_.debug && !is_threadgroup_memory(op.attr))
-      return "(en_len" + std::to_string(op.attr) + " >= " + std::to_string(lanes) + "ull ? " + v + " : " +
-             type(op.type) + "{})";
-    return v;
+    return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(op.type) + "{})";
   }
 
   void store_vector(const Op& op, const DType& vt) {
     const Scalar e = k_.memory_type(op.attr).elem;
-    std::string idx = vector_index(op, vt.lanes, true);
+    std::string guard = bounds_check(op.attr, op.operands[0], vt.lanes, kStore);
+    if (!guard.empty()) guard = "if (" + guard + ") ";
+    std::string idx = name(op.operands[0]);
     std::string buf = mem(op.attr);
-    std::string guard = opt_.debug && !is_threadgroup_memory(op.attr)
-                            ? "if (en_len" + std::to_string(op.attr) + " >= " + std::to_string(vt.lanes) + "ull) "
-                            : "";
     if (halfish(e)) {
       for (int i = 0; i < vt.lanes; ++i)
         line(guard + buf + "[" + idx + " + " + std::to_string(i) + "] = " +
@@ -617,12 +661,9 @@ class CudaEmitter : public FloatRegisterEmitter {
 
   std::string load(const Op& op) override {
     if (op.type != k_.memory_type(op.attr)) return load_vector(op);
-    std::string idx = checked_index(op, false);
-    std::string buf = mem(op.attr);
-    std::string v = from_memory(op.type.elem, buf + "[" + idx + "]");
-    if (opt_.debug && !is_threadgroup_memory(op.attr))
-      return "(en_len" + std::to_string(op.attr) + " ? " + v + " : " + type(op.type) + "{})";
-    return v;
+    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad);
+    std::string v = from_memory(op.type.elem, mem(op.attr) + "[" + name(op.operands[0]) + "]");
+    return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(op.type) + "{})";
   }
 
   void store(const Op& op) override {
@@ -631,11 +672,9 @@ class CudaEmitter : public FloatRegisterEmitter {
       store_vector(op, vt);
       return;
     }
-    std::string idx = checked_index(op, true);
-    std::string buf = mem(op.attr);
-    std::string st = buf + "[" + idx + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";";
-    if (opt_.debug && !is_threadgroup_memory(op.attr)) st = "if (en_len" + std::to_string(op.attr) + ") " + st;
-    line(st);
+    std::string ok = bounds_check(op.attr, op.operands[0], 1, kStore);
+    line((ok.empty() ? "" : "if (" + ok + ") ") + mem(op.attr) + "[" + name(op.operands[0]) + "] = " +
+         to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
   }
 
   std::string convert(const DType& from, const DType& to, const std::string& x) override {
@@ -704,21 +743,8 @@ class CudaEmitter : public FloatRegisterEmitter {
   std::string load_if(const Op& op) override {
     std::string buf = mem(op.attr);
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
-    if (opt_.debug && !is_threadgroup_memory(op.attr)) {
-      std::string p = std::to_string(op.attr);
-      std::string t = "en_idx" + std::to_string(temp_++);
-      line("en_u64 " + t + " = " + mask + " ? static_cast<en_u64>(" + idx + ") : 0ull;");
-      open("if (" + mask + " && " + t + " >= en_len" + p + ")");
-      open("if (atomicCAS(en_err, 0ull, 1ull) == 0ull)");
-      line("en_err[1] = " + p + "ull; en_err[2] = " + t +
-           "; en_err[3] = 0ull; en_err[4] = en_bx + lx; en_err[5] = en_by + ly; en_err[6] = en_bz + lz;");
-      line("__threadfence();");
-      close();
-      line(t + " = 0;");
-      close();
-      idx = t;
-      mask = "(" + mask + " && en_len" + p + ")";
-    }
+    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad, mask);
+    if (!ok.empty()) mask = "(" + mask + " && " + ok + ")";
     return "(" + mask + " ? " + from_memory(op.type.elem, buf + "[" + idx + "]") + " : " + dflt + ")";
   }
 
@@ -849,6 +875,31 @@ class CudaEmitter : public FloatRegisterEmitter {
           line("const en_u64 " + a.back() + " = " + from_first_lane(op.operands[i], "en_u64") + ";");
         }
         const std::string dst = mem(op.attr), src = mem(op.aux);
+        // Checked per element (source out of bounds reads 0, the store is
+        // dropped), reported as the simdgroup's first active lane.
+        thread_xyz_ = lane_xyz("((en_flat & ~31u) + en_first(en_m))");
+        auto element = [&](const std::string& d, const std::string& s) {
+          std::string okd = bounds_check_expr(op.attr, d, 1, kStore);
+          std::string oks = bounds_check_expr(op.aux, s, 1, kLoad);
+          std::string v = src + "[" + s + "]";
+          if (!oks.empty()) v = oks + " ? " + v + " : static_cast<" + memory_type(k_.memory_type(op.aux).elem) + ">(0)";
+          line((okd.empty() ? "" : "if (" + okd + ") ") + dst + "[" + d + "] = " + v + ";");
+        };
+        // Checked memory: the chunked path only for a copy entirely in bounds.
+        auto range_ok = [&](int64_t m, const std::string& off, const std::string& cnt) {
+          const std::string len = mem_length(m);
+          return "(" + cnt + " <= " + len + " && " + off + " <= " + len + " - " + cnt + ")";
+        };
+        std::string in_bounds;
+        if (check_memory_) {
+          if (!two_d) {
+            in_bounds = " && " + range_ok(op.attr, a[0], a[2]) + " && " + range_ok(op.aux, a[1], a[2]);
+          } else {
+            const std::string rows = "(" + a[5] + " - 1u)";
+            in_bounds = " && " + a[5] + " != 0u && " + range_ok(op.attr, a[0] + " + " + rows + " * " + a[1], a[4]) +
+                        " && " + range_ok(op.aux, a[2] + " + " + rows + " * " + a[3], a[4]);
+          }
+        }
         const int esize = k_.memory_type(op.aux).size_bytes();
         const bool chunks = is_threadgroup_memory(op.attr) && !is_threadgroup_memory(op.aux) && esize <= 16 &&
                             16 % esize == 0;
@@ -856,7 +907,8 @@ class CudaEmitter : public FloatRegisterEmitter {
           const std::string v = std::to_string(16 / esize) + "u";  // elements a chunk
           const std::string fits = two_d ? "(" + a[0] + " | " + a[1] + " | " + a[2] + " | " + a[3] + " | " + a[4] + ")"
                                          : "(" + a[0] + " | " + a[1] + " | " + a[2] + ")";
-          open("if ((" + fits + " % " + v + ") == 0u && (reinterpret_cast<en_u64>(" + src + ") & 15u) == 0u)");
+          open("if ((" + fits + " % " + v + ") == 0u && (reinterpret_cast<en_u64>(" + src + ") & 15u) == 0u" +
+               in_bounds + ")");
           if (!two_d) {
             line("for (en_u64 en_i = en_k * " + v + "; en_i < " + a[2] + "; en_i += en_c * " + v + ") en_cp16(" + dst +
                  " + " + a[0] + " + en_i, " + src + " + " + a[1] + " + en_i);");
@@ -872,15 +924,16 @@ class CudaEmitter : public FloatRegisterEmitter {
           ++indent_;
         }
         if (!two_d) {
-          line("for (en_u64 en_i = en_k; en_i < " + a[2] + "; en_i += en_c) " + dst + "[" + a[0] + " + en_i] = " + src +
-               "[" + a[1] + " + en_i];");
+          open("for (en_u64 en_i = en_k; en_i < " + a[2] + "; en_i += en_c)");
+          element(a[0] + " + en_i", a[1] + " + en_i");
+          close();
         } else {
           open("for (en_u64 en_i = en_k; en_i < " + a[4] + " * " + a[5] + "; en_i += en_c)");
           line("const en_u64 en_r = en_i / " + a[4] + ", en_cc = en_i % " + a[4] + ";");
-          line(dst + "[" + a[0] + " + en_r * " + a[1] + " + en_cc] = " + src + "[" + a[2] + " + en_r * " + a[3] +
-               " + en_cc];");
+          element(a[0] + " + en_r * " + a[1] + " + en_cc", a[2] + " + en_r * " + a[3] + " + en_cc");
           close();
         }
+        thread_xyz_.clear();
         line("en_syncwarp(en_m);");
         if (chunks) close();
         close();
@@ -1056,7 +1109,20 @@ class CudaEmitter : public FloatRegisterEmitter {
     const std::string p = "reinterpret_cast<" + raw + "*>(" + ptr + ")";
     auto v = [&](size_t i) { return "static_cast<" + raw + ">(" + name(op.operands[i]) + ")"; };
     const std::string r = op.results.empty() ? "" : name(op.result());
-    auto result = [&](const std::string& call) { line("const " + type(op.type) + " " + r + " = static_cast<" + type(op.type) + ">(" + call + ");"); };
+    // Out of bounds, the atomic is dropped and its result is 0.
+    const std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    // A checked atomic's result is declared before its guard; one never read
+    // is not declared at all (NVRTC warns of a variable set but never used).
+    bool read = op.code == OpCode::AtomicCompareExchange && !ok.empty();  // spelled as a declaration below
+    if (!ok.empty() && !r.empty())
+      walk(k_.body, [&](const Op& o) { read = read || std::count(o.operands.begin(), o.operands.end(), op.result()); });
+    const std::string decl = ok.empty() ? "const " + type(op.type) + " " : "";
+    if (read) line(type(op.type) + " " + r + " = " + type(op.type) + "{};");
+    if (!ok.empty()) open("if (" + ok + ")");
+    auto result = [&](const std::string& call) {
+      if (!ok.empty() && !read) line("(void)" + call + ";");
+      else line(decl + r + " = static_cast<" + type(op.type) + ">(" + call + ");");
+    };
     if (release) line("__threadfence();");
     switch (op.code) {
       case OpCode::AtomicLoad: result("*reinterpret_cast<volatile " + T + "*>(" + ptr + ")"); break;
@@ -1083,16 +1149,17 @@ class CudaEmitter : public FloatRegisterEmitter {
       case OpCode::AtomicCompareExchange: {
         if (f32) {
           line("const en_u32 en_e" + r + " = __float_as_uint(" + name(op.operands[1]) + ");");
-          line("const bool " + r + " = atomicCAS(reinterpret_cast<en_u32*>(" + ptr + "), en_e" + r +
+          line(decl + r + " = atomicCAS(reinterpret_cast<en_u32*>(" + ptr + "), en_e" + r +
                ", __float_as_uint(" + name(op.operands[2]) + ")) == en_e" + r + ";");
         } else {
-          line("const bool " + r + " = atomicCAS(" + p + ", " + v(1) + ", " + v(2) + ") == " + v(1) + ";");
+          line(decl + r + " = atomicCAS(" + p + ", " + v(1) + ", " + v(2) + ") == " + v(1) + ";");
         }
         break;
       }
       default: throw KernelError(std::string("internal: no CUDA atomic ") + op.info().name);
     }
     if (acquire) line("__threadfence();");
+    if (!ok.empty()) close();
   }
 
   void matrix(const Op& op) {
@@ -1121,18 +1188,25 @@ class CudaEmitter : public FloatRegisterEmitter {
              ", en_f)), en_p = static_cast<en_u64>(en_shfl(en_m, " + n(first + 1) + ", en_f));");
         const std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
         const std::string at = mem(op.attr) + "[" + off + "]";
+        // Checked per element, reported as the simdgroup's first active lane.
+        thread_xyz_ = lane_xyz("((en_flat & ~31u) + en_f)");
         if (load) {
-          line("for (en_u64 en_r = 0; en_r < 8; ++en_r) for (en_u64 en_c = 0; en_c < 8; ++en_c) " + m +
-               ".v[en_r * 8 + en_c] = " + from_memory(e, at) + ";");
+          open("for (en_u64 en_r = 0; en_r < 8; ++en_r) for (en_u64 en_c = 0; en_c < 8; ++en_c)");
+          std::string ok = bounds_check_expr(op.attr, off, 1, kLoad);
+          std::string v = from_memory(e, at);
+          line(m + ".v[en_r * 8 + en_c] = " + (ok.empty() ? v : ok + " ? " + v + " : 0.0f") + ";");
+          close();
         } else {
           // The active lanes share the 64 stores out.
           line("const en_u32 en_c0 = __popc(en_m);");
           open("for (en_u32 en_i = en_rank(en_m, en_flat & 31u); en_i < 64u; en_i += en_c0)");
           line("const en_u64 en_r = en_i / 8u, en_c = en_i % 8u;");
-          line(at + " = " + to_memory(e, m + ".v[en_i]") + ";");
+          std::string ok = bounds_check_expr(op.attr, off, 1, kStore);
+          line((ok.empty() ? "" : "if (" + ok + ") ") + at + " = " + to_memory(e, m + ".v[en_i]") + ";");
           close();
           line("en_syncwarp(en_m);");
         }
+        thread_xyz_.clear();
         close();
         return;
       }
@@ -1343,9 +1417,11 @@ class CudaEmitter : public FloatRegisterEmitter {
 
  private:
   CudaEmitOptions opt_;
+  std::string thread_xyz_;  // set while a simdgroup-level op reports on behalf of its first lane
   std::map<std::string, std::string> helpers_;
   int temp_ = 0;
   bool coop_ = false, has_barrier_ = false, uses_matrix_ = false, uses_async_ = false;
+  bool deferred_ = false;  // out-of-bounds reports at the end of the kernel (deferred_report)
   std::vector<Uniformity> uniformity_;
   std::set<ValueId> packed_a_, packed_b_, prepared_;  // tensor-core operands (matrix_fragments)
   std::map<const Op*, const Op*> paired_first_;      // products sharing one m16n8k8

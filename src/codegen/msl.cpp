@@ -107,7 +107,10 @@ void _enigma_async_wait(int, thread _enigma_async_event_t**) __asm("air.wait_sim
 
 class MslEmitter : public CFamilyEmitter {
  public:
-  explicit MslEmitter(const Kernel& k) : CFamilyEmitter(k) {}
+  MslEmitter(const Kernel& k, const MslEmitOptions& o) : CFamilyEmitter(k) {
+    check_memory_ = o.bounds_check || o.debug;
+    report_loads_ = o.debug;
+  }
 
   std::string run() {
     // The body first: it discovers which helpers the file needs.
@@ -138,9 +141,14 @@ class MslEmitter : public CFamilyEmitter {
       else
         params.push_back("constant " + msl_type(p.type) + "& " + n + slot);
     }
+    if (check_memory_) {
+      params.push_back("constant ulong* en_lens [[buffer(" + std::to_string(k_.params.size()) + ")]]");
+      params.push_back("device atomic_uint* en_err [[buffer(" + std::to_string(k_.params.size() + 1) + ")]]");
+    }
     std::set<std::string> declared;
     auto queries = used_queries();
     if (uses_lane_) queries.insert({ThreadQuery::ThreadIndexInSimdgroup, 0});
+    if (uses_position_) queries.insert({ThreadQuery::ThreadPositionInGrid, 0});
     for (const auto& [q, dim] : queries) {
       QuerySpelling s = spelling(q);
       if (!declared.insert(s.var).second) continue;
@@ -202,21 +210,95 @@ class MslEmitter : public CFamilyEmitter {
   }
   std::string space(int64_t m) const { return is_threadgroup_memory(m) ? "threadgroup" : "device"; }
 
+  // The zero of a scalar or vector type (bfloat converts only from float).
+  static std::string zero(const DType& t) {
+    return msl_type(t) + (t.is_float() ? "(0.0f)" : t.elem == Scalar::B1 ? "(false)" : "(0)");
+  }
+
+  // ---- checked memory: lengths from en_lens, the record in en_err ----
+  std::string mem_length(int64_t m) const override {
+    if (is_threadgroup_memory(m)) return CFamilyEmitter::mem_length(m);
+    return "en_lens[" + std::to_string(m) + "]";
+  }
+  std::string report_oob(int64_t m, const std::string& index, Access access) override {
+    uses_position_ = true;
+    return "if (metal::atomic_exchange_explicit(&en_err[0], 1u, memory_order_relaxed) == 0u) { device uint* en_r = "
+           "reinterpret_cast<device uint*>(en_err); en_r[1] = uint(" + std::to_string(m) + "); en_r[2] = uint(" + index +
+           "); en_r[3] = uint(" + index + " >> 32); en_r[4] = " + std::to_string(static_cast<int>(access)) +
+           "u; en_r[5] = en_tpig.x; en_r[6] = en_tpig.y; en_r[7] = en_tpig.z; }";
+  }
+
   // A vector access (load_vec/store_vec) when the value's type is not the
   // memory's element type; the layout path proved the element index aligned.
   std::string load(const Op& op) override {
+    const bool vec = op.type != k_.memory_type(op.attr);
+    std::string ok = bounds_check(op.attr, op.operands[0], vec ? op.type.lanes : 1, kLoad);
     std::string at = mem(op.attr) + "[" + name(op.operands[0]) + "]";
-    if (op.type == k_.memory_type(op.attr)) return at;
-    if (is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
-    return "*reinterpret_cast<const " + space(op.attr) + " " + msl_type(op.type) + "*>(&" + at + ")";
+    if (vec) {
+      if (is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
+      at = "*reinterpret_cast<const " + space(op.attr) + " " + msl_type(op.type) + "*>(&" + at + ")";
+    }
+    return ok.empty() ? at : "(" + ok + " ? " + at + " : " + zero(op.type) + ")";
   }
 
   void store(const Op& op) override {
     std::string at = mem(op.attr) + "[" + name(op.operands[0]) + "]";
     const DType vt = k_.type_of(op.operands[1]);
+    std::string ok = bounds_check(op.attr, op.operands[0], vt.lanes, kStore);
     if (vt != k_.memory_type(op.attr) && is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
     if (vt != k_.memory_type(op.attr)) at = "*reinterpret_cast<" + space(op.attr) + " " + msl_type(vt) + "*>(&" + at + ")";
-    line(at + " = " + name(op.operands[1]) + ";");
+    line((ok.empty() ? "" : "if (" + ok + ") ") + at + " = " + name(op.operands[1]) + ";");
+  }
+
+  // Simdgroup matrices and async copies check their whole range first: a
+  // tile or copy that is not entirely in bounds takes an element loop
+  // instead, run by each thread: it reports the first offending element; a
+  // tile then loads as zeros or is not stored (docs/metal.md), a copy copies
+  // its in-bounds elements (source elements out of bounds read 0).
+  // The tile's element (en_r, en_c) at origin `o`, `p` elements per row.
+  static std::string tile_offset(const Op& op, const std::string& o, const std::string& p) {
+    return op.aux ? o + " + en_c * " + p + " + en_r" : o + " + en_r * " + p + " + en_c";
+  }
+
+  // Opens `if (<tile in bounds>) {`; the caller emits the fast form, then
+  // calls tile_fallback() for the else branch.
+  void tile_open(const Op& op, size_t origin, size_t epr) {
+    line("const ulong en_o" + std::to_string(temp_) + " = ulong(" + name(op.operands[origin]) + "), en_p" +
+         std::to_string(temp_) + " = ulong(" + name(op.operands[epr]) + ");");
+    const std::string o = "en_o" + std::to_string(temp_), p = "en_p" + std::to_string(temp_);
+    const std::string last = o + " + 7ul * " + p + " + 7ul";
+    open("if (" + last + " >= " + o + " && " + last + " < " + mem_length(op.attr) + ")");
+  }
+  void tile_fallback(const Op& op, Access access) {
+    const std::string o = "en_o" + std::to_string(temp_), p = "en_p" + std::to_string(temp_);
+    ++temp_;
+    close("} else {");
+    ++indent_;
+    if (access == kStore || report_loads_) {
+      open("for (ulong en_r = 0; en_r < 8ul; ++en_r) for (ulong en_c = 0; en_c < 8ul; ++en_c)");
+      bounds_check_expr(op.attr, tile_offset(op, o, p), 1, access);
+      close();
+    }
+  }
+
+  // dst[d + i] = src[s + i] for i < n by this thread, checked element by element.
+  void copy_elements(const Op& op, const std::string& d, const std::string& s, const std::string& n) {
+    const std::string dl = mem_length(op.attr);
+    open("");
+    line("const ulong en_cd = " + d + ", en_cs = " + s + ", en_cn = " + n + ";");
+    line("const ulong en_cin = en_cd < " + dl + " ? metal::min(en_cn, " + dl + " - en_cd) : 0ul;");
+    line("if (en_cin < en_cn) { " + report_oob(op.attr, "(en_cd + en_cin)", kStore) + " }");
+    open("for (ulong en_k = 0; en_k < en_cin; ++en_k)");
+    std::string ok = bounds_check_expr(op.aux, "en_cs + en_k", 1, kLoad);
+    line(mem(op.attr) + "[en_cd + en_k] = " + ok + " ? " + mem(op.aux) + "[en_cs + en_k] : " +
+         zero(k_.memory_type(op.attr)) + ";");
+    close();
+    close();
+  }
+  // Whether [off, off + n) lies in memory `m` (no sum wraps).
+  std::string range_ok(int64_t m, const std::string& off, const std::string& n) {
+    const std::string len = mem_length(m);
+    return "(" + n + " <= " + len + " && " + off + " <= " + len + " - " + n + ")";
   }
 
   // ---- cooperative ops (the Metal spellings; other backends differ) ----
@@ -248,13 +330,26 @@ class MslEmitter : public CFamilyEmitter {
       case OpCategory::MatrixLoad:
         uses_matrices_ = true;
         line(msl_type(op.type) + " " + name(op.result()) + ";");
+        if (check_memory_) tile_open(op, 0, 1);
         line("metal::simdgroup_load(" + name(op.result()) + ", &" + mem(op.attr) + "[" + n(0) + "], " + n(1) +
              ", ulong2(0ul, 0ul), " + (op.aux ? "true" : "false") + ");");
+        if (check_memory_) {
+          tile_fallback(op, kLoad);
+          const std::string e = info(op.type.elem).metal_name;
+          line(name(op.result()) + " = metal::make_filled_simdgroup_matrix<" + e + ", 8, 8>(" +
+               zero(DType::scalar(op.type.elem)) + ");");
+          close();
+        }
         return true;
       case OpCategory::MatrixStore:
         uses_matrices_ = true;
+        if (check_memory_) tile_open(op, 1, 2);
         line("metal::simdgroup_store(" + n(0) + ", &" + mem(op.attr) + "[" + n(1) + "], " + n(2) + ", ulong2(0ul, 0ul), " +
              (op.aux ? "true" : "false") + ");");
+        if (check_memory_) {
+          tile_fallback(op, kStore);
+          close();
+        }
         return true;
       case OpCategory::MatrixFill:
         uses_matrices_ = true;
@@ -273,16 +368,45 @@ class MslEmitter : public CFamilyEmitter {
         std::string dst = "(" + space(op.attr) + " void*)(" + mem(op.attr) + " + ";
         std::string src = "(const " + space(op.aux) + " void*)(" + mem(op.aux) + " + ";
         std::string call;
+        // Checked: a copy not entirely in bounds is issued empty (for its
+        // event) and done element by element by this thread instead.
+        std::string ok;
+        if (check_memory_) {
+          ok = "en_cok" + std::to_string(temp_++);
+          if (op.code == OpCode::AsyncCopy1D) {
+            line("const bool " + ok + " = " + range_ok(op.attr, "ulong(" + n(0) + ")", "ulong(" + n(2) + ")") + " && " +
+                 range_ok(op.aux, "ulong(" + n(1) + ")", "ulong(" + n(2) + ")") + ";");
+          } else {  // rows of cols elements; the last row starts at offset + (rows - 1) * pitch
+            auto last = [&](size_t off, size_t pitch) {
+              return "(ulong(" + n(off) + ") + (ulong(" + n(5) + ") - 1ul) * ulong(" + n(pitch) + "))";
+            };
+            line("const bool " + ok + " = ulong(" + n(5) + ") == 0ul || (" + range_ok(op.attr, last(0, 1), "ulong(" + n(4) + ")") +
+                 " && " + range_ok(op.aux, last(2, 3), "ulong(" + n(4) + ")") + ");");
+          }
+        }
+        auto count = [&](const std::string& c) { return ok.empty() ? "ulong(" + c + ")" : "(" + ok + " ? ulong(" + c + ") : 0ul)"; };
         if (op.code == OpCode::AsyncCopy1D) {
           call = std::string(d2t ? "_enigma_async_copy_1d_d2t" : "_enigma_async_copy_1d_t2d") + "(sizeof(" + T +
-                 "), alignof(" + T + "), " + dst + n(0) + "), " + src + n(1) + "), ulong(" + n(2) + "))";
+                 "), alignof(" + T + "), " + dst + n(0) + "), " + src + n(1) + "), " + count(n(2)) + ")";
         } else {
-          std::string tile = "ulong2(ulong(" + n(4) + "), ulong(" + n(5) + "))";
+          std::string tile = "ulong2(" + count(n(4)) + ", " + count(n(5)) + ")";
           call = std::string(d2t ? "_enigma_async_copy_2d_d2t" : "_enigma_async_copy_2d_t2d") + "(sizeof(" + T +
                  "), alignof(" + T + "), " + dst + n(0) + "), ulong(" + n(1) + "), 1ul, " + tile + ", " + src + n(2) +
                  "), ulong(" + n(3) + "), 1ul, " + tile + ", long2(0l, 0l), 0)";
         }
         line("thread _enigma_async_event_t* " + name(op.result()) + " = " + call + ";");
+        if (!ok.empty()) {
+          open("if (!" + ok + ")");
+          if (op.code == OpCode::AsyncCopy1D) {
+            copy_elements(op, "ulong(" + n(0) + ")", "ulong(" + n(1) + ")", "ulong(" + n(2) + ")");
+          } else {
+            open("for (ulong en_row = 0; en_row < ulong(" + n(5) + "); ++en_row)");
+            copy_elements(op, "ulong(" + n(0) + ") + en_row * ulong(" + n(1) + ")",
+                          "ulong(" + n(2) + ") + en_row * ulong(" + n(3) + ")", "ulong(" + n(4) + ")");
+            close();
+          }
+          close();
+        }
         return true;
       }
       case OpCategory::AsyncWait: {
@@ -344,6 +468,15 @@ class MslEmitter : public CFamilyEmitter {
     std::string p = "reinterpret_cast<" + space(op.attr) + " " + at + "*>(&" + mem(op.attr) + "[" + name(op.operands[0]) + "])";
     std::string mo = orders[order];
     std::string r = op.results.empty() ? "" : name(op.result());
+    // Checked: out of bounds the atomic is dropped and its result is 0; the
+    // code below then defines a temporary copied out of the block.
+    const std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    const std::string result = r;
+    if (!ok.empty()) {
+      if (!r.empty()) line(msl_type(op.type) + " " + r + " = " + zero(op.type) + ";");
+      open("if (" + ok + ")");
+      if (!r.empty()) r += "_in";
+    }
     if (release) line(fence);
     std::string fn = std::string(op.info().name);
     if (op.code == OpCode::AtomicStore) {
@@ -383,6 +516,10 @@ class MslEmitter : public CFamilyEmitter {
       line("const " + msl_type(op.type) + " " + r + " = metal::" + fn + "_explicit(" + p + ", " + name(op.operands[1]) + ", " + mo + ");");
     }
     if (acquire) line(fence);
+    if (!ok.empty()) {
+      if (!result.empty()) line(result + " = " + r + ";");
+      close();
+    }
   }
 
   std::string param_value(const Op& op) override { return param_name(static_cast<int>(op.attr)); }
@@ -539,8 +676,10 @@ class MslEmitter : public CFamilyEmitter {
 
   std::string load_if(const Op& op) override {
     // Built by appending: GCC 12 flags `"(" + temporary` with a false -Wrestrict.
+    std::string mask = name(op.operands[1]);
+    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad, mask);
     std::string r = "(";
-    r += name(op.operands[1]);
+    r += ok.empty() ? mask : "(" + mask + " && " + ok + ")";
     r += " ? " + mem(op.attr) + "[" + name(op.operands[0]) + "] : " + name(op.operands[2]) + ")";
     return r;
   }
@@ -756,6 +895,7 @@ class MslEmitter : public CFamilyEmitter {
   std::vector<std::string> helpers_;  // definitions, dependencies first
   std::set<std::string> helper_keys_;
   bool uses_matrices_ = false, uses_async_ = false, uses_lane_ = false;
+  bool uses_position_ = false;  // out-of-bounds reports name the thread
   int temp_ = 0;
 };
 
@@ -774,8 +914,8 @@ std::string msl_entry_name(const Kernel& k) {
   return plain && !is_reserved_identifier(k.name) ? k.name : sanitize_identifier(k.name);
 }
 
-std::string emit_msl(const Kernel& k) {
-  MslEmitter e(k);
+std::string emit_msl(const Kernel& k, const MslEmitOptions& options) {
+  MslEmitter e(k, options);
   return e.run();
 }
 

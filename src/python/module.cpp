@@ -330,17 +330,24 @@ NB_MODULE(_core, m) {
       .def("print", [](const Kernel& k) { return print(k); })
       .def("optimize", [](Kernel& k) { optimize(k); })
       .def("verify", [](const Kernel& k) { verify(k); })
-      .def("emit_msl", [](const Kernel& k) { return emit_msl(k); })
-      .def("emit_cuda", [](const Kernel& k, bool debug) {
+      .def("emit_msl", [](const Kernel& k, bool debug, bool bounds_check) {
+        MslEmitOptions o;
+        o.debug = debug;
+        o.bounds_check = bounds_check;
+        return emit_msl(k, o);
+      }, "debug"_a = false, "bounds_check"_a = true)
+      .def("emit_cuda", [](const Kernel& k, bool debug, bool bounds_check) {
         CudaEmitOptions o;
         o.debug = debug;
+        o.bounds_check = bounds_check;
         return emit_cuda(k, o);
-      }, "debug"_a = false)
-      .def("emit_cpu", [](const Kernel& k, bool debug) {
+      }, "debug"_a = false, "bounds_check"_a = true)
+      .def("emit_cpu", [](const Kernel& k, bool debug, bool bounds_check) {
         CpuEmitOptions o;
         o.debug = debug;
+        o.bounds_check = bounds_check;
         return emit_cpu(k, o);
-      }, "debug"_a = false)
+      }, "debug"_a = false, "bounds_check"_a = true)
       .def_prop_ro("function_constants", [](const Kernel& k) {
         nb::list out;
         for (const FunctionConstant& fc : k.function_constants) out.append(nb::make_tuple(fc.index, fc.type.str()));
@@ -533,11 +540,13 @@ NB_MODULE(_core, m) {
       .def("finish", &Builder::finish);
 
   nb::class_<CompiledKernel>(m, "CompiledKernelCore")
-      .def("__init__", [](CompiledKernel* self, const Kernel& k, bool debug) {
+      .def("__init__", [](CompiledKernel* self, const Kernel& k, bool debug, bool bounds_check) {
         CompileOptions o;
         o.debug = debug;
+        o.bounds_check = bounds_check;
         new (self) CompiledKernel(k, o);
-      }, "kernel"_a, "debug"_a = false)
+      }, "kernel"_a, "debug"_a = false, "bounds_check"_a = true)
+      .def_prop_ro("bounds_check", [](const CompiledKernel& c) { return c.options().bounds_check || c.options().debug; })
       .def_prop_ro("ir", [](const CompiledKernel& c) { return print(c.kernel()); })
       .def("source", [](const CompiledKernel& c, const std::string& backend, int groups_per_block,
                         const nb::list& constants, bool matrix_fragments) -> std::string {
@@ -546,15 +555,22 @@ NB_MODULE(_core, m) {
         if (constants.size()) values = constant_values(c.kernel(), constant_args(constants), "source");
         Kernel spec;
         const Kernel& chosen = values.empty() ? c.kernel() : (spec = c.specialized(values));
-        if (backend == "metal" || backend == "msl") return emit_msl(chosen);
+        if (backend == "metal" || backend == "msl") {
+          MslEmitOptions o;
+          o.debug = c.options().debug;
+          o.bounds_check = c.options().bounds_check;
+          return emit_msl(chosen, o);
+        }
         if (backend == "cpu") {
           CpuEmitOptions o;
           o.debug = c.options().debug;
+          o.bounds_check = c.options().bounds_check;
           return emit_cpu(chosen, o);
         }
         if (backend == "cuda") {
           CudaEmitOptions o;
           o.debug = c.options().debug;
+          o.bounds_check = c.options().bounds_check;
           o.groups_per_block = o.debug ? 1 : groups_per_block;
           o.matrix_fragments = !o.debug && matrix_fragments;
           return emit_cuda(chosen, o);

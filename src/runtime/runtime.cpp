@@ -31,6 +31,35 @@ std::string dispatch_error(const std::string& device, const std::string& kernel,
          "\n  threads: " + threads.str() + "\n  device: " + device + "\n  error: " + code;
 }
 
+std::string out_of_bounds_error(const std::string& device, const Kernel& k, Dim3 grid, Dim3 threads,
+                                const std::vector<uint64_t>& buffer_bytes, const uint64_t info[6]) {
+  // The memory id: a parameter, or (negative) a threadgroup array.
+  const int64_t mem = static_cast<int64_t>(info[0]);
+  std::string what;
+  uint64_t elems = 0;
+  std::string dtype;
+  if (is_threadgroup_memory(mem) && threadgroup_array_index(mem) < k.tg_arrays.size()) {
+    const ThreadgroupArray& a = k.tg_arrays[threadgroup_array_index(mem)];
+    what = "threadgroup array '" + a.name + "'";
+    elems = a.size;
+    dtype = a.type.str();
+  } else if (mem >= 0 && static_cast<size_t>(mem) < k.params.size()) {
+    const Param& p = k.params[static_cast<size_t>(mem)];
+    what = "buffer '" + p.name + "'";
+    const uint64_t bytes = static_cast<size_t>(mem) < buffer_bytes.size() ? buffer_bytes[static_cast<size_t>(mem)] : 0;
+    elems = bytes / static_cast<uint64_t>(p.type.size_bytes());
+    dtype = p.type.str();
+  } else {
+    what = "memory " + std::to_string(mem);
+  }
+  static const char* const kinds[] = {"load from", "store to", "atomic on"};
+  std::string desc = std::string("out-of-bounds ") + kinds[info[2] < 3 ? info[2] : 0] + " " + what + " at index " +
+                     std::to_string(info[1]) + " (it holds " + std::to_string(elems) + " " + dtype +
+                     " elements) by thread " + Dim3{info[3], info[4], info[5]}.str() +
+                     "; out-of-bounds loads read 0 and stores and atomics are dropped, the other results are kept";
+  return dispatch_error(device, k.name, grid, threads, "OUT_OF_BOUNDS", desc);
+}
+
 // ---- device registry --------------------------------------------------------
 
 namespace {

@@ -260,7 +260,9 @@ TEST(CpuWorkGroupLoops, BarrierSplitsIntoThreadLoopsAndSpills) {
   u.b.barrier(kMemThreadgroup);
   u.b.store(u.Out, tid, u.b.binary(OpCode::Add, u.b.load(sh, I(0)), x));  // x lives across the barrier
   Kernel k = u.b.finish();
-  std::string cpu = emit_cpu(k);
+  CpuEmitOptions unchecked;  // checked memory adds a per-row copy of each loop
+  unchecked.bounds_check = false;
+  std::string cpu = emit_cpu(k, unchecked);
   EXPECT_EQ(count(cpu, "for (uint32_t en_gx = en_bx;"), 2u) << cpu;
   EXPECT_NE(cpu.find("L->scratch("), std::string::npos);
   EXPECT_NE(cpu.find("en_s" + std::to_string(x) + "_r[en_gx] = "), std::string::npos) << cpu;
@@ -271,9 +273,17 @@ TEST(CpuWorkGroupLoops, KernelsWithoutSyncKeepOneLoop) {
   UK u;
   ValueId tid = u.b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
   u.b.store(u.Out, tid, u.b.load(u.A, tid));
-  std::string cpu = emit_cpu(u.b.finish());
+  Kernel k = u.b.finish();
+  CpuEmitOptions unchecked;
+  unchecked.bounds_check = false;
+  std::string cpu = emit_cpu(k, unchecked);
   EXPECT_EQ(count(cpu, "for (uint32_t en_gx = en_bx;"), 1u);
   EXPECT_EQ(cpu.find("L->scratch("), std::string::npos);
+  // Checked: a copy proved in bounds per row (no checks) and a checked one.
+  std::string checked = emit_cpu(k);
+  EXPECT_EQ(count(checked, "for (uint32_t en_gx = en_bx;"), 2u) << checked;
+  std::string fast = checked.substr(0, checked.find("} else {"));
+  EXPECT_EQ(fast.find("en_ok"), std::string::npos) << checked;
 }
 
 TEST(CpuWorkGroupLoops, VaryingIfWithSimdOpRunsUnderAMask) {

@@ -412,9 +412,18 @@ TEST(Emitters, MslAndCppShareTheKernel) {
   std::string cpp = emit_cpu(k);
   EXPECT_NE(cpp.find("extern \"C\""), std::string::npos);
   EXPECT_NE(cpp.find("enigma_kernel"), std::string::npos);
-  EXPECT_EQ(cpp.find("en_report_oob(L,"), std::string::npos) << "no checks without debug";
+  // Checked memory by default: the store is checked and reported, the load not reported.
+  EXPECT_NE(cpp.find("en_report_oob(L, static_cast<uint64_t>(2ll)"), std::string::npos) << cpp;
+  EXPECT_EQ(cpp.find("en_report_oob(L, static_cast<uint64_t>(0ll)"), std::string::npos) << cpp;
   std::string dbg = emit_cpu(k, CpuEmitOptions{"enigma_kernel", true});
-  EXPECT_NE(dbg.find("en_report_oob(L,"), std::string::npos);
+  EXPECT_NE(dbg.find("en_report_oob(L, static_cast<uint64_t>(0ll)"), std::string::npos);
+  CpuEmitOptions unchecked;
+  unchecked.bounds_check = false;
+  EXPECT_EQ(emit_cpu(k, unchecked).find("en_report_oob(L,"), std::string::npos) << "no checks when opted out";
+  MslEmitOptions msl_unchecked;
+  msl_unchecked.bounds_check = false;
+  EXPECT_NE(msl.find("constant ulong* en_lens [[buffer(3)]]"), std::string::npos) << msl;
+  EXPECT_EQ(emit_msl(k, msl_unchecked).find("en_lens"), std::string::npos);
 }
 
 TEST(Emitters, ParameterNamesCannotCollideWithKeywords) {

@@ -113,7 +113,8 @@ def test_metal_runtime_execute_binds_buffers_in_order(rt):
     n = 1000
     a = np.random.default_rng(1).standard_normal(n).astype(np.float32)
     b = np.random.default_rng(2).standard_normal(n).astype(np.float32)
-    raw = rt.execute(enigma.compile(vadd), [a, b], n * 4, (n, 1, 1), (256, 1, 1))
+    # Unchecked: the kernel's own bindings only (checked memory adds two, below).
+    raw = rt.execute(enigma.compile(vadd, bounds_check=False), [a, b], n * 4, (n, 1, 1), (256, 1, 1))
     assert np.array_equal(np.frombuffer(raw, np.float32), a + b)
     rec = fake.records()
     lib, = rec["libraries"]
@@ -144,7 +145,8 @@ def test_metal_runtime_compiles_with_ieee_math(rt):
 def test_metal_runtime_scalars_are_set_bytes_of_their_size(rt):
     n = 100
     x = np.arange(n, dtype=np.float32)
-    raw = rt.execute(enigma.compile(axpb), [x], n * 4, (n, 1, 1), (32, 1, 1), scalars=[2.5, -7, True, 60])
+    raw = rt.execute(enigma.compile(axpb, bounds_check=False), [x], n * 4, (n, 1, 1), (32, 1, 1),
+                     scalars=[2.5, -7, True, 60])
     out = np.frombuffer(raw, np.float32)
     expect = np.where(np.arange(n) < 60, 2.5 * x - 7, 0).astype(np.float32)
     assert np.array_equal(out, expect)
@@ -157,7 +159,7 @@ def test_metal_runtime_scalars_are_set_bytes_of_their_size(rt):
 def test_metal_runtime_several_outputs(rt):
     a = np.arange(50, dtype=np.int32)
     b = np.arange(50, dtype=np.int32)[::-1].copy()
-    total, diff = rt.execute(enigma.compile(sum_and_diff), [a, b], None, (50, 1, 1), (16, 1, 1),
+    total, diff = rt.execute(enigma.compile(sum_and_diff, bounds_check=False), [a, b], None, (50, 1, 1), (16, 1, 1),
                              output_sizes=[200, 200])
     assert np.frombuffer(total, np.int32).tolist() == (a + b).tolist()
     assert np.frombuffer(diff, np.int32).tolist() == (a - b).tolist()
@@ -166,10 +168,25 @@ def test_metal_runtime_several_outputs(rt):
     assert d["grid"] == (50, 1, 1) and d["threads"] == (16, 1, 1)
 
 
+def test_metal_runtime_checked_memory_binds_lengths_and_an_error_record(rt):
+    """Checked memory (docs/metal.md): after the N parameters, the buffers'
+    lengths in elements as setBytes at index N and a zeroed 8-uint error
+    record at N + 1, one per dispatch, released after it."""
+    n = 100
+    a = np.arange(n, dtype=np.float32)
+    raw = rt.execute(enigma.compile(vadd), [a, a[:60]], n * 4, (n, 1, 1), (32, 1, 1))
+    assert np.array_equal(np.frombuffer(raw, np.float32), a + np.concatenate([a[:60], np.zeros(40, np.float32)]))
+    d, = only_command_buffer()["dispatches"]
+    assert [i for i, *_ in d["buffers"]] == [0, 1, 2, 4]
+    assert d["bytes"] == [(3, struct.pack("<4Q", n, 60, n, 0))]
+    assert fake.records()["buffer_lengths"] == [n * 4, 60 * 4, n * 4, 32]
+    assert "constant ulong* en_lens [[buffer(3)]]" in fake.records()["libraries"][0]["source"]
+
+
 def test_metal_runtime_prepare_dispatch_timed_read_output(rt):
     n = 256
     a = np.arange(n, dtype=np.float32)
-    prepared = rt.prepare(enigma.compile(vadd), [a, a], output_size=n * 4)
+    prepared = rt.prepare(enigma.compile(vadd, bounds_check=False), [a, a], output_size=n * 4)
     assert prepared.dispatch(grid=(n, 1, 1), threads=(64, 1, 1)) is None
     fake.set_next_gpu_times(start=100.0, end=100.0025)
     ms = prepared.dispatch_timed(grid=(n, 1, 1), threads=(128, 1, 1))

@@ -15,7 +15,16 @@ namespace enigma {
 // version it needs (msl_language_version); the function is named
 // msl_entry_name(k), which is k.name unless that is not a plain identifier
 // or is an MSL keyword or library name (then sanitize_identifier's spelling).
-std::string emit_msl(const Kernel& k);
+// Parameter i is bound at [[buffer(i)]]. Checked memory adds, with N
+// parameters, `constant ulong* en_lens [[buffer(N)]]` (elements of each
+// buffer parameter, by parameter index) and `device atomic_uint* en_err
+// [[buffer(N + 1)]]`: 8 zeroed uints that the first out-of-bounds access
+// fills as {1, memory id (int), index low, index high, access, x, y, z}.
+struct MslEmitOptions {
+  bool debug = false;        // also report out-of-bounds loads
+  bool bounds_check = true;  // as CpuEmitOptions
+};
+std::string emit_msl(const Kernel& k, const MslEmitOptions& options = {});
 struct MslVersion {
   int major = 3;
   int minor = 0;
@@ -28,9 +37,14 @@ std::string msl_entry_name(const Kernel& k);
 // C++20 for the CPU backend. The source defines
 //   extern "C" void <entry>(const EnigmaCpuLaunch* launch, uint64_t tg_begin, uint64_t tg_end)
 // which runs the threadgroups [tg_begin, tg_end) (linear index, x fastest).
+// Checked memory (bounds_check, the default): buffer lengths come from
+// launch->buffer_sizes; the first out-of-bounds store or atomic (every kind of
+// access in debug mode) is recorded in launch->error_flag / error_info as
+// {memory id, index, access (0 load, 1 store, 2 atomic), x, y, z}.
 struct CpuEmitOptions {
   std::string entry = "enigma_kernel";
-  bool debug = false;  // bounds-check every buffer access
+  bool debug = false;        // also report out-of-bounds loads; no vectorisation
+  bool bounds_check = true;  // out-of-bounds loads read 0, stores and atomics are dropped and reported
 };
 std::string emit_cpu(const Kernel& k, const CpuEmitOptions& options = {});
 
@@ -42,7 +56,7 @@ std::string emit_cpu(const Kernel& k, const CpuEmitOptions& options = {});
 // Debug mode: en_err points at 7 zeroed u64s; the first out-of-bounds access
 // writes {1, param, index, is_store, x, y, z} there and is skipped.
 struct CudaEmitOptions {
-  bool debug = false;  // bounds-check every buffer access
+  bool debug = false;        // also report out-of-bounds loads
   // > 1: the entry is <entry>_g<N> instead, and each block runs N
   // consecutive threadgroups along x (launch ceil(ceil(grid.x / threads.x) / N)
   // blocks in x). More memory accesses in flight per thread, for large grids
@@ -54,6 +68,7 @@ struct CudaEmitOptions {
   // simdgroup is full (the runtime checks); the plain entry keeps the whole
   // tile in every lane. Not with debug.
   bool matrix_fragments = false;
+  bool bounds_check = true;  // as CpuEmitOptions
 };
 std::string emit_cuda(const Kernel& k, const CudaEmitOptions& options = {});
 std::string cuda_entry_name(const Kernel& k);

@@ -34,7 +34,10 @@ struct DeviceCapabilities {
 };
 
 struct CompileOptions {
-  bool debug = false;  // bounds-checked buffer accesses
+  // Checked memory (SEMANTICS section 4): out-of-bounds loads read 0, stores
+  // and atomics are dropped and the dispatch then fails. false: unchecked.
+  bool bounds_check = true;
+  bool debug = false;  // reports out-of-bounds loads too (implies checks)
 };
 
 // A kernel compiled for one device.
@@ -211,5 +214,10 @@ class PreparedLaunch {
 // Formats the seed's dispatch error: kernel name, grid, threads, code, description.
 std::string dispatch_error(const std::string& device, const std::string& kernel, Dim3 grid, Dim3 threads,
                            const std::string& code, const std::string& description);
+// The dispatch error of checked memory: `info` is the generated code's record
+// {memory id, index, access (0 load, 1 store, 2 atomic), x, y, z}; buffer
+// sizes in bytes, per parameter.
+std::string out_of_bounds_error(const std::string& device, const Kernel& k, Dim3 grid, Dim3 threads,
+                                const std::vector<uint64_t>& buffer_bytes, const uint64_t info[6]);
 
 }  // namespace enigma

@@ -190,6 +190,7 @@ class CpuDevice : public Device {
   std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
     CpuEmitOptions eo;
     eo.debug = o.debug;
+    eo.bounds_check = o.bounds_check;
     std::string source = emit_cpu(k, eo);
     const CxxCompiler& cc = find_cxx_compiler();
     Sha256 h;
@@ -283,25 +284,7 @@ class CpuDevice : public Device {
     });
     auto end = std::chrono::steady_clock::now();
     if (error_flag == 1) {
-      // The memory id: a parameter, or (negative) a threadgroup array.
-      const int64_t mem = static_cast<int64_t>(error_info[0]);
-      std::string what, elems;
-      if (is_threadgroup_memory(mem)) {
-        const ThreadgroupArray& a = k.tg_arrays.at(threadgroup_array_index(mem));
-        what = "threadgroup array '" + a.name + "'";
-        elems = std::to_string(a.size) + " " + a.type.str();
-      } else {
-        const Param& param = k.params.at(static_cast<size_t>(mem));
-        what = "buffer '" + param.name + "'";
-        elems = std::to_string(sizes[static_cast<size_t>(mem)] / static_cast<uint64_t>(param.type.size_bytes())) + " " +
-                param.type.str();
-      }
-      throw RuntimeError(dispatch_error(
-          name_, k.name, grid, threads, "OUT_OF_BOUNDS (debug mode)",
-          std::string("out-of-bounds ") + (error_info[2] ? "store to" : "load from") + " " + what + " at index " +
-              std::to_string(error_info[1]) + " (it holds " + elems + " elements) by thread (" +
-              std::to_string(error_info[3]) + ", " + std::to_string(error_info[4]) + ", " +
-              std::to_string(error_info[5]) + ")"));
+      throw RuntimeError(out_of_bounds_error(name_, k, grid, threads, sizes, error_info));
     }
     if (error_flag != 0) {
       // Raised by cooperative kernels: {source location, threadgroup, thread}.

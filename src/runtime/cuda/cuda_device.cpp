@@ -51,14 +51,16 @@ struct Entry {
 
 class CudaProgram : public Program {
  public:
-  CudaProgram(CudaDevice* dev, Entry plain, bool debug, int groups, bool matrices)
-      : dev_(dev), plain_(plain), debug_(debug), groups_(groups), matrices_(matrices) {}
+  CudaProgram(CudaDevice* dev, Entry plain, bool debug, bool checked, int groups, bool matrices)
+      : dev_(dev), plain_(plain), debug_(debug), checked_(checked), groups_(groups), matrices_(matrices) {}
   ~CudaProgram() override;
   // The plain entry: built at compile time, except for kernels with
   // simdgroup matrices, whose launches mostly take the fragments entry (the
   // plain one, a whole tile in every lane, is slow to compile).
   const Entry& plain(const Kernel& k);
   bool debug() const { return debug_; }
+  // Checked memory: the entry takes buffer lengths and an error record.
+  bool checked() const { return checked_; }
   // Whether the kernel uses simdgroup matrices (cuda_uses_matrices).
   bool matrices() const { return matrices_; }
   // Threadgroups per block for large grids (1: the plain entry only).
@@ -73,6 +75,7 @@ class CudaProgram : public Program {
   CudaDevice* dev_;
   Entry plain_;
   bool debug_;
+  bool checked_;
   int groups_;
   bool matrices_;
   std::mutex mu_;
@@ -151,6 +154,7 @@ class CudaDevice : public Device {
   std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
     CudaEmitOptions eo;
     eo.debug = o.debug;
+    eo.bounds_check = o.bounds_check;
     std::string key;
     std::string source = emit_cuda(k, eo);
     {
@@ -164,7 +168,7 @@ class CudaDevice : public Device {
     Entry plain = fragments_first ? Entry{} : build(k, source, cuda_entry_name(k));
     int groups = o.debug ? 1 : groups_override_ > 0 ? groups_override_ : cuda_preferred_groups_per_block(k);
     if (cuda_preferred_groups_per_block(k) == 1) groups = 1;
-    auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, groups, matrices);
+    auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, o.debug || o.bounds_check, groups, matrices);
     if (fragments_first) prog->fragments(k);
     std::lock_guard<std::mutex> lock(mu_);
     loaded_[key] = prog;
@@ -274,6 +278,7 @@ class CudaDevice : public Device {
     // Waits for the launches before it (same stream): their failure shows here.
     CUresult r = d_->cuMemcpyDtoH(dst, static_cast<const CudaBuffer&>(src).ptr(), static_cast<size_t>(bytes));
     if (r != CUDA_SUCCESS) fail_async("cuMemcpyDtoH", r);
+    collect_checks();  // the launches before it have finished
   }
 
   double launch(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) override {
@@ -281,7 +286,7 @@ class CudaDevice : public Device {
   }
   void enqueue(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) override {
     auto& prog = static_cast<CudaProgram&>(p);
-    run(k, prog, args, grid, threads, prog.debug());  // debug launches wait to read the error record
+    run(k, prog, args, grid, threads, prog.debug());  // debug launches report at once
   }
 
   void free_buffer(CUdeviceptr p) {
@@ -384,7 +389,7 @@ class CudaDevice : public Device {
     std::vector<CUdeviceptr> ptrs(n, 0);
     std::vector<uint64_t> lens;
     std::vector<void*> params;
-    params.reserve(n + 8 + (prog.debug() ? n + 1 : 0));
+    params.reserve(n + 8 + (prog.checked() ? n + 1 : 0));
     for (size_t i = 0; i < n; ++i) {
       if (args[i].buffer) {
         ptrs[i] = static_cast<CudaBuffer*>(args[i].buffer)->ptr();
@@ -397,12 +402,16 @@ class CudaDevice : public Device {
     current();
     usable();
     CUdeviceptr err = 0;
-    if (prog.debug()) {
+    if (prog.checked()) {
       lens.reserve(n);
+      std::vector<uint64_t> bytes(n, 0);
       for (size_t i = 0; i < n; ++i)
-        if (args[i].buffer) lens.push_back(args[i].buffer->size() / static_cast<uint64_t>(k.params[i].type.size_bytes()));
+        if (args[i].buffer) {
+          bytes[i] = args[i].buffer->size();
+          lens.push_back(bytes[i] / static_cast<uint64_t>(k.params[i].type.size_bytes()));
+        }
       for (uint64_t& l : lens) params.push_back(&l);
-      err = error_record();
+      err = error_record(k, std::move(bytes), grid, threads);
       params.push_back(&err);
     }
     for (uint32_t& v : grid32) params.push_back(&v);
@@ -429,34 +438,60 @@ class CudaDevice : public Device {
     if ((r = d_->cuEventRecord(end_, nullptr)) != CUDA_SUCCESS || (r = d_->cuEventSynchronize(end_)) != CUDA_SUCCESS)
       fail_async("cuEventSynchronize", r);
     if ((r = d_->cuEventElapsedTime(&ms, start_, end_)) != CUDA_SUCCESS) fail_async("cuEventElapsedTime", r);
-    if (prog.debug()) report_out_of_bounds(k, args, grid, threads);
+    collect_checks();
     return static_cast<double>(ms);
   }
 
-  // Debug mode's record {flag, param, index, is_store, x, y, z}, zeroed before each launch.
-  CUdeviceptr error_record() {
+  // Checked memory: each launch since the last wait gets its own record
+  // {flag, memory id, index, access, x, y, z} (zeroed) in one device array;
+  // waits (timed launches, downloads) read the records and raise for the
+  // first launch that went out of bounds. Launches stay asynchronous.
+  static constexpr size_t kRecordWords = 7, kRecords = 256;
+  struct PendingCheck {
+    Kernel kernel;  // name, parameters and threadgroup arrays only (for the message)
+    std::vector<uint64_t> bytes;
+    Dim3 grid, threads;
+  };
+
+  CUdeviceptr error_record(const Kernel& k, std::vector<uint64_t> bytes, Dim3 grid, Dim3 threads) {
     if (!err_) {
-      CUresult r = d_->cuMemAlloc(&err_, 7 * sizeof(uint64_t));
+      CUresult r = d_->cuMemAlloc(&err_, kRecords * kRecordWords * sizeof(uint64_t));
       if (r != CUDA_SUCCESS) fail_call("cuMemAlloc", r);
+      r = d_->cuMemsetD8(err_, 0, kRecords * kRecordWords * sizeof(uint64_t));
+      if (r != CUDA_SUCCESS) fail_call("cuMemsetD8", r);
     }
-    CUresult r = d_->cuMemsetD8(err_, 0, 7 * sizeof(uint64_t));
-    if (r != CUDA_SUCCESS) fail_call("cuMemsetD8", r);
-    return err_;
+    if (pending_.size() == kRecords) {  // all records in use: wait for them
+      CUresult r = d_->cuCtxSynchronize();
+      if (r != CUDA_SUCCESS) fail_async("cuCtxSynchronize", r);
+      collect_checks();
+    }
+    PendingCheck pc;
+    pc.kernel.name = k.name;
+    pc.kernel.params = k.params;
+    pc.kernel.tg_arrays = k.tg_arrays;
+    pc.bytes = std::move(bytes);
+    pc.grid = grid;
+    pc.threads = threads;
+    pending_.push_back(std::move(pc));
+    return err_ + (pending_.size() - 1) * kRecordWords * sizeof(uint64_t);
   }
 
-  void report_out_of_bounds(const Kernel& k, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) {
-    uint64_t e[7] = {};
-    CUresult r = d_->cuMemcpyDtoH(e, err_, sizeof e);
+  // Called with the device idle up to the last launch (mu_ held).
+  void collect_checks() {
+    if (pending_.empty()) return;
+    std::vector<uint64_t> e(pending_.size() * kRecordWords);
+    CUresult r = d_->cuMemcpyDtoH(e.data(), err_, e.size() * sizeof(uint64_t));
     if (r != CUDA_SUCCESS) fail_async("cuMemcpyDtoH", r);
-    if (!e[0]) return;
-    const Param& param = k.params.at(e[1]);
-    uint64_t elems = args.at(e[1]).buffer->size() / static_cast<uint64_t>(param.type.size_bytes());
-    throw RuntimeError(dispatch_error(
-        name_, k.name, grid, threads, "OUT_OF_BOUNDS (debug mode)",
-        std::string("out-of-bounds ") + (e[3] ? "store to" : "load from") + " buffer '" + param.name + "' at index " +
-            std::to_string(e[2]) + " (it holds " + std::to_string(elems) + " " + param.type.str() +
-            " elements) by thread (" + std::to_string(e[4]) + ", " + std::to_string(e[5]) + ", " +
-            std::to_string(e[6]) + ")"));
+    std::vector<PendingCheck> done;
+    done.swap(pending_);
+    size_t first = done.size();
+    for (size_t i = 0; i < done.size() && first == done.size(); ++i)
+      if (e[i * kRecordWords]) first = i;
+    if (first == done.size()) return;
+    r = d_->cuMemsetD8(err_, 0, e.size() * sizeof(uint64_t));
+    if (r != CUDA_SUCCESS) fail_call("cuMemsetD8", r);
+    const PendingCheck& pc = done[first];
+    throw RuntimeError(out_of_bounds_error(name_, pc.kernel, pc.grid, pc.threads, pc.bytes, &e[first * kRecordWords + 1]));
   }
 
   // The options for this card: its own architecture as a cubin when NVRTC
@@ -540,6 +575,7 @@ class CudaDevice : public Device {
   DeviceCapabilities caps_;
   CUevent start_ = nullptr, end_ = nullptr;
   CUdeviceptr err_ = 0;
+  std::vector<PendingCheck> pending_;  // launches whose error records are not read yet
   uint64_t grouped_min_threads_ = uint64_t{1} << 22;  // ~4 waves of a large GPU after grouping
   int groups_override_ = 0;
   bool tensor_cores_ = true;  // the _tc entry for launches whose simdgroups are all full
@@ -559,6 +595,7 @@ const Entry& CudaProgram::grouped(const Kernel& k) {
   if (!grouped_.fn) {
     CudaEmitOptions eo;
     eo.groups_per_block = groups_;
+    eo.bounds_check = checked_;  // the same parameters as the plain entry
     grouped_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + "_g" + std::to_string(groups_));
   }
   return grouped_;
@@ -569,6 +606,7 @@ const Entry& CudaProgram::plain(const Kernel& k) {
   if (!plain_.fn) {
     CudaEmitOptions eo;
     eo.debug = debug_;
+    eo.bounds_check = checked_;
     plain_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k));
   }
   return plain_;
@@ -579,6 +617,7 @@ const Entry& CudaProgram::fragments(const Kernel& k) {
   if (!fragments_.fn) {
     CudaEmitOptions eo;
     eo.matrix_fragments = true;
+    eo.bounds_check = checked_;  // the same parameters as the plain entry
     fragments_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + "_tc");
   }
   return fragments_;

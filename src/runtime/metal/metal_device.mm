@@ -129,11 +129,15 @@ class ENIGMA_METAL_API MetalBuffer : public DeviceBuffer {
 
 class ENIGMA_METAL_API MetalProgram : public Program {
  public:
-  explicit MetalProgram(Owned<id<MTLComputePipelineState>> pipeline) : pipeline_(std::move(pipeline)) {}
+  MetalProgram(Owned<id<MTLComputePipelineState>> pipeline, bool checked)
+      : pipeline_(std::move(pipeline)), checked_(checked) {}
   id<MTLComputePipelineState> pipeline() const { return pipeline_.get(); }
+  // Checked memory: binds en_lens and en_err after the parameters (emit_msl).
+  bool checked() const { return checked_; }
 
  private:
   Owned<id<MTLComputePipelineState>> pipeline_;
+  bool checked_;
 };
 
 class ENIGMA_METAL_API MetalDevice : public Device {
@@ -152,9 +156,11 @@ class ENIGMA_METAL_API MetalDevice : public Device {
   const std::string& name() const override { return name_; }
   const DeviceCapabilities& capabilities() const override { return caps_; }
 
-  // o.debug is not used: the MSL has no bounds checks yet (docs/metal.md).
   std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
-    const std::string source = emit_msl(k);
+    MslEmitOptions eo;
+    eo.bounds_check = o.bounds_check;
+    eo.debug = o.debug;
+    const std::string source = emit_msl(k, eo);
 #ifdef ENIGMA_METAL_FAKE
     fake_metal::remember_kernel(source, k);  // the fake runs this kernel's IR on the CPU backend
 #endif
@@ -202,7 +208,7 @@ class ENIGMA_METAL_API MetalDevice : public Device {
       }
     }
     if (pipeline.get() == nil) throw RuntimeError("enigma GPU error: metal: kernel '" + k.name + "': " + error);
-    auto program = std::make_shared<MetalProgram>(std::move(pipeline));
+    auto program = std::make_shared<MetalProgram>(std::move(pipeline), o.bounds_check || o.debug);
     std::lock_guard<std::mutex> lock(mu_);
     pipelines_[source] = program;
     return program;
@@ -242,6 +248,9 @@ class ENIGMA_METAL_API MetalDevice : public Device {
                                             std::to_string(limit) + " on " + caps_.device_name));
     std::string code, description;
     double ms = 0.0;
+    const bool checked = static_cast<MetalProgram&>(p).checked();
+    std::vector<uint64_t> lens(args.size() + 1, 0), sizes(args.size(), 0);
+    uint32_t record[8] = {};
     @autoreleasepool {
       id<MTLCommandBuffer> cb = [queue_.get() commandBuffer];  // +0: the pool releases it
       id<MTLComputeCommandEncoder> encoder = cb ? [cb computeCommandEncoder] : nil;
@@ -260,6 +269,19 @@ class ENIGMA_METAL_API MetalDevice : public Device {
                       atIndex:i];
           }
         }
+        Owned<id<MTLBuffer>> err_buffer;
+        if (checked) {
+          for (size_t i = 0; i < args.size(); ++i)
+            if (args[i].buffer) {
+              sizes[i] = args[i].buffer->size();
+              lens[i] = sizes[i] / static_cast<uint64_t>(k.params[i].type.size_bytes());
+            }
+          [encoder setBytes:lens.data() length:lens.size() * sizeof(uint64_t) atIndex:args.size()];
+          err_buffer = Owned<id<MTLBuffer>>([device_ newBufferWithLength:sizeof record
+                                                                  options:MTLResourceStorageModeShared]);
+          if (err_buffer.get() != nil) std::memset([err_buffer.get() contents], 0, sizeof record);
+          [encoder setBuffer:err_buffer.get() offset:0 atIndex:args.size() + 1];
+        }
         [encoder dispatchThreads:MTLSizeMake(grid.x, grid.y, grid.z)
             threadsPerThreadgroup:MTLSizeMake(threads.x, threads.y, threads.z)];
         [encoder endEncoding];
@@ -271,10 +293,17 @@ class ENIGMA_METAL_API MetalDevice : public Device {
           description = err ? describe(err) : "GPU execution error (check Metal validation layer)";
         } else {
           ms = (cb.GPUEndTime - cb.GPUStartTime) * 1000.0;
+          if (err_buffer.get() != nil) std::memcpy(record, [err_buffer.get() contents], sizeof record);
         }
       }
     }
     if (!code.empty()) throw RuntimeError(dispatch_error(name_, k.name, grid, threads, code, description));
+    if (record[0]) {  // {1, memory id, index low, index high, access, x, y, z}
+      const uint64_t info[6] = {static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(record[1]))),
+                                record[2] | (static_cast<uint64_t>(record[3]) << 32), record[4], record[5], record[6],
+                                record[7]};
+      throw RuntimeError(out_of_bounds_error(name_, k, grid, threads, sizes, info));
+    }
     return ms;
   }
 
