@@ -52,6 +52,23 @@ def test_readme_kernel_with_output_size_in_elements_raises_instead_of_crashing(c
     p.release()
 
 
+@enigma.kernel
+def scale_rows(X: enigma.f32, Y: enigma.f32):
+    i = enigma.thread_position_in_grid
+    Y[i] = X[i] * 2.0
+
+
+def test_buffers_of_vectors_are_checked_in_whole_elements(cpu):
+    # With vec_width=4 each element of X and Y is a float4: an element store
+    # writes one element, so the last one is in bounds, and one past it is not.
+    x = np.arange(64, dtype=np.float32)
+    ck = enigma.compile(scale_rows, vec_width=4)
+    out = np.frombuffer(cpu.execute(ck, [x], x.nbytes, (16, 1, 1), (16, 1, 1)), np.float32)
+    np.testing.assert_array_equal(out, x * 2)
+    with pytest.raises(RuntimeError, match=f"store to buffer 'Y' at index {first(cpu, 15)} "):
+        cpu.execute(ck, [x], x.nbytes - 16, (16, 1, 1), (16, 1, 1))
+
+
 def test_input_shorter_than_the_grid_reads_zeros(cpu):
     n = 1000
     a = np.arange(n, dtype=np.float32)

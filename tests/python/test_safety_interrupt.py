@@ -78,9 +78,15 @@ def cpu_only(is_cpu):
         pytest.skip("interrupting dispatches and compiler processes is specific to the CPU device")
 
 
+# A process started with SIGINT ignored (a background job of a shell without
+# job control, some CI runners) passes that on, and Python then installs no
+# handler: the child takes Python's default handler back, as a terminal gives it.
+RESTORE_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def interrupted_child(tmp_path, script, env, wait_s):
     path = tmp_path / "child.py"
-    path.write_text(script)
+    path.write_text(RESTORE_SIGINT + script)
     p = subprocess.Popen([sys.executable, str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
