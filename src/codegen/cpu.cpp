@@ -367,7 +367,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const DType vt = k_.type_of(op.operands[1]);
     std::string idx = name(op.operands[0]);
     std::string buf = mem_ptr(op.attr);
-    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.attr, op.operands[0], vt.lanes, kStore);
+    const int lanes = vt == pt ? 1 : vt.lanes;  // a vector buffer's element is one vector
+    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.attr, op.operands[0], lanes, kStore);
     if (!guard.empty()) guard = "if (" + guard + ") ";
     if (vt != pt) {  // store_vec
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
@@ -815,7 +816,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::string check;
     std::set<const Op*> proved;
     for (const Op* op : hoisted) {
-      const int lanes = (op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1])).lanes;
+      const DType vt = op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1]);
+      const int lanes = vt == k_.memory_type(op->attr) ? 1 : vt.lanes;
       const std::string len = mem_length(op->attr), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
       check += (check.empty() ? "" : " && ") + (lanes == 1 ? idx + " < " + len
                                                            : "(" + len + " >= " + std::to_string(lanes) + "u && " + idx +
