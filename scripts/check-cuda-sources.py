@@ -21,6 +21,7 @@ import os
 import sys
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from source_check_report import summarize  # noqa: E402
 from source_check_report import write_junit as _write_report  # noqa: E402
 
 NAMES = ("libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12")
@@ -183,17 +184,7 @@ def main(argv=None) -> int:
     # NVRTC may be called from several threads for different programs.
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(one, files))
-    failed = [r for r in results if not r[1]]
-    warned = [r for r in results if r[1] and r[2]]
-    for name, _, log, _ in failed:
-        print(f"--- FAILED: {name}\n{log}\n")
-    for name, _, log, _ in warned[:20]:
-        print(f"--- warnings: {name}\n{log}\n")
-    if args.junitxml:
-        write_junit(args.junitxml, results)
-    print(f"check-cuda-sources: {len(results) - len(failed)} compiled, {len(failed)} failed"
-          + (f", {len(warned)} with warnings" if warned else ""))
-    return 1 if failed else 0
+    return summarize("check-cuda-sources", results, args.junitxml, write_junit, verb="compiled", show_warnings=True)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from source_check_report import summarize  # noqa: E402
 from source_check_report import write_junit as _write_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -218,13 +219,7 @@ def main(argv=None) -> int:
     print(f"check-msl-sources: {len(files)} file(s) with {version}")
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(lambda p: check_file(cxx, flags, p), files))
-    failed = [r for r in results if not r[1]]
-    for name, _, log, _ in failed:
-        print(f"--- FAILED: {name}\n{log}\n")
-    if args.junitxml:
-        write_junit(args.junitxml, results)
-    print(f"check-msl-sources: {len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return summarize("check-msl-sources", results, args.junitxml, write_junit)
 
 
 if __name__ == "__main__":

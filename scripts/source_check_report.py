@@ -27,3 +27,20 @@ def write_junit(path, suite_name, classname, results, failure_message, skipped_r
     suite.set("skipped", str(skipped))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def summarize(tool, results, junit_path, write_report, verb="passed", show_warnings=False) -> int:
+    """Prints the failures (and, with `show_warnings`, up to 20 files that
+    passed with a log), writes the JUnit report when asked, prints the
+    one-line summary and returns the exit status: 1 when a file failed."""
+    failed = [r for r in results if not r[1]]
+    warned = [r for r in results if r[1] and r[2]] if show_warnings else []
+    for name, _, log, _ in failed:
+        print(f"--- FAILED: {name}\n{log}\n")
+    for name, _, log, _ in warned[:20]:
+        print(f"--- warnings: {name}\n{log}\n")
+    if junit_path:
+        write_report(junit_path, results)
+    print(f"{tool}: {len(results) - len(failed)} {verb}, {len(failed)} failed"
+          + (f", {len(warned)} with warnings" if warned else ""))
+    return 1 if failed else 0

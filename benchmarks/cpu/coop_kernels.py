@@ -22,14 +22,22 @@ def group_total(v, red, lane, sg, kind="sum"):
     return t
 
 
-@enigma.kernel
-def e_softmax(X: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
+def row_threads():
+    """The queries of a kernel whose threadgroup walks one row: (row, thread
+    index in the row's group, threads per group, lane, simdgroup, a 32-float
+    threadgroup array for group_total)."""
     row = enigma.threadgroup_position_in_grid("x")
     lid = enigma.thread_index_in_threadgroup()
     nth = enigma.threads_per_threadgroup("x")
     lane = enigma.thread_index_in_simdgroup()
     sg = enigma.simdgroup_index_in_threadgroup()
     red = enigma.threadgroup_alloc("float", 32)
+    return row, lid, nth, lane, sg, red
+
+
+@enigma.kernel
+def e_softmax(X: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
+    row, lid, nth, lane, sg, red = row_threads()
     with enigma.for_range(lid, n, nth, dtype="uint", init=[enigma.metal_cast(NEG_BIG, "float")]) as (i, m):
         x = X[row * n + i]
         m[0] = enigma.where(m[0], x, x > m[0])
@@ -43,12 +51,7 @@ def e_softmax(X: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
 
 @enigma.kernel
 def e_layernorm(X: enigma.f32, G: enigma.f32, Bb: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
-    row = enigma.threadgroup_position_in_grid("x")
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
-    red = enigma.threadgroup_alloc("float", 32)
+    row, lid, nth, lane, sg, red = row_threads()
     nf = enigma.metal_cast(n, "float")
     with enigma.for_range(lid, n, nth, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc):
         acc[0] = acc[0] + X[row * n + i]

@@ -72,6 +72,19 @@ def try_import(name):
         return None
 
 
+def optional_peers(name, make_peers):
+    """make_peers(module) for the optional package `name`, or None (with a
+    [skip] line) when it is missing or cannot build its peers."""
+    module = try_import(name)
+    if not module:
+        return None
+    try:
+        return make_peers(module)
+    except Exception as e:  # noqa: BLE001 - optional peer
+        print(f"[skip] {name}: {e}")
+        return None
+
+
 def ptr(a):
     return a.ctypes.data_as(ctypes.c_void_p)
 
@@ -137,12 +150,7 @@ def newton_rsqrt(x):
 
 @enigma.kernel
 def e_rmsnorm(X: enigma.f32, W: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
-    row = enigma.threadgroup_position_in_grid("x")
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
-    red = enigma.threadgroup_alloc("float", 32)
+    row, lid, nth, lane, sg, red = ck.row_threads()
     with enigma.for_range(lid, n, nth, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc):
         x = X[row * n + i]
         acc[0] = acc[0] + x * x
@@ -717,22 +725,8 @@ def main():
     omp = load_omp()
     numba = try_import("numba")
     nb = numba_peers(numba) if numba else None
-    wpx = None
-    if not args.no_warp:
-        wp = try_import("warp")
-        if wp:
-            try:
-                wpx = warp_peers(wp)
-            except Exception as e:  # noqa: BLE001
-                print(f"[skip] warp: {e}")
-    tix = None
-    if not args.no_taichi:
-        ti = try_import("taichi")
-        if ti:
-            try:
-                tix = taichi_peers(ti)
-            except Exception as e:  # noqa: BLE001
-                print(f"[skip] taichi: {e}")
+    wpx = None if args.no_warp else optional_peers("warp", warp_peers)
+    tix = None if args.no_taichi else optional_peers("taichi", taichi_peers)
 
     caps = enigma.MetalRuntime(device="cpu").device_capabilities()
     print(f"device: {caps.device_name} ({caps.gpu_family}); python {sys.version.split()[0]}; numpy {np.__version__}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 
 from ._errors import text
+from ._preprocess import _carriable, carried_slots, unflatten_carried
 from ._tracing import EnigmaError, IRValue, _current, _plain
 
 _MISSING = object()
@@ -49,10 +50,6 @@ for _m in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or"
            "rrshift", "neg", "pos", "invert", "abs", "lt", "le", "gt", "ge", "eq", "ne", "bool", "index", "int",
            "float", "getitem", "setitem", "iter", "len", "call"):
     setattr(Undefined, f"__{_m}__", Undefined._fail)
-
-
-def _carriable(v) -> bool:
-    return isinstance(v, (IRValue, bool, int, float))
 
 
 def _truth(v):
@@ -308,33 +305,12 @@ class While:
     def _begin(self, bound: dict):
         self.traced = True
         self.trace = _current("while")
-        self.slots, inits = [], []
-        for n in self.names:
-            if n not in bound:
-                continue
-            v = bound[n]
-            if _carriable(v):
-                self.slots.append((n, None))
-                inits.append(_plain(v))
-            elif isinstance(v, list) and v and all(_carriable(x) for x in v):
-                self.slots.append((n, len(v)))
-                inits.extend(_plain(x) for x in v)
+        self.slots, inits = carried_slots(bound, self.names, convert=_plain)
         b = self.trace.locate()
         cond_args = [IRValue(a, self.trace) for a in b.begin_while(inits)]
-        c = self._cond(bound, self._unflatten(cond_args))
+        c = self._cond(bound, unflatten_carried(self.slots, cond_args))
         body_args = self.trace.locate().while_body(_truth(c))
-        self.vals = self._unflatten([IRValue(a, self.trace) for a in body_args])
-
-    def _unflatten(self, values):
-        out, k = {}, 0
-        for n, length in self.slots:
-            if length is None:
-                out[n] = values[k]
-                k += 1
-            else:
-                out[n] = list(values[k:k + length])
-                k += length
-        return out
+        self.vals = unflatten_carried(self.slots, [IRValue(a, self.trace) for a in body_args])
 
     def _end(self, bound: dict):
         yields = []
@@ -347,4 +323,4 @@ class While:
                     raise EnigmaError(text("carried_list_length", name=n, length=length))
                 yields.extend(_plain(x) for x in v)
         results = self.trace.locate().end_while(yields)
-        self.results = self._unflatten([IRValue(r, self.trace) for r in results])
+        self.results = unflatten_carried(self.slots, [IRValue(r, self.trace) for r in results])

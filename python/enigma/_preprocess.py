@@ -53,39 +53,17 @@ class _Loop:
             raise EnigmaError(f"enigma.range() expects 1-3 arguments, got {len(args)}")
         start, stop, step = (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) == 3 else 1)
         # Carried: names bound before the loop whose values the tracer can carry.
-        self.slots = []   # (name, list length or None)
-        inits = []
-        for n in names:
-            if n not in bound:
-                continue
-            v = bound[n]
-            if _carriable(v):
-                self.slots.append((n, None))
-                inits.append(v)
-            elif isinstance(v, list) and v and all(_carriable(x) for x in v):
-                self.slots.append((n, len(v)))
-                inits.extend(v)
+        self.slots, inits = carried_slots(bound, names)
         self.loop = for_range(start, stop, step, init=inits) if self.slots else for_range(start, stop, step)
         self.carry = None
         self.results = {}
-
-    def _unflatten(self, values):
-        out, k = {}, 0
-        for n, length in self.slots:
-            if length is None:
-                out[n] = values[k]
-                k += 1
-            else:
-                out[n] = list(values[k:k + length])
-                k += length
-        return out
 
     def __enter__(self):
         entered = self.loop.__enter__()
         if not self.slots:
             return entered, {}
         iv, self.carry = entered
-        return iv, self._unflatten(list(self.carry))
+        return iv, unflatten_carried(self.slots, list(self.carry))
 
     def end_body(self, current: dict):
         if self.carry is None:
@@ -106,12 +84,44 @@ class _Loop:
     def __exit__(self, exc_type, exc, tb):
         r = self.loop.__exit__(exc_type, exc, tb)
         if exc_type is None and self.carry is not None:
-            self.results = self._unflatten(list(self.carry))
+            self.results = unflatten_carried(self.slots, list(self.carry))
         return r
 
 
 def _carriable(v) -> bool:
     return isinstance(v, (IRValue, bool, int, float))
+
+
+def carried_slots(bound: dict, names, convert=lambda v: v):
+    """The loop-carried values among `names` (those bound to a value the tracer
+    can carry, or to a non-empty list of such): (slots, initial values), where
+    slots holds (name, list length or None) and the initial values are
+    flattened and passed through `convert`."""
+    slots, inits = [], []
+    for n in names:
+        if n not in bound:
+            continue
+        v = bound[n]
+        if _carriable(v):
+            slots.append((n, None))
+            inits.append(convert(v))
+        elif isinstance(v, list) and v and all(_carriable(x) for x in v):
+            slots.append((n, len(v)))
+            inits.extend(convert(x) for x in v)
+    return slots, inits
+
+
+def unflatten_carried(slots, values) -> dict:
+    """{name: value, or list of values} from the flat carried `values`, in `slots`' order."""
+    out, k = {}, 0
+    for n, length in slots:
+        if length is None:
+            out[n] = values[k]
+            k += 1
+        else:
+            out[n] = list(values[k:k + length])
+            k += length
+    return out
 
 
 def _enter(bound, names, *args):

@@ -3,7 +3,9 @@
 // analysis and the CPU work-group-loop emission.
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "enigma/codegen/codegen.h"
 #include "enigma/ir/builder.h"
@@ -12,22 +14,12 @@
 #include "enigma/ir/uniformity.h"
 #include "enigma/ir/verifier.h"
 #include "enigma/support/error.h"
+#include "test_support.h"
 
 namespace enigma {
 namespace {
 
-DType S(Scalar s) { return DType::scalar(s); }
-Literal I(int64_t v) { return Literal::of_int(v); }
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const KernelError& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using namespace test;
 
 size_t count(const std::string& s, const std::string& what) {
   size_t n = 0;
@@ -148,6 +140,12 @@ struct UK {
     A = b.add_buffer_param("A", S(Scalar::U32));
     Out = b.add_buffer_param("Out", S(Scalar::U32));
   }
+  // Stores each of `values` to Out[index] (so none is dead), finishes the
+  // kernel and returns the uniformity of every value.
+  std::vector<Uniformity> store_and_analyze(ValueId index, std::initializer_list<ValueId> values) {
+    for (ValueId v : values) b.store(Out, index, v);
+    return analyze_uniformity(b.finish());
+  }
 };
 
 TEST(Uniformity, SourcesAndPropagation) {
@@ -163,12 +161,7 @@ TEST(Uniformity, SourcesAndPropagation) {
   auto res = u.b.begin_for(I(0), I(4), I(1), S(Scalar::U32), {I(0)});
   ValueId nx = u.b.binary(OpCode::Add, res[1], var);  // carried value becomes varying
   auto loop = u.b.end_for({nx});
-  u.b.store(u.Out, tid, loop[0]);
-  u.b.store(u.Out, tid, mix);
-  u.b.store(u.Out, tid, red);
-  u.b.store(u.Out, tid, at);
-  Kernel k = u.b.finish();
-  auto lv = analyze_uniformity(k);
+  auto lv = u.store_and_analyze(tid, {loop[0], mix, red, at});
   EXPECT_EQ(lv[grp], Uniformity::Uniform);
   EXPECT_EQ(lv[uni], Uniformity::Uniform);
   EXPECT_EQ(lv[var], Uniformity::Varying);
@@ -230,12 +223,7 @@ TEST(Uniformity, PerThreadArrays) {
   u.b.end_if();
   ValueId lu = u.b.local_load(uni, I(1)), lv = u.b.local_load(var, I(0)), lc = u.b.local_load(cond, I(1));
   ValueId ti = u.b.load_if(u.b.threadgroup_alloc(S(Scalar::U32), 4, "t"), I(0), Literal::of_bool(true), I(0));
-  u.b.store(u.Out, tid, lu);
-  u.b.store(u.Out, tid, lv);
-  u.b.store(u.Out, tid, lc);
-  u.b.store(u.Out, tid, ti);
-  Kernel k = u.b.finish();
-  auto lvl = analyze_uniformity(k);
+  auto lvl = u.store_and_analyze(tid, {lu, lv, lc, ti});
   EXPECT_EQ(lvl[lu], Uniformity::Uniform);
   EXPECT_EQ(lvl[lv], Uniformity::Varying);
   EXPECT_EQ(lvl[lc], Uniformity::Varying);

@@ -7,14 +7,14 @@
 
 #include "codegen/cpu_plan.h"
 #include "enigma/ir/builder.h"
+#include "test_support.h"
 
 namespace enigma {
 namespace {
 
 using Kind = CpuPlan::Item::Kind;
 
-DType S(Scalar s) { return DType::scalar(s); }
-Literal I(int64_t v) { return Literal::of_int(v); }
+using namespace test;
 
 std::vector<Kind> kinds(const std::vector<CpuPlan::Item>& items) {
   std::vector<Kind> out;

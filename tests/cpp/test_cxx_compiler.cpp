@@ -15,60 +15,23 @@
 #include "enigma/runtime/cxx_compiler.h"
 #include "enigma/support/error.h"
 #include "enigma/support/host.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 using enigma::CxxCompiler;
 
 namespace {
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) saved_ = old;
-    if (value)
-      ::setenv(name, value, 1);
-    else
-      ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (saved_)
-      ::setenv(name_.c_str(), saved_->c_str(), 1);
-    else
-      ::unsetenv(name_.c_str());
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
+using namespace enigma::test;
 
- private:
-  std::string name_;
-  std::optional<std::string> saved_;
-};
-
-std::string error_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const enigma::RuntimeError& e) {
-    return e.what();
-  }
-  return "<no RuntimeError>";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-class CxxCompilerTest : public ::testing::Test {
+class CxxCompilerTest : public TempDirTest {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "enigma-cxx-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
+  CxxCompilerTest() : TempDirTest("enigma-cxx-test") {}
   void TearDown() override {
     // Tests that change CXX or PATH must not leave a stale compiler behind.
     enigma::reset_cxx_compiler_cache_for_testing();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    TempDirTest::TearDown();
   }
-  fs::path dir_;
 };
 
 }  // namespace

@@ -21,11 +21,14 @@
 #include "enigma/support/error.h"
 #include "enigma/support/host.h"
 #include "enigma/support/sha256.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 using enigma::DiskCache;
 
 namespace {
+
+using namespace enigma::test;
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -45,49 +48,12 @@ size_t count_entries(const fs::path& dir) {
 
 std::string key_for(const std::string& text) { return enigma::sha256_hex(text); }
 
-std::string error_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const enigma::RuntimeError& e) {
-    return e.what();
-  }
-  return "<no RuntimeError>";
-}
-
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) saved_ = old;
-    if (value)
-      ::setenv(name, value, 1);
-    else
-      ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (saved_)
-      ::setenv(name_.c_str(), saved_->c_str(), 1);
-    else
-      ::unsetenv(name_.c_str());
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> saved_;
-};
-
-class DiskCacheTest : public ::testing::Test {
+class DiskCacheTest : public TempDirTest {
  protected:
+  DiskCacheTest() : TempDirTest("enigma-disk-cache-test") {}
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "enigma-disk-cache-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    TempDirTest::SetUp();
     root_ = dir_ / "cache";  // not created: the cache must create it itself
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
   }
 
   // Stores `content` under `key` through a producer that writes it.
@@ -95,7 +61,6 @@ class DiskCacheTest : public ::testing::Test {
     return cache.store(key, "artifact.so", [&](const fs::path& dir) { write_file(dir / "artifact.so", content); });
   }
 
-  fs::path dir_;
   fs::path root_;
 };
 

@@ -15,23 +15,12 @@
 #include "enigma/ir/printer.h"
 #include "enigma/ir/verifier.h"
 #include "enigma/support/error.h"
+#include "test_support.h"
 
 namespace enigma {
 namespace {
 
-DType S(Scalar s) { return DType::scalar(s); }
-Literal I(int64_t v) { return Literal::of_int(v); }
-Literal F(double v) { return Literal::of_float(v); }
-
-template <class F>
-std::string kernel_error(F&& f) {
-  try {
-    f();
-  } catch (const KernelError& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using namespace test;
 
 int count_ops(const Kernel& k, OpCode code) {
   int n = 0;
@@ -146,18 +135,18 @@ TEST(Builder, ComparisonsAreBool) {
 TEST(Builder, ErrorsNameKernelOpLocationAndDtypes) {
   AddKernel k(Scalar::F32, Scalar::F32, Scalar::B1);
   ValueId f = k.b.load(k.A, I(0));
-  std::string e = kernel_error([&] { k.b.binary(OpCode::And, f, f); });
+  std::string e = error_of([&] { k.b.binary(OpCode::And, f, f); });
   EXPECT_NE(e.find("file.py:3"), std::string::npos) << e;
   EXPECT_NE(e.find("kernel 'k'"), std::string::npos) << e;
   EXPECT_NE(e.find("and"), std::string::npos) << e;
   EXPECT_NE(e.find("float"), std::string::npos) << e;
   ValueId bl = k.b.load(k.C, I(0));
-  EXPECT_NE(kernel_error([&] { k.b.binary(OpCode::Add, bl, bl); }).find("bool"), std::string::npos);
-  EXPECT_NE(kernel_error([&] { k.b.binary(OpCode::Shl, f, I(1)); }).find("integer"), std::string::npos);
-  EXPECT_NE(kernel_error([&] { k.b.unary(OpCode::Not, f); }).find("integer or bool"), std::string::npos);
-  EXPECT_NE(kernel_error([&] { k.b.load(k.A, F(1.5)); }).find("index"), std::string::npos);
-  EXPECT_NE(kernel_error([&] { k.b.bitcast(f, S(Scalar::U16)); }).find("same size"), std::string::npos);
-  EXPECT_NE(kernel_error([&] { k.b.begin_if(f); }).find("bool"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.binary(OpCode::Add, bl, bl); }).find("bool"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.binary(OpCode::Shl, f, I(1)); }).find("integer"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.unary(OpCode::Not, f); }).find("integer or bool"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.load(k.A, F(1.5)); }).find("index"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.bitcast(f, S(Scalar::U16)); }).find("same size"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.begin_if(f); }).find("bool"), std::string::npos);
 }
 
 TEST(Builder, LiteralMustFitItsPartner) {
@@ -165,7 +154,7 @@ TEST(Builder, LiteralMustFitItsPartner) {
   ValueId u = k.b.load(k.A, I(0));
   EXPECT_NO_THROW(k.b.binary(OpCode::Add, u, I(255)));
   EXPECT_NO_THROW(k.b.binary(OpCode::And, u, I(-1)));  // all ones
-  EXPECT_NE(kernel_error([&] { k.b.binary(OpCode::Add, u, I(300)); }).find("does not fit"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.binary(OpCode::Add, u, I(300)); }).find("does not fit"), std::string::npos);
 }
 
 TEST(Builder, ValuesCannotEscapeTheirRegion) {
@@ -173,7 +162,7 @@ TEST(Builder, ValuesCannotEscapeTheirRegion) {
   k.b.begin_for(I(0), I(4), I(1), S(Scalar::I32), {});
   ValueId inner = k.b.load(k.A, I(0));
   k.b.end_for({});
-  std::string e = kernel_error([&] { k.b.store(k.C, I(0), inner); });
+  std::string e = error_of([&] { k.b.store(k.C, I(0), inner); });
   EXPECT_NE(e.find("cannot escape"), std::string::npos) << e;
 }
 
@@ -196,18 +185,18 @@ TEST(Builder, FloatIntoIntegerCarryIsAnError) {
   AddKernel k(Scalar::F32, Scalar::F32, Scalar::F32);
   auto args = k.b.begin_for(I(0), I(8), I(1), S(Scalar::I32), {I(0)});
   ValueId x = k.b.load(k.A, args[0]);
-  EXPECT_NE(kernel_error([&] { k.b.end_for({x}); }).find("init"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.end_for({x}); }).find("init"), std::string::npos);
 }
 
 TEST(Builder, ZeroStepIsAnError) {
   Builder b("k");
-  EXPECT_NE(kernel_error([&] { b.begin_for(I(0), I(4), I(0), S(Scalar::I32), {}); }).find("step"), std::string::npos);
+  EXPECT_NE(error_of([&] { b.begin_for(I(0), I(4), I(0), S(Scalar::I32), {}); }).find("step"), std::string::npos);
 }
 
 TEST(Builder, UnclosedRegionIsAnError) {
   Builder b("k");
   b.begin_if(Literal::of_bool(true));
-  EXPECT_NE(kernel_error([&] { b.finish(); }).find("still open"), std::string::npos);
+  EXPECT_NE(error_of([&] { b.finish(); }).find("still open"), std::string::npos);
 }
 
 TEST(Builder, WhileWithCarriedValues) {
@@ -232,7 +221,7 @@ TEST(Verifier, RejectsTypeMismatch) {
   Kernel kern = k.b.finish();
   for (Op& op : kern.body.ops)
     if (op.code == OpCode::Add) op.type = S(Scalar::I32);
-  std::string e = kernel_error([&] { verify(kern); });
+  std::string e = error_of([&] { verify(kern); });
   EXPECT_NE(e.find("invalid IR"), std::string::npos) << e;
   EXPECT_NE(e.find("add"), std::string::npos) << e;
 }
@@ -243,7 +232,7 @@ TEST(Verifier, RejectsUseBeforeDefinition) {
   k.b.store(k.C, I(0), a);
   Kernel kern = k.b.finish();
   std::swap(kern.body.ops[0], kern.body.ops.back());
-  EXPECT_NE(kernel_error([&] { verify(kern); }).find("invalid IR"), std::string::npos);
+  EXPECT_NE(error_of([&] { verify(kern); }).find("invalid IR"), std::string::npos);
 }
 
 TEST(Verifier, RejectsMissingTerminator) {
@@ -253,15 +242,15 @@ TEST(Verifier, RejectsMissingTerminator) {
   Kernel kern = k.b.finish();
   for (Op& op : kern.body.ops)
     if (op.code == OpCode::For) op.regions[0].ops.clear();
-  EXPECT_NE(kernel_error([&] { verify(kern); }).find("yield"), std::string::npos);
+  EXPECT_NE(error_of([&] { verify(kern); }).find("yield"), std::string::npos);
 }
 
 TEST(Builder, NestingIsLimited) {
   AddKernel k(Scalar::F32, Scalar::F32, Scalar::F32);
   for (int i = 0; i < Builder::kMaxNestingDepth; ++i) k.b.begin_for(I(0), I(1), I(1), S(Scalar::I32), {});
-  std::string e = kernel_error([&] { k.b.begin_if(k.b.literal(Literal::of_bool(true))); });
+  std::string e = error_of([&] { k.b.begin_if(k.b.literal(Literal::of_bool(true))); });
   EXPECT_NE(e.find("nested more than 200 levels"), std::string::npos) << e;
-  EXPECT_NE(kernel_error([&] { k.b.begin_for(I(0), I(1), I(1), S(Scalar::I32), {}); }).find("nested"),
+  EXPECT_NE(error_of([&] { k.b.begin_for(I(0), I(1), I(1), S(Scalar::I32), {}); }).find("nested"),
             std::string::npos);
   for (int i = 0; i < Builder::kMaxNestingDepth; ++i) k.b.end_for({});
   k.b.store(k.C, I(0), k.b.load(k.A, I(0)));

@@ -15,24 +15,12 @@
 #include "enigma/ir/passes.h"
 #include "enigma/ir/verifier.h"
 #include "enigma/support/error.h"
+#include "test_support.h"
 
 namespace enigma {
 namespace {
 
-DType S(Scalar s) { return DType::scalar(s); }
-DType V(Scalar s, int n) { return DType::vector(s, n); }
-Literal I(int64_t v) { return Literal::of_int(v); }
-Literal F(double v) { return Literal::of_float(v); }
-
-template <class Fn>
-std::string error_of(Fn&& f) {
-  try {
-    f();
-  } catch (const KernelError& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using namespace test;
 
 // A kernel with one buffer per dtype (A: float, B: half, C: int, D: uchar, E: ulong, F: bool).
 struct K {

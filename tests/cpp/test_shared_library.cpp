@@ -8,24 +8,16 @@
 #include "enigma/runtime/cxx_compiler.h"
 #include "enigma/runtime/shared_library.h"
 #include "enigma/support/error.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 using enigma::SharedLibrary;
 
 namespace {
 
-class SharedLibraryTest : public ::testing::Test {
+class SharedLibraryTest : public enigma::test::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "enigma-shlib-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
+  SharedLibraryTest() : TempDirTest("enigma-shlib-test") {}
 };
 
 }  // namespace

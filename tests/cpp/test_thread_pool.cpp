@@ -18,10 +18,13 @@
 #include "enigma/runtime/thread_pool.h"
 #include "enigma/support/error.h"
 #include "enigma/support/host.h"
+#include "test_support.h"
 
 using enigma::ThreadPool;
 
 namespace {
+
+using enigma::test::ScopedEnv;
 
 // Runs one parallel_for and checks that the chunks partition [0, n) and
 // respect min_chunk.
@@ -51,30 +54,6 @@ void check_partition(ThreadPool& pool, uint64_t n, uint64_t min_chunk) {
     EXPECT_GE(smallest_chunk.load(), std::min(n, std::max<uint64_t>(min_chunk, 1))) << "n=" << n;
   }
 }
-
-// Sets an environment variable for one scope and restores it afterwards.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) saved_ = old;
-    if (value)
-      ::setenv(name, value, 1);
-    else
-      ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (saved_)
-      ::setenv(name_.c_str(), saved_->c_str(), 1);
-    else
-      ::unsetenv(name_.c_str());
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> saved_;
-};
 
 }  // namespace
 

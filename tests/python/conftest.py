@@ -6,6 +6,7 @@ backends. Only tests that are explicitly about the CPU device say "cpu".
 """
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 
@@ -134,10 +135,47 @@ def bits_equal(got: np.ndarray, want: np.ndarray) -> None:
                              f"got {got[bad].tolist()} want {want[bad].tolist()}")
 
 
+_shared_runtime = None
+
+
+def shared_runtime():
+    """The default device's runtime (ENIGMA_DEVICE selects it), one for the session,
+    also for module-level helpers that cannot take the `runtime` fixture."""
+    global _shared_runtime
+    if _shared_runtime is None:
+        _shared_runtime = enigma.MetalRuntime()
+    return _shared_runtime
+
+
+def run_flat(kernel, inputs, out_dtype, n_out, grid, threads, debug=None, **execute_opts):
+    """Compiles `kernel` (with `debug` as given), runs it on the shared runtime
+    with one output of n_out elements of out_dtype, and returns that output as a
+    flat array. execute_opts (scalars=, constants=) go to execute()."""
+    ck = enigma.compile(kernel, debug=debug)
+    raw = shared_runtime().execute(ck, inputs, int(n_out) * np.dtype(out_dtype).itemsize, grid, threads,
+                                   **execute_opts)
+    return np.frombuffer(raw, dtype=out_dtype)
+
+
 @pytest.fixture(scope="session")
 def runtime():
     """The default device's runtime (ENIGMA_DEVICE selects it)."""
-    return enigma.MetalRuntime()
+    return shared_runtime()
+
+
+def line_of(fn, marker):
+    """Line number (in its file) of the line of `fn` containing `marker`."""
+    lines, start = inspect.getsourcelines(fn)
+    return start + next(k for k, ln in enumerate(lines) if marker in ln)
+
+
+def collatz_steps(x):
+    """How many Collatz steps take x to 1 (the model of the while-loop kernels)."""
+    steps = 0
+    while x != 1:
+        x = x // 2 if x % 2 == 0 else 3 * x + 1
+        steps += 1
+    return steps
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import subprocess_env
+from cache_child import env_for, pristine_cache, run_child, write_child
 
 CHILD = textwrap.dedent("""\
     import sys
@@ -43,34 +43,13 @@ def cpu_only(is_cpu):
 
 @pytest.fixture(scope="module")
 def child(tmp_path_factory):
-    path = tmp_path_factory.mktemp("child") / "child.py"
-    path.write_text(CHILD)
-    return str(path)
+    return write_child(tmp_path_factory, "child", CHILD)
 
 
 @pytest.fixture(scope="module")
 def pristine(child, tmp_path_factory):
     """A cache directory holding the child's one valid entry."""
-    cache = tmp_path_factory.mktemp("pristine") / "cache"
-    run_child(child, env_for(cache))
-    return cache
-
-
-def env_for(cache_dir, **extra):
-    env = subprocess_env(ENIGMA_DEVICE="cpu", **extra)
-    env.pop("ENIGMA_CACHE_DIR", None)
-    if cache_dir is not None:
-        env["ENIGMA_CACHE_DIR"] = str(cache_dir)
-    env.pop("ENIGMA_EMIT_ONLY", None)
-    env.pop("ENIGMA_DEBUG", None)
-    return env
-
-
-def run_child(child, env):
-    r = subprocess.run([sys.executable, child], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.strip().endswith("OK"), r.stdout + r.stderr
-    return r
+    return pristine_cache(child, tmp_path_factory, "pristine")
 
 
 def entries(root):

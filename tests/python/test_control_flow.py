@@ -1,18 +1,21 @@
 """for_range (with and without carried values), if_, while_, range_constexpr,
 and the errors for values that escape their region."""
-import inspect
 
 import numpy as np
 import pytest
 
 import enigma
-from conftest import run
+from conftest import collatz_steps, line_of, run
 
 
-def line_of(fn, marker):
-    """Line number (in this file) of the line of `fn` containing `marker`."""
-    lines, start = inspect.getsourcelines(fn)
-    return start + next(k for k, ln in enumerate(lines) if marker in ln)
+def compile_error_at(kernel, marker, match=None):
+    """Compiling `kernel` raises an EnigmaError (matching `match`) that names
+    this file's line holding `marker`; returns the message."""
+    with pytest.raises(enigma.EnigmaError, match=match) as e:
+        enigma.compile(kernel, emit_only=True)
+    msg = str(e.value)
+    assert f"test_control_flow.py:{line_of(kernel.fn, marker)}" in msg, msg
+    return msg
 
 
 # --------------------------------------------------------------------------
@@ -194,14 +197,6 @@ def whiles(a: enigma.u32, limit: enigma.Scalar(enigma.u32), counter: enigma.u32,
     fin[t] = c[0]
 
 
-def collatz(x):
-    s = 0
-    while x != 1:
-        x = x // 2 if x % 2 == 0 else 3 * x + 1
-        s += 1
-    return s
-
-
 def test_while_forms(runtime):
     a = np.array([0, 1, 5, 26, 40, 97, 100, 6], np.uint32)
     limit = 40
@@ -215,7 +210,7 @@ def test_while_forms(runtime):
                 x += 1
         want.append(x)
     assert counter.tolist() == want
-    assert steps.tolist() == [collatz(int(x) + 1) for x in a]
+    assert steps.tolist() == [collatz_steps(int(x) + 1) for x in a]
     assert fin.tolist() == [1] * n
 
 
@@ -259,10 +254,7 @@ def test_value_escaping_a_loop_is_an_error():
             v = a[i] * 2.0
         out[0] = v  # ESCAPE
 
-    with pytest.raises(enigma.EnigmaError) as e:
-        enigma.compile(escape_loop, emit_only=True)
-    msg = str(e.value)
-    assert f"test_control_flow.py:{line_of(escape_loop.fn, '# ESCAPE')}" in msg, msg
+    msg = compile_error_at(escape_loop, '# ESCAPE')
     assert "escape_loop" in msg and "region" in msg
 
 
@@ -273,9 +265,7 @@ def test_value_escaping_an_if_is_an_error():
             v = a[1] + 1.0
         out[0] = v * 3.0  # ESCAPE
 
-    with pytest.raises(enigma.EnigmaError) as e:
-        enigma.compile(escape_if, emit_only=True)
-    assert f"test_control_flow.py:{line_of(escape_if.fn, '# ESCAPE')}" in str(e.value), str(e.value)
+    compile_error_at(escape_if, '# ESCAPE')
 
 
 def test_loop_variable_escaping_is_an_error():
@@ -285,9 +275,7 @@ def test_loop_variable_escaping_is_an_error():
             out[i] = i
         out[5] = i  # ESCAPE
 
-    with pytest.raises(enigma.EnigmaError) as e:
-        enigma.compile(escape_iv, emit_only=True)
-    assert f"test_control_flow.py:{line_of(escape_iv.fn, '# ESCAPE')}" in str(e.value), str(e.value)
+    compile_error_at(escape_iv, '# ESCAPE')
 
 
 def test_value_escaping_a_while_is_an_error():
@@ -299,9 +287,7 @@ def test_value_escaping_a_while_is_an_error():
             out[0] = v
         out[1] = v  # ESCAPE
 
-    with pytest.raises(enigma.EnigmaError) as e:
-        enigma.compile(escape_while, emit_only=True)
-    assert f"test_control_flow.py:{line_of(escape_while.fn, '# ESCAPE')}" in str(e.value), str(e.value)
+    compile_error_at(escape_while, '# ESCAPE')
 
 
 def test_assigning_carry_after_the_loop_is_an_error():
@@ -312,9 +298,7 @@ def test_assigning_carry_after_the_loop_is_an_error():
         c[0] = 1.0  # AFTER
         out[0] = c[0]
 
-    with pytest.raises(enigma.EnigmaError, match="Cannot assign to carry") as e:
-        enigma.compile(carry_after, emit_only=True)
-    assert f"test_control_flow.py:{line_of(carry_after.fn, '# AFTER')}" in str(e.value), str(e.value)
+    compile_error_at(carry_after, '# AFTER', match="Cannot assign to carry")
 
 
 def test_carry_dtype_mismatch_is_an_error():

@@ -6,21 +6,8 @@ import numpy as np
 import pytest
 
 import enigma
-
-RT = None
-
-
-def rt():
-    global RT
-    if RT is None:
-        RT = enigma.MetalRuntime()
-    return RT
-
-
-def run(kernel, inputs, out_dtype, n_out, grid, threads, scalars=None, **kw):
-    ck = enigma.compile(kernel, **kw)
-    raw = rt().execute(ck, inputs, int(n_out) * np.dtype(out_dtype).itemsize, grid, threads, scalars=scalars)
-    return np.frombuffer(raw, dtype=out_dtype)
+from conftest import run_flat as run
+from conftest import shared_runtime as rt
 
 
 # ---- block reductions, scans, reverse ------------------------------------------

@@ -56,16 +56,15 @@ def test_python_math_on_a_traced_value_hints_the_enigma_function():
         i = enigma.thread_position_in_grid
         a[i] = math.exp(a[i])
 
-    with pytest.raises(enigma.EnigmaError, match=r"math\.exp\(x\) cannot compute on a traced value.*enigma\.exp\(x\)"):
-        enigma.compile(uses_math, emit_only=True)
-
     @enigma.kernel
     def uses_numpy(a: enigma.f32):
         i = enigma.thread_position_in_grid
         a[i] = np.exp(a[i])
 
-    with pytest.raises(enigma.EnigmaError, match=r"np\.exp\(x\) cannot compute on a traced value.*enigma\.exp\(x\)"):
-        enigma.compile(uses_numpy, emit_only=True)
+    hint = r"\(x\) cannot compute on a traced value.*enigma\.exp\(x\)"
+    for kernel, spelling in ((uses_math, r"math\.exp"), (uses_numpy, r"np\.exp")):
+        with pytest.raises(enigma.EnigmaError, match=spelling + hint):
+            enigma.compile(kernel, emit_only=True)
 
 
 def test_two_indices_on_a_flat_buffer_hint_the_flat_index():

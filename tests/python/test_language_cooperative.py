@@ -5,22 +5,8 @@ import numpy as np
 import pytest
 
 import enigma
-
-RT = None
-
-
-def rt():
-    global RT
-    if RT is None:
-        RT = enigma.MetalRuntime()
-    return RT
-
-
-def run(kernel, inputs, out_dtype, n_out, grid, threads, **kw):
-    ck = enigma.compile(kernel, **{k: v for k, v in kw.items() if k == "debug"})
-    opts = {k: v for k, v in kw.items() if k != "debug"}
-    raw = rt().execute(ck, inputs, int(n_out) * np.dtype(out_dtype).itemsize, grid, threads, **opts)
-    return np.frombuffer(raw, dtype=out_dtype)
+from conftest import run_flat as run
+from conftest import shared_runtime as rt
 
 
 @enigma.kernel

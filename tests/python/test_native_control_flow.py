@@ -2,20 +2,14 @@
 `for i in range(...)`, `a if c else b`, `and`/`or`/`not` trace when their
 condition or bounds are traced values and run as Python otherwise. Each
 kernel is checked against a numpy model of the same per-thread program."""
-import inspect
 
 import numpy as np
 import pytest
 
 import enigma
-from conftest import run
+from conftest import collatz_steps, line_of, run
 
 N = 200
-
-
-def line_of(fn, marker):
-    lines, start = inspect.getsourcelines(fn)
-    return start + next(k for k, ln in enumerate(lines) if marker in ln)
 
 
 @enigma.kernel
@@ -88,14 +82,6 @@ def loops(a: enigma.f32, n: enigma.Scalar(enigma.u32), out: enigma.f32, steps: e
     steps[i] = count
 
 
-def collatz(v):
-    c = 0
-    while v != 1:
-        v = v // 2 if v % 2 == 0 else 3 * v + 1
-        c += 1
-    return c
-
-
 def test_for_range_and_while_trace_or_unroll(runtime):
     n = 37
     a = np.random.default_rng(3).random(n, dtype=np.float32)
@@ -104,7 +90,7 @@ def test_for_range_and_while_trace_or_unroll(runtime):
     for k in range(n):
         s = np.float32(s + a[k])
     np.testing.assert_allclose(got, np.full(N, s * 8 + 4, np.float32), rtol=1e-6)
-    assert steps.tolist() == [collatz(v + 1) for v in range(N)]
+    assert steps.tolist() == [collatz_steps(v + 1) for v in range(N)]
 
 
 @enigma.kernel

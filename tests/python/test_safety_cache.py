@@ -11,12 +11,12 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from conftest import subprocess_env
+import cache_child
+from cache_child import env_for, pristine_cache, write_child
 
 CHILD = textwrap.dedent("""\
     import numpy as np
@@ -42,18 +42,18 @@ def cpu_only(is_cpu):
         pytest.skip("the cache of compiled CPU kernels (shared libraries) is specific to the CPU device")
 
 
+# The child runs with every warning shown, so the cache's warnings reach its stderr.
+CHILD_FLAGS = ("-W", "always")
+
+
 @pytest.fixture(scope="module")
 def child(tmp_path_factory):
-    path = tmp_path_factory.mktemp("safety-child") / "child.py"
-    path.write_text(CHILD)
-    return str(path)
+    return write_child(tmp_path_factory, "safety-child", CHILD)
 
 
 @pytest.fixture(scope="module")
 def pristine(child, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("safety-pristine") / "cache"
-    run_child(child, env_for(cache))
-    return cache
+    return pristine_cache(child, tmp_path_factory, "safety-pristine", python_flags=CHILD_FLAGS)
 
 
 @pytest.fixture(scope="module")
@@ -77,21 +77,8 @@ def evil_library(tmp_path_factory):
     return lib, marker
 
 
-def env_for(cache_dir, **extra):
-    env = subprocess_env(ENIGMA_DEVICE="cpu", **extra)
-    for name in ("ENIGMA_CACHE_DIR", "ENIGMA_EMIT_ONLY", "ENIGMA_DEBUG"):
-        env.pop(name, None)
-    if cache_dir is not None:
-        env["ENIGMA_CACHE_DIR"] = str(cache_dir)
-    return env
-
-
 def run_child(child, env, cwd=None):
-    r = subprocess.run([sys.executable, "-W", "always", child], env=env, capture_output=True, text=True,
-                       timeout=300, cwd=cwd)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.strip().endswith("OK"), r.stdout + r.stderr
-    return r
+    return cache_child.run_child(child, env, cwd=cwd, python_flags=CHILD_FLAGS)
 
 
 def only_entry(root):

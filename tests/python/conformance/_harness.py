@@ -18,6 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 import enigma
+from conftest import shared_runtime as runtime  # noqa: F401 - also used by the test modules
 
 CHECKS: Counter = Counter()  # (file group) -> number of (op, dtype, input) checks
 
@@ -272,16 +273,6 @@ class Report:
 
 
 # ---- running kernels ------------------------------------------------------------------------
-
-_rt = None
-
-
-def runtime():
-    global _rt
-    if _rt is None:
-        _rt = enigma.MetalRuntime()
-    return _rt
-
 
 def run(kernel, inputs, outputs, n_threads, constants=None):
     """Compiles and runs `kernel` over n_threads threads; outputs is a list of
