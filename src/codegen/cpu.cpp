@@ -367,8 +367,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const DType vt = k_.type_of(op.operands[1]);
     std::string idx = name(op.operands[0]);
     std::string buf = mem_ptr(op.attr);
-    // store_vec writes vt.lanes elements; a store of the buffer's own (vector) element writes one.
-    const int lanes = vt != pt ? vt.lanes : 1;
+    const int lanes = vt == pt ? 1 : vt.lanes;  // a vector buffer's element is one vector
     std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.attr, op.operands[0], lanes, kStore);
     if (!guard.empty()) guard = "if (" + guard + ") ";
     if (vt != pt) {  // store_vec
@@ -817,8 +816,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::string check;
     std::set<const Op*> proved;
     for (const Op* op : hoisted) {
-      const DType& at = op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1]);
-      const int lanes = at != k_.memory_type(op->attr) ? at.lanes : 1;  // load_vec/store_vec span lanes elements
+      const DType vt = op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1]);
+      const int lanes = vt == k_.memory_type(op->attr) ? 1 : vt.lanes;
       const std::string len = mem_length(op->attr), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
       check += (check.empty() ? "" : " && ") + (lanes == 1 ? idx + " < " + len
                                                            : "(" + len + " >= " + std::to_string(lanes) + "u && " + idx +

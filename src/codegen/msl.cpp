@@ -244,10 +244,9 @@ class MslEmitter : public CFamilyEmitter {
   void store(const Op& op) override {
     std::string at = mem(op.attr) + "[" + name(op.operands[0]) + "]";
     const DType vt = k_.type_of(op.operands[1]);
-    const bool vec = vt != k_.memory_type(op.attr);  // store_vec: vt.lanes elements
-    std::string ok = bounds_check(op.attr, op.operands[0], vec ? vt.lanes : 1, kStore);
-    if (vec && is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
-    if (vec) at = "*reinterpret_cast<" + space(op.attr) + " " + msl_type(vt) + "*>(&" + at + ")";
+    std::string ok = bounds_check(op.attr, op.operands[0], vt != k_.memory_type(op.attr) ? vt.lanes : 1, kStore);
+    if (vt != k_.memory_type(op.attr) && is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
+    if (vt != k_.memory_type(op.attr)) at = "*reinterpret_cast<" + space(op.attr) + " " + msl_type(vt) + "*>(&" + at + ")";
     line((ok.empty() ? "" : "if (" + ok + ") ") + at + " = " + name(op.operands[1]) + ";");
   }
 
