@@ -4,7 +4,7 @@
 // Every backend computes the same results (docs/semantics.md), so the MSL
 // never relies on what Metal leaves undefined or unspecified:
 //  - integer division, remainder and shifts go through en_* helpers, emitted
-//    only when used, with the results of src/codegen/cpu_prelude.h;
+//    only when used, with the results of src/semantics/numbers.h;
 //  - float -> integer conversion saturates (en_sat_*), NaN gives 0;
 //  - signed add/sub/mul/neg that could overflow compute in unsigned (wraps);
 //  - bfloat arithmetic and comparisons, and half division, compute in float

@@ -1,4 +1,4 @@
-// The CUDA backend's library (src/codegen/cuda_math_prelude.h) checked
+// The CUDA backend's library (src/semantics/math_cuda.h) checked
 // against the CPU backend's on the host: the CUDA text is compiled as C++
 // with the few CUDA intrinsics it calls written in portable C++, so a
 // semantic difference between the two backends shows without a GPU.
@@ -14,8 +14,8 @@
 #include <vector>
 
 namespace cpu {
-#include "codegen/cpu_prelude.h"
-#include "codegen/cpu_math_prelude.h"
+#include "semantics/numbers.h"
+#include "semantics/math.h"
 }  // namespace cpu
 
 namespace cu {
@@ -66,7 +66,7 @@ inline float en_b2f(en_u16 x) { return cpu::en_b2f(x); }
 #define __device__
 #define __forceinline__ inline
 namespace cu {
-#include "codegen/cuda_math_prelude.h"
+#include "semantics/math_cuda.h"
 }  // namespace cu
 #undef __device__
 #undef __forceinline__

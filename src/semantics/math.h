@@ -1,6 +1,6 @@
 // The per-thread language for C-family backends: vectors, matrices and
 // en_<name> for every Metal library function of ops.def's second section.
-// Like cpu_prelude.h (which must come first), this file is compiled into the
+// Like numbers.h (which must come first), this file is compiled into the
 // core, where constant folding uses it so folded and run-time results agree
 // bit for bit, and pasted into generated CPU kernels that use these ops. It
 // includes nothing; includers provide <cstdint>, <cmath>, <cstring>,
@@ -107,7 +107,7 @@ EN_FN en_vec<T, N> en_select(const en_vec<bool, N>& c, const en_vec<T, N>& a, co
   return r;
 }
 
-// Lane-wise forms of the scalar helpers (cpu_prelude.h and below).
+// Lane-wise forms of the scalar helpers (numbers.h and below).
 #define EN_LANEWISE1(fn)                                              \
   template <class T, int N>                                           \
   EN_FN auto fn(const en_vec<T, N>& a) {                              \

@@ -2,7 +2,7 @@
 // en_<name> for every Metal library function of ops.def's second section.
 // Pasted into generated CUDA kernels that use these ops (NVRTC has no host
 // headers, so it includes nothing and uses its own traits). Every definition
-// gives the result cpu_math_prelude.h defines (docs/semantics.md): integer
+// gives the result math.h defines (docs/semantics.md): integer
 // helpers bit for bit, float math through CUDA's precise functions.
 // Includers provide en_i8 .. en_u64, __float_as_uint, the CUDA integer
 // intrinsics, and (before it) the scalar en_div/en_rem/en_floordiv/en_shl/
@@ -208,7 +208,7 @@ EN_LANEWISE1(en_h2f)
 EN_LANEWISE1(en_f2b)
 EN_LANEWISE1(en_b2f)
 
-// Conversions (cpu_prelude.h's en_cvt): float -> integer saturates, NaN is 0.
+// Conversions (numbers.h's en_cvt): float -> integer saturates, NaN is 0.
 template <class To, class From>
 EN_FN To en_cvt(From x) {
   if constexpr (en_same<To, bool>::value) {
@@ -256,7 +256,7 @@ EN_FN en_u64 en_clamp_index(I i, en_u64 n) {
   return u < n ? u : n - 1;
 }
 
-// ---- float math (precise CUDA functions; cpu_math_prelude.h's definitions) ----
+// ---- float math (precise CUDA functions; math.h's definitions) ----
 EN_FN float en_sqrt(float x) { return sqrtf(x); }
 EN_FN float en_rsqrt(float x) { return 1.0f / sqrtf(x); }  // both correctly rounded, as on the CPU
 EN_FN float en_ceil(float x) { return ceilf(x); }
