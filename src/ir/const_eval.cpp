@@ -11,6 +11,7 @@
 namespace enigma {
 namespace prelude {
 #include "semantics/numbers.h"
+#include "semantics/math_cpu.h"
 #include "semantics/math.h"
 }  // namespace prelude
 
