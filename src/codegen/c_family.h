@@ -42,7 +42,7 @@ class CFamilyEmitter {
 
   // ---- the per-thread language (ops.def's second section) ----
   // Whether the backend defines the language's library (CPU: en_* from
-  // cpu_math_prelude.h; MSL: metal::); until it does, its ops are an error.
+  // semantics/math.h; MSL: metal::); until it does, its ops are an error.
   virtual bool supports_language() const { return false; }
   // An op of the table spelled from its c_expr: each call is qualified by
   // library_function, {T} is the result type, {A}/{B} the attributes.

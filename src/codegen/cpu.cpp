@@ -414,7 +414,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return "std::fmod(" + a + ", " + b + ")";
   }
 
-  // ---- the per-thread language: en_<Metal name> from cpu_math_prelude.h,
+  // ---- the per-thread language: en_<Metal name> from semantics/math.h,
   // except where spelling.cpp's table says otherwise.
   bool supports_language() const override { return true; }
 

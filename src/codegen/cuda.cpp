@@ -5,7 +5,7 @@
 // threads, so the runtime launches ceil(grid / threads) blocks and threads
 // outside the grid return at once; edge groups report their real size, as
 // the CPU backend does. f16/bf16 values live in float registers and are
-// rounded after every operation, and the en_* helpers mirror cpu_prelude.h,
+// rounded after every operation, and the en_* helpers mirror semantics/numbers.h,
 // so every result is bit-identical to the CPU backend's.
 #include <cmath>
 #include <cstdio>
@@ -45,7 +45,7 @@ __device__ __forceinline__ en_u32 en_minu(en_u32 a, en_u32 b) { return a < b ? a
 
 // The parts below are pasted only into kernels that use them (each costs
 // NVRTC time). f16/bf16 storage conversions: hardware cvt where it matches
-// cpu_prelude.h bit for bit; NaNs keep their payload as the CPU prelude does.
+// semantics/numbers.h bit for bit; NaNs keep their payload as the CPU prelude does.
 const char* const kCudaF32Bits = R"(__device__ __forceinline__ float en_f32_bits(en_u32 b) { return __uint_as_float(b); }
 )";
 
@@ -728,7 +728,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     return "fmodf(" + a + ", " + b + ")";
   }
 
-  // ---- the per-thread language: en_<Metal name> from cuda_math_prelude.h,
+  // ---- the per-thread language: en_<Metal name> from semantics/math_cuda.h,
   // except where spelling.cpp's table says otherwise.
   bool supports_language() const override { return true; }
 
@@ -769,7 +769,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     line(local_name(op.attr) + "[" + reg_index(op) + "] = " + name(op.operands[1]) + ";");
   }
 
-  // Per-type overloads of the en_* helpers, defined as in cpu_prelude.h.
+  // Per-type overloads of the en_* helpers, defined as in semantics/numbers.h.
   std::string helper(const std::string& h, const DType& vt) override {
     // Vectors use the library's lane-wise forms of the scalar helper.
     const DType dt = DType::scalar(vt.elem);
@@ -810,7 +810,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     return h;
   }
 
-  // float -> integer saturates and NaN gives 0 (cpu_prelude.h en_cvt); the
+  // float -> integer saturates and NaN gives 0 (semantics/numbers.h en_cvt); the
   // bounds are powers of two, exact in float, so float compares suffice.
   std::string helper_cvt(const DType& to) {
     std::string tt = type(to);

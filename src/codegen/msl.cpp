@@ -4,7 +4,7 @@
 // Every backend computes the same results (docs/semantics.md), so the MSL
 // never relies on what Metal leaves undefined or unspecified:
 //  - integer division, remainder and shifts go through en_* helpers, emitted
-//    only when used, with the results of src/codegen/cpu_prelude.h;
+//    only when used, with the results of src/semantics/numbers.h;
 //  - float -> integer conversion saturates (en_sat_*), NaN gives 0;
 //  - signed add/sub/mul/neg that could overflow compute in unsigned (wraps);
 //  - bfloat arithmetic and comparisons, and half division, compute in float
@@ -583,16 +583,18 @@ class MslEmitter : public CFamilyEmitter {
   }
 
   // Functions Metal's library lacks (spelling.cpp's table says why): exp/log
-  // with Kahan's correction, accurate to a few ulp where they are.
+  // with Kahan's correction, accurate to a few ulp where they are. The ratio
+  // is taken first so that no product overflows near the ends of the range;
+  // log1p(-inf) is NaN (only +inf is kept), as math.h defines it.
   std::string missing_function(const std::string& fn, const DType& t) {
     const std::string ty = msl_type(t), one = ty + "(1.0f)", name = "en_" + fn;
     if (want("fn " + name + " " + ty)) {
       std::string body = fn == "expm1"
-          ? "  " + ty + " u = metal::exp(x), um1 = u - " + one + ";\n  " + ty + " r = um1 * x / metal::log(u);\n"
+          ? "  " + ty + " u = metal::exp(x), um1 = u - " + one + ";\n  " + ty + " r = um1 * (x / metal::log(u));\n"
             "  r = metal::select(r, x, u == " + one + ");\n  r = metal::select(r, um1, metal::isinf(u));\n"
             "  return metal::select(r, um1, um1 == " + ty + "(-1.0f));\n"
-          : "  " + ty + " u = " + one + " + x;\n  " + ty + " r = metal::log(u) * x / (u - " + one + ");\n"
-            "  r = metal::select(r, x, u == " + one + ");\n  return metal::select(r, u, metal::isinf(u));\n";
+          : "  " + ty + " u = " + one + " + x;\n  " + ty + " r = metal::log(u) * (x / (u - " + one + "));\n"
+            "  r = metal::select(r, x, u == " + one + ");\n  return metal::select(r, u, u > " + ty + "(0x1.fffffep+127f));\n";
       helpers_.push_back("inline " + ty + " " + name + "(" + ty + " x) {\n" + body + "}\n");
     }
     return name;

@@ -10,8 +10,9 @@
 
 namespace enigma {
 namespace prelude {
-#include "codegen/cpu_prelude.h"
-#include "codegen/cpu_math_prelude.h"
+#include "semantics/numbers.h"
+#include "semantics/math_cpu.h"
+#include "semantics/math.h"
 }  // namespace prelude
 
 namespace {

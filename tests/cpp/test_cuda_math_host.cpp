@@ -1,5 +1,6 @@
-// The CUDA backend's library (src/codegen/cuda_math_prelude.h) checked
-// against the CPU backend's on the host: the CUDA text is compiled as C++
+// The CUDA backend's math library (src/semantics/math.h under the CUDA layer
+// math_cuda.h) checked against the CPU backend's (math.h under math_cpu.h)
+// on the host: the CUDA text is compiled as C++
 // with the few CUDA intrinsics it calls written in portable C++, so a
 // semantic difference between the two backends shows without a GPU.
 #include <gtest/gtest.h>
@@ -14,8 +15,9 @@
 #include <vector>
 
 namespace cpu {
-#include "codegen/cpu_prelude.h"
-#include "codegen/cpu_math_prelude.h"
+#include "semantics/numbers.h"
+#include "semantics/math_cpu.h"
+#include "semantics/math.h"
 }  // namespace cpu
 
 namespace cu {
@@ -62,11 +64,17 @@ inline en_u16 en_f2b(float x) { return cpu::en_f2b(x); }
 inline float en_b2f(en_u16 x) { return cpu::en_b2f(x); }
 }  // namespace cu
 
-#undef EN_FN  // the CPU prelude's; the CUDA file defines its own
+// The CPU layer's spellings; the CUDA layer defines its own.
+#undef EN_FN
+#undef EN_MEMBER
+#undef EN_LIBM
+#undef EN_LIBM_D
+#undef EN_RINT
 #define __device__
 #define __forceinline__ inline
 namespace cu {
-#include "codegen/cuda_math_prelude.h"
+#include "semantics/math_cuda.h"
+#include "semantics/math.h"
 }  // namespace cu
 #undef __device__
 #undef __forceinline__

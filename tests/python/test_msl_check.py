@@ -291,7 +291,7 @@ HARNESS = r"""
 #include <vector>
 
 namespace cpu {
-#include "cpu_prelude.h"
+#include "numbers.h"
 }
 
 // The emitted MSL helpers, with just enough of Metal to run them on the host.
@@ -406,7 +406,7 @@ def _helpers(path):
     return src.split("using namespace metal;", 1)[1].split("kernel void", 1)[0]
 
 
-def test_helpers_match_cpu_prelude(dumped, tmp_path):
+def test_helpers_match_semantics_numbers(dumped, tmp_path):
     """Runs the emitted MSL helpers (integer division, remainder, floor
     division, shifts, saturating conversions) on the host against the CPU
     backend's prelude, on edge inputs, under UBSan where available."""
@@ -421,7 +421,7 @@ def test_helpers_match_cpu_prelude(dumped, tmp_path):
     src.write_text(HARNESS % {"helpers": helpers})
     cxx = next(c for c in (os.environ.get("CXX"), "g++", "clang++", "c++") if c and shutil.which(c))
     exe = tmp_path / "harness"
-    base = [cxx, "-std=c++20", "-O1", "-fsigned-char", "-I", os.path.join(ROOT, "src", "codegen"), str(src), "-o",
+    base = [cxx, "-std=c++20", "-O1", "-fsigned-char", "-I", os.path.join(ROOT, "src", "semantics"), str(src), "-o",
             str(exe)]
     r = subprocess.run(base[:1] + ["-fsanitize=undefined", "-fno-sanitize-recover=all"] + base[1:],
                        capture_output=True, text=True)

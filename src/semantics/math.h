@@ -1,18 +1,22 @@
-// The per-thread language for C-family backends: vectors, matrices and
-// en_<name> for every Metal library function of ops.def's second section.
-// Like cpu_prelude.h (which must come first), this file is compiled into the
-// core, where constant folding uses it so folded and run-time results agree
-// bit for bit, and pasted into generated CPU kernels that use these ops. It
-// includes nothing; includers provide <cstdint>, <cmath>, <cstring>,
-// <limits>, <type_traits>. EN_FN qualifies every function (a GPU backend can
-// define it as a device function).
+// The per-thread language of the C-family backends (CPU and CUDA), written
+// once: vectors, matrices and en_<name> for every Metal library function of
+// ops.def's second section. The core compiles it (constant folding uses it,
+// so folded and run-time results agree bit for bit) and the backends paste
+// it into generated kernels that use these ops.
 //
 // Definitions (docs/semantics.md): results follow Metal's; where Metal
 // leaves a case undefined the formula below is the defined result. Values of
 // half/bfloat are held in float; callers round the result once.
-#ifndef EN_FN
-#define EN_FN static inline
-#endif
+//
+// It includes nothing (NVRTC has no standard headers). A backend layer comes
+// first (math_cpu.h, math_cuda.h) and provides: EN_FN (qualifies every
+// function), EN_MEMBER (member functions), EN_LIBM(name) (the float libm
+// function `name`), EN_LIBM_D(name) (the double one), EN_RINT (round to
+// nearest even), the types en_i8 .. en_u64, the traits en_traits<T> (is_int,
+// is_signed, width, uint, min(), max()), en_enable_if and en_same, the float
+// predicates, en_cvt, and the integer helpers that use the hardware's
+// instructions (saturating add/sub/mad, mulhi, popcount, clz, ctz,
+// reverse_bits). Before it come the scalar helpers of numbers.h a kernel uses.
 
 // ---- vectors and matrices ------------------------------------------------------
 // Sized and aligned as Metal's: a 3-vector takes the room of a 4-vector.
@@ -20,17 +24,17 @@ template <class T, int N>
 struct alignas(sizeof(T) * (N == 3 ? 4 : N)) en_vec {
   T v[N];
   en_vec() = default;
-  explicit en_vec(T s) {
+  EN_MEMBER explicit en_vec(T s) {
     for (int i = 0; i < N; ++i) v[i] = s;
   }
-  template <class... C, class = std::enable_if_t<(sizeof...(C) == N && N >= 2)>>
-  en_vec(C... c) : v{static_cast<T>(c)...} {}
+  template <class... C, class = typename en_enable_if<(sizeof...(C) == N && N >= 2)>::type>
+  EN_MEMBER en_vec(C... c) : v{static_cast<T>(c)...} {}
   template <class U>
-  explicit en_vec(const en_vec<U, N>& o) {
+  EN_MEMBER explicit en_vec(const en_vec<U, N>& o) {
     for (int i = 0; i < N; ++i) v[i] = static_cast<T>(o.v[i]);
   }
-  T& operator[](int i) { return v[i]; }
-  const T& operator[](int i) const { return v[i]; }
+  EN_MEMBER T& operator[](int i) { return v[i]; }
+  EN_MEMBER const T& operator[](int i) const { return v[i]; }
 };
 
 // Column-major: C columns of R lanes.
@@ -38,27 +42,57 @@ template <class T, int C, int R>
 struct en_mat {
   en_vec<T, R> c[C];
   en_mat() = default;
-  template <class... V, class = std::enable_if_t<(sizeof...(V) == C)>>
-  en_mat(V... cols) : c{cols...} {}
-  en_vec<T, R>& operator[](int i) { return c[i]; }
-  const en_vec<T, R>& operator[](int i) const { return c[i]; }
+  template <class... V, class = typename en_enable_if<(sizeof...(V) == C)>::type>
+  EN_MEMBER en_mat(V... cols) : c{cols...} {}
+  EN_MEMBER en_vec<T, R>& operator[](int i) { return c[i]; }
+  EN_MEMBER const en_vec<T, R>& operator[](int i) const { return c[i]; }
 };
 
-// Narrow integers: C promotes them to int; the cast keeps the type's width.
-#define EN_VEC_BINOP(op)                                                            \
-  template <class T, int N>                                                         \
-  EN_FN en_vec<T, N> operator op(const en_vec<T, N>& a, const en_vec<T, N>& b) {    \
-    en_vec<T, N> r;                                                                 \
-    for (int i = 0; i < N; ++i) r.v[i] = static_cast<T>(a.v[i] op b.v[i]);          \
-    return r;                                                                       \
+// Integer lanes wrap (computed unsigned: signed overflow is undefined in
+// C++); narrow ones keep their width.
+template <class T>
+EN_FN T en_wrap_add(T a, T b) {
+  if constexpr (en_traits<T>::is_int) {
+    typedef typename en_traits<T>::uint U;
+    return static_cast<T>(static_cast<U>(static_cast<U>(a) + static_cast<U>(b)));
+  } else {
+    return a + b;
   }
-EN_VEC_BINOP(+)
-EN_VEC_BINOP(-)
-EN_VEC_BINOP(*)
-EN_VEC_BINOP(/)
-EN_VEC_BINOP(&)
-EN_VEC_BINOP(|)
-EN_VEC_BINOP(^)
+}
+template <class T>
+EN_FN T en_wrap_sub(T a, T b) {
+  if constexpr (en_traits<T>::is_int) {
+    typedef typename en_traits<T>::uint U;
+    return static_cast<T>(static_cast<U>(static_cast<U>(a) - static_cast<U>(b)));
+  } else {
+    return a - b;
+  }
+}
+template <class T>
+EN_FN T en_wrap_mul(T a, T b) {
+  if constexpr (en_traits<T>::is_int) {
+    typedef typename en_traits<T>::uint U;
+    // u16 * u16 would promote to int and could overflow it.
+    typedef typename en_enable_if<true, decltype(U() * 1u)>::type W;
+    return static_cast<T>(static_cast<U>(static_cast<W>(static_cast<U>(a)) * static_cast<W>(static_cast<U>(b))));
+  } else {
+    return a * b;
+  }
+}
+#define EN_VEC_BINOP(op, fn)                                                     \
+  template <class T, int N>                                                      \
+  EN_FN en_vec<T, N> operator op(const en_vec<T, N>& a, const en_vec<T, N>& b) { \
+    en_vec<T, N> r;                                                              \
+    for (int i = 0; i < N; ++i) r.v[i] = fn;                                     \
+    return r;                                                                    \
+  }
+EN_VEC_BINOP(+, en_wrap_add(a.v[i], b.v[i]))
+EN_VEC_BINOP(-, en_wrap_sub(a.v[i], b.v[i]))
+EN_VEC_BINOP(*, en_wrap_mul(a.v[i], b.v[i]))
+EN_VEC_BINOP(/, static_cast<T>(a.v[i] / b.v[i]))  // float lanes (integers use en_div)
+EN_VEC_BINOP(&, static_cast<T>(a.v[i] & b.v[i]))
+EN_VEC_BINOP(|, static_cast<T>(a.v[i] | b.v[i]))
+EN_VEC_BINOP(^, static_cast<T>(a.v[i] ^ b.v[i]))
 #undef EN_VEC_BINOP
 
 #define EN_VEC_CMP(op)                                                                \
@@ -80,7 +114,7 @@ template <class T, int N>
 EN_FN en_vec<T, N> operator-(const en_vec<T, N>& a) {
   en_vec<T, N> r;
   for (int i = 0; i < N; ++i) {
-    if constexpr (std::is_integral_v<T>) r.v[i] = static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(a.v[i]));
+    if constexpr (en_traits<T>::is_int) r.v[i] = static_cast<T>(0 - static_cast<typename en_traits<T>::uint>(a.v[i]));
     else r.v[i] = -a.v[i];
   }
   return r;
@@ -90,7 +124,7 @@ template <class T, int N>
 EN_FN en_vec<T, N> operator~(const en_vec<T, N>& a) {
   en_vec<T, N> r;
   for (int i = 0; i < N; ++i) {
-    if constexpr (std::is_same_v<T, bool>) r.v[i] = !a.v[i];
+    if constexpr (en_same<T, bool>::value) r.v[i] = !a.v[i];
     else r.v[i] = static_cast<T>(~a.v[i]);
   }
   return r;
@@ -107,7 +141,7 @@ EN_FN en_vec<T, N> en_select(const en_vec<bool, N>& c, const en_vec<T, N>& a, co
   return r;
 }
 
-// Lane-wise forms of the scalar helpers (cpu_prelude.h and below).
+// Lane-wise forms of the scalar helpers (numbers.h and below).
 #define EN_LANEWISE1(fn)                                              \
   template <class T, int N>                                           \
   EN_FN auto fn(const en_vec<T, N>& a) {                              \
@@ -159,43 +193,43 @@ EN_FN en_mat<T, C, R> en_rh(const en_mat<T, C, R>& m) {
 // Index of a per-thread array of n elements: out-of-range (or negative)
 // indices use the last element, so no access leaves the array.
 template <class I>
-EN_FN uint64_t en_clamp_index(I i, uint64_t n) {
-  uint64_t u = static_cast<uint64_t>(i);
+EN_FN en_u64 en_clamp_index(I i, en_u64 n) {
+  en_u64 u = static_cast<en_u64>(i);
   return u < n ? u : n - 1;
 }
 
 // ---- float math --------------------------------------------------------------
-EN_FN float en_sqrt(float x) { return std::sqrt(x); }
-EN_FN float en_rsqrt(float x) { return 1.0f / std::sqrt(x); }
-EN_FN float en_ceil(float x) { return std::ceil(x); }
-EN_FN float en_floor(float x) { return std::floor(x); }
-EN_FN float en_round(float x) { return std::round(x); }  // halfway cases away from zero
-EN_FN float en_trunc(float x) { return std::trunc(x); }
-EN_FN float en_exp(float x) { return std::exp(x); }
-EN_FN float en_exp2(float x) { return std::exp2(x); }
-EN_FN float en_log(float x) { return std::log(x); }
-EN_FN float en_log2(float x) { return std::log2(x); }
-EN_FN float en_log10(float x) { return std::log10(x); }
-EN_FN float en_sin(float x) { return std::sin(x); }
-EN_FN float en_cos(float x) { return std::cos(x); }
-EN_FN float en_tan(float x) { return std::tan(x); }
-EN_FN float en_asin(float x) { return std::asin(x); }
-EN_FN float en_acos(float x) { return std::acos(x); }
-EN_FN float en_atan(float x) { return std::atan(x); }
-EN_FN float en_sinh(float x) { return std::sinh(x); }
-EN_FN float en_cosh(float x) { return std::cosh(x); }
-EN_FN float en_tanh(float x) { return std::tanh(x); }
-EN_FN float en_asinh(float x) { return std::asinh(x); }
-EN_FN float en_acosh(float x) { return std::acosh(x); }
-EN_FN float en_atanh(float x) { return std::atanh(x); }
-EN_FN float en_expm1(float x) { return std::expm1(x); }
-EN_FN float en_log1p(float x) { return std::log1p(x); }
-EN_FN float en_pow(float x, float y) { return std::pow(x, y); }
-EN_FN float en_fmod(float x, float y) { return std::fmod(x, y); }
-EN_FN float en_atan2(float y, float x) { return std::atan2(y, x); }
-EN_FN float en_copysign(float x, float y) { return std::copysign(x, y); }
-EN_FN float en_fma(float a, float b, float c) { return std::fma(a, b, c); }
-EN_FN float en_abs(float x) { return std::fabs(x); }
+EN_FN float en_sqrt(float x) { return EN_LIBM(sqrt)(x); }
+EN_FN float en_rsqrt(float x) { return 1.0f / EN_LIBM(sqrt)(x); }
+EN_FN float en_ceil(float x) { return EN_LIBM(ceil)(x); }
+EN_FN float en_floor(float x) { return EN_LIBM(floor)(x); }
+EN_FN float en_round(float x) { return EN_LIBM(round)(x); }  // halfway cases away from zero
+EN_FN float en_trunc(float x) { return EN_LIBM(trunc)(x); }
+EN_FN float en_exp(float x) { return EN_LIBM(exp)(x); }
+EN_FN float en_exp2(float x) { return EN_LIBM(exp2)(x); }
+EN_FN float en_log(float x) { return EN_LIBM(log)(x); }
+EN_FN float en_log2(float x) { return EN_LIBM(log2)(x); }
+EN_FN float en_log10(float x) { return EN_LIBM(log10)(x); }
+EN_FN float en_sin(float x) { return EN_LIBM(sin)(x); }
+EN_FN float en_cos(float x) { return EN_LIBM(cos)(x); }
+EN_FN float en_tan(float x) { return EN_LIBM(tan)(x); }
+EN_FN float en_asin(float x) { return EN_LIBM(asin)(x); }
+EN_FN float en_acos(float x) { return EN_LIBM(acos)(x); }
+EN_FN float en_atan(float x) { return EN_LIBM(atan)(x); }
+EN_FN float en_sinh(float x) { return EN_LIBM(sinh)(x); }
+EN_FN float en_cosh(float x) { return EN_LIBM(cosh)(x); }
+EN_FN float en_tanh(float x) { return EN_LIBM(tanh)(x); }
+EN_FN float en_asinh(float x) { return EN_LIBM(asinh)(x); }
+EN_FN float en_acosh(float x) { return EN_LIBM(acosh)(x); }
+EN_FN float en_atanh(float x) { return EN_LIBM(atanh)(x); }
+EN_FN float en_expm1(float x) { return EN_LIBM(expm1)(x); }
+EN_FN float en_log1p(float x) { return EN_LIBM(log1p)(x); }
+EN_FN float en_pow(float x, float y) { return EN_LIBM(pow)(x, y); }
+EN_FN float en_fmod(float x, float y) { return EN_LIBM(fmod)(x, y); }
+EN_FN float en_atan2(float y, float x) { return EN_LIBM(atan2)(y, x); }
+EN_FN float en_copysign(float x, float y) { return EN_LIBM(copysign)(x, y); }
+EN_FN float en_fma(float a, float b, float c) { return EN_LIBM(fma)(a, b, c); }
+EN_FN float en_abs(float x) { return EN_LIBM(fabs)(x); }
 // fmin/fmax return the other operand when one is NaN (a zero's sign is not ordered).
 EN_FN float en_fmin(float x, float y) { return (y < x || x != x) ? y : x; }
 EN_FN float en_fmax(float x, float y) { return (y > x || x != x) ? y : x; }
@@ -205,17 +239,19 @@ EN_FN float en_saturate(float x) { return en_clamp(x, 0.0f, 1.0f); }
 EN_FN float en_sign(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x == 0.0f ? x : 0.0f; }
 // x - floor(x), kept below 1; +-0 and +-inf give +-0, NaN stays NaN.
 EN_FN float en_fract(float x) {
-  float f = x - std::floor(x);
+  float f = x - EN_LIBM(floor)(x);
   f = f < 0x1.fffffep-1f ? f : 0x1.fffffep-1f;
-  return (x == 0.0f || std::isinf(x)) ? std::copysign(0.0f, x) : x != x ? x : f;
+  return (x == 0.0f || en_isinf(x)) ? EN_LIBM(copysign)(0.0f, x) : x != x ? x : f;
 }
 // The same, when the result is rounded to half / bfloat (which could reach 1).
-EN_FN float en_fract_h(float x) {
-  float f = en_rh(en_fract(x));
+template <class F = float>  // a template: en_rh may be declared later
+EN_FN F en_fract_h(F x) {
+  F f = en_rh(en_fract(x));
   return f == 1.0f ? 0x1.ffcp-1f : f;
 }
-EN_FN float en_fract_b(float x) {
-  float f = en_rb(en_fract(x));
+template <class F = float>
+EN_FN F en_fract_b(F x) {
+  F f = en_rb(en_fract(x));
   return f == 1.0f ? 0x1.fep-1f : f;
 }
 EN_FN float en_step(float edge, float x) { return x < edge ? 0.0f : 1.0f; }
@@ -225,125 +261,54 @@ EN_FN float en_smoothstep(float e0, float e1, float x) {
   return t * t * (3.0f - 2.0f * t);
 }
 EN_FN bool en_isnan(float x) { return x != x; }
-EN_FN bool en_isinf(float x) { return std::isinf(x); }
-EN_FN bool en_isfinite(float x) { return std::isfinite(x); }
-EN_FN bool en_signbit(float x) { return std::signbit(x); }
-EN_FN bool en_isnormal(float x) { return std::isnormal(x); }
 // half's normal range starts at 2^-14 (bfloat's is float's).
-EN_FN bool en_isnormal_h(float x) { return std::isfinite(x) && std::fabs(x) >= 0x1p-14f; }
+EN_FN bool en_isnormal_h(float x) { return en_isfinite(x) && EN_LIBM(fabs)(x) >= 0x1p-14f; }
 
 // ---- integer math and bits ---------------------------------------------------
-__extension__ typedef __int128 en_i128;
-__extension__ typedef unsigned __int128 en_u128;
-template <class T>
-using en_uint_t = std::make_unsigned_t<T>;
-template <class T>
-inline constexpr int en_width = static_cast<int>(sizeof(T) * 8);
-
 // Two's complement throughout: abs(MIN) and absdiff's results that do not
 // fit T keep their low bits (read them as unsigned).
-template <class T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
+template <class T, typename en_enable_if<en_traits<T>::is_int, int>::type = 0>
 EN_FN T en_abs(T x) {
-  if constexpr (std::is_signed_v<T>) return x < 0 ? static_cast<T>(en_uint_t<T>(0) - static_cast<en_uint_t<T>>(x)) : x;
+  typedef typename en_traits<T>::uint U;
+  if constexpr (en_traits<T>::is_signed) return x < 0 ? static_cast<T>(static_cast<U>(U(0) - static_cast<U>(x))) : x;
   else return x;
 }
-template <class T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
+template <class T, typename en_enable_if<en_traits<T>::is_int, int>::type = 0>
 EN_FN T en_min(T a, T b) { return b < a ? b : a; }
-template <class T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
+template <class T, typename en_enable_if<en_traits<T>::is_int, int>::type = 0>
 EN_FN T en_max(T a, T b) { return b > a ? b : a; }
-template <class T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
+template <class T, typename en_enable_if<en_traits<T>::is_int, int>::type = 0>
 EN_FN T en_clamp(T x, T lo, T hi) { return en_min(en_max(x, lo), hi); }
 template <class T>
 EN_FN T en_absdiff(T a, T b) {
-  using U = en_uint_t<T>;
+  typedef typename en_traits<T>::uint U;
   return static_cast<T>(a > b ? static_cast<U>(static_cast<U>(a) - static_cast<U>(b))
                               : static_cast<U>(static_cast<U>(b) - static_cast<U>(a)));
-}
-template <class T>
-EN_FN T en_addsat(T a, T b) {
-  T r;
-  if (!__builtin_add_overflow(a, b, &r)) return r;
-  if constexpr (std::is_signed_v<T>) return b > 0 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
-  else return std::numeric_limits<T>::max();
-}
-template <class T>
-EN_FN T en_subsat(T a, T b) {
-  T r;
-  if (!__builtin_sub_overflow(a, b, &r)) return r;
-  if constexpr (std::is_signed_v<T>) return b < 0 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
-  else return std::numeric_limits<T>::min();
-}
-// The high half of the full product.
-template <class T>
-EN_FN T en_mulhi(T a, T b) {
-  if constexpr (sizeof(T) == 8) {
-    using W = std::conditional_t<std::is_signed_v<T>, en_i128, en_u128>;
-    return static_cast<T>((static_cast<W>(a) * static_cast<W>(b)) >> 64);
-  } else {
-    using W = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
-    return static_cast<T>((static_cast<W>(a) * static_cast<W>(b)) >> en_width<T>);
-  }
-}
-// a * b + c, exactly, saturated to T.
-template <class T>
-EN_FN T en_madsat(T a, T b, T c) {
-  using W = std::conditional_t<std::is_signed_v<T>, en_i128, en_u128>;
-  W r = static_cast<W>(a) * static_cast<W>(b) + static_cast<W>(c);
-  if (r > static_cast<W>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
-  if constexpr (std::is_signed_v<T>)
-    if (r < static_cast<W>(std::numeric_limits<T>::min())) return std::numeric_limits<T>::min();
-  return static_cast<T>(r);
 }
 // Rotates left by the count modulo the width (a negative count rotates right).
 template <class T>
 EN_FN T en_rotate(T v, T i) {
-  using U = en_uint_t<T>;
-  constexpr unsigned w = en_width<T>;
+  typedef typename en_traits<T>::uint U;
+  const unsigned w = en_traits<T>::width;
   unsigned s = static_cast<unsigned>(i) & (w - 1u);
   U x = static_cast<U>(v);
   return static_cast<T>(static_cast<U>((x << s) | (x >> ((w - s) & (w - 1u)))));
-}
-template <class T>
-EN_FN T en_popcount(T x) {
-  return static_cast<T>(__builtin_popcountll(static_cast<uint64_t>(static_cast<en_uint_t<T>>(x))));
-}
-// clz(0) and ctz(0) are the width.
-template <class T>
-EN_FN T en_clz(T x) {
-  uint64_t u = static_cast<en_uint_t<T>>(x);
-  return static_cast<T>(u == 0 ? en_width<T> : __builtin_clzll(u) - (64 - en_width<T>));
-}
-template <class T>
-EN_FN T en_ctz(T x) {
-  uint64_t u = static_cast<en_uint_t<T>>(x);
-  return static_cast<T>(u == 0 ? en_width<T> : __builtin_ctzll(u));
-}
-template <class T>
-EN_FN T en_reverse_bits(T x) {
-  uint64_t u = static_cast<en_uint_t<T>>(x);
-  u = ((u >> 1) & 0x5555555555555555ull) | ((u & 0x5555555555555555ull) << 1);
-  u = ((u >> 2) & 0x3333333333333333ull) | ((u & 0x3333333333333333ull) << 2);
-  u = ((u >> 4) & 0x0F0F0F0F0F0F0F0Full) | ((u & 0x0F0F0F0F0F0F0F0Full) << 4);
-  u = ((u >> 8) & 0x00FF00FF00FF00FFull) | ((u & 0x00FF00FF00FF00FFull) << 8);
-  u = ((u >> 16) & 0x0000FFFF0000FFFFull) | ((u & 0x0000FFFF0000FFFFull) << 16);
-  u = (u >> 32) | (u << 32);
-  return static_cast<T>(static_cast<en_uint_t<T>>(u >> (64 - en_width<T>)));
 }
 // Bits [offset, offset + bits) of x, zero-extended (unsigned T) or
 // sign-extended (signed T); 0 when bits is 0. The builder checks the range.
 template <class T>
 EN_FN T en_extract_bits(T x, unsigned offset, unsigned bits) {
-  using U = en_uint_t<T>;
-  constexpr unsigned w = en_width<T>;
+  typedef typename en_traits<T>::uint U;
+  const unsigned w = en_traits<T>::width;
   if (bits == 0) return 0;
   U up = static_cast<U>(static_cast<U>(x) << (w - offset - bits));  // field at the top
-  if constexpr (std::is_signed_v<T>) return static_cast<T>(static_cast<T>(up) >> (w - bits));
+  if constexpr (en_traits<T>::is_signed) return static_cast<T>(static_cast<T>(up) >> (w - bits));
   else return static_cast<T>(up >> (w - bits));
 }
 template <class T>
 EN_FN T en_insert_bits(T base, T insert, unsigned offset, unsigned bits) {
-  using U = en_uint_t<T>;
-  constexpr unsigned w = en_width<T>;
+  typedef typename en_traits<T>::uint U;
+  const unsigned w = en_traits<T>::width;
   if (bits == 0) return base;
   U field = bits >= w ? static_cast<U>(~U(0)) : static_cast<U>((U(1) << bits) - 1u);
   U mask = static_cast<U>(field << offset);
@@ -387,7 +352,7 @@ EN_FN float en_dot(const en_vec<float, N>& a, const en_vec<float, N>& b) {
   return s;
 }
 template <int N>
-EN_FN float en_length(const en_vec<float, N>& v) { return std::sqrt(en_dot(v, v)); }
+EN_FN float en_length(const en_vec<float, N>& v) { return EN_LIBM(sqrt)(en_dot(v, v)); }
 template <int N>
 EN_FN float en_distance(const en_vec<float, N>& a, const en_vec<float, N>& b) { return en_length(a - b); }
 // v / |v|: a zero vector gives NaN lanes (0 * inf).
@@ -408,7 +373,7 @@ EN_FN en_vec<float, N> en_refract(const en_vec<float, N>& i, const en_vec<float,
   float d = en_dot(n, i);
   float k = 1.0f - eta * eta * (1.0f - d * d);
   if (k < 0.0f) return en_vec<float, N>(0.0f);
-  return en_vec<float, N>(eta) * i - en_vec<float, N>(eta * d + std::sqrt(k)) * n;
+  return en_vec<float, N>(eta) * i - en_vec<float, N>(eta * d + EN_LIBM(sqrt)(k)) * n;
 }
 template <int N>
 EN_FN en_vec<float, N> en_faceforward(const en_vec<float, N>& n, const en_vec<float, N>& i,
@@ -418,72 +383,72 @@ EN_FN en_vec<float, N> en_faceforward(const en_vec<float, N>& n, const en_vec<fl
 
 // ---- packing (Metal's normalized-integer conversions) -------------------------
 // float -> unorm/snorm of `bits`: NaN is 0, clamp, scale, round to nearest even.
-EN_FN uint32_t en_to_unorm(float x, float scale) {
+EN_FN en_u32 en_to_unorm(float x, float scale) {
   float c = x != x ? 0.0f : en_clamp(x, 0.0f, 1.0f);
-  return static_cast<uint32_t>(std::nearbyint(c * scale));
+  return static_cast<en_u32>(EN_RINT(c * scale));
 }
-EN_FN uint32_t en_to_snorm(float x, float scale, uint32_t mask) {
+EN_FN en_u32 en_to_snorm(float x, float scale, en_u32 mask) {
   float c = x != x ? 0.0f : en_clamp(x, -1.0f, 1.0f);
-  return static_cast<uint32_t>(static_cast<int32_t>(std::nearbyint(c * scale))) & mask;
+  return static_cast<en_u32>(static_cast<en_i32>(EN_RINT(c * scale))) & mask;
 }
 // The sRGB curves in double: in float the 2.4 exponent amplifies rounding to ~3 ulp.
 EN_FN float en_linear_to_srgb(float c) {
   double d = c != c ? 0.0 : en_clamp(c, 0.0f, 1.0f);
-  return static_cast<float>(d <= 0.0031308 ? d * 12.92 : 1.055 * std::pow(d, 1.0 / 2.4) - 0.055);
+  return static_cast<float>(d <= 0.0031308 ? d * 12.92 : 1.055 * EN_LIBM_D(pow)(d, 1.0 / 2.4) - 0.055);
 }
 EN_FN float en_srgb_to_linear(float s) {
   double d = s;
-  return static_cast<float>(d <= 0.04045 ? d / 12.92 : std::pow((d + 0.055) / 1.055, 2.4));
+  return static_cast<float>(d <= 0.04045 ? d / 12.92 : EN_LIBM_D(pow)((d + 0.055) / 1.055, 2.4));
 }
-EN_FN uint32_t en_pack_float_to_unorm4x8(const en_vec<float, 4>& v) {
+EN_FN en_u32 en_pack_float_to_unorm4x8(const en_vec<float, 4>& v) {
   return en_to_unorm(v.v[0], 255.0f) | en_to_unorm(v.v[1], 255.0f) << 8 | en_to_unorm(v.v[2], 255.0f) << 16 |
          en_to_unorm(v.v[3], 255.0f) << 24;
 }
-EN_FN uint32_t en_pack_float_to_snorm4x8(const en_vec<float, 4>& v) {
+EN_FN en_u32 en_pack_float_to_snorm4x8(const en_vec<float, 4>& v) {
   return en_to_snorm(v.v[0], 127.0f, 0xFFu) | en_to_snorm(v.v[1], 127.0f, 0xFFu) << 8 |
          en_to_snorm(v.v[2], 127.0f, 0xFFu) << 16 | en_to_snorm(v.v[3], 127.0f, 0xFFu) << 24;
 }
-EN_FN uint32_t en_pack_float_to_unorm2x16(const en_vec<float, 2>& v) {
+EN_FN en_u32 en_pack_float_to_unorm2x16(const en_vec<float, 2>& v) {
   return en_to_unorm(v.v[0], 65535.0f) | en_to_unorm(v.v[1], 65535.0f) << 16;
 }
-EN_FN uint32_t en_pack_float_to_snorm2x16(const en_vec<float, 2>& v) {
+EN_FN en_u32 en_pack_float_to_snorm2x16(const en_vec<float, 2>& v) {
   return en_to_snorm(v.v[0], 32767.0f, 0xFFFFu) | en_to_snorm(v.v[1], 32767.0f, 0xFFFFu) << 16;
 }
 // sRGB-encodes x, y, z; w (alpha) stays linear.
-EN_FN uint32_t en_pack_float_to_srgb_unorm4x8(const en_vec<float, 4>& v) {
+EN_FN en_u32 en_pack_float_to_srgb_unorm4x8(const en_vec<float, 4>& v) {
   return en_to_unorm(en_linear_to_srgb(v.v[0]), 255.0f) | en_to_unorm(en_linear_to_srgb(v.v[1]), 255.0f) << 8 |
          en_to_unorm(en_linear_to_srgb(v.v[2]), 255.0f) << 16 | en_to_unorm(v.v[3], 255.0f) << 24;
 }
 // x, y, z in 10 bits each, w in the top 2.
-EN_FN uint32_t en_pack_float_to_unorm10a2(const en_vec<float, 4>& v) {
+EN_FN en_u32 en_pack_float_to_unorm10a2(const en_vec<float, 4>& v) {
   return en_to_unorm(v.v[0], 1023.0f) | en_to_unorm(v.v[1], 1023.0f) << 10 | en_to_unorm(v.v[2], 1023.0f) << 20 |
          en_to_unorm(v.v[3], 3.0f) << 30;
 }
-EN_FN en_vec<float, 4> en_unpack_unorm4x8_to_float(uint32_t p) {
+EN_FN en_vec<float, 4> en_unpack_unorm4x8_to_float(en_u32 p) {
   return en_vec<float, 4>(float(p & 0xFFu) / 255.0f, float((p >> 8) & 0xFFu) / 255.0f,
                           float((p >> 16) & 0xFFu) / 255.0f, float(p >> 24) / 255.0f);
 }
 // snorm: c / (2^(n-1) - 1), at least -1 (the code -2^(n-1) is -1 too).
-EN_FN float en_from_snorm(int32_t c, float scale) {
+EN_FN float en_from_snorm(en_i32 c, float scale) {
   float f = float(c) / scale;
   return f < -1.0f ? -1.0f : f;
 }
-EN_FN en_vec<float, 4> en_unpack_snorm4x8_to_float(uint32_t p) {
-  return en_vec<float, 4>(en_from_snorm(int8_t(p & 0xFFu), 127.0f), en_from_snorm(int8_t((p >> 8) & 0xFFu), 127.0f),
-                          en_from_snorm(int8_t((p >> 16) & 0xFFu), 127.0f), en_from_snorm(int8_t(p >> 24), 127.0f));
+EN_FN en_vec<float, 4> en_unpack_snorm4x8_to_float(en_u32 p) {
+  return en_vec<float, 4>(en_from_snorm(en_i8(p & 0xFFu), 127.0f), en_from_snorm(en_i8((p >> 8) & 0xFFu), 127.0f),
+                          en_from_snorm(en_i8((p >> 16) & 0xFFu), 127.0f), en_from_snorm(en_i8(p >> 24), 127.0f));
 }
-EN_FN en_vec<float, 2> en_unpack_unorm2x16_to_float(uint32_t p) {
+EN_FN en_vec<float, 2> en_unpack_unorm2x16_to_float(en_u32 p) {
   return en_vec<float, 2>(float(p & 0xFFFFu) / 65535.0f, float(p >> 16) / 65535.0f);
 }
-EN_FN en_vec<float, 2> en_unpack_snorm2x16_to_float(uint32_t p) {
-  return en_vec<float, 2>(en_from_snorm(int16_t(p & 0xFFFFu), 32767.0f), en_from_snorm(int16_t(p >> 16), 32767.0f));
+EN_FN en_vec<float, 2> en_unpack_snorm2x16_to_float(en_u32 p) {
+  return en_vec<float, 2>(en_from_snorm(en_i16(p & 0xFFFFu), 32767.0f), en_from_snorm(en_i16(p >> 16), 32767.0f));
 }
-EN_FN en_vec<float, 4> en_unpack_srgb_unorm4x8_to_float(uint32_t p) {
+EN_FN en_vec<float, 4> en_unpack_srgb_unorm4x8_to_float(en_u32 p) {
   return en_vec<float, 4>(en_srgb_to_linear(float(p & 0xFFu) / 255.0f),
                           en_srgb_to_linear(float((p >> 8) & 0xFFu) / 255.0f),
                           en_srgb_to_linear(float((p >> 16) & 0xFFu) / 255.0f), float(p >> 24) / 255.0f);
 }
-EN_FN en_vec<float, 4> en_unpack_unorm10a2_to_float(uint32_t p) {
+EN_FN en_vec<float, 4> en_unpack_unorm10a2_to_float(en_u32 p) {
   return en_vec<float, 4>(float(p & 0x3FFu) / 1023.0f, float((p >> 10) & 0x3FFu) / 1023.0f,
                           float((p >> 20) & 0x3FFu) / 1023.0f, float(p >> 30) / 3.0f);
 }
