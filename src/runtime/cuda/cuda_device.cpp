@@ -72,6 +72,8 @@ class CudaProgram : public Program {
   const Entry& fragments(const Kernel& k);
 
  private:
+  // Builds `entry` on first use, under mu_, with the program's checking.
+  const Entry& build_once(Entry& entry, const Kernel& k, CudaEmitOptions eo, const std::string& suffix);
   CudaDevice* dev_;
   Entry plain_;
   bool debug_;
@@ -592,37 +594,31 @@ CudaBuffer::~CudaBuffer() {
   if (owned_ && ptr_) dev_->free_buffer(ptr_);
 }
 
-const Entry& CudaProgram::grouped(const Kernel& k) {
+const Entry& CudaProgram::build_once(Entry& entry, const Kernel& k, CudaEmitOptions eo, const std::string& suffix) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!grouped_.fn) {
-    CudaEmitOptions eo;
-    eo.groups_per_block = groups_;
-    eo.bounds_check = checked_;  // the same parameters as the plain entry
-    grouped_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + "_g" + std::to_string(groups_));
+  if (!entry.fn) {
+    eo.bounds_check = checked_;  // every entry takes the same parameters
+    entry = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + suffix);
   }
-  return grouped_;
+  return entry;
+}
+
+const Entry& CudaProgram::grouped(const Kernel& k) {
+  CudaEmitOptions eo;
+  eo.groups_per_block = groups_;
+  return build_once(grouped_, k, eo, "_g" + std::to_string(groups_));
 }
 
 const Entry& CudaProgram::plain(const Kernel& k) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!plain_.fn) {
-    CudaEmitOptions eo;
-    eo.debug = debug_;
-    eo.bounds_check = checked_;
-    plain_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k));
-  }
-  return plain_;
+  CudaEmitOptions eo;
+  eo.debug = debug_;
+  return build_once(plain_, k, eo, "");
 }
 
 const Entry& CudaProgram::fragments(const Kernel& k) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!fragments_.fn) {
-    CudaEmitOptions eo;
-    eo.matrix_fragments = true;
-    eo.bounds_check = checked_;  // the same parameters as the plain entry
-    fragments_ = dev_->build(k, emit_cuda(k, eo), cuda_entry_name(k) + "_tc");
-  }
-  return fragments_;
+  CudaEmitOptions eo;
+  eo.matrix_fragments = true;
+  return build_once(fragments_, k, eo, "_tc");
 }
 
 CudaProgram::~CudaProgram() {
