@@ -4,6 +4,7 @@
 # the whole test suite on the CUDA device, NVRTC-checks every CUDA source the
 # suite generated, then runs benchmarks/gpu/run.py, whose table comes last.
 # Logs and JUnit reports go to $OUT when it is set (else build/gpu-logs).
+# Arguments are passed to benchmarks/gpu/run.py (e.g. --only gemm --rounds 10).
 # Exit status: nonzero when the install or a test failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,5 +67,5 @@ timeout 420 "$python" -m pytest -q -p no:cacheprovider -o addopts="" --junitxml=
 set +x
 echo "gpu.sh: tests $([ $status -eq 0 ] && echo passed || echo FAILED) (logs in $logs)"
 unset ENIGMA_SOURCE_DUMP_DIR
-timeout 300 "$python" benchmarks/gpu/run.py 2>&1 | tee "$logs/bench.log"
+timeout 300 "$python" benchmarks/gpu/run.py "$@" 2>&1 | tee "$logs/bench.log"
 exit $status
