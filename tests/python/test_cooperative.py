@@ -557,6 +557,39 @@ def test_simdgroup_matrix_8x8():
     np.testing.assert_allclose(out, A.astype(np.float64) @ B.T + C, rtol=1e-5, atol=1e-5)
 
 
+def fma32(a, b, c):
+    """The float32 fused multiply-add a * b + c, rounded once (numpy has no
+    fma): the product is exact in float64, the float64 sum's error is exact
+    (two-sum), and only a float64 sum exactly halfway between two floats
+    needs that error to round the right way."""
+    a, b, c = np.broadcast_arrays(*(np.asarray(x, np.float32) for x in (a, b, c)))
+    p = a.astype(np.float64) * b.astype(np.float64)
+    s = p + c.astype(np.float64)
+    bp = s - p
+    err = (p - (s - bp)) + (c.astype(np.float64) - bp)
+    r = s.astype(np.float32)
+    r64 = r.astype(np.float64)
+    other = np.nextafter(r, np.where(s > r64, np.float32(np.inf), np.float32(-np.inf)))
+    halfway = (s != r64) & (s == (r64 + other.astype(np.float64)) / 2)
+    toward_other = np.sign(err) == np.sign(other.astype(np.float64) - r64)
+    return np.where(halfway & (err != 0) & toward_other, other, r).astype(np.float32)
+
+
+def test_fma32_model():
+    """The test model itself: against exact rational arithmetic."""
+    from fractions import Fraction
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.standard_normal(2000).astype(np.float32) for _ in range(3))
+    a[:4], b[:4], c[:4] = 1 + 2.0 ** -12, 1 + 2.0 ** -12, -(1 + 2.0 ** -11)   # exact result 2^-24
+    got = fma32(a, b, c)
+    for x, y, z, g in zip(a, b, c, got):
+        exact = Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z))
+        lo = np.float32(float(exact))
+        cands = [lo, np.nextafter(lo, np.float32(np.inf)), np.nextafter(lo, np.float32(-np.inf))]
+        best = min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(np.float32(v).view(np.uint32)) & 1))
+        assert g == best, (x, y, z, g, best)
+
+
 def make_mma_probe(elem, through_threadgroup):
     """Each simdgroup: D = A @ B^T + C on its own 8x8 tiles (A staged
     through threadgroup memory or read from the buffer)."""
@@ -585,7 +618,7 @@ def make_mma_probe(elem, through_threadgroup):
 @pytest.mark.parametrize("through_threadgroup", [False, True])
 def test_simdgroup_mma_full_simdgroups(elem, through_threadgroup):
     """Full simdgroups (the CUDA device's tensor-core variant): f32 exactly
-    in the defined order (c, then + a[r][k] * b[k][c] for k = 0..7, in float);
+    in the defined order (c, then fma(a[r][k], b[k][c], .) for k = 0..7, in float);
     half/bfloat within the accumulation tolerance of docs/cooperative.md."""
     import ml_dtypes
     np_dt = {"float": np.float32, "half": np.float16, "bfloat": ml_dtypes.bfloat16}[elem]
@@ -599,7 +632,7 @@ def test_simdgroup_mma_full_simdgroups(elem, through_threadgroup):
     if elem == "float":
         want = C.copy()
         for k in range(8):
-            want = (want + a32[:, :, k:k + 1] * b32[:, :, k][:, None, :]).astype(np.float32)
+            want = fma32(a32[:, :, k:k + 1], b32[:, :, k][:, None, :], want)
         np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
     else:
         ref = a32.astype(np.float64) @ b32.astype(np.float64).transpose(0, 2, 1) + C
