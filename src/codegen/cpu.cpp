@@ -193,6 +193,9 @@ template <int MI, int NJ> static inline __attribute__((always_inline)) void en_m
 }
 )";
 
+// Iterations of a simdgroup K loop that each simdgroup runs in its turn.
+constexpr int kSimdgroupLoopChunk = 16;
+
 constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__ATOMIC_RELEASE", "__ATOMIC_ACQ_REL",
                                    "__ATOMIC_SEQ_CST"};
 
@@ -1442,6 +1445,25 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::set<ValueId> inside(body.args.begin(), body.args.end());
     for (const Op& o : body.ops)
       for (ValueId v : o.results) inside.insert(v);
+    // The loop's results hold each simdgroup's carried matrices between
+    // chunks of iterations: the simdgroups take turns per chunk, so tiles one
+    // of them reads are still in cache for the others of the group.
+    per_simdgroup([&] {
+      for (size_t i = 0; i < n; ++i)
+        line("std::memmove(" + mat(op.results[i]) + ", " + mat(inits[i]) + ", 64 * sizeof(float));");
+    });
+    const DType ivt = k_.type_of(body.args[0]);
+    const std::string t = type(ivt), kc = "en_kc" + std::to_string(temp_), ke = "en_ke" + std::to_string(temp_++);
+    auto cond = [&](const std::string& v) {
+      return is_signed_int(ivt.elem)
+                 ? "((" + step + " > 0) ? (" + v + " < " + hi + ") : (" + step + " < 0 && " + v + " > " + hi + "))"
+                 : "(" + step + " != 0 && " + v + " < " + hi + ")";
+    };
+    line(t + " " + kc + " = " + lo + ";");
+    open("while (" + cond(kc) + ")");
+    line(t + " " + ke + " = " + kc + ";");
+    line("for (uint32_t en_i = 0; en_i < " + std::to_string(kSimdgroupLoopChunk) + "u && " + cond(ke) + "; ++en_i) " + ke +
+         " = " + finish(ivt, "(" + ke + " + " + step + ")") + ";");
     per_simdgroup([&] {
       line("const uint32_t en_t = en_f;");
       line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
@@ -1470,21 +1492,18 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         for (size_t i = 0; i < m.a.size(); ++i)
           for (size_t j = 0; j < m.b.size(); ++j)
             line("en_mblk_get(" + m.name + ", " + std::to_string(i) + ", " + std::to_string(j) + ", " +
-                 mat(inits[m.carried[i][j]]) + ");");
+                 mat(op.results[m.carried[i][j]]) + ");");
       }
       for (size_t i = 0; i < n; ++i) {
         if (in_block.count(i)) continue;
         std::string c = "en_c" + std::to_string(temp_++);
         line("alignas(64) float " + c + "[64];");
-        line("std::memcpy(" + c + ", " + mat(inits[i]) + ", 64 * sizeof(float));");
+        line("std::memcpy(" + c + ", " + mat(op.results[i]) + ", 64 * sizeof(float));");
         sg_matrices_[body.args[i + 1]] = c;
       }
-      const DType ivt = k_.type_of(body.args[0]);
-      std::string iv = name(body.args[0]), t = type(ivt);
-      std::string cond = is_signed_int(ivt.elem)
-                             ? "(" + step + " > 0) ? (" + iv + " < " + hi + ") : (" + step + " < 0 && " + iv + " > " + hi + ")"
-                             : step + " != 0 && " + iv + " < " + hi;
-      open("for (" + t + " " + iv + " = " + lo + "; " + cond + "; " + iv + " = " + finish(ivt, "(" + iv + " + " + step + ")") + ")");
+      const std::string iv = name(body.args[0]);
+      open("for (" + t + " " + iv + " = " + kc + "; " + iv + " != " + ke + "; " + iv + " = " +
+           finish(ivt, "(" + iv + " + " + step + ")") + ")");
       sg_values_.insert(body.args[0]);
       for (const Op& o : body.ops) {
         if (&o == &yield) break;
@@ -1535,6 +1554,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       sg_values_.clear();
       sg_matrices_.clear();
     });
+    line(kc + " = " + ke + ";");
+    close();
     close();
   }
 
