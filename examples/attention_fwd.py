@@ -22,8 +22,8 @@ stays within 32 KiB of threadgroup memory (every device offers that).
 `seq` must be a multiple of 64 (pad the keys with masked rows otherwise);
 D is 64 or 128.
 
-On an NVIDIA GPU (compiled with bounds_check=False, as below) the products
-run on the tensor cores; on the CPU the same kernel runs exactly.
+On an NVIDIA GPU the products run on the tensor cores; on the CPU the same
+kernel runs exactly.
 
     python examples/attention_fwd.py [HEADS SEQ D [causal]]
 """
@@ -189,7 +189,7 @@ def main(argv) -> int:
     causal = len(argv) > 4 and argv[4] == "causal"
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((heads, seq, d)).astype(ml_dtypes.bfloat16) for _ in range(3))
-    ck = enigma.compile(make_attention(d, causal), bounds_check=False)
+    ck = enigma.compile(make_attention(d, causal))
     rt = enigma.MetalRuntime()
     grid, threads = launch_shape(heads, seq)
     raw = rt.execute(ck, [q, k, v], q.size * 2, grid, threads, scalars=[seq, 1.0 / math.sqrt(d)])

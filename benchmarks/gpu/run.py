@@ -429,10 +429,14 @@ def bench_gemm(rt, torch, triton, m, n, k, rounds):
         bp[:k, :n] = b
     else:
         ap, bp = a, b
-    ck = enigma.compile(_gemm_example.gemm_bf16, bounds_check=False)  # the tensor-core form is unchecked
-    pk = rt.prepare(ck, [ap, bp], mp * np_ * 4, scalars=[mp, np_, kp])
+    pk = rt.prepare(enigma.compile(_gemm_example.gemm_bf16), [ap, bp], mp * np_ * 4, scalars=[mp, np_, kp])
     grid, tg = _gemm_example.launch_shape(mp, np_)
     peers = {"torch.matmul (cuBLAS, bf16 out)": lambda: torch.matmul(a, b)}
+    unchecked = []
+    if BOUNDS_CHECK_COST:  # the same kernel unchecked: the peer/enigma ratio is the checks' cost
+        unchecked.append(rt.prepare(enigma.compile(_gemm_example.gemm_bf16, bounds_check=False), [ap, bp],
+                                    mp * np_ * 4, scalars=[mp, np_, kp]))
+        peers[UNCHECKED] = lambda: unchecked[0].dispatch(grid, tg)
     if triton is not None:
         tri = make_triton_gemm(triton)
         c_tri = torch.empty(m, n, device="cuda", dtype=torch.float32)
@@ -456,7 +460,8 @@ def bench_gemm(rt, torch, triton, m, n, k, rounds):
             for p, f in peers.items():
                 times[p].append(events_ms(torch, f))
     finally:
-        pk.release()
+        for p in [pk, *unchecked]:
+            p.release()
     e_ms = median(times["enigma"])
     e_tf = flops / (e_ms * 1e-3) / 1e12
     wl = f"gemm bf16->f32 {m}x{n}x{k}" + (" (enigma padded)" if padded else "")
@@ -502,10 +507,16 @@ def sdpa_peers(torch, q, k, v, causal):
 def bench_attention(rt, torch, batch, heads, seq, d, causal, rounds):
     q, k, v = (torch.randn(batch, heads, seq, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     flops = 4.0 * batch * heads * seq * seq * d * (0.5 if causal else 1.0)
-    ck = enigma.compile(_attention_example.make_attention(d, causal), bounds_check=False)
-    pk = rt.prepare(ck, [q, k, v], q.numel() * 2, scalars=[seq, 1.0 / d ** 0.5])
+    kernel = _attention_example.make_attention(d, causal)
+    scalars = [seq, 1.0 / d ** 0.5]
+    pk = rt.prepare(enigma.compile(kernel), [q, k, v], q.numel() * 2, scalars=scalars)
     grid, tg = _attention_example.launch_shape(batch * heads, seq)
     peers = sdpa_peers(torch, q, k, v, causal)
+    unchecked = []
+    if BOUNDS_CHECK_COST:  # the same kernel unchecked: the peer/enigma ratio is the checks' cost
+        unchecked.append(rt.prepare(enigma.compile(kernel, bounds_check=False), [q, k, v], q.numel() * 2,
+                                    scalars=scalars))
+        peers[UNCHECKED] = lambda: unchecked[0].dispatch(grid, tg)
     try:
         pk.dispatch_timed(grid, tg)
         torch.cuda.synchronize()
@@ -521,7 +532,8 @@ def bench_attention(rt, torch, batch, heads, seq, d, causal, rounds):
             for p, f in peers.items():
                 times[p].append(events_ms(torch, f))
     finally:
-        pk.release()
+        for p in [pk, *unchecked]:
+            p.release()
     e_ms = median(times["enigma"])
     e_tf = flops / (e_ms * 1e-3) / 1e12
     wl = f"attention fwd bf16 b{batch} h{heads} s{seq} d{d}{' causal' if causal else ''}"
