@@ -702,7 +702,8 @@ def main(argv=None) -> int:
     ap.add_argument("--red-threads", type=int, default=None,
                     help="threadgroup size of the row reductions (default: the examples' choice for N)")
     ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM rows")
-    ap.add_argument("--only", help="comma-separated sections to run: elementwise, rows, gemm, attention, launch, compile")
+    ap.add_argument("--only", help="comma-separated sections to run: elementwise, rows, gemm, attention, launch, "
+                                   "compile")
     ap.add_argument("--gemm-sizes", help="comma-separated MxNxK (default: 4096^3, 8192^3, 4000^3)")
     ap.add_argument("--smoke", action="store_true",
                     help="only check the enigma row-reduction kernels on tiny inputs on the default device")
