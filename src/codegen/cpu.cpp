@@ -109,6 +109,14 @@ template <int E, class M> static inline __attribute__((always_inline)) void en_m
     for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + r * ld + c]);
   }
 }
+// A tile partly out of bounds: those elements read 0 (checked memory).
+template <int E, class M> __attribute__((noinline, cold)) static void en_mat_load_checked(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, uint64_t len, bool tr) {
+  for (uint64_t r = 0; r < 8; ++r)
+    for (uint64_t c = 0; c < 8; ++c) {
+      const uint64_t i = tr ? o + c * ld + r : o + r * ld + c;
+      m[r * 8 + c] = i < len ? en_mat_in<E>(p[i]) : 0.0f;
+    }
+}
 // Out of line where matrix ops run one after another (compile time); the
 // K loops of simdgroup_loop inline it (registers stay live across it).
 template <int E, class M> __attribute__((noinline)) static void en_mat_load(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
@@ -174,11 +182,16 @@ template <int R> __attribute__((noinline)) static void en_mat_mma(float* d, cons
 template <int NJ> struct en_mblk_row { typedef en_mrow type; };
 template <> struct en_mblk_row<2> { typedef en_mrow2 type; };
 template <int MI, int NJ> struct en_mblk { typename en_mblk_row<NJ>::type r[MI][8]; };
-template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_get(en_mblk<MI, NJ>& m, int i, int j, const float* t) {
-  for (int r = 0; r < 8; ++r) for (int c = 0; c < 8; ++c) m.r[i][r][j * 8 + c] = t[r * 8 + c];
+// Tile (i, j) of the block is t[i * NJ + j] (64 floats, row-major).
+template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_get(en_mblk<MI, NJ>& m, const float* const (&t)[MI * NJ]) {
+  for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r) {
+    if constexpr (NJ == 2) m.r[i][r] = en_mrow_join(en_mrow_at(t[i * 2] + r * 8), en_mrow_at(t[i * 2 + 1] + r * 8));
+    else m.r[i][r] = en_mrow_at(t[i] + r * 8);
+  }
 }
-template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_put(const en_mblk<MI, NJ>& m, int i, int j, float* t) {
-  for (int r = 0; r < 8; ++r) for (int c = 0; c < 8; ++c) t[r * 8 + c] = m.r[i][r][j * 8 + c];
+template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_put(const en_mblk<MI, NJ>& m, float* const (&t)[MI * NJ]) {
+  for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r)
+    for (int j = 0; j < NJ; ++j) std::memcpy(t[i * NJ + j] + r * 8, reinterpret_cast<const char*>(&m.r[i][r]) + j * 32, 32);
 }
 template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_mma(en_mblk<MI, NJ>& m, const float* const (&a)[MI], const float* const (&b)[NJ]) {
   for (int k = 0; k < 8; ++k) {
@@ -1487,12 +1500,15 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           }
         }
       // The carried matrices: register blocks or local arrays.
+      auto tiles = [&](const MatBlock& m) {
+        std::string ts;
+        for (size_t i = 0; i < m.a.size(); ++i)
+          for (size_t j = 0; j < m.b.size(); ++j) ts += (ts.empty() ? "" : ", ") + mat(op.results[m.carried[i][j]]);
+        return "{" + ts + "}";
+      };
       for (const MatBlock& m : blocks) {
         line("en_mblk<" + std::to_string(m.a.size()) + ", " + std::to_string(m.b.size()) + "> " + m.name + ";");
-        for (size_t i = 0; i < m.a.size(); ++i)
-          for (size_t j = 0; j < m.b.size(); ++j)
-            line("en_mblk_get(" + m.name + ", " + std::to_string(i) + ", " + std::to_string(j) + ", " +
-                 mat(op.results[m.carried[i][j]]) + ");");
+        line("en_mblk_get(" + m.name + ", " + tiles(m) + ");");
       }
       for (size_t i = 0; i < n; ++i) {
         if (in_block.count(i)) continue;
@@ -1542,11 +1558,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       for (size_t i = 0; i < n; ++i)
         if (!src[i].empty()) line("std::memcpy(" + mat(body.args[i + 1]) + ", " + src[i] + ", 64 * sizeof(float));");
       close();
-      for (const MatBlock& m : blocks)
-        for (size_t i = 0; i < m.a.size(); ++i)
-          for (size_t j = 0; j < m.b.size(); ++j)
-            line("en_mblk_put(" + m.name + ", " + std::to_string(i) + ", " + std::to_string(j) + ", " +
-                 mat(op.results[m.carried[i][j]]) + ");");
+      for (const MatBlock& m : blocks) line("en_mblk_put(" + m.name + ", " + tiles(m) + ");");
       for (size_t i = 0; i < n; ++i)
         if (!in_block.count(i))
           line("std::memcpy(" + mat(op.results[i]) + ", " + mat(body.args[i + 1]) + ", 64 * sizeof(float));");
@@ -1758,6 +1770,13 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           call("en_o", "en_p");
           close("} else {");
           ++indent_;
+          if (load && !report_loads_) {  // out-of-bounds elements read 0, unreported: one out-of-line helper
+            line("en_mat_load_checked<" + kind + ">(" + m + ", " + mem_ptr(op.attr) + ", en_o, en_p, " +
+                 mem_length(op.attr) + ", " + (op.aux ? "true" : "false") + ");");
+            close();
+            close();
+            break;
+          }
           line("float* en_m = " + m + ";");
           std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
           open("for (uint64_t en_r = 0; en_r < 8; ++en_r)");

@@ -1249,3 +1249,23 @@ def test_simdgroup_kloop_with_barriers():
     out = run(staged, [A, B], np.float32, 8 * 16, (64, 1, 1), (64, 1, 1), scalars=[K]).reshape(8, 16)
     want = fma_gemm_model(A, B, np.zeros((8, 16), np.float32))
     np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("M,N,K,ta,tb", [(32, 32, 32, False, False), (40, 32, 24, True, False),
+                                         (24, 40, 16, False, True), (16, 32, 8, True, True), (8, 16, 40, False, False)])
+def test_gemm_simdgroup_blocks_exact(M, N, K, ta, tb):
+    """enigma.gemm's simdgroup path (blocks of up to 2x2 tiles per
+    simdgroup, a loop over K, ragged block edges), called twice: every
+    element is C's fused multiply-adds in k order, bit for bit."""
+    @enigma.kernel
+    def gemm2(A: enigma.f32, B: enigma.f32, Out: enigma.f32):
+        for _ in range(2):
+            enigma.gemm(A, B, Out, M=M, N=N, K=K, transpose_A=ta, transpose_B=tb)
+
+    rng = np.random.default_rng(27)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    out = run(gemm2, [np.ascontiguousarray(A.T) if ta else A, np.ascontiguousarray(B.T) if tb else B], np.float32,
+              M * N, (96, 1, 1), (96, 1, 1)).reshape(M, N)
+    want = fma_gemm_model(A, B, fma_gemm_model(A, B, np.zeros((M, N), np.float32)))
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
