@@ -1118,17 +1118,20 @@ def make_kloop_gemm(elem, acc_elem, MI, NJ, guard):
     return kloop
 
 
-@pytest.mark.parametrize("MI,NJ", [(1, 1), (2, 2), (3, 2), (2, 3), (1, 2)])
-def test_simdgroup_kloop_gemm_exact(MI, NJ):
+@pytest.mark.parametrize("MI,NJ,debug", [(1, 1, None), (2, 2, None), (3, 2, None), (2, 3, None), (1, 2, None),
+                                         (2, 2, True)])
+def test_simdgroup_kloop_gemm_exact(MI, NJ, debug):
     """f32: bit for bit the defined order (fma per k, k ascending through
-    the whole K loop), whatever the grid of products per simdgroup."""
+    the whole K loop), whatever the grid of products per simdgroup (and in
+    debug mode, where every access is checked and reported)."""
     M, N, K = 8 * MI * 2, 8 * NJ * 3, 72
     rng = np.random.default_rng(21)
     A = rng.standard_normal((M, K)).astype(np.float32)
     B = rng.standard_normal((K, N)).astype(np.float32)
     kern = make_kloop_gemm("float", "float", MI, NJ, False)
     assert "en_mblk_mma(" in enigma.compile(kern).source("cpu")     # the CPU's register blocks
-    out = run(kern, [A, B], np.float32, M * N, (3 * 32, 2, 1), (3 * 32, 1, 1), scalars=[M, N, K]).reshape(M, N)
+    out = run(kern, [A, B], np.float32, M * N, (3 * 32, 2, 1), (3 * 32, 1, 1), scalars=[M, N, K],
+              debug=debug).reshape(M, N)
     want = fma_gemm_model(A, B, np.zeros((M, N), np.float32))
     np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
     np.testing.assert_allclose(out, A.astype(np.float64) @ B, rtol=1e-4, atol=1e-4)
@@ -1268,4 +1271,20 @@ def test_gemm_simdgroup_blocks_exact(M, N, K, ta, tb):
     out = run(gemm2, [np.ascontiguousarray(A.T) if ta else A, np.ascontiguousarray(B.T) if tb else B], np.float32,
               M * N, (96, 1, 1), (96, 1, 1)).reshape(M, N)
     want = fma_gemm_model(A, B, fma_gemm_model(A, B, np.zeros((M, N), np.float32)))
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+
+
+def test_simdgroup_kloop_partly_out_of_bounds():
+    """A tile of the K loop partly past the end of its buffer (checked
+    memory): those elements read 0, the rest keeps the defined order."""
+    M, N, K = 16, 16, 32
+    rng = np.random.default_rng(28)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    short = A.ravel()[:-5]                      # the last tile's last row misses 5 elements
+    out = run(make_kloop_gemm("float", "float", 2, 2, False), [short, B], np.float32, M * N, (32, 1, 1), (32, 1, 1),
+              scalars=[M, N, K]).reshape(M, N)
+    A0 = A.copy()
+    A0.ravel()[-5:] = 0
+    want = fma_gemm_model(A0, B, np.zeros((M, N), np.float32))
     np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
