@@ -62,6 +62,18 @@ static inline void en_fail(const EnigmaCpuLaunch* L, int32_t kind, uint64_t loc,
     e[0] = loc; e[1] = tg; e[2] = thread;
   }
 }
+// The xor butterfly of a full simdgroup's 32 floats (offsets 16, 8, 4, 2, 1:
+// docs/cooperative.md) on 8-float vectors. K: 0 sum, 1 product.
+typedef float en_v8f __attribute__((vector_size(32)));
+typedef float en_v4f __attribute__((vector_size(16)));
+template <int K> static inline float en_butterfly32(const float* x) {
+  en_v8f a[4];
+  std::memcpy(a, x, sizeof a);
+  auto op = [](auto p, auto q) { if constexpr (K == 0) return p + q; else return p * q; };
+  const en_v8f s = op(op(a[0], a[2]), op(a[1], a[3]));  // offsets 16 and 8
+  const en_v4f q = op(__builtin_shufflevector(s, s, 0, 1, 2, 3), __builtin_shufflevector(s, s, 4, 5, 6, 7));
+  return op(op(q[0], q[2]), op(q[1], q[3]));
+}
 )";
 
 const char* const kAtomicPrelude = R"(template <class T> static inline T en_atomic_min(T* p, T v, int mo) {
@@ -631,6 +643,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return arr + "_r[en_gx]";
   }
   std::string active(const std::string& t) const { return masks_.empty() ? "" : masks_.back().arr + "[" + t + "]"; }
+  // Whether thread t (any thread of the group) is active: mask entries are
+  // written only around the mask's range.
+  std::string in_mask(const std::string& t) const {
+    return "(" + t + " >= " + masks_.back().lo + " && " + t + " <= " + masks_.back().hi + " && " + active(t) + ")";
+  }
 
   // Threadgroup atomics are plain read-modify-writes (special()): a loop
   // holding one must keep the threads' order, so it is not `omp simd` (the
@@ -850,6 +867,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
     ++temp_;
     open("if (" + check + ")");
+    if (rounds_iv_ != kNoValue) prefetch_next_passes(ptrs, L.count);
     fast_ = &ptrs;
     proved_ = &proved;
     fast_var_ = L.var;
@@ -869,12 +887,29 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close();
   }
 
+  // Passes of a thread-strided loop further apart than the group (a grid-
+  // strided loop: `for i in range(group_start + lid, n, threads_in_grid)`)
+  // read short runs far apart, which the hardware prefetcher follows poorly:
+  // each pass prefetches what its loads read two passes later.
+  void prefetch_next_passes(const std::map<const Op*, std::string>& ptrs, const std::string& count) {
+    std::vector<std::string> loads;
+    for (const auto& [op, p] : ptrs)
+      if (op->code == OpCode::Load) loads.push_back(p);
+    if (loads.empty() || rounds_step_.empty()) return;
+    open("if (" + rounds_step_ + " > en_n)");
+    for (const std::string& p : loads) {
+      line("for (uint64_t en_o = 0; en_o < uint64_t{" + count + "} * sizeof(*" + p + "); en_o += 64) __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(" +
+           p + ") + en_o + 2u * sizeof(*" + p + ") * uint64_t{" + rounds_step_ + "}));");
+    }
+    close();
+  }
+
   void group_region(const Region& r) {
     const std::vector<Item>& items = plan_.items_of(r);
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& it = items[i];
       switch (it.kind) {
-        case Item::Kind::GroupOp: CFamilyEmitter::op(*it.op); break;
+        case Item::Kind::GroupOp: group_op(*it.op); break;
         case Item::Kind::Segment:
           if (!dead_segment(it)) segment(it);
           break;
@@ -890,6 +925,15 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
   }
 
+  // An op computed once for the group. A load among them (threadgroup
+  // memory at a uniform index, see the planner) reports on behalf of the
+  // first active thread.
+  void group_op(const Op& op) {
+    if (op.code == OpCode::Load) thread_xyz_ = lane_xyz(masks_.empty() ? std::string("0u") : masks_.back().lo);
+    CFamilyEmitter::op(op);
+    thread_xyz_.clear();
+  }
+
   // A run of simdgroup-matrix ops (with group-level values between them)
   // runs as one loop over the simdgroups, each doing the whole run: matrix
   // ops only touch their own simdgroup's matrices, and memory they share
@@ -900,7 +944,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (; end < items.size(); ++end) {
       const Item& it = items[end];
       if (it.kind == Item::Kind::GroupOp) {
-        CFamilyEmitter::op(*it.op);  // uniform: computed before the loop
+        group_op(*it.op);  // uniform: computed before the loop
       } else if (it.kind == Item::Kind::Sync && is_simdgroup_matrix_op(*it.op)) {
         mats.push_back(it.op);
       } else {
@@ -1035,6 +1079,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (const Op& op : body.ops) inner.push_back(&op);
     // Accesses at `invariant + i` go through pointers advanced once per pass.
     rounds_iv_ = body.args[0];
+    rounds_step_ = step;
     x_loop(inner, "", [&] {
       line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
       line("const uint32_t en_gx = en_bx + lx;");
@@ -1051,6 +1096,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         line(slot(plan_.array[f.results[i]]) + " = " + name(yield.operands[i]) + ";");
     }, XLoop{"for (uint32_t en_t = 0; en_t < en_tn; ++en_t)", "en_t", "0", "static_cast<uint32_t>(en_base)", "en_tn"});
     rounds_iv_ = kNoValue;
+    rounds_step_.clear();
     flat_.pop_back();
     close();
     if (!post.empty()) {
@@ -1228,11 +1274,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           line("const uint32_t " + n + "lo = static_cast<uint32_t>(std::min<uint64_t>(en_n, " + range->first + "));");
           line("const uint32_t " + n + "end = static_cast<uint32_t>(" + range->second + ");");
           line("uint32_t " + n + " = 0;");
-          std::string parent = masks_.empty() ? "true" : active("en_i");
-          // Every entry is written (scratch is shared between kernels, and
-          // nested masks and simd ops read whole simdgroups).
+          std::string parent = masks_.empty() ? "true" : in_mask("en_i");
+          // Entries are written over the simdgroups that hold the range (simd
+          // ops read whole simdgroups); readers of other entries check the
+          // range first (in_mask).
+          line("const uint32_t " + n + "clo = " + n + "lo & ~31u, " + n +
+               "cend = static_cast<uint32_t>(std::min<uint64_t>(en_n, (uint64_t{" + n + "end} + 31u) & ~uint64_t{31}));");
           line("#pragma omp simd reduction(+ : " + n + ")");
-          line("for (uint32_t en_i = 0; en_i < en_n; ++en_i) { " + m + "[en_i] = en_i >= " + n + "lo && en_i < " + n +
+          line("for (uint32_t en_i = " + n + "clo; en_i < " + n + "cend; ++en_i) { " + m + "[en_i] = en_i >= " + n + "lo && en_i < " + n +
                "end && " + parent + "; " + n + " += " + m + "[en_i]; }");
           open("if (" + n + " != 0)");
           masks_.push_back(Mask{m, "(" + n + " != en_n)", n + "lo", "(" + n + "end - 1)"});
@@ -1245,7 +1294,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
              "ehi = 0;");
         thread_loop(false, " reduction(+ : " + n + ", " + n + "e) reduction(min : " + n + "lo, " + n +
                                "elo) reduction(max : " + n + "hi, " + n + "ehi)", {}, [&] {
-        std::string act = masks_.empty() ? "true" : slot(masks_.back().arr);
+        std::string act = masks_.empty() ? "true" : "(en_t >= " + masks_.back().lo + " && en_t <= " + masks_.back().hi + " && " + slot(masks_.back().arr) + ")";
         line("const bool en_a = " + act + ";");
         line("const bool en_c = en_a && " + at(c, "en_t") + ";");
         line("const bool en_ce = en_a && !en_c;");
@@ -1360,12 +1409,19 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("bool en_full = en_e - en_b == " + W + ";");
       if (!masks_.empty()) line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) en_full = en_full && " + active("en_i") + ";");
       open("if (en_full)");
-      line(T + " en_p[" + H + "];");
-      line("for (uint32_t en_l = 0; en_l < " + H + "u; ++en_l) en_p[en_l] = " +
-           combine(ci.kind, t, at(v, "en_b + en_l"), at(v, "en_b + en_l + " + H + "u")) + ";");
-      line("for (uint32_t en_s = " + std::to_string(ci.width / 4) + "u; en_s > 0; en_s >>= 1) for (uint32_t en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
-           combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
-      line("en_acc = en_p[0];");
+      const bool vector_butterfly = ci.width == 32 && !plan_.group[v] && t.is_scalar() && t.is_float() &&
+                                    (ci.kind == CollectiveInfo::Kind::Sum || ci.kind == CollectiveInfo::Kind::Product);
+      if (vector_butterfly) {
+        line("en_acc = en_butterfly32<" + std::string(ci.kind == CollectiveInfo::Kind::Sum ? "0" : "1") + ">(" +
+             plan_.array[v] + " + en_b);");
+      } else {
+        line(T + " en_p[" + H + "];");
+        line("for (uint32_t en_l = 0; en_l < " + H + "u; ++en_l) en_p[en_l] = " +
+             combine(ci.kind, t, at(v, "en_b + en_l"), at(v, "en_b + en_l + " + H + "u")) + ";");
+        line("for (uint32_t en_s = " + std::to_string(ci.width / 4) + "u; en_s > 0; en_s >>= 1) for (uint32_t en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
+             combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
+        line("en_acc = en_p[0];");
+      }
       close("} else {");
       ++indent_;
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + act + "en_acc = " +
@@ -1569,6 +1625,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   const std::set<const Op*>* proved_ = nullptr;             // accesses the fast x loop proved in bounds per row
   std::string fast_var_ = "en_gx";                          // ... indexed by this loop variable
   ValueId rounds_iv_ = kNoValue;  // in an interchanged strided loop: its induction variable
+  std::string rounds_step_;       // ... and its step (the distance between passes)
   std::vector<std::set<std::string>> rowptrs_;
 };
 }  // namespace
