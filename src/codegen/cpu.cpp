@@ -327,7 +327,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case ThreadQuery::ThreadgroupsPerGrid: return ntg_dims[dim];
       case ThreadQuery::ThreadIndexInThreadgroup: return flat;
       case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
-      case ThreadQuery::SimdgroupIndexInThreadgroup: return "(" + flat + " >> 5)";
+      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? "(" + flat + " >> 5)" : sg_var_;
       case ThreadQuery::ThreadsPerSimdgroup: return "32u";
       case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
     }
@@ -733,7 +733,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (d->code == OpCode::ThreadQuery) {
       ThreadQuery q = static_cast<ThreadQuery>(d->attr);
       if (is_group_query(q)) return true;
-      if (rounds_iv_ != kNoValue) return false;  // the passes loop over all the group's threads
+      if (rounds_iv_ != kNoValue) return false;
+      if (!sg_var_.empty() && q == ThreadQuery::SimdgroupIndexInThreadgroup) return true;  // a simdgroup-blocked loop  // the passes loop over all the group's threads
       return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->dim > 0;
     }
     for (ValueId o : d->operands)
@@ -1003,7 +1004,75 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       interchanged(it, *f->second, body);
       return;
     }
-    if (!sparse_loop(it, body)) thread_loop(true, "", it.ops, body);
+    if (sparse_loop(it, body)) return;
+    if (masks_.empty() && !opt_.debug && indexes_by_simdgroup(it.ops)) {
+      open("if (en_ey * en_ez == 1)");
+      simdgroup_blocked_loop(it.ops, body);
+      close("} else {");
+      ++indent_;
+      thread_loop(true, "", it.ops, body);
+      close();
+      return;
+    }
+    thread_loop(true, "", it.ops, body);
+  }
+
+  // Whether a memory access of `ops` has an index computed from the
+  // thread's simdgroup index (e.g. `partial[simdgroup]`).
+  bool indexes_by_simdgroup(const std::vector<const Op*>& ops) const {
+    std::function<bool(ValueId, int)> from_sg = [&](ValueId v, int depth) {
+      const Op* d = def_[v];
+      if (!d || depth > 6 || plan_.group[v]) return false;
+      if (d->code == OpCode::ThreadQuery) return static_cast<ThreadQuery>(d->attr) == ThreadQuery::SimdgroupIndexInThreadgroup;
+      if (!d->regions.empty() || !d->info().pure) return false;
+      for (ValueId o : d->operands)
+        if (from_sg(o, depth + 1)) return true;
+      return false;
+    };
+    std::function<bool(const Op&)> visit = [&](const Op& op) {
+      const OpCategory c = op.info().category;
+      if ((c == OpCategory::Load || c == OpCategory::Store || c == OpCategory::LoadIf || c == OpCategory::Atomic) &&
+          from_sg(op.operands[0], 0))
+        return true;
+      for (const Region& r : op.regions)
+        for (const Op& o : r.ops)
+          if (visit(o)) return true;
+      return false;
+    };
+    for (const Op* op : ops)
+      if (visit(*op)) return true;
+    return false;
+  }
+
+  // The threads of a 1-D group, one simdgroup at a time: inside a
+  // simdgroup its index is the loop's, the same for the x loop, so accesses
+  // like `partial[simdgroup]` are hoisted out of it and the loop vectorises.
+  void simdgroup_blocked_loop(const std::vector<const Op*>& ops, const std::function<void()>& body) {
+    flat_.push_back(false);
+    open("for (uint32_t en_sg = 0; en_sg * 32u < en_n; ++en_sg)");
+    line("const uint32_t lz = 0, ly = 0, en_row = 0;");
+    line("const std::ptrdiff_t en_off = -static_cast<std::ptrdiff_t>(en_bx);");
+    line("const uint32_t en_sgx = en_bx + en_sg * 32u, en_sge = en_bx + std::min(en_n, en_sg * 32u + 32u);");
+    line("(void)lz; (void)ly; (void)en_row; (void)en_off;");
+    sg_var_ = "en_sg";
+    rowptrs_.emplace_back();
+    std::ostringstream loop;
+    std::swap(loop, out_);
+    x_loop(ops, "", [&] {
+      line("const uint32_t lx = en_gx - en_bx;");
+      line("const uint32_t en_t = lx;");
+      line("(void)lx; (void)en_t;");
+      body();
+    }, XLoop{"for (uint32_t en_gx = en_sgx; en_gx < en_sge; ++en_gx)", "en_gx", "en_sgx", "en_sgx", "(en_sge - en_sgx)"});
+    std::swap(loop, out_);
+    std::string decl;
+    for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
+    line(decl.empty() ? "// (no per-thread arrays)" : decl);
+    out_ << loop.str();
+    rowptrs_.pop_back();
+    sg_var_.clear();
+    close();
+    flat_.pop_back();
   }
 
   // A segment `pure ops; for i in range(lid + g, hi, step) {...}; ops` with
@@ -1626,6 +1695,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::string fast_var_ = "en_gx";                          // ... indexed by this loop variable
   ValueId rounds_iv_ = kNoValue;  // in an interchanged strided loop: its induction variable
   std::string rounds_step_;       // ... and its step (the distance between passes)
+  std::string sg_var_;            // in a simdgroup-blocked thread loop: the simdgroup's index
   std::vector<std::set<std::string>> rowptrs_;
 };
 }  // namespace
