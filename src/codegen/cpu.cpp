@@ -912,7 +912,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       switch (it.kind) {
         case Item::Kind::GroupOp: group_op(*it.op); break;
         case Item::Kind::Segment:
-          if (!dead_segment(it)) segment(it);
+          if (i + 1 < items.size() && fusible(it, items[i + 1])) {
+            fused_segment_and_simd_op(it, *items[i + 1].op);
+            ++i;
+          } else if (!dead_segment(it)) {
+            segment(it);
+          }
           break;
         case Item::Kind::Sync:
           if (is_simdgroup_matrix_op(*it.op)) {
@@ -983,22 +988,26 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       for (const Op& o : r.ops) collect_uses(o, uses, seen);
   }
 
-  void segment(const Item& it) {
+  // One thread's ops of a segment: its inputs (loaded from their arrays or
+  // recomputed), the ops, the results other loops read stored.
+  void segment_body(const Item& it) {
     std::vector<ValueId> uses;
     std::vector<bool> seen(k_.values.size(), false);
     for (const Op* op : it.ops) collect_uses(*op, uses, seen);
-    auto body = [&] {
-      std::vector<bool> done(k_.values.size(), false);
-      for (ValueId v : uses)
-        if (!plan_.group[v] && plan_.segment[v] != it.id) {
-          if (plan_.recompute[v]) emit_remat(v, it.id, done);
-          else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
-        }
-      for (const Op* op : it.ops) CFamilyEmitter::op(*op);
-      for (const Op* o : it.ops)
-        for (ValueId v : o->results)
-          if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
-    };
+    std::vector<bool> done(k_.values.size(), false);
+    for (ValueId v : uses)
+      if (!plan_.group[v] && plan_.segment[v] != it.id) {
+        if (plan_.recompute[v]) emit_remat(v, it.id, done);
+        else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
+      }
+    for (const Op* op : it.ops) CFamilyEmitter::op(*op);
+    for (const Op* o : it.ops)
+      for (ValueId v : o->results)
+        if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
+  }
+
+  void segment(const Item& it) {
+    auto body = [&] { segment_body(it); };
     auto f = plan_.interchange.find(it.id);
     if (f != plan_.interchange.end() && masks_.empty()) {
       interchanged(it, *f->second, body);
@@ -1015,6 +1024,35 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       return;
     }
     thread_loop(true, "", it.ops, body);
+  }
+
+  // A thread loop of plain ops (no control flow) followed by a simd
+  // reduction or scan of a value it computes: in a 1-D group, both run one
+  // simdgroup at a time, the simd op reading its operands while they are
+  // still in the first level cache.
+  bool fusible(const Item& seg, const Item& next) const {
+    if (next.kind != Item::Kind::Sync || !masks_.empty() || opt_.debug) return false;
+    const OpCategory c = next.op->info().category;
+    if (c != OpCategory::GroupReduce && c != OpCategory::GroupScan) return false;
+    if (collective_info(next.op->code).width != 32) return false;
+    const ValueId v = next.op->operands[0];
+    if (plan_.group[v] || plan_.segment[v] != seg.id || plan_.interchange.count(seg.id)) return false;
+    for (const Op* op : seg.ops)
+      if (!op->regions.empty()) return false;
+    return true;
+  }
+
+  void fused_segment_and_simd_op(const Item& seg, const Op& simd_op) {
+    open("if (en_ey * en_ez == 1)");
+    simdgroup_blocked_loop(seg.ops, [&] { segment_body(seg); }, [&] {
+      line("const uint32_t en_b = en_sg * 32u;");
+      reduce_or_scan_block(simd_op);
+    });
+    close("} else {");
+    ++indent_;
+    if (!dead_segment(seg)) segment(seg);
+    sync_op(simd_op);
+    close();
   }
 
   // Whether a memory access of `ops` has an index computed from the
@@ -1047,7 +1085,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // The threads of a 1-D group, one simdgroup at a time: inside a
   // simdgroup its index is the loop's, the same for the x loop, so accesses
   // like `partial[simdgroup]` are hoisted out of it and the loop vectorises.
-  void simdgroup_blocked_loop(const std::vector<const Op*>& ops, const std::function<void()>& body) {
+  void simdgroup_blocked_loop(const std::vector<const Op*>& ops, const std::function<void()>& body,
+                              const std::function<void()>& after = nullptr) {
     flat_.push_back(false);
     open("for (uint32_t en_sg = 0; en_sg * 32u < en_n; ++en_sg)");
     line("const uint32_t lz = 0, ly = 0, en_row = 0;");
@@ -1071,6 +1110,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     out_ << loop.str();
     rowptrs_.pop_back();
     sg_var_.clear();
+    if (after) after();
     close();
     flat_.pop_back();
   }
@@ -1457,15 +1497,23 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void reduce_or_scan(const Op& op) {
+    const std::string W = std::to_string(collective_info(op.code).width) + "u";
+    std::string first = masks_.empty() ? "0" : "(" + masks_.back().lo + " / " + W + ") * " + W;
+    std::string last = masks_.empty() ? "en_n" : "std::min(en_n, " + masks_.back().hi + " + 1)";
+    open("for (uint32_t en_b = " + first + "; en_b < " + last + "; en_b += " + W + ")");
+    reduce_or_scan_block(op);
+    close();
+  }
+
+  // One simdgroup (or quad) of a reduction or scan: the one starting at
+  // thread en_b.
+  void reduce_or_scan_block(const Op& op) {
     CollectiveInfo ci = collective_info(op.code);
     const DType& t = op.type;
     const std::string T = type(t), W = std::to_string(ci.width) + "u";
     ValueId v = op.operands[0];
     std::string out = plan_.array[op.result()];
     std::string act = masks_.empty() ? "" : "if (" + active("en_i") + ") ";
-    std::string first = masks_.empty() ? "0" : "(" + masks_.back().lo + " / " + W + ") * " + W;
-    std::string last = masks_.empty() ? "en_n" : "std::min(en_n, " + masks_.back().hi + " + 1)";
-    open("for (uint32_t en_b = " + first + "; en_b < " + last + "; en_b += " + W + ")");
     line("const uint32_t en_e = std::min(en_n, en_b + " + W + ");");
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
@@ -1511,7 +1559,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       close();
     }
-    close();
   }
 
   void shuffle(const Op& op) {
