@@ -653,16 +653,29 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // holding one must keep the threads' order, so it is not `omp simd` (the
   // compiler's own vectoriser sees the dependence and leaves it scalar).
   bool plain_rmw(const std::vector<const Op*>& ops) const {
-    std::function<bool(const Op&)> has = [&](const Op& op) {
-      if (op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.attr)) return true;
+    return any_op(ops, [](const Op& op) { return op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.attr); });
+  }
+
+  // Whether `pred` holds for one of `ops` or an op nested in them.
+  static bool any_op(const std::vector<const Op*>& ops, const std::function<bool(const Op&)>& pred) {
+    std::function<bool(const Op&)> visit = [&](const Op& op) {
+      if (pred(op)) return true;
       for (const Region& r : op.regions)
         for (const Op& o : r.ops)
-          if (has(o)) return true;
+          if (visit(o)) return true;
       return false;
     };
     for (const Op* op : ops)
-      if (has(*op)) return true;
+      if (visit(*op)) return true;
     return false;
+  }
+
+  // The coordinates in the group of thread en_t (a flat index), for loops
+  // that visit threads by flat index.
+  void thread_coordinates() {
+    line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+    line("const uint32_t en_gx = en_bx + lx;");
+    line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
   }
 
   // Runs `body` once per thread of the group (x innermost); `guard` skips
@@ -676,9 +689,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       if (!opt_.debug && !plain_rmw(ops)) line("#pragma omp simd" + clauses);
       open("for (uint32_t en_t = " + m.lo + "; en_t <= " + m.hi + "; ++en_t)");
       line("if (!" + active("en_t") + ") continue;");
-      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
-      line("const uint32_t en_gx = en_bx + lx;");
-      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      thread_coordinates();
       body();
       close();
       flat_.pop_back();
@@ -690,27 +701,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("const uint32_t en_row = (lz * en_ey + ly) * en_ex;");
     line("const std::ptrdiff_t en_off = static_cast<std::ptrdiff_t>(en_row) - static_cast<std::ptrdiff_t>(en_bx);");
     line("(void)en_off;");
-    // The x loop is printed first, aside, to learn which per-thread arrays
-    // it addresses through row pointers; their declarations precede it.
-    rowptrs_.emplace_back();
-    std::ostringstream loop;
-    std::swap(loop, out_);
-    x_loop(ops, clauses, [&] {
-      line("const uint32_t lx = en_gx - en_bx;");
-      line("const uint32_t en_t = en_row + lx;");
-      line("(void)lx; (void)en_t;");
-      body();
-    });
-    std::swap(loop, out_);
-    std::string decl;
-    for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
-    line(decl.empty() ? "// (no per-thread arrays)" : decl);
-    out_ << loop.str();
-    rowptrs_.pop_back();
+    row_x_loop(ops, clauses, thread_x_loop(), body);
     close();
     close();
     flat_.pop_back();
   }
+
 
 
   // ---- x-loop versioning ----
@@ -783,6 +779,29 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   };
   XLoop thread_x_loop() const {
     return XLoop{"for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)", "en_gx", "en_bx", "en_bx", "en_ex"};
+  }
+
+  // The x loop `L` over a row of threads (en_t = en_row + lx), the per-thread
+  // arrays it touches addressed through row pointers (`arr + en_off`). The
+  // loop is printed first, aside, to learn which arrays those are; their
+  // declarations precede it.
+  void row_x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const XLoop& L,
+                  const std::function<void()>& body) {
+    rowptrs_.emplace_back();
+    std::ostringstream loop;
+    std::swap(loop, out_);
+    x_loop(ops, clauses, [&] {
+      line("const uint32_t lx = en_gx - en_bx;");
+      line("const uint32_t en_t = en_row + lx;");
+      line("(void)lx; (void)en_t;");
+      body();
+    }, L);
+    std::swap(loop, out_);
+    std::string decl;
+    for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
+    line(decl.empty() ? "// (no per-thread arrays)" : decl);
+    out_ << loop.str();
+    rowptrs_.pop_back();
   }
 
   void x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const std::function<void()>& body) {
@@ -1067,19 +1086,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         if (from_sg(o, depth + 1)) return true;
       return false;
     };
-    std::function<bool(const Op&)> visit = [&](const Op& op) {
+    return any_op(ops, [&](const Op& op) {
       const OpCategory c = op.info().category;
-      if ((c == OpCategory::Load || c == OpCategory::Store || c == OpCategory::LoadIf || c == OpCategory::Atomic) &&
-          from_sg(op.operands[0], 0))
-        return true;
-      for (const Region& r : op.regions)
-        for (const Op& o : r.ops)
-          if (visit(o)) return true;
-      return false;
-    };
-    for (const Op* op : ops)
-      if (visit(*op)) return true;
-    return false;
+      return (c == OpCategory::Load || c == OpCategory::Store || c == OpCategory::LoadIf || c == OpCategory::Atomic) &&
+             from_sg(op.operands[0], 0);
+    });
   }
 
   // The threads of a 1-D group, one simdgroup at a time: inside a
@@ -1094,21 +1105,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("const uint32_t en_sgx = en_bx + en_sg * 32u, en_sge = en_bx + std::min(en_n, en_sg * 32u + 32u);");
     line("(void)lz; (void)ly; (void)en_row; (void)en_off;");
     sg_var_ = "en_sg";
-    rowptrs_.emplace_back();
-    std::ostringstream loop;
-    std::swap(loop, out_);
-    x_loop(ops, "", [&] {
-      line("const uint32_t lx = en_gx - en_bx;");
-      line("const uint32_t en_t = lx;");
-      line("(void)lx; (void)en_t;");
-      body();
-    }, XLoop{"for (uint32_t en_gx = en_sgx; en_gx < en_sge; ++en_gx)", "en_gx", "en_sgx", "en_sgx", "(en_sge - en_sgx)"});
-    std::swap(loop, out_);
-    std::string decl;
-    for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
-    line(decl.empty() ? "// (no per-thread arrays)" : decl);
-    out_ << loop.str();
-    rowptrs_.pop_back();
+    row_x_loop(ops, "", XLoop{"for (uint32_t en_gx = en_sgx; en_gx < en_sge; ++en_gx)", "en_gx", "en_sgx", "en_sgx", "(en_sge - en_sgx)"},
+               body);
     sg_var_.clear();
     if (after) after();
     close();
@@ -1190,9 +1188,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     rounds_iv_ = body.args[0];
     rounds_step_ = step;
     x_loop(inner, "", [&] {
-      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
-      line("const uint32_t en_gx = en_bx + lx;");
-      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      thread_coordinates();
       inputs({&f}, false);
       line("const uint32_t " + name(body.args[0]) + " = static_cast<uint32_t>(en_base + en_t);");
       for (size_t i = 0; i < f.results.size(); ++i)
@@ -1256,9 +1252,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     // Mask entries exist only for the mask's range (scratch is shared).
     if (!masks_.empty())
       line("if (en_t < " + masks_.back().lo + " || en_t > " + masks_.back().hi + " || !" + active("en_t") + ") continue;");
-    line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
-    line("const uint32_t en_gx = en_bx + lx;");
-    line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+    thread_coordinates();
     body();
     close();
     flat_.pop_back();

@@ -107,13 +107,9 @@ TEST(CpuPlanner, UniformThreadgroupReadsAreGroupValuesUnlessWrittenAlongside) {
   b.store(part, b.binary(OpCode::Add, lid, I(64)), v);
   ValueId u = b.load(part, I(1));  // ... and before this one
   b.store(out, lid, b.binary(OpCode::Add, scaled, u));
-  Kernel k = b.finish();
-  CpuPlan p = plan_cpu_kernel(k);
-  EXPECT_TRUE(p.group[t]);
-  EXPECT_TRUE(p.group[scaled]);
-  EXPECT_FALSE(p.in_array(t));
-  EXPECT_FALSE(p.group[v]);
-  EXPECT_FALSE(p.group[u]);
+  const CpuPlan p = plan_cpu_kernel(b.finish());
+  for (ValueId once : {t, scaled}) EXPECT_TRUE(p.group[once] && !p.in_array(once)) << once;
+  for (ValueId per_thread : {v, u}) EXPECT_FALSE(p.group[per_thread]) << per_thread;
 }
 
 // A varying if_ holding a sync op runs at group level under a mask; one on

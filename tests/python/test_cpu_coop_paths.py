@@ -13,24 +13,12 @@ import pytest
 import enigma
 from conftest import as_f64, np_dtype, round_to, to_bf16  # noqa: F401
 from conftest import shared_runtime as rt
-
-
-def butterfly(vals, op):
-    p = list(vals)
-    while len(p) > 1:
-        h = len(p) // 2
-        p = [op(p[i], p[i + h]) for i in range(h)]
-    return p[0]
+from test_cooperative import butterfly, lane_by_lane
 
 
 def simd_reduce(vals, op, ident):
     """The defined order: the xor butterfly for 32 lanes, lane by lane otherwise."""
-    if len(vals) == 32:
-        return butterfly(vals, op)
-    acc = np.float32(ident)
-    for v in vals:
-        acc = op(acc, v)
-    return acc
+    return butterfly(vals, op) if len(vals) == 32 else lane_by_lane(vals, op, ident)
 
 
 def to_buffer(x, short):
@@ -48,15 +36,12 @@ def make_rows(short):
 
     @enigma.kernel
     def rows(X: d, n: enigma.Scalar(enigma.u32), step: enigma.Scalar(enigma.u32), Y: d, Tot: enigma.f32):
-        row = enigma.threadgroup_position_in_grid("x")
-        lid = enigma.thread_index_in_threadgroup()
-        lane = enigma.thread_index_in_simdgroup()
-        sg = enigma.simdgroup_index_in_threadgroup()
-        tid = enigma.thread_position_in_grid
         red = enigma.threadgroup_alloc("float", 32)
+        row, lid = enigma.threadgroup_position_in_grid("x"), enigma.thread_index_in_threadgroup()
+        lane, sg = enigma.thread_index_in_simdgroup(), enigma.simdgroup_index_in_threadgroup()
         with enigma.for_range(lid, n, step, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc):
-            x = enigma.metal_cast(X[row * n + i], "float")
-            acc[0] = acc[0] + x * x
+            v = enigma.metal_cast(X[row * n + i], "float")
+            acc[0] = v * v + acc[0]
         s = enigma.simd_sum(acc[0])
         with enigma.if_(lane == 0):
             red[sg] = s
@@ -68,7 +53,7 @@ def make_rows(short):
         enigma.barrier()
         tot = red[0]                      # the same for every thread: read once per group
         scale = 1.0 / (tot + 1.0)
-        Tot[tid] = tot
+        Tot[enigma.thread_position_in_grid] = tot
         with enigma.for_range(lid, n, step, dtype="uint") as i:
             Y[row * n + i] = enigma.metal_cast(enigma.metal_cast(X[row * n + i], "float") * scale, short)
     return rows
@@ -226,11 +211,9 @@ def test_simd_sums_in_2d_groups():
 
 @enigma.kernel
 def nested_masks(A: enigma.i32, Out: enigma.i32):
-    tid = enigma.thread_position_in_grid
-    lid = enigma.thread_index_in_threadgroup()
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
     sh = enigma.threadgroup_alloc("int", 1024)
+    tid, lid = enigma.thread_position_in_grid, enigma.thread_index_in_threadgroup()
+    lane, sg = enigma.thread_index_in_simdgroup(), enigma.simdgroup_index_in_threadgroup()
     x = A[tid]
     sh[lid] = x
     enigma.barrier()
@@ -289,22 +272,23 @@ def make_grid_stride(short):
 
     @enigma.kernel
     def grid_stride(X: d, n: enigma.Scalar(enigma.u32), H: enigma.u32, S: enigma.f32):
-        lid = enigma.thread_index_in_threadgroup()
-        nth = enigma.threads_per_threadgroup("x")
-        g = enigma.threadgroup_position_in_grid("x")
-        ng = enigma.threadgroups_per_grid("x")
+        # Each thread walks every (threads in the grid)-th element from its
+        # position: the CPU runs passes of the group's threads, far apart.
+        lid, nth = enigma.thread_index_in_threadgroup(), enigma.threads_per_threadgroup("x")
+        first = enigma.threadgroup_position_in_grid("x") * nth + lid
         loc = enigma.threadgroup_alloc("uint", 16)
-        with enigma.for_range(lid, 16, nth, dtype="uint") as i:
-            loc[i] = 0
+        with enigma.if_(lid < 16):
+            loc[lid] = 0
         enigma.barrier()
-        with enigma.for_range(g * nth + lid, n, nth * ng, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc):
+        all_threads = nth * enigma.threadgroups_per_grid("x")
+        with enigma.for_range(first, n, all_threads, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc):
             v = X[i]
             enigma.atomic_fetch_add(loc, enigma.metal_cast(v, "uint") & 15, 1)
             acc[0] = acc[0] * 0.5 + v
-        S[g * nth + lid] = acc[0]
+        S[first] = acc[0]
         enigma.barrier()
-        with enigma.for_range(lid, 16, nth, dtype="uint") as i:
-            enigma.atomic_fetch_add(H, i, loc[i])
+        with enigma.if_(lid < 16):
+            enigma.atomic_fetch_add(H, lid, loc[lid])
     return grid_stride
 
 
