@@ -2,6 +2,7 @@
 // prepared launches and dispatch.
 
 #include "bindings.h"
+#include "enigma/backend.h"
 #include "enigma/codegen/codegen.h"
 #include "enigma/ir/printer.h"
 #include "enigma/runtime/cuda.h"
@@ -79,27 +80,19 @@ void bind_runtime(nb::module_& m) {
         if (constants.size()) values = constant_values(c.kernel(), constant_args(constants), "source");
         Kernel spec;
         const Kernel& chosen = values.empty() ? c.kernel() : (spec = c.specialized(values));
-        if (backend == "metal" || backend == "msl") {
-          MslEmitOptions o;
-          o.debug = c.options().debug;
-          o.bounds_check = c.options().bounds_check;
-          return emit_msl(chosen, o);
+        const Backend* b = find_backend(backend);
+        if (!b) {
+          std::string expected;
+          for (const Backend* known : backends_by_preference())
+            expected += (expected.empty() ? "'" : ", '") + std::string(known->name) + "'";
+          throw RuntimeError("source(): unknown backend '" + backend + "'; expected " + expected);
         }
-        if (backend == "cpu") {
-          CpuEmitOptions o;
-          o.debug = c.options().debug;
-          o.bounds_check = c.options().bounds_check;
-          return emit_cpu(chosen, o);
-        }
-        if (backend == "cuda") {
-          CudaEmitOptions o;
-          o.debug = c.options().debug;
-          o.bounds_check = c.options().bounds_check;
-          o.groups_per_block = o.debug ? 1 : groups_per_block;
-          o.matrix_fragments = !o.debug && matrix_fragments;
-          return emit_cuda(chosen, o);
-        }
-        throw RuntimeError("source(): unknown backend '" + backend + "'; expected 'metal', 'cuda', 'cpu'");
+        SourceOptions o;
+        o.debug = c.options().debug;
+        o.bounds_check = c.options().bounds_check;
+        o.groups_per_block = groups_per_block;
+        o.matrix_fragments = matrix_fragments;
+        return b->emit(chosen, o);
       }, "backend"_a, "groups_per_block"_a = 1, "constants"_a = nb::list(), "matrix_fragments"_a = false,
             "The generated source for a backend (function constants: specialised to `constants`).")
       .def_prop_ro("cuda_uses_matrices", [](const CompiledKernel& c) { return cuda_uses_matrices(c.kernel()); },
@@ -153,6 +146,12 @@ void bind_runtime(nb::module_& m) {
     nb::gil_scoped_release release;
     return open_device(spec);
   }, "Opens 'cpu', 'cuda', 'cuda:N', 'metal' or ''/'auto' (shared per process).");
+  m.def("backend_table", [] {
+    nb::list out;
+    for (const Backend* b : backends())
+      out.append(dict_of("name", b->name, "language", b->language, "source_extension", b->source_extension));
+    return out;
+  }, "The registered backends, by name: their name, source language alias and source file extension.");
   m.def("available_backends", &available_backends, "The backends that can open a device on this machine.");
   m.def("set_cuda_library_hints", [](std::vector<std::string> dirs) { cuda::set_library_hints(std::move(dirs)); },
         "Folders searched for libcuda and libnvrtc besides the system's.");
