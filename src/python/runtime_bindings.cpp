@@ -1,6 +1,10 @@
 // Bindings of the runtime: compiled kernels, devices and their memory,
 // prepared launches and dispatch.
 
+#include <nanobind/ndarray.h>
+
+#include <functional>
+
 #include "bindings.h"
 #include "enigma/backend.h"
 #include "enigma/codegen/codegen.h"
@@ -59,9 +63,45 @@ nb::dict caps_dict(const DeviceCapabilities& c) {
                  "device_name", c.device_name, "backend", c.backend, "max_buffer_bytes", c.max_buffer_bytes);
 }
 
+// A DLPack tensor of any framework on any device (a capsule, or an object
+// with __dlpack__ or the buffer protocol), held alive while the view lives.
+struct DLPackView {
+  nb::ndarray<nb::ro> array;
+};
+
+nb::tuple int_tuple(size_t n, const std::function<int64_t(size_t)>& at) {
+  nb::list out;
+  for (size_t i = 0; i < n; ++i) out.append(at(i));
+  return nb::tuple(out);
+}
+
 }  // namespace
 
 void bind_runtime(nb::module_& m) {
+  nb::class_<DLPackView>(m, "DLPackView",
+                         "A DLPack tensor (any framework, CPU or CUDA memory) as the runtime binds it: address, "
+                         "shape, strides, dtype and device. Holds the tensor alive while it lives.")
+      .def(nb::init<nb::ndarray<nb::ro>>(), "tensor"_a,
+           "Imports a DLPack capsule (or an object with __dlpack__ or the buffer protocol).")
+      .def_prop_ro("data", [](const DLPackView& v) { return reinterpret_cast<uintptr_t>(v.array.data()); },
+                   "Address of the first element (the tensor's data plus its byte offset).")
+      .def_prop_ro("shape", [](const DLPackView& v) {
+        return int_tuple(v.array.ndim(), [&](size_t i) { return static_cast<int64_t>(v.array.shape(i)); });
+      }, "The shape.")
+      .def_prop_ro("strides", [](const DLPackView& v) {
+        return int_tuple(v.array.ndim(), [&](size_t i) { return v.array.stride(i); });
+      }, "Strides in elements (compact ones when the producer gives none).")
+      .def_prop_ro("dtype", [](const DLPackView& v) {
+        return nb::make_tuple(v.array.dtype().code, v.array.dtype().bits, v.array.dtype().lanes);
+      }, "DLPack's (type code, bits, lanes).")
+      .def_prop_ro("device", [](const DLPackView& v) { return nb::make_tuple(v.array.device_type(), v.array.device_id()); },
+                   "DLPack's (device type, device id): (1, 0) is the CPU, (2, N) CUDA device N.")
+      .def("host_bytes", [](const DLPackView& v) {
+        if (v.array.device_type() != nb::device::cpu::value)
+          throw RuntimeError("host_bytes: the DLPack tensor is not in host memory");
+        return nb::bytes(static_cast<const char*>(v.array.data()), v.array.nbytes());
+      }, "A copy of the bytes of a contiguous tensor in host memory.");
+
   nb::class_<CompiledKernel>(m, "CompiledKernelCore", "A kernel's IR plus its per-device programs.")
       .def("__init__", [](CompiledKernel* self, const Kernel& k, bool debug, bool bounds_check) {
         CompileOptions o;

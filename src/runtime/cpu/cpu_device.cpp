@@ -309,11 +309,7 @@ class CpuDevice : public Device {
 
 const Backend& cpu_backend() {
   static const Backend backend{
-      .name = "cpu",
-      .language = "",
-      .source_extension = "cpp",
-      .auto_rank = 2,
-      .numbered = false,
+      .name = "cpu", .language = "", .source_extension = "cpp", .auto_rank = 2, .numbered = false,
       .emit = [](const Kernel& k, const SourceOptions& o) { return emit_cpu(k, with_checks<CpuEmitOptions>(o)); },
       .spellings = float_register_spellings(),
       .open = [](int ordinal) -> std::shared_ptr<Device> {

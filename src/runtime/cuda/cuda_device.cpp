@@ -609,11 +609,7 @@ std::string cuda_unavailable_reason() {
 
 const Backend& cuda_backend() {
   static const Backend backend{
-      .name = "cuda",
-      .language = "",
-      .source_extension = "cu",
-      .auto_rank = 1,
-      .numbered = true,
+      .name = "cuda", .language = "", .source_extension = "cu", .auto_rank = 1, .numbered = true,
       .emit = [](const Kernel& k, const SourceOptions& o) {
         auto eo = with_checks<CudaEmitOptions>(o);
         eo.groups_per_block = o.debug ? 1 : o.groups_per_block;

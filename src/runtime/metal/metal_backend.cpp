@@ -13,11 +13,7 @@ bool metal_device_available();
 
 const Backend& metal_backend() {
   static const Backend backend{
-      .name = "metal",
-      .language = "msl",
-      .source_extension = "metal",
-      .auto_rank = 0,
-      .numbered = false,
+      .name = "metal", .language = "msl", .source_extension = "metal", .auto_rank = 0, .numbered = false,
       .emit = [](const Kernel& k, const SourceOptions& o) { return emit_msl(k, with_checks<MslEmitOptions>(o)); },
       // MSL computes half/bfloat math in float and rounds once, except:
       .spellings =
