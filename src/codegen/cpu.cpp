@@ -825,7 +825,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
                    (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
           auto a = affine(op.operands[0]);
           // With checked memory, plain `x` indices too: the row's check proves them in bounds.
-          if (a && a->x == 1 && (!a->terms.empty() || check_memory_)) cands.emplace_back(&op, *a);
+          // So for 8- and 16-bit elements: GCC 12 gives up on `A[x]` with a
+          // uint32 x there ("complicated access pattern"; half/bfloat loops).
+          const Scalar e = k_.memory_type(op.attr).elem;
+          const bool narrow = e == Scalar::F16 || e == Scalar::BF16 || e == Scalar::I16 || e == Scalar::U16 ||
+                              e == Scalar::I8 || e == Scalar::U8 || e == Scalar::B1;
+          if (a && a->x == 1 && (!a->terms.empty() || check_memory_ || narrow)) cands.emplace_back(&op, *a);
         }
         for (const Region& r : op.regions)
           for (const Op& o : r.ops) visit(o);

@@ -345,3 +345,24 @@ def test_exp_is_within_its_bound_and_folds_to_the_same_bits():
     args = np.array([0.37, -87.5, 88.5, -100.25], np.float32)
     run_time = np.frombuffer(rt().execute(enigma.compile(exps), [args], 16, (4, 1, 1), (4, 1, 1)), np.float32)
     np.testing.assert_array_equal(folded.view(np.uint32), run_time.view(np.uint32))
+
+
+# ---- 16-bit elementwise loops (row-pointer copies, checked or not) ----
+
+@enigma.kernel
+def mixed_halves(A: enigma.f16, B: enigma.bf16, C: enigma.f16):
+    i = enigma.thread_position_in_grid
+    C[i] = A[i] * enigma.metal_cast(B[i], "half") + A[i]
+
+
+@pytest.mark.parametrize("bounds_check", [True, False])
+def test_half_and_bfloat_elementwise(bounds_check):
+    n = 1000 + 13
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal(n).astype(np.float16)
+    b = to_bf16(rng.standard_normal(n))
+    ck = enigma.compile(mixed_halves, bounds_check=bounds_check)
+    out = np.frombuffer(rt().execute(ck, [a, b], n * 2, (n, 1, 1), (128, 1, 1)), np.float16)
+    a32, b_h = a.astype(np.float32), round_to("f16", as_f64(b))
+    ref = round_to("f16", round_to("f16", a32 * b_h) + a32)
+    np.testing.assert_array_equal(out.astype(np.float32), ref)
