@@ -153,9 +153,18 @@ static inline __attribute__((always_inline)) en_mrow en_vfma(en_mrow a, en_mrow 
   return c;
 #endif
 }
+static inline __attribute__((always_inline)) en_mrow en_mrow_half(en_mrow2 v, int h) {
+  en_mrow r;
+  std::memcpy(&r, reinterpret_cast<const char*>(&v) + h * 32, 32);
+  return r;
+}
+static inline __attribute__((always_inline)) en_mrow2 en_mrow_join(en_mrow lo, en_mrow hi);
 static inline __attribute__((always_inline)) en_mrow2 en_vfma(en_mrow2 a, en_mrow2 b, en_mrow2 c) {
 #if defined(__AVX512F__)
   return __builtin_ia32_vfmaddps512_mask(a, b, c, static_cast<unsigned short>(0xffff), 4);
+#elif defined(__FMA__)  // two 8-float halves
+  return en_mrow_join(en_vfma(en_mrow_half(a, 0), en_mrow_half(b, 0), en_mrow_half(c, 0)),
+                      en_vfma(en_mrow_half(a, 1), en_mrow_half(b, 1), en_mrow_half(c, 1)));
 #else
   for (int j = 0; j < 16; ++j) c[j] = __builtin_fmaf(a[j], b[j], c[j]);
   return c;
