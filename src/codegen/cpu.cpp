@@ -1645,9 +1645,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
          " = " + finish(ivt, "(" + ke + " + " + step + ")") + ";");
     per_simdgroup([&] {
       line("const uint32_t en_t = en_f;");
-      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
-      line("const uint32_t en_gx = en_bx + lx;");
-      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      thread_coordinates();
       flat_.push_back(true);
       // Per-thread values from before the loop, for the first lane.
       std::vector<bool> done(k_.values.size(), false);
