@@ -56,8 +56,11 @@ if ! smoke; then
 fi
 
 rm -rf "$ENIGMA_SOURCE_DUMP_DIR"
-timeout 420 "$python" -m pytest -q -p no:cacheprovider -o addopts="" --junitxml="$logs/pytest-cuda.xml" \
-  tests/python 2>&1 | tee "$logs/pytest-cuda.log"
+# pytest-xdist, where installed, spreads the test files over the host's cores.
+parallel=()
+if "$python" -c 'import xdist' 2>/dev/null; then parallel=(-n "${GPU_TEST_WORKERS:-8}" --dist loadfile); fi
+timeout 420 "$python" -m pytest -q -p no:cacheprovider -o addopts="" "${parallel[@]}" \
+  --junitxml="$logs/pytest-cuda.xml" tests/python 2>&1 | tee "$logs/pytest-cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 "$python" scripts/check-cuda-sources.py "$ENIGMA_SOURCE_DUMP_DIR" --junitxml "$logs/check-cuda-sources.xml" \
