@@ -1315,6 +1315,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         if (load) line("en_sgmat " + m + ";");
         open("");
         line("const en_u32 en_m = " + sync_mask() + ", en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;");
+        line("(void)en_m;");
         line("const en_u64 en_o = " + from_first_lane(op.operands[first], "en_u64") + ", en_p = " +
              from_first_lane(op.operands[first + 1], "en_u64") + ";");
         auto off = [&](const std::string& i) {  // element (g, t + i) of the tile
