@@ -169,7 +169,7 @@ std::string CFamilyEmitter::finish(const DType& t, const std::string& e) const {
 std::set<std::pair<ThreadQuery, int>> CFamilyEmitter::used_queries() const {
   std::set<std::pair<ThreadQuery, int>> used;
   walk(k_.body, [&](const Op& op) {
-    if (op.code == OpCode::ThreadQuery) used.insert({static_cast<ThreadQuery>(op.attr), op.dim});
+    if (op.code == OpCode::ThreadQuery) used.insert({op.query(), op.query_dim()});
   });
   return used;
 }
@@ -205,13 +205,13 @@ std::string CFamilyEmitter::expr(const Op& op) {
     case OpCategory::LocalLoad: return local_load(op);
     case OpCategory::Constant: return constant(op);
     case OpCategory::Param: return param_value(op);
-    case OpCategory::ThreadQuery: return query(static_cast<ThreadQuery>(op.attr), op.dim);
+    case OpCategory::ThreadQuery: return query(op.query(), op.query_dim());
     case OpCategory::Load: return load(op);
     case OpCategory::Convert: return convert(k_.type_of(op.operands[0]), op.type, a[0]);
     case OpCategory::Bitcast: return bitcast(k_.type_of(op.operands[0]), op.type, a[0]);
     case OpCategory::Compare: {
       const DType& t = k_.type_of(op.operands[0]);
-      CmpPred p = static_cast<CmpPred>(op.attr);
+      CmpPred p = op.predicate();
       static const char* sym[] = {"==", "!=", "<", "<=", ">", ">=", "<", "<=", ">", ">="};
       std::string x = a[0], y = a[1];
       bool is_signed_pred = p >= CmpPred::Lt && p <= CmpPred::Ge;
@@ -265,9 +265,8 @@ std::string CFamilyEmitter::lang_expr(const Op& op, const std::vector<std::strin
       if (key == "T") {
         out += type(op.type);
       } else if (key == "A" || key == "B") {
-        int64_t v = op.attr;
-        if (op.code == OpCode::ExtractBits || op.code == OpCode::InsertBits)
-          v = key == "A" ? (op.attr & 0xffffffff) : (op.attr >> 32);
+        int v = op.component();
+        if (attr_kind(op.code) == AttrKind::BitRange) v = key == "A" ? op.bit_range().offset : op.bit_range().bits;
         out += std::to_string(v) + "u";
       } else if (key == "*") {
         for (size_t k = 0; k < args.size(); ++k) out += (k ? ", " : "") + args[k];
@@ -312,7 +311,7 @@ std::string spell_template(const char* c_expr, const std::string& prefix) {
 }
 
 std::string CFamilyEmitter::function_constant(const Op& op) {
-  throw KernelError("kernel '" + k_.name + "': function constant " + std::to_string(op.attr) +
+  throw KernelError("kernel '" + k_.name + "': function constant " + std::to_string(op.function_constant_index()) +
                     " has no value: this backend needs the kernel specialised with constants= first");
 }
 
@@ -337,7 +336,7 @@ const Op* CFamilyEmitter::constant_def(ValueId v) const {
 }
 
 std::string CFamilyEmitter::local_index(const Op& op, const std::string& clamp_fn) {
-  const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+  const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
   ValueId idx = op.operands[0];
   if (const Op* c = constant_def(idx)) {
     uint64_t u = static_cast<uint64_t>(c->value.i);

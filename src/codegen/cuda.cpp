@@ -310,10 +310,10 @@ class CudaEmitter : public FloatRegisterEmitter {
         if (!q.results.empty() && q.result() == o.operands[0]) d = &q;
       });
       const DType vt = c == OpCategory::Store ? k_.type_of(o.operands[1]) : o.type;
-      at_x = at_x && !is_threadgroup_memory(o.attr) && d && d->code == OpCode::ThreadQuery &&
-             static_cast<ThreadQuery>(d->attr) == ThreadQuery::ThreadPositionInGrid && d->dim == 0 &&
-             (c == OpCategory::Atomic || vt == k_.memory_type(o.attr));
-      accessed.insert(o.attr);
+      at_x = at_x && !is_threadgroup_memory(o.memory()) && d && d->code == OpCode::ThreadQuery &&
+             d->query() == ThreadQuery::ThreadPositionInGrid && d->query_dim() == 0 &&
+             (c == OpCategory::Atomic || vt == k_.memory_type(o.memory()));
+      accessed.insert(o.memory());
     });
     if (at_x && !accessed.empty()) {
       check_memory_ = false;
@@ -626,11 +626,11 @@ class CudaEmitter : public FloatRegisterEmitter {
   // layout path proved a multiple of `lanes`; buffers and shared arrays are
   // 16-byte aligned, so 32/64-bit lanes become one aligned en_vec access.
   std::string load_vector(const Op& op) {
-    const Scalar e = k_.memory_type(op.attr).elem;
+    const Scalar e = k_.memory_type(op.memory()).elem;
     const int lanes = op.type.lanes;
-    std::string ok = bounds_check(op.attr, op.operands[0], lanes, kLoad);
+    std::string ok = bounds_check(op.memory(), op.operands[0], lanes, kLoad);
     std::string idx = name(op.operands[0]);
-    std::string buf = mem(op.attr);
+    std::string buf = mem(op.memory());
     std::string v;
     if (halfish(e)) {  // 16-bit patterns widen lane by lane
       v = type(op.type) + "(";
@@ -644,11 +644,11 @@ class CudaEmitter : public FloatRegisterEmitter {
   }
 
   void store_vector(const Op& op, const DType& vt) {
-    const Scalar e = k_.memory_type(op.attr).elem;
-    std::string guard = bounds_check(op.attr, op.operands[0], vt.lanes, kStore);
+    const Scalar e = k_.memory_type(op.memory()).elem;
+    std::string guard = bounds_check(op.memory(), op.operands[0], vt.lanes, kStore);
     if (!guard.empty()) guard = "if (" + guard + ") ";
     std::string idx = name(op.operands[0]);
-    std::string buf = mem(op.attr);
+    std::string buf = mem(op.memory());
     if (halfish(e)) {
       for (int i = 0; i < vt.lanes; ++i)
         line(guard + buf + "[" + idx + " + " + std::to_string(i) + "] = " +
@@ -660,21 +660,21 @@ class CudaEmitter : public FloatRegisterEmitter {
   }
 
   std::string load(const Op& op) override {
-    if (op.type != k_.memory_type(op.attr)) return load_vector(op);
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad);
-    std::string v = from_memory(op.type.elem, mem(op.attr) + "[" + name(op.operands[0]) + "]");
+    if (op.type != k_.memory_type(op.memory())) return load_vector(op);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kLoad);
+    std::string v = from_memory(op.type.elem, mem(op.memory()) + "[" + name(op.operands[0]) + "]");
     return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(op.type) + "{})";
   }
 
   void store(const Op& op) override {
     const DType vt = k_.type_of(op.operands[1]);
-    if (vt != k_.memory_type(op.attr)) {
+    if (vt != k_.memory_type(op.memory())) {
       store_vector(op, vt);
       return;
     }
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kStore);
-    line((ok.empty() ? "" : "if (" + ok + ") ") + mem(op.attr) + "[" + name(op.operands[0]) + "] = " +
-         to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kStore);
+    line((ok.empty() ? "" : "if (" + ok + ") ") + mem(op.memory()) + "[" + name(op.operands[0]) + "] = " +
+         to_memory(k_.memory_type(op.memory()).elem, name(op.operands[1])) + ";");
   }
 
   std::string convert(const DType& from, const DType& to, const std::string& x) override {
@@ -717,7 +717,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     return "static_cast<" + type(to) + ">(" + bits + ")";
   }
 
-  std::string param_value(const Op& op) override { return param_name(static_cast<int>(op.attr)); }
+  std::string param_value(const Op& op) override { return param_name(op.param_index()); }
 
   std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) override {
     if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
@@ -741,9 +741,9 @@ class CudaEmitter : public FloatRegisterEmitter {
   // Masked lanes never touch memory: the conditional reads only where mask is true.
   // Any memory id: a masked read of a shared array is a real masked load too.
   std::string load_if(const Op& op) override {
-    std::string buf = mem(op.attr);
+    std::string buf = mem(op.memory());
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad, mask);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kLoad, mask);
     if (!ok.empty()) mask = "(" + mask + " && " + ok + ")";
     return "(" + mask + " ? " + from_memory(op.type.elem, buf + "[" + idx + "]") + " : " + dflt + ")";
   }
@@ -751,8 +751,8 @@ class CudaEmitter : public FloatRegisterEmitter {
   // Per-thread arrays: local arrays the compiler keeps in registers when
   // every index is constant.
   void local_alloc(const Op& op) override {
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
-    std::string n = local_name(op.attr);
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
+    std::string n = local_name(op.local_array());
     line(type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + comment_text(a.name));
     line("for (int en_k = 0; en_k < " + std::to_string(a.size) + "; ++en_k) " + n + "[en_k] = " +
          name(op.operands[0]) + ";");
@@ -761,12 +761,12 @@ class CudaEmitter : public FloatRegisterEmitter {
   // Always through the clamp: NVRTC folds it for constant indices, and the
   // index's variable stays used (no unused-variable warning).
   std::string reg_index(const Op& op) {
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
     return "en_clamp_index(" + name(op.operands[0]) + ", " + std::to_string(a.size) + "ull)";
   }
-  std::string local_load(const Op& op) override { return local_name(op.attr) + "[" + reg_index(op) + "]"; }
+  std::string local_load(const Op& op) override { return local_name(op.local_array()) + "[" + reg_index(op) + "]"; }
   void local_store(const Op& op) override {
-    line(local_name(op.attr) + "[" + reg_index(op) + "] = " + name(op.operands[1]) + ";");
+    line(local_name(op.local_array()) + "[" + reg_index(op) + "] = " + name(op.operands[1]) + ";");
   }
 
   // Per-type overloads of the en_* helpers, defined as in semantics/numbers.h.
@@ -874,15 +874,15 @@ class CudaEmitter : public FloatRegisterEmitter {
           a.push_back("en_a" + std::to_string(i));
           line("const en_u64 " + a.back() + " = " + from_first_lane(op.operands[i], "en_u64") + ";");
         }
-        const std::string dst = mem(op.attr), src = mem(op.aux);
+        const std::string dst = mem(op.copy_destination()), src = mem(op.copy_source());
         // Checked per element (source out of bounds reads 0, the store is
         // dropped), reported as the simdgroup's first active lane.
         thread_xyz_ = lane_xyz("((en_flat & ~31u) + en_first(en_m))");
         auto element = [&](const std::string& d, const std::string& s) {
-          std::string okd = bounds_check_expr(op.attr, d, 1, kStore);
-          std::string oks = bounds_check_expr(op.aux, s, 1, kLoad);
+          std::string okd = bounds_check_expr(op.copy_destination(), d, 1, kStore);
+          std::string oks = bounds_check_expr(op.copy_source(), s, 1, kLoad);
           std::string v = src + "[" + s + "]";
-          if (!oks.empty()) v = oks + " ? " + v + " : static_cast<" + memory_type(k_.memory_type(op.aux).elem) + ">(0)";
+          if (!oks.empty()) v = oks + " ? " + v + " : static_cast<" + memory_type(k_.memory_type(op.copy_source()).elem) + ">(0)";
           line((okd.empty() ? "" : "if (" + okd + ") ") + dst + "[" + d + "] = " + v + ";");
         };
         // Checked memory: the chunked path only for a copy entirely in bounds.
@@ -893,15 +893,15 @@ class CudaEmitter : public FloatRegisterEmitter {
         std::string in_bounds;
         if (check_memory_) {
           if (!two_d) {
-            in_bounds = " && " + range_ok(op.attr, a[0], a[2]) + " && " + range_ok(op.aux, a[1], a[2]);
+            in_bounds = " && " + range_ok(op.copy_destination(), a[0], a[2]) + " && " + range_ok(op.copy_source(), a[1], a[2]);
           } else {
             const std::string rows = "(" + a[5] + " - 1u)";
-            in_bounds = " && " + a[5] + " != 0u && " + range_ok(op.attr, a[0] + " + " + rows + " * " + a[1], a[4]) +
-                        " && " + range_ok(op.aux, a[2] + " + " + rows + " * " + a[3], a[4]);
+            in_bounds = " && " + a[5] + " != 0u && " + range_ok(op.copy_destination(), a[0] + " + " + rows + " * " + a[1], a[4]) +
+                        " && " + range_ok(op.copy_source(), a[2] + " + " + rows + " * " + a[3], a[4]);
           }
         }
-        const int esize = k_.memory_type(op.aux).size_bytes();
-        const bool chunks = is_threadgroup_memory(op.attr) && !is_threadgroup_memory(op.aux) && esize <= 16 &&
+        const int esize = k_.memory_type(op.copy_source()).size_bytes();
+        const bool chunks = is_threadgroup_memory(op.copy_destination()) && !is_threadgroup_memory(op.copy_source()) && esize <= 16 &&
                             16 % esize == 0;
         if (chunks) {
           const std::string v = std::to_string(16 / esize) + "u";  // elements a chunk
@@ -1097,12 +1097,12 @@ class CudaEmitter : public FloatRegisterEmitter {
   }
 
   void atomic(const Op& op) {
-    const Scalar e = k_.memory_type(op.attr).elem;
-    const int order = static_cast<int>(op.aux & 15);
+    const Scalar e = k_.memory_type(op.memory()).elem;
+    const int order = static_cast<int>(op.atomic_order());
     const bool acquire = order == 1 || order == 3 || order == 4, release = order == 2 || order == 3 || order == 4;
     const bool f32 = e == Scalar::F32, wide = e == Scalar::I64 || e == Scalar::U64;
     const std::string T = memory_type(e);
-    const std::string ptr = "&" + mem(op.attr) + "[" + name(op.operands[0]) + "]";
+    const std::string ptr = "&" + mem(op.memory()) + "[" + name(op.operands[0]) + "]";
     // CUDA's atomics take int, unsigned, unsigned long long (and float):
     // 64-bit signed values go through their unsigned bits except for min/max.
     const std::string raw = wide ? "unsigned long long" : e == Scalar::I32 ? "int" : e == Scalar::U32 ? "unsigned" : "float";
@@ -1110,7 +1110,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     auto v = [&](size_t i) { return "static_cast<" + raw + ">(" + name(op.operands[i]) + ")"; };
     const std::string r = op.results.empty() ? "" : name(op.result());
     // Out of bounds, the atomic is dropped and its result is 0.
-    const std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    const std::string ok = bounds_check(op.memory(), op.operands[0], 1, kAtomic);
     // A checked atomic's result is declared before its guard; one never read
     // is not declared at all (NVRTC warns of a variable set but never used).
     bool read = op.code == OpCode::AtomicCompareExchange && !ok.empty();  // spelled as a declaration below
@@ -1179,20 +1179,20 @@ class CudaEmitter : public FloatRegisterEmitter {
       case OpCode::SimdMatrixStore: {
         const bool load = op.code == OpCode::SimdMatrixLoad;
         const size_t first = load ? 0 : 1;
-        const Scalar e = k_.memory_type(op.attr).elem;
+        const Scalar e = k_.memory_type(op.memory()).elem;
         const std::string m = load ? name(op.result()) : n(0);
         if (load) line("en_sgmat " + m + ";");
         open("");
         line("const en_u32 en_m = en_active(), en_f = en_first(en_m);");
         line("const en_u64 en_o = static_cast<en_u64>(en_shfl(en_m, " + n(first) +
              ", en_f)), en_p = static_cast<en_u64>(en_shfl(en_m, " + n(first + 1) + ", en_f));");
-        const std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
-        const std::string at = mem(op.attr) + "[" + off + "]";
+        const std::string off = op.transposed() ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
+        const std::string at = mem(op.memory()) + "[" + off + "]";
         // Checked per element, reported as the simdgroup's first active lane.
         thread_xyz_ = lane_xyz("((en_flat & ~31u) + en_f)");
         if (load) {
           open("for (en_u64 en_r = 0; en_r < 8; ++en_r) for (en_u64 en_c = 0; en_c < 8; ++en_c)");
-          std::string ok = bounds_check_expr(op.attr, off, 1, kLoad);
+          std::string ok = bounds_check_expr(op.memory(), off, 1, kLoad);
           std::string v = from_memory(e, at);
           line(m + ".v[en_r * 8 + en_c] = " + (ok.empty() ? v : ok + " ? " + v + " : 0.0f") + ";");
           close();
@@ -1201,7 +1201,7 @@ class CudaEmitter : public FloatRegisterEmitter {
           line("const en_u32 en_c0 = __popc(en_m);");
           open("for (en_u32 en_i = en_rank(en_m, en_flat & 31u); en_i < 64u; en_i += en_c0)");
           line("const en_u64 en_r = en_i / 8u, en_c = en_i % 8u;");
-          std::string ok = bounds_check_expr(op.attr, off, 1, kStore);
+          std::string ok = bounds_check_expr(op.memory(), off, 1, kStore);
           line((ok.empty() ? "" : "if (" + ok + ") ") + at + " = " + to_memory(e, m + ".v[en_i]") + ";");
           close();
           line("en_syncwarp(en_m);");
@@ -1302,7 +1302,7 @@ class CudaEmitter : public FloatRegisterEmitter {
       case OpCode::SimdMatrixStore: {
         const bool load = op.code == OpCode::SimdMatrixLoad;
         const size_t first = load ? 0 : 1;
-        const Scalar e = k_.memory_type(op.attr).elem;
+        const Scalar e = k_.memory_type(op.memory()).elem;
         const std::string m = load ? name(op.result()) : n(0);
         if (load) line("en_sgmat " + m + ";");
         open("");
@@ -1311,15 +1311,15 @@ class CudaEmitter : public FloatRegisterEmitter {
              from_first_lane(op.operands[first + 1], "en_u64") + ";");
         auto at = [&](const std::string& i) {  // element (g, t + i) of the tile
           const std::string r = "en_g", c = "(en_t + " + i + ")";
-          return mem(op.attr) + "[" + (op.aux ? "en_o + " + c + " * en_p + " + r : "en_o + " + r + " * en_p + " + c) +
+          return mem(op.memory()) + "[" + (op.transposed() ? "en_o + " + c + " * en_p + " + r : "en_o + " + r + " * en_p + " + c) +
                  "]";
         };
         if (load) {
-          const bool ldm = is_threadgroup_memory(op.attr) && (e == Scalar::F16 || e == Scalar::BF16);
+          const bool ldm = is_threadgroup_memory(op.memory()) && (e == Scalar::F16 || e == Scalar::BF16);
           if (ldm) {  // rows 16-byte aligned: one ldmatrix for the warp
             open("if (en_m == 0xffffffffu && ((en_o | en_p) & 7u) == 0u)");
-            line("const en_u32 en_x = en_ldmatrix(" + mem(op.attr) + " + en_o + (en_flat & 7u) * en_p, " +
-                 (op.aux ? "true" : "false") + ");");
+            line("const en_u32 en_x = en_ldmatrix(" + mem(op.memory()) + " + en_o + (en_flat & 7u) * en_p, " +
+                 (op.transposed() ? "true" : "false") + ");");
             line(m + ".v[0] = " + from_memory(e, "static_cast<en_u16>(en_x & 0xffffu)") + "; " + m + ".v[1] = " +
                  from_memory(e, "static_cast<en_u16>(en_x >> 16)") + ";");
             close("} else {");

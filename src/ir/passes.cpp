@@ -82,7 +82,7 @@ class Folder {
     if (cat == OpCategory::VecExtract) {  // make_vec(a, b, ...)[k] is the k-th component
       auto it = vectors_.find(op.operands[0]);
       if (it != vectors_.end()) {
-        subst_.map[op.result()] = it->second.at(static_cast<size_t>(op.attr));
+        subst_.map[op.result()] = it->second.at(static_cast<size_t>(op.component()));
         ++folded_;
         return true;
       }
@@ -117,7 +117,7 @@ class Folder {
       }
       case OpCategory::Compare: {
         Const c;
-        c.i = fold_compare(static_cast<CmpPred>(op.attr), t0.elem, *in[0], *in[1]);
+        c.i = fold_compare(op.predicate(), t0.elem, *in[0], *in[1]);
         to_constant(op, c);
         return false;
       }
@@ -130,7 +130,7 @@ class Folder {
       case OpCategory::Math: {
         std::vector<Const> args;
         for (const Const* c : in) args.push_back(*c);
-        auto r = fold_math(op.code, t0.elem, args, op.attr);
+        auto r = fold_math(op.code, t0.elem, args, op.bit_range());
         if (r) to_constant(op, *r);
         return false;
       }
@@ -151,15 +151,13 @@ class Folder {
 struct OpKey {
   OpCode code;
   DType type;
-  int64_t attr;
-  int64_t aux;
-  int dim;
+  OpAttrs attrs;
   int64_t ci;
   uint64_t cf_bits;
   std::vector<ValueId> operands;
   bool operator<(const OpKey& o) const {
     auto t = [](const OpKey& k) {
-      return std::tie(k.code, k.type.kind, k.type.elem, k.type.lanes, k.type.rows, k.type.cols, k.attr, k.aux, k.dim, k.ci,
+      return std::tie(k.code, k.type.kind, k.type.elem, k.type.lanes, k.type.rows, k.type.cols, k.attrs, k.ci,
                       k.cf_bits, k.operands);
     };
     return t(*this) < t(o);
@@ -178,7 +176,7 @@ class Cse {
   OpKey key(const Op& op) const {
     uint64_t bits = 0;
     std::memcpy(&bits, &op.value.f, sizeof bits);
-    return OpKey{op.code, op.type, op.attr, op.aux, op.dim, op.value.i, bits, op.operands};
+    return OpKey{op.code, op.type, op.attrs(), op.value.i, bits, op.operands};
   }
 
   void region(Region& r) {
@@ -272,13 +270,13 @@ void specialize_function_constants(Kernel& k, const std::vector<std::pair<int, C
     if (op.code != OpCode::FuncConst) return;
     const Const* v = nullptr;
     for (const auto& [index, c] : values)
-      if (index == op.attr) v = &c;
+      if (index == op.function_constant_index()) v = &c;
     if (!v)
-      throw KernelError("kernel '" + k.name + "': function constant " + std::to_string(op.attr) + " (" +
+      throw KernelError("kernel '" + k.name + "': function constant " + std::to_string(op.function_constant_index()) + " (" +
                         op.type.str() + ") has no value");
     op.code = OpCode::Constant;
     op.value = normalize_const(op.type.elem, *v);
-    op.attr = 0;
+    op.set_attrs(OpAttrs());
   });
 }
 

@@ -174,14 +174,19 @@ class Builder {
     const char* what;    // "for", "if", "else", "while condition", "while body"
   };
   Region& current();
-  Op& append(Op op);
+  // The one path by which ops enter the kernel: appends `code` to region `in`
+  // (the open one when null) at the current location, with a new result value
+  // of `type` there (none when void) and the op's regions (fresh ids, no
+  // arguments yet). The reference is valid until the region grows.
+  Op& emit_op(OpCode code, DType type, std::vector<ValueId> operands, OpAttrs attrs = {}, Region* in = nullptr);
+  // emit_op for an op without regions; returns its result (kNoValue if void).
+  ValueId emit(OpCode code, DType type, std::vector<ValueId> operands, OpAttrs attrs = {});
   ValueId new_value(DType t, uint32_t region);
   ValueId use(const Operand& o, const char* op);  // literal -> default-typed constant
   ValueId coerce(const Operand& o, DType to, const char* op, const char* what);
   ValueId convert_value(ValueId v, DType to);
   DType literal_type_against(const Literal& l, DType partner) const;
   DType common_type(const Operand& a, const Operand& b, const char* op);
-  ValueId emit(OpCode code, DType type, std::vector<ValueId> operands, int64_t attr = 0);
   ValueId integer_index(const Operand& index, const std::string& op);
   void check_local(int array, const std::string& op) const;
   void check_visible(ValueId v, const char* op) const;
