@@ -204,7 +204,7 @@ std::string CFamilyEmitter::expr(const Op& op) {
     case OpCategory::LoadIf: return load_if(op);
     case OpCategory::LocalLoad: return local_load(op);
     case OpCategory::Constant: return constant(op);
-    case OpCategory::Param: return param_value(op);
+    case OpCategory::Param: return param_name(op.param_index());
     case OpCategory::ThreadQuery: return query(op.query(), op.query_dim());
     case OpCategory::Load: return load(op);
     case OpCategory::Convert: return convert(k_.type_of(op.operands[0]), op.type, a[0]);
@@ -324,6 +324,16 @@ std::string CFamilyEmitter::local_load(const Op& op) { throw unsupported(k_, op)
 void CFamilyEmitter::local_store(const Op& op) { throw unsupported(k_, op); }
 
 std::string CFamilyEmitter::local_name(int64_t i) const { return "en_reg" + std::to_string(i); }
+
+void CFamilyEmitter::fill_local_array(const Op& op, const std::string& elem_type, const std::string& index_type,
+                                      const std::string& size_suffix, bool declare, std::string element) {
+  const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
+  const std::string n = local_name(op.local_array()), size = std::to_string(a.size);
+  if (declare) line(elem_type + " " + n + "[" + size + "];  // " + comment_text(a.name));
+  if (element.empty()) element = n + "[en_k]";
+  line("for (" + index_type + " en_k = 0; en_k < " + size + size_suffix + "; ++en_k) " + element + " = " +
+       name(op.operands[0]) + ";");
+}
 
 const Op* CFamilyEmitter::constant_def(ValueId v) const {
   if (const_defs_.empty()) {
@@ -504,6 +514,59 @@ void CFamilyEmitter::while_op(const Op& op) {
   close();
 }
 
+
+std::string FloatRegisterEmitter::float_floordiv(const DType& t, const std::string& a, const std::string& b) {
+  if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
+  return scalar_math("floor") + "(" + a + " / " + b + ")";
+}
+
+std::string FloatRegisterEmitter::float_rem(const DType& t, const std::string& a, const std::string& b) {
+  if (t.is_vector()) return "en_fmod(" + a + ", " + b + ")";
+  return scalar_math("fmod") + "(" + a + ", " + b + ")";
+}
+
+std::string FloatRegisterEmitter::library_function(const std::string& fn, const Op& op) {
+  Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
+  if (const char* s = spelling_exception(spelling_backend(), fn, e)) return s;
+  return "en_" + fn;
+}
+
+std::string FloatRegisterEmitter::combine_scalars(CollectiveInfo::Kind k, const DType& t, const std::string& a,
+                                                  const std::string& b) const {
+  using K = CollectiveInfo::Kind;
+  const std::string T = type(t);
+  switch (k) {
+    case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
+    case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
+    case K::Min: return t.is_float() ? scalar_math("fmin") + "(" + a + ", " + b + ")" : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
+    case K::Max: return t.is_float() ? scalar_math("fmax") + "(" + a + ", " + b + ")" : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
+    case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
+    case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
+    case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
+    default: return a;
+  }
+}
+
+std::string FloatRegisterEmitter::memory_type(Scalar s) const {
+  return scalar_type(s == Scalar::F16 || s == Scalar::BF16 ? Scalar::U16 : s);
+}
+
+std::string FloatRegisterEmitter::memory_type(const DType& t) const {
+  if (t.is_vector()) return vector_of(memory_type(t.elem), t.lanes);
+  return memory_type(t.elem);
+}
+
+std::string FloatRegisterEmitter::from_memory(Scalar s, const std::string& x) {
+  if (s == Scalar::F16) return "en_h2f(" + x + ")";
+  if (s == Scalar::BF16) return "en_b2f(" + x + ")";
+  return x;
+}
+
+std::string FloatRegisterEmitter::to_memory(Scalar s, const std::string& x) {
+  if (s == Scalar::F16) return "en_f2h(" + x + ")";
+  if (s == Scalar::BF16) return "en_f2b(" + x + ")";
+  return x;
+}
 
 std::string FloatRegisterEmitter::type(const DType& t) const {
   if (t.is_vector()) return vector_of(scalar_type(t.elem), t.lanes);

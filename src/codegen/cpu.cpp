@@ -263,27 +263,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return any;
   }
 
-  // Registers hold f16/bf16 in float; memory holds their 16-bit patterns.
-  static std::string memory_type(Scalar s) {
-    if (s == Scalar::F16 || s == Scalar::BF16) return "uint16_t";
-    return cpu_scalar_type(s);
-  }
-  static std::string memory_type(const DType& t) {
-    if (t.is_vector()) return vector_of(memory_type(t.elem), t.lanes);
-    return memory_type(t.elem);
-  }
-  static std::string from_memory(const DType& t, const std::string& x) {
-    if (t.elem == Scalar::F16) return "en_h2f(" + x + ")";
-    if (t.elem == Scalar::BF16) return "en_b2f(" + x + ")";
-    return x;
-  }
-  static std::string to_memory(const DType& t, const std::string& x) {
-    if (t.elem == Scalar::F16) return "en_f2h(" + x + ")";
-    if (t.elem == Scalar::BF16) return "en_f2b(" + x + ")";
-    return x;
-  }
-  static std::string from_memory(Scalar s, const std::string& x) { return from_memory(DType::scalar(s), x); }
-  static std::string to_memory(Scalar s, const std::string& x) { return to_memory(DType::scalar(s), x); }
   static std::string round_to(Scalar s, const std::string& x) {
     if (s == Scalar::F16) return "en_rh(" + x + ")";
     if (s == Scalar::BF16) return "en_rb(" + x + ")";
@@ -297,6 +276,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   const char* scalar_type(Scalar s) const override { return cpu_scalar_type(s); }
+  const char* spelling_backend() const override { return "cpu"; }
+  std::string scalar_math(const std::string& fn) const override { return "std::" + fn; }
 
   std::string query(ThreadQuery q, int dim) override {
     static const char* xyz[] = {"x", "y", "z"};
@@ -403,27 +384,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return from_memory(to, raw);
   }
 
-  std::string param_value(const Op& op) override { return param_name(op.param_index()); }
-
-  std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) override {
-    if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
-    return "std::floor(" + a + " / " + b + ")";
-  }
-  std::string float_rem(const DType& t, const std::string& a, const std::string& b) override {
-    if (t.is_vector()) return "en_fmod(" + a + ", " + b + ")";
-    return "std::fmod(" + a + ", " + b + ")";
-  }
-
-  // ---- the per-thread language: en_<Metal name> from semantics/math.h,
-  // except where spelling.cpp's table says otherwise.
-  bool supports_language() const override { return true; }
-
-  std::string library_function(const std::string& fn, const Op& op) override {
-    Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
-    if (const char* s = spelling_exception("cpu", fn, e)) return s;
-    return "en_" + fn;
-  }
-
   std::string load_if(const Op& op) override {
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
     // Checked (and reported) only where the mask lets the access happen.
@@ -444,11 +404,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void local_alloc(const Op& op) override {
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
-    std::string n = local_name(op.local_array());
-    if (!local_in_scratch(op.local_array())) line(type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + comment_text(a.name));
-    line("for (int en_k = 0; en_k < " + std::to_string(a.size) + "; ++en_k) " + local_elem(op, "en_k") + " = " +
-         name(op.operands[0]) + ";");
+    fill_local_array(op, type(k_.locals.at(static_cast<size_t>(op.local_array())).elem), "int", "",
+                     !local_in_scratch(op.local_array()), local_elem(op, "en_k"));
   }
   std::string local_load(const Op& op) override { return local_elem(op, local_index(op, "en_clamp_index")); }
   void local_store(const Op& op) override {
@@ -659,12 +616,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       if (!opt_.debug && !plain_rmw(ops)) line("#pragma omp simd" + clauses);
       open("for (uint32_t en_t = " + m.lo + "; en_t <= " + m.hi + "; ++en_t)");
       line("if (!" + active("en_t") + ") continue;");
-      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
-      line("const uint32_t en_gx = en_bx + lx;");
-      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
-      body();
-      close();
-      flat_.pop_back();
+      flat_thread_body(body);
       return;
     }
     flat_.push_back(false);
@@ -1071,6 +1023,17 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close();
   }
 
+  // Inside a loop over the group's flat thread index en_t: the thread's
+  // coordinates, then `body`; closes the loop.
+  void flat_thread_body(const std::function<void()>& body) {
+    line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+    line("const uint32_t en_gx = en_bx + lx;");
+    line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+    body();
+    close();
+    flat_.pop_back();
+  }
+
   // A run that is only `if (q == g) {...}` with q the thread's index in the
   // group / in its simdgroup / its simdgroup's index and g uniform (the
   // GPU idiom `if lane == 0: partial[sg] = s`) visits just the threads that
@@ -1101,12 +1064,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     // Mask entries exist only for the mask's range (scratch is shared).
     if (!masks_.empty())
       line("if (en_t < " + masks_.back().lo + " || en_t > " + masks_.back().hi + " || !" + active("en_t") + ") continue;");
-    line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
-    line("const uint32_t en_gx = en_bx + lx;");
-    line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
-    body();
-    close();
-    flat_.pop_back();
+    flat_thread_body(body);
     return true;
   }
 
@@ -1301,7 +1259,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   std::string combine(CollectiveInfo::Kind k, const DType& t, const std::string& a, const std::string& b) const {
     using K = CollectiveInfo::Kind;
-    const std::string T = type(t);
     if (t.is_vector()) {  // lanewise, through the math prelude
       switch (k) {
         case K::Sum: return "(" + a + " + " + b + ")";
@@ -1314,16 +1271,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         default: return a;
       }
     }
-    switch (k) {
-      case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
-      case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
-      case K::Min: return t.is_float() ? "std::fmin(" + a + ", " + b + ")" : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
-      case K::Max: return t.is_float() ? "std::fmax(" + a + ", " + b + ")" : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
-      case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
-      case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
-      case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
-      default: return a;
-    }
+    return combine_scalars(k, t, a, b);
   }
   std::string identity(CollectiveInfo::Kind k, const DType& t) const {
     using K = CollectiveInfo::Kind;

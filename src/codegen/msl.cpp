@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <set>
 #include <vector>
@@ -522,8 +523,6 @@ class MslEmitter : public CFamilyEmitter {
     }
   }
 
-  std::string param_value(const Op& op) override { return param_name(op.param_index()); }
-
   std::string finish(const DType& t, const std::string& e) const override {
     // Narrow integers were promoted to int by C's rules: truncate back.
     // Helpers (en_*) already return the exact type.
@@ -687,11 +686,7 @@ class MslEmitter : public CFamilyEmitter {
   }
 
   void local_alloc(const Op& op) override {
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
-    std::string n = local_name(op.local_array());
-    line(msl_type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + comment_text(a.name));
-    line("for (uint en_k = 0; en_k < " + std::to_string(a.size) + "u; ++en_k) " + n + "[en_k] = " +
-         name(op.operands[0]) + ";");
+    fill_local_array(op, msl_type(k_.locals.at(static_cast<size_t>(op.local_array())).elem), "uint", "u");
   }
   // Out-of-range indices use the last element (as on every backend).
   std::string clamp_index_fn(const Op& op) {
@@ -748,19 +743,28 @@ class MslEmitter : public CFamilyEmitter {
            (op.code == OpCode::Div || op.code == OpCode::FloorDiv || op.code == OpCode::Rem);
   }
 
+  // a + b, a - b, a * b or -a with op's operands spelled by `operand`; ""
+  // for any other op.
+  static std::string add_sub_mul_neg(const Op& op, const std::function<std::string(size_t)>& operand) {
+    switch (op.code) {
+      case OpCode::Add: return operand(0) + " + " + operand(1);
+      case OpCode::Sub: return operand(0) + " - " + operand(1);
+      case OpCode::Mul: return operand(0) + " * " + operand(1);
+      case OpCode::Neg: return "-" + operand(0);
+      default: return "";
+    }
+  }
+
   // bfloat (and half division) in float, rounded once to the result type.
   std::string in_float(const Op& op, const DType& t) {
     const std::string f = msl_type(t.with_elem(Scalar::F32));
     auto wide = [&](size_t i) { return f + "(" + name(op.operands[i]) + ")"; };
-    std::string e;
+    std::string e = add_sub_mul_neg(op, wide);
+    if (!e.empty()) return msl_type(t) + "(" + e + ")";
     switch (op.code) {
-      case OpCode::Add: e = wide(0) + " + " + wide(1); break;
-      case OpCode::Sub: e = wide(0) + " - " + wide(1); break;
-      case OpCode::Mul: e = wide(0) + " * " + wide(1); break;
       case OpCode::Div: e = wide(0) + " / " + wide(1); break;
       case OpCode::FloorDiv: e = "metal::floor(" + wide(0) + " / " + wide(1) + ")"; break;
       case OpCode::Rem: e = "metal::fmod(" + wide(0) + ", " + wide(1) + ")"; break;
-      case OpCode::Neg: e = "-" + wide(0); break;
       case OpCode::Cmp: {
         // Floats compare ordered; the u-predicates are the same on floats.
         static const char* sym[] = {"==", "!=", "<", "<=", ">", ">=", "<", "<=", ">", ">="};
@@ -786,14 +790,7 @@ class MslEmitter : public CFamilyEmitter {
     const DType u = t.is_vector() || info(t.elem).bits >= 32 ? t.with_elem(unsigned_of(t.elem)) : t.with_elem(Scalar::U32);
     const std::string ut = msl_type(u);
     auto as_u = [&](size_t i) { return ut + "(" + name(op.operands[i]) + ")"; };
-    std::string e;
-    switch (op.code) {
-      case OpCode::Add: e = as_u(0) + " + " + as_u(1); break;
-      case OpCode::Sub: e = as_u(0) + " - " + as_u(1); break;
-      case OpCode::Mul: e = as_u(0) + " * " + as_u(1); break;
-      default: e = "-" + as_u(0); break;
-    }
-    return msl_type(t) + "(" + e + ")";
+    return msl_type(t) + "(" + add_sub_mul_neg(op, as_u) + ")";
   }
 
   // bool & | ^: logical operators on scalars; vectors through uchar.

@@ -243,24 +243,26 @@ DType Builder::common_type(const Operand& a, const Operand& b, const char* op) {
 
 // --- ops -----------------------------------------------------------------
 
-int Builder::add_buffer_param(const std::string& name, DType elem) {
-  if (!elem.is_scalar_or_vector())
-    fail("parameter '" + name + "'", "buffer element dtype must be a scalar or vector, got " + elem.str());
+// Appends a parameter with a new name; `dtype_error` (followed by the dtype)
+// fails the declaration when not empty.
+int Builder::add_param(const std::string& name, Param::Kind kind, DType type, const std::string& dtype_error) {
+  if (!dtype_error.empty()) fail("parameter '" + name + "'", dtype_error + type.str());
   for (const Param& p : k_.params)
     if (p.name == name) fail("parameter '" + name + "'", "duplicate parameter name");
-  k_.params.push_back(Param{name, Param::Kind::Buffer, elem, false});
+  k_.params.push_back(Param{name, kind, type, false});
   return static_cast<int>(k_.params.size() - 1);
 }
 
+int Builder::add_buffer_param(const std::string& name, DType elem) {
+  return add_param(name, Param::Kind::Buffer, elem,
+                   elem.is_scalar_or_vector() ? "" : "buffer element dtype must be a scalar or vector, got ");
+}
+
 ValueId Builder::add_scalar_param(const std::string& name, DType type) {
-  if (!type.is_scalar())
-    fail("parameter '" + name + "'", "Scalar parameters must have a scalar dtype, got " + type.str());
-  for (const Param& p : k_.params)
-    if (p.name == name) fail("parameter '" + name + "'", "duplicate parameter name");
-  k_.params.push_back(Param{name, Param::Kind::Scalar, type, false});
+  const int index =
+      add_param(name, Param::Kind::Scalar, type, type.is_scalar() ? "" : "Scalar parameters must have a scalar dtype, got ");
   // Scalar parameters are read at kernel entry, before any other op.
-  ValueId v =
-      emit_op(OpCode::Param, type, {}, OpAttrs::of_param(static_cast<int>(k_.params.size() - 1)), &k_.body).result();
+  ValueId v = emit_op(OpCode::Param, type, {}, OpAttrs::of_param(index), &k_.body).result();
   k_.values[v].hint = name;
   return v;
 }

@@ -291,16 +291,22 @@ ValueId Builder::make_vec(const std::vector<Operand>& comps, std::optional<Scala
   return emit(OpCode::MakeVec, DType::vector(t.elem, static_cast<int>(comps.size())), vals);
 }
 
-ValueId Builder::vec_extract(const Operand& v, int lane) {
-  if (!v.is_value()) fail("vec_extract", "expects a vector, got the literal " + v.literal.str());
-  check_visible(v.value, "vec_extract");
+// A lane of a vector (VecExtract) or a column of a matrix (MatColumn).
+ValueId Builder::component(OpCode code, const Operand& v, int index) {
+  const bool lane = code == OpCode::VecExtract;
+  const std::string opname = lane ? "vec_extract" : "matrix_column", whole = lane ? "vector" : "matrix";
+  if (!v.is_value()) fail(opname, "expects a " + whole + ", got the literal " + v.literal.str());
+  check_visible(v.value, opname.c_str());
   DType t = type_of(v.value);
-  if (!t.is_vector()) fail("vec_extract", "expects a vector, got " + t.str());
-  if (lane < 0 || lane >= t.lanes)
-    fail("vec_extract", "lane " + std::to_string(lane) + " is out of range for " + t.str() + " (0.." +
-                            std::to_string(t.lanes - 1) + ")");
-  return emit(OpCode::VecExtract, DType::scalar(t.elem), {v.value}, OpAttrs::of_component(lane));
+  if (lane ? !t.is_vector() : !t.is_matrix()) fail(opname, "expects a " + whole + ", got " + t.str());
+  const int count = lane ? t.lanes : t.cols;
+  if (index < 0 || index >= count)
+    fail(opname, (lane ? "lane " : "column ") + std::to_string(index) + " is out of range for " + t.str() + " (0.." +
+                     std::to_string(count - 1) + ")");
+  return emit(code, lane ? DType::scalar(t.elem) : t.column(), {v.value}, OpAttrs::of_component(index));
 }
+
+ValueId Builder::vec_extract(const Operand& v, int lane) { return component(OpCode::VecExtract, v, lane); }
 
 ValueId Builder::make_matrix(const std::vector<Operand>& cols) {
   if (cols.size() < 2 || cols.size() > 4)
@@ -322,16 +328,7 @@ ValueId Builder::make_matrix(const std::vector<Operand>& cols) {
   return emit(OpCode::MakeMatrix, DType::matrix(col->elem, static_cast<int>(cols.size()), col->lanes), vals);
 }
 
-ValueId Builder::matrix_column(const Operand& m, int c) {
-  if (!m.is_value()) fail("matrix_column", "expects a matrix, got the literal " + m.literal.str());
-  check_visible(m.value, "matrix_column");
-  DType t = type_of(m.value);
-  if (!t.is_matrix()) fail("matrix_column", "expects a matrix, got " + t.str());
-  if (c < 0 || c >= t.cols)
-    fail("matrix_column", "column " + std::to_string(c) + " is out of range for " + t.str() + " (0.." +
-                              std::to_string(t.cols - 1) + ")");
-  return emit(OpCode::MatColumn, t.column(), {m.value}, OpAttrs::of_component(c));
-}
+ValueId Builder::matrix_column(const Operand& m, int c) { return component(OpCode::MatColumn, m, c); }
 
 ValueId Builder::matmul(const Operand& a, const Operand& b) {
   for (const Operand* o : {&a, &b}) {
@@ -360,24 +357,12 @@ ValueId Builder::function_constant(DType type, int index) {
   return emit(OpCode::FuncConst, type, {}, OpAttrs::of_function_constant(index));
 }
 
-ValueId Builder::integer_index(const Operand& index, const std::string& opname) {
-  if (index.is_value()) {
-    check_visible(index.value, opname.c_str());
-    DType ti = type_of(index.value);
-    if (!ti.is_scalar() || !is_integer(ti.elem)) fail(opname, "index must be an integer scalar, got " + ti.str());
-    return index.value;
-  }
-  if (index.literal.kind == Literal::Kind::Float || index.literal.kind == Literal::Kind::Bool)
-    fail(opname, "index must be an integer, got " + index.literal.str());
-  return literal(index.literal);
-}
-
 ValueId Builder::load_if(int64_t mem, const Operand& index, const Operand& mask, const Operand& otherwise) {
   // Any memory id: a buffer parameter or a threadgroup array.
   if (!k_.valid_memory(mem)) fail("load_if", "not a buffer parameter or threadgroup array of this kernel");
   const DType t = k_.memory_type(mem);
   const std::string opname = "load_if from '" + k_.memory_name(mem) + "'";
-  ValueId vi = integer_index(index, opname);
+  ValueId vi = index_operand(index, opname);
   ValueId vm;
   if (mask.is_value()) {
     check_visible(mask.value, opname.c_str());
@@ -418,25 +403,26 @@ void Builder::check_local(int array, const std::string& opname) const {
                "create it before the loop or branch");
 }
 
-ValueId Builder::local_load(int array, const Operand& index) {
-  const std::string opname = "register_tensor read";
+// The index of an access to per-thread array `array`: a literal must be in range.
+ValueId Builder::local_index_operand(int array, const Operand& index, const std::string& opname) {
   check_local(array, opname);
   const LocalArray& a = k_.locals[array];
   if (!index.is_value() && (index.literal.kind == Literal::Kind::Int || index.literal.kind == Literal::Kind::UInt) &&
       (index.literal.kind == Literal::Kind::UInt || index.literal.i < 0 || index.literal.i >= a.size))
     fail(opname, "index " + index.literal.str() + " out of range for " + std::to_string(a.size) + " elements");
-  ValueId vi = integer_index(index, opname);
-  return emit(OpCode::LocalLoad, a.elem, {vi}, OpAttrs::of_local_array(array));
+  return index_operand(index, opname);
+}
+
+ValueId Builder::local_load(int array, const Operand& index) {
+  const std::string opname = "register_tensor read";
+  ValueId vi = local_index_operand(array, index, opname);
+  return emit(OpCode::LocalLoad, k_.locals[array].elem, {vi}, OpAttrs::of_local_array(array));
 }
 
 void Builder::local_store(int array, const Operand& index, const Operand& value) {
   const std::string opname = "register_tensor write";
-  check_local(array, opname);
+  ValueId vi = local_index_operand(array, index, opname);
   const LocalArray& a = k_.locals[array];
-  if (!index.is_value() && (index.literal.kind == Literal::Kind::Int || index.literal.kind == Literal::Kind::UInt) &&
-      (index.literal.kind == Literal::Kind::UInt || index.literal.i < 0 || index.literal.i >= a.size))
-    fail(opname, "index " + index.literal.str() + " out of range for " + std::to_string(a.size) + " elements");
-  ValueId vi = integer_index(index, opname);
   if (value.is_value()) {
     check_visible(value.value, opname.c_str());
     DType tv = type_of(value.value);

@@ -32,14 +32,47 @@ struct Substitution {
 
 bool is_plain_pure(const Op& op) { return op.info().pure && op.regions.empty(); }
 
+// A pass that rewrites the region tree from the kernel's body (Pass::region),
+// substituting values as it removes ops; run() returns how many it changed.
+template <class Pass>
+class RewritePass {
+ public:
+  explicit RewritePass(Kernel& k) : k_(k) {}
+  int run() {
+    static_cast<Pass*>(this)->region(k_.body);
+    return changed_;
+  }
+
+ protected:
+  // Rewrites r's ops in order, each with its operands substituted first;
+  // keep(op) says whether it stays.
+  template <class Keep>
+  void rewrite(Region& r, Keep keep) {
+    std::vector<Op> kept;
+    kept.reserve(r.ops.size());
+    for (Op& op : r.ops) {
+      subst_.apply(op);
+      if (keep(op)) kept.push_back(std::move(op));
+    }
+    r.ops = std::move(kept);
+  }
+
+  Kernel& k_;
+  Substitution subst_;
+  int changed_ = 0;
+};
+
 // ---- folding ------------------------------------------------------------
 
-class Folder {
+class Folder : public RewritePass<Folder> {
  public:
-  explicit Folder(Kernel& k) : k_(k) {}
-  int run() {
-    region(k_.body);
-    return folded_;
+  using RewritePass::RewritePass;
+
+  void region(Region& r) {
+    rewrite(r, [&](Op& op) {
+      for (Region& sub : op.regions) region(sub);
+      return !this->op(op);
+    });
   }
 
  private:
@@ -57,18 +90,7 @@ class Folder {
     repl.loc = op.loc;
     op = std::move(repl);
     consts_[op.result()] = op.value;
-    ++folded_;
-  }
-
-  void region(Region& r) {
-    std::vector<Op> kept;
-    kept.reserve(r.ops.size());
-    for (Op& op : r.ops) {
-      subst_.apply(op);
-      for (Region& sub : op.regions) region(sub);
-      if (!this->op(op)) kept.push_back(std::move(op));
-    }
-    r.ops = std::move(kept);
+    ++changed_;
   }
 
   // Returns true when the op was removed (its result substituted).
@@ -83,7 +105,7 @@ class Folder {
       auto it = vectors_.find(op.operands[0]);
       if (it != vectors_.end()) {
         subst_.map[op.result()] = it->second.at(static_cast<size_t>(op.component()));
-        ++folded_;
+        ++changed_;
         return true;
       }
     }
@@ -91,7 +113,7 @@ class Folder {
     if (cat == OpCategory::Select) {
       if (const Const* c = constant(op.operands[0])) {
         subst_.map[op.result()] = c->i ? op.operands[1] : op.operands[2];
-        ++folded_;
+        ++changed_;
         return true;
       }
       return false;
@@ -139,11 +161,8 @@ class Folder {
     }
   }
 
-  Kernel& k_;
   std::unordered_map<ValueId, Const> consts_;
   std::unordered_map<ValueId, std::vector<ValueId>> vectors_;  // make_vec components
-  Substitution subst_;
-  int folded_ = 0;
 };
 
 // ---- CSE ------------------------------------------------------------------
@@ -164,12 +183,27 @@ struct OpKey {
   }
 };
 
-class Cse {
+class Cse : public RewritePass<Cse> {
  public:
-  explicit Cse(Kernel& k) : k_(k) {}
-  int run() {
-    region(k_.body);
-    return removed_;
+  using RewritePass::RewritePass;
+
+  void region(Region& r) {
+    scopes_.emplace_back();
+    rewrite(r, [&](Op& op) {
+      if (is_plain_pure(op) && op.results.size() == 1) {
+        OpKey k = key(op);
+        ValueId found = lookup(k);
+        if (found != kNoValue) {
+          subst_.map[op.result()] = found;
+          ++changed_;
+          return false;
+        }
+        scopes_.back().emplace(std::move(k), op.result());
+      }
+      for (Region& sub : op.regions) region(sub);
+      return true;
+    });
+    scopes_.pop_back();
   }
 
  private:
@@ -177,29 +211,6 @@ class Cse {
     uint64_t bits = 0;
     std::memcpy(&bits, &op.value.f, sizeof bits);
     return OpKey{op.code, op.type, op.attrs(), op.value.i, bits, op.operands};
-  }
-
-  void region(Region& r) {
-    scopes_.emplace_back();
-    std::vector<Op> kept;
-    kept.reserve(r.ops.size());
-    for (Op& op : r.ops) {
-      subst_.apply(op);
-      if (is_plain_pure(op) && op.results.size() == 1) {
-        OpKey k = key(op);
-        ValueId found = lookup(k);
-        if (found != kNoValue) {
-          subst_.map[op.result()] = found;
-          ++removed_;
-          continue;
-        }
-        scopes_.back().emplace(std::move(k), op.result());
-      }
-      for (Region& sub : op.regions) region(sub);
-      kept.push_back(std::move(op));
-    }
-    r.ops = std::move(kept);
-    scopes_.pop_back();
   }
 
   ValueId lookup(const OpKey& k) const {
@@ -210,10 +221,7 @@ class Cse {
     return kNoValue;
   }
 
-  Kernel& k_;
   std::vector<std::map<OpKey, ValueId>> scopes_;
-  Substitution subst_;
-  int removed_ = 0;
 };
 
 // ---- DCE ------------------------------------------------------------------
