@@ -11,8 +11,7 @@ meets the others at a barrier, so the copy of slice k + 1 overlaps the
 products of slice k. Rows of the stages are padded (24 and 136 elements) so
 the eight rows of a tile fall in different memory banks.
 
-On an NVIDIA GPU (compiled with bounds_check=False, as below) the
-simdgroup matrices become tensor-core fragments
+On an NVIDIA GPU the simdgroup matrices become tensor-core fragments
 (mma.sync, ldmatrix) and the async copies cp.async; on the CPU the same
 kernel runs exactly. M and N must be multiples of 128 and K of 16 (pad()
 zero-pads other sizes).
@@ -96,9 +95,7 @@ def main(argv) -> int:
     b = rng.standard_normal((k, n)).astype(ml_dtypes.bfloat16)
     ap, bp = pad(a, BM, BK), pad(b, BK, BN)
     mp, kp, np_ = ap.shape[0], ap.shape[1], bp.shape[1]
-    # Every index is in bounds by construction (padded sizes); unchecked, the
-    # CUDA device may run the tensor-core form (docs/cooperative.md).
-    ck = enigma.compile(gemm_bf16, bounds_check=False)
+    ck = enigma.compile(gemm_bf16)
     rt = enigma.MetalRuntime()
     grid, threads = launch_shape(mp, np_)
     raw = rt.execute(ck, [ap, bp], mp * np_ * 4, grid, threads, scalars=[mp, np_, kp])

@@ -124,9 +124,11 @@ def render() -> str:
         "| name | what |",
         "|---|---|",
         "| `make_float2/3/4`, `make_<type>2/3/4` | a vector of that type; components converted (`metal_cast` rules) |",
-        "| `v.x` `v.y` `v.z` `v.w`, `v[k]`, `x, y = v` | lanes of a vector (`vec_extract`); `m[c]` is a matrix column |",
+        "| `v.x` `v.y` `v.z` `v.w`, `v[k]`, `x, y = v` | lanes of a vector (`vec_extract`); `m[c]` is a matrix "
+        "column |",
         "| `metal_cast(x, dtype)`, `as_type(x, dtype)` | value conversion; bit reinterpretation between equal sizes |",
-        "| `function_constant(dtype, index)` | Metal function constant; `constants={index: (type, value)}` at dispatch |",
+        "| `function_constant(dtype, index)` | Metal function constant; `constants={index: (type, value)}` at "
+        "dispatch |",
         "| `load_if(buf, i, mask, default=0)`, `store_if(buf, i, v, mask)` | predicated access: nothing is read or "
         "written where the mask is false |",
         "| `register_tensor(shape, dtype, fill)` | per-thread array; static or traced indices |",
@@ -167,8 +169,10 @@ def render_language() -> str:
         "|---|---|---|",
         "| `if c:` / `elif c:` / `else:` | `c` is traced | a branch; names assigned in it are merged after it |",
         "| `while c:` | `c` is traced at the first test | a loop; names its body assigns are carried |",
-        "| `for i in range(a, b, s):` | a bound is traced | a loop (`i` an `int`); names its body assigns are carried |",
-        "| `x if c else y` | `c` is traced | a branch: only the chosen side runs (guards like `A[i] if i < n else 0` are safe) |",
+        "| `for i in range(a, b, s):` | a bound is traced | a loop (`i` an `int`); names its body assigns are "
+        "carried |",
+        "| `x if c else y` | `c` is traced | a branch: only the chosen side runs (guards like "
+        "`A[i] if i < n else 0` are safe) |",
         "| `a and b`, `a or b`, `not a` | `a` is traced | short-circuit logic on `bool` values |",
         "| `for i in enigma.range(...)` | always | a traced loop even for Python bounds (no unrolling) |",
         "",
@@ -257,7 +261,7 @@ def render_language() -> str:
         "| function | result | over the active threads of the simdgroup or quad |",
         "|---|---|---|",
     ]
-    for name, width, takes_predicate, how, result in VOTE_TABLE:
+    for name, _width, takes_predicate, how, result in VOTE_TABLE:
         arg = "predicate" if takes_predicate else ""
         out.append(f"| `{name}({arg})` | `{result}` | `{how}` |")
     out += [
@@ -294,10 +298,14 @@ def render_language() -> str:
         "",
         "| class | raised for |",
         "|---|---|",
-        "| `enigma.EnigmaError` | a wrong kernel, while tracing or compiling: the message names the kernel, the op, the dtypes and your source line |",
-        "| `enigma.EnigmaTypeError` (also `TypeError`) | a runtime argument of the wrong dtype or kind (an input array, a scalar, a parameter name) |",
-        "| `enigma.EnigmaValueError` (also `ValueError`) | a bad size, count, grid/threadgroup geometry or value; the message names the kernel, the grid and the threads |",
-        "| `RuntimeError` | a failed dispatch: kernel name, grid, threads, the backend's error code and description (the seed page's contract) |",
+        "| `enigma.EnigmaError` | a wrong kernel, while tracing or compiling: the message names the kernel, the op, "
+        "the dtypes and your source line |",
+        "| `enigma.EnigmaTypeError` (also `TypeError`) | a runtime argument of the wrong dtype or kind (an input "
+        "array, a scalar, a parameter name) |",
+        "| `enigma.EnigmaValueError` (also `ValueError`) | a bad size, count, grid/threadgroup geometry or value; "
+        "the message names the kernel, the grid and the threads |",
+        "| `RuntimeError` | a failed dispatch: kernel name, grid, threads, the backend's error code and description "
+        "(the seed page's contract) |",
         "",
         "Both validation classes also derive from `RuntimeError`, which the seed",
         "page's runtime raised for every failure, so `except RuntimeError` still",

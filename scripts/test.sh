@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds Enigma from this checkout and runs every test: the C++ unit tests
 # (CTest), the Python suite (pytest, on the default device: ENIGMA_DEVICE
-# selects it) and the source checks (the MSL and CUDA of every kernel the
-# suite compiled must compile for Metal and for NVIDIA GPUs, even without one).
+# selects it), the Python lint (ruff) and the source checks (the MSL and CUDA
+# of every kernel the suite compiled must compile for Metal and for NVIDIA
+# GPUs, even without one).
 # The last line is the summary: "tests: N passed, N failed, N skipped".
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +56,12 @@ export ENIGMA_CACHE_DIR=${ENIGMA_CACHE_DIR:-$root/build/test-cache}
 export ENIGMA_SOURCE_DUMP_DIR=$root/$sources
 
 status=0
+# Python lint (ruff, a pinned development tool; rules in pyproject.toml): findings fail the run.
+python -m pip install --quiet --disable-pip-version-check "ruff==0.17.6"
+if ! python -m ruff check --output-format junit --output-file "$reports/ruff.xml" .; then
+  python -m ruff check --output-format concise . || true
+  status=1
+fi
 ctest --test-dir $build --output-on-failure -j2 --output-junit "$root/$reports/ctest.xml" || status=1
 python -m pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" tests/python || status=1
 # MetalRuntime on the fake Metal (an Apple M3): its own tests and the runtime

@@ -13,6 +13,11 @@ skipped), per shared/spec/PERFORMANCE.md:
     torch.matmul (cuBLAS, bf16 output) and a Triton GEMM (f32 output), at
     4096^3, 8192^3 and a ragged size (enigma runs it zero-padded to its tile);
     TFLOP/s of the unpadded problem; checked against torch in float32;
+  * attention forward, bfloat16 (examples/attention_fwd.py: online softmax,
+    simdgroup matrices on the tensor cores) vs torch SDPA with the flash
+    backend and with cuDNN where torch offers it, head dims 64 and 128,
+    causal and not, seq 1k-16k; TFLOP/s (causal counts half the products);
+    checked against torch in float32 on two heads;
   * host cost of one launch: PreparedKernel.dispatch vs CuPy RawKernel (and
     a Triton launch);
   * compile: trace + emit, a cold NVRTC compile (vs CuPy RawKernel cold), a
@@ -424,10 +429,14 @@ def bench_gemm(rt, torch, triton, m, n, k, rounds):
         bp[:k, :n] = b
     else:
         ap, bp = a, b
-    ck = enigma.compile(_gemm_example.gemm_bf16, bounds_check=False)  # the tensor-core form is unchecked
-    pk = rt.prepare(ck, [ap, bp], mp * np_ * 4, scalars=[mp, np_, kp])
+    pk = rt.prepare(enigma.compile(_gemm_example.gemm_bf16), [ap, bp], mp * np_ * 4, scalars=[mp, np_, kp])
     grid, tg = _gemm_example.launch_shape(mp, np_)
     peers = {"torch.matmul (cuBLAS, bf16 out)": lambda: torch.matmul(a, b)}
+    unchecked = []
+    if BOUNDS_CHECK_COST:  # the same kernel unchecked: the peer/enigma ratio is the checks' cost
+        unchecked.append(rt.prepare(enigma.compile(_gemm_example.gemm_bf16, bounds_check=False), [ap, bp],
+                                    mp * np_ * 4, scalars=[mp, np_, kp]))
+        peers[UNCHECKED] = lambda: unchecked[0].dispatch(grid, tg)
     if triton is not None:
         tri = make_triton_gemm(triton)
         c_tri = torch.empty(m, n, device="cuda", dtype=torch.float32)
@@ -451,7 +460,8 @@ def bench_gemm(rt, torch, triton, m, n, k, rounds):
             for p, f in peers.items():
                 times[p].append(events_ms(torch, f))
     finally:
-        pk.release()
+        for p in [pk, *unchecked]:
+            p.release()
     e_ms = median(times["enigma"])
     e_tf = flops / (e_ms * 1e-3) / 1e12
     wl = f"gemm bf16->f32 {m}x{n}x{k}" + (" (enigma padded)" if padded else "")
@@ -463,6 +473,78 @@ def bench_gemm(rt, torch, triton, m, n, k, rounds):
         print(f"  {p}: {p_ms:.3f} ms ({p_tf:.1f} TFLOP/s)")
         row(wl, p, p_tf, e_tf, "TFLOP/s", p_ms / e_ms, None, "" if ok else "ENIGMA RESULT WRONG")
     del a, b, ap, bp
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+import attention_fwd as _attention_example  # noqa: E402 - examples/ is on the path (above)
+
+ATTN_SHAPES = ((8, 16, 4096, 64), (8, 16, 4096, 128), (2, 16, 16384, 128), (16, 16, 1024, 128))  # batch, heads, seq, D
+
+
+def sdpa_peers(torch, q, k, v, causal):
+    """torch SDPA forward with each backend torch offers for these inputs."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    peers = {}
+    for name, backend in (("torch SDPA flash", SDPBackend.FLASH_ATTENTION),
+                          ("torch SDPA cuDNN", getattr(SDPBackend, "CUDNN_ATTENTION", None))):
+        if backend is None:
+            continue
+        def f(backend=backend):
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        try:
+            f()
+            torch.cuda.synchronize()
+        except Exception as e:  # noqa: BLE001 - a backend this build or card lacks is skipped
+            print(f"  [{name}] not available: {type(e).__name__}: {str(e)[:80]}")
+            continue
+        peers[name] = f
+    return peers
+
+
+def bench_attention(rt, torch, batch, heads, seq, d, causal, rounds):
+    q, k, v = (torch.randn(batch, heads, seq, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    flops = 4.0 * batch * heads * seq * seq * d * (0.5 if causal else 1.0)
+    kernel = _attention_example.make_attention(d, causal)
+    scalars = [seq, 1.0 / d ** 0.5]
+    pk = rt.prepare(enigma.compile(kernel), [q, k, v], q.numel() * 2, scalars=scalars)
+    grid, tg = _attention_example.launch_shape(batch * heads, seq)
+    peers = sdpa_peers(torch, q, k, v, causal)
+    unchecked = []
+    if BOUNDS_CHECK_COST:  # the same kernel unchecked: the peer/enigma ratio is the checks' cost
+        unchecked.append(rt.prepare(enigma.compile(kernel, bounds_check=False), [q, k, v], q.numel() * 2,
+                                    scalars=scalars))
+        peers[UNCHECKED] = lambda: unchecked[0].dispatch(grid, tg)
+    try:
+        pk.dispatch_timed(grid, tg)
+        torch.cuda.synchronize()
+        got = torch.frombuffer(bytearray(pk.read_output()), dtype=torch.bfloat16).view(batch, heads, seq, d)
+        import torch.nn.functional as F
+        want = F.scaled_dot_product_attention(q[:1, :2].float(), k[:1, :2].float(), v[:1, :2].float(),
+                                              is_causal=causal).cpu()
+        err = float((got[:1, :2].float() - want).abs().max())
+        ok = err < 2e-2
+        times = {"enigma": [], **{p: [] for p in peers}}
+        for _ in range(rounds):
+            times["enigma"].append(pk.dispatch_timed(grid, tg))
+            for p, f in peers.items():
+                times[p].append(events_ms(torch, f))
+    finally:
+        for p in [pk, *unchecked]:
+            p.release()
+    e_ms = median(times["enigma"])
+    e_tf = flops / (e_ms * 1e-3) / 1e12
+    wl = f"attention fwd bf16 b{batch} h{heads} s{seq} d{d}{' causal' if causal else ''}"
+    print(f"[attention] {wl}: enigma {e_ms:.3f} ms ({e_tf:.1f} TFLOP/s, max abs err {err:.1e}, "
+          f"{'correct' if ok else 'WRONG RESULT'})")
+    for p in peers:
+        p_ms = median(times[p])
+        p_tf = flops / (p_ms * 1e-3) / 1e12
+        print(f"  {p}: {p_ms:.3f} ms ({p_tf:.1f} TFLOP/s)")
+        row(wl, p, p_tf, e_tf, "TFLOP/s", p_ms / e_ms, None, "" if ok else "ENIGMA RESULT WRONG")
+    del q, k, v
     gc.collect()
     torch.cuda.empty_cache()
 
@@ -620,7 +702,8 @@ def main(argv=None) -> int:
     ap.add_argument("--red-threads", type=int, default=None,
                     help="threadgroup size of the row reductions (default: the examples' choice for N)")
     ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM rows")
-    ap.add_argument("--only", help="comma-separated sections to run: elementwise, rows, gemm, launch, compile")
+    ap.add_argument("--only", help="comma-separated sections to run: elementwise, rows, gemm, attention, launch, "
+                                   "compile")
     ap.add_argument("--gemm-sizes", help="comma-separated MxNxK (default: 4096^3, 8192^3, 4000^3)")
     ap.add_argument("--smoke", action="store_true",
                     help="only check the enigma row-reduction kernels on tiny inputs on the default device")
@@ -647,7 +730,7 @@ def main(argv=None) -> int:
     for line in header:
         print(line)
 
-    only = set(args.only.split(",")) if args.only else {"elementwise", "rows", "gemm", "launch", "compile"}
+    only = set(args.only.split(",")) if args.only else {"elementwise", "rows", "gemm", "attention", "launch", "compile"}
     gemm_sizes = GEMM_SIZES if not args.gemm_sizes else \
         tuple(tuple(int(v) for v in g.split("x")) for g in args.gemm_sizes.split(","))
     sections = []
@@ -669,6 +752,11 @@ def main(argv=None) -> int:
     if torch is not None and not args.no_gemm and "gemm" in only:
         for m, n, k in gemm_sizes:
             sections.append(lambda m=m, n=n, k=k: bench_gemm(rt, torch, triton, m, n, k, max(5, args.rounds // 3)))
+    if torch is not None and "attention" in only:
+        for b, h, sq, d in ATTN_SHAPES:
+            for causal in (False, True):
+                sections.append(lambda b=b, h=h, sq=sq, d=d, causal=causal:
+                                bench_attention(rt, torch, b, h, sq, d, causal, max(5, args.rounds // 3)))
     if "launch" in only:
         sections.append(lambda: bench_launch(rt, torch, triton, cupy))
     if "compile" in only:

@@ -470,11 +470,13 @@ def gemm(A_s, B_s, C, *, M, N, K, transpose_A=False, transpose_B=False, accum_dt
                     c = simdgroup_matrix_load(C, ldc, origin=c_org)
                     for ki in range(K // 8):
                         if transpose_A:
-                            a = simdgroup_matrix_load(A_s, lda, origin=a_offset + (ki * 8) * lda + mi * 8, transpose=True)
+                            a = simdgroup_matrix_load(A_s, lda, origin=a_offset + (ki * 8) * lda + mi * 8,
+                                                      transpose=True)
                         else:
                             a = simdgroup_matrix_load(A_s, lda, origin=a_offset + (mi * 8) * lda + ki * 8)
                         if transpose_B:
-                            b = simdgroup_matrix_load(B_s, ldb, origin=b_offset + (ni * 8) * ldb + ki * 8, transpose=True)
+                            b = simdgroup_matrix_load(B_s, ldb, origin=b_offset + (ni * 8) * ldb + ki * 8,
+                                                      transpose=True)
                         else:
                             b = simdgroup_matrix_load(B_s, ldb, origin=b_offset + (ki * 8) * ldb + ni * 8)
                         c = simdgroup_multiply_accumulate(a, b, c)

@@ -24,7 +24,7 @@ import inspect
 import textwrap
 import types
 
-from ._tracing import Carry, EnigmaError, IRValue, for_range
+from ._tracing import EnigmaError, IRValue, for_range
 
 _ENTER = "__enigma_range_enter"
 

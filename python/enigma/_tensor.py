@@ -582,7 +582,7 @@ def tensor(array, layout=None, *, name=None, index=None, dtype=None):
             raise EnigmaError("enigma.tensor: cannot tell the dtype of the array; pass dtype=")
         dtype = str(np.dtype(dt)) if not str(dt).startswith("bfloat16") else "bfloat"
     if layout is None:
-        shape = tuple(int(s) for s in getattr(array, "shape"))
+        shape = tuple(int(s) for s in array.shape)
         item = np.dtype(array.dtype).itemsize if hasattr(array, "dtype") else 1
         strides = getattr(array, "strides", None)
         if strides is None:

@@ -1251,15 +1251,22 @@ class CudaEmitter : public FloatRegisterEmitter {
         line("const en_u32 en_m = en_active(), en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;");
         line("const en_u64 en_o = " + from_first_lane(op.operands[first], "en_u64") + ", en_p = " +
              from_first_lane(op.operands[first + 1], "en_u64") + ";");
-        auto at = [&](const std::string& i) {  // element (g, t + i) of the tile
+        auto off = [&](const std::string& i) {  // element (g, t + i) of the tile
           const std::string r = "en_g", c = "(en_t + " + i + ")";
-          return mem(op.memory()) + "[" + (op.transposed() ? "en_o + " + c + " * en_p + " + r : "en_o + " + r + " * en_p + " + c) +
-                 "]";
+          return op.transposed() ? "en_o + " + c + " * en_p + " + r : "en_o + " + r + " * en_p + " + c;
         };
+        auto at = [&](const std::string& i) { return mem(op.memory()) + "[" + off(i) + "]"; };
+        // Checked per element, reported as the simdgroup's first active lane.
+        thread_xyz_ = lane_xyz("((en_flat & ~31u) + en_first(en_m))");
         if (load) {
           const bool ldm = is_threadgroup_memory(op.memory()) && (e == Scalar::F16 || e == Scalar::BF16);
-          if (ldm) {  // rows 16-byte aligned: one ldmatrix for the warp
-            open("if (en_m == 0xffffffffu && ((en_o | en_p) & 7u) == 0u)");
+          if (ldm) {  // rows 16-byte aligned: one ldmatrix for the warp (the whole tile in bounds)
+            std::string whole = "en_m == 0xffffffffu && ((en_o | en_p) & 7u) == 0u";
+            if (check_memory_) {  // the largest element of the tile is (7, 7), either way round
+              const std::string len = mem_length(op.memory());
+              whole += " && " + len + " >= 8u && en_o + 7u * en_p <= " + len + " - 8u";
+            }
+            open("if (" + whole + ")");
             line("const en_u32 en_x = en_ldmatrix(" + mem(op.memory()) + " + en_o + (en_flat & 7u) * en_p, " +
                  (op.transposed() ? "true" : "false") + ");");
             line(m + ".v[0] = " + from_memory(e, "static_cast<en_u16>(en_x & 0xffffu)") + "; " + m + ".v[1] = " +
@@ -1267,12 +1274,22 @@ class CudaEmitter : public FloatRegisterEmitter {
             close("} else {");
             ++indent_;
           }
-          line(m + ".v[0] = " + from_memory(e, at("0u")) + "; " + m + ".v[1] = " + from_memory(e, at("1u")) + ";");
+          for (int i = 0; i < 2; ++i) {
+            const std::string ix = std::to_string(i) + "u", v = from_memory(e, at(ix));
+            const std::string ok = bounds_check_expr(op.memory(), off(ix), 1, kLoad);
+            line(m + ".v[" + std::to_string(i) + "] = " + (ok.empty() ? v : ok + " ? " + v + " : 0.0f") + ";");
+          }
           if (ldm) close();
         } else {
-          line(at("0u") + " = " + to_memory(e, m + ".v[0]") + "; " + at("1u") + " = " + to_memory(e, m + ".v[1]") + ";");
+          for (int i = 0; i < 2; ++i) {
+            const std::string ix = std::to_string(i) + "u";
+            const std::string ok = bounds_check_expr(op.memory(), off(ix), 1, kStore);
+            line((ok.empty() ? "" : "if (" + ok + ") ") + at(ix) + " = " + to_memory(e, m + ".v[" + std::to_string(i) + "]") +
+                 ";");
+          }
           line("en_syncwarp(en_m);");
         }
+        thread_xyz_.clear();
         close();
         if (load) {
           prepare_operands(op.result());

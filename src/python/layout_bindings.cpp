@@ -1,11 +1,8 @@
 // Bindings of the layout algebra. Python passes plain nested tuples of ints
 // (and ScaledBasis leaves for identity layouts); every function takes and
 // returns (shape, stride) pairs, so enigma/layout.py stays a thin wrapper.
-#include "layout_bindings.h"
+#include "bindings.h"
 
-#include <nanobind/stl/pair.h>
-#include <nanobind/stl/string.h>
-#include <nanobind/stl/vector.h>
 
 #include "enigma/layout/int_tuple.h"
 #include "enigma/layout/layout.h"

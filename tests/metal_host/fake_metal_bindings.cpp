@@ -1,13 +1,9 @@
 // enigma._core._fake_metal: the fake Metal's controls for the Python tests
 // (tests/python/test_metal_runtime_fake.py). Built only with ENIGMA_METAL_FAKE.
-#include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
-#include <nanobind/stl/string.h>
-#include <nanobind/stl/vector.h>
 
+#include "bindings.h"
 #include "fake_metal.h"
-
-namespace nb = nanobind;
 
 namespace enigma {
 
@@ -18,16 +14,9 @@ nb::tuple dim3(const uint64_t v[3]) { return nb::make_tuple(v[0], v[1], v[2]); }
 nb::dict records_dict() {
   const fake_metal::Records r = fake_metal::records();
   nb::list libraries, functions, command_buffers;
-  for (const auto& l : r.libraries) {
-    nb::dict d;
-    d["source"] = l.source;
-    d["language_version"] = l.language_version;
-    d["math_mode"] = l.math_mode;
-    d["math_functions"] = l.math_functions;
-    d["compiled"] = l.compiled;
-    d["error"] = l.error;
-    libraries.append(d);
-  }
+  for (const auto& l : r.libraries)
+    libraries.append(dict_of("source", l.source, "language_version", l.language_version, "math_mode", l.math_mode,
+                             "math_functions", l.math_functions, "compiled", l.compiled, "error", l.error));
   for (const auto& f : r.functions) functions.append(nb::make_tuple(f.name, f.found));
   for (const auto& cb : r.command_buffers) {
     nb::list dispatches;
@@ -37,35 +26,16 @@ nb::dict records_dict() {
       for (const auto& b : x.bytes)
         bytes.append(nb::make_tuple(b.index, nb::bytes(reinterpret_cast<const char*>(b.bytes.data()), b.bytes.size())));
       for (const auto& [index, length] : x.threadgroup_memory) tg.append(nb::make_tuple(index, length));
-      nb::dict d;
-      d["function"] = x.function;
-      d["buffers"] = buffers;
-      d["bytes"] = bytes;
-      d["threadgroup_memory"] = tg;
-      d["grid"] = dim3(x.grid);
-      d["threads"] = dim3(x.threads);
-      dispatches.append(d);
+      dispatches.append(dict_of("function", x.function, "buffers", buffers, "bytes", bytes, "threadgroup_memory", tg,
+                                "grid", dim3(x.grid), "threads", dim3(x.threads)));
     }
-    nb::dict d;
-    d["dispatches"] = dispatches;
-    d["encoder_ended"] = cb.encoder_ended;
-    d["committed"] = cb.committed;
-    d["waited"] = cb.waited;
-    d["status"] = cb.status;
-    d["error_domain"] = cb.error_domain;
-    d["error_code"] = cb.error_code;
-    d["error_description"] = cb.error_description;
-    d["gpu_start"] = cb.gpu_start;
-    d["gpu_end"] = cb.gpu_end;
-    command_buffers.append(d);
+    command_buffers.append(dict_of("dispatches", dispatches, "encoder_ended", cb.encoder_ended, "committed",
+                                   cb.committed, "waited", cb.waited, "status", cb.status, "error_domain",
+                                   cb.error_domain, "error_code", cb.error_code, "error_description",
+                                   cb.error_description, "gpu_start", cb.gpu_start, "gpu_end", cb.gpu_end));
   }
-  nb::dict out;
-  out["libraries"] = libraries;
-  out["functions"] = functions;
-  out["pipelines"] = r.pipelines;
-  out["buffer_lengths"] = r.buffer_lengths;
-  out["command_buffers"] = command_buffers;
-  return out;
+  return dict_of("libraries", libraries, "functions", functions, "pipelines", r.pipelines, "buffer_lengths",
+                 r.buffer_lengths, "command_buffers", command_buffers);
 }
 
 }  // namespace

@@ -126,8 +126,9 @@ def bits_equal(got: np.ndarray, want: np.ndarray) -> None:
         want = np.ascontiguousarray(np.asarray(want).astype(got.dtype))
     gv = got.view(np.uint8).reshape(got.size, -1)
     wv = want.view(np.uint8).reshape(want.size, -1)
-    gnan = np.isnan(got.astype(np.float64)) if got.dtype.kind == "f" or got.dtype == BF16 else np.zeros(got.size, bool)
-    wnan = np.isnan(want.astype(np.float64)) if want.dtype.kind == "f" or want.dtype == BF16 else np.zeros(got.size, bool)
+    def nans(x):
+        return np.isnan(x.astype(np.float64)) if x.dtype.kind == "f" or x.dtype == BF16 else np.zeros(got.size, bool)
+    gnan, wnan = nans(got), nans(want)
     same = np.all(gv == wv, axis=1) | (gnan & wnan)
     if not np.all(same):
         bad = np.flatnonzero(~same)[:10]

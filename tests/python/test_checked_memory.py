@@ -145,7 +145,8 @@ def test_async_copy_out_of_bounds_is_checked(cpu, debug):
     ck = enigma.compile(async_oob, debug=debug)
     out = np.frombuffer(cpu.execute(ck, [a], 64 * 4, (64, 1, 1), (64, 1, 1), scalars=[64]), np.float32)
     np.testing.assert_array_equal(out, a[:64] + 1)
-    with pytest.raises(RuntimeError, match=f"store to threadgroup array .* at index {first(cpu, 64)} .*it holds 64 float"):
+    with pytest.raises(RuntimeError,
+                       match=f"store to threadgroup array .* at index {first(cpu, 64)} .*it holds 64 float"):
         cpu.execute(ck, [a], 64 * 4, (64, 1, 1), (64, 1, 1), scalars=[100])
     # A source shorter than the copy reads zeros (reported only in debug mode).
     short = np.arange(10, dtype=np.float32)

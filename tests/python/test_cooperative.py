@@ -371,8 +371,10 @@ def test_float_reduction_order_is_the_xor_butterfly(dt):
         for s0 in range(g0, min(n, g0 + tg), 32):
             s1 = min(n, g0 + tg, s0 + 32)
             lanes = s1 - s0
-            assert out[6, s0] == (butterfly([u32] * 32, add) if lanes == 32 else lane_by_lane([u32] * lanes, add, 0)).astype(np_dt)
-            assert out[7, s0] == (butterfly([u32] * 32, mul) if lanes == 32 else lane_by_lane([u32] * lanes, mul, 1)).astype(np_dt)
+            want_sum = butterfly([u32] * 32, add) if lanes == 32 else lane_by_lane([u32] * lanes, add, 0)
+            want_product = butterfly([u32] * 32, mul) if lanes == 32 else lane_by_lane([u32] * lanes, mul, 1)
+            assert out[6, s0] == want_sum.astype(np_dt)
+            assert out[7, s0] == want_product.astype(np_dt)
             act = x32[s0:s1] > 0
             ref = butterfly(x32[s0:s1], add) if act.all() and lanes == 32 else lane_by_lane(x32[s0:s1][act], add, 0)
             np.testing.assert_array_equal(out[8, s0:s1], np.where(act, ref.astype(np_dt), x[s0:s1]),
@@ -908,7 +910,8 @@ def test_divergent_loop_bounds_fail_the_dispatch(is_cpu):
     ck = enigma.compile(racy_bound)
     out = np.frombuffer(rt().execute(ck, [np.array([3, 0], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1)), np.float32)
     assert (out == 1.0).all()       # no disagreement: runs
-    with pytest.raises(RuntimeError, match=r"(?s)test_cooperative\.py:\d+: the bounds.*differ between the threads.*racy_bound"):
+    with pytest.raises(RuntimeError,
+                       match=r"(?s)test_cooperative\.py:\d+: the bounds.*differ between the threads.*racy_bound"):
         rt().execute(ck, [np.array([3, 1], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1))
     out = np.frombuffer(rt().execute(ck, [np.array([2, 0], np.uint32)], 64 * 4, (64, 1, 1), (64, 1, 1)), np.float32)
     assert (out == 1.0).all()       # the runtime stays usable

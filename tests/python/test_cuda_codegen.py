@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -158,15 +159,30 @@ def test_gemm_example_runs_on_tensor_cores(nvrtc, tmp_path):
     assert "mma.sync" not in mod.compile_to_ptx(lib, ck.source("cuda"), "gemm_bf16.cu", "compute_90")
 
 
+def _cuobjdump():
+    """cuobjdump on the PATH, else the one of the nvidia-cuda-cuobjdump wheel (test extras)."""
+    found = shutil.which("cuobjdump")
+    if found:
+        return found
+    for site in sys.path:
+        path = os.path.join(site, "nvidia", "cu13", "bin", "cuobjdump")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def test_gemm_example_sass_has_hmma(nvrtc, tmp_path):
     """cuobjdump -sass of the tensor-core entry's cubin shows HMMA (skipped
     where cuobjdump is missing; the PTX test above still runs)."""
     mod, lib = nvrtc
     src = enigma.compile(_gemm_example().gemm_bf16, emit_only=True)._core.source("cuda", matrix_fragments=True)
-    cuobjdump = shutil.which("cuobjdump")
+    cuobjdump = _cuobjdump()
     if cuobjdump is None:
-        pytest.skip("cuobjdump not on the PATH: the PTX was checked, the SASS is not")
+        pytest.skip("no cuobjdump (PATH or the nvidia-cuda-cuobjdump wheel): the PTX was checked, the SASS is not")
     cubin = tmp_path / "gemm_bf16_tc.cubin"
     cubin.write_bytes(mod.compile_to_cubin(lib, src, "gemm_bf16_tc.cu", "sm_90"))
-    sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
+    # cuobjdump runs nvdisasm, found beside it (the wheels) or on the PATH.
+    env = dict(os.environ, PATH=os.path.dirname(cuobjdump) + os.pathsep + os.environ.get("PATH", ""))
+    sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, check=True,
+                          env=env).stdout
     assert "HMMA" in sass, sass[:2000]

@@ -14,7 +14,6 @@ import random
 import time
 
 import numpy as np
-import pytest
 
 import enigma
 from enigma.testing import is_cuda_available
@@ -209,7 +208,8 @@ def test_random_kernels_follow_the_checked_memory_model(record_testsuite_propert
             grid, threads, a, b, n_out, n_out2 = draw_dispatch(rng, prog)
             want, want2, oob_store, oob_load = model(prog, a, b, n_out, n_out2, grid, grid[0])
             (got, got2), err = run_case(rt, ck, prog, grid, threads, a, b, n_out, n_out2)
-            what = f"seed {1000 + seed} program {prog} grid {grid} threads {threads} sizes {len(a), len(b), n_out, n_out2}"
+            what = (f"seed {1000 + seed} program {prog} grid {grid} threads {threads} "
+                    f"sizes {len(a), len(b), n_out, n_out2}")
             must_raise = oob_store or (debug and oob_load)
             assert (err is not None) == must_raise, f"{what}: raised {err!r}, expected {must_raise}"
             if err is not None:

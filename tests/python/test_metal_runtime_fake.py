@@ -94,7 +94,8 @@ def reverse_in_group(a: enigma.f32, out: enigma.f32):
 @enigma.kernel
 def scaled(a: enigma.f32, out: enigma.f32):
     i = enigma.thread_position_in_grid
-    out[i] = a[i] * enigma.function_constant("float", 0) + enigma.metal_cast(enigma.function_constant("int", 1), "float")
+    out[i] = (a[i] * enigma.function_constant("float", 0)
+              + enigma.metal_cast(enigma.function_constant("int", 1), "float"))
 
 
 @enigma.kernel
@@ -376,7 +377,7 @@ def test_metal_runtime_from_several_threads(rt):
 
     def work(k):
         for _ in range(5):
-            raw = rt.execute(ck, [a, a + k], 256, (64, 1, 1), (32, 1, 1))
+            raw = rt.execute(ck, [a, a + k], 256, (64, 1, 1), (32, 1, 1))  # noqa: F821 (joined before ck is deleted)
             results.append(np.array_equal(np.frombuffer(raw, np.float32), a + a + k))
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in threads:

@@ -340,8 +340,10 @@ void check_integer_ops() {
       if (msl::en_rem(a, b) != cpu::en_rem<T>(a, b)) report("en_rem", a, b, msl::en_rem(a, b), cpu::en_rem<T>(a, b));
       if (msl::en_floordiv(a, b) != cpu::en_floordiv<T>(a, b))
         report("en_floordiv", a, b, msl::en_floordiv(a, b), cpu::en_floordiv<T>(a, b));
-      if (msl::en_shl(a, b) != cpu::en_shl<T, T>(a, b)) report("en_shl", a, b, msl::en_shl(a, b), cpu::en_shl<T, T>(a, b));
-      if (msl::en_shr(a, b) != cpu::en_shr<T, T>(a, b)) report("en_shr", a, b, msl::en_shr(a, b), cpu::en_shr<T, T>(a, b));
+      if (msl::en_shl(a, b) != cpu::en_shl<T, T>(a, b))
+        report("en_shl", a, b, msl::en_shl(a, b), cpu::en_shl<T, T>(a, b));
+      if (msl::en_shr(a, b) != cpu::en_shr<T, T>(a, b))
+        report("en_shr", a, b, msl::en_shr(a, b), cpu::en_shr<T, T>(a, b));
     }
   }
 }

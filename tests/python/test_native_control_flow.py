@@ -165,7 +165,8 @@ def test_break_in_traced_loop_is_an_error_at_its_line():
                 break  # marker
             a[i] = a[k]
     with pytest.raises(enigma.EnigmaError,
-                       match=rf"{__file__}:{line_of(brk.fn, '# marker')}: kernel 'brk': `break` inside an `if` on a traced"):
+                       match=rf"{__file__}:{line_of(brk.fn, '# marker')}: kernel 'brk': "
+                             r"`break` inside an `if` on a traced"):
         enigma.compile(brk)
 
 

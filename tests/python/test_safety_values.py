@@ -1,7 +1,6 @@
 """Every bad value gets a clear error before anything runs (docs/runtime.md,
 "Limits"): byte order, group-count overflow, integers beyond 64 bits, float
 indices, buffers beyond available memory, nesting deeper than the limit."""
-import os
 import subprocess
 import sys
 import textwrap

@@ -348,9 +348,8 @@ class CudaDevice : public Device {
     // full: whole warps per threadgroup and no partial edge threadgroup.
     const bool full_simdgroups =
         per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 && g[2] % t[2] == 0;
-    // The _tc entry's fragment loads and stores are not bounds-checked yet:
-    // checked kernels (the default) take the plain entry.
-    const bool tc = tensor_cores_ && !prog.debug() && !prog.checked() && prog.matrices() && full_simdgroups;
+    // Debug kernels report out-of-bounds loads lane by lane: the plain entry.
+    const bool tc = tensor_cores_ && !prog.debug() && prog.matrices() && full_simdgroups;
     const Entry* entry = tc ? &prog.fragments(k) : &prog.plain(k);
     // Large grids run several threadgroups per block (CudaEmitOptions::groups_per_block).
     uint64_t groups = 1;

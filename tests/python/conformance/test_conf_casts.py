@@ -125,7 +125,8 @@ def test_casts(src):
                       for a, b in zip(g, want)]
             else:
                 ok = [bool(a == b) for a, b in zip(g, want)]
-            rep.add("metal_cast", name, ok, lambda k, g=g, want=want: f"{fmt(vals[k])} -> {fmt(g[k])}, want {fmt(want[k])}")
+            rep.add("metal_cast", name, ok,
+                    lambda k, g=g, want=want: f"{fmt(vals[k])} -> {fmt(g[k])}, want {fmt(want[k])}")
         else:
             whole = n // n_src  # threads whose lanes did not wrap around
             want = _decode(src_raw[:whole * n_src * size], d)

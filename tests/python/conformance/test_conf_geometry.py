@@ -107,7 +107,8 @@ def test_geometry(dtype):
                 if op == "cross" and N != 3:
                     continue
                 r = {"normalize": lambda: enigma.normalize(a), "reflect": lambda: enigma.reflect(a, b),
-                     "refract": lambda: enigma.refract(a, b, Eta[i]), "faceforward": lambda: enigma.faceforward(a, b, c),
+                     "refract": lambda: enigma.refract(a, b, Eta[i]),
+                     "faceforward": lambda: enigma.faceforward(a, b, c),
                      "cross": lambda: enigma.cross(a, b)}[op]()
                 for k in range(N):
                     Out[slot * n + i * 4 + k] = r[k]

@@ -168,7 +168,8 @@ def _vector_ops(dtype):
         for op, want in checks:
             got = out[slot * 4 * n:][:n]
             ok = [same(g, w, dtype) for g, w in zip(got, want)]
-            rep.add(op, name, ok, lambda m, got=got, want=want, op=op: f"{op}({xs[m]}, {ys[m]}) = {got[m]}, want {want[m]}")
+            rep.add(op, name, ok,
+                    lambda m, got=got, want=want, op=op: f"{op}({xs[m]}, {ys[m]}) = {got[m]}, want {want[m]}")
             slot += 1
         for op, (_, ref) in cmps.items():
             got = outb[bslot * 4 * n:][:n]
