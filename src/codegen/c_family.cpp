@@ -547,6 +547,17 @@ std::string FloatRegisterEmitter::combine_scalars(CollectiveInfo::Kind k, const 
   }
 }
 
+std::string FloatRegisterEmitter::flat_index_query(ThreadQuery q, const std::string& flat) {
+  switch (q) {
+    case ThreadQuery::ThreadIndexInThreadgroup: return flat;
+    case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
+    case ThreadQuery::SimdgroupIndexInThreadgroup: return "(" + flat + " >> 5)";
+    case ThreadQuery::ThreadsPerSimdgroup: return "32u";
+    case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+    default: return "0u";
+  }
+}
+
 std::string FloatRegisterEmitter::memory_type(Scalar s) const {
   return scalar_type(s == Scalar::F16 || s == Scalar::BF16 ? Scalar::U16 : s);
 }

@@ -155,6 +155,9 @@ class FloatRegisterEmitter : public CFamilyEmitter {
   // a `k` b for a simd/quad reduction or scan of scalars of dtype t.
   std::string combine_scalars(CollectiveInfo::Kind k, const DType& t, const std::string& a, const std::string& b) const;
 
+  // The queries read from the thread's flat index `flat` in its group
+  // (thread_index_in_threadgroup and the simdgroup ones).
+  static std::string flat_index_query(ThreadQuery q, const std::string& flat);
   // Memory holds f16/bf16 as their 16-bit patterns; registers hold them in float.
   std::string memory_type(Scalar s) const;
   std::string memory_type(const DType& t) const;

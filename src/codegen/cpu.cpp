@@ -294,13 +294,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case ThreadQuery::ThreadsPerGrid:
       case ThreadQuery::GridSize: return grid_dims[dim];
       case ThreadQuery::ThreadgroupsPerGrid: return ntg_dims[dim];
-      case ThreadQuery::ThreadIndexInThreadgroup: return flat;
-      case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
-      case ThreadQuery::SimdgroupIndexInThreadgroup: return "(" + flat + " >> 5)";
-      case ThreadQuery::ThreadsPerSimdgroup: return "32u";
-      case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+      default: return flat_index_query(q, flat);
     }
-    return "0u";
   }
 
   // The first offending thread of a report: the thread loop's, or set by a

@@ -551,13 +551,8 @@ class CudaEmitter : public FloatRegisterEmitter {
       case ThreadQuery::ThreadsPerGrid:
       case ThreadQuery::GridSize: return "en_grid" + std::to_string(dim);
       case ThreadQuery::ThreadgroupsPerGrid: return dim == 0 ? std::string("en_ntg0") : "gridDim." + d;
-      case ThreadQuery::ThreadIndexInThreadgroup: return flat;
-      case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
-      case ThreadQuery::SimdgroupIndexInThreadgroup: return "(" + flat + " >> 5)";
-      case ThreadQuery::ThreadsPerSimdgroup: return "32u";
-      case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+      default: return flat_index_query(q, flat);
     }
-    return "0u";
   }
 
   // Checked memory: the first out-of-bounds access is recorded (first
@@ -946,16 +941,22 @@ class CudaEmitter : public FloatRegisterEmitter {
   // lane order. Integer reductions are exact in any order, so they always
   // take the butterfly when the simdgroup (quad) is full.
   // Vectors go lane by lane, as Metal defines vector collectives.
-  // A simdgroup matrix load or store: declares a loaded matrix and opens its
-  // block. Returns whether it loads, its origin operand's index, the memory's
-  // element type and the matrix's name.
+  // A simdgroup matrix fill, load or store: declares a result matrix and
+  // opens the op's block. For a load or store, returns whether it loads, its
+  // origin operand's index, the memory's element type and the matrix's name.
   struct MatrixAccess {
-    bool load;
-    size_t first;
-    Scalar e;
+    bool load = false;
+    size_t first = 0;
+    Scalar e = Scalar::F32;
     std::string m;
   };
   MatrixAccess open_matrix_access(const Op& op) {
+    if (op.code == OpCode::SimdMatrixFill) {  // declares the matrix and the active lanes
+      line("en_sgmat " + name(op.result()) + ";");
+      open("");
+      line("const en_u32 en_m = en_active();");
+      return {};
+    }
     const bool load = op.code == OpCode::SimdMatrixLoad;
     MatrixAccess a{load, load ? size_t{0} : size_t{1}, k_.memory_type(op.memory()).elem,
                    load ? name(op.result()) : name(op.operands[0])};
@@ -1120,9 +1121,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.code) {
       case OpCode::SimdMatrixFill:
-        line("en_sgmat " + name(op.result()) + ";");
-        open("");
-        line("const en_u32 en_m = en_active();");
+        open_matrix_access(op);
         line("const float en_x = en_shfl(en_m, static_cast<float>(" + n(0) + "), en_first(en_m));");
         line("for (int en_i = 0; en_i < 64; ++en_i) " + name(op.result()) + ".v[en_i] = en_x;");
         close();
@@ -1237,9 +1236,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.code) {
       case OpCode::SimdMatrixFill:
-        line("en_sgmat " + name(op.result()) + ";");
-        open("");
-        line("const en_u32 en_m = en_active();");
+        open_matrix_access(op);
         line("(void)en_m;");
         line("const float en_x = static_cast<float>(" + from_first_lane(op.operands[0], "float") + ");");
         line(name(op.result()) + ".v[0] = en_x; " + name(op.result()) + ".v[1] = en_x;");
