@@ -558,6 +558,12 @@ std::string FloatRegisterEmitter::flat_index_query(ThreadQuery q, const std::str
   }
 }
 
+const char* register_scalar_type(Scalar s, const std::array<const char*, 8>& ints) {
+  if (s == Scalar::B1) return "bool";
+  if (is_integer(s)) return ints[static_cast<size_t>(s) - static_cast<size_t>(Scalar::I8)];
+  return "float";
+}
+
 std::string FloatRegisterEmitter::memory_type(Scalar s) const {
   return scalar_type(s == Scalar::F16 || s == Scalar::BF16 ? Scalar::U16 : s);
 }

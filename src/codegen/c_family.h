@@ -3,6 +3,7 @@
 // backend subclasses it to spell types, memory, queries and the kernel frame.
 #pragma once
 
+#include <array>
 #include <set>
 #include <sstream>
 #include <string>
@@ -132,7 +133,11 @@ class CFamilyEmitter {
 // templates: the CPU's C++ and CUDA. They differ only in scalar type names.
 class FloatRegisterEmitter : public CFamilyEmitter {
  public:
-  using CFamilyEmitter::CFamilyEmitter;
+  // Accesses are checked unless both are off; debug also reports loads.
+  FloatRegisterEmitter(const Kernel& k, bool debug, bool bounds_check) : CFamilyEmitter(k) {
+    check_memory_ = debug || bounds_check;
+    report_loads_ = debug;
+  }
 
  protected:
   virtual const char* scalar_type(Scalar s) const = 0;
@@ -166,6 +171,11 @@ class FloatRegisterEmitter : public CFamilyEmitter {
   static std::string from_memory(const DType& t, const std::string& x) { return from_memory(t.elem, x); }
   static std::string to_memory(const DType& t, const std::string& x) { return to_memory(t.elem, x); }
 };
+
+// A scalar's type in FloatRegisterEmitter registers: bool; ints[i] for the
+// integer types I8, U8, ..., U64 (Scalar order); float for f16/bf16 (held in
+// float, rounded per op) and f32.
+const char* register_scalar_type(Scalar s, const std::array<const char*, 8>& ints);
 
 // A C identifier for a user-supplied name that cannot clash with any
 // keyword of C++, CUDA or MSL, nor with the emitters' own names. Bytes of

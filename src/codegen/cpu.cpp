@@ -33,21 +33,8 @@ extern const char* const kCpuAbi;
 namespace {
 
 const char* cpu_scalar_type(Scalar s) {
-  switch (s) {
-    case Scalar::B1: return "bool";
-    case Scalar::I8: return "int8_t";
-    case Scalar::U8: return "uint8_t";
-    case Scalar::I16: return "int16_t";
-    case Scalar::U16: return "uint16_t";
-    case Scalar::I32: return "int32_t";
-    case Scalar::U32: return "uint32_t";
-    case Scalar::I64: return "int64_t";
-    case Scalar::U64: return "uint64_t";
-    case Scalar::F16:
-    case Scalar::BF16:
-    case Scalar::F32: return "float";  // f16/bf16 are held in float, rounded per op
-  }
-  return "?";
+  return register_scalar_type(s, {"int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t",
+                                  "uint64_t"});
 }
 
 // Generated-code helpers of cooperative kernels: per-worker scratch memory,
@@ -140,10 +127,7 @@ constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__AT
 
 class CpuEmitter : public FloatRegisterEmitter {
  public:
-  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {
-    check_memory_ = o.debug || o.bounds_check;
-    report_loads_ = o.debug;
-  }
+  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k, o.debug, o.bounds_check), opt_(o) {}
 
   std::string run() {
     for (const Param& p : k_.params)

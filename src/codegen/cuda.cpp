@@ -205,22 +205,8 @@ const char* const kCudaAtomicF32 = R"(__device__ __forceinline__ float en_atomic
 }
 )";
 
-const char* cuda_scalar_type(Scalar s) {
-  switch (s) {
-    case Scalar::B1: return "bool";
-    case Scalar::I8: return "en_i8";
-    case Scalar::U8: return "en_u8";
-    case Scalar::I16: return "en_i16";
-    case Scalar::U16: return "en_u16";
-    case Scalar::I32: return "en_i32";
-    case Scalar::U32: return "en_u32";
-    case Scalar::I64: return "en_i64";
-    case Scalar::U64: return "en_u64";
-    case Scalar::F16:
-    case Scalar::BF16:
-    case Scalar::F32: return "float";  // f16/bf16 are held in float, rounded per op
-  }
-  return "?";
+const char* cuda_scalar_type(Scalar s) {  // the integer types of semantics/types_cuda.h
+  return register_scalar_type(s, {"en_i8", "en_u8", "en_i16", "en_u16", "en_i32", "en_u32", "en_i64", "en_u64"});
 }
 
 // Adds `levels` levels of indentation (two spaces each) to every line.
@@ -245,10 +231,7 @@ std::string pow2_literal(int n) {
 
 class CudaEmitter : public FloatRegisterEmitter {
  public:
-  CudaEmitter(const Kernel& k, const CudaEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {
-    check_memory_ = o.debug || o.bounds_check;
-    report_loads_ = o.debug;
-  }
+  CudaEmitter(const Kernel& k, const CudaEmitOptions& o) : FloatRegisterEmitter(k, o.debug, o.bounds_check), opt_(o) {}
 
   std::string run() {
     for (const Param& p : k_.params) check_type(p.type, "parameter '" + p.name + "'");
@@ -941,9 +924,27 @@ class CudaEmitter : public FloatRegisterEmitter {
   // lane order. Integer reductions are exact in any order, so they always
   // take the butterfly when the simdgroup (quad) is full.
   // Vectors go lane by lane, as Metal defines vector collectives.
-  // A simdgroup matrix fill, load or store: declares a result matrix and
-  // opens the op's block. For a load or store, returns whether it loads, its
-  // origin operand's index, the memory's element type and the matrix's name.
+  // make_filled_simdgroup_matrix: the first active lane's value in every
+  // element this thread holds (all 64, or its two of a fragment).
+  void matrix_fill(const Op& op) {
+    const std::string r = name(op.result());
+    line("en_sgmat " + r + ";");
+    open("");
+    line("const en_u32 en_m = en_active();");
+    if (opt_.matrix_fragments) {
+      line("(void)en_m;");
+      line("const float en_x = static_cast<float>(" + from_first_lane(op.operands[0], "float") + ");");
+      line(r + ".v[0] = en_x; " + r + ".v[1] = en_x;");
+    } else {
+      line("const float en_x = en_shfl(en_m, static_cast<float>(" + name(op.operands[0]) + "), en_first(en_m));");
+      line("for (int en_i = 0; en_i < 64; ++en_i) " + r + ".v[en_i] = en_x;");
+    }
+    close();
+  }
+
+  // A simdgroup matrix load or store: declares a loaded matrix, opens the
+  // op's block and reads the active lanes. Returns whether it loads, its origin operand's index, the
+  // memory's element type and the matrix's name.
   struct MatrixAccess {
     bool load = false;
     size_t first = 0;
@@ -951,17 +952,14 @@ class CudaEmitter : public FloatRegisterEmitter {
     std::string m;
   };
   MatrixAccess open_matrix_access(const Op& op) {
-    if (op.code == OpCode::SimdMatrixFill) {  // declares the matrix and the active lanes
-      line("en_sgmat " + name(op.result()) + ";");
-      open("");
-      line("const en_u32 en_m = en_active();");
-      return {};
-    }
     const bool load = op.code == OpCode::SimdMatrixLoad;
     MatrixAccess a{load, load ? size_t{0} : size_t{1}, k_.memory_type(op.memory()).elem,
                    load ? name(op.result()) : name(op.operands[0])};
     if (load) line("en_sgmat " + a.m + ";");
     open("");
+    // The active lanes, and the first one (whole tiles) or this lane's row and columns (fragments).
+    line(std::string("const en_u32 en_m = en_active(), ") +
+         (opt_.matrix_fragments ? "en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;" : "en_f = en_first(en_m);"));
     return a;
   }
 
@@ -1117,19 +1115,13 @@ class CudaEmitter : public FloatRegisterEmitter {
 
   void matrix(const Op& op) {
     uses_matrix_ = true;
+    if (op.code == OpCode::SimdMatrixFill) return matrix_fill(op);
     if (opt_.matrix_fragments) return matrix_fragment(op);
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.code) {
-      case OpCode::SimdMatrixFill:
-        open_matrix_access(op);
-        line("const float en_x = en_shfl(en_m, static_cast<float>(" + n(0) + "), en_first(en_m));");
-        line("for (int en_i = 0; en_i < 64; ++en_i) " + name(op.result()) + ".v[en_i] = en_x;");
-        close();
-        return;
       case OpCode::SimdMatrixLoad:
       case OpCode::SimdMatrixStore: {
         const auto [load, first, e, m] = open_matrix_access(op);
-        line("const en_u32 en_m = en_active(), en_f = en_first(en_m);");
         line("const en_u64 en_o = static_cast<en_u64>(en_shfl(en_m, " + n(first) +
              ", en_f)), en_p = static_cast<en_u64>(en_shfl(en_m, " + n(first + 1) + ", en_f));");
         const std::string off = op.transposed() ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
@@ -1235,17 +1227,9 @@ class CudaEmitter : public FloatRegisterEmitter {
   void matrix_fragment(const Op& op) {
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.code) {
-      case OpCode::SimdMatrixFill:
-        open_matrix_access(op);
-        line("(void)en_m;");
-        line("const float en_x = static_cast<float>(" + from_first_lane(op.operands[0], "float") + ");");
-        line(name(op.result()) + ".v[0] = en_x; " + name(op.result()) + ".v[1] = en_x;");
-        close();
-        return;
       case OpCode::SimdMatrixLoad:
       case OpCode::SimdMatrixStore: {
         const auto [load, first, e, m] = open_matrix_access(op);
-        line("const en_u32 en_m = en_active(), en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;");
         line("const en_u64 en_o = " + from_first_lane(op.operands[first], "en_u64") + ", en_p = " +
              from_first_lane(op.operands[first + 1], "en_u64") + ";");
         auto off = [&](const std::string& i) {  // element (g, t + i) of the tile
