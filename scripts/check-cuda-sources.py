@@ -14,15 +14,13 @@ CUDA emitter from the same list the runtime uses.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import ctypes
 import glob
 import os
 import sys
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from source_check_report import summarize  # noqa: E402
-from source_check_report import write_junit as _write_report  # noqa: E402
+from source_check_report import check_all, junit_writer, nothing_to_check  # noqa: E402
 
 NAMES = ("libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12")
 DEFAULT_OPTIONS = ["--std=c++17", "-default-device", "--fmad=false", "--ftz=false", "--prec-div=true",
@@ -140,8 +138,7 @@ def _compile_to(lib, source: str, name: str, arch: str, what: str) -> bytes:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
 
 
-def write_junit(path, results, skipped_reason=None):
-    _write_report(path, "check-cuda-sources", "cuda_sources", results, "NVRTC compile failed", skipped_reason)
+write_junit = junit_writer("check-cuda-sources", "cuda_sources", "NVRTC compile failed")
 
 
 def main(argv=None) -> int:
@@ -166,10 +163,7 @@ def main(argv=None) -> int:
             print(f"check-cuda-sources: FAILED: {args.dir} holds dumped kernel sources but no .cu files "
                   "(is 'cuda' missing from enigma.compiler.DUMP_BACKENDS?)")
             return 1
-        print(f"check-cuda-sources: no .cu files in {args.dir}; nothing to check")
-        if args.junitxml:
-            write_junit(args.junitxml, [])
-        return 0
+        return nothing_to_check("check-cuda-sources", args.dir, ".cu", args.junitxml, write_junit)
 
     major, minor = nvrtc_version(lib)
     print(f"check-cuda-sources: {len(files)} file(s), NVRTC {major}.{minor} ({info}), --gpu-architecture={args.arch}")
@@ -182,9 +176,8 @@ def main(argv=None) -> int:
         return os.path.basename(path), ok, log, time.perf_counter() - t0
 
     # NVRTC may be called from several threads for different programs.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(one, files))
-    return summarize("check-cuda-sources", results, args.junitxml, write_junit, verb="compiled", show_warnings=True)
+    return check_all("check-cuda-sources", files, one, args.jobs, args.junitxml, write_junit, verb="compiled",
+                     show_warnings=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ carried value it does not read) and tautological comparisons (x < x).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import glob
 import os
 import re
@@ -26,8 +25,7 @@ import subprocess
 import sys
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from source_check_report import summarize  # noqa: E402
-from source_check_report import write_junit as _write_report  # noqa: E402
+from source_check_report import check_all, junit_writer, nothing_to_check  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDE_DIR = os.path.join(ROOT, "tests", "msl")
@@ -193,8 +191,7 @@ def check_file(cxx, flags, path):
     return os.path.basename(path), ok, log, time.perf_counter() - t0
 
 
-def write_junit(path, results, skipped_reason=None):
-    _write_report(path, "check-msl-sources", "msl_sources", results, "MSL check failed", skipped_reason)
+write_junit = junit_writer("check-msl-sources", "msl_sources", "MSL check failed")
 
 
 def main(argv=None) -> int:
@@ -211,15 +208,11 @@ def main(argv=None) -> int:
         return 1
     files = sorted(glob.glob(os.path.join(args.dir, "*.metal")))
     if not files:
-        print(f"check-msl-sources: no .metal files in {args.dir}; nothing to check")
-        if args.junitxml:
-            write_junit(args.junitxml, [])
-        return 0
+        return nothing_to_check("check-msl-sources", args.dir, ".metal", args.junitxml, write_junit)
     flags, version = compiler_flags(cxx)
     print(f"check-msl-sources: {len(files)} file(s) with {version}")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda p: check_file(cxx, flags, p), files))
-    return summarize("check-msl-sources", results, args.junitxml, write_junit)
+    return check_all("check-msl-sources", files, lambda p: check_file(cxx, flags, p), args.jobs, args.junitxml,
+                     write_junit)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 scripts/test.sh can count them with the test runners' results."""
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import xml.etree.ElementTree as ET
 
@@ -44,3 +45,26 @@ def summarize(tool, results, junit_path, write_report, verb="passed", show_warni
     print(f"{tool}: {len(results) - len(failed)} {verb}, {len(failed)} failed"
           + (f", {len(warned)} with warnings" if warned else ""))
     return 1 if failed else 0
+
+
+def junit_writer(suite_name, classname, failure_message):
+    """One check's report writer: (path, results, skipped_reason=None)."""
+    def write(path, results, skipped_reason=None):
+        write_junit(path, suite_name, classname, results, failure_message, skipped_reason)
+    return write
+
+
+def nothing_to_check(tool, directory, extension, junit_path, write_report) -> int:
+    """The outcome of a check whose folder holds no files of its kind: a pass."""
+    print(f"{tool}: no {extension} files in {directory}; nothing to check")
+    if junit_path:
+        write_report(junit_path, [])
+    return 0
+
+
+def check_all(tool, files, check, jobs, junit_path, write_report, **summary) -> int:
+    """Runs `check(path)` -> (file name, ok, log, seconds) over `files` on
+    `jobs` threads, then summarize()s the results."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(check, files))
+    return summarize(tool, results, junit_path, write_report, **summary)

@@ -379,7 +379,9 @@ def _debug(option) -> bool:
 # Every backend's source of every compiled kernel is written here when
 # ENIGMA_SOURCE_DUMP_DIR is set; CI compiles them all (MSL against the Metal
 # declarations header, CUDA with NVRTC) so codegen errors fail CI without a GPU.
-DUMP_BACKENDS = ("metal", "cpu", "cuda")
+# The backends and their file extensions come from the core's registry.
+_SOURCE_EXTENSIONS = {b["name"]: b["source_extension"] for b in _core.backend_table()}
+DUMP_BACKENDS = tuple(_SOURCE_EXTENSIONS)
 
 
 def _file_stem(name: str) -> str:
@@ -395,7 +397,6 @@ def _dump_sources(name: str, core) -> dict:
         return {}
     import hashlib
     os.makedirs(out, exist_ok=True)
-    ext = {"metal": "metal", "cpu": "cpp", "cuda": "cu"}
     texts = []
     for backend in DUMP_BACKENDS:
         try:
@@ -408,7 +409,7 @@ def _dump_sources(name: str, core) -> dict:
         texts.append(("cuda", core.source("cuda", matrix_fragments=True)))
     for backend, text in texts:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        path = os.path.join(out, f"{_file_stem(name)}-{digest}.{ext[backend]}")
+        path = os.path.join(out, f"{_file_stem(name)}-{digest}.{_SOURCE_EXTENSIONS[backend]}")
         if not os.path.exists(path):
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w", encoding="utf-8") as f:

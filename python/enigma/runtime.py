@@ -114,25 +114,6 @@ _DL_DTYPES = {(0, 8): "int8", (0, 16): "int16", (0, 32): "int32", (0, 64): "int6
               (2, 64): "float64", (4, 16): "bfloat16", (6, 8): "bool"}
 
 
-class _DLDevice(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
-
-
-class _DLDataType(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
-
-
-class _DLTensor(ctypes.Structure):  # the head of DLPack's (unversioned) DLManagedTensor
-    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
-                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
-                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
-
-
-_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_capsule_pointer.restype = ctypes.c_void_p
-_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-
-
 @dataclass
 class _DeviceArray:
     """An array in CUDA memory: address, size, dtype name, and what keeps it alive."""
@@ -157,21 +138,19 @@ def _contiguous(shape, strides) -> bool:
 
 
 def _from_dlpack_capsule(capsule, owner, what):
-    t = _DLTensor.from_address(_capsule_pointer(capsule, b"dltensor"))
-    shape = tuple(t.shape[i] for i in range(t.ndim))
-    strides = None if not t.strides else tuple(t.strides[i] for i in range(t.ndim))
-    key = (t.dtype.code, t.dtype.bits)
-    if t.dtype.lanes != 1 or key not in _DL_DTYPES:
-        raise RuntimeError(f"{what}: unsupported DLPack dtype (code {t.dtype.code}, {t.dtype.bits} bits, "
-                           f"{t.dtype.lanes} lanes)")
+    t = _core.DLPackView(capsule)  # parsed by the core (nanobind's ndarray); keeps the tensor alive
+    shape, strides = t.shape, t.strides
+    code, bits, lanes = t.dtype
+    key = (code, bits)
+    if lanes != 1 or key not in _DL_DTYPES:
+        raise RuntimeError(f"{what}: unsupported DLPack dtype (code {code}, {bits} bits, {lanes} lanes)")
     if not _contiguous(shape, strides):
         raise RuntimeError(f"{what} is not contiguous; pass a contiguous array (e.g. x.contiguous())")
     n = 1
     for d in shape:
         n *= d
-    nbytes = n * t.dtype.bits // 8
-    ptr = (t.data or 0) + t.byte_offset
-    return _DeviceArray(ptr, nbytes, _DL_DTYPES[key], shape, t.device.device_id, (owner, capsule))
+    nbytes = n * bits // 8
+    return _DeviceArray(t.data, nbytes, _DL_DTYPES[key], shape, t.device[1], (owner, t))
 
 
 def _cuda_array(x, what):
@@ -223,21 +202,19 @@ def _to_host(x):
 
 
 def _host_from_dlpack(x):
-    """numpy view of a host DLPack tensor numpy cannot import (bfloat16)."""
-    capsule = x.__dlpack__()
-    t = _DLTensor.from_address(_capsule_pointer(capsule, b"dltensor"))
-    if (t.dtype.code, t.dtype.bits, t.dtype.lanes) != (4, 16, 1) or t.device.device_type != 1:
+    """numpy copy of a host DLPack tensor numpy cannot import (bfloat16)."""
+    t = _core.DLPackView(x.__dlpack__())
+    if t.dtype != (4, 16, 1) or t.device[0] != 1:
         return None
-    shape = tuple(t.shape[i] for i in range(t.ndim))
-    strides = None if not t.strides else tuple(t.strides[i] for i in range(t.ndim))
-    if not _contiguous(shape, strides):
+    shape = t.shape
+    if not _contiguous(shape, t.strides):
         return None
     n = 1
     for d in shape:
         n *= d
-    buf = (ctypes.c_uint16 * n).from_address((t.data or 0) + t.byte_offset) if n else None
-    arr = np.ctypeslib.as_array(buf).reshape(shape) if n else np.zeros(shape, np.uint16)
-    return np.array(arr, copy=True)  # own the bits: the capsule is released below
+    if not n:
+        return np.zeros(shape, np.uint16)
+    return np.frombuffer(t.host_bytes(), np.uint16).reshape(shape).copy()  # own the bits
 
 
 def _as_host_array(x, index: int, kernel: str, cuda_device: bool = False):

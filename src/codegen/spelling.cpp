@@ -1,25 +1,25 @@
 #include "enigma/codegen/spelling.h"
 
+#include "enigma/backend.h"
+
 namespace enigma {
 
-const std::vector<SpellingException>& spelling_exceptions() {
-  static const std::vector<SpellingException> table = {
-      // The CPU holds half/bfloat in float registers.
-      {"cpu", "fract", Scalar::F16, "en_fract_h", "rounded to half, then kept below 1"},
-      {"cpu", "fract", Scalar::BF16, "en_fract_b", "rounded to bfloat, then kept below 1"},
-      {"cpu", "isnormal", Scalar::F16, "en_isnormal_h", "half's normal range starts at 2^-14"},
-      // CUDA holds half/bfloat in float registers, as the CPU does.
-      {"cuda", "fract", Scalar::F16, "en_fract_h", "rounded to half, then kept below 1"},
-      {"cuda", "fract", Scalar::BF16, "en_fract_b", "rounded to bfloat, then kept below 1"},
-      {"cuda", "isnormal", Scalar::F16, "en_isnormal_h", "half's normal range starts at 2^-14"},
-      // MSL computes half/bfloat math in float and rounds once, except:
-      {"metal", "fract", Scalar::F16, "en_fract_h", "a helper: fract in float, kept below 1 after rounding"},
-      {"metal", "fract", Scalar::BF16, "en_fract_b", "a helper: fract in float, kept below 1 after rounding"},
-      {"metal", "isnormal", Scalar::F16, "metal::isnormal", "on the half itself: float's normal range differs"},
-      // Metal's library has no expm1/log1p: helpers correct exp/log (Kahan).
-      {"metal", "expm1", Scalar::F32, "en_expm1", "a helper: (exp(x) - 1) * x / log(exp(x)), x where exp(x) == 1"},
-      {"metal", "log1p", Scalar::F32, "en_log1p", "a helper: log(1 + x) * x / ((1 + x) - 1), x where 1 + x == 1"},
+const std::vector<BackendSpelling>& float_register_spellings() {
+  static const std::vector<BackendSpelling> rows = {
+      {"fract", Scalar::F16, "en_fract_h", "rounded to half, then kept below 1"},
+      {"fract", Scalar::BF16, "en_fract_b", "rounded to bfloat, then kept below 1"},
+      {"isnormal", Scalar::F16, "en_isnormal_h", "half's normal range starts at 2^-14"},
   };
+  return rows;
+}
+
+const std::vector<SpellingException>& spelling_exceptions() {
+  static const std::vector<SpellingException> table = [] {
+    std::vector<SpellingException> rows;
+    for (const Backend* b : backends())
+      for (const BackendSpelling& s : b->spellings) rows.push_back({b->name, s.function, s.elem, s.spelling, s.why});
+    return rows;
+  }();
   return table;
 }
 

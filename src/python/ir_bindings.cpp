@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "bindings.h"
+#include "enigma/backend.h"
 #include "enigma/codegen/codegen.h"
 #include "enigma/codegen/spelling.h"
 #include "enigma/ir/builder.h"
@@ -24,13 +25,14 @@ OpCode opcode_arg(const Builder& b, const std::string& name) {
   b.fail(name, "unknown op");
 }
 
-// An emitter with the checking options Python passes.
-template <class Options, std::string (*Emit)(const Kernel&, const Options&)>
-std::string emit_with(const Kernel& k, bool debug, bool bounds_check) {
-  Options o;
-  o.debug = debug;
-  o.bounds_check = bounds_check;
-  return Emit(k, o);
+// A backend's emitter with the checking options Python passes.
+auto emitter(const char* backend) {
+  return [backend](const Kernel& k, bool debug, bool bounds_check) {
+    SourceOptions o;
+    o.debug = debug;
+    o.bounds_check = bounds_check;
+    return find_backend(backend)->emit(k, o);
+  };
 }
 
 }  // namespace
@@ -103,11 +105,11 @@ void bind_ir(nb::module_& m) {
       .def("print", [](const Kernel& k) { return print(k); }, "The IR as text.")
       .def("optimize", [](Kernel& k) { optimize(k); }, "Runs constant folding, CSE and DCE to a fixed point.")
       .def("verify", [](const Kernel& k) { verify(k); }, "Checks every IR invariant; raises EnigmaError naming the op.")
-      .def("emit_msl", &emit_with<MslEmitOptions, &emit_msl>, "debug"_a = false, "bounds_check"_a = true,
+      .def("emit_msl", emitter("metal"), "debug"_a = false, "bounds_check"_a = true,
            "The kernel as Metal Shading Language.")
-      .def("emit_cuda", &emit_with<CudaEmitOptions, &emit_cuda>, "debug"_a = false, "bounds_check"_a = true,
+      .def("emit_cuda", emitter("cuda"), "debug"_a = false, "bounds_check"_a = true,
            "The kernel as CUDA C++ for NVRTC.")
-      .def("emit_cpu", &emit_with<CpuEmitOptions, &emit_cpu>, "debug"_a = false, "bounds_check"_a = true,
+      .def("emit_cpu", emitter("cpu"), "debug"_a = false, "bounds_check"_a = true,
            "The kernel as C++ for the CPU backend.")
       .def_prop_ro("function_constants", [](const Kernel& k) {
         nb::list out;

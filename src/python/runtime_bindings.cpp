@@ -1,7 +1,12 @@
 // Bindings of the runtime: compiled kernels, devices and their memory,
 // prepared launches and dispatch.
 
+#include <nanobind/ndarray.h>
+
+#include <functional>
+
 #include "bindings.h"
+#include "enigma/backend.h"
 #include "enigma/codegen/codegen.h"
 #include "enigma/ir/printer.h"
 #include "enigma/runtime/cuda.h"
@@ -58,9 +63,45 @@ nb::dict caps_dict(const DeviceCapabilities& c) {
                  "device_name", c.device_name, "backend", c.backend, "max_buffer_bytes", c.max_buffer_bytes);
 }
 
+// A DLPack tensor of any framework on any device (a capsule, or an object
+// with __dlpack__ or the buffer protocol), held alive while the view lives.
+struct DLPackView {
+  nb::ndarray<nb::ro> array;
+};
+
+nb::tuple int_tuple(size_t n, const std::function<int64_t(size_t)>& at) {
+  nb::list out;
+  for (size_t i = 0; i < n; ++i) out.append(at(i));
+  return nb::tuple(out);
+}
+
 }  // namespace
 
 void bind_runtime(nb::module_& m) {
+  nb::class_<DLPackView>(m, "DLPackView",
+                         "A DLPack tensor (any framework, CPU or CUDA memory) as the runtime binds it: address, "
+                         "shape, strides, dtype and device. Holds the tensor alive while it lives.")
+      .def(nb::init<nb::ndarray<nb::ro>>(), "tensor"_a,
+           "Imports a DLPack capsule (or an object with __dlpack__ or the buffer protocol).")
+      .def_prop_ro("data", [](const DLPackView& v) { return reinterpret_cast<uintptr_t>(v.array.data()); },
+                   "Address of the first element (the tensor's data plus its byte offset).")
+      .def_prop_ro("shape", [](const DLPackView& v) {
+        return int_tuple(v.array.ndim(), [&](size_t i) { return static_cast<int64_t>(v.array.shape(i)); });
+      }, "The shape.")
+      .def_prop_ro("strides", [](const DLPackView& v) {
+        return int_tuple(v.array.ndim(), [&](size_t i) { return v.array.stride(i); });
+      }, "Strides in elements (compact ones when the producer gives none).")
+      .def_prop_ro("dtype", [](const DLPackView& v) {
+        return nb::make_tuple(v.array.dtype().code, v.array.dtype().bits, v.array.dtype().lanes);
+      }, "DLPack's (type code, bits, lanes).")
+      .def_prop_ro("device", [](const DLPackView& v) { return nb::make_tuple(v.array.device_type(), v.array.device_id()); },
+                   "DLPack's (device type, device id): (1, 0) is the CPU, (2, N) CUDA device N.")
+      .def("host_bytes", [](const DLPackView& v) {
+        if (v.array.device_type() != nb::device::cpu::value)
+          throw RuntimeError("host_bytes: the DLPack tensor is not in host memory");
+        return nb::bytes(static_cast<const char*>(v.array.data()), v.array.nbytes());
+      }, "A copy of the bytes of a contiguous tensor in host memory.");
+
   nb::class_<CompiledKernel>(m, "CompiledKernelCore", "A kernel's IR plus its per-device programs.")
       .def("__init__", [](CompiledKernel* self, const Kernel& k, bool debug, bool bounds_check) {
         CompileOptions o;
@@ -79,27 +120,19 @@ void bind_runtime(nb::module_& m) {
         if (constants.size()) values = constant_values(c.kernel(), constant_args(constants), "source");
         Kernel spec;
         const Kernel& chosen = values.empty() ? c.kernel() : (spec = c.specialized(values));
-        if (backend == "metal" || backend == "msl") {
-          MslEmitOptions o;
-          o.debug = c.options().debug;
-          o.bounds_check = c.options().bounds_check;
-          return emit_msl(chosen, o);
+        const Backend* b = find_backend(backend);
+        if (!b) {
+          std::string expected;
+          for (const Backend* known : backends_by_preference())
+            expected += (expected.empty() ? "'" : ", '") + std::string(known->name) + "'";
+          throw RuntimeError("source(): unknown backend '" + backend + "'; expected " + expected);
         }
-        if (backend == "cpu") {
-          CpuEmitOptions o;
-          o.debug = c.options().debug;
-          o.bounds_check = c.options().bounds_check;
-          return emit_cpu(chosen, o);
-        }
-        if (backend == "cuda") {
-          CudaEmitOptions o;
-          o.debug = c.options().debug;
-          o.bounds_check = c.options().bounds_check;
-          o.groups_per_block = o.debug ? 1 : groups_per_block;
-          o.matrix_fragments = !o.debug && matrix_fragments;
-          return emit_cuda(chosen, o);
-        }
-        throw RuntimeError("source(): unknown backend '" + backend + "'; expected 'metal', 'cuda', 'cpu'");
+        SourceOptions o;
+        o.debug = c.options().debug;
+        o.bounds_check = c.options().bounds_check;
+        o.groups_per_block = groups_per_block;
+        o.matrix_fragments = matrix_fragments;
+        return b->emit(chosen, o);
       }, "backend"_a, "groups_per_block"_a = 1, "constants"_a = nb::list(), "matrix_fragments"_a = false,
             "The generated source for a backend (function constants: specialised to `constants`).")
       .def_prop_ro("cuda_uses_matrices", [](const CompiledKernel& c) { return cuda_uses_matrices(c.kernel()); },
@@ -153,6 +186,12 @@ void bind_runtime(nb::module_& m) {
     nb::gil_scoped_release release;
     return open_device(spec);
   }, "Opens 'cpu', 'cuda', 'cuda:N', 'metal' or ''/'auto' (shared per process).");
+  m.def("backend_table", [] {
+    nb::list out;
+    for (const Backend* b : backends())
+      out.append(dict_of("name", b->name, "language", b->language, "source_extension", b->source_extension));
+    return out;
+  }, "The registered backends, by name: their name, source language alias and source file extension.");
   m.def("available_backends", &available_backends, "The backends that can open a device on this machine.");
   m.def("set_cuda_library_hints", [](std::vector<std::string> dirs) { cuda::set_library_hints(std::move(dirs)); },
         "Folders searched for libcuda and libnvrtc besides the system's.");

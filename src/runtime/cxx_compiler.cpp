@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include "enigma/support/error.h"
+#include "enigma/support/file_io.h"
 #include "enigma/support/host.h"
 
 #if defined(__APPLE__)
@@ -265,18 +266,9 @@ void write_file(const fs::path& path, const std::string& data) {
     int err = errno;
     throw RuntimeError("cannot write C++ source file '" + path.string() + "': " + errno_text(err));
   }
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      throw RuntimeError("cannot write C++ source file '" + path.string() + "': " + errno_text(err));
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (int err = write_all(fd, data); err != 0) {
+    ::close(fd);
+    throw RuntimeError("cannot write C++ source file '" + path.string() + "': " + errno_text(err));
   }
   if (::close(fd) != 0) {
     int err = errno;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "enigma/support/error.h"
+#include "enigma/support/file_io.h"
 #include "enigma/support/host.h"
 #include "enigma/support/sha256.h"
 
@@ -202,18 +203,9 @@ std::string read_small_fd(int fd, const fs::path& path, size_t limit) {
 void write_file(const fs::path& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, kFileMode);
   if (fd < 0) io_error("create", path, errno);
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      io_error("write", path, err);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (int err = write_all(fd, data); err != 0) {
+    ::close(fd);
+    io_error("write", path, err);
   }
   if (::close(fd) != 0) io_error("write", path, errno);
 }

@@ -1,5 +1,7 @@
 #include "enigma/runtime/runtime.h"
 
+#include "enigma/backend.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -60,62 +62,39 @@ std::string out_of_bounds_error(const std::string& device, const Kernel& k, Dim3
   return dispatch_error(device, k.name, grid, threads, "OUT_OF_BOUNDS", desc);
 }
 
-// ---- device registry --------------------------------------------------------
+// ---- devices ----------------------------------------------------------------
 
 namespace {
-struct Backend {
-  DeviceFactory factory;
-  std::function<bool()> available;
-};
-struct Registry {
+// Devices are shared per process: opened once per backend and ordinal.
+struct OpenDevices {
   std::mutex mu;
-  std::map<std::string, Backend> backends;
   std::map<std::string, std::shared_ptr<Device>> open;
 };
-Registry& registry() {
-  static Registry* r = new Registry();  // never destroyed: devices may outlive static teardown
-  return *r;
-}
-}  // namespace
-
-void register_backend(const std::string& backend, DeviceFactory factory, std::function<bool()> available) {
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  r.backends[backend] = Backend{std::move(factory), std::move(available)};
+OpenDevices& open_devices() {
+  static OpenDevices* d = new OpenDevices();  // never destroyed: devices may outlive static teardown
+  return *d;
 }
 
-void register_cpu_backend();   // cpu_device.cpp
-void register_cuda_backend();  // cuda/cuda_device.cpp
-#if defined(__APPLE__) || defined(ENIGMA_METAL_FAKE)
-void register_metal_backend();  // metal/metal_device.mm (ENIGMA_METAL_FAKE: Linux, on tests/metal_host's fake)
-#endif
-std::string cuda_unavailable_reason();
+bool has_device(const Backend& b) { return b.open != nullptr; }
+bool can_open(const Backend& b) { return has_device(b) && b.available(); }
 
-namespace {
-void register_builtin_backends() {
-  static std::once_flag builtin;
-  std::call_once(builtin, [] {
-    register_cpu_backend();
-    register_cuda_backend();
-#if defined(__APPLE__) || defined(ENIGMA_METAL_FAKE)
-    register_metal_backend();
-#endif
-  });
+// The backends this installation has devices for, by name.
+std::string built_backends() {
+  std::string known;
+  for (const Backend* b : backends())
+    if (has_device(*b)) known += (known.empty() ? "" : ", ") + std::string(b->name);
+  return known;
 }
 }  // namespace
 
 std::vector<std::string> available_backends() {
-  register_builtin_backends();
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
   std::vector<std::string> out;
-  for (auto& [name, b] : r.backends)
-    if (b.available()) out.push_back(name);
+  for (const Backend* b : backends())
+    if (can_open(*b)) out.push_back(b->name);
   return out;
 }
 
 std::shared_ptr<Device> open_device(const std::string& spec_in) {
-  register_builtin_backends();
   std::string spec = spec_in;
   if (spec.empty() || spec == "auto") {
     const char* env = std::getenv("ENIGMA_DEVICE");
@@ -123,22 +102,18 @@ std::shared_ptr<Device> open_device(const std::string& spec_in) {
       spec = env;
     } else {
       spec = "cpu";
-      for (const char* preferred : {"metal", "cuda"}) {
-        Registry& r = registry();
-        std::lock_guard<std::mutex> lock(r.mu);
-        auto it = r.backends.find(preferred);
-        if (it != r.backends.end() && it->second.available()) {
-          spec = preferred;
+      for (const Backend* b : backends_by_preference())
+        if (can_open(*b)) {
+          spec = b->name;
           break;
         }
-      }
     }
   }
-  std::string backend = spec;
+  std::string name = spec;
   int ordinal = 0;
   size_t colon = spec.find(':');
   if (colon != std::string::npos) {
-    backend = spec.substr(0, colon);
+    name = spec.substr(0, colon);
     std::string num = spec.substr(colon + 1);
     char* end = nullptr;
     long v = std::strtol(num.c_str(), &end, 10);
@@ -146,35 +121,32 @@ std::shared_ptr<Device> open_device(const std::string& spec_in) {
       throw RuntimeError("invalid device '" + spec + "': the ordinal after ':' must be a non-negative integer");
     ordinal = static_cast<int>(v);
   }
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  auto it = r.backends.find(backend);
-  auto built = [&] {
-    std::string known;
-    for (auto& [name, b] : r.backends) known += (known.empty() ? "" : ", ") + name;
-    return known;
+  const Backend* b = nullptr;
+  for (const Backend* candidate : backends())
+    if (name == candidate->name) b = candidate;
+  auto unavailable = [&] {
+    return RuntimeError(b->unavailable ? b->unavailable(spec, built_backends())
+                                       : "device '" + spec + "' is not available on this machine");
   };
-  // Also when a test build registers a Metal device that is switched off.
-  auto no_metal = [&] {
-    return RuntimeError("device 'metal' is not available: Metal needs macOS on Apple silicon, and this machine has "
-                        "no Metal device (this installation has: " + built() + "). If ENIGMA_DEVICE=metal is set, "
-                        "unset it to use the default device, or set ENIGMA_DEVICE=cpu (or cuda); "
-                        "compiled.metal_source still gives the Metal source on any machine");
-  };
-  if (it == r.backends.end() && backend == "metal") throw no_metal();
-  if (it == r.backends.end())
-    throw RuntimeError("unknown device '" + spec + "'; expected one of: metal, cuda, cuda:N, cpu (built into this "
-                       "installation: " + built() + ")");
-  std::string key = backend + ":" + std::to_string(ordinal);
-  auto open = r.open.find(key);
-  if (open != r.open.end()) return open->second;
-  if (!it->second.available() && backend == "metal") throw no_metal();
-  if (!it->second.available())
-    throw RuntimeError("device '" + spec + "' is not available on this machine" +
-                       (backend == "cuda" ? ": " + cuda_unavailable_reason() : std::string()));
-  std::shared_ptr<Device> d = it->second.factory(ordinal);
-  r.open[key] = d;
-  return d;
+  if (b && !has_device(*b)) throw unavailable();
+  if (!b) {
+    std::string expected;
+    for (const Backend* c : backends_by_preference()) {
+      expected += (expected.empty() ? "" : ", ") + std::string(c->name);
+      if (c->numbered) expected += ", " + std::string(c->name) + ":N";
+    }
+    throw RuntimeError("unknown device '" + spec + "'; expected one of: " + expected + " (built into this "
+                       "installation: " + built_backends() + ")");
+  }
+  OpenDevices& d = open_devices();
+  std::lock_guard<std::mutex> lock(d.mu);
+  std::string key = name + ":" + std::to_string(ordinal);
+  auto open = d.open.find(key);
+  if (open != d.open.end()) return open->second;
+  if (!b->available()) throw unavailable();
+  std::shared_ptr<Device> device = b->open(ordinal);
+  d.open[key] = device;
+  return device;
 }
 
 std::unique_ptr<DeviceBuffer> Device::wrap(uint64_t, uint64_t) {

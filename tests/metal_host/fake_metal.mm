@@ -412,15 +412,6 @@ namespace fm = enigma::fake_metal;
   f->name_ = [name copy];
   return f;
 }
-- (nullable id<MTLFunction>)newFunctionWithName:(NSString*)name
-                                 constantValues:(MTLFunctionConstantValues*)constantValues
-                                          error:(__autoreleasing NSError**)error {
-  // Enigma specialises function constants in its IR before emitting MSL, so
-  // the runtime never asks for this; a call means that design changed.
-  std::lock_guard<std::mutex> lock(fm::state().mu);
-  fm::state().misuse.push_back("newFunctionWithName:constantValues:error: is not supported by the fake");
-  return nil;
-}
 @end
 
 @implementation FakeMTLFunction
@@ -810,20 +801,6 @@ CompileOptionsState& options_of(MTLCompileOptions* o) {
   NSDictionary* old = o.macros;
   o.macros = [macros copy];
   [old release];
-}
-@end
-
-@implementation MTLFunctionConstantValues
-- (id)copyWithZone:(nullable NSZone*)zone {
-  return [[MTLFunctionConstantValues allocWithZone:zone] init];
-}
-- (void)setConstantValue:(const void*)value type:(MTLDataType)type atIndex:(NSUInteger)index {
-}
-- (void)setConstantValues:(const void*)values type:(MTLDataType)type withRange:(NSRange)range {
-}
-- (void)setConstantValue:(const void*)value type:(MTLDataType)type withName:(NSString*)name {
-}
-- (void)reset {
 }
 @end
 

@@ -74,8 +74,8 @@ set(_mm_sources ${CMAKE_CURRENT_SOURCE_DIR}/src/runtime/metal/metal_device.mm ${
 target_sources(enigma_core PRIVATE ${_mm_sources})
 set_source_files_properties(${_mm_sources} PROPERTIES COMPILE_OPTIONS "${_objc_options}"
                             COMPILE_DEFINITIONS ENIGMA_METAL_FAKE INCLUDE_DIRECTORIES ${_fake_dir})
-# The device registry registers "metal" in this build too.
-set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/src/runtime/runtime.cpp PROPERTIES
+# Metal's backend descriptor has a device in this build too.
+set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/src/runtime/metal/metal_backend.cpp PROPERTIES
                             COMPILE_DEFINITIONS ENIGMA_METAL_FAKE)
 target_link_libraries(enigma_core PUBLIC ${_link})
 if(CMAKE_CXX_COMPILER_LAUNCHER)

@@ -11,6 +11,16 @@
 
 namespace enigma {
 
+// An emitter's options (MslEmitOptions, CpuEmitOptions, CudaEmitOptions)
+// with the checks of `c` (anything with debug and bounds_check).
+template <class EmitOptions, class Checks>
+EmitOptions with_checks(const Checks& c) {
+  EmitOptions o;
+  o.debug = c.debug;
+  o.bounds_check = c.bounds_check;
+  return o;
+}
+
 // Metal Shading Language. The file's second line states the language
 // version it needs (msl_language_version); the function is named
 // msl_entry_name(k), which is k.name unless that is not a plain identifier

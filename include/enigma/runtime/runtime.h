@@ -1,6 +1,7 @@
 // The device-independent runtime: devices, compiled programs, prepared
-// launches with the validation of SEMANTICS section 5. Backends plug in by
-// registering a DeviceFactory; callers never name a backend's classes.
+// launches with the validation of SEMANTICS section 5. Backends plug in
+// through the registry (enigma/backend.h); callers never name a backend's
+// classes.
 #pragma once
 
 #include <cstdint>
@@ -90,12 +91,9 @@ class Device {
   virtual uint64_t available_memory() const { return UINT64_MAX; }
 };
 
-using DeviceFactory = std::function<std::shared_ptr<Device>(int ordinal)>;
-// Registers a backend under `backend` ("cpu", "cuda", "metal"); `available`
-// says whether it can open a device on this machine.
-void register_backend(const std::string& backend, DeviceFactory factory, std::function<bool()> available);
 // Opens "cpu", "cuda", "cuda:N", "metal", or "" / "auto" (ENIGMA_DEVICE, then
-// Metal, then CUDA, then the CPU). Devices are shared per process.
+// the registered backends by preference: Metal, then CUDA, then the CPU).
+// Devices are shared per process.
 std::shared_ptr<Device> open_device(const std::string& spec);
 std::vector<std::string> available_backends();
 

@@ -6,20 +6,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <map>
 #include <thread>
 
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "enigma/backend.h"
 #include "enigma/codegen/codegen.h"
 #include "enigma/runtime/cxx_compiler.h"
-#include "enigma/runtime/disk_cache.h"
+#include "enigma/runtime/program_cache.h"
 #include "enigma/runtime/runtime.h"
 #include "enigma/runtime/shared_library.h"
 #include "enigma/runtime/thread_pool.h"
 #include "enigma/support/error.h"
-#include "enigma/support/sha256.h"
 
 namespace enigma {
 
@@ -188,37 +187,20 @@ class CpuDevice : public Device {
   const DeviceCapabilities& capabilities() const override { return caps_; }
 
   std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
-    CpuEmitOptions eo;
-    eo.debug = o.debug;
-    eo.bounds_check = o.bounds_check;
-    std::string source = emit_cpu(k, eo);
+    const CpuEmitOptions eo = with_checks<CpuEmitOptions>(o);
+    const std::string source = emit_cpu(k, eo);
     const CxxCompiler& cc = find_cxx_compiler();
-    Sha256 h;
-    h.update("enigma-cpu-kernel\n");
-    h.update(std::to_string(ENIGMA_CPU_ABI_VERSION) + "\n");
-    h.update(cc.identity() + "\n");
-    for (const std::string& f : kernel_flags()) h.update(f + " ");
-    h.update("\n" + machine_ + "\n");
-    h.update(source);
-    std::string key = h.hex_digest();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = loaded_.find(key);
-      if (it != loaded_.end()) {
-        if (auto p = it->second.lock()) return p;
-      }
-    }
-    const std::string file = "kernel.so";
-    // The cache root is resolved per compile so ENIGMA_CACHE_DIR changes apply.
-    std::filesystem::path path = DiskCache::fetch(key, file, [&](const std::filesystem::path& dir) {
-      compile_shared_library(cc, source, kernel_flags(), dir / file);
+    const std::string key = program_key("enigma-cpu-kernel", {std::to_string(ENIGMA_CPU_ABI_VERSION), cc.identity()},
+                                        kernel_flags(), {machine_}, source);
+    return programs_.get(key, [&] {
+      const std::string file = "kernel.so";
+      std::filesystem::path path = ProgramCache::artifact(key, file, [&](const std::filesystem::path& dir) {
+        compile_shared_library(cc, source, kernel_flags(), dir / file);
+      });
+      SharedLibrary lib = SharedLibrary::open(path);
+      auto entry = reinterpret_cast<EnigmaCpuEntry>(lib.symbol(eo.entry.c_str()));
+      return std::make_shared<CpuProgram>(std::move(lib), entry);
     });
-    SharedLibrary lib = SharedLibrary::open(path);
-    auto entry = reinterpret_cast<EnigmaCpuEntry>(lib.symbol(eo.entry.c_str()));
-    auto prog = std::make_shared<CpuProgram>(std::move(lib), entry);
-    std::lock_guard<std::mutex> lock(mu_);
-    loaded_[key] = prog;
-    return prog;
   }
 
   std::unique_ptr<DeviceBuffer> allocate(uint64_t bytes) override { return std::make_unique<CpuBuffer>(bytes); }
@@ -320,20 +302,24 @@ class CpuDevice : public Device {
   std::string name_;
   DeviceCapabilities caps_;
   std::string machine_;
-  std::mutex mu_;
-  std::map<std::string, std::weak_ptr<CpuProgram>> loaded_;
+  ProgramCache programs_;
 };
 
 }  // namespace
 
-void register_cpu_backend() {
-  register_backend(
-      "cpu",
-      [](int ordinal) -> std::shared_ptr<Device> {
+const Backend& cpu_backend() {
+  static const Backend backend{
+      .name = "cpu", .language = "", .source_extension = "cpp", .auto_rank = 2, .numbered = false,
+      .emit = [](const Kernel& k, const SourceOptions& o) { return emit_cpu(k, with_checks<CpuEmitOptions>(o)); },
+      .spellings = float_register_spellings(),
+      .open = [](int ordinal) -> std::shared_ptr<Device> {
         if (ordinal != 0) throw RuntimeError("device 'cpu:" + std::to_string(ordinal) + "' does not exist; use 'cpu'");
         return std::make_shared<CpuDevice>();
       },
-      [] { return true; });
+      .available = [] { return true; },
+      .unavailable = nullptr,
+  };
+  return backend;
 }
 
 }  // namespace enigma

@@ -11,11 +11,11 @@
 #include <map>
 #include <mutex>
 
+#include "enigma/backend.h"
 #include "enigma/codegen/codegen.h"
-#include "enigma/runtime/disk_cache.h"
+#include "enigma/runtime/program_cache.h"
 #include "enigma/runtime/runtime.h"
 #include "enigma/support/error.h"
-#include "enigma/support/sha256.h"
 #include "runtime/cuda/cuda_api.h"
 
 namespace enigma {
@@ -84,12 +84,6 @@ class CudaProgram : public Program {
   Entry grouped_, fragments_;
 };
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) throw RuntimeError("cuda: cannot read the cached kernel '" + p.string() + "'");
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
 class CudaDevice : public Device {
  public:
   explicit CudaDevice(int ordinal) : ordinal_(ordinal), name_("cuda:" + std::to_string(ordinal)) {
@@ -154,26 +148,19 @@ class CudaDevice : public Device {
   const Driver& api() const { return *d_; }
 
   std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
-    CudaEmitOptions eo;
-    eo.debug = o.debug;
-    eo.bounds_check = o.bounds_check;
-    std::string key;
-    std::string source = emit_cuda(k, eo);
-    {
-      key = cache_key(source);
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = loaded_.find(key);
-      if (it != loaded_.end())
-        if (auto p = it->second.lock()) return p;
-    }
+    const std::string source = emit_cuda(k, with_checks<CudaEmitOptions>(o));
+    return programs_.get(cache_key(source), [&] { return load(k, o, source); });
+  }
+
+  // The program of a source not loaded yet: the plain entry (or, for
+  // simdgroup matrices, the fragments entry) now, the others on first use.
+  std::shared_ptr<Program> load(const Kernel& k, const CompileOptions& o, const std::string& source) {
     const bool matrices = cuda_uses_matrices(k), fragments_first = tensor_cores_ && !o.debug && matrices;
     Entry plain = fragments_first ? Entry{} : build(k, source, cuda_entry_name(k));
     int groups = o.debug ? 1 : groups_override_ > 0 ? groups_override_ : cuda_preferred_groups_per_block(k);
     if (cuda_preferred_groups_per_block(k) == 1) groups = 1;
     auto prog = std::make_shared<CudaProgram>(this, plain, o.debug, o.debug || o.bounds_check, groups, matrices);
     if (fragments_first) prog->fragments(k);
-    std::lock_guard<std::mutex> lock(mu_);
-    loaded_[key] = prog;
     return prog;
   }
 
@@ -181,20 +168,9 @@ class CudaDevice : public Device {
   Entry build(const Kernel& k, const std::string& source, const std::string& entry) {
     const Nvrtc& nv = nvrtc();
     auto [options, cubin] = nvrtc_options(nv);
-    std::string key = cache_key(source);
     const std::string file = cubin ? "kernel.cubin" : "kernel.ptx";
-    std::string image;
-    bool compiled = false;
-    // Resolved per compile (ENIGMA_CACHE_DIR may change); an unusable cache
-    // falls back to a private one.
-    std::filesystem::path path = DiskCache::fetch(key, file, [&](const std::filesystem::path& dir) {
-      image = nvrtc_compile(nv, k, source, options, cubin);
-      compiled = true;
-      std::ofstream out(dir / file, std::ios::binary);
-      out.write(image.data(), static_cast<std::streamsize>(image.size()));
-      if (!out) throw RuntimeError("cuda: cannot write the kernel cache entry in " + dir.string());
-    });
-    if (!compiled) image = read_file(path);
+    std::string image = ProgramCache::artifact_bytes(
+        cache_key(source), file, [&] { return nvrtc_compile(nv, k, source, options, cubin); }, "cuda");
     if (!cubin) image.push_back('\0');  // PTX is loaded as a C string
     std::lock_guard<std::mutex> lock(mu_);
     current();
@@ -515,13 +491,8 @@ class CudaDevice : public Device {
   // Content key of a compiled kernel: source, NVRTC version, options, target.
   std::string cache_key(const std::string& source) const {
     const Nvrtc& nv = nvrtc();
-    Sha256 h;
-    h.update("enigma-cuda-kernel\n");
-    h.update("nvrtc " + std::to_string(nv.major) + "." + std::to_string(nv.minor) + "\n");
-    for (const std::string& opt : nvrtc_options(nv).first) h.update(opt + " ");
-    h.update("\n");
-    h.update(source);
-    return h.hex_digest();
+    return program_key("enigma-cuda-kernel", {"nvrtc " + std::to_string(nv.major) + "." + std::to_string(nv.minor)},
+                       nvrtc_options(nv).first, {}, source);
   }
 
   std::string nvrtc_compile(const Nvrtc& nv, const Kernel& k, const std::string& source,
@@ -586,7 +557,7 @@ class CudaDevice : public Device {
   std::string last_kernel_;
   Dim3 last_grid_, last_threads_;
   std::mutex mu_;
-  std::map<std::string, std::weak_ptr<CudaProgram>> loaded_;
+  ProgramCache programs_;
 };
 
 CudaBuffer::~CudaBuffer() {
@@ -635,10 +606,17 @@ std::string cuda_unavailable_reason() {
   return "";
 }
 
-void register_cuda_backend() {
-  register_backend(
-      "cuda",
-      [](int ordinal) -> std::shared_ptr<Device> {
+const Backend& cuda_backend() {
+  static const Backend backend{
+      .name = "cuda", .language = "", .source_extension = "cu", .auto_rank = 1, .numbered = true,
+      .emit = [](const Kernel& k, const SourceOptions& o) {
+        auto eo = with_checks<CudaEmitOptions>(o);
+        eo.groups_per_block = o.debug ? 1 : o.groups_per_block;
+        eo.matrix_fragments = !o.debug && o.matrix_fragments;
+        return emit_cuda(k, eo);
+      },
+      .spellings = float_register_spellings(),
+      .open = [](int ordinal) -> std::shared_ptr<Device> {
         int count = device_count();
         if (ordinal >= count)
           throw RuntimeError("device 'cuda:" + std::to_string(ordinal) + "' does not exist; this machine has " +
@@ -646,7 +624,12 @@ void register_cuda_backend() {
                              (count > 1 ? " to cuda:" + std::to_string(count - 1) : std::string()) + ")");
         return std::make_shared<CudaDevice>(ordinal);
       },
-      [] { return driver() != nullptr && device_count() > 0; });
+      .available = [] { return driver() != nullptr && device_count() > 0; },
+      .unavailable = [](const std::string& spec, const std::string&) {
+        return "device '" + spec + "' is not available on this machine: " + cuda_unavailable_reason();
+      },
+  };
+  return backend;
 }
 
 }  // namespace enigma

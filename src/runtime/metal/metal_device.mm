@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "enigma/codegen/codegen.h"
+#include "enigma/runtime/program_cache.h"
 #include "enigma/runtime/runtime.h"
 #include "enigma/support/error.h"
 #ifdef ENIGMA_METAL_FAKE
@@ -157,20 +158,15 @@ class ENIGMA_METAL_API MetalDevice : public Device {
   const DeviceCapabilities& capabilities() const override { return caps_; }
 
   std::shared_ptr<Program> compile(const Kernel& k, const CompileOptions& o) override {
-    MslEmitOptions eo;
-    eo.bounds_check = o.bounds_check;
-    eo.debug = o.debug;
-    const std::string source = emit_msl(k, eo);
+    const std::string source = emit_msl(k, with_checks<MslEmitOptions>(o));
 #ifdef ENIGMA_METAL_FAKE
     fake_metal::remember_kernel(source, k);  // the fake runs this kernel's IR on the CPU backend
 #endif
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = pipelines_.find(source);
-      if (it != pipelines_.end()) {
-        if (auto p = it->second.lock()) return p;
-      }
-    }
+    return programs_.get(source, [&] { return build_pipeline(k, o, source); });
+  }
+
+  // The compute pipeline of a source not compiled yet.
+  std::shared_ptr<Program> build_pipeline(const Kernel& k, const CompileOptions& o, const std::string& source) {
     std::string error;
     Owned<id<MTLComputePipelineState>> pipeline;
     @autoreleasepool {
@@ -208,10 +204,7 @@ class ENIGMA_METAL_API MetalDevice : public Device {
       }
     }
     if (pipeline.get() == nil) throw RuntimeError("enigma GPU error: metal: kernel '" + k.name + "': " + error);
-    auto program = std::make_shared<MetalProgram>(std::move(pipeline), o.bounds_check || o.debug);
-    std::lock_guard<std::mutex> lock(mu_);
-    pipelines_[source] = program;
-    return program;
+    return std::make_shared<MetalProgram>(std::move(pipeline), o.bounds_check || o.debug);
   }
 
   std::unique_ptr<DeviceBuffer> allocate(uint64_t bytes) override {
@@ -327,8 +320,7 @@ class ENIGMA_METAL_API MetalDevice : public Device {
   Owned<id<MTLCommandQueue>> queue_;
   std::string name_;
   DeviceCapabilities caps_;
-  std::mutex mu_;
-  std::map<std::string, std::weak_ptr<MetalProgram>> pipelines_;  // by MSL source
+  ProgramCache programs_;  // one pipeline per distinct MSL source
 };
 
 // +1 from MTLCreateSystemDefaultDevice, kept for the life of the process.
@@ -345,23 +337,20 @@ id<MTLDevice> system_device() {
 
 }  // namespace
 
-void register_metal_backend() {
-  register_backend(
-      "metal",
-      [](int ordinal) -> std::shared_ptr<Device> {
-        if (ordinal != 0)
-          throw RuntimeError("device 'metal:" + std::to_string(ordinal) + "' does not exist; use 'metal'");
-        if (@available(macOS 13.0, iOS 16.0, *)) {
-          id<MTLDevice> device = system_device();
-          if (device == nil) throw RuntimeError("enigma GPU error: no Metal device found (Apple Silicon required)");
-          return std::make_shared<MetalDevice>(device);
-        }
-        throw RuntimeError("enigma GPU error: the Metal backend needs macOS 13 (Metal 3) or newer");
-      },
-      [] {
-        if (@available(macOS 13.0, iOS 16.0, *)) return system_device() != nil;
-        return false;
-      });
+// The device side of metal_backend() (metal_backend.cpp).
+std::shared_ptr<Device> open_metal_device(int ordinal) {
+  if (ordinal != 0) throw RuntimeError("device 'metal:" + std::to_string(ordinal) + "' does not exist; use 'metal'");
+  if (@available(macOS 13.0, iOS 16.0, *)) {
+    id<MTLDevice> device = system_device();
+    if (device == nil) throw RuntimeError("enigma GPU error: no Metal device found (Apple Silicon required)");
+    return std::make_shared<MetalDevice>(device);
+  }
+  throw RuntimeError("enigma GPU error: the Metal backend needs macOS 13 (Metal 3) or newer");
+}
+
+bool metal_device_available() {
+  if (@available(macOS 13.0, iOS 16.0, *)) return system_device() != nil;
+  return false;
 }
 
 }  // namespace enigma

@@ -85,31 +85,17 @@ typedef NS_ENUM(NSInteger, MTLGPUFamily) {
   MTLGPUFamilyApple7 = 1007,
   MTLGPUFamilyApple8 = 1008,
   MTLGPUFamilyApple9 = 1009,
-  MTLGPUFamilyMac2 = 2002,
-  MTLGPUFamilyCommon1 = 3001,
-  MTLGPUFamilyCommon2 = 3002,
-  MTLGPUFamilyCommon3 = 3003,
-  MTLGPUFamilyMetal3 = 5001,
 };
 
-// MTLResource.h: the storage mode occupies bits 4..7 of the resource options.
-typedef NS_ENUM(NSUInteger, MTLStorageMode) {
-  MTLStorageModeShared = 0,
-  MTLStorageModeManaged = 1,
-  MTLStorageModePrivate = 2,
-  MTLStorageModeMemoryless = 3,
-};
+// MTLResource.h: the storage mode (MTLStorageModeShared is 0) occupies bits
+// 4..7 of the resource options.
 #define MTLResourceStorageModeShift 4
 typedef NS_OPTIONS(NSUInteger, MTLResourceOptions) {
-  MTLResourceCPUCacheModeDefaultCache = 0,
-  MTLResourceStorageModeShared = MTLStorageModeShared << MTLResourceStorageModeShift,
-  MTLResourceStorageModeManaged = MTLStorageModeManaged << MTLResourceStorageModeShift,
-  MTLResourceStorageModePrivate = MTLStorageModePrivate << MTLResourceStorageModeShift,
+  MTLResourceStorageModeShared = 0 << MTLResourceStorageModeShift,
 };
 
 // MTLLibrary.h: (major << 16) + minor.
 typedef NS_ENUM(NSUInteger, MTLLanguageVersion) {
-  MTLLanguageVersion2_4 = (2 << 16) + 4,
   MTLLanguageVersion3_0 = (3 << 16) + 0,
   MTLLanguageVersion3_1 = (3 << 16) + 1,
   MTLLanguageVersion3_2 = (3 << 16) + 2,
@@ -118,7 +104,6 @@ typedef NS_ENUM(NSUInteger, MTLLanguageVersion) {
 // MTLLibrary.h (macOS 15, iOS 18).
 typedef NS_ENUM(NSInteger, MTLMathMode) {
   MTLMathModeSafe = 0,
-  MTLMathModeRelaxed = 1,
   MTLMathModeFast = 2,
 };
 
@@ -132,56 +117,24 @@ typedef NS_ENUM(NSInteger, MTLMathFloatingPointFunctions) {
 
 // MTLLibrary.h: codes of MTLLibraryErrorDomain.
 typedef NS_ENUM(NSUInteger, MTLLibraryError) {
-  MTLLibraryErrorUnsupported = 1,
   MTLLibraryErrorInternal = 2,
   MTLLibraryErrorCompileFailure = 3,
-  MTLLibraryErrorCompileWarning = 4,
-  MTLLibraryErrorFunctionNotFound = 5,
-  MTLLibraryErrorFileNotFound = 6,
 };
 ENIGMA_FAKE_MTL_EXTERN NSErrorDomain const MTLLibraryErrorDomain;
 
 // MTLCommandBuffer.h
 typedef NS_ENUM(NSUInteger, MTLCommandBufferStatus) {
   MTLCommandBufferStatusNotEnqueued = 0,
-  MTLCommandBufferStatusEnqueued = 1,
   MTLCommandBufferStatusCommitted = 2,
-  MTLCommandBufferStatusScheduled = 3,
   MTLCommandBufferStatusCompleted = 4,
   MTLCommandBufferStatusError = 5,
 };
 
 // MTLCommandBuffer.h: codes of MTLCommandBufferErrorDomain.
 typedef NS_ENUM(NSUInteger, MTLCommandBufferError) {
-  MTLCommandBufferErrorNone = 0,
   MTLCommandBufferErrorInternal = 1,
-  MTLCommandBufferErrorTimeout = 2,
-  MTLCommandBufferErrorPageFault = 3,
-  MTLCommandBufferErrorAccessRevoked = 4,
-  MTLCommandBufferErrorNotPermitted = 7,
-  MTLCommandBufferErrorOutOfMemory = 8,
-  MTLCommandBufferErrorInvalidResource = 9,
-  MTLCommandBufferErrorMemoryless = 10,
-  MTLCommandBufferErrorDeviceRemoved = 11,
-  MTLCommandBufferErrorStackOverflow = 12,
 };
 ENIGMA_FAKE_MTL_EXTERN NSErrorDomain const MTLCommandBufferErrorDomain;
-
-// MTLArgument.h: the types of function constant values used by Enigma's dtypes.
-typedef NS_ENUM(NSUInteger, MTLDataType) {
-  MTLDataTypeFloat = 3,
-  MTLDataTypeHalf = 16,
-  MTLDataTypeInt = 29,
-  MTLDataTypeUInt = 33,
-  MTLDataTypeShort = 37,
-  MTLDataTypeUShort = 41,
-  MTLDataTypeChar = 45,
-  MTLDataTypeUChar = 49,
-  MTLDataTypeBool = 53,
-  MTLDataTypeLong = 81,
-  MTLDataTypeULong = 85,
-  MTLDataTypeBFloat = 121,
-};
 
 // ---- objects -----------------------------------------------------------------
 
@@ -194,14 +147,6 @@ typedef NS_ENUM(NSUInteger, MTLDataType) {
     API_AVAILABLE(macos(15.0), ios(18.0));
 @property(readwrite, nonatomic) MTLLanguageVersion languageVersion;
 @property(nullable, readwrite, copy, nonatomic) NSDictionary<NSString*, NSObject*>* preprocessorMacros;
-@end
-
-// MTLFunctionConstantValues.h
-@interface MTLFunctionConstantValues : NSObject <NSCopying>
-- (void)setConstantValue:(const void*)value type:(MTLDataType)type atIndex:(NSUInteger)index;
-- (void)setConstantValues:(const void*)values type:(MTLDataType)type withRange:(NSRange)range;
-- (void)setConstantValue:(const void*)value type:(MTLDataType)type withName:(NSString*)name;
-- (void)reset;
 @end
 
 // MTLResource.h / MTLBuffer.h
@@ -220,9 +165,6 @@ typedef NS_ENUM(NSUInteger, MTLDataType) {
 // MTLLibrary.h
 @protocol MTLLibrary <NSObject>
 - (nullable id<MTLFunction>)newFunctionWithName:(NSString*)functionName;
-- (nullable id<MTLFunction>)newFunctionWithName:(NSString*)name
-                                 constantValues:(MTLFunctionConstantValues*)constantValues
-                                          error:(__autoreleasing NSError**)error;
 @property(readonly) NSArray<NSString*>* functionNames;
 @property(readonly) id<MTLDevice> device;
 @end
