@@ -141,7 +141,7 @@ class FloatRegisterEmitter : public CFamilyEmitter {
 
  protected:
   virtual const char* scalar_type(Scalar s) const = 0;
-  // The backend's name in spelling.cpp's table ("cpu", "cuda").
+  // The backend's name among the spelling exceptions (spelling.h): "cpu", "cuda".
   virtual const char* spelling_backend() const = 0;
   // Its scalar float math function `fn` (floor, fmod).
   virtual std::string scalar_math(const std::string& fn) const = 0;
@@ -154,7 +154,7 @@ class FloatRegisterEmitter : public CFamilyEmitter {
   std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) override;
   std::string float_rem(const DType& t, const std::string& a, const std::string& b) override;
   // ---- the per-thread language: en_<Metal name> from semantics/math.h,
-  // except where spelling.cpp's table says otherwise.
+  // except where the backend's spelling exceptions (spelling.h) say otherwise.
   bool supports_language() const override { return true; }
   std::string library_function(const std::string& fn, const Op& op) override;
   // a `k` b for a simd/quad reduction or scan of scalars of dtype t.
