@@ -49,6 +49,18 @@ static inline void en_fail(const EnigmaCpuLaunch* L, int32_t kind, uint64_t loc,
     e[0] = loc; e[1] = tg; e[2] = thread;
   }
 }
+// The xor butterfly of a full simdgroup's 32 floats (offsets 16, 8, 4, 2, 1:
+// docs/cooperative.md) on 8-float vectors. K: 0 sum, 1 product.
+typedef float en_v8f __attribute__((vector_size(32)));
+typedef float en_v4f __attribute__((vector_size(16)));
+template <int K> static inline float en_butterfly32(const float* x) {
+  en_v8f a[4];
+  std::memcpy(a, x, sizeof a);
+  auto op = [](auto p, auto q) { if constexpr (K == 0) return p + q; else return p * q; };
+  const en_v8f s = op(op(a[0], a[2]), op(a[1], a[3]));  // offsets 16 and 8
+  const en_v4f q = op(__builtin_shufflevector(s, s, 0, 1, 2, 3), __builtin_shufflevector(s, s, 4, 5, 6, 7));
+  return op(op(q[0], q[2]), op(q[1], q[3]));
+}
 )";
 
 const char* const kAtomicPrelude = R"(template <class T> static inline T en_atomic_min(T* p, T v, int mo) {
@@ -278,6 +290,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case ThreadQuery::ThreadsPerGrid:
       case ThreadQuery::GridSize: return grid_dims[dim];
       case ThreadQuery::ThreadgroupsPerGrid: return ntg_dims[dim];
+      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? flat_index_query(q, flat) : sg_var_;
       default: return flat_index_query(q, flat);
     }
   }
@@ -567,21 +580,39 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return arr + "_r[en_gx]";
   }
   std::string active(const std::string& t) const { return masks_.empty() ? "" : masks_.back().arr + "[" + t + "]"; }
+  // Whether thread t (any thread of the group) is active: mask entries are
+  // written only around the mask's range.
+  std::string in_mask(const std::string& t) const {
+    return "(" + t + " >= " + masks_.back().lo + " && " + t + " <= " + masks_.back().hi + " && " + active(t) + ")";
+  }
 
   // Threadgroup atomics are plain read-modify-writes (special()): a loop
   // holding one must keep the threads' order, so it is not `omp simd` (the
   // compiler's own vectoriser sees the dependence and leaves it scalar).
   bool plain_rmw(const std::vector<const Op*>& ops) const {
-    std::function<bool(const Op&)> has = [&](const Op& op) {
-      if (op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.memory())) return true;
+    return any_op(ops, [](const Op& op) { return op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.memory()); });
+  }
+
+  // Whether `pred` holds for one of `ops` or an op nested in them.
+  static bool any_op(const std::vector<const Op*>& ops, const std::function<bool(const Op&)>& pred) {
+    std::function<bool(const Op&)> visit = [&](const Op& op) {
+      if (pred(op)) return true;
       for (const Region& r : op.regions)
         for (const Op& o : r.ops)
-          if (has(o)) return true;
+          if (visit(o)) return true;
       return false;
     };
     for (const Op* op : ops)
-      if (has(*op)) return true;
+      if (visit(*op)) return true;
     return false;
+  }
+
+  // The coordinates in the group of thread en_t (a flat index), for loops
+  // that visit threads by flat index.
+  void thread_coordinates() {
+    line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+    line("const uint32_t en_gx = en_bx + lx;");
+    line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
   }
 
   // Runs `body` once per thread of the group (x innermost); `guard` skips
@@ -595,7 +626,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       if (!opt_.debug && !plain_rmw(ops)) line("#pragma omp simd" + clauses);
       open("for (uint32_t en_t = " + m.lo + "; en_t <= " + m.hi + "; ++en_t)");
       line("if (!" + active("en_t") + ") continue;");
-      flat_thread_body(body);
+      thread_coordinates();
+      body();
+      close();
+      flat_.pop_back();
       return;
     }
     flat_.push_back(false);
@@ -604,27 +638,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     line("const uint32_t en_row = (lz * en_ey + ly) * en_ex;");
     line("const std::ptrdiff_t en_off = static_cast<std::ptrdiff_t>(en_row) - static_cast<std::ptrdiff_t>(en_bx);");
     line("(void)en_off;");
-    // The x loop is printed first, aside, to learn which per-thread arrays
-    // it addresses through row pointers; their declarations precede it.
-    rowptrs_.emplace_back();
-    std::ostringstream loop;
-    std::swap(loop, out_);
-    x_loop(ops, clauses, [&] {
-      line("const uint32_t lx = en_gx - en_bx;");
-      line("const uint32_t en_t = en_row + lx;");
-      line("(void)lx; (void)en_t;");
-      body();
-    });
-    std::swap(loop, out_);
-    std::string decl;
-    for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
-    line(decl.empty() ? "// (no per-thread arrays)" : decl);
-    out_ << loop.str();
-    rowptrs_.pop_back();
+    row_x_loop(ops, clauses, thread_x_loop(), body);
     close();
     close();
     flat_.pop_back();
   }
+
 
 
   // ---- x-loop versioning ----
@@ -647,7 +666,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (d->code == OpCode::ThreadQuery) {
       ThreadQuery q = d->query();
       if (is_group_query(q)) return true;
-      if (rounds_iv_ != kNoValue) return false;  // the passes loop over all the group's threads
+      if (rounds_iv_ != kNoValue) return false;
+      if (!sg_var_.empty() && q == ThreadQuery::SimdgroupIndexInThreadgroup) return true;  // a simdgroup-blocked loop  // the passes loop over all the group's threads
       return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->query_dim() > 0;
     }
     for (ValueId o : d->operands)
@@ -698,6 +718,29 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return XLoop{"for (uint32_t en_gx = en_bx; en_gx < en_bx + en_ex; ++en_gx)", "en_gx", "en_bx", "en_bx", "en_ex"};
   }
 
+  // The x loop `L` over a row of threads (en_t = en_row + lx), the per-thread
+  // arrays it touches addressed through row pointers (`arr + en_off`). The
+  // loop is printed first, aside, to learn which arrays those are; their
+  // declarations precede it.
+  void row_x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const XLoop& L,
+                  const std::function<void()>& body) {
+    rowptrs_.emplace_back();
+    std::ostringstream loop;
+    std::swap(loop, out_);
+    x_loop(ops, clauses, [&] {
+      line("const uint32_t lx = en_gx - en_bx;");
+      line("const uint32_t en_t = en_row + lx;");
+      line("(void)lx; (void)en_t;");
+      body();
+    }, L);
+    std::swap(loop, out_);
+    std::string decl;
+    for (const std::string& a : rowptrs_.back()) decl += "auto* __restrict " + a + "_r = " + a + " + en_off; ";
+    line(decl.empty() ? "// (no per-thread arrays)" : decl);
+    out_ << loop.str();
+    rowptrs_.pop_back();
+  }
+
   void x_loop(const std::vector<const Op*>& ops, const std::string& clauses, const std::function<void()>& body) {
     x_loop(ops, clauses, body, thread_x_loop());
   }
@@ -719,7 +762,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
                    (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.memory())) {
           auto a = affine(op.operands[0]);
           // With checked memory, plain `x` indices too: the row's check proves them in bounds.
-          if (a && a->x == 1 && (!a->terms.empty() || check_memory_)) cands.emplace_back(&op, *a);
+          // So for 8- and 16-bit elements: GCC 12 gives up on `A[x]` with a
+          // uint32 x there ("complicated access pattern"; half/bfloat loops).
+          const Scalar e = k_.memory_type(op.memory()).elem;
+          const bool narrow = e == Scalar::F16 || e == Scalar::BF16 || e == Scalar::I16 || e == Scalar::U16 ||
+                              e == Scalar::I8 || e == Scalar::U8 || e == Scalar::B1;
+          if (a && a->x == 1 && (!a->terms.empty() || check_memory_ || narrow)) cands.emplace_back(&op, *a);
         }
         for (const Region& r : op.regions)
           for (const Op& o : r.ops) visit(o);
@@ -781,6 +829,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
     ++temp_;
     open("if (" + check + ")");
+    if (rounds_iv_ != kNoValue) prefetch_next_passes(ptrs, L.count);
     fast_ = &ptrs;
     proved_ = &proved;
     fast_var_ = L.var;
@@ -800,14 +849,36 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close();
   }
 
+  // Passes of a thread-strided loop further apart than the group (a grid-
+  // strided loop: `for i in range(group_start + lid, n, threads_in_grid)`)
+  // read short runs far apart, which the hardware prefetcher follows poorly:
+  // each pass prefetches what its loads read two passes later.
+  void prefetch_next_passes(const std::map<const Op*, std::string>& ptrs, const std::string& count) {
+    std::vector<std::string> loads;
+    for (const auto& [op, p] : ptrs)
+      if (op->code == OpCode::Load) loads.push_back(p);
+    if (loads.empty() || rounds_step_.empty()) return;
+    open("if (" + rounds_step_ + " > en_n)");
+    for (const std::string& p : loads) {
+      line("for (uint64_t en_o = 0; en_o < uint64_t{" + count + "} * sizeof(*" + p + "); en_o += 64) __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(" +
+           p + ") + en_o + 2u * sizeof(*" + p + ") * uint64_t{" + rounds_step_ + "}));");
+    }
+    close();
+  }
+
   void group_region(const Region& r) {
     const std::vector<Item>& items = plan_.items_of(r);
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& it = items[i];
       switch (it.kind) {
-        case Item::Kind::GroupOp: CFamilyEmitter::op(*it.op); break;
+        case Item::Kind::GroupOp: group_op(*it.op); break;
         case Item::Kind::Segment:
-          if (!dead_segment(it)) segment(it);
+          if (i + 1 < items.size() && fusible(it, items[i + 1])) {
+            fused_segment_and_simd_op(it, *items[i + 1].op);
+            ++i;
+          } else if (!dead_segment(it)) {
+            segment(it);
+          }
           break;
         case Item::Kind::Sync:
           if (is_simdgroup_matrix_op(*it.op)) {
@@ -821,6 +892,15 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
   }
 
+  // An op computed once for the group. A load among them (threadgroup
+  // memory at a uniform index, see the planner) reports on behalf of the
+  // first active thread.
+  void group_op(const Op& op) {
+    if (op.code == OpCode::Load) thread_xyz_ = lane_xyz(masks_.empty() ? std::string("0u") : masks_.back().lo);
+    CFamilyEmitter::op(op);
+    thread_xyz_.clear();
+  }
+
   // A run of simdgroup-matrix ops (with group-level values between them)
   // runs as one loop over the simdgroups, each doing the whole run: matrix
   // ops only touch their own simdgroup's matrices, and memory they share
@@ -831,7 +911,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (; end < items.size(); ++end) {
       const Item& it = items[end];
       if (it.kind == Item::Kind::GroupOp) {
-        CFamilyEmitter::op(*it.op);  // uniform: computed before the loop
+        group_op(*it.op);  // uniform: computed before the loop
       } else if (it.kind == Item::Kind::Sync && is_simdgroup_matrix_op(*it.op)) {
         mats.push_back(it.op);
       } else {
@@ -869,28 +949,110 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       for (const Op& o : r.ops) collect_uses(o, uses, seen);
   }
 
-  void segment(const Item& it) {
+  // One thread's ops of a segment: its inputs (loaded from their arrays or
+  // recomputed), the ops, the results other loops read stored.
+  void segment_body(const Item& it) {
     std::vector<ValueId> uses;
     std::vector<bool> seen(k_.values.size(), false);
     for (const Op* op : it.ops) collect_uses(*op, uses, seen);
-    auto body = [&] {
-      std::vector<bool> done(k_.values.size(), false);
-      for (ValueId v : uses)
-        if (!plan_.group[v] && plan_.segment[v] != it.id) {
-          if (plan_.recompute[v]) emit_remat(v, it.id, done);
-          else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
-        }
-      for (const Op* op : it.ops) CFamilyEmitter::op(*op);
-      for (const Op* o : it.ops)
-        for (ValueId v : o->results)
-          if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
-    };
+    std::vector<bool> done(k_.values.size(), false);
+    for (ValueId v : uses)
+      if (!plan_.group[v] && plan_.segment[v] != it.id) {
+        if (plan_.recompute[v]) emit_remat(v, it.id, done);
+        else line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_t") + ";");
+      }
+    for (const Op* op : it.ops) CFamilyEmitter::op(*op);
+    for (const Op* o : it.ops)
+      for (ValueId v : o->results)
+        if (!plan_.array[v].empty()) line(slot(plan_.array[v]) + " = " + name(v) + ";");
+  }
+
+  void segment(const Item& it) {
+    auto body = [&] { segment_body(it); };
     auto f = plan_.interchange.find(it.id);
     if (f != plan_.interchange.end() && masks_.empty()) {
       interchanged(it, *f->second, body);
       return;
     }
-    if (!sparse_loop(it, body)) thread_loop(true, "", it.ops, body);
+    if (sparse_loop(it, body)) return;
+    if (masks_.empty() && !opt_.debug && indexes_by_simdgroup(it.ops)) {
+      open("if (en_ey * en_ez == 1)");
+      simdgroup_blocked_loop(it.ops, body);
+      close("} else {");
+      ++indent_;
+      thread_loop(true, "", it.ops, body);
+      close();
+      return;
+    }
+    thread_loop(true, "", it.ops, body);
+  }
+
+  // A thread loop of plain ops (no control flow) followed by a simd
+  // reduction or scan of a value it computes: in a 1-D group, both run one
+  // simdgroup at a time, the simd op reading its operands while they are
+  // still in the first level cache.
+  bool fusible(const Item& seg, const Item& next) const {
+    if (next.kind != Item::Kind::Sync || !masks_.empty() || opt_.debug) return false;
+    const OpCategory c = next.op->info().category;
+    if (c != OpCategory::GroupReduce && c != OpCategory::GroupScan) return false;
+    if (collective_info(next.op->code).width != 32) return false;
+    const ValueId v = next.op->operands[0];
+    if (plan_.group[v] || plan_.segment[v] != seg.id || plan_.interchange.count(seg.id)) return false;
+    for (const Op* op : seg.ops)
+      if (!op->regions.empty()) return false;
+    return true;
+  }
+
+  void fused_segment_and_simd_op(const Item& seg, const Op& simd_op) {
+    open("if (en_ey * en_ez == 1)");
+    simdgroup_blocked_loop(seg.ops, [&] { segment_body(seg); }, [&] {
+      line("const uint32_t en_b = en_sg * 32u;");
+      reduce_or_scan_block(simd_op);
+    });
+    close("} else {");
+    ++indent_;
+    if (!dead_segment(seg)) segment(seg);
+    sync_op(simd_op);
+    close();
+  }
+
+  // Whether a memory access of `ops` has an index computed from the
+  // thread's simdgroup index (e.g. `partial[simdgroup]`).
+  bool indexes_by_simdgroup(const std::vector<const Op*>& ops) const {
+    std::function<bool(ValueId, int)> from_sg = [&](ValueId v, int depth) {
+      const Op* d = def_[v];
+      if (!d || depth > 6 || plan_.group[v]) return false;
+      if (d->code == OpCode::ThreadQuery) return d->query() == ThreadQuery::SimdgroupIndexInThreadgroup;
+      if (!d->regions.empty() || !d->info().pure) return false;
+      for (ValueId o : d->operands)
+        if (from_sg(o, depth + 1)) return true;
+      return false;
+    };
+    return any_op(ops, [&](const Op& op) {
+      const OpCategory c = op.info().category;
+      return (c == OpCategory::Load || c == OpCategory::Store || c == OpCategory::LoadIf || c == OpCategory::Atomic) &&
+             from_sg(op.operands[0], 0);
+    });
+  }
+
+  // The threads of a 1-D group, one simdgroup at a time: inside a
+  // simdgroup its index is the loop's, the same for the x loop, so accesses
+  // like `partial[simdgroup]` are hoisted out of it and the loop vectorises.
+  void simdgroup_blocked_loop(const std::vector<const Op*>& ops, const std::function<void()>& body,
+                              const std::function<void()>& after = nullptr) {
+    flat_.push_back(false);
+    open("for (uint32_t en_sg = 0; en_sg * 32u < en_n; ++en_sg)");
+    line("const uint32_t lz = 0, ly = 0, en_row = 0;");
+    line("const std::ptrdiff_t en_off = -static_cast<std::ptrdiff_t>(en_bx);");
+    line("const uint32_t en_sgx = en_bx + en_sg * 32u, en_sge = en_bx + std::min(en_n, en_sg * 32u + 32u);");
+    line("(void)lz; (void)ly; (void)en_row; (void)en_off;");
+    sg_var_ = "en_sg";
+    row_x_loop(ops, "", XLoop{"for (uint32_t en_gx = en_sgx; en_gx < en_sge; ++en_gx)", "en_gx", "en_sgx", "en_sgx", "(en_sge - en_sgx)"},
+               body);
+    sg_var_.clear();
+    if (after) after();
+    close();
+    flat_.pop_back();
   }
 
   // A segment `pure ops; for i in range(lid + g, hi, step) {...}; ops` with
@@ -966,10 +1128,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (const Op& op : body.ops) inner.push_back(&op);
     // Accesses at `invariant + i` go through pointers advanced once per pass.
     rounds_iv_ = body.args[0];
+    rounds_step_ = step;
     x_loop(inner, "", [&] {
-      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
-      line("const uint32_t en_gx = en_bx + lx;");
-      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      thread_coordinates();
       inputs({&f}, false);
       line("const uint32_t " + name(body.args[0]) + " = static_cast<uint32_t>(en_base + en_t);");
       for (size_t i = 0; i < f.results.size(); ++i)
@@ -982,6 +1143,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         line(slot(plan_.array[f.results[i]]) + " = " + name(yield.operands[i]) + ";");
     }, XLoop{"for (uint32_t en_t = 0; en_t < en_tn; ++en_t)", "en_t", "0", "static_cast<uint32_t>(en_base)", "en_tn"});
     rounds_iv_ = kNoValue;
+    rounds_step_.clear();
     flat_.pop_back();
     close();
     if (!post.empty()) {
@@ -1000,17 +1162,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     ++indent_;
     thread_loop(true, "", it.ops, standard);
     close();
-  }
-
-  // Inside a loop over the group's flat thread index en_t: the thread's
-  // coordinates, then `body`; closes the loop.
-  void flat_thread_body(const std::function<void()>& body) {
-    line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
-    line("const uint32_t en_gx = en_bx + lx;");
-    line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
-    body();
-    close();
-    flat_.pop_back();
   }
 
   // A run that is only `if (q == g) {...}` with q the thread's index in the
@@ -1043,7 +1194,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     // Mask entries exist only for the mask's range (scratch is shared).
     if (!masks_.empty())
       line("if (en_t < " + masks_.back().lo + " || en_t > " + masks_.back().hi + " || !" + active("en_t") + ") continue;");
-    flat_thread_body(body);
+    thread_coordinates();
+    body();
+    close();
+    flat_.pop_back();
     return true;
   }
 
@@ -1165,11 +1319,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           line("const uint32_t " + n + "lo = static_cast<uint32_t>(std::min<uint64_t>(en_n, " + range->first + "));");
           line("const uint32_t " + n + "end = static_cast<uint32_t>(" + range->second + ");");
           line("uint32_t " + n + " = 0;");
-          std::string parent = masks_.empty() ? "true" : active("en_i");
-          // Every entry is written (scratch is shared between kernels, and
-          // nested masks and simd ops read whole simdgroups).
+          std::string parent = masks_.empty() ? "true" : in_mask("en_i");
+          // Entries are written over the simdgroups that hold the range (simd
+          // ops read whole simdgroups); readers of other entries check the
+          // range first (in_mask).
+          line("const uint32_t " + n + "clo = " + n + "lo & ~31u, " + n +
+               "cend = static_cast<uint32_t>(std::min<uint64_t>(en_n, (uint64_t{" + n + "end} + 31u) & ~uint64_t{31}));");
           line("#pragma omp simd reduction(+ : " + n + ")");
-          line("for (uint32_t en_i = 0; en_i < en_n; ++en_i) { " + m + "[en_i] = en_i >= " + n + "lo && en_i < " + n +
+          line("for (uint32_t en_i = " + n + "clo; en_i < " + n + "cend; ++en_i) { " + m + "[en_i] = en_i >= " + n + "lo && en_i < " + n +
                "end && " + parent + "; " + n + " += " + m + "[en_i]; }");
           open("if (" + n + " != 0)");
           masks_.push_back(Mask{m, "(" + n + " != en_n)", n + "lo", "(" + n + "end - 1)"});
@@ -1182,7 +1339,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
              "ehi = 0;");
         thread_loop(false, " reduction(+ : " + n + ", " + n + "e) reduction(min : " + n + "lo, " + n +
                                "elo) reduction(max : " + n + "hi, " + n + "ehi)", {}, [&] {
-        std::string act = masks_.empty() ? "true" : slot(masks_.back().arr);
+        std::string act = masks_.empty() ? "true" : "(en_t >= " + masks_.back().lo + " && en_t <= " + masks_.back().hi + " && " + slot(masks_.back().arr) + ")";
         line("const bool en_a = " + act + ";");
         line("const bool en_c = en_a && " + at(c, "en_t") + ";");
         line("const bool en_ce = en_a && !en_c;");
@@ -1266,15 +1423,23 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   void reduce_or_scan(const Op& op) {
+    const std::string W = std::to_string(collective_info(op.code).width) + "u";
+    std::string first = masks_.empty() ? "0" : "(" + masks_.back().lo + " / " + W + ") * " + W;
+    std::string last = masks_.empty() ? "en_n" : "std::min(en_n, " + masks_.back().hi + " + 1)";
+    open("for (uint32_t en_b = " + first + "; en_b < " + last + "; en_b += " + W + ")");
+    reduce_or_scan_block(op);
+    close();
+  }
+
+  // One simdgroup (or quad) of a reduction or scan: the one starting at
+  // thread en_b.
+  void reduce_or_scan_block(const Op& op) {
     CollectiveInfo ci = collective_info(op.code);
     const DType& t = op.type;
     const std::string T = type(t), W = std::to_string(ci.width) + "u";
     ValueId v = op.operands[0];
     std::string out = plan_.array[op.result()];
     std::string act = masks_.empty() ? "" : "if (" + active("en_i") + ") ";
-    std::string first = masks_.empty() ? "0" : "(" + masks_.back().lo + " / " + W + ") * " + W;
-    std::string last = masks_.empty() ? "en_n" : "std::min(en_n, " + masks_.back().hi + " + 1)";
-    open("for (uint32_t en_b = " + first + "; en_b < " + last + "; en_b += " + W + ")");
     line("const uint32_t en_e = std::min(en_n, en_b + " + W + ");");
     line(T + " en_acc = " + identity(ci.kind, t) + ";");
     if (!ci.scan) {
@@ -1287,12 +1452,19 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("bool en_full = en_e - en_b == " + W + ";");
       if (!masks_.empty()) line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) en_full = en_full && " + active("en_i") + ";");
       open("if (en_full)");
-      line(T + " en_p[" + H + "];");
-      line("for (uint32_t en_l = 0; en_l < " + H + "u; ++en_l) en_p[en_l] = " +
-           combine(ci.kind, t, at(v, "en_b + en_l"), at(v, "en_b + en_l + " + H + "u")) + ";");
-      line("for (uint32_t en_s = " + std::to_string(ci.width / 4) + "u; en_s > 0; en_s >>= 1) for (uint32_t en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
-           combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
-      line("en_acc = en_p[0];");
+      const bool vector_butterfly = ci.width == 32 && !plan_.group[v] && t.is_scalar() && t.is_float() &&
+                                    (ci.kind == CollectiveInfo::Kind::Sum || ci.kind == CollectiveInfo::Kind::Product);
+      if (vector_butterfly) {
+        line("en_acc = en_butterfly32<" + std::string(ci.kind == CollectiveInfo::Kind::Sum ? "0" : "1") + ">(" +
+             plan_.array[v] + " + en_b);");
+      } else {
+        line(T + " en_p[" + H + "];");
+        line("for (uint32_t en_l = 0; en_l < " + H + "u; ++en_l) en_p[en_l] = " +
+             combine(ci.kind, t, at(v, "en_b + en_l"), at(v, "en_b + en_l + " + H + "u")) + ";");
+        line("for (uint32_t en_s = " + std::to_string(ci.width / 4) + "u; en_s > 0; en_s >>= 1) for (uint32_t en_l = 0; en_l < en_s; ++en_l) en_p[en_l] = " +
+             combine(ci.kind, t, "en_p[en_l]", "en_p[en_l + en_s]") + ";");
+        line("en_acc = en_p[0];");
+      }
       close("} else {");
       ++indent_;
       line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) " + act + "en_acc = " +
@@ -1313,7 +1485,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       close();
     }
-    close();
   }
 
   void shuffle(const Op& op) {
@@ -1496,6 +1667,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   const std::set<const Op*>* proved_ = nullptr;             // accesses the fast x loop proved in bounds per row
   std::string fast_var_ = "en_gx";                          // ... indexed by this loop variable
   ValueId rounds_iv_ = kNoValue;  // in an interchanged strided loop: its induction variable
+  std::string rounds_step_;       // ... and its step (the distance between passes)
+  std::string sg_var_;            // in a simdgroup-blocked thread loop: the simdgroup's index
   std::vector<std::set<std::string>> rowptrs_;
 };
 }  // namespace

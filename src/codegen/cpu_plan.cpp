@@ -104,7 +104,7 @@ class Planner {
   }
 
  private:
-  bool needs_group(const Op& op) {
+  bool needs_group(const Op& op) const {
     bool r = contains_sync(op);
     for (ValueId v : op.results) r = r || k_.type_of(v).kind == DType::Kind::SimdMatrix;
     return r;
@@ -115,6 +115,41 @@ class Planner {
     if (op.code == OpCode::ThreadQuery) return is_group_query(op.query());
     for (ValueId v : op.operands)
       if (!p_.group[v]) return false;
+    return true;
+  }
+
+  // Whether `op` (or an op nested in it) may write memory `mem`.
+  static bool may_write(const Op& op, int64_t mem) {
+    switch (op.info().category) {
+      case OpCategory::Store:
+      case OpCategory::Atomic:
+      case OpCategory::MatrixStore:
+      case OpCategory::AsyncCopy:
+        if (op.memory() == mem) return true;  // a copy's destination
+        break;
+      default: break;
+    }
+    for (const Region& r : op.regions)
+      for (const Op& o : r.ops)
+        if (may_write(o, mem)) return true;
+    return false;
+  }
+
+  // A load of threadgroup memory at an index that is the group's, with no
+  // write to that array between the sync points around it (the ops of the
+  // pending thread loop `seg`, and those after `at` up to the next sync
+  // op): every thread reads the same element and the same value, so it is
+  // read once per group (e.g. `inv = red[0]` after a group reduction).
+  bool uniform_load(const Op& op, const Region& r, size_t at, const std::vector<const Op*>& seg) const {
+    if (op.code != OpCode::Load || !is_threadgroup_memory(op.memory()) || !p_.group[op.operands[0]]) return false;
+    for (const Op* o : seg)
+      if (may_write(*o, op.memory())) return false;
+    for (size_t j = at + 1; j < r.ops.size(); ++j) {
+      const Op& o = r.ops[j];
+      if (o.info().category == OpCategory::Terminator || is_sync(o)) break;
+      if (!o.regions.empty() && needs_group(o)) break;
+      if (may_write(o, op.memory())) return false;
+    }
     return true;
   }
 
@@ -137,9 +172,10 @@ class Planner {
       items.push_back(std::move(it));
       seg.clear();
     };
-    for (const Op& op : r.ops) {
+    for (size_t i = 0; i < r.ops.size(); ++i) {
+      const Op& op = r.ops[i];
       if (op.info().category == OpCategory::Terminator) break;
-      if (is_group_op(op)) {
+      if (is_group_op(op) || uniform_load(op, r, i, seg)) {
         p_.group[op.result()] = true;
         push(Item::Kind::GroupOp, &op);
       } else if (is_sync(op)) {

@@ -97,6 +97,30 @@ TEST(CpuPlanner, UniformValuesAreComputedOncePerGroup) {
   EXPECT_TRUE(p.in_array(s));
 }
 
+// part[lid] = x; barrier; t = part[0]: read once per group, no per-thread
+// copy. A read of `part` in a thread loop that also writes `part` (before or
+// after the read) stays per thread.
+TEST(CpuPlanner, UniformThreadgroupReadsAreGroupValuesUnlessWrittenAlongside) {
+  Builder b("k");
+  int out = b.add_buffer_param("Out", S(Scalar::F32));
+  int64_t part = b.threadgroup_alloc(S(Scalar::F32), 128, "part");
+  int64_t other = b.threadgroup_alloc(S(Scalar::F32), 128, "other");
+  ValueId lid = b.thread_query(ThreadQuery::ThreadIndexInThreadgroup, 0);
+  b.store(part, lid, b.convert(lid, S(Scalar::F32)));
+  b.barrier(kMemThreadgroup);
+  ValueId t = b.load(part, I(0));
+  ValueId scaled = b.binary(OpCode::Mul, t, Literal::of_float(2.0));
+  b.store(other, lid, scaled);
+  b.barrier(kMemThreadgroup);
+  ValueId v = b.load(part, I(2));  // `part` is written after it in the same thread loop
+  b.store(part, b.binary(OpCode::Add, lid, I(64)), v);
+  ValueId u = b.load(part, I(1));  // ... and before this one
+  b.store(out, lid, b.binary(OpCode::Add, scaled, u));
+  const CpuPlan p = plan_cpu_kernel(b.finish());
+  for (ValueId once : {t, scaled}) EXPECT_TRUE(p.group[once] && !p.in_array(once)) << once;
+  for (ValueId per_thread : {v, u}) EXPECT_FALSE(p.group[per_thread]) << per_thread;
+}
+
 // A varying if_ holding a sync op runs at group level under a mask; one on
 // `simdgroup_index == g` with no else is a known thread range.
 TEST(CpuPlanner, VaryingIfAroundASyncOpGetsAMask) {
