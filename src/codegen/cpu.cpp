@@ -100,13 +100,26 @@ template <int E, class M> static inline M en_mat_out(float v) {
   else return static_cast<M>(v);
 }
 typedef float en_mrow __attribute__((vector_size(32)));  // one row of 8 floats
-template <int E, class M> __attribute__((noinline)) static void en_mat_load(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
+template <int E, class M> static inline __attribute__((always_inline)) void en_mat_ld(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
   if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + c * ld + r]); return; }
   if constexpr (E == 0 && std::is_same_v<M, float>) {
     for (uint64_t r = 0; r < 8; ++r) std::memcpy(m + r * 8, p + o + r * ld, 32);
   } else {
     for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + r * ld + c]);
   }
+}
+// A tile partly out of bounds: those elements read 0 (checked memory).
+template <int E, class M> __attribute__((noinline, cold)) static void en_mat_load_checked(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, uint64_t len, bool tr) {
+  for (uint64_t r = 0; r < 8; ++r)
+    for (uint64_t c = 0; c < 8; ++c) {
+      const uint64_t i = tr ? o + c * ld + r : o + r * ld + c;
+      m[r * 8 + c] = i < len ? en_mat_in<E>(p[i]) : 0.0f;
+    }
+}
+// Out of line where matrix ops run one after another (compile time); the
+// K loops of simdgroup_loop inline it (registers stay live across it).
+template <int E, class M> __attribute__((noinline)) static void en_mat_load(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
+  en_mat_ld<E>(m, p, o, ld, tr);
 }
 template <int E, class M> __attribute__((noinline)) static void en_mat_store(const float* __restrict m, M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
   if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + c * ld + r] = en_mat_out<E, M>(m[r * 8 + c]); return; }
@@ -116,23 +129,84 @@ template <int E, class M> __attribute__((noinline)) static void en_mat_store(con
     for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + r * ld + c] = en_mat_out<E, M>(m[r * 8 + c]);
   }
 }
-// d = a * b + c: for each element, c plus the products in k order, each
-// product rounded before it is added (no FMA: the order every backend uses).
-// Written on 8-float rows: a row of d is c's row plus a[r][k] times b's row
-// k, which is that order for every element at once. d may be c.
+// Fused multiply-adds on rows of 8 (and 16) floats: each lane is
+// fma(a, b, c), one rounding, as the hardware's FMA and CUDA's __fmaf_rn.
+typedef float en_mrow2 __attribute__((vector_size(64)));  // rows of two tiles side by side
+static inline __attribute__((always_inline)) en_mrow en_vfma(en_mrow a, en_mrow b, en_mrow c) {
+#if defined(__FMA__)
+  return __builtin_ia32_vfmaddps256(a, b, c);
+#else
+  for (int j = 0; j < 8; ++j) c[j] = __builtin_fmaf(a[j], b[j], c[j]);
+  return c;
+#endif
+}
+static inline __attribute__((always_inline)) en_mrow2 en_vfma(en_mrow2 a, en_mrow2 b, en_mrow2 c) {
+#if defined(__AVX512F__)
+  return __builtin_ia32_vfmaddps512_mask(a, b, c, static_cast<unsigned short>(0xffff), 4);
+#else
+  for (int j = 0; j < 16; ++j) c[j] = __builtin_fmaf(a[j], b[j], c[j]);
+  return c;
+#endif
+}
+static inline __attribute__((always_inline)) en_mrow en_msplat(float x) { return en_mrow{x, x, x, x, x, x, x, x}; }
+static inline __attribute__((always_inline)) en_mrow2 en_msplat2(float x) {
+  return en_mrow2{x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+}
+static inline __attribute__((always_inline)) en_mrow en_mrow_at(const float* p) { en_mrow r; std::memcpy(&r, p, 32); return r; }
+static inline __attribute__((always_inline)) en_mrow2 en_mrow_join(en_mrow lo, en_mrow hi) {
+#if defined(__clang__) || __GNUC__ >= 12
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+  return en_mrow2{lo[0], lo[1], lo[2], lo[3], lo[4], lo[5], lo[6], lo[7], hi[0], hi[1], hi[2], hi[3], hi[4], hi[5], hi[6], hi[7]};
+#endif
+}
+// d = a * b + c: for each element, c then one fused multiply-add per k in
+// order: d = fma(a[r][7], b[7][c], ... fma(a[r][0], b[0][c], c[r][c])) (the
+// order every backend uses). Written on 8-float rows: a row of d is c's row
+// and a[r][k] times b's row k, for every element at once. d may be c.
 template <int R> __attribute__((noinline)) static void en_mat_mma(float* d, const float* __restrict a, const float* __restrict b, const float* c) {
   en_mrow br[8];
-  for (int k = 0; k < 8; ++k) std::memcpy(&br[k], b + k * 8, 32);
+  for (int k = 0; k < 8; ++k) br[k] = en_mrow_at(b + k * 8);
   for (int r = 0; r < 8; ++r) {
-    en_mrow acc;
-    std::memcpy(&acc, c + r * 8, 32);
-    for (int k = 0; k < 8; ++k) acc += a[r * 8 + k] * br[k];
+    en_mrow acc = en_mrow_at(c + r * 8);
+    for (int k = 0; k < 8; ++k) acc = en_vfma(en_msplat(a[r * 8 + k]), br[k], acc);
     if constexpr (R != 0)
       for (int j = 0; j < 8; ++j) acc[j] = R == 1 ? en_rh(acc[j]) : en_rb(acc[j]);
     std::memcpy(d + r * 8, &acc, 32);
   }
 }
+// A register block of MI x NJ float accumulator tiles (NJ <= 2: a row of the
+// block is NJ tiles' rows side by side, one 8- or 16-float vector), kept in
+// registers across a K loop; en_mblk_mma is the same fused order per element.
+template <int NJ> struct en_mblk_row { typedef en_mrow type; };
+template <> struct en_mblk_row<2> { typedef en_mrow2 type; };
+template <int MI, int NJ> struct en_mblk { typename en_mblk_row<NJ>::type r[MI][8]; };
+// Tile (i, j) of the block is t[i * NJ + j] (64 floats, row-major).
+template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_get(en_mblk<MI, NJ>& m, const float* const (&t)[MI * NJ]) {
+  for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r) {
+    if constexpr (NJ == 2) m.r[i][r] = en_mrow_join(en_mrow_at(t[i * 2] + r * 8), en_mrow_at(t[i * 2 + 1] + r * 8));
+    else m.r[i][r] = en_mrow_at(t[i] + r * 8);
+  }
+}
+template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_put(const en_mblk<MI, NJ>& m, float* const (&t)[MI * NJ]) {
+  for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r)
+    for (int j = 0; j < NJ; ++j) std::memcpy(t[i * NJ + j] + r * 8, reinterpret_cast<const char*>(&m.r[i][r]) + j * 32, 32);
+}
+template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_mma(en_mblk<MI, NJ>& m, const float* const (&a)[MI], const float* const (&b)[NJ]) {
+  for (int k = 0; k < 8; ++k) {
+    if constexpr (NJ == 2) {
+      const en_mrow2 bk = en_mrow_join(en_mrow_at(b[0] + k * 8), en_mrow_at(b[1] + k * 8));
+      for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r) m.r[i][r] = en_vfma(en_msplat2(a[i][r * 8 + k]), bk, m.r[i][r]);
+    } else {
+      const en_mrow bk = en_mrow_at(b[0] + k * 8);
+      for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r) m.r[i][r] = en_vfma(en_msplat(a[i][r * 8 + k]), bk, m.r[i][r]);
+    }
+  }
+}
 )";
+
+// Iterations of a simdgroup K loop that each simdgroup runs in its turn.
+constexpr int kSimdgroupLoopChunk = 16;
 
 constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__ATOMIC_RELEASE", "__ATOMIC_ACQ_REL",
                                    "__ATOMIC_SEQ_CST"};
@@ -566,7 +640,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   // `v` for thread index expression t: a group variable or an array element.
   std::string at(ValueId v, const std::string& t) {
-    if (plan_.group[v]) return name(v);
+    if (plan_.group[v] || sg_values_.count(v)) return name(v);
     if (plan_.array[v].empty()) throw KernelError("internal: value " + std::to_string(v) + " has no per-thread storage");
     if (t == "en_t") return slot(plan_.array[v]);
     return plan_.array[v] + "[" + t + "]";
@@ -1267,6 +1341,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   void control(const Op& op) {
     switch (op.code) {
       case OpCode::For: {
+        if (simdgroup_loop_ok(op)) {
+          simdgroup_loop(op);
+          return;
+        }
         const Region& body = op.regions[0];
         open("");
         std::vector<ValueId> inits(op.operands.begin() + 3, op.operands.end());
@@ -1363,6 +1441,228 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       default: throw KernelError("internal: unexpected control op");
     }
+  }
+
+  // ---- simdgroup-matrix K loops ----
+  // A group-level `for` whose body is only pure (index) math and
+  // simdgroup-matrix loads, fills and products, and which carries only
+  // matrices, runs with the simdgroup loop outside it: each simdgroup runs
+  // the whole loop for its first active lane (matrix ops touch only their
+  // simdgroup's matrices, and the body neither writes memory nor
+  // synchronises). Its matrices are local arrays, and the products whose
+  // accumulators are carried become register blocks held across the loop.
+  bool simdgroup_loop_ok(const Op& op) const {
+    bool any_mma = false;
+    for (ValueId r : op.results)
+      if (k_.type_of(r).kind != DType::Kind::SimdMatrix) return false;
+    const Region& body = op.regions[0];
+    for (const Op& o : body.ops) {
+      if (&o == &body.ops.back()) break;  // the yield
+      if (!o.regions.empty()) return false;
+      const OpCategory c = o.info().category;
+      if (c == OpCategory::MatrixLoad || c == OpCategory::MatrixFill) continue;
+      if (c == OpCategory::MatrixMma) {
+        any_mma = true;
+        continue;
+      }
+      if (!o.info().pure) return false;
+      for (ValueId v : o.results)
+        if (k_.type_of(v).kind == DType::Kind::SimdMatrix) return false;
+      for (ValueId v : o.operands)
+        if (k_.type_of(v).kind == DType::Kind::SimdMatrix) return false;
+    }
+    return any_mma;
+  }
+
+  // Products d = a * b + c of a K loop's body whose c is carried value i
+  // (read by nothing else) and whose d is yielded as carried value i (and
+  // read by nothing else), a float accumulator: grouped into blocks of at
+  // most 2 x 2 tiles when their a's and b's form a full grid.
+  struct MatBlock {
+    std::vector<ValueId> a, b;
+    std::vector<std::vector<size_t>> carried;  // [i][j]: the carried value
+    const Op* last = nullptr;                  // the block's products run here
+    std::string name;
+  };
+  std::vector<MatBlock> matrix_blocks(const Op& loop) {
+    const Region& body = loop.regions[0];
+    const Op& yield = body.ops.back();
+    std::map<ValueId, int> uses;
+    for (const Op& o : body.ops)
+      for (ValueId v : o.operands) ++uses[v];
+    std::set<ValueId> args(body.args.begin() + 1, body.args.end());
+    std::vector<const Op*> prods;
+    std::map<std::pair<ValueId, ValueId>, std::pair<size_t, const Op*>> grid;
+    std::vector<ValueId> as, bs;
+    std::map<const Op*, size_t> pos;
+    for (const Op& o : body.ops) pos[&o] = pos.size();
+    for (const Op& o : body.ops) {
+      if (o.code != OpCode::SimdMatrixMultiplyAccumulate || o.type.elem != Scalar::F32) continue;
+      ValueId a = o.operands[0], b = o.operands[1], c = o.operands[2];
+      if (args.count(a) || args.count(b) || !args.count(c) || uses[c] != 1 || uses[o.result()] != 1) continue;
+      size_t i = static_cast<size_t>(std::find(body.args.begin(), body.args.end(), c) - body.args.begin()) - 1;
+      if (yield.operands[i] != o.result()) continue;
+      if (!grid.emplace(std::make_pair(a, b), std::make_pair(i, &o)).second) return {};
+      if (std::find(as.begin(), as.end(), a) == as.end()) as.push_back(a);
+      if (std::find(bs.begin(), bs.end(), b) == bs.end()) bs.push_back(b);
+    }
+    if (grid.empty() || grid.size() != as.size() * bs.size()) return {};
+    std::vector<MatBlock> blocks;
+    for (size_t i0 = 0; i0 < as.size(); i0 += 2)
+      for (size_t j0 = 0; j0 < bs.size(); j0 += 2) {
+        MatBlock m;
+        m.a.assign(as.begin() + i0, as.begin() + std::min(as.size(), i0 + 2));
+        m.b.assign(bs.begin() + j0, bs.begin() + std::min(bs.size(), j0 + 2));
+        for (ValueId a : m.a) {
+          m.carried.emplace_back();
+          for (ValueId b : m.b) {
+            auto [idx, prod] = grid.at({a, b});
+            m.carried.back().push_back(idx);
+            // The last product in program order: every a and b is made by then.
+            if (!m.last || pos.at(prod) > pos.at(m.last)) m.last = prod;
+          }
+        }
+        m.name = "en_mb" + std::to_string(temp_++);
+        blocks.push_back(std::move(m));
+      }
+    return blocks;
+  }
+
+  void simdgroup_loop(const Op& op) {
+    const Region& body = op.regions[0];
+    const Op& yield = body.ops.back();
+    const size_t n = op.results.size();
+    std::vector<ValueId> inits(op.operands.begin() + 3, op.operands.end());
+    open("");
+    std::string lo = uniform(op.operands[0], op), hi = uniform(op.operands[1], op), step = uniform(op.operands[2], op);
+    std::vector<MatBlock> blocks = matrix_blocks(op);
+    std::map<size_t, std::pair<const MatBlock*, std::pair<size_t, size_t>>> in_block;
+    std::map<const Op*, const MatBlock*> block_at;
+    std::set<const Op*> in_blocks;
+    for (const MatBlock& m : blocks) {
+      block_at[m.last] = &m;
+      for (size_t i = 0; i < m.a.size(); ++i)
+        for (size_t j = 0; j < m.b.size(); ++j) in_block[m.carried[i][j]] = {&m, {i, j}};
+    }
+    for (const Op& o : body.ops)
+      if (o.code == OpCode::SimdMatrixMultiplyAccumulate) {
+        for (size_t i = 0; i < n; ++i)
+          if (in_block.count(i) && yield.operands[i] == o.result()) in_blocks.insert(&o);
+      }
+    std::set<ValueId> inside(body.args.begin(), body.args.end());
+    for (const Op& o : body.ops)
+      for (ValueId v : o.results) inside.insert(v);
+    // The loop's results hold each simdgroup's carried matrices between
+    // chunks of iterations: the simdgroups take turns per chunk, so tiles one
+    // of them reads are still in cache for the others of the group.
+    per_simdgroup([&] {
+      for (size_t i = 0; i < n; ++i)
+        line("std::memmove(" + mat(op.results[i]) + ", " + mat(inits[i]) + ", 64 * sizeof(float));");
+    });
+    const DType ivt = k_.type_of(body.args[0]);
+    const std::string t = type(ivt), kc = "en_kc" + std::to_string(temp_), ke = "en_ke" + std::to_string(temp_++);
+    auto cond = [&](const std::string& v) {
+      return is_signed_int(ivt.elem)
+                 ? "((" + step + " > 0) ? (" + v + " < " + hi + ") : (" + step + " < 0 && " + v + " > " + hi + "))"
+                 : "(" + step + " != 0 && " + v + " < " + hi + ")";
+    };
+    line(t + " " + kc + " = " + lo + ";");
+    open("while (" + cond(kc) + ")");
+    line(t + " " + ke + " = " + kc + ";");
+    line("for (uint32_t en_i = 0; en_i < " + std::to_string(kSimdgroupLoopChunk) + "u && " + cond(ke) + "; ++en_i) " + ke +
+         " = " + finish(ivt, "(" + ke + " + " + step + ")") + ";");
+    per_simdgroup([&] {
+      line("const uint32_t en_t = en_f;");
+      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+      line("const uint32_t en_gx = en_bx + lx;");
+      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      flat_.push_back(true);
+      // Per-thread values from before the loop, for the first lane.
+      std::vector<bool> done(k_.values.size(), false);
+      for (const Op& o : body.ops)
+        for (ValueId v : o.operands) {
+          if (inside.count(v) || plan_.group[v] || sg_values_.count(v) || k_.type_of(v).kind == DType::Kind::SimdMatrix)
+            continue;
+          if (plan_.recompute[v]) {
+            std::vector<bool> before = done;
+            emit_remat(v, -1000, done);
+            for (size_t u = 0; u < done.size(); ++u)
+              if (done[u] && !before[u]) sg_values_.insert(static_cast<ValueId>(u));
+          } else {
+            line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_f") + ";");
+            sg_values_.insert(v);
+          }
+        }
+      // The carried matrices: register blocks or local arrays.
+      auto tiles = [&](const MatBlock& m) {
+        std::string ts;
+        for (size_t i = 0; i < m.a.size(); ++i)
+          for (size_t j = 0; j < m.b.size(); ++j) ts += (ts.empty() ? "" : ", ") + mat(op.results[m.carried[i][j]]);
+        return "{" + ts + "}";
+      };
+      for (const MatBlock& m : blocks) {
+        line("en_mblk<" + std::to_string(m.a.size()) + ", " + std::to_string(m.b.size()) + "> " + m.name + ";");
+        line("en_mblk_get(" + m.name + ", " + tiles(m) + ");");
+      }
+      for (size_t i = 0; i < n; ++i) {
+        if (in_block.count(i)) continue;
+        std::string c = "en_c" + std::to_string(temp_++);
+        line("alignas(64) float " + c + "[64];");
+        line("std::memcpy(" + c + ", " + mat(op.results[i]) + ", 64 * sizeof(float));");
+        sg_matrices_[body.args[i + 1]] = c;
+      }
+      const std::string iv = name(body.args[0]);
+      open("for (" + t + " " + iv + " = " + kc + "; " + iv + " != " + ke + "; " + iv + " = " +
+           finish(ivt, "(" + iv + " + " + step + ")") + ")");
+      sg_values_.insert(body.args[0]);
+      for (const Op& o : body.ops) {
+        if (&o == &yield) break;
+        if (!is_simdgroup_matrix_op(o)) {
+          CFamilyEmitter::op(o);
+          for (ValueId v : o.results) sg_values_.insert(v);
+          continue;
+        }
+        if (auto b = block_at.find(&o); b != block_at.end()) {
+          const MatBlock& m = *b->second;
+          std::string as, bs;
+          for (ValueId a : m.a) as += (as.empty() ? "" : ", ") + mat(a);
+          for (ValueId v : m.b) bs += (bs.empty() ? "" : ", ") + mat(v);
+          line("en_mblk_mma(" + m.name + ", {" + as + "}, {" + bs + "});");
+        }
+        if (in_blocks.count(&o)) continue;
+        std::string x = "en_l" + std::to_string(temp_++);
+        line("alignas(64) float " + x + "[64];");
+        sg_matrices_[o.result()] = x;
+        inline_loads_ = true;
+        matrix_op(o);
+        inline_loads_ = false;
+      }
+      // The yield: values read from carried ones first go through copies.
+      std::vector<std::string> src(n);
+      for (size_t i = 0; i < n; ++i) {
+        if (in_block.count(i) || yield.operands[i] == body.args[i + 1]) continue;
+        src[i] = mat(yield.operands[i]);
+        if (std::find(body.args.begin() + 1, body.args.end(), yield.operands[i]) != body.args.end()) {
+          std::string y = "en_y" + std::to_string(temp_++);
+          line("alignas(64) float " + y + "[64];");
+          line("std::memcpy(" + y + ", " + src[i] + ", 64 * sizeof(float));");
+          src[i] = y;
+        }
+      }
+      for (size_t i = 0; i < n; ++i)
+        if (!src[i].empty()) line("std::memcpy(" + mat(body.args[i + 1]) + ", " + src[i] + ", 64 * sizeof(float));");
+      close();
+      for (const MatBlock& m : blocks) line("en_mblk_put(" + m.name + ", " + tiles(m) + ");");
+      for (size_t i = 0; i < n; ++i)
+        if (!in_block.count(i))
+          line("std::memcpy(" + mat(op.results[i]) + ", " + mat(body.args[i + 1]) + ", 64 * sizeof(float));");
+      flat_.pop_back();
+      sg_values_.clear();
+      sg_matrices_.clear();
+    });
+    line(kc + " = " + ke + ";");
+    close();
+    close();
   }
 
   // ---- sync ops at group level ----
@@ -1530,6 +1830,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   std::string mat(ValueId v) const {
+    if (auto it = sg_matrices_.find(v); it != sg_matrices_.end()) return it->second;
     if (plan_.run_local_matrices.count(v)) return plan_.array[v];
     return "(" + plan_.array[v] + " + en_sg * 64u)";
   }
@@ -1549,7 +1850,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           std::string kind = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
           std::string m = mat(load ? op.result() : op.operands[0]);
           auto call = [&](const std::string& o, const std::string& ld) {
-            line(std::string(load ? "en_mat_load<" : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.memory()) +
+            line(std::string(load ? (inline_loads_ ? "en_mat_ld<" : "en_mat_load<") : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.memory()) +
                  ", " + o + ", " + ld + ", " + (op.transposed() ? "true" : "false") + ");");
           };
           if (!check_memory_) {
@@ -1567,6 +1868,13 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           call("en_o", "en_p");
           close("} else {");
           ++indent_;
+          if (load && !report_loads_) {  // out-of-bounds elements read 0, unreported: one out-of-line helper
+            line("en_mat_load_checked<" + kind + ">(" + m + ", " + mem_ptr(op.memory()) + ", en_o, en_p, " +
+                 mem_length(op.memory()) + ", " + (op.transposed() ? "true" : "false") + ");");
+            close();
+            close();
+            break;
+          }
           line("float* en_m = " + m + ";");
           std::string off = op.transposed() ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
           open("for (uint64_t en_r = 0; en_r < 8; ++en_r)");
@@ -1670,6 +1978,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::string rounds_step_;       // ... and its step (the distance between passes)
   std::string sg_var_;            // in a simdgroup-blocked thread loop: the simdgroup's index
   std::vector<std::set<std::string>> rowptrs_;
+  // Inside a simdgroup K loop: values held in C variables for the
+  // simdgroup's first lane, and matrices held in local arrays.
+  std::set<ValueId> sg_values_;
+  std::map<ValueId, std::string> sg_matrices_;
+  bool inline_loads_ = false;
 };
 }  // namespace
 

@@ -1156,8 +1156,9 @@ class CudaEmitter : public FloatRegisterEmitter {
         open("for (int en_r = 0; en_r < 8; ++en_r)");
         line("float en_acc[8];");
         line("for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = " + n(2) + ".v[en_r * 8 + en_c];");
-        line("for (int en_k = 0; en_k < 8; ++en_k) for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] += " + n(0) +
-             ".v[en_r * 8 + en_k] * " + n(1) + ".v[en_k * 8 + en_c];");
+        // One fused multiply-add per k, in k order (the defined order).
+        line("for (int en_k = 0; en_k < 8; ++en_k) for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = __fmaf_rn(" + n(0) +
+             ".v[en_r * 8 + en_k], " + n(1) + ".v[en_k * 8 + en_c], en_acc[en_c]);");
         line("for (int en_c = 0; en_c < 8; ++en_c) " + d + ".v[en_r * 8 + en_c] = " +
              round_to(op.type.elem, "en_acc[en_c]") + ";");
         close();
@@ -1330,7 +1331,7 @@ class CudaEmitter : public FloatRegisterEmitter {
           return;
         }
         // Exact float, the CPU's order: row g of a and columns 2t, 2t + 1
-        // of b through shuffles, then c + a[g][0] * b[0][c] + ... in k order.
+        // of b through shuffles, then fma(a[g][k], b[k][c], .) from c in k order.
         line("const en_u32 en_g = (en_flat & 31u) >> 2, en_t = en_flat & 3u;");
         line("float en_a[8], en_b0[8], en_b1[8];");
         line("#pragma unroll");
@@ -1345,7 +1346,8 @@ class CudaEmitter : public FloatRegisterEmitter {
         close();
         line("float en_c0 = " + n(2) + ".v[0], en_c1 = " + n(2) + ".v[1];");
         line("#pragma unroll");
-        line("for (int en_k = 0; en_k < 8; ++en_k) { en_c0 += en_a[en_k] * en_b0[en_k]; en_c1 += en_a[en_k] * en_b1[en_k]; }");
+        line("for (int en_k = 0; en_k < 8; ++en_k) { en_c0 = __fmaf_rn(en_a[en_k], en_b0[en_k], en_c0); "
+             "en_c1 = __fmaf_rn(en_a[en_k], en_b1[en_k], en_c1); }");
         line(d + ".v[0] = " + round_to(op.type.elem, "en_c0") + "; " + d + ".v[1] = " + round_to(op.type.elem, "en_c1") +
              ";");
         close();
