@@ -33,21 +33,8 @@ extern const char* const kCpuAbi;
 namespace {
 
 const char* cpu_scalar_type(Scalar s) {
-  switch (s) {
-    case Scalar::B1: return "bool";
-    case Scalar::I8: return "int8_t";
-    case Scalar::U8: return "uint8_t";
-    case Scalar::I16: return "int16_t";
-    case Scalar::U16: return "uint16_t";
-    case Scalar::I32: return "int32_t";
-    case Scalar::U32: return "uint32_t";
-    case Scalar::I64: return "int64_t";
-    case Scalar::U64: return "uint64_t";
-    case Scalar::F16:
-    case Scalar::BF16:
-    case Scalar::F32: return "float";  // f16/bf16 are held in float, rounded per op
-  }
-  return "?";
+  return register_scalar_type(s, {"int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t",
+                                  "uint64_t"});
 }
 
 // Generated-code helpers of cooperative kernels: per-worker scratch memory,
@@ -226,10 +213,7 @@ constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__AT
 
 class CpuEmitter : public FloatRegisterEmitter {
  public:
-  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {
-    check_memory_ = o.debug || o.bounds_check;
-    report_loads_ = o.debug;
-  }
+  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k, o.debug, o.bounds_check), opt_(o) {}
 
   std::string run() {
     for (const Param& p : k_.params)
@@ -349,27 +333,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return any;
   }
 
-  // Registers hold f16/bf16 in float; memory holds their 16-bit patterns.
-  static std::string memory_type(Scalar s) {
-    if (s == Scalar::F16 || s == Scalar::BF16) return "uint16_t";
-    return cpu_scalar_type(s);
-  }
-  static std::string memory_type(const DType& t) {
-    if (t.is_vector()) return vector_of(memory_type(t.elem), t.lanes);
-    return memory_type(t.elem);
-  }
-  static std::string from_memory(const DType& t, const std::string& x) {
-    if (t.elem == Scalar::F16) return "en_h2f(" + x + ")";
-    if (t.elem == Scalar::BF16) return "en_b2f(" + x + ")";
-    return x;
-  }
-  static std::string to_memory(const DType& t, const std::string& x) {
-    if (t.elem == Scalar::F16) return "en_f2h(" + x + ")";
-    if (t.elem == Scalar::BF16) return "en_f2b(" + x + ")";
-    return x;
-  }
-  static std::string from_memory(Scalar s, const std::string& x) { return from_memory(DType::scalar(s), x); }
-  static std::string to_memory(Scalar s, const std::string& x) { return to_memory(DType::scalar(s), x); }
   static std::string round_to(Scalar s, const std::string& x) {
     if (s == Scalar::F16) return "en_rh(" + x + ")";
     if (s == Scalar::BF16) return "en_rb(" + x + ")";
@@ -383,6 +346,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   const char* scalar_type(Scalar s) const override { return cpu_scalar_type(s); }
+  const char* spelling_backend() const override { return "cpu"; }
+  std::string scalar_math(const std::string& fn) const override { return "std::" + fn; }
 
   std::string query(ThreadQuery q, int dim) override {
     static const char* xyz[] = {"x", "y", "z"};
@@ -399,13 +364,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case ThreadQuery::ThreadsPerGrid:
       case ThreadQuery::GridSize: return grid_dims[dim];
       case ThreadQuery::ThreadgroupsPerGrid: return ntg_dims[dim];
-      case ThreadQuery::ThreadIndexInThreadgroup: return flat;
-      case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
-      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? "(" + flat + " >> 5)" : sg_var_;
-      case ThreadQuery::ThreadsPerSimdgroup: return "32u";
-      case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? flat_index_query(q, flat) : sg_var_;
+      default: return flat_index_query(q, flat);
     }
-    return "0u";
   }
 
   // The first offending thread of a report: the thread loop's, or set by a
@@ -424,12 +385,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   std::string load(const Op& op) override {
     if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[" + fast_var_ + "]");
-    const DType& pt = k_.memory_type(op.attr);
+    const DType& pt = k_.memory_type(op.memory());
     std::string idx = name(op.operands[0]);
-    std::string buf = mem_ptr(op.attr);
+    std::string buf = mem_ptr(op.memory());
     const bool proved = proved_ && proved_->count(&op);
     if (op.type != pt) {  // load_vec: `lanes` elements from idx
-      std::string ok = proved ? "" : bounds_check(op.attr, op.operands[0], op.type.lanes, kLoad);
+      std::string ok = proved ? "" : bounds_check(op.memory(), op.operands[0], op.type.lanes, kLoad);
       std::string v;
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
         v = type(op.type) + "(";
@@ -441,20 +402,20 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(op.type) + "{})";
     }
-    return read(op.attr, op.type, idx, proved ? "" : bounds_check(op.attr, op.operands[0], 1, kLoad));
+    return read(op.memory(), op.type, idx, proved ? "" : bounds_check(op.memory(), op.operands[0], 1, kLoad));
   }
 
   void store(const Op& op) override {
     if (fast_ && fast_->count(&op)) {
-      line(fast_->at(&op) + "[" + fast_var_ + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
+      line(fast_->at(&op) + "[" + fast_var_ + "] = " + to_memory(k_.memory_type(op.memory()).elem, name(op.operands[1])) + ";");
       return;
     }
-    const DType& pt = k_.memory_type(op.attr);
+    const DType& pt = k_.memory_type(op.memory());
     const DType vt = k_.type_of(op.operands[1]);
     std::string idx = name(op.operands[0]);
-    std::string buf = mem_ptr(op.attr);
+    std::string buf = mem_ptr(op.memory());
     const int lanes = vt == pt ? 1 : vt.lanes;  // a vector buffer's element is one vector
-    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.attr, op.operands[0], lanes, kStore);
+    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.memory(), op.operands[0], lanes, kStore);
     if (!guard.empty()) guard = "if (" + guard + ") ";
     if (vt != pt) {  // store_vec
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
@@ -489,33 +450,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return from_memory(to, raw);
   }
 
-  std::string param_value(const Op& op) override { return param_name(static_cast<int>(op.attr)); }
-
-  std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) override {
-    if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
-    return "std::floor(" + a + " / " + b + ")";
-  }
-  std::string float_rem(const DType& t, const std::string& a, const std::string& b) override {
-    if (t.is_vector()) return "en_fmod(" + a + ", " + b + ")";
-    return "std::fmod(" + a + ", " + b + ")";
-  }
-
-  // ---- the per-thread language: en_<Metal name> from semantics/math.h,
-  // except where spelling.cpp's table says otherwise.
-  bool supports_language() const override { return true; }
-
-  std::string library_function(const std::string& fn, const Op& op) override {
-    Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
-    if (const char* s = spelling_exception("cpu", fn, e)) return s;
-    return "en_" + fn;
-  }
-
   std::string load_if(const Op& op) override {
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
     // Checked (and reported) only where the mask lets the access happen.
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad, mask);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kLoad, mask);
     if (!ok.empty()) mask = "(" + mask + " && " + ok + ")";
-    return "(" + mask + " ? " + from_memory(op.type, mem_ptr(op.attr) + "[" + idx + "]") + " : " + dflt + ")";
+    return "(" + mask + " ? " + from_memory(op.type, mem_ptr(op.memory()) + "[" + idx + "]") + " : " + dflt + ")";
   }
 
   // In a work-group loop, an array used by several thread loops (across a
@@ -524,17 +464,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return static_cast<size_t>(i) < plan_.local_in_scratch.size() && plan_.local_in_scratch[static_cast<size_t>(i)];
   }
   std::string local_elem(const Op& op, const std::string& idx) const {
-    if (!local_in_scratch(op.attr)) return local_name(op.attr) + "[" + idx + "]";
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
-    return local_name(op.attr) + "[static_cast<size_t>(en_t) * " + std::to_string(a.size) + "u + " + idx + "]";
+    if (!local_in_scratch(op.local_array())) return local_name(op.local_array()) + "[" + idx + "]";
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
+    return local_name(op.local_array()) + "[static_cast<size_t>(en_t) * " + std::to_string(a.size) + "u + " + idx + "]";
   }
 
   void local_alloc(const Op& op) override {
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
-    std::string n = local_name(op.attr);
-    if (!local_in_scratch(op.attr)) line(type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + comment_text(a.name));
-    line("for (int en_k = 0; en_k < " + std::to_string(a.size) + "; ++en_k) " + local_elem(op, "en_k") + " = " +
-         name(op.operands[0]) + ";");
+    fill_local_array(op, type(k_.locals.at(static_cast<size_t>(op.local_array())).elem), "int", "",
+                     !local_in_scratch(op.local_array()), local_elem(op, "en_k"));
   }
   std::string local_load(const Op& op) override { return local_elem(op, local_index(op, "en_clamp_index")); }
   void local_store(const Op& op) override {
@@ -544,24 +481,24 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // ---- atomics: per-thread ops, real atomics (threadgroups run in parallel) ----
   bool special(const Op& op) override {
     if (op.info().category != OpCategory::Atomic) return false;
-    const DType t = k_.memory_type(op.attr);
+    const DType t = k_.memory_type(op.memory());
     const std::string T = type(t);
-    std::string p = "&" + mem_ptr(op.attr) + "[" + name(op.operands[0]) + "]";
+    std::string p = "&" + mem_ptr(op.memory()) + "[" + name(op.operands[0]) + "]";
     // Out of bounds, the atomic acts on a zeroed local instead (dropped; reads 0).
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kAtomic);
     if (!ok.empty()) {
       std::string spare = "en_sp" + std::to_string(temp_++);
       line(T + " " + spare + " = " + T + "{};");
       p = "(" + ok + " ? " + p + " : &" + spare + ")";
     }
-    const int order = static_cast<int>(op.aux & 15);
-    const int failure = static_cast<int>((op.aux >> 4) & 15);
+    const int order = static_cast<int>(op.atomic_order());
+    const int failure = static_cast<int>(op.atomic_failure_order());
     const std::string mo = kOrders[order];
     const bool flt = t.is_float();
     auto v = [&](size_t i) { return name(op.operands[i]); };
     std::string r = op.results.empty() ? "" : name(op.result());
     auto def = [&](const std::string& e) { line("const " + type(op.type) + " " + r + " = " + e + ";"); };
-    if (is_threadgroup_memory(op.attr) && op.code != OpCode::AtomicCompareExchange) {
+    if (is_threadgroup_memory(op.memory()) && op.code != OpCode::AtomicCompareExchange) {
       // A threadgroup's threads are loops of one worker thread: its atomics
       // on threadgroup memory are plain read-modify-writes in the threads'
       // order (the loops holding them are not `omp simd`, see plain_rmw).
@@ -727,7 +664,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // holding one must keep the threads' order, so it is not `omp simd` (the
   // compiler's own vectoriser sees the dependence and leaves it scalar).
   bool plain_rmw(const std::vector<const Op*>& ops) const {
-    return any_op(ops, [](const Op& op) { return op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.attr); });
+    return any_op(ops, [](const Op& op) { return op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.memory()); });
   }
 
   // Whether `pred` holds for one of `ops` or an op nested in them.
@@ -801,11 +738,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (!d || depth > 8 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
     if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
     if (d->code == OpCode::ThreadQuery) {
-      ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+      ThreadQuery q = d->query();
       if (is_group_query(q)) return true;
       if (rounds_iv_ != kNoValue) return false;
       if (!sg_var_.empty() && q == ThreadQuery::SimdgroupIndexInThreadgroup) return true;  // a simdgroup-blocked loop  // the passes loop over all the group's threads
-      return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->dim > 0;
+      return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->query_dim() > 0;
     }
     for (ValueId o : d->operands)
       if (!x_invariant(o, depth + 1)) return false;
@@ -818,8 +755,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (rounds_iv_ != kNoValue && v == rounds_iv_) return Affine{{}, 1};
     const Op* d = def_[v];
     if (!d) return std::nullopt;
-    if (rounds_iv_ == kNoValue && d->code == OpCode::ThreadQuery && d->dim == 0) {
-      ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+    if (rounds_iv_ == kNoValue && d->code == OpCode::ThreadQuery && d->query_dim() == 0) {
+      ThreadQuery q = d->query();
       if (q == ThreadQuery::ThreadPositionInGrid) return Affine{{}, 1};
       if (q == ThreadQuery::ThreadPositionInThreadgroup) return Affine{{"(0u - en_bx)"}, 1};
       return std::nullopt;
@@ -896,12 +833,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         if (access && check_memory_ && x_invariant(op.operands[0])) {
           hoisted.push_back(&op);
         } else if (access &&  // scalar accesses only: a vector access keeps its own aligned form
-                   (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
+                   (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.memory())) {
           auto a = affine(op.operands[0]);
           // With checked memory, plain `x` indices too: the row's check proves them in bounds.
           // So for 8- and 16-bit elements: GCC 12 gives up on `A[x]` with a
           // uint32 x there ("complicated access pattern"; half/bfloat loops).
-          const Scalar e = k_.memory_type(op.attr).elem;
+          const Scalar e = k_.memory_type(op.memory()).elem;
           const bool narrow = e == Scalar::F16 || e == Scalar::BF16 || e == Scalar::I16 || e == Scalar::U16 ||
                               e == Scalar::I8 || e == Scalar::U8 || e == Scalar::B1;
           if (a && a->x == 1 && (!a->terms.empty() || check_memory_ || narrow)) cands.emplace_back(&op, *a);
@@ -933,8 +870,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::set<const Op*> proved;
     for (const Op* op : hoisted) {
       const DType vt = op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1]);
-      const int lanes = vt == k_.memory_type(op->attr) ? 1 : vt.lanes;
-      const std::string len = mem_length(op->attr), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
+      const int lanes = vt == k_.memory_type(op->memory()) ? 1 : vt.lanes;
+      const std::string len = mem_length(op->memory()), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
       check += (check.empty() ? "" : " && ") + (lanes == 1 ? idx + " < " + len
                                                            : "(" + len + " >= " + std::to_string(lanes) + "u && " + idx +
                                                                  " <= " + len + " - " + std::to_string(lanes) + "u)");
@@ -951,16 +888,16 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + " + L.x_start + ");");
       // No index of the row wraps in 32 bits; implied for a threadgroup
       // array by the bounds check below (its size is small).
-      if (!(check_memory_ && is_threadgroup_memory(op->attr)))
+      if (!(check_memory_ && is_threadgroup_memory(op->memory())))
         check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= 4294967296ull");
       // Checked memory: the row's indices [first, first + count) are all in
       // bounds, so the fast copy needs no per-access check.
       if (check_memory_)
         check += (check.empty() ? "" : " && ") +
-                 ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= " + mem_length(op->attr));
+                 ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= " + mem_length(op->memory()));
       std::string p = first + "p";
-      std::string mt = memory_type(k_.memory_type(op->attr));
-      line(mt + "* __restrict " + p + " = " + mem_ptr(op->attr) + " + (static_cast<std::ptrdiff_t>(" + first +
+      std::string mt = memory_type(k_.memory_type(op->memory()));
+      line(mt + "* __restrict " + p + " = " + mem_ptr(op->memory()) + " + (static_cast<std::ptrdiff_t>(" + first +
            ") - static_cast<std::ptrdiff_t>(" + L.var_start + "));");
       ptrs[op] = p;
     }
@@ -1159,7 +1096,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::function<bool(ValueId, int)> from_sg = [&](ValueId v, int depth) {
       const Op* d = def_[v];
       if (!d || depth > 6 || plan_.group[v]) return false;
-      if (d->code == OpCode::ThreadQuery) return static_cast<ThreadQuery>(d->attr) == ThreadQuery::SimdgroupIndexInThreadgroup;
+      if (d->code == OpCode::ThreadQuery) return d->query() == ThreadQuery::SimdgroupIndexInThreadgroup;
       if (!d->regions.empty() || !d->info().pure) return false;
       for (ValueId o : d->operands)
         if (from_sg(o, depth + 1)) return true;
@@ -1311,12 +1248,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (size_t i = 0; i + 1 < it.ops.size(); ++i)
       if (!it.ops[i]->regions.empty() || !it.ops[i]->info().pure) return false;
     const Op* c = def_[last->operands[0]];
-    if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return false;
+    if (!c || c->code != OpCode::Cmp || c->predicate() != CmpPred::Eq) return false;
     ValueId a = c->operands[0], b = c->operands[1];
     if (plan_.group[a]) std::swap(a, b);
     if (!plan_.group[b] || plan_.group[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return false;
     std::string g = name(b), start, step = "1", end;
-    switch (static_cast<ThreadQuery>(def_[a]->attr)) {
+    switch (def_[a]->query()) {
       case ThreadQuery::ThreadIndexInThreadgroup: start = g; end = "std::min<uint64_t>(en_n, uint64_t{" + g + "} + 1)"; break;
       case ThreadQuery::ThreadIndexInSimdgroup: start = "(" + g + " < 32u ? uint64_t{" + g + "} : uint64_t{en_n})"; step = "32"; end = "en_n"; break;
       case ThreadQuery::SimdgroupIndexInThreadgroup:
@@ -1735,7 +1672,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case OpCategory::Barrier:
         // Between two thread loops every thread has finished the first: the
         // loop boundary is the barrier. Only a barrier some threads skip fails.
-        line("// " + std::string(op.info().name) + "(" + mem_flags_name(op.aux) + ")");
+        line("// " + std::string(op.info().name) + "(" + mem_flags_name(op.mem_flags()) + ")");
         if (!masks_.empty()) {
           line("if (" + masks_.back().partial + ")");
           ++indent_;
@@ -1758,7 +1695,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   std::string combine(CollectiveInfo::Kind k, const DType& t, const std::string& a, const std::string& b) const {
     using K = CollectiveInfo::Kind;
-    const std::string T = type(t);
     if (t.is_vector()) {  // lanewise, through the math prelude
       switch (k) {
         case K::Sum: return "(" + a + " + " + b + ")";
@@ -1771,16 +1707,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         default: return a;
       }
     }
-    switch (k) {
-      case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
-      case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
-      case K::Min: return t.is_float() ? "std::fmin(" + a + ", " + b + ")" : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
-      case K::Max: return t.is_float() ? "std::fmax(" + a + ", " + b + ")" : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
-      case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
-      case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
-      case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
-      default: return a;
-    }
+    return combine_scalars(k, t, a, b);
   }
   std::string identity(CollectiveInfo::Kind k, const DType& t) const {
     using K = CollectiveInfo::Kind;
@@ -1919,12 +1846,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         case OpCode::SimdMatrixStore: {
           bool load = op.code == OpCode::SimdMatrixLoad;
           size_t first = load ? 0 : 1;
-          Scalar e = k_.memory_type(op.attr).elem;
+          Scalar e = k_.memory_type(op.memory()).elem;
           std::string kind = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
           std::string m = mat(load ? op.result() : op.operands[0]);
           auto call = [&](const std::string& o, const std::string& ld) {
-            line(std::string(load ? (inline_loads_ ? "en_mat_ld<" : "en_mat_load<") : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.attr) +
-                 ", " + o + ", " + ld + ", " + (op.aux ? "true" : "false") + ");");
+            line(std::string(load ? (inline_loads_ ? "en_mat_ld<" : "en_mat_load<") : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.memory()) +
+                 ", " + o + ", " + ld + ", " + (op.transposed() ? "true" : "false") + ");");
           };
           if (!check_memory_) {
             call(at(op.operands[first], "en_f"), at(op.operands[first + 1], "en_f"));
@@ -1937,28 +1864,28 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           line("const uint64_t en_o = " + at(op.operands[first], "en_f") + ", en_p = " + at(op.operands[first + 1], "en_f") +
                ";");
           line("const uint64_t en_last = en_o + 7u * en_p + 7u;");
-          open("if (en_p < (uint64_t{1} << 60) && en_last >= en_o && en_last < " + mem_length(op.attr) + ")");
+          open("if (en_p < (uint64_t{1} << 60) && en_last >= en_o && en_last < " + mem_length(op.memory()) + ")");
           call("en_o", "en_p");
           close("} else {");
           ++indent_;
           if (load && !report_loads_) {  // out-of-bounds elements read 0, unreported: one out-of-line helper
-            line("en_mat_load_checked<" + kind + ">(" + m + ", " + mem_ptr(op.attr) + ", en_o, en_p, " +
-                 mem_length(op.attr) + ", " + (op.aux ? "true" : "false") + ");");
+            line("en_mat_load_checked<" + kind + ">(" + m + ", " + mem_ptr(op.memory()) + ", en_o, en_p, " +
+                 mem_length(op.memory()) + ", " + (op.transposed() ? "true" : "false") + ");");
             close();
             close();
             break;
           }
           line("float* en_m = " + m + ";");
-          std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
+          std::string off = op.transposed() ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
           open("for (uint64_t en_r = 0; en_r < 8; ++en_r)");
           open("for (uint64_t en_c = 0; en_c < 8; ++en_c)");
           thread_xyz_ = lane_xyz("en_f");
-          std::string ok = bounds_check_expr(op.attr, off, 1, load ? kLoad : kStore);
+          std::string ok = bounds_check_expr(op.memory(), off, 1, load ? kLoad : kStore);
           thread_xyz_.clear();
           if (load) {
-            line("en_m[en_r * 8 + en_c] = " + read(op.attr, DType::scalar(e), off, ok) + ";");
+            line("en_m[en_r * 8 + en_c] = " + read(op.memory(), DType::scalar(e), off, ok) + ";");
           } else {
-            line((ok.empty() ? "" : "if (" + ok + ") ") + mem_ptr(op.attr) + "[" + off + "] = " +
+            line((ok.empty() ? "" : "if (" + ok + ") ") + mem_ptr(op.memory()) + "[" + off + "] = " +
                  to_memory(e, "en_m[en_r * 8 + en_c]") + ";");
           }
           close();
@@ -1989,12 +1916,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // are in bounds, else element by element over the part of dst in bounds
   // (source elements out of bounds read 0; the first dropped store is reported).
   void checked_copy(const Op& op, const std::string& d, const std::string& s, const std::string& n) {
-    std::string dst = mem_ptr(op.attr), src = mem_ptr(op.aux);
+    std::string dst = mem_ptr(op.copy_destination()), src = mem_ptr(op.copy_source());
     if (!check_memory_) {
       line("std::memcpy(" + dst + " + " + d + ", " + src + " + " + s + ", " + n + " * sizeof(*" + dst + "));");
       return;
     }
-    std::string dl = mem_length(op.attr), sl = mem_length(op.aux);
+    std::string dl = mem_length(op.copy_destination()), sl = mem_length(op.copy_source());
     open("");
     line("const uint64_t en_cd = " + d + ", en_cs = " + s + ", en_cn = " + n + ";");
     open("if (en_cn <= " + dl + " && en_cd <= " + dl + " - en_cn && en_cn <= " + sl + " && en_cs <= " + sl + " - en_cn)");
@@ -2002,9 +1929,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close("} else {");
     ++indent_;
     line("const uint64_t en_cin = en_cd < " + dl + " ? std::min<uint64_t>(en_cn, " + dl + " - en_cd) : 0;");
-    line("if (en_cin < en_cn) { " + report_oob(op.attr, "en_cd + en_cin", kStore) + " }");
+    line("if (en_cin < en_cn) { " + report_oob(op.copy_destination(), "en_cd + en_cin", kStore) + " }");
     open("for (uint64_t en_k = 0; en_k < en_cin; ++en_k)");
-    std::string ok = bounds_check_expr(op.aux, "en_cs + en_k", 1, kLoad);
+    std::string ok = bounds_check_expr(op.copy_source(), "en_cs + en_k", 1, kLoad);
     line(dst + "[en_cd + en_k] = " + ok + " ? " + src + "[en_cs + en_k] : std::remove_cvref_t<decltype(" + src +
          "[0])>{};");
     close();
