@@ -67,10 +67,13 @@ static inline void en_fail(const EnigmaCpuLaunch* L, int32_t kind, uint64_t loc,
 typedef float en_v8f __attribute__((vector_size(32)));
 typedef float en_v4f __attribute__((vector_size(16)));
 template <int K> static inline float en_butterfly32(const float* x) {
-  en_v8f a[4];
-  std::memcpy(a, x, sizeof a);
+  en_v8f a0, a1, a2, a3;  // lanes 0-7, 8-15, 16-23, 24-31
+  std::memcpy(&a0, x, 32);
+  std::memcpy(&a1, x + 8, 32);
+  std::memcpy(&a2, x + 16, 32);
+  std::memcpy(&a3, x + 24, 32);
   auto op = [](auto p, auto q) { if constexpr (K == 0) return p + q; else return p * q; };
-  const en_v8f s = op(op(a[0], a[2]), op(a[1], a[3]));  // offsets 16 and 8
+  const en_v8f s = op(op(a0, a2), op(a1, a3));  // offsets 16 and 8
   const en_v4f q = op(__builtin_shufflevector(s, s, 0, 1, 2, 3), __builtin_shufflevector(s, s, 4, 5, 6, 7));
   return op(op(q[0], q[2]), op(q[1], q[3]));
 }
