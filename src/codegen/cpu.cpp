@@ -903,6 +903,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     ++temp_;
     open("if (" + check + ")");
     if (rounds_iv_ != kNoValue) prefetch_next_passes(ptrs, L.count);
+    if (!sg_var_.empty()) prefetch_later_simdgroups(ptrs, L.var_start);
     fast_ = &ptrs;
     proved_ = &proved;
     fast_var_ = L.var;
@@ -937,6 +938,17 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
            p + ") + en_o + 2u * sizeof(*" + p + ") * uint64_t{" + rounds_step_ + "}));");
     }
     close();
+  }
+
+  // A loop run one simdgroup at a time is a chain of short loops the
+  // hardware prefetcher follows late: each simdgroup prefetches what its
+  // loads read eight simdgroups later.
+  void prefetch_later_simdgroups(const std::map<const Op*, std::string>& ptrs, const std::string& first) {
+    for (const auto& [op, p] : ptrs) {
+      if (op->code != OpCode::Load) continue;
+      line("for (uint64_t en_o = 0; en_o < 32u * sizeof(*" + p + "); en_o += 64) __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(" +
+           p + " + " + first + ") + en_o + 8u * 32u * sizeof(*" + p + ")));");
+    }
   }
 
   void group_region(const Region& r) {
