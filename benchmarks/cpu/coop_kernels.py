@@ -1,10 +1,38 @@
 """The cooperative kernels of the CPU benchmarks, written as a user writes
-them for a GPU: rows reduced by a threadgroup (simd reductions, threadgroup
-partials, barriers), threadgroup atomics, a threadgroup scan and GEMMs with
-simdgroup matrices or enigma.gemm."""
+them for a GPU: block and row reductions by a threadgroup (simd reductions,
+threadgroup partials, barriers), threadgroup atomics, a threadgroup scan and
+GEMMs with simdgroup matrices or enigma.gemm."""
 import enigma
 
 NEG_BIG = -3.0e38    # below every finite input: the max's identity
+
+
+def simd_threads():
+    """(thread position in the grid, lane, simdgroup) of a 1-D kernel."""
+    return (enigma.thread_position_in_grid, enigma.thread_index_in_simdgroup(),
+            enigma.simdgroup_index_in_threadgroup())
+
+
+def publish(s, red, lane, sg, writer=0):
+    """Lane `writer` of each simdgroup stores its simdgroup's `s` in red[sg];
+    then a barrier."""
+    with enigma.if_(lane == writer):
+        red[sg] = s
+    enigma.barrier()
+
+
+def partials_total(red, lane, simd=enigma.simd_sum, ident=0.0):
+    """The simdgroups' partials red[0..simdgroups) combined by a simd op."""
+    return simd(enigma.where(ident, red[lane], lane < enigma.simdgroups_per_threadgroup()))
+
+
+def first_simdgroup_total(red, lane, sg, store):
+    """The classic second stage: only simdgroup 0 combines the partials, and
+    its lane 0 passes the total to `store`."""
+    with enigma.if_(sg == 0):
+        t = partials_total(red, lane)
+        with enigma.if_(lane == 0):
+            store(t)
 
 
 def group_total(v, red, lane, sg, kind="sum"):
@@ -12,12 +40,8 @@ def group_total(v, red, lane, sg, kind="sum"):
     one partial per simdgroup in threadgroup memory, the partials reduced by
     each simdgroup. Ends with a barrier, so `red` may be reused."""
     simd = enigma.simd_sum if kind == "sum" else enigma.simd_max
-    ident = 0.0 if kind == "sum" else NEG_BIG
-    s = simd(v)
-    with enigma.if_(lane == 0):
-        red[sg] = s
-    enigma.barrier()
-    t = simd(enigma.where(ident, red[lane], lane < enigma.simdgroups_per_threadgroup()))
+    publish(simd(v), red, lane, sg)
+    t = partials_total(red, lane, simd, 0.0 if kind == "sum" else NEG_BIG)
     enigma.barrier()
     return t
 
@@ -26,13 +50,9 @@ def row_threads():
     """The queries of a kernel whose threadgroup walks one row: (row, thread
     index in the row's group, threads per group, lane, simdgroup, a 32-float
     threadgroup array for group_total)."""
-    row = enigma.threadgroup_position_in_grid("x")
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
-    red = enigma.threadgroup_alloc("float", 32)
-    return row, lid, nth, lane, sg, red
+    return (enigma.threadgroup_position_in_grid("x"), enigma.thread_index_in_threadgroup(),
+            enigma.threads_per_threadgroup("x"), enigma.thread_index_in_simdgroup(),
+            enigma.simdgroup_index_in_threadgroup(), enigma.threadgroup_alloc("float", 32))
 
 
 @enigma.kernel
@@ -68,10 +88,8 @@ def e_layernorm(X: enigma.f32, G: enigma.f32, Bb: enigma.f32, n: enigma.Scalar(e
 def e_histogram(X: enigma.u32, n: enigma.Scalar(enigma.u32), H: enigma.u32):
     # 256 bins: a threadgroup histogram with threadgroup atomics, merged into
     # the global one with device atomics.
-    lid = enigma.thread_index_in_threadgroup()
-    nth = enigma.threads_per_threadgroup("x")
-    tg = enigma.threadgroup_position_in_grid("x")
-    ntg = enigma.threadgroups_per_grid("x")
+    lid, nth = enigma.thread_index_in_threadgroup(), enigma.threads_per_threadgroup("x")
+    tg, ntg = enigma.threadgroup_position_in_grid("x"), enigma.threadgroups_per_grid("x")
     loc = enigma.threadgroup_alloc("uint", 256)
     with enigma.for_range(lid, 256, nth, dtype="uint") as i:
         loc[i] = 0
@@ -84,16 +102,44 @@ def e_histogram(X: enigma.u32, n: enigma.Scalar(enigma.u32), H: enigma.u32):
 
 
 @enigma.kernel
+def e_block_sum(A: enigma.f32, Out: enigma.f32):
+    tid, lane, sg = simd_threads()
+    part = enigma.threadgroup_alloc("float", 32)
+    publish(enigma.simd_sum(A[tid]), part, lane, sg)
+    first_simdgroup_total(part, lane, sg, lambda t: Out.__setitem__(enigma.threadgroup_position_in_grid(), t))
+
+
+def newton_rsqrt(x):
+    # 1/sqrt(x) by Newton steps from a bit-trick guess (the math catalogue is
+    # a separate change); 4 steps reach float precision.
+    i = enigma.as_type(x, "uint")
+    y = enigma.as_type(enigma.metal_cast(0x5F375A86, "uint") - (i >> 1), "float")
+    for _ in range(4):
+        y = y * (1.5 - 0.5 * x * y * y)
+    return y
+
+
+@enigma.kernel
+def e_rmsnorm(X: enigma.f32, W: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
+    row, lid, nth, lane, sg, red = row_threads()
+    with enigma.for_range(lid, n, nth, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc):
+        x = X[row * n + i]
+        acc[0] = acc[0] + x * x
+    publish(enigma.simd_sum(acc[0]), red, lane, sg)
+    first_simdgroup_total(red, lane, sg, lambda t: red.__setitem__(0, t))
+    enigma.barrier()
+    inv = newton_rsqrt(red[0] / enigma.metal_cast(n, "float") + 1e-6)
+    with enigma.for_range(lid, n, nth, dtype="uint") as i:
+        Y[row * n + i] = X[row * n + i] * inv * W[i]
+
+
+@enigma.kernel
 def e_scan(X: enigma.f32, Y: enigma.f32):
     # Inclusive prefix sum of each threadgroup's 1024 elements.
-    tid = enigma.thread_position_in_grid
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
+    tid, lane, sg = simd_threads()
     part = enigma.threadgroup_alloc("float", 32)
     s = enigma.simd_prefix_inclusive_sum(X[tid])
-    with enigma.if_(lane == 31):
-        part[sg] = s
-    enigma.barrier()
+    publish(s, part, lane, sg, writer=31)
     with enigma.if_(sg == 0):
         part[lane] = enigma.simd_prefix_exclusive_sum(part[lane])
     enigma.barrier()

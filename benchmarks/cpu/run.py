@@ -122,54 +122,6 @@ def e_mandelbrot(p: enigma.f32, iters: enigma.Scalar(enigma.u32), Out: enigma.u3
 
 
 @enigma.kernel
-def e_block_sum(A: enigma.f32, Out: enigma.f32):
-    tid = enigma.thread_position_in_grid
-    lane = enigma.thread_index_in_simdgroup()
-    sg = enigma.simdgroup_index_in_threadgroup()
-    part = enigma.threadgroup_alloc("float", 32)
-    s = enigma.simd_sum(A[tid])
-    with enigma.if_(lane == 0):
-        part[sg] = s
-    enigma.barrier()
-    with enigma.if_(sg == 0):
-        v = enigma.where(0.0, part[lane], lane < enigma.simdgroups_per_threadgroup())
-        t = enigma.simd_sum(v)
-        with enigma.if_(lane == 0):
-            Out[enigma.threadgroup_position_in_grid()] = t
-
-
-def newton_rsqrt(x):
-    # 1/sqrt(x) by Newton steps from a bit-trick guess (the math catalogue is
-    # a separate change); 4 steps reach float precision.
-    i = enigma.as_type(x, "uint")
-    y = enigma.as_type(enigma.metal_cast(0x5F375A86, "uint") - (i >> 1), "float")
-    for _ in range(4):
-        y = y * (1.5 - 0.5 * x * y * y)
-    return y
-
-
-@enigma.kernel
-def e_rmsnorm(X: enigma.f32, W: enigma.f32, n: enigma.Scalar(enigma.u32), Y: enigma.f32):
-    row, lid, nth, lane, sg, red = ck.row_threads()
-    with enigma.for_range(lid, n, nth, dtype="uint", init=[enigma.metal_cast(0.0, "float")]) as (i, acc):
-        x = X[row * n + i]
-        acc[0] = acc[0] + x * x
-    ss = enigma.simd_sum(acc[0])
-    with enigma.if_(lane == 0):
-        red[sg] = ss
-    enigma.barrier()
-    with enigma.if_(sg == 0):
-        v = enigma.where(0.0, red[lane], lane < enigma.simdgroups_per_threadgroup())
-        t = enigma.simd_sum(v)
-        with enigma.if_(lane == 0):
-            red[0] = t
-    enigma.barrier()
-    inv = newton_rsqrt(red[0] / enigma.metal_cast(n, "float") + 1e-6)
-    with enigma.for_range(lid, n, nth, dtype="uint") as i:
-        Y[row * n + i] = X[row * n + i] * inv * W[i]
-
-
-@enigma.kernel
 def e_stencil(A: enigma.f32, n: enigma.Scalar(enigma.u32), Out: enigma.f32):
     # One Jacobi step on the interior of an n x n grid (the grid is (n-2)^2).
     x = enigma.thread_position_in_grid_xyz("x") + 1
@@ -339,12 +291,9 @@ def taichi_peers(ti):
             zi = 0.0
             cnt = 0
             for k in range(iters):
-                zr2 = zr * zr
-                zi2 = zi * zi
+                zr2, zi2 = zr * zr, zi * zi
                 if zr2 + zi2 <= 4.0:
-                    nzr = zr2 - zi2 + cx
-                    zi = 2.0 * zr * zi + cy
-                    zr = nzr
+                    zr, zi = zr2 - zi2 + cx, 2.0 * zr * zi + cy   # both from the old zr, zi
                     cnt += 1
             out[y * w + x] = cnt
 
@@ -490,7 +439,7 @@ def build(args, omp, nb, wpx, tix):
     w = Workload("block reduction", "barrier", floor_bytes=4.0 * nb_)
     w.ref = x.reshape(-1, block).astype(np.float64).sum(1)
     w.tol = 1e-4
-    w.add("enigma", *enigma_prepared(rt, e_block_sum, [x], 4 * (nb_ // block), (nb_, 1, 1), (block, 1, 1)))
+    w.add("enigma", *enigma_prepared(rt, ck.e_block_sum, [x], 4 * (nb_ // block), (nb_, 1, 1), (block, 1, 1)))
     r1 = np.empty(nb_ // block, np.float32)
     if omp:
         w.add("openmp", lambda: omp.block_sum(ptr(x), ptr(r1), nb_ // block, block), lambda: r1)
@@ -507,7 +456,7 @@ def build(args, omp, nb, wpx, tix):
     Xd = X.reshape(rows, cols).astype(np.float64)
     w.ref = (Xd / np.sqrt((Xd ** 2).mean(1, keepdims=True) + 1e-6) * Wt).ravel()
     w.tol = 1e-4
-    w.add("enigma", *enigma_prepared(rt, e_rmsnorm, [X, Wt], 4 * rows * cols, (rows * 256, 1, 1), (256, 1, 1),
+    w.add("enigma", *enigma_prepared(rt, ck.e_rmsnorm, [X, Wt], 4 * rows * cols, (rows * 256, 1, 1), (256, 1, 1),
                                      scalars=[cols]))
     y1 = np.empty_like(X)
     if omp:

@@ -12,7 +12,8 @@ from ._tracing import (
     threads_per_threadgroup, where, while_,
 )
 from ._errors import EnigmaTypeError, EnigmaValueError
-from ._cooperative import *  # noqa: F401,F403 - threadgroups, simdgroups, atomics, tile helpers
+from ._cooperative import *  # noqa: F401,F403 - threadgroups, simdgroups, atomics
+from ._tiles import *  # noqa: F401,F403 - the tile library: copy, Pipeline, gemm
 from ._preprocess import range  # noqa: A004 - `for i in enigma.range(...)` in kernels
 from ._lang import *  # noqa: F401,F403,A004 - the per-thread language (abs, round, pow shadow builtins)
 from ._tensor import (  # noqa: E402  layout-aware tensors and TV fragments

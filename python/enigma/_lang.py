@@ -10,28 +10,34 @@ user's file:line.
 """
 from __future__ import annotations
 
-import inspect
 import operator
 
 from . import _core
 from ._tensor import Tensor
-from ._tracing import EnigmaError, IRValue, _active, _builder, _plain, _wrap, if_, metal_cast, where
+from ._tracing import (
+    EnigmaError, IRValue, _active, _bind, _builder, _plain, _signature, _wrap, if_, metal_cast, where,
+)
 from .typing import dtype_name
 
 # name -> row of the op table (operands, result, tolerance, spellings)
 LANGUAGE_TABLE = {row["name"]: row for row in _core.language_table()}
 
-# Parameter names (the reference's, so keyword calls written for it work); every other op takes (x).
+# Parameter names (the reference's, so keyword calls written for it work) where they are not the
+# default for the op's operands: x (a b, a b c for two or three operands; v for one vector).
 _PARAMS = {
-    "fmin": "a b", "fmax": "a b", "pow": "a b", "fmod": "a b", "atan2": "a b", "step": "edge x",
-    "copysign": "a b", "clamp": "x lo hi", "fma": "a b c", "mix": "a b t", "smoothstep": "e0 e1 x",
-    "imin": "a b", "imax": "a b", "iclamp": "x lo hi", "abs_diff": "a b", "add_sat": "a b",
-    "sub_sat": "a b", "mul_hi": "a b", "rotate": "a b", "mad_sat": "a b c", "dot": "a b", "length": "v",
-    "distance": "a b", "normalize": "v", "cross": "a b", "reflect": "incident normal",
-    "refract": "incident normal eta", "faceforward": "n incident nref",
-    "pack_float_to_snorm4x8": "v", "pack_float_to_unorm4x8": "v", "pack_float_to_snorm2x16": "v",
-    "pack_float_to_unorm2x16": "v", "pack_float_to_srgb_unorm4x8": "v", "pack_float_to_unorm10a2": "v",
+    "step": "edge x", "clamp": "x lo hi", "iclamp": "x lo hi", "mix": "a b t", "smoothstep": "e0 e1 x",
+    "reflect": "incident normal", "refract": "incident normal eta", "faceforward": "n incident nref",
 }
+
+
+def _param_names(name: str) -> list[str]:
+    row = LANGUAGE_TABLE[name]
+    if name in _PARAMS:
+        return _PARAMS[name].split()
+    if row["arity"] == 1:
+        return ["v"] if row["operands"] in ("V", "F4", "F2") else ["x"]
+    return ["a", "b", "c"][:row["arity"]]
+
 
 _DOCS = {
     "abs": "|x| for floats and integers; abs of the most negative integer is itself (two's complement).",
@@ -66,17 +72,13 @@ def _traced(b, fn_name, *parts):
 def _make_math(name: str):
     row = LANGUAGE_TABLE[name]
     arity = row["arity"]
-    params = _PARAMS.get(name, "x").split()
-
-    signature = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params])
+    params = _param_names(name)
+    signature = _signature(params)
 
     def fn(*args, **kwargs):
         b = _builder(name)
         if kwargs:
-            try:
-                args = signature.bind(*args, **kwargs).args
-            except TypeError as e:
-                b.fail(name, f"{e} (parameters: {', '.join(params)})")
+            args = _bind(b, name, signature, args, kwargs, f" (parameters: {', '.join(params)})")
         if len(args) != arity:
             b.fail(name, f"expects {arity} argument(s) ({', '.join(params)}), got {len(args)}")
         return _traced(b, "math", name, [_plain(a) for a in args])
@@ -89,20 +91,11 @@ def _make_math(name: str):
     return fn
 
 
-_ELEMENTWISE = [
-    "sqrt", "abs", "ceil", "floor", "round", "trunc", "sign", "saturate", "fract", "rsqrt", "exp", "exp2", "log",
-    "log2", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
-    "asinh", "acosh", "atanh", "expm1", "log1p",
-    "fmin", "fmax", "pow", "fmod", "atan2", "step", "copysign", "clamp", "fma", "mix", "smoothstep",
-    "isnan", "isinf", "isfinite", "signbit", "isnormal",
-    "imin", "imax", "iclamp", "abs_diff", "abs_diff_unary", "add_sat", "sub_sat", "mul_hi", "rotate", "mad_sat",
-    "popcount", "clz", "ctz", "reverse_bits",
-    "dot", "length", "distance", "normalize", "cross", "reflect", "refract", "faceforward",
-    "pack_float_to_snorm4x8", "pack_float_to_unorm4x8", "pack_float_to_snorm2x16", "pack_float_to_unorm2x16",
-    "pack_float_to_srgb_unorm4x8", "pack_float_to_unorm10a2",
-    "unpack_snorm4x8_to_float", "unpack_unorm4x8_to_float", "unpack_snorm2x16_to_float",
-    "unpack_unorm2x16_to_float", "unpack_srgb_unorm4x8_to_float", "unpack_unorm10a2_to_float",
-]
+# Every Math op of the table is a function of its operands, except those with a wrapper of their own
+# below (compile-time bit ranges, an optional result dtype).
+_OWN_WRAPPER = ("extract_bits", "insert_bits", "transpose", "determinant")
+_CATEGORY = _core.op_categories()
+_ELEMENTWISE = [n for n in LANGUAGE_TABLE if _CATEGORY[n] == "Math" and n not in _OWN_WRAPPER]
 for _name in _ELEMENTWISE:
     globals()[_name] = _make_math(_name)
 del _name
@@ -148,16 +141,12 @@ def make_vec(*components):
 
 def _make_typed_vec(elem: str, n: int):
     name = f"make_{elem}{n}"
-    signature = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-                                   for p in "xyzw"[:n]])
+    signature = _signature("xyzw"[:n])
 
     def fn(*components, **by_name):
         b = _builder(name)
         if by_name:
-            try:
-                components = signature.bind(*components, **by_name).args
-            except TypeError as e:
-                b.fail(name, str(e))
+            components = _bind(b, name, signature, components, by_name)
         if len(components) != n:
             b.fail(name, f"expects {n} components, got {len(components)}")
         return _traced(b, "make_vec", [_plain(c) for c in components], elem)

@@ -397,21 +397,20 @@ class _NativeRewriter(ast.NodeTransformer):
         g = self.stmts(f"{_RT}.jump({what!r}, {self.where(node)!r}, ({', '.join(helpers)},))")
         return self.place(g, node, [node]) + [node]
 
-    def visit_Break(self, node):
+    def loop_jump(self, node, what):
+        """``break``/``continue``: the helpers from the innermost one out to the enclosing loop's."""
         helpers = []
         for kind, h in reversed(self.stack):
             helpers.append(h)
             if kind == "loop":
                 break
-        return self.guard(node, "break", helpers)
+        return self.guard(node, what, helpers)
+
+    def visit_Break(self, node):
+        return self.loop_jump(node, "break")
 
     def visit_Continue(self, node):
-        helpers = []
-        for kind, h in reversed(self.stack):
-            helpers.append(h)
-            if kind == "loop":
-                break
-        return self.guard(node, "continue", helpers)
+        return self.loop_jump(node, "continue")
 
     def visit_Return(self, node):
         self.generic_visit(node)

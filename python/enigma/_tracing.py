@@ -3,6 +3,7 @@ ops. This module only captures what the user wrote (values, ops, regions,
 source lines); typing and checking happen in the core."""
 from __future__ import annotations
 
+import inspect
 import operator as _operator
 import os
 import sys
@@ -80,6 +81,21 @@ def _plain(x):
 
 def _wrap(trace: _Trace, vid: int) -> "IRValue":
     return IRValue(vid, trace)
+
+
+def _signature(names) -> inspect.Signature:
+    """Positional-or-keyword parameters: an op's wrapper takes the reference's
+    parameter names, so keyword calls written for it work."""
+    return inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+
+
+def _bind(b, op: str, signature: inspect.Signature, args, kwargs, hint: str = "") -> tuple:
+    """The arguments in the signature's order; a call that does not fit it is
+    an error of ``op`` at the user's line (``hint`` follows the reason)."""
+    try:
+        return signature.bind(*args, **kwargs).args
+    except TypeError as e:
+        b.fail(op, f"{e}{hint}")
 
 
 class IRValue:
@@ -454,17 +470,39 @@ class Carry:
         return f"Carry({self._values!r})"
 
 
-class for_range:
+class _LoopRegion:
+    """What closing a traced loop does (for_range, while_): the body's carried
+    values are yielded, and the Carry then holds the loop's results."""
+
+    _end = ""  # the builder method that closes the loop region
+
+    def __init__(self, init):
+        self.init = None if init is None else [_plain(v) for v in init]
+        self.carry = None
+        self.trace = None
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False
+        yields = list(self.carry._values) if self.carry is not None else []
+        results = getattr(self.trace.locate(), self._end)(yields)
+        if self.carry is not None:
+            self.carry._values = [_wrap(self.trace, r) for r in results]
+            self.carry._open = False
+        return False
+
+
+class for_range(_LoopRegion):
     """``with for_range(lo, hi, step=1, dtype="int", init=None) as i:`` (or ``as (i, carry)``
     when ``init`` is given). Iterates i = lo, lo+step, ... while i < hi (i > hi for a
     negative step)."""
 
+    _end = "end_for"
+
     def __init__(self, lo, hi, step=1, dtype="int", init=None):
         self.lo, self.hi, self.step = _plain(lo), _plain(hi), _plain(step)
         self.dtype = _dtype_arg(_builder("for_range"), dtype, "for_range")
-        self.init = None if init is None else [_plain(v) for v in init]
-        self.carry = None
-        self.trace = None
+        super().__init__(init)
 
     def __enter__(self):
         self.trace = _current("for_range")
@@ -475,16 +513,6 @@ class for_range:
             return iv
         self.carry = Carry([_wrap(self.trace, a) for a in args[1:]])
         return iv, self.carry
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            return False
-        yields = list(self.carry._values) if self.carry is not None else []
-        results = self.trace.locate().end_for(yields)
-        if self.carry is not None:
-            self.carry._values = [_wrap(self.trace, r) for r in results]
-            self.carry._open = False
-        return False
 
 
 class _Branch:
@@ -556,18 +584,18 @@ class if_:
         return False
 
 
-class while_:
+class while_(_LoopRegion):
     """``with while_(cond_fn):`` loops while ``cond_fn()`` is true; the condition is
     traced once and re-evaluated at run time. With ``init=[...]``, values are carried:
     ``cond_fn(carry)`` sees them and ``with while_(f, init=[...]) as carry:`` updates them."""
+
+    _end = "end_while"
 
     def __init__(self, cond_fn, init=None):
         if not callable(cond_fn):
             raise EnigmaError(f"while_: expected a callable returning a bool value, got {cond_fn!r}")
         self.cond_fn = cond_fn
-        self.init = None if init is None else [_plain(v) for v in init]
-        self.carry = None
-        self.trace = None
+        super().__init__(init)
 
     def __enter__(self):
         self.trace = _current("while_")
@@ -582,16 +610,6 @@ class while_:
             return self
         self.carry = Carry([_wrap(self.trace, a) for a in body_args])
         return self.carry
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            return False
-        yields = list(self.carry._values) if self.carry is not None else []
-        results = self.trace.locate().end_while(yields)
-        if self.carry is not None:
-            self.carry._values = [_wrap(self.trace, r) for r in results]
-            self.carry._open = False
-        return False
 
 
 class _RangeConstexpr:

@@ -93,6 +93,14 @@ void bind_ir(nb::module_& m) {
 #undef OP
     return out;
   }, "Metal's vote/mask functions: (name, width, takes a predicate, lowering, result).");
+  // Each op's category as ops.def names it: the Python wrappers of a category are made together from it.
+  m.def("op_categories", [] {
+    nb::dict out;
+#define OP(e, name, cat, ...) out[name] = #cat;
+#include "enigma/ir/ops.def"
+#undef OP
+    return out;
+  }, "{name: category} for every op of ops.def (Math, GroupReduce, Atomic, ...).");
   m.def("spelling_exceptions", [] {
     nb::list out;
     for (const SpellingException& e : spelling_exceptions())

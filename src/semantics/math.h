@@ -205,7 +205,13 @@ EN_FN float en_ceil(float x) { return EN_LIBM(ceil)(x); }
 EN_FN float en_floor(float x) { return EN_LIBM(floor)(x); }
 EN_FN float en_round(float x) { return EN_LIBM(round)(x); }  // halfway cases away from zero
 EN_FN float en_trunc(float x) { return EN_LIBM(trunc)(x); }
-EN_FN float en_exp(float x) { return EN_LIBM(exp)(x); }
+// A layer may spell exp itself (math_cpu.h: a branch-free one, so that loops
+// calling it vectorise).
+#ifndef EN_EXPF
+#define EN_EXPF EN_LIBM(exp)
+#endif
+EN_FN float en_exp(float x) { return EN_EXPF(x); }
+#undef EN_EXPF  // one layer's choice: another layer may include this file after it
 EN_FN float en_exp2(float x) { return EN_LIBM(exp2)(x); }
 EN_FN float en_log(float x) { return EN_LIBM(log)(x); }
 EN_FN float en_log2(float x) { return EN_LIBM(log2)(x); }

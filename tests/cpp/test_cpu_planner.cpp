@@ -28,6 +28,15 @@ size_t scratch_of(const CpuPlan& p, CpuPlan::Scratch::Kind kind) {
   return n;
 }
 
+// Kernel "k" over float buffers A and Out that starts with x = A[tid].
+struct ReadsA {
+  Builder b{"k"};
+  int a = b.add_buffer_param("A", S(Scalar::F32));
+  int out = b.add_buffer_param("Out", S(Scalar::F32));
+  ValueId tid = b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
+  ValueId x = b.load(a, tid);
+};
+
 // s = simd_sum(A[tid]); if lane == 0: part[sg] = s; barrier; Out[tid] = part[0] * 2
 TEST(CpuPlanner, BlockReductionSplitsAtSyncOps) {
   Builder b("k");
@@ -88,14 +97,37 @@ TEST(CpuPlanner, UniformValuesAreComputedOncePerGroup) {
   EXPECT_TRUE(p.in_array(s));
 }
 
+// part[lid] = x; barrier; t = part[0]: read once per group, no per-thread
+// copy. A read of `part` in a thread loop that also writes `part` (before or
+// after the read) stays per thread.
+TEST(CpuPlanner, UniformThreadgroupReadsAreGroupValuesUnlessWrittenAlongside) {
+  Builder b("k");
+  int out = b.add_buffer_param("Out", S(Scalar::F32));
+  int64_t part = b.threadgroup_alloc(S(Scalar::F32), 128, "part");
+  int64_t other = b.threadgroup_alloc(S(Scalar::F32), 128, "other");
+  ValueId lid = b.thread_query(ThreadQuery::ThreadIndexInThreadgroup, 0);
+  b.store(part, lid, b.convert(lid, S(Scalar::F32)));
+  b.barrier(kMemThreadgroup);
+  ValueId t = b.load(part, I(0));
+  ValueId scaled = b.binary(OpCode::Mul, t, Literal::of_float(2.0));
+  b.store(other, lid, scaled);
+  b.barrier(kMemThreadgroup);
+  ValueId v = b.load(part, I(2));  // `part` is written after it in the same thread loop
+  b.store(part, b.binary(OpCode::Add, lid, I(64)), v);
+  ValueId u = b.load(part, I(1));  // ... and before this one
+  b.store(out, lid, b.binary(OpCode::Add, scaled, u));
+  const CpuPlan p = plan_cpu_kernel(b.finish());
+  for (ValueId once : {t, scaled}) EXPECT_TRUE(p.group[once] && !p.in_array(once)) << once;
+  for (ValueId per_thread : {v, u}) EXPECT_FALSE(p.group[per_thread]) << per_thread;
+}
+
 // A varying if_ holding a sync op runs at group level under a mask; one on
 // `simdgroup_index == g` with no else is a known thread range.
 TEST(CpuPlanner, VaryingIfAroundASyncOpGetsAMask) {
-  Builder b("k");
-  int a = b.add_buffer_param("A", S(Scalar::F32));
-  int out = b.add_buffer_param("Out", S(Scalar::F32));
-  ValueId tid = b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
-  ValueId x = b.load(a, tid);
+  ReadsA r;
+  Builder& b = r.b;
+  const int out = r.out;
+  const ValueId tid = r.tid, x = r.x;
   ValueId cond = b.compare(CmpPred::Gt, x, Literal::of_float(0.0));
   b.begin_if(cond);
   b.store(out, tid, b.collective(OpCode::SimdSum, x));
@@ -169,11 +201,10 @@ TEST(CpuPlanner, LocalArraysAcrossBarriersLiveInScratch) {
 // The plan is a pure function of the kernel: planning twice gives the same
 // items and storage.
 TEST(CpuPlanner, PlanningIsDeterministic) {
-  Builder b("k");
-  int a = b.add_buffer_param("A", S(Scalar::F32));
-  int out = b.add_buffer_param("Out", S(Scalar::F32));
-  ValueId tid = b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
-  ValueId x = b.load(a, tid);
+  ReadsA r;
+  Builder& b = r.b;
+  const int out = r.out;
+  const ValueId tid = r.tid, x = r.x;
   b.barrier(kMemThreadgroup);
   b.store(out, tid, b.collective(OpCode::QuadSum, x));
   Kernel k = b.finish();

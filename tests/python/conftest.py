@@ -170,6 +170,15 @@ def line_of(fn, marker):
     return start + next(k for k, ln in enumerate(lines) if marker in ln)
 
 
+@enigma.kernel
+def saxpy(x: enigma.f32, y: enigma.f32, alpha: enigma.Scalar(enigma.f32), n: enigma.Scalar(enigma.u32),
+          out: enigma.f32):
+    # out = alpha * x + y on the first n threads: buffers and scalars of two dtypes.
+    i = enigma.thread_position_in_grid
+    with enigma.if_(enigma.cmp_ult(i, n)):
+        out[i] = alpha * x[i] + y[i]
+
+
 def collatz_steps(x):
     """How many Collatz steps take x to 1 (the model of the while-loop kernels)."""
     steps = 0

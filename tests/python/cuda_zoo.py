@@ -23,44 +23,34 @@ def _kernel(name, fn, ann):
     return enigma.kernel(fn)
 
 
-def _arith(t):
+def _binary(name, t, results, out=None):
+    """C[i * len(results) + j] = results[j](A[i], B[i]), in order."""
+    out = out or t
+    n = len(results)
+
     def k(A, B, C):
         i = enigma.thread_position_in_grid
         a = A[i]
         b = B[i]
-        C[i * 8 + 0] = a + b
-        C[i * 8 + 1] = a - b
-        C[i * 8 + 2] = a * b
-        C[i * 8 + 3] = a / b
-        C[i * 8 + 4] = a // b
-        C[i * 8 + 5] = a % b
-        C[i * 8 + 6] = -a
-        C[i * 8 + 7] = enigma.where(a, b, a < b)
-    return _kernel(f"zoo_arith_{t}", k, {"A": t, "B": t, "C": t}), [t, t], [(t, 8)]
+        for j, f in enumerate(results):
+            C[i * n + j] = f(a, b)
+    return _kernel(name, k, {"A": t, "B": t, "C": out}), [t, t], [(out, n)]
+
+
+def _arith(t):
+    return _binary(f"zoo_arith_{t}", t, [
+        lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b, lambda a, b: a // b,
+        lambda a, b: a % b, lambda a, b: -a, lambda a, b: enigma.where(a, b, a < b)])
 
 
 def _bits(t):
-    def k(A, B, C):
-        i = enigma.thread_position_in_grid
-        a = A[i]
-        b = B[i]
-        C[i * 6 + 0] = a & b
-        C[i * 6 + 1] = a | b
-        C[i * 6 + 2] = a ^ b
-        C[i * 6 + 3] = a << b
-        C[i * 6 + 4] = a >> b
-        C[i * 6 + 5] = ~a
-    return _kernel(f"zoo_bits_{t}", k, {"A": t, "B": t, "C": t}), [t, t], [(t, 6)]
+    return _binary(f"zoo_bits_{t}", t, [
+        lambda a, b: a & b, lambda a, b: a | b, lambda a, b: a ^ b, lambda a, b: a << b, lambda a, b: a >> b,
+        lambda a, b: ~a])
 
 
 def _compare(t):
-    def k(A, B, C):
-        i = enigma.thread_position_in_grid
-        a = A[i]
-        b = B[i]
-        for j, p in enumerate(PREDICATES):
-            C[i * len(PREDICATES) + j] = getattr(enigma, "cmp_" + p)(a, b)
-    return _kernel(f"zoo_cmp_{t}", k, {"A": t, "B": t, "C": "b1"}), [t, t], [("b1", len(PREDICATES))]
+    return _binary(f"zoo_cmp_{t}", t, [getattr(enigma, "cmp_" + p) for p in PREDICATES], out="b1")
 
 
 def _convert(t):

@@ -8,15 +8,7 @@ import pytest
 
 import enigma
 import future_kernels
-from conftest import run
-
-
-@enigma.kernel
-def saxpy(x: enigma.f32, y: enigma.f32, alpha: enigma.Scalar(enigma.f32), n: enigma.Scalar(enigma.u32),
-          out: enigma.f32):
-    i = enigma.thread_position_in_grid
-    with enigma.if_(enigma.cmp_ult(i, n)):
-        out[i] = alpha * x[i] + y[i]
+from conftest import run, saxpy
 
 
 def unique_kernel():

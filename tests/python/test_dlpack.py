@@ -77,8 +77,8 @@ def test_cuda_tensor_is_bound_by_address_with_the_legacy_default_stream():
 
 
 def test_cuda_tensor_errors_name_the_input():
-    unsupported = r"kernel 'k' input 2: unsupported DLPack dtype \(code 5, 64 bits, 1 lanes\)"
-    with pytest.raises(RuntimeError, match=unsupported):
+    with pytest.raises(RuntimeError,
+                       match=r"kernel 'k' input 2: unsupported DLPack dtype \(code 5, 64 bits, 1 lanes\)"):
         rt_module._cuda_array(_Tensor(0x1000, (4,), C64), "kernel 'k' input 2")
     with pytest.raises(RuntimeError, match=r"unsupported DLPack dtype \(code 2, 32 bits, 4 lanes\)"):
         rt_module._cuda_array(_Tensor(0x1000, (4,), (2, 32, 4)), "x")

@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 
 import enigma
-
-
-@enigma.kernel
-def axpy(x: enigma.f32, y: enigma.f32, alpha: enigma.Scalar(enigma.f32), n: enigma.Scalar(enigma.u32),
-         out: enigma.f32):
-    i = enigma.thread_position_in_grid
-    with enigma.if_(enigma.cmp_ult(i, n)):
-        out[i] = alpha * x[i] + y[i]
+from conftest import saxpy
 
 
 @enigma.kernel
@@ -34,7 +27,7 @@ Y = np.ones(N, dtype=np.float32)
 
 @pytest.fixture(scope="module")
 def ck_axpy():
-    return enigma.compile(axpy)
+    return enigma.compile(saxpy)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +54,7 @@ def expect_error(rt, ck_twice, fn, *words, exc=RuntimeError):
 def test_wrong_number_of_inputs(runtime, ck_axpy, ck_twice):
     msg = expect_error(runtime, ck_twice,
                        lambda: runtime.execute(ck_axpy, [X], N * 4, (N, 1, 1), (32, 1, 1), scalars=[1.0, N]),
-                       "axpy", "5 parameter(s)", "1 input(s)", "2 scalar(s)", "1 output buffer(s)")
+                       "saxpy", "5 parameter(s)", "1 input(s)", "2 scalar(s)", "1 output buffer(s)")
     assert "[x, y, alpha, n, out]" in msg
     expect_error(runtime, ck_twice, lambda: runtime.execute(ck_twice, [X, X], N * 4, (N, 1, 1), (32, 1, 1)),
                  "twice", "2 parameter(s)", "2 input(s)", "[a, out]")
@@ -75,11 +68,11 @@ def test_wrong_number_of_inputs(runtime, ck_axpy, ck_twice):
 def test_wrong_number_of_scalars(runtime, ck_axpy, ck_twice):
     expect_error(runtime, ck_twice,
                  lambda: runtime.execute(ck_axpy, [X, Y], N * 4, (N, 1, 1), (32, 1, 1), scalars=[1.0]),
-                 "axpy", "2 scalar(s)", "[alpha, n]", "got 1")
+                 "saxpy", "2 scalar(s)", "[alpha, n]", "got 1")
     expect_error(runtime, ck_twice, lambda: runtime.execute(ck_axpy, [X, Y], N * 4, (N, 1, 1), (32, 1, 1)),
-                 "axpy", "2 scalar(s)", "got 0")
+                 "saxpy", "2 scalar(s)", "got 0")
     expect_error(runtime, ck_twice, lambda: runtime.prepare(ck_axpy, [X, Y], N * 4, scalars=[1.0, 2, 3]),
-                 "axpy", "got 3")
+                 "saxpy", "got 3")
 
 
 def test_scalars_to_kernel_without_scalar_params(runtime, ck_twice):
@@ -96,7 +89,7 @@ def test_input_dtype_mismatch(runtime, ck_axpy, ck_twice):
     expect_error(runtime, ck_twice,
                  lambda: runtime.execute(ck_axpy, [X, Y.astype(np.int32)], N * 4, (N, 1, 1), (32, 1, 1),
                                          scalars=[1.0, N]),
-                 "axpy", "'y'", "int32", "float32")
+                 "saxpy", "'y'", "int32", "float32")
     expect_error(runtime, ck_twice, lambda: runtime.execute(ck_twice, [3.0], N * 4, (N, 1, 1), (32, 1, 1)),
                  "twice", "float", "scalars")
     expect_error(runtime, ck_twice, lambda: runtime.execute(ck_twice, X, N * 4, (N, 1, 1), (32, 1, 1)),
@@ -153,7 +146,7 @@ def test_scalar_value_out_of_range(runtime, ck_axpy, ck_twice):
     for bad in (-1, 1 << 32, 2.5):
         expect_error(runtime, ck_twice,
                      lambda: runtime.execute(ck_axpy, [X, Y], N * 4, (N, 1, 1), (32, 1, 1), scalars=[1.0, bad]),
-                     "axpy", "'n'", "uint", repr(bad))
+                     "saxpy", "'n'", "uint", repr(bad))
     ck = enigma.compile(narrow)
     a = np.array([1], np.int8)
     for s, b in ((128, True), (-129, False), (0, 2)):
@@ -161,10 +154,10 @@ def test_scalar_value_out_of_range(runtime, ck_axpy, ck_twice):
                      "narrow")
     expect_error(runtime, ck_twice, lambda: runtime.execute(ck_axpy, [X, Y], N * 4, (N, 1, 1), (32, 1, 1),
                                                             scalars=["1.0", 3]),
-                 "axpy", "scalars[0]", "number", "'1.0'", exc=TypeError)
+                 "saxpy", "scalars[0]", "number", "'1.0'", exc=TypeError)
     expect_error(runtime, ck_twice, lambda: runtime.execute(ck_axpy, [X, Y], N * 4, (N, 1, 1), (32, 1, 1),
                                                             scalars=[1.0, np.int64(-5)]),
-                 "axpy", "'n'", "-5")
+                 "saxpy", "'n'", "-5")
     # in range: the extremes are accepted
     out = runtime.execute(ck, [np.array([-1], np.int8)], 1, (1, 1, 1), (1, 1, 1), scalars=[-128, True])
     assert np.frombuffer(out, np.int8).tolist() == [127]

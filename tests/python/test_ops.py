@@ -134,18 +134,21 @@ CMP_PREDS = ["eq", "ne", "lt", "le", "gt", "ge", "ult", "ule", "ugt", "uge"]
 CMPS = [(f"cmp_{p}", getattr(enigma, f"cmp_{p}"), p) for p in CMP_PREDS] + PY_CMPS
 
 
-def make_int_kernel(short):
+def make_operator_kernel(short, ops, false_val, true_val):
+    """A kernel that writes, for the pair (a[i], b[i]), each op of ``ops`` and
+    then each comparison of CMPS (as ``true_val``/``false_val``) to row i of
+    ``out``; ``seen`` gets each result's dtype while it is traced."""
     T = dt(short)
-    K = len(INT_OPS) + len(CMPS)
+    K = len(ops) + len(CMPS)
     seen = {}
 
     @enigma.kernel
-    def int_ops(a: T, b: T, out: T):
+    def operators(a: T, b: T, out: T):
         i = enigma.thread_position_in_grid
         x = a[i]
         y = b[i]
         j = 0
-        for name, f, _ in INT_OPS:
+        for name, f, _ in ops:
             v = f(x, y)
             seen[name] = v.dtype
             out[i * K + j] = v
@@ -153,10 +156,14 @@ def make_int_kernel(short):
         for name, f, _ in CMPS:
             c = f(x, y)
             seen[name] = c.dtype
-            out[i * K + j] = enigma.where(0, 1, c)
+            out[i * K + j] = enigma.where(false_val, true_val, c)
             j += 1
 
-    return int_ops, K, seen
+    return operators, K, seen
+
+
+def make_int_kernel(short):
+    return make_operator_kernel(short, INT_OPS, 0, 1)
 
 
 @pytest.mark.parametrize("short", INT_TYPES)
@@ -244,26 +251,7 @@ def float_values(short):
 
 
 def make_float_kernel(short):
-    T = dt(short)
-    K = len(FLOAT_OPS) + len(CMPS)
-    seen = {}
-
-    @enigma.kernel
-    def float_ops(a: T, b: T, out: T):
-        i = enigma.thread_position_in_grid
-        x = a[i]
-        y = b[i]
-        j = 0
-        for name, f, _ in FLOAT_OPS:
-            v = f(x, y)
-            seen[name] = v.dtype
-            out[i * K + j] = v
-            j += 1
-        for name, f, _ in CMPS:
-            out[i * K + j] = enigma.where(0.0, 1.0, f(x, y))
-            j += 1
-
-    return float_ops, K, seen
+    return make_operator_kernel(short, FLOAT_OPS, 0.0, 1.0)
 
 
 def to_buffer(short, values):
@@ -314,6 +302,7 @@ def test_float_operators(runtime, short, rng):
         except AssertionError as e:
             failures.append(f"{short} {name}: {e}")
     for col, (name, _, pred) in enumerate(CMPS, start=len(FLOAT_OPS)):
+        assert seen[name] == "bool", (name, seen[name])
         want = float_cmp_model(pred, x, y).astype(np.float32)
         if not np.array_equal(got32[:, col], want):
             bad = np.flatnonzero(got32[:, col] != want)[:5]

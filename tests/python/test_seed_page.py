@@ -2,6 +2,8 @@
 here VERBATIM (as text, exec'd) on the default device, and its signatures are
 called with the parameter names it documents."""
 import os
+import pathlib
+import textwrap
 
 import numpy as np
 import pytest
@@ -43,15 +45,20 @@ BLOCK_REQUIRE_M3 = """\
 caps.require_m3("async copy operations require M3 or newer")
 """
 
-BLOCK_GATED = """\
-caps = rt.device_capabilities()
-print(f"GPU: {caps.gpu_family}, SIMD size: {caps.simdgroup_size}")
 
-if caps.supports_simdgroup_matrix:
-    compiled = enigma.compile(fast_gemm)
-else:
-    compiled = enigma.compile(fallback_gemm)
-"""
+def example_block(example, first, last):
+    """The lines of examples/<example> from the one that is ``first`` to the
+    one that is ``last`` (stripped), dedented: a block of the page that an
+    example runs as it stands, so the page's text is checked there too."""
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / example
+    lines = path.read_text(encoding="utf-8").splitlines()
+    stripped = [line.strip() for line in lines]
+    start = stripped.index(first)
+    return textwrap.dedent("\n".join(lines[start:stripped.index(last, start) + 1])) + "\n"
+
+
+BLOCK_GATED = example_block("capability_gated.py", "caps = rt.device_capabilities()",
+                            "compiled = enigma.compile(fallback_gemm)")
 
 ALL_BLOCKS = [BLOCK_EXECUTE, BLOCK_CAPS, BLOCK_BENCHMARK, BLOCK_READ_OUTPUT, BLOCK_REQUIRE_M3, BLOCK_GATED]
 

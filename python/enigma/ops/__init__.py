@@ -1,5 +1,5 @@
 """``enigma.ops``: tile helpers (the reference's module path). ``gemm`` and the
-quantization helpers are implemented in ``enigma._cooperative`` and
+quantization helpers are implemented in ``enigma._tiles`` and
 ``enigma._lang``; these modules only re-export them.
 
 ``enigma.ops.gemm`` is the function, as in the reference; the module of that
