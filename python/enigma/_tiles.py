@@ -95,10 +95,11 @@ def gemm(A_s, B_s, C, *, M, N, K, transpose_A=False, transpose_B=False, accum_dt
     C[m, n] is ``C[c_offset + m * ldc + n]``. Leading dimensions default to
     the packed ones (K, N, N; M, K when transposed).
 
-    Simdgroup path (M, N, K multiples of 8, C a Tensor): the 8x8 tiles of C
-    are shared out over the simdgroups; each loads its C tile, accumulates
-    with simdgroup_multiply_accumulate and stores it back. A barrier first
-    makes A/B written by other threads visible. Scalar path: C is a register
+    Simdgroup path (M, N, K multiples of 8, C a Tensor): blocks of the 8x8
+    tiles of C (2x2 tiles when there are 16 tiles or more) are shared out
+    over the simdgroups; each loads its block, accumulates it with
+    simdgroup_multiply_accumulate in a loop over K and stores it back. A
+    barrier first makes A/B written by other threads visible. Scalar path: C is a register
     tensor (per thread) and every thread computes the whole block.
     """
     for n_, v in (("M", M), ("N", N), ("K", K)):
@@ -124,26 +125,65 @@ def gemm(A_s, B_s, C, *, M, N, K, transpose_A=False, transpose_B=False, accum_dt
         barrier()
         sg = simdgroup_index_in_threadgroup()
         nsg = simdgroups_per_threadgroup()
-        tile = 0
-        for mi in range(M // 8):
-            for ni in range(N // 8):
-                with if_(sg == tile % nsg):
-                    c_org = c_offset + (mi * 8) * ldc + ni * 8
-                    c = simdgroup_matrix_load(C, ldc, origin=c_org)
-                    for ki in range(K // 8):
-                        if transpose_A:
-                            a = simdgroup_matrix_load(A_s, lda, origin=a_offset + (ki * 8) * lda + mi * 8,
-                                                      transpose=True)
-                        else:
-                            a = simdgroup_matrix_load(A_s, lda, origin=a_offset + (mi * 8) * lda + ki * 8)
-                        if transpose_B:
-                            b = simdgroup_matrix_load(B_s, ldb, origin=b_offset + (ni * 8) * ldb + ki * 8,
-                                                      transpose=True)
-                        else:
-                            b = simdgroup_matrix_load(B_s, ldb, origin=b_offset + (ki * 8) * ldb + ni * 8)
-                        c = simdgroup_multiply_accumulate(a, b, c)
-                    simdgroup_matrix_store(c, C, ldc, origin=c_org)
-                tile += 1
+        mt, nt = M // 8, N // 8
+        # Each simdgroup takes blocks of up to 2x2 tiles of C (single tiles
+        # while that leaves fewer than 4 blocks, so small C still spreads
+        # over the simdgroups) and accumulates them over K in a loop of
+        # 8-deep steps: a block's products share their A and B tiles, and
+        # the CPU keeps the block in registers for the whole loop. Every
+        # tile still accumulates its products in k order.
+        bm, bn = (2, 2) if mt * nt >= 16 else (1, 2) if mt * nt >= 8 and nt >= 2 else (1, 1)
+
+        def a_tile(mi, k):
+            if transpose_A:
+                return simdgroup_matrix_load(A_s, lda, origin=a_offset + k * lda + mi * 8, transpose=True)
+            return simdgroup_matrix_load(A_s, lda, origin=a_offset + (mi * 8) * lda + k)
+
+        def b_tile(ni, k):
+            if transpose_B:
+                return simdgroup_matrix_load(B_s, ldb, origin=b_offset + (ni * 8) * ldb + k, transpose=True)
+            return simdgroup_matrix_load(B_s, ldb, origin=b_offset + k * ldb + ni * 8)
+
+        def products(mis, nis, k, cs):
+            a = [a_tile(mi, k) for mi in mis]
+            b = [b_tile(ni, k) for ni in nis]
+            out = list(cs)
+            for j in range(len(nis)):      # A tiles innermost: products sharing b side by side
+                for i in range(len(mis)):
+                    out[i * len(nis) + j] = simdgroup_multiply_accumulate(a[i], b[j], cs[i * len(nis) + j])
+            return out
+
+        def one_block(mis, nis):
+            orgs = [c_offset + (mi * 8) * ldc + ni * 8 for mi in mis for ni in nis]
+            cs = [simdgroup_matrix_load(C, ldc, origin=o) for o in orgs]
+            if K == 8:
+                cs = products(mis, nis, 0, cs)
+            else:
+                with for_range(0, K, 8, dtype="uint", init=cs) as (k, acc):
+                    new = products(mis, nis, k, [acc[i] for i in range(len(cs))])
+                    for i, v in enumerate(new):
+                        acc[i] = v
+                cs = [acc[i] for i in range(len(cs))]
+            for o, c in zip(orgs, cs):
+                simdgroup_matrix_store(c, C, ldc, origin=o)
+
+        if bm > 1 or bn > 1:
+            # Whole blocks: rounds of one block per simdgroup (block
+            # b0 + sg), one copy of the code for all of them.
+            nbm, nbn = mt // bm, nt // bn
+            if mt % bm == 0 and nt % bn == 0:
+                with for_range(0, nbm * nbn, nsg, dtype="uint") as b0:
+                    blk = b0 + sg
+                    with if_(blk < nbm * nbn):
+                        mi0, ni0 = (blk // nbn) * bm, (blk % nbn) * bn
+                        one_block([mi0 + i for i in range(bm)], [ni0 + j for j in range(bn)])
+                return
+        block = 0
+        for mi0 in range(0, mt, bm):
+            for ni0 in range(0, nt, bn):
+                with if_(sg == block % nsg):
+                    one_block(range(mi0, min(mi0 + bm, mt)), range(ni0, min(ni0 + bn, nt)))
+                block += 1
         return
     if isinstance(C, Tensor):
         raise EnigmaError("gemm: the scalar path accumulates into a per-thread register_tensor((M, N), ...); "

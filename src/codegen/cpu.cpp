@@ -33,21 +33,8 @@ extern const char* const kCpuAbi;
 namespace {
 
 const char* cpu_scalar_type(Scalar s) {
-  switch (s) {
-    case Scalar::B1: return "bool";
-    case Scalar::I8: return "int8_t";
-    case Scalar::U8: return "uint8_t";
-    case Scalar::I16: return "int16_t";
-    case Scalar::U16: return "uint16_t";
-    case Scalar::I32: return "int32_t";
-    case Scalar::U32: return "uint32_t";
-    case Scalar::I64: return "int64_t";
-    case Scalar::U64: return "uint64_t";
-    case Scalar::F16:
-    case Scalar::BF16:
-    case Scalar::F32: return "float";  // f16/bf16 are held in float, rounded per op
-  }
-  return "?";
+  return register_scalar_type(s, {"int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t",
+                                  "uint64_t"});
 }
 
 // Generated-code helpers of cooperative kernels: per-worker scratch memory,
@@ -116,13 +103,26 @@ template <int E, class M> static inline M en_mat_out(float v) {
   else return static_cast<M>(v);
 }
 typedef float en_mrow __attribute__((vector_size(32)));  // one row of 8 floats
-template <int E, class M> __attribute__((noinline)) static void en_mat_load(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
+template <int E, class M> static inline __attribute__((always_inline)) void en_mat_ld(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
   if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + c * ld + r]); return; }
   if constexpr (E == 0 && std::is_same_v<M, float>) {
     for (uint64_t r = 0; r < 8; ++r) std::memcpy(m + r * 8, p + o + r * ld, 32);
   } else {
     for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) m[r * 8 + c] = en_mat_in<E>(p[o + r * ld + c]);
   }
+}
+// A tile partly out of bounds: those elements read 0 (checked memory).
+template <int E, class M> __attribute__((noinline, cold)) static void en_mat_load_checked(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, uint64_t len, bool tr) {
+  for (uint64_t r = 0; r < 8; ++r)
+    for (uint64_t c = 0; c < 8; ++c) {
+      const uint64_t i = tr ? o + c * ld + r : o + r * ld + c;
+      m[r * 8 + c] = i < len ? en_mat_in<E>(p[i]) : 0.0f;
+    }
+}
+// Out of line where matrix ops run one after another (compile time); the
+// K loops of simdgroup_loop inline it (registers stay live across it).
+template <int E, class M> __attribute__((noinline)) static void en_mat_load(float* __restrict m, const M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
+  en_mat_ld<E>(m, p, o, ld, tr);
 }
 template <int E, class M> __attribute__((noinline)) static void en_mat_store(const float* __restrict m, M* __restrict p, uint64_t o, uint64_t ld, bool tr) {
   if (tr) { for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + c * ld + r] = en_mat_out<E, M>(m[r * 8 + c]); return; }
@@ -132,33 +132,91 @@ template <int E, class M> __attribute__((noinline)) static void en_mat_store(con
     for (uint64_t r = 0; r < 8; ++r) for (uint64_t c = 0; c < 8; ++c) p[o + r * ld + c] = en_mat_out<E, M>(m[r * 8 + c]);
   }
 }
-// d = a * b + c: for each element, c plus the products in k order, each
-// product rounded before it is added (no FMA: the order every backend uses).
-// Written on 8-float rows: a row of d is c's row plus a[r][k] times b's row
-// k, which is that order for every element at once. d may be c.
+// Fused multiply-adds on rows of 8 (and 16) floats: each lane is
+// fma(a, b, c), one rounding, as the hardware's FMA and CUDA's __fmaf_rn.
+typedef float en_mrow2 __attribute__((vector_size(64)));  // rows of two tiles side by side
+static inline __attribute__((always_inline)) en_mrow en_vfma(en_mrow a, en_mrow b, en_mrow c) {
+#if defined(__FMA__)
+  return __builtin_ia32_vfmaddps256(a, b, c);
+#else
+  for (int j = 0; j < 8; ++j) c[j] = __builtin_fmaf(a[j], b[j], c[j]);
+  return c;
+#endif
+}
+static inline __attribute__((always_inline)) en_mrow2 en_vfma(en_mrow2 a, en_mrow2 b, en_mrow2 c) {
+#if defined(__AVX512F__)
+  return __builtin_ia32_vfmaddps512_mask(a, b, c, static_cast<unsigned short>(0xffff), 4);
+#else
+  for (int j = 0; j < 16; ++j) c[j] = __builtin_fmaf(a[j], b[j], c[j]);
+  return c;
+#endif
+}
+static inline __attribute__((always_inline)) en_mrow en_msplat(float x) { return en_mrow{x, x, x, x, x, x, x, x}; }
+static inline __attribute__((always_inline)) en_mrow2 en_msplat2(float x) {
+  return en_mrow2{x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+}
+static inline __attribute__((always_inline)) en_mrow en_mrow_at(const float* p) { en_mrow r; std::memcpy(&r, p, 32); return r; }
+static inline __attribute__((always_inline)) en_mrow2 en_mrow_join(en_mrow lo, en_mrow hi) {
+#if defined(__clang__) || __GNUC__ >= 12
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+  return en_mrow2{lo[0], lo[1], lo[2], lo[3], lo[4], lo[5], lo[6], lo[7], hi[0], hi[1], hi[2], hi[3], hi[4], hi[5], hi[6], hi[7]};
+#endif
+}
+// d = a * b + c: for each element, c then one fused multiply-add per k in
+// order: d = fma(a[r][7], b[7][c], ... fma(a[r][0], b[0][c], c[r][c])) (the
+// order every backend uses). Written on 8-float rows: a row of d is c's row
+// and a[r][k] times b's row k, for every element at once. d may be c.
 template <int R> __attribute__((noinline)) static void en_mat_mma(float* d, const float* __restrict a, const float* __restrict b, const float* c) {
   en_mrow br[8];
-  for (int k = 0; k < 8; ++k) std::memcpy(&br[k], b + k * 8, 32);
+  for (int k = 0; k < 8; ++k) br[k] = en_mrow_at(b + k * 8);
   for (int r = 0; r < 8; ++r) {
-    en_mrow acc;
-    std::memcpy(&acc, c + r * 8, 32);
-    for (int k = 0; k < 8; ++k) acc += a[r * 8 + k] * br[k];
+    en_mrow acc = en_mrow_at(c + r * 8);
+    for (int k = 0; k < 8; ++k) acc = en_vfma(en_msplat(a[r * 8 + k]), br[k], acc);
     if constexpr (R != 0)
       for (int j = 0; j < 8; ++j) acc[j] = R == 1 ? en_rh(acc[j]) : en_rb(acc[j]);
     std::memcpy(d + r * 8, &acc, 32);
   }
 }
+// A register block of MI x NJ float accumulator tiles (NJ <= 2: a row of the
+// block is NJ tiles' rows side by side, one 8- or 16-float vector), kept in
+// registers across a K loop; en_mblk_mma is the same fused order per element.
+template <int NJ> struct en_mblk_row { typedef en_mrow type; };
+template <> struct en_mblk_row<2> { typedef en_mrow2 type; };
+template <int MI, int NJ> struct en_mblk { typename en_mblk_row<NJ>::type r[MI][8]; };
+// Tile (i, j) of the block is t[i * NJ + j] (64 floats, row-major).
+template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_get(en_mblk<MI, NJ>& m, const float* const (&t)[MI * NJ]) {
+  for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r) {
+    if constexpr (NJ == 2) m.r[i][r] = en_mrow_join(en_mrow_at(t[i * 2] + r * 8), en_mrow_at(t[i * 2 + 1] + r * 8));
+    else m.r[i][r] = en_mrow_at(t[i] + r * 8);
+  }
+}
+template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_put(const en_mblk<MI, NJ>& m, float* const (&t)[MI * NJ]) {
+  for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r)
+    for (int j = 0; j < NJ; ++j) std::memcpy(t[i * NJ + j] + r * 8, reinterpret_cast<const char*>(&m.r[i][r]) + j * 32, 32);
+}
+template <int MI, int NJ> static inline __attribute__((always_inline)) void en_mblk_mma(en_mblk<MI, NJ>& m, const float* const (&a)[MI], const float* const (&b)[NJ]) {
+  for (int k = 0; k < 8; ++k) {
+    if constexpr (NJ == 2) {
+      const en_mrow2 bk = en_mrow_join(en_mrow_at(b[0] + k * 8), en_mrow_at(b[1] + k * 8));
+      for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r) m.r[i][r] = en_vfma(en_msplat2(a[i][r * 8 + k]), bk, m.r[i][r]);
+    } else {
+      const en_mrow bk = en_mrow_at(b[0] + k * 8);
+      for (int i = 0; i < MI; ++i) for (int r = 0; r < 8; ++r) m.r[i][r] = en_vfma(en_msplat(a[i][r * 8 + k]), bk, m.r[i][r]);
+    }
+  }
+}
 )";
+
+// Iterations of a simdgroup K loop that each simdgroup runs in its turn.
+constexpr int kSimdgroupLoopChunk = 16;
 
 constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__ATOMIC_RELEASE", "__ATOMIC_ACQ_REL",
                                    "__ATOMIC_SEQ_CST"};
 
 class CpuEmitter : public FloatRegisterEmitter {
  public:
-  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {
-    check_memory_ = o.debug || o.bounds_check;
-    report_loads_ = o.debug;
-  }
+  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k, o.debug, o.bounds_check), opt_(o) {}
 
   std::string run() {
     for (const Param& p : k_.params)
@@ -278,27 +336,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return any;
   }
 
-  // Registers hold f16/bf16 in float; memory holds their 16-bit patterns.
-  static std::string memory_type(Scalar s) {
-    if (s == Scalar::F16 || s == Scalar::BF16) return "uint16_t";
-    return cpu_scalar_type(s);
-  }
-  static std::string memory_type(const DType& t) {
-    if (t.is_vector()) return vector_of(memory_type(t.elem), t.lanes);
-    return memory_type(t.elem);
-  }
-  static std::string from_memory(const DType& t, const std::string& x) {
-    if (t.elem == Scalar::F16) return "en_h2f(" + x + ")";
-    if (t.elem == Scalar::BF16) return "en_b2f(" + x + ")";
-    return x;
-  }
-  static std::string to_memory(const DType& t, const std::string& x) {
-    if (t.elem == Scalar::F16) return "en_f2h(" + x + ")";
-    if (t.elem == Scalar::BF16) return "en_f2b(" + x + ")";
-    return x;
-  }
-  static std::string from_memory(Scalar s, const std::string& x) { return from_memory(DType::scalar(s), x); }
-  static std::string to_memory(Scalar s, const std::string& x) { return to_memory(DType::scalar(s), x); }
   static std::string round_to(Scalar s, const std::string& x) {
     if (s == Scalar::F16) return "en_rh(" + x + ")";
     if (s == Scalar::BF16) return "en_rb(" + x + ")";
@@ -312,6 +349,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   const char* scalar_type(Scalar s) const override { return cpu_scalar_type(s); }
+  const char* spelling_backend() const override { return "cpu"; }
+  std::string scalar_math(const std::string& fn) const override { return "std::" + fn; }
 
   std::string query(ThreadQuery q, int dim) override {
     static const char* xyz[] = {"x", "y", "z"};
@@ -328,13 +367,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case ThreadQuery::ThreadsPerGrid:
       case ThreadQuery::GridSize: return grid_dims[dim];
       case ThreadQuery::ThreadgroupsPerGrid: return ntg_dims[dim];
-      case ThreadQuery::ThreadIndexInThreadgroup: return flat;
-      case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
-      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? "(" + flat + " >> 5)" : sg_var_;
-      case ThreadQuery::ThreadsPerSimdgroup: return "32u";
-      case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? flat_index_query(q, flat) : sg_var_;
+      default: return flat_index_query(q, flat);
     }
-    return "0u";
   }
 
   // The first offending thread of a report: the thread loop's, or set by a
@@ -353,12 +388,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   std::string load(const Op& op) override {
     if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[" + fast_var_ + "]");
-    const DType& pt = k_.memory_type(op.attr);
+    const DType& pt = k_.memory_type(op.memory());
     std::string idx = name(op.operands[0]);
-    std::string buf = mem_ptr(op.attr);
+    std::string buf = mem_ptr(op.memory());
     const bool proved = proved_ && proved_->count(&op);
     if (op.type != pt) {  // load_vec: `lanes` elements from idx
-      std::string ok = proved ? "" : bounds_check(op.attr, op.operands[0], op.type.lanes, kLoad);
+      std::string ok = proved ? "" : bounds_check(op.memory(), op.operands[0], op.type.lanes, kLoad);
       std::string v;
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
         v = type(op.type) + "(";
@@ -370,20 +405,20 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(op.type) + "{})";
     }
-    return read(op.attr, op.type, idx, proved ? "" : bounds_check(op.attr, op.operands[0], 1, kLoad));
+    return read(op.memory(), op.type, idx, proved ? "" : bounds_check(op.memory(), op.operands[0], 1, kLoad));
   }
 
   void store(const Op& op) override {
     if (fast_ && fast_->count(&op)) {
-      line(fast_->at(&op) + "[" + fast_var_ + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
+      line(fast_->at(&op) + "[" + fast_var_ + "] = " + to_memory(k_.memory_type(op.memory()).elem, name(op.operands[1])) + ";");
       return;
     }
-    const DType& pt = k_.memory_type(op.attr);
+    const DType& pt = k_.memory_type(op.memory());
     const DType vt = k_.type_of(op.operands[1]);
     std::string idx = name(op.operands[0]);
-    std::string buf = mem_ptr(op.attr);
+    std::string buf = mem_ptr(op.memory());
     const int lanes = vt == pt ? 1 : vt.lanes;  // a vector buffer's element is one vector
-    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.attr, op.operands[0], lanes, kStore);
+    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.memory(), op.operands[0], lanes, kStore);
     if (!guard.empty()) guard = "if (" + guard + ") ";
     if (vt != pt) {  // store_vec
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
@@ -418,33 +453,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return from_memory(to, raw);
   }
 
-  std::string param_value(const Op& op) override { return param_name(static_cast<int>(op.attr)); }
-
-  std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) override {
-    if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
-    return "std::floor(" + a + " / " + b + ")";
-  }
-  std::string float_rem(const DType& t, const std::string& a, const std::string& b) override {
-    if (t.is_vector()) return "en_fmod(" + a + ", " + b + ")";
-    return "std::fmod(" + a + ", " + b + ")";
-  }
-
-  // ---- the per-thread language: en_<Metal name> from semantics/math.h,
-  // except where spelling.cpp's table says otherwise.
-  bool supports_language() const override { return true; }
-
-  std::string library_function(const std::string& fn, const Op& op) override {
-    Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
-    if (const char* s = spelling_exception("cpu", fn, e)) return s;
-    return "en_" + fn;
-  }
-
   std::string load_if(const Op& op) override {
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
     // Checked (and reported) only where the mask lets the access happen.
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad, mask);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kLoad, mask);
     if (!ok.empty()) mask = "(" + mask + " && " + ok + ")";
-    return "(" + mask + " ? " + from_memory(op.type, mem_ptr(op.attr) + "[" + idx + "]") + " : " + dflt + ")";
+    return "(" + mask + " ? " + from_memory(op.type, mem_ptr(op.memory()) + "[" + idx + "]") + " : " + dflt + ")";
   }
 
   // In a work-group loop, an array used by several thread loops (across a
@@ -453,17 +467,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return static_cast<size_t>(i) < plan_.local_in_scratch.size() && plan_.local_in_scratch[static_cast<size_t>(i)];
   }
   std::string local_elem(const Op& op, const std::string& idx) const {
-    if (!local_in_scratch(op.attr)) return local_name(op.attr) + "[" + idx + "]";
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
-    return local_name(op.attr) + "[static_cast<size_t>(en_t) * " + std::to_string(a.size) + "u + " + idx + "]";
+    if (!local_in_scratch(op.local_array())) return local_name(op.local_array()) + "[" + idx + "]";
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
+    return local_name(op.local_array()) + "[static_cast<size_t>(en_t) * " + std::to_string(a.size) + "u + " + idx + "]";
   }
 
   void local_alloc(const Op& op) override {
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
-    std::string n = local_name(op.attr);
-    if (!local_in_scratch(op.attr)) line(type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + comment_text(a.name));
-    line("for (int en_k = 0; en_k < " + std::to_string(a.size) + "; ++en_k) " + local_elem(op, "en_k") + " = " +
-         name(op.operands[0]) + ";");
+    fill_local_array(op, type(k_.locals.at(static_cast<size_t>(op.local_array())).elem), "int", "",
+                     !local_in_scratch(op.local_array()), local_elem(op, "en_k"));
   }
   std::string local_load(const Op& op) override { return local_elem(op, local_index(op, "en_clamp_index")); }
   void local_store(const Op& op) override {
@@ -473,24 +484,24 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // ---- atomics: per-thread ops, real atomics (threadgroups run in parallel) ----
   bool special(const Op& op) override {
     if (op.info().category != OpCategory::Atomic) return false;
-    const DType t = k_.memory_type(op.attr);
+    const DType t = k_.memory_type(op.memory());
     const std::string T = type(t);
-    std::string p = "&" + mem_ptr(op.attr) + "[" + name(op.operands[0]) + "]";
+    std::string p = "&" + mem_ptr(op.memory()) + "[" + name(op.operands[0]) + "]";
     // Out of bounds, the atomic acts on a zeroed local instead (dropped; reads 0).
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kAtomic);
     if (!ok.empty()) {
       std::string spare = "en_sp" + std::to_string(temp_++);
       line(T + " " + spare + " = " + T + "{};");
       p = "(" + ok + " ? " + p + " : &" + spare + ")";
     }
-    const int order = static_cast<int>(op.aux & 15);
-    const int failure = static_cast<int>((op.aux >> 4) & 15);
+    const int order = static_cast<int>(op.atomic_order());
+    const int failure = static_cast<int>(op.atomic_failure_order());
     const std::string mo = kOrders[order];
     const bool flt = t.is_float();
     auto v = [&](size_t i) { return name(op.operands[i]); };
     std::string r = op.results.empty() ? "" : name(op.result());
     auto def = [&](const std::string& e) { line("const " + type(op.type) + " " + r + " = " + e + ";"); };
-    if (is_threadgroup_memory(op.attr) && op.code != OpCode::AtomicCompareExchange) {
+    if (is_threadgroup_memory(op.memory()) && op.code != OpCode::AtomicCompareExchange) {
       // A threadgroup's threads are loops of one worker thread: its atomics
       // on threadgroup memory are plain read-modify-writes in the threads'
       // order (the loops holding them are not `omp simd`, see plain_rmw).
@@ -632,7 +643,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   // `v` for thread index expression t: a group variable or an array element.
   std::string at(ValueId v, const std::string& t) {
-    if (plan_.group[v]) return name(v);
+    if (plan_.group[v] || sg_values_.count(v)) return name(v);
     if (plan_.array[v].empty()) throw KernelError("internal: value " + std::to_string(v) + " has no per-thread storage");
     if (t == "en_t") return slot(plan_.array[v]);
     return plan_.array[v] + "[" + t + "]";
@@ -663,7 +674,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // holding one must keep the threads' order, so it is not `omp simd` (the
   // compiler's own vectoriser sees the dependence and leaves it scalar).
   bool plain_rmw(const std::vector<const Op*>& ops) const {
-    return any_op(ops, [](const Op& op) { return op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.attr); });
+    return any_op(ops, [](const Op& op) { return op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.memory()); });
   }
 
   // Whether `pred` holds for one of `ops` or an op nested in them.
@@ -737,11 +748,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (!d || depth > 8 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
     if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
     if (d->code == OpCode::ThreadQuery) {
-      ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+      ThreadQuery q = d->query();
       if (is_group_query(q)) return true;
       if (rounds_iv_ != kNoValue) return false;
       if (!sg_var_.empty() && q == ThreadQuery::SimdgroupIndexInThreadgroup) return true;  // a simdgroup-blocked loop  // the passes loop over all the group's threads
-      return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->dim > 0;
+      return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->query_dim() > 0;
     }
     for (ValueId o : d->operands)
       if (!x_invariant(o, depth + 1)) return false;
@@ -754,8 +765,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (rounds_iv_ != kNoValue && v == rounds_iv_) return Affine{{}, 1};
     const Op* d = def_[v];
     if (!d) return std::nullopt;
-    if (rounds_iv_ == kNoValue && d->code == OpCode::ThreadQuery && d->dim == 0) {
-      ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+    if (rounds_iv_ == kNoValue && d->code == OpCode::ThreadQuery && d->query_dim() == 0) {
+      ThreadQuery q = d->query();
       if (q == ThreadQuery::ThreadPositionInGrid) return Affine{{}, 1};
       if (q == ThreadQuery::ThreadPositionInThreadgroup) return Affine{{"(0u - en_bx)"}, 1};
       return std::nullopt;
@@ -832,12 +843,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         if (access && check_memory_ && x_invariant(op.operands[0])) {
           hoisted.push_back(&op);
         } else if (access &&  // scalar accesses only: a vector access keeps its own aligned form
-                   (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
+                   (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.memory())) {
           auto a = affine(op.operands[0]);
           // With checked memory, plain `x` indices too: the row's check proves them in bounds.
           // So for 8- and 16-bit elements: GCC 12 gives up on `A[x]` with a
           // uint32 x there ("complicated access pattern"; half/bfloat loops).
-          const Scalar e = k_.memory_type(op.attr).elem;
+          const Scalar e = k_.memory_type(op.memory()).elem;
           const bool narrow = e == Scalar::F16 || e == Scalar::BF16 || e == Scalar::I16 || e == Scalar::U16 ||
                               e == Scalar::I8 || e == Scalar::U8 || e == Scalar::B1;
           if (a && a->x == 1 && (!a->terms.empty() || check_memory_ || narrow)) cands.emplace_back(&op, *a);
@@ -869,8 +880,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::set<const Op*> proved;
     for (const Op* op : hoisted) {
       const DType vt = op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1]);
-      const int lanes = vt == k_.memory_type(op->attr) ? 1 : vt.lanes;
-      const std::string len = mem_length(op->attr), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
+      const int lanes = vt == k_.memory_type(op->memory()) ? 1 : vt.lanes;
+      const std::string len = mem_length(op->memory()), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
       check += (check.empty() ? "" : " && ") + (lanes == 1 ? idx + " < " + len
                                                            : "(" + len + " >= " + std::to_string(lanes) + "u && " + idx +
                                                                  " <= " + len + " - " + std::to_string(lanes) + "u)");
@@ -887,16 +898,16 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + " + L.x_start + ");");
       // No index of the row wraps in 32 bits; implied for a threadgroup
       // array by the bounds check below (its size is small).
-      if (!(check_memory_ && is_threadgroup_memory(op->attr)))
+      if (!(check_memory_ && is_threadgroup_memory(op->memory())))
         check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= 4294967296ull");
       // Checked memory: the row's indices [first, first + count) are all in
       // bounds, so the fast copy needs no per-access check.
       if (check_memory_)
         check += (check.empty() ? "" : " && ") +
-                 ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= " + mem_length(op->attr));
+                 ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= " + mem_length(op->memory()));
       std::string p = first + "p";
-      std::string mt = memory_type(k_.memory_type(op->attr));
-      line(mt + "* __restrict " + p + " = " + mem_ptr(op->attr) + " + (static_cast<std::ptrdiff_t>(" + first +
+      std::string mt = memory_type(k_.memory_type(op->memory()));
+      line(mt + "* __restrict " + p + " = " + mem_ptr(op->memory()) + " + (static_cast<std::ptrdiff_t>(" + first +
            ") - static_cast<std::ptrdiff_t>(" + L.var_start + "));");
       ptrs[op] = p;
     }
@@ -1107,7 +1118,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::function<bool(ValueId, int)> from_sg = [&](ValueId v, int depth) {
       const Op* d = def_[v];
       if (!d || depth > 6 || plan_.group[v]) return false;
-      if (d->code == OpCode::ThreadQuery) return static_cast<ThreadQuery>(d->attr) == ThreadQuery::SimdgroupIndexInThreadgroup;
+      if (d->code == OpCode::ThreadQuery) return d->query() == ThreadQuery::SimdgroupIndexInThreadgroup;
       if (!d->regions.empty() || !d->info().pure) return false;
       for (ValueId o : d->operands)
         if (from_sg(o, depth + 1)) return true;
@@ -1259,12 +1270,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (size_t i = 0; i + 1 < it.ops.size(); ++i)
       if (!it.ops[i]->regions.empty() || !it.ops[i]->info().pure) return false;
     const Op* c = def_[last->operands[0]];
-    if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return false;
+    if (!c || c->code != OpCode::Cmp || c->predicate() != CmpPred::Eq) return false;
     ValueId a = c->operands[0], b = c->operands[1];
     if (plan_.group[a]) std::swap(a, b);
     if (!plan_.group[b] || plan_.group[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return false;
     std::string g = name(b), start, step = "1", end;
-    switch (static_cast<ThreadQuery>(def_[a]->attr)) {
+    switch (def_[a]->query()) {
       case ThreadQuery::ThreadIndexInThreadgroup: start = g; end = "std::min<uint64_t>(en_n, uint64_t{" + g + "} + 1)"; break;
       case ThreadQuery::ThreadIndexInSimdgroup: start = "(" + g + " < 32u ? uint64_t{" + g + "} : uint64_t{en_n})"; step = "32"; end = "en_n"; break;
       case ThreadQuery::SimdgroupIndexInThreadgroup:
@@ -1352,6 +1363,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   void control(const Op& op) {
     switch (op.code) {
       case OpCode::For: {
+        if (simdgroup_loop_ok(op)) {
+          simdgroup_loop(op);
+          return;
+        }
         const Region& body = op.regions[0];
         open("");
         std::vector<ValueId> inits(op.operands.begin() + 3, op.operands.end());
@@ -1464,6 +1479,228 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
   }
 
+  // ---- simdgroup-matrix K loops ----
+  // A group-level `for` whose body is only pure (index) math and
+  // simdgroup-matrix loads, fills and products, and which carries only
+  // matrices, runs with the simdgroup loop outside it: each simdgroup runs
+  // the whole loop for its first active lane (matrix ops touch only their
+  // simdgroup's matrices, and the body neither writes memory nor
+  // synchronises). Its matrices are local arrays, and the products whose
+  // accumulators are carried become register blocks held across the loop.
+  bool simdgroup_loop_ok(const Op& op) const {
+    bool any_mma = false;
+    for (ValueId r : op.results)
+      if (k_.type_of(r).kind != DType::Kind::SimdMatrix) return false;
+    const Region& body = op.regions[0];
+    for (const Op& o : body.ops) {
+      if (&o == &body.ops.back()) break;  // the yield
+      if (!o.regions.empty()) return false;
+      const OpCategory c = o.info().category;
+      if (c == OpCategory::MatrixLoad || c == OpCategory::MatrixFill) continue;
+      if (c == OpCategory::MatrixMma) {
+        any_mma = true;
+        continue;
+      }
+      if (!o.info().pure) return false;
+      for (ValueId v : o.results)
+        if (k_.type_of(v).kind == DType::Kind::SimdMatrix) return false;
+      for (ValueId v : o.operands)
+        if (k_.type_of(v).kind == DType::Kind::SimdMatrix) return false;
+    }
+    return any_mma;
+  }
+
+  // Products d = a * b + c of a K loop's body whose c is carried value i
+  // (read by nothing else) and whose d is yielded as carried value i (and
+  // read by nothing else), a float accumulator: grouped into blocks of at
+  // most 2 x 2 tiles when their a's and b's form a full grid.
+  struct MatBlock {
+    std::vector<ValueId> a, b;
+    std::vector<std::vector<size_t>> carried;  // [i][j]: the carried value
+    const Op* last = nullptr;                  // the block's products run here
+    std::string name;
+  };
+  std::vector<MatBlock> matrix_blocks(const Op& loop) {
+    const Region& body = loop.regions[0];
+    const Op& yield = body.ops.back();
+    std::map<ValueId, int> uses;
+    for (const Op& o : body.ops)
+      for (ValueId v : o.operands) ++uses[v];
+    std::set<ValueId> args(body.args.begin() + 1, body.args.end());
+    std::vector<const Op*> prods;
+    std::map<std::pair<ValueId, ValueId>, std::pair<size_t, const Op*>> grid;
+    std::vector<ValueId> as, bs;
+    std::map<const Op*, size_t> pos;
+    for (const Op& o : body.ops) pos[&o] = pos.size();
+    for (const Op& o : body.ops) {
+      if (o.code != OpCode::SimdMatrixMultiplyAccumulate || o.type.elem != Scalar::F32) continue;
+      ValueId a = o.operands[0], b = o.operands[1], c = o.operands[2];
+      if (args.count(a) || args.count(b) || !args.count(c) || uses[c] != 1 || uses[o.result()] != 1) continue;
+      size_t i = static_cast<size_t>(std::find(body.args.begin(), body.args.end(), c) - body.args.begin()) - 1;
+      if (yield.operands[i] != o.result()) continue;
+      if (!grid.emplace(std::make_pair(a, b), std::make_pair(i, &o)).second) return {};
+      if (std::find(as.begin(), as.end(), a) == as.end()) as.push_back(a);
+      if (std::find(bs.begin(), bs.end(), b) == bs.end()) bs.push_back(b);
+    }
+    if (grid.empty() || grid.size() != as.size() * bs.size()) return {};
+    std::vector<MatBlock> blocks;
+    for (size_t i0 = 0; i0 < as.size(); i0 += 2)
+      for (size_t j0 = 0; j0 < bs.size(); j0 += 2) {
+        MatBlock m;
+        m.a.assign(as.begin() + i0, as.begin() + std::min(as.size(), i0 + 2));
+        m.b.assign(bs.begin() + j0, bs.begin() + std::min(bs.size(), j0 + 2));
+        for (ValueId a : m.a) {
+          m.carried.emplace_back();
+          for (ValueId b : m.b) {
+            auto [idx, prod] = grid.at({a, b});
+            m.carried.back().push_back(idx);
+            // The last product in program order: every a and b is made by then.
+            if (!m.last || pos.at(prod) > pos.at(m.last)) m.last = prod;
+          }
+        }
+        m.name = "en_mb" + std::to_string(temp_++);
+        blocks.push_back(std::move(m));
+      }
+    return blocks;
+  }
+
+  void simdgroup_loop(const Op& op) {
+    const Region& body = op.regions[0];
+    const Op& yield = body.ops.back();
+    const size_t n = op.results.size();
+    std::vector<ValueId> inits(op.operands.begin() + 3, op.operands.end());
+    open("");
+    std::string lo = uniform(op.operands[0], op), hi = uniform(op.operands[1], op), step = uniform(op.operands[2], op);
+    std::vector<MatBlock> blocks = matrix_blocks(op);
+    std::map<size_t, std::pair<const MatBlock*, std::pair<size_t, size_t>>> in_block;
+    std::map<const Op*, const MatBlock*> block_at;
+    std::set<const Op*> in_blocks;
+    for (const MatBlock& m : blocks) {
+      block_at[m.last] = &m;
+      for (size_t i = 0; i < m.a.size(); ++i)
+        for (size_t j = 0; j < m.b.size(); ++j) in_block[m.carried[i][j]] = {&m, {i, j}};
+    }
+    for (const Op& o : body.ops)
+      if (o.code == OpCode::SimdMatrixMultiplyAccumulate) {
+        for (size_t i = 0; i < n; ++i)
+          if (in_block.count(i) && yield.operands[i] == o.result()) in_blocks.insert(&o);
+      }
+    std::set<ValueId> inside(body.args.begin(), body.args.end());
+    for (const Op& o : body.ops)
+      for (ValueId v : o.results) inside.insert(v);
+    // The loop's results hold each simdgroup's carried matrices between
+    // chunks of iterations: the simdgroups take turns per chunk, so tiles one
+    // of them reads are still in cache for the others of the group.
+    per_simdgroup([&] {
+      for (size_t i = 0; i < n; ++i)
+        line("std::memmove(" + mat(op.results[i]) + ", " + mat(inits[i]) + ", 64 * sizeof(float));");
+    });
+    const DType ivt = k_.type_of(body.args[0]);
+    const std::string t = type(ivt), kc = "en_kc" + std::to_string(temp_), ke = "en_ke" + std::to_string(temp_++);
+    auto cond = [&](const std::string& v) {
+      return is_signed_int(ivt.elem)
+                 ? "((" + step + " > 0) ? (" + v + " < " + hi + ") : (" + step + " < 0 && " + v + " > " + hi + "))"
+                 : "(" + step + " != 0 && " + v + " < " + hi + ")";
+    };
+    line(t + " " + kc + " = " + lo + ";");
+    open("while (" + cond(kc) + ")");
+    line(t + " " + ke + " = " + kc + ";");
+    line("for (uint32_t en_i = 0; en_i < " + std::to_string(kSimdgroupLoopChunk) + "u && " + cond(ke) + "; ++en_i) " + ke +
+         " = " + finish(ivt, "(" + ke + " + " + step + ")") + ";");
+    per_simdgroup([&] {
+      line("const uint32_t en_t = en_f;");
+      line("const uint32_t lx = en_t % en_ex, en_q = en_t / en_ex, ly = en_q % en_ey, lz = en_q / en_ey;");
+      line("const uint32_t en_gx = en_bx + lx;");
+      line("(void)lx; (void)ly; (void)lz; (void)en_gx;");
+      flat_.push_back(true);
+      // Per-thread values from before the loop, for the first lane.
+      std::vector<bool> done(k_.values.size(), false);
+      for (const Op& o : body.ops)
+        for (ValueId v : o.operands) {
+          if (inside.count(v) || plan_.group[v] || sg_values_.count(v) || k_.type_of(v).kind == DType::Kind::SimdMatrix)
+            continue;
+          if (plan_.recompute[v]) {
+            std::vector<bool> before = done;
+            emit_remat(v, -1000, done);
+            for (size_t u = 0; u < done.size(); ++u)
+              if (done[u] && !before[u]) sg_values_.insert(static_cast<ValueId>(u));
+          } else {
+            line("const " + type(k_.type_of(v)) + " " + name(v) + " = " + at(v, "en_f") + ";");
+            sg_values_.insert(v);
+          }
+        }
+      // The carried matrices: register blocks or local arrays.
+      auto tiles = [&](const MatBlock& m) {
+        std::string ts;
+        for (size_t i = 0; i < m.a.size(); ++i)
+          for (size_t j = 0; j < m.b.size(); ++j) ts += (ts.empty() ? "" : ", ") + mat(op.results[m.carried[i][j]]);
+        return "{" + ts + "}";
+      };
+      for (const MatBlock& m : blocks) {
+        line("en_mblk<" + std::to_string(m.a.size()) + ", " + std::to_string(m.b.size()) + "> " + m.name + ";");
+        line("en_mblk_get(" + m.name + ", " + tiles(m) + ");");
+      }
+      for (size_t i = 0; i < n; ++i) {
+        if (in_block.count(i)) continue;
+        std::string c = "en_c" + std::to_string(temp_++);
+        line("alignas(64) float " + c + "[64];");
+        line("std::memcpy(" + c + ", " + mat(op.results[i]) + ", 64 * sizeof(float));");
+        sg_matrices_[body.args[i + 1]] = c;
+      }
+      const std::string iv = name(body.args[0]);
+      open("for (" + t + " " + iv + " = " + kc + "; " + iv + " != " + ke + "; " + iv + " = " +
+           finish(ivt, "(" + iv + " + " + step + ")") + ")");
+      sg_values_.insert(body.args[0]);
+      for (const Op& o : body.ops) {
+        if (&o == &yield) break;
+        if (!is_simdgroup_matrix_op(o)) {
+          CFamilyEmitter::op(o);
+          for (ValueId v : o.results) sg_values_.insert(v);
+          continue;
+        }
+        if (auto b = block_at.find(&o); b != block_at.end()) {
+          const MatBlock& m = *b->second;
+          std::string as, bs;
+          for (ValueId a : m.a) as += (as.empty() ? "" : ", ") + mat(a);
+          for (ValueId v : m.b) bs += (bs.empty() ? "" : ", ") + mat(v);
+          line("en_mblk_mma(" + m.name + ", {" + as + "}, {" + bs + "});");
+        }
+        if (in_blocks.count(&o)) continue;
+        std::string x = "en_l" + std::to_string(temp_++);
+        line("alignas(64) float " + x + "[64];");
+        sg_matrices_[o.result()] = x;
+        inline_loads_ = true;
+        matrix_op(o);
+        inline_loads_ = false;
+      }
+      // The yield: values read from carried ones first go through copies.
+      std::vector<std::string> src(n);
+      for (size_t i = 0; i < n; ++i) {
+        if (in_block.count(i) || yield.operands[i] == body.args[i + 1]) continue;
+        src[i] = mat(yield.operands[i]);
+        if (std::find(body.args.begin() + 1, body.args.end(), yield.operands[i]) != body.args.end()) {
+          std::string y = "en_y" + std::to_string(temp_++);
+          line("alignas(64) float " + y + "[64];");
+          line("std::memcpy(" + y + ", " + src[i] + ", 64 * sizeof(float));");
+          src[i] = y;
+        }
+      }
+      for (size_t i = 0; i < n; ++i)
+        if (!src[i].empty()) line("std::memcpy(" + mat(body.args[i + 1]) + ", " + src[i] + ", 64 * sizeof(float));");
+      close();
+      for (const MatBlock& m : blocks) line("en_mblk_put(" + m.name + ", " + tiles(m) + ");");
+      for (size_t i = 0; i < n; ++i)
+        if (!in_block.count(i))
+          line("std::memcpy(" + mat(op.results[i]) + ", " + mat(body.args[i + 1]) + ", 64 * sizeof(float));");
+      flat_.pop_back();
+      sg_values_.clear();
+      sg_matrices_.clear();
+    });
+    line(kc + " = " + ke + ";");
+    close();
+    close();
+  }
+
   // ---- sync ops at group level ----
   void sync_op(const Op& op) {
     const OpCategory cat = op.info().category;
@@ -1471,7 +1708,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case OpCategory::Barrier:
         // Between two thread loops every thread has finished the first: the
         // loop boundary is the barrier. Only a barrier some threads skip fails.
-        line("// " + std::string(op.info().name) + "(" + mem_flags_name(op.aux) + ")");
+        line("// " + std::string(op.info().name) + "(" + mem_flags_name(op.mem_flags()) + ")");
         if (!masks_.empty()) {
           line("if (" + masks_.back().partial + ")");
           ++indent_;
@@ -1494,7 +1731,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   std::string combine(CollectiveInfo::Kind k, const DType& t, const std::string& a, const std::string& b) const {
     using K = CollectiveInfo::Kind;
-    const std::string T = type(t);
     if (t.is_vector()) {  // lanewise, through the math prelude
       switch (k) {
         case K::Sum: return "(" + a + " + " + b + ")";
@@ -1507,16 +1743,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         default: return a;
       }
     }
-    switch (k) {
-      case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
-      case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
-      case K::Min: return t.is_float() ? "std::fmin(" + a + ", " + b + ")" : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
-      case K::Max: return t.is_float() ? "std::fmax(" + a + ", " + b + ")" : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
-      case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
-      case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
-      case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
-      default: return a;
-    }
+    return combine_scalars(k, t, a, b);
   }
   std::string identity(CollectiveInfo::Kind k, const DType& t) const {
     using K = CollectiveInfo::Kind;
@@ -1642,6 +1869,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   std::string mat(ValueId v) const {
+    if (auto it = sg_matrices_.find(v); it != sg_matrices_.end()) return it->second;
     if (plan_.run_local_matrices.count(v)) return plan_.array[v];
     return "(" + plan_.array[v] + " + en_sg * 64u)";
   }
@@ -1657,12 +1885,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         case OpCode::SimdMatrixStore: {
           bool load = op.code == OpCode::SimdMatrixLoad;
           size_t first = load ? 0 : 1;
-          Scalar e = k_.memory_type(op.attr).elem;
+          Scalar e = k_.memory_type(op.memory()).elem;
           std::string kind = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
           std::string m = mat(load ? op.result() : op.operands[0]);
           auto call = [&](const std::string& o, const std::string& ld) {
-            line(std::string(load ? "en_mat_load<" : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.attr) +
-                 ", " + o + ", " + ld + ", " + (op.aux ? "true" : "false") + ");");
+            line(std::string(load ? (inline_loads_ ? "en_mat_ld<" : "en_mat_load<") : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.memory()) +
+                 ", " + o + ", " + ld + ", " + (op.transposed() ? "true" : "false") + ");");
           };
           if (!check_memory_) {
             call(at(op.operands[first], "en_f"), at(op.operands[first + 1], "en_f"));
@@ -1675,21 +1903,28 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           line("const uint64_t en_o = " + at(op.operands[first], "en_f") + ", en_p = " + at(op.operands[first + 1], "en_f") +
                ";");
           line("const uint64_t en_last = en_o + 7u * en_p + 7u;");
-          open("if (en_p < (uint64_t{1} << 60) && en_last >= en_o && en_last < " + mem_length(op.attr) + ")");
+          open("if (en_p < (uint64_t{1} << 60) && en_last >= en_o && en_last < " + mem_length(op.memory()) + ")");
           call("en_o", "en_p");
           close("} else {");
           ++indent_;
+          if (load && !report_loads_) {  // out-of-bounds elements read 0, unreported: one out-of-line helper
+            line("en_mat_load_checked<" + kind + ">(" + m + ", " + mem_ptr(op.memory()) + ", en_o, en_p, " +
+                 mem_length(op.memory()) + ", " + (op.transposed() ? "true" : "false") + ");");
+            close();
+            close();
+            break;
+          }
           line("float* en_m = " + m + ";");
-          std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
+          std::string off = op.transposed() ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
           open("for (uint64_t en_r = 0; en_r < 8; ++en_r)");
           open("for (uint64_t en_c = 0; en_c < 8; ++en_c)");
           thread_xyz_ = lane_xyz("en_f");
-          std::string ok = bounds_check_expr(op.attr, off, 1, load ? kLoad : kStore);
+          std::string ok = bounds_check_expr(op.memory(), off, 1, load ? kLoad : kStore);
           thread_xyz_.clear();
           if (load) {
-            line("en_m[en_r * 8 + en_c] = " + read(op.attr, DType::scalar(e), off, ok) + ";");
+            line("en_m[en_r * 8 + en_c] = " + read(op.memory(), DType::scalar(e), off, ok) + ";");
           } else {
-            line((ok.empty() ? "" : "if (" + ok + ") ") + mem_ptr(op.attr) + "[" + off + "] = " +
+            line((ok.empty() ? "" : "if (" + ok + ") ") + mem_ptr(op.memory()) + "[" + off + "] = " +
                  to_memory(e, "en_m[en_r * 8 + en_c]") + ";");
           }
           close();
@@ -1720,12 +1955,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // are in bounds, else element by element over the part of dst in bounds
   // (source elements out of bounds read 0; the first dropped store is reported).
   void checked_copy(const Op& op, const std::string& d, const std::string& s, const std::string& n) {
-    std::string dst = mem_ptr(op.attr), src = mem_ptr(op.aux);
+    std::string dst = mem_ptr(op.copy_destination()), src = mem_ptr(op.copy_source());
     if (!check_memory_) {
       line("std::memcpy(" + dst + " + " + d + ", " + src + " + " + s + ", " + n + " * sizeof(*" + dst + "));");
       return;
     }
-    std::string dl = mem_length(op.attr), sl = mem_length(op.aux);
+    std::string dl = mem_length(op.copy_destination()), sl = mem_length(op.copy_source());
     open("");
     line("const uint64_t en_cd = " + d + ", en_cs = " + s + ", en_cn = " + n + ";");
     open("if (en_cn <= " + dl + " && en_cd <= " + dl + " - en_cn && en_cn <= " + sl + " && en_cs <= " + sl + " - en_cn)");
@@ -1733,9 +1968,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close("} else {");
     ++indent_;
     line("const uint64_t en_cin = en_cd < " + dl + " ? std::min<uint64_t>(en_cn, " + dl + " - en_cd) : 0;");
-    line("if (en_cin < en_cn) { " + report_oob(op.attr, "en_cd + en_cin", kStore) + " }");
+    line("if (en_cin < en_cn) { " + report_oob(op.copy_destination(), "en_cd + en_cin", kStore) + " }");
     open("for (uint64_t en_k = 0; en_k < en_cin; ++en_k)");
-    std::string ok = bounds_check_expr(op.aux, "en_cs + en_k", 1, kLoad);
+    std::string ok = bounds_check_expr(op.copy_source(), "en_cs + en_k", 1, kLoad);
     line(dst + "[en_cd + en_k] = " + ok + " ? " + src + "[en_cs + en_k] : std::remove_cvref_t<decltype(" + src +
          "[0])>{};");
     close();
@@ -1782,6 +2017,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   std::string rounds_step_;       // ... and its step (the distance between passes)
   std::string sg_var_;            // in a simdgroup-blocked thread loop: the simdgroup's index
   std::vector<std::set<std::string>> rowptrs_;
+  // Inside a simdgroup K loop: values held in C variables for the
+  // simdgroup's first lane, and matrices held in local arrays.
+  std::set<ValueId> sg_values_;
+  std::map<ValueId, std::string> sg_matrices_;
+  bool inline_loads_ = false;
 };
 }  // namespace
 

@@ -559,6 +559,39 @@ def test_simdgroup_matrix_8x8():
     np.testing.assert_allclose(out, A.astype(np.float64) @ B.T + C, rtol=1e-5, atol=1e-5)
 
 
+def fma32(a, b, c):
+    """The float32 fused multiply-add a * b + c, rounded once (numpy has no
+    fma): the product is exact in float64, the float64 sum's error is exact
+    (two-sum), and only a float64 sum exactly halfway between two floats
+    needs that error to round the right way."""
+    a, b, c = np.broadcast_arrays(*(np.asarray(x, np.float32) for x in (a, b, c)))
+    p = a.astype(np.float64) * b.astype(np.float64)
+    s = p + c.astype(np.float64)
+    bp = s - p
+    err = (p - (s - bp)) + (c.astype(np.float64) - bp)
+    r = s.astype(np.float32)
+    r64 = r.astype(np.float64)
+    other = np.nextafter(r, np.where(s > r64, np.float32(np.inf), np.float32(-np.inf)))
+    halfway = (s != r64) & (s == (r64 + other.astype(np.float64)) / 2)
+    toward_other = np.sign(err) == np.sign(other.astype(np.float64) - r64)
+    return np.where(halfway & (err != 0) & toward_other, other, r).astype(np.float32)
+
+
+def test_fma32_model():
+    """The test model itself: against exact rational arithmetic."""
+    from fractions import Fraction
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.standard_normal(2000).astype(np.float32) for _ in range(3))
+    a[:4], b[:4], c[:4] = 1 + 2.0 ** -12, 1 + 2.0 ** -12, -(1 + 2.0 ** -11)   # exact result 2^-24
+    got = fma32(a, b, c)
+    for x, y, z, g in zip(a, b, c, got):
+        exact = Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z))
+        lo = np.float32(float(exact))
+        cands = [lo, np.nextafter(lo, np.float32(np.inf)), np.nextafter(lo, np.float32(-np.inf))]
+        best = min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(np.float32(v).view(np.uint32)) & 1))
+        assert g == best, (x, y, z, g, best)
+
+
 def make_mma_probe(elem, through_threadgroup):
     """Each simdgroup: D = A @ B^T + C on its own 8x8 tiles (A staged
     through threadgroup memory or read from the buffer)."""
@@ -587,7 +620,7 @@ def make_mma_probe(elem, through_threadgroup):
 @pytest.mark.parametrize("through_threadgroup", [False, True])
 def test_simdgroup_mma_full_simdgroups(elem, through_threadgroup):
     """Full simdgroups (the CUDA device's tensor-core variant): f32 exactly
-    in the defined order (c, then + a[r][k] * b[k][c] for k = 0..7, in float);
+    in the defined order (c, then fma(a[r][k], b[k][c], .) for k = 0..7, in float);
     half/bfloat within the accumulation tolerance of docs/cooperative.md."""
     import ml_dtypes
     np_dt = {"float": np.float32, "half": np.float16, "bfloat": ml_dtypes.bfloat16}[elem]
@@ -601,7 +634,7 @@ def test_simdgroup_mma_full_simdgroups(elem, through_threadgroup):
     if elem == "float":
         want = C.copy()
         for k in range(8):
-            want = (want + a32[:, :, k:k + 1] * b32[:, :, k][:, None, :]).astype(np.float32)
+            want = fma32(a32[:, :, k:k + 1], b32[:, :, k][:, None, :], want)
         np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
     else:
         ref = a32.astype(np.float64) @ b32.astype(np.float64).transpose(0, 2, 1) + C
@@ -1037,3 +1070,221 @@ def test_masked_regions_combine_active_lanes_only():
                 seg = x[g0:min(g1, g0 + 32)]
                 ref[t] = seg[seg > 0.5].max() + 2000.0
     np.testing.assert_allclose(out, ref, rtol=1e-5)
+
+
+# ---- simdgroup-matrix K loops (the CPU runs them per simdgroup, register-blocked) ----
+
+def fma_gemm_model(A, B, C0, sg_k=8):
+    """C0 + A @ B in the defined order: for each element, one float32 fused
+    multiply-add per k, k ascending (A, B float32 arrays)."""
+    want = C0.astype(np.float32).copy()
+    for k in range(A.shape[1]):
+        want = fma32(A[:, k:k + 1], B[k:k + 1, :], want)
+    return want
+
+
+def make_kloop_gemm(elem, acc_elem, MI, NJ, guard):
+    """Each simdgroup accumulates an (8 MI) x (8 NJ) block of C = A @ B over
+    K in steps of 8 straight from device memory; simdgroups side by side
+    along N, threadgroups tile M. `guard`: a simdgroup whose block starts
+    past M or N skips the loop (control flow that splits the threadgroup)."""
+    dt = {"float": enigma.f32, "half": enigma.f16, "bfloat": enigma.bf16}[elem]
+    cdt = {"float": enigma.f32, "half": enigma.f16}[acc_elem]
+
+    @enigma.kernel
+    def kloop(A: dt, B: dt, M: enigma.Scalar(enigma.u32), N: enigma.Scalar(enigma.u32),
+              K: enigma.Scalar(enigma.u32), C: cdt):
+        sg = enigma.simdgroup_index_in_threadgroup()
+        r0 = enigma.threadgroup_position_in_grid("y") * (8 * MI)
+        c0 = (enigma.threadgroup_position_in_grid("x") * enigma.simdgroups_per_threadgroup() + sg) * (8 * NJ)
+        z = enigma.make_filled_simdgroup_matrix(0.0, elem=acc_elem)
+
+        def body():
+            with enigma.for_range(0, K, 8, dtype="uint", init=[z] * (MI * NJ)) as (k, acc):
+                a = [enigma.simdgroup_matrix_load(A, K, origin=(r0 + 8 * i) * K + k) for i in range(MI)]
+                b = [enigma.simdgroup_matrix_load(B, N, origin=k * N + c0 + 8 * j) for j in range(NJ)]
+                for i in range(MI):
+                    for j in range(NJ):
+                        acc[i * NJ + j] = enigma.simdgroup_multiply_accumulate(a[i], b[j], acc[i * NJ + j])
+            for i in range(MI):
+                for j in range(NJ):
+                    enigma.simdgroup_matrix_store(acc[i * NJ + j], C, N, origin=(r0 + 8 * i) * N + c0 + 8 * j)
+
+        if guard:
+            with enigma.if_((r0 < M) & (c0 < N)):
+                body()
+        else:
+            body()
+    return kloop
+
+
+@pytest.mark.parametrize("MI,NJ,debug", [(1, 1, None), (2, 2, None), (3, 2, None), (2, 3, None), (1, 2, None),
+                                         (2, 2, True)])
+def test_simdgroup_kloop_gemm_exact(MI, NJ, debug):
+    """f32: bit for bit the defined order (fma per k, k ascending through
+    the whole K loop), whatever the grid of products per simdgroup (and in
+    debug mode, where every access is checked and reported)."""
+    M, N, K = 8 * MI * 2, 8 * NJ * 3, 72
+    rng = np.random.default_rng(21)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    kern = make_kloop_gemm("float", "float", MI, NJ, False)
+    assert "en_mblk_mma(" in enigma.compile(kern).source("cpu")     # the CPU's register blocks
+    out = run(kern, [A, B], np.float32, M * N, (3 * 32, 2, 1), (3 * 32, 1, 1), scalars=[M, N, K],
+              debug=debug).reshape(M, N)
+    want = fma_gemm_model(A, B, np.zeros((M, N), np.float32))
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+    np.testing.assert_allclose(out, A.astype(np.float64) @ B, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("elem", ["half", "bfloat"])
+def test_simdgroup_kloop_gemm_16bit(elem):
+    """16-bit tiles accumulated in float: exact products, so the fused order
+    equals multiply-then-add; within the documented tolerance of a float64
+    reference (tensor cores on CUDA)."""
+    import ml_dtypes
+    np_dt = {"half": np.float16, "bfloat": ml_dtypes.bfloat16}[elem]
+    M, N, K = 32, 32, 64
+    rng = np.random.default_rng(22)
+    A = rng.standard_normal((M, K)).astype(np_dt)
+    B = rng.standard_normal((K, N)).astype(np_dt)
+    out = run(make_kloop_gemm(elem, "float", 2, 2, False), [A, B], np.float32, M * N, (2 * 32, 2, 1), (2 * 32, 1, 1),
+              scalars=[M, N, K]).reshape(M, N)
+    a, b = A.astype(np.float64), B.astype(np.float64)
+    scale = np.abs(a) @ np.abs(b)
+    assert np.all(np.abs(out - a @ b) <= 2.0 ** -17 * scale * (K // 8)), np.max(np.abs(out - a @ b) / scale)
+
+
+def test_simdgroup_kloop_half_accumulator():
+    """A half accumulator: each product rounds to half (no register block)."""
+    M, N, K = 16, 16, 32
+    rng = np.random.default_rng(23)
+    A = (rng.standard_normal((M, K)) / 4).astype(np.float16)
+    B = (rng.standard_normal((K, N)) / 4).astype(np.float16)
+    out = run(make_kloop_gemm("half", "half", 2, 2, False), [A, B], np.float16, M * N, (32, 1, 1), (32, 1, 1),
+              scalars=[M, N, K]).reshape(M, N).astype(np.float32)
+    want = np.zeros((M, N), np.float16)
+    a32, b32 = A.astype(np.float32), B.astype(np.float32)
+    for k0 in range(0, K, 8):   # per product: float accumulation of 8 exact products, one rounding to half
+        acc = want.astype(np.float32)
+        for k in range(k0, k0 + 8):
+            acc = fma32(a32[:, k:k + 1], b32[k:k + 1, :], acc)
+        want = acc.astype(np.float16)
+    np.testing.assert_allclose(out, want.astype(np.float32), rtol=2e-3, atol=2e-3)
+
+
+def test_simdgroup_kloop_ragged_partial_groups():
+    """Ragged M and N (not multiples of a block), a guard that skips the
+    simdgroups past them, and partial threadgroups (96 threads, the edge
+    group smaller): the blocks that exist are exact; the rest stays zero."""
+    MI, NJ = 2, 2
+    M, N, K = 48, 40, 40                     # 3 block rows, 2.5 block columns
+    rng = np.random.default_rng(24)
+    A = rng.standard_normal((M + 16, K)).astype(np.float32)     # rows past M exist (the guard is per block)
+    B = rng.standard_normal((K, N + 16)).astype(np.float32)
+    Npad = N + 16
+    out = run(make_kloop_gemm("float", "float", MI, NJ, True), [A, B], np.float32, (M + 16) * Npad,
+              (80, 3, 1), (96, 1, 1), scalars=[M, Npad, K]).reshape(M + 16, Npad)
+    # Threadgroup x = 0 has 3 simdgroups (columns 0-47), x = 1 is the 80 - 96 edge... (grid 80 threads: one group,
+    # 80 threads: simdgroups 0, 1 full and 2 partial (16 lanes)): columns 0..47.
+    want = fma_gemm_model(A[:M], B[:, :48], np.zeros((M, 48), np.float32))
+    np.testing.assert_array_equal(out[:M, :48].view(np.uint32), want.view(np.uint32))
+    assert not out[:, 48:].any() and not out[M:].any()
+
+
+def test_simdgroup_kloop_chain_and_swap():
+    """Two products into one accumulator per iteration, and carried matrices
+    that swap each iteration: no register block, same defined order."""
+    @enigma.kernel
+    def chain(A: enigma.f32, B: enigma.f32, K: enigma.Scalar(enigma.u32), C: enigma.f32):
+        z = enigma.make_filled_simdgroup_matrix(0.0)
+        with enigma.for_range(0, K, 16, dtype="uint", init=[z, z]) as (k, acc):
+            a0 = enigma.simdgroup_matrix_load(A, K, origin=k)
+            a1 = enigma.simdgroup_matrix_load(A, K, origin=k + 8)
+            b0 = enigma.simdgroup_matrix_load(B, 8, origin=k * 8)
+            b1 = enigma.simdgroup_matrix_load(B, 8, origin=(k + 8) * 8)
+            s = enigma.simdgroup_multiply_accumulate(a1, b1, enigma.simdgroup_multiply_accumulate(a0, b0, acc[0]))
+            acc[0] = acc[1]
+            acc[1] = s
+        enigma.simdgroup_matrix_store(acc[0], C, 8)
+        enigma.simdgroup_matrix_store(acc[1], C, 8, origin=64)
+
+    src = enigma.compile(chain).source("cpu")
+    assert "en_mblk" not in src.split("enigma_kernel")[1] and "en_mat_mma<0>(" in src
+    K = 64
+    rng = np.random.default_rng(25)
+    A = rng.standard_normal((8, K)).astype(np.float32)
+    B = rng.standard_normal((K, 8)).astype(np.float32)
+    out = run(chain, [A, B], np.float32, 128, (32, 1, 1), (32, 1, 1), scalars=[K]).reshape(2, 8, 8)
+    accs = [np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32)]
+    for k0 in range(0, K, 16):
+        s = fma_gemm_model(A[:, k0:k0 + 16], B[k0:k0 + 16], accs[0])
+        accs = [accs[1], s]
+    for got, want in zip(out, accs):
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_simdgroup_kloop_with_barriers():
+    """A K loop that stages tiles through threadgroup memory with barriers
+    (the group-level path): exact against the model too."""
+    @enigma.kernel
+    def staged(A: enigma.f32, B: enigma.f32, K: enigma.Scalar(enigma.u32), C: enigma.f32):
+        lid = enigma.thread_index_in_threadgroup()
+        sg = enigma.simdgroup_index_in_threadgroup()
+        As = enigma.threadgroup_alloc("float", 16 * 8)
+        Bs = enigma.threadgroup_alloc("float", 8 * 16)
+        z = enigma.make_filled_simdgroup_matrix(0.0)
+        with enigma.for_range(0, K, 8, dtype="uint", init=[z]) as (k, acc):
+            enigma.barrier()
+            with enigma.for_range(lid, 128, 64, dtype="uint") as i:
+                As[i] = A[(i // 8) * K + k + i % 8]
+                Bs[i] = B[(k + i // 16) * 16 + i % 16]
+            enigma.barrier()
+            a = enigma.simdgroup_matrix_load(As, 8, origin=(sg // 2) * 64)
+            b = enigma.simdgroup_matrix_load(Bs, 16, origin=(sg % 2) * 8)
+            acc[0] = enigma.simdgroup_multiply_accumulate(a, b, acc[0])
+        enigma.simdgroup_matrix_store(acc[0], C, 16, origin=(sg // 2) * 128 + (sg % 2) * 8)
+
+    K = 48
+    rng = np.random.default_rng(26)
+    A = rng.standard_normal((8, K)).astype(np.float32)
+    B = rng.standard_normal((K, 16)).astype(np.float32)
+    out = run(staged, [A, B], np.float32, 8 * 16, (64, 1, 1), (64, 1, 1), scalars=[K]).reshape(8, 16)
+    want = fma_gemm_model(A, B, np.zeros((8, 16), np.float32))
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("M,N,K,ta,tb", [(32, 32, 32, False, False), (40, 32, 24, True, False),
+                                         (24, 40, 16, False, True), (16, 32, 8, True, True), (8, 16, 40, False, False)])
+def test_gemm_simdgroup_blocks_exact(M, N, K, ta, tb):
+    """enigma.gemm's simdgroup path (blocks of up to 2x2 tiles per
+    simdgroup, a loop over K, ragged block edges), called twice: every
+    element is C's fused multiply-adds in k order, bit for bit."""
+    @enigma.kernel
+    def gemm2(A: enigma.f32, B: enigma.f32, Out: enigma.f32):
+        for _ in range(2):
+            enigma.gemm(A, B, Out, M=M, N=N, K=K, transpose_A=ta, transpose_B=tb)
+
+    rng = np.random.default_rng(27)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    out = run(gemm2, [np.ascontiguousarray(A.T) if ta else A, np.ascontiguousarray(B.T) if tb else B], np.float32,
+              M * N, (96, 1, 1), (96, 1, 1)).reshape(M, N)
+    want = fma_gemm_model(A, B, fma_gemm_model(A, B, np.zeros((M, N), np.float32)))
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+
+
+def test_simdgroup_kloop_partly_out_of_bounds():
+    """A tile of the K loop partly past the end of its buffer (checked
+    memory): those elements read 0, the rest keeps the defined order."""
+    M, N, K = 16, 16, 32
+    rng = np.random.default_rng(28)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    short = A.ravel()[:-5]                      # the last tile's last row misses 5 elements
+    out = run(make_kloop_gemm("float", "float", 2, 2, False), [short, B], np.float32, M * N, (32, 1, 1), (32, 1, 1),
+              scalars=[M, N, K]).reshape(M, N)
+    A0 = A.copy()
+    A0.ravel()[-5:] = 0
+    want = fma_gemm_model(A0, B, np.zeros((M, N), np.float32))
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
