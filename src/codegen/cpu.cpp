@@ -54,10 +54,13 @@ static inline void en_fail(const EnigmaCpuLaunch* L, int32_t kind, uint64_t loc,
 typedef float en_v8f __attribute__((vector_size(32)));
 typedef float en_v4f __attribute__((vector_size(16)));
 template <int K> static inline float en_butterfly32(const float* x) {
-  en_v8f a[4];
-  std::memcpy(a, x, sizeof a);
+  en_v8f a0, a1, a2, a3;  // lanes 0-7, 8-15, 16-23, 24-31
+  std::memcpy(&a0, x, 32);
+  std::memcpy(&a1, x + 8, 32);
+  std::memcpy(&a2, x + 16, 32);
+  std::memcpy(&a3, x + 24, 32);
   auto op = [](auto p, auto q) { if constexpr (K == 0) return p + q; else return p * q; };
-  const en_v8f s = op(op(a[0], a[2]), op(a[1], a[3]));  // offsets 16 and 8
+  const en_v8f s = op(op(a0, a2), op(a1, a3));  // offsets 16 and 8
   const en_v4f q = op(__builtin_shufflevector(s, s, 0, 1, 2, 3), __builtin_shufflevector(s, s, 4, 5, 6, 7));
   return op(op(q[0], q[2]), op(q[1], q[3]));
 }
@@ -633,7 +636,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // ---- emission ----------------------------------------------------------
 
   struct Mask {
-    std::string arr;      // uint8_t per thread
+    std::string arr;      // uint8_t per thread; empty: every thread of [lo, hi] is active
     std::string partial;  // expression: some thread of the group is inactive
     std::string lo, hi;   // first and last active thread: masked loops visit only this range
   };
@@ -653,7 +656,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     rowptrs_.back().insert(arr);
     return arr + "_r[en_gx]";
   }
-  std::string active(const std::string& t) const { return masks_.empty() ? "" : masks_.back().arr + "[" + t + "]"; }
+  // Whether thread t of the mask's range [lo, hi] is active. A mask with no
+  // array is the whole range.
+  std::string active(const std::string& t) const {
+    if (masks_.empty()) return "";
+    const Mask& m = masks_.back();
+    if (m.arr.empty()) return "(" + t + " >= " + m.lo + " && " + t + " <= " + m.hi + ")";
+    return m.arr + "[" + t + "]";
+  }
   // Whether thread t (any thread of the group) is active: mask entries are
   // written only around the mask's range.
   std::string in_mask(const std::string& t) const {
@@ -699,7 +709,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       const Mask& m = masks_.back();
       if (!opt_.debug && !plain_rmw(ops)) line("#pragma omp simd" + clauses);
       open("for (uint32_t en_t = " + m.lo + "; en_t <= " + m.hi + "; ++en_t)");
-      line("if (!" + active("en_t") + ") continue;");
+      if (!m.arr.empty()) line("if (!" + active("en_t") + ") continue;");
       thread_coordinates();
       body();
       close();
@@ -904,6 +914,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     ++temp_;
     open("if (" + check + ")");
     if (rounds_iv_ != kNoValue) prefetch_next_passes(ptrs, L.count);
+    if (!sg_var_.empty()) prefetch_later_simdgroups(ptrs, L.var_start);
     fast_ = &ptrs;
     proved_ = &proved;
     fast_var_ = L.var;
@@ -938,6 +949,17 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
            p + ") + en_o + 2u * sizeof(*" + p + ") * uint64_t{" + rounds_step_ + "}));");
     }
     close();
+  }
+
+  // A loop run one simdgroup at a time is a chain of short loops the
+  // hardware prefetcher follows late: each simdgroup prefetches what its
+  // loads read eight simdgroups later.
+  void prefetch_later_simdgroups(const std::map<const Op*, std::string>& ptrs, const std::string& first) {
+    for (const auto& [op, p] : ptrs) {
+      if (op->code != OpCode::Load) continue;
+      line("for (uint64_t en_o = 0; en_o < 32u * sizeof(*" + p + "); en_o += 64) __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(" +
+           p + " + " + first + ") + en_o + 8u * 32u * sizeof(*" + p + ")));");
+    }
   }
 
   void group_region(const Region& r) {
@@ -1396,8 +1418,18 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           // the else branch: the active threads are one known range.
           line("const uint32_t " + n + "lo = static_cast<uint32_t>(std::min<uint64_t>(en_n, " + range->first + "));");
           line("const uint32_t " + n + "end = static_cast<uint32_t>(" + range->second + ");");
+          if (masks_.empty()) {
+            // The whole range is active: no mask array.
+            line("const uint32_t " + n + " = " + n + "end > " + n + "lo ? " + n + "end - " + n + "lo : 0u;");
+            open("if (" + n + " != 0)");
+            masks_.push_back(Mask{"", "(" + n + " != en_n)", n + "lo", "(" + n + "end - 1)"});
+            group_region(op.regions[0]);
+            masks_.pop_back();
+            close();
+            return;
+          }
           line("uint32_t " + n + " = 0;");
-          std::string parent = masks_.empty() ? "true" : in_mask("en_i");
+          std::string parent = in_mask("en_i");
           // Entries are written over the simdgroups that hold the range (simd
           // ops read whole simdgroups); readers of other entries check the
           // range first (in_mask).
@@ -1417,7 +1449,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
              "ehi = 0;");
         thread_loop(false, " reduction(+ : " + n + ", " + n + "e) reduction(min : " + n + "lo, " + n +
                                "elo) reduction(max : " + n + "hi, " + n + "ehi)", {}, [&] {
-        std::string act = masks_.empty() ? "true" : "(en_t >= " + masks_.back().lo + " && en_t <= " + masks_.back().hi + " && " + slot(masks_.back().arr) + ")";
+        std::string act = "true";
+        if (!masks_.empty()) {
+          const Mask& pm = masks_.back();
+          act = "(en_t >= " + pm.lo + " && en_t <= " + pm.hi + (pm.arr.empty() ? "" : " && " + slot(pm.arr)) + ")";
+        }
         line("const bool en_a = " + act + ";");
         line("const bool en_c = en_a && " + at(c, "en_t") + ";");
         line("const bool en_ce = en_a && !en_c;");
@@ -1750,7 +1786,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       // The butterfly's halving steps are contiguous vector ops.
       const std::string H = std::to_string(ci.width / 2);
       line("bool en_full = en_e - en_b == " + W + ";");
-      if (!masks_.empty()) line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) en_full = en_full && " + active("en_i") + ";");
+      if (!masks_.empty() && masks_.back().arr.empty())
+        line("en_full = en_full && en_b >= " + masks_.back().lo + " && en_e - 1 <= " + masks_.back().hi + ";");
+      else if (!masks_.empty())
+        line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) en_full = en_full && " + active("en_i") + ";");
       open("if (en_full)");
       const bool vector_butterfly = ci.width == 32 && !plan_.group[v] && t.is_scalar() && t.is_float() &&
                                     (ci.kind == CollectiveInfo::Kind::Sum || ci.kind == CollectiveInfo::Kind::Product);
