@@ -662,7 +662,8 @@ def main():
     ap.add_argument("--no-taichi", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated substrings of the workloads to run")
     ap.add_argument("--out", default="", help="also write the table as markdown to this file")
-    ap.add_argument("--warm-cache", action="store_true", help="keep the kernel cache (cold compile times are then cache hits)")
+    ap.add_argument("--warm-cache", action="store_true",
+                    help="keep the kernel cache (cold compile times are then cache hits)")
     ap.add_argument("--bounds-check-cost", action="store_true",
                     help="also run every Enigma kernel compiled with bounds_check=False (row enigma-unchecked)")
     args = ap.parse_args()

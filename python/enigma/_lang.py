@@ -158,7 +158,7 @@ def _make_typed_vec(elem: str, n: int):
 
 
 _VECTOR_MAKERS = []
-for _elem in ("float", "half", "bfloat", "int", "uint", "short", "ushort", "char", "uchar", "long", "ulong", "bool"):
+for _elem in (row[0] for row in _core.dtype_table()):  # every scalar dtype, by its Metal name
     for _n in (2, 3, 4):
         globals()[f"make_{_elem}{_n}"] = _make_typed_vec(_elem, _n)
         _VECTOR_MAKERS.append(f"make_{_elem}{_n}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from . import _core
 from ._preprocess import preprocess
 from ._tensor import Tensor
-from ._tracing import EnigmaError, IRValue, _Trace, _TraceScope, _wrap, _state
+from ._tracing import EnigmaError, _Trace, _TraceScope, _wrap, _state
 from .typing import Numeric, Scalar
 
 

@@ -402,7 +402,7 @@ def _jit_bindings(compiled, api):
         raise RuntimeError(f"{api}: kernel '{name}': tensors {missing} carry no data (enigma.tensor(array) or "
                            "Tensor(..., data=array))")
     k = len(tensors) - n_out
-    sizes = [int(getattr(t.data, "nbytes")) for t in tensors[k:]]
+    sizes = [int(t.data.nbytes) for t in tensors[k:]]
     if len(sizes) == 1:
         return [t.data for t in tensors[:k]], sizes[0], None
     return [t.data for t in tensors[:k]], None, sizes
@@ -640,7 +640,8 @@ class MetalRuntime:
             inputs, output_size, output_sizes = _jit_bindings(compiled, api)
         consts = _constants_arg(constants)
         if isinstance(inputs, np.ndarray) or not hasattr(inputs, "__iter__"):
-            raise EnigmaTypeError(f"{api}: kernel '{name}': inputs must be a list of arrays, got {type(inputs).__name__}")
+            raise EnigmaTypeError(f"{api}: kernel '{name}': inputs must be a list of arrays, "
+                                  f"got {type(inputs).__name__}")
         sizes, single = _output_sizes(name, output_size, output_sizes)
         cuda = self._device.name.startswith("cuda")
         converted = [_as_host_array(x, i, name, cuda) for i, x in enumerate(inputs)]
@@ -719,7 +720,7 @@ class MetalRuntime:
         pk = PreparedKernel(launch, single, self._device.name, keep, compiled, self._device)
         buffer_params = [i for i, (_, kind, _) in enumerate(compiled._param_kinds) if kind == "buffer"]
         names = [n for n, _, _ in compiled._param_kinds]
-        for (where, k), arr in bound.items():
+        for (_, k), arr in bound.items():
             pk.bind(**{names[buffer_params[k]]: arr})
         for k, arr in enumerate(outputs or []):
             pk.bind(**{names[len(names) - len(outputs) + k]: arr})

@@ -169,7 +169,7 @@ std::string CFamilyEmitter::finish(const DType& t, const std::string& e) const {
 std::set<std::pair<ThreadQuery, int>> CFamilyEmitter::used_queries() const {
   std::set<std::pair<ThreadQuery, int>> used;
   walk(k_.body, [&](const Op& op) {
-    if (op.code == OpCode::ThreadQuery) used.insert({static_cast<ThreadQuery>(op.attr), op.dim});
+    if (op.code == OpCode::ThreadQuery) used.insert({op.query(), op.query_dim()});
   });
   return used;
 }
@@ -204,14 +204,14 @@ std::string CFamilyEmitter::expr(const Op& op) {
     case OpCategory::LoadIf: return load_if(op);
     case OpCategory::LocalLoad: return local_load(op);
     case OpCategory::Constant: return constant(op);
-    case OpCategory::Param: return param_value(op);
-    case OpCategory::ThreadQuery: return query(static_cast<ThreadQuery>(op.attr), op.dim);
+    case OpCategory::Param: return param_name(op.param_index());
+    case OpCategory::ThreadQuery: return query(op.query(), op.query_dim());
     case OpCategory::Load: return load(op);
     case OpCategory::Convert: return convert(k_.type_of(op.operands[0]), op.type, a[0]);
     case OpCategory::Bitcast: return bitcast(k_.type_of(op.operands[0]), op.type, a[0]);
     case OpCategory::Compare: {
       const DType& t = k_.type_of(op.operands[0]);
-      CmpPred p = static_cast<CmpPred>(op.attr);
+      CmpPred p = op.predicate();
       static const char* sym[] = {"==", "!=", "<", "<=", ">", ">=", "<", "<=", ">", ">="};
       std::string x = a[0], y = a[1];
       bool is_signed_pred = p >= CmpPred::Lt && p <= CmpPred::Ge;
@@ -265,9 +265,8 @@ std::string CFamilyEmitter::lang_expr(const Op& op, const std::vector<std::strin
       if (key == "T") {
         out += type(op.type);
       } else if (key == "A" || key == "B") {
-        int64_t v = op.attr;
-        if (op.code == OpCode::ExtractBits || op.code == OpCode::InsertBits)
-          v = key == "A" ? (op.attr & 0xffffffff) : (op.attr >> 32);
+        int v = op.component();
+        if (attr_kind(op.code) == AttrKind::BitRange) v = key == "A" ? op.bit_range().offset : op.bit_range().bits;
         out += std::to_string(v) + "u";
       } else if (key == "*") {
         for (size_t k = 0; k < args.size(); ++k) out += (k ? ", " : "") + args[k];
@@ -312,7 +311,7 @@ std::string spell_template(const char* c_expr, const std::string& prefix) {
 }
 
 std::string CFamilyEmitter::function_constant(const Op& op) {
-  throw KernelError("kernel '" + k_.name + "': function constant " + std::to_string(op.attr) +
+  throw KernelError("kernel '" + k_.name + "': function constant " + std::to_string(op.function_constant_index()) +
                     " has no value: this backend needs the kernel specialised with constants= first");
 }
 
@@ -326,6 +325,16 @@ void CFamilyEmitter::local_store(const Op& op) { throw unsupported(k_, op); }
 
 std::string CFamilyEmitter::local_name(int64_t i) const { return "en_reg" + std::to_string(i); }
 
+void CFamilyEmitter::fill_local_array(const Op& op, const std::string& elem_type, const std::string& index_type,
+                                      const std::string& size_suffix, bool declare, std::string element) {
+  const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
+  const std::string n = local_name(op.local_array()), size = std::to_string(a.size);
+  if (declare) line(elem_type + " " + n + "[" + size + "];  // " + comment_text(a.name));
+  if (element.empty()) element = n + "[en_k]";
+  line("for (" + index_type + " en_k = 0; en_k < " + size + size_suffix + "; ++en_k) " + element + " = " +
+       name(op.operands[0]) + ";");
+}
+
 const Op* CFamilyEmitter::constant_def(ValueId v) const {
   if (const_defs_.empty()) {
     const_defs_.assign(k_.values.size() + 1, nullptr);
@@ -337,7 +346,7 @@ const Op* CFamilyEmitter::constant_def(ValueId v) const {
 }
 
 std::string CFamilyEmitter::local_index(const Op& op, const std::string& clamp_fn) {
-  const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
+  const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
   ValueId idx = op.operands[0];
   if (const Op* c = constant_def(idx)) {
     uint64_t u = static_cast<uint64_t>(c->value.i);
@@ -505,6 +514,76 @@ void CFamilyEmitter::while_op(const Op& op) {
   close();
 }
 
+
+std::string FloatRegisterEmitter::float_floordiv(const DType& t, const std::string& a, const std::string& b) {
+  if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
+  return scalar_math("floor") + "(" + a + " / " + b + ")";
+}
+
+std::string FloatRegisterEmitter::float_rem(const DType& t, const std::string& a, const std::string& b) {
+  if (t.is_vector()) return "en_fmod(" + a + ", " + b + ")";
+  return scalar_math("fmod") + "(" + a + ", " + b + ")";
+}
+
+std::string FloatRegisterEmitter::library_function(const std::string& fn, const Op& op) {
+  Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
+  if (const char* s = spelling_exception(spelling_backend(), fn, e)) return s;
+  return "en_" + fn;
+}
+
+std::string FloatRegisterEmitter::combine_scalars(CollectiveInfo::Kind k, const DType& t, const std::string& a,
+                                                  const std::string& b) const {
+  using K = CollectiveInfo::Kind;
+  const std::string T = type(t);
+  switch (k) {
+    case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
+    case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
+    case K::Min: return t.is_float() ? scalar_math("fmin") + "(" + a + ", " + b + ")" : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
+    case K::Max: return t.is_float() ? scalar_math("fmax") + "(" + a + ", " + b + ")" : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
+    case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
+    case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
+    case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
+    default: return a;
+  }
+}
+
+std::string FloatRegisterEmitter::flat_index_query(ThreadQuery q, const std::string& flat) {
+  switch (q) {
+    case ThreadQuery::ThreadIndexInThreadgroup: return flat;
+    case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
+    case ThreadQuery::SimdgroupIndexInThreadgroup: return "(" + flat + " >> 5)";
+    case ThreadQuery::ThreadsPerSimdgroup: return "32u";
+    case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+    default: return "0u";
+  }
+}
+
+const char* register_scalar_type(Scalar s, const std::array<const char*, 8>& ints) {
+  if (s == Scalar::B1) return "bool";
+  if (is_integer(s)) return ints[static_cast<size_t>(s) - static_cast<size_t>(Scalar::I8)];
+  return "float";
+}
+
+std::string FloatRegisterEmitter::memory_type(Scalar s) const {
+  return scalar_type(s == Scalar::F16 || s == Scalar::BF16 ? Scalar::U16 : s);
+}
+
+std::string FloatRegisterEmitter::memory_type(const DType& t) const {
+  if (t.is_vector()) return vector_of(memory_type(t.elem), t.lanes);
+  return memory_type(t.elem);
+}
+
+std::string FloatRegisterEmitter::from_memory(Scalar s, const std::string& x) {
+  if (s == Scalar::F16) return "en_h2f(" + x + ")";
+  if (s == Scalar::BF16) return "en_b2f(" + x + ")";
+  return x;
+}
+
+std::string FloatRegisterEmitter::to_memory(Scalar s, const std::string& x) {
+  if (s == Scalar::F16) return "en_f2h(" + x + ")";
+  if (s == Scalar::BF16) return "en_f2b(" + x + ")";
+  return x;
+}
 
 std::string FloatRegisterEmitter::type(const DType& t) const {
   if (t.is_vector()) return vector_of(scalar_type(t.elem), t.lanes);

@@ -3,6 +3,7 @@
 // backend subclasses it to spell types, memory, queries and the kernel frame.
 #pragma once
 
+#include <array>
 #include <set>
 #include <sstream>
 #include <string>
@@ -26,7 +27,6 @@ class CFamilyEmitter {
   virtual void store(const Op& op) = 0;
   virtual std::string convert(const DType& from, const DType& to, const std::string& x) = 0;
   virtual std::string bitcast(const DType& from, const DType& to, const std::string& x) = 0;
-  virtual std::string param_value(const Op& op) = 0;
   // Names a helper (en_div, ...) for operands of dtype t, making sure the
   // backend defines it; default: the name itself (templates in the prelude).
   virtual std::string helper(const std::string& name, const DType& t) { return name; }
@@ -62,6 +62,12 @@ class CFamilyEmitter {
   // The C name of per-thread array `i`, and its element index: a constant
   // stays as is, anything else is clamped into the array.
   std::string local_name(int64_t i) const;
+  // LocalAlloc: declares the array (when `declare`; elements of `elem_type`)
+  // and sets each element to operand 0 in a loop over `index_type en_k`
+  // (bound: the size followed by `size_suffix`); `element` spells element
+  // en_k when the array is not a plain C array.
+  void fill_local_array(const Op& op, const std::string& elem_type, const std::string& index_type,
+                        const std::string& size_suffix, bool declare = true, std::string element = "");
   std::string local_index(const Op& op, const std::string& clamp_fn);
   // The constant op defining `v`, if any.
   const Op* constant_def(ValueId v) const;
@@ -127,17 +133,49 @@ class CFamilyEmitter {
 // templates: the CPU's C++ and CUDA. They differ only in scalar type names.
 class FloatRegisterEmitter : public CFamilyEmitter {
  public:
-  using CFamilyEmitter::CFamilyEmitter;
+  // Accesses are checked unless both are off; debug also reports loads.
+  FloatRegisterEmitter(const Kernel& k, bool debug, bool bounds_check) : CFamilyEmitter(k) {
+    check_memory_ = debug || bounds_check;
+    report_loads_ = debug;
+  }
 
  protected:
   virtual const char* scalar_type(Scalar s) const = 0;
+  // The backend's name among the spelling exceptions (spelling.h): "cpu", "cuda".
+  virtual const char* spelling_backend() const = 0;
+  // Its scalar float math function `fn` (floor, fmod).
+  virtual std::string scalar_math(const std::string& fn) const = 0;
   static std::string vector_of(const std::string& elem, int lanes) {
     return "en_vec<" + elem + ", " + std::to_string(lanes) + ">";
   }
   std::string type(const DType& t) const override;
   std::string constant(const Op& op) const override;
   std::string finish(const DType& t, const std::string& e) const override;
+  std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) override;
+  std::string float_rem(const DType& t, const std::string& a, const std::string& b) override;
+  // ---- the per-thread language: en_<Metal name> from semantics/math.h,
+  // except where the backend's spelling exceptions (spelling.h) say otherwise.
+  bool supports_language() const override { return true; }
+  std::string library_function(const std::string& fn, const Op& op) override;
+  // a `k` b for a simd/quad reduction or scan of scalars of dtype t.
+  std::string combine_scalars(CollectiveInfo::Kind k, const DType& t, const std::string& a, const std::string& b) const;
+
+  // The queries read from the thread's flat index `flat` in its group
+  // (thread_index_in_threadgroup and the simdgroup ones).
+  static std::string flat_index_query(ThreadQuery q, const std::string& flat);
+  // Memory holds f16/bf16 as their 16-bit patterns; registers hold them in float.
+  std::string memory_type(Scalar s) const;
+  std::string memory_type(const DType& t) const;
+  static std::string from_memory(Scalar s, const std::string& x);
+  static std::string to_memory(Scalar s, const std::string& x);
+  static std::string from_memory(const DType& t, const std::string& x) { return from_memory(t.elem, x); }
+  static std::string to_memory(const DType& t, const std::string& x) { return to_memory(t.elem, x); }
 };
+
+// A scalar's type in FloatRegisterEmitter registers: bool; ints[i] for the
+// integer types I8, U8, ..., U64 (Scalar order); float for f16/bf16 (held in
+// float, rounded per op) and f32.
+const char* register_scalar_type(Scalar s, const std::array<const char*, 8>& ints);
 
 // A C identifier for a user-supplied name that cannot clash with any
 // keyword of C++, CUDA or MSL, nor with the emitters' own names. Bytes of

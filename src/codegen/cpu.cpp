@@ -33,21 +33,8 @@ extern const char* const kCpuAbi;
 namespace {
 
 const char* cpu_scalar_type(Scalar s) {
-  switch (s) {
-    case Scalar::B1: return "bool";
-    case Scalar::I8: return "int8_t";
-    case Scalar::U8: return "uint8_t";
-    case Scalar::I16: return "int16_t";
-    case Scalar::U16: return "uint16_t";
-    case Scalar::I32: return "int32_t";
-    case Scalar::U32: return "uint32_t";
-    case Scalar::I64: return "int64_t";
-    case Scalar::U64: return "uint64_t";
-    case Scalar::F16:
-    case Scalar::BF16:
-    case Scalar::F32: return "float";  // f16/bf16 are held in float, rounded per op
-  }
-  return "?";
+  return register_scalar_type(s, {"int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t",
+                                  "uint64_t"});
 }
 
 // Generated-code helpers of cooperative kernels: per-worker scratch memory,
@@ -67,10 +54,13 @@ static inline void en_fail(const EnigmaCpuLaunch* L, int32_t kind, uint64_t loc,
 typedef float en_v8f __attribute__((vector_size(32)));
 typedef float en_v4f __attribute__((vector_size(16)));
 template <int K> static inline float en_butterfly32(const float* x) {
-  en_v8f a[4];
-  std::memcpy(a, x, sizeof a);
+  en_v8f a0, a1, a2, a3;  // lanes 0-7, 8-15, 16-23, 24-31
+  std::memcpy(&a0, x, 32);
+  std::memcpy(&a1, x + 8, 32);
+  std::memcpy(&a2, x + 16, 32);
+  std::memcpy(&a3, x + 24, 32);
   auto op = [](auto p, auto q) { if constexpr (K == 0) return p + q; else return p * q; };
-  const en_v8f s = op(op(a[0], a[2]), op(a[1], a[3]));  // offsets 16 and 8
+  const en_v8f s = op(op(a0, a2), op(a1, a3));  // offsets 16 and 8
   const en_v4f q = op(__builtin_shufflevector(s, s, 0, 1, 2, 3), __builtin_shufflevector(s, s, 4, 5, 6, 7));
   return op(op(q[0], q[2]), op(q[1], q[3]));
 }
@@ -235,10 +225,7 @@ constexpr const char* kOrders[] = {"__ATOMIC_RELAXED", "__ATOMIC_ACQUIRE", "__AT
 
 class CpuEmitter : public FloatRegisterEmitter {
  public:
-  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k), opt_(o) {
-    check_memory_ = o.debug || o.bounds_check;
-    report_loads_ = o.debug;
-  }
+  CpuEmitter(const Kernel& k, const CpuEmitOptions& o) : FloatRegisterEmitter(k, o.debug, o.bounds_check), opt_(o) {}
 
   std::string run() {
     for (const Param& p : k_.params)
@@ -358,27 +345,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return any;
   }
 
-  // Registers hold f16/bf16 in float; memory holds their 16-bit patterns.
-  static std::string memory_type(Scalar s) {
-    if (s == Scalar::F16 || s == Scalar::BF16) return "uint16_t";
-    return cpu_scalar_type(s);
-  }
-  static std::string memory_type(const DType& t) {
-    if (t.is_vector()) return vector_of(memory_type(t.elem), t.lanes);
-    return memory_type(t.elem);
-  }
-  static std::string from_memory(const DType& t, const std::string& x) {
-    if (t.elem == Scalar::F16) return "en_h2f(" + x + ")";
-    if (t.elem == Scalar::BF16) return "en_b2f(" + x + ")";
-    return x;
-  }
-  static std::string to_memory(const DType& t, const std::string& x) {
-    if (t.elem == Scalar::F16) return "en_f2h(" + x + ")";
-    if (t.elem == Scalar::BF16) return "en_f2b(" + x + ")";
-    return x;
-  }
-  static std::string from_memory(Scalar s, const std::string& x) { return from_memory(DType::scalar(s), x); }
-  static std::string to_memory(Scalar s, const std::string& x) { return to_memory(DType::scalar(s), x); }
   static std::string round_to(Scalar s, const std::string& x) {
     if (s == Scalar::F16) return "en_rh(" + x + ")";
     if (s == Scalar::BF16) return "en_rb(" + x + ")";
@@ -392,6 +358,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   }
 
   const char* scalar_type(Scalar s) const override { return cpu_scalar_type(s); }
+  const char* spelling_backend() const override { return "cpu"; }
+  std::string scalar_math(const std::string& fn) const override { return "std::" + fn; }
 
   std::string query(ThreadQuery q, int dim) override {
     static const char* xyz[] = {"x", "y", "z"};
@@ -408,13 +376,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case ThreadQuery::ThreadsPerGrid:
       case ThreadQuery::GridSize: return grid_dims[dim];
       case ThreadQuery::ThreadgroupsPerGrid: return ntg_dims[dim];
-      case ThreadQuery::ThreadIndexInThreadgroup: return flat;
-      case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
-      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? "(" + flat + " >> 5)" : sg_var_;
-      case ThreadQuery::ThreadsPerSimdgroup: return "32u";
-      case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? flat_index_query(q, flat) : sg_var_;
+      default: return flat_index_query(q, flat);
     }
-    return "0u";
   }
 
   // The first offending thread of a report: the thread loop's, or set by a
@@ -433,12 +397,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   std::string load(const Op& op) override {
     if (fast_ && fast_->count(&op)) return from_memory(op.type.elem, fast_->at(&op) + "[" + fast_var_ + "]");
-    const DType& pt = k_.memory_type(op.attr);
+    const DType& pt = k_.memory_type(op.memory());
     std::string idx = name(op.operands[0]);
-    std::string buf = mem_ptr(op.attr);
+    std::string buf = mem_ptr(op.memory());
     const bool proved = proved_ && proved_->count(&op);
     if (op.type != pt) {  // load_vec: `lanes` elements from idx
-      std::string ok = proved ? "" : bounds_check(op.attr, op.operands[0], op.type.lanes, kLoad);
+      std::string ok = proved ? "" : bounds_check(op.memory(), op.operands[0], op.type.lanes, kLoad);
       std::string v;
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
         v = type(op.type) + "(";
@@ -450,20 +414,20 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       }
       return ok.empty() ? v : "(" + ok + " ? " + v + " : " + type(op.type) + "{})";
     }
-    return read(op.attr, op.type, idx, proved ? "" : bounds_check(op.attr, op.operands[0], 1, kLoad));
+    return read(op.memory(), op.type, idx, proved ? "" : bounds_check(op.memory(), op.operands[0], 1, kLoad));
   }
 
   void store(const Op& op) override {
     if (fast_ && fast_->count(&op)) {
-      line(fast_->at(&op) + "[" + fast_var_ + "] = " + to_memory(k_.memory_type(op.attr).elem, name(op.operands[1])) + ";");
+      line(fast_->at(&op) + "[" + fast_var_ + "] = " + to_memory(k_.memory_type(op.memory()).elem, name(op.operands[1])) + ";");
       return;
     }
-    const DType& pt = k_.memory_type(op.attr);
+    const DType& pt = k_.memory_type(op.memory());
     const DType vt = k_.type_of(op.operands[1]);
     std::string idx = name(op.operands[0]);
-    std::string buf = mem_ptr(op.attr);
+    std::string buf = mem_ptr(op.memory());
     const int lanes = vt == pt ? 1 : vt.lanes;  // a vector buffer's element is one vector
-    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.attr, op.operands[0], lanes, kStore);
+    std::string guard = proved_ && proved_->count(&op) ? "" : bounds_check(op.memory(), op.operands[0], lanes, kStore);
     if (!guard.empty()) guard = "if (" + guard + ") ";
     if (vt != pt) {  // store_vec
       if (pt.elem == Scalar::F16 || pt.elem == Scalar::BF16) {
@@ -498,33 +462,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return from_memory(to, raw);
   }
 
-  std::string param_value(const Op& op) override { return param_name(static_cast<int>(op.attr)); }
-
-  std::string float_floordiv(const DType& t, const std::string& a, const std::string& b) override {
-    if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
-    return "std::floor(" + a + " / " + b + ")";
-  }
-  std::string float_rem(const DType& t, const std::string& a, const std::string& b) override {
-    if (t.is_vector()) return "en_fmod(" + a + ", " + b + ")";
-    return "std::fmod(" + a + ", " + b + ")";
-  }
-
-  // ---- the per-thread language: en_<Metal name> from semantics/math.h,
-  // except where spelling.cpp's table says otherwise.
-  bool supports_language() const override { return true; }
-
-  std::string library_function(const std::string& fn, const Op& op) override {
-    Scalar e = op.operands.empty() ? op.type.elem : k_.type_of(op.operands[0]).elem;
-    if (const char* s = spelling_exception("cpu", fn, e)) return s;
-    return "en_" + fn;
-  }
-
   std::string load_if(const Op& op) override {
     std::string idx = name(op.operands[0]), mask = name(op.operands[1]), dflt = name(op.operands[2]);
     // Checked (and reported) only where the mask lets the access happen.
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad, mask);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kLoad, mask);
     if (!ok.empty()) mask = "(" + mask + " && " + ok + ")";
-    return "(" + mask + " ? " + from_memory(op.type, mem_ptr(op.attr) + "[" + idx + "]") + " : " + dflt + ")";
+    return "(" + mask + " ? " + from_memory(op.type, mem_ptr(op.memory()) + "[" + idx + "]") + " : " + dflt + ")";
   }
 
   // In a work-group loop, an array used by several thread loops (across a
@@ -533,17 +476,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     return static_cast<size_t>(i) < plan_.local_in_scratch.size() && plan_.local_in_scratch[static_cast<size_t>(i)];
   }
   std::string local_elem(const Op& op, const std::string& idx) const {
-    if (!local_in_scratch(op.attr)) return local_name(op.attr) + "[" + idx + "]";
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
-    return local_name(op.attr) + "[static_cast<size_t>(en_t) * " + std::to_string(a.size) + "u + " + idx + "]";
+    if (!local_in_scratch(op.local_array())) return local_name(op.local_array()) + "[" + idx + "]";
+    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.local_array()));
+    return local_name(op.local_array()) + "[static_cast<size_t>(en_t) * " + std::to_string(a.size) + "u + " + idx + "]";
   }
 
   void local_alloc(const Op& op) override {
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
-    std::string n = local_name(op.attr);
-    if (!local_in_scratch(op.attr)) line(type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + comment_text(a.name));
-    line("for (int en_k = 0; en_k < " + std::to_string(a.size) + "; ++en_k) " + local_elem(op, "en_k") + " = " +
-         name(op.operands[0]) + ";");
+    fill_local_array(op, type(k_.locals.at(static_cast<size_t>(op.local_array())).elem), "int", "",
+                     !local_in_scratch(op.local_array()), local_elem(op, "en_k"));
   }
   std::string local_load(const Op& op) override { return local_elem(op, local_index(op, "en_clamp_index")); }
   void local_store(const Op& op) override {
@@ -553,24 +493,24 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // ---- atomics: per-thread ops, real atomics (threadgroups run in parallel) ----
   bool special(const Op& op) override {
     if (op.info().category != OpCategory::Atomic) return false;
-    const DType t = k_.memory_type(op.attr);
+    const DType t = k_.memory_type(op.memory());
     const std::string T = type(t);
-    std::string p = "&" + mem_ptr(op.attr) + "[" + name(op.operands[0]) + "]";
+    std::string p = "&" + mem_ptr(op.memory()) + "[" + name(op.operands[0]) + "]";
     // Out of bounds, the atomic acts on a zeroed local instead (dropped; reads 0).
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kAtomic);
     if (!ok.empty()) {
       std::string spare = "en_sp" + std::to_string(temp_++);
       line(T + " " + spare + " = " + T + "{};");
       p = "(" + ok + " ? " + p + " : &" + spare + ")";
     }
-    const int order = static_cast<int>(op.aux & 15);
-    const int failure = static_cast<int>((op.aux >> 4) & 15);
+    const int order = static_cast<int>(op.atomic_order());
+    const int failure = static_cast<int>(op.atomic_failure_order());
     const std::string mo = kOrders[order];
     const bool flt = t.is_float();
     auto v = [&](size_t i) { return name(op.operands[i]); };
     std::string r = op.results.empty() ? "" : name(op.result());
     auto def = [&](const std::string& e) { line("const " + type(op.type) + " " + r + " = " + e + ";"); };
-    if (is_threadgroup_memory(op.attr) && op.code != OpCode::AtomicCompareExchange) {
+    if (is_threadgroup_memory(op.memory()) && op.code != OpCode::AtomicCompareExchange) {
       // A threadgroup's threads are loops of one worker thread: its atomics
       // on threadgroup memory are plain read-modify-writes in the threads'
       // order (the loops holding them are not `omp simd`, see plain_rmw).
@@ -705,7 +645,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // ---- emission ----------------------------------------------------------
 
   struct Mask {
-    std::string arr;      // uint8_t per thread
+    std::string arr;      // uint8_t per thread; empty: every thread of [lo, hi] is active
     std::string partial;  // expression: some thread of the group is inactive
     std::string lo, hi;   // first and last active thread: masked loops visit only this range
   };
@@ -725,7 +665,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     rowptrs_.back().insert(arr);
     return arr + "_r[en_gx]";
   }
-  std::string active(const std::string& t) const { return masks_.empty() ? "" : masks_.back().arr + "[" + t + "]"; }
+  // Whether thread t of the mask's range [lo, hi] is active. A mask with no
+  // array is the whole range.
+  std::string active(const std::string& t) const {
+    if (masks_.empty()) return "";
+    const Mask& m = masks_.back();
+    if (m.arr.empty()) return "(" + t + " >= " + m.lo + " && " + t + " <= " + m.hi + ")";
+    return m.arr + "[" + t + "]";
+  }
   // Whether thread t (any thread of the group) is active: mask entries are
   // written only around the mask's range.
   std::string in_mask(const std::string& t) const {
@@ -736,7 +683,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // holding one must keep the threads' order, so it is not `omp simd` (the
   // compiler's own vectoriser sees the dependence and leaves it scalar).
   bool plain_rmw(const std::vector<const Op*>& ops) const {
-    return any_op(ops, [](const Op& op) { return op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.attr); });
+    return any_op(ops, [](const Op& op) { return op.info().category == OpCategory::Atomic && is_threadgroup_memory(op.memory()); });
   }
 
   // Whether `pred` holds for one of `ops` or an op nested in them.
@@ -771,7 +718,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       const Mask& m = masks_.back();
       if (!opt_.debug && !plain_rmw(ops)) line("#pragma omp simd" + clauses);
       open("for (uint32_t en_t = " + m.lo + "; en_t <= " + m.hi + "; ++en_t)");
-      line("if (!" + active("en_t") + ") continue;");
+      if (!m.arr.empty()) line("if (!" + active("en_t") + ") continue;");
       thread_coordinates();
       body();
       close();
@@ -810,11 +757,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (!d || depth > 8 || !d->regions.empty() || !d->info().pure || d->results.size() != 1) return false;
     if (d->code == OpCode::Constant || d->code == OpCode::Param) return true;
     if (d->code == OpCode::ThreadQuery) {
-      ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+      ThreadQuery q = d->query();
       if (is_group_query(q)) return true;
       if (rounds_iv_ != kNoValue) return false;
       if (!sg_var_.empty() && q == ThreadQuery::SimdgroupIndexInThreadgroup) return true;  // a simdgroup-blocked loop  // the passes loop over all the group's threads
-      return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->dim > 0;
+      return (q == ThreadQuery::ThreadPositionInGrid || q == ThreadQuery::ThreadPositionInThreadgroup) && d->query_dim() > 0;
     }
     for (ValueId o : d->operands)
       if (!x_invariant(o, depth + 1)) return false;
@@ -827,8 +774,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     if (rounds_iv_ != kNoValue && v == rounds_iv_) return Affine{{}, 1};
     const Op* d = def_[v];
     if (!d) return std::nullopt;
-    if (rounds_iv_ == kNoValue && d->code == OpCode::ThreadQuery && d->dim == 0) {
-      ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+    if (rounds_iv_ == kNoValue && d->code == OpCode::ThreadQuery && d->query_dim() == 0) {
+      ThreadQuery q = d->query();
       if (q == ThreadQuery::ThreadPositionInGrid) return Affine{{}, 1};
       if (q == ThreadQuery::ThreadPositionInThreadgroup) return Affine{{"(0u - en_bx)"}, 1};
       return std::nullopt;
@@ -905,12 +852,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         if (access && check_memory_ && x_invariant(op.operands[0])) {
           hoisted.push_back(&op);
         } else if (access &&  // scalar accesses only: a vector access keeps its own aligned form
-                   (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.attr)) {
+                   (op.code == OpCode::Load ? op.type : k_.type_of(op.operands[1])) == k_.memory_type(op.memory())) {
           auto a = affine(op.operands[0]);
           // With checked memory, plain `x` indices too: the row's check proves them in bounds.
           // So for 8- and 16-bit elements: GCC 12 gives up on `A[x]` with a
           // uint32 x there ("complicated access pattern"; half/bfloat loops).
-          const Scalar e = k_.memory_type(op.attr).elem;
+          const Scalar e = k_.memory_type(op.memory()).elem;
           const bool narrow = e == Scalar::F16 || e == Scalar::BF16 || e == Scalar::I16 || e == Scalar::U16 ||
                               e == Scalar::I8 || e == Scalar::U8 || e == Scalar::B1;
           if (a && a->x == 1 && (!a->terms.empty() || check_memory_ || narrow)) cands.emplace_back(&op, *a);
@@ -942,8 +889,8 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::set<const Op*> proved;
     for (const Op* op : hoisted) {
       const DType vt = op->code == OpCode::Load ? op->type : k_.type_of(op->operands[1]);
-      const int lanes = vt == k_.memory_type(op->attr) ? 1 : vt.lanes;
-      const std::string len = mem_length(op->attr), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
+      const int lanes = vt == k_.memory_type(op->memory()) ? 1 : vt.lanes;
+      const std::string len = mem_length(op->memory()), idx = "static_cast<uint64_t>(" + name(op->operands[0]) + ")";
       check += (check.empty() ? "" : " && ") + (lanes == 1 ? idx + " < " + len
                                                            : "(" + len + " >= " + std::to_string(lanes) + "u && " + idx +
                                                                  " <= " + len + " - " + std::to_string(lanes) + "u)");
@@ -960,22 +907,23 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       line("const uint32_t " + first + " = static_cast<uint32_t>(" + sum + " + " + L.x_start + ");");
       // No index of the row wraps in 32 bits; implied for a threadgroup
       // array by the bounds check below (its size is small).
-      if (!(check_memory_ && is_threadgroup_memory(op->attr)))
+      if (!(check_memory_ && is_threadgroup_memory(op->memory())))
         check += (check.empty() ? "" : " && ") + ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= 4294967296ull");
       // Checked memory: the row's indices [first, first + count) are all in
       // bounds, so the fast copy needs no per-access check.
       if (check_memory_)
         check += (check.empty() ? "" : " && ") +
-                 ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= " + mem_length(op->attr));
+                 ("static_cast<uint64_t>(" + first + ") + " + L.count + " <= " + mem_length(op->memory()));
       std::string p = first + "p";
-      std::string mt = memory_type(k_.memory_type(op->attr));
-      line(mt + "* __restrict " + p + " = " + mem_ptr(op->attr) + " + (static_cast<std::ptrdiff_t>(" + first +
+      std::string mt = memory_type(k_.memory_type(op->memory()));
+      line(mt + "* __restrict " + p + " = " + mem_ptr(op->memory()) + " + (static_cast<std::ptrdiff_t>(" + first +
            ") - static_cast<std::ptrdiff_t>(" + L.var_start + "));");
       ptrs[op] = p;
     }
     ++temp_;
     open("if (" + check + ")");
     if (rounds_iv_ != kNoValue) prefetch_next_passes(ptrs, L.count);
+    if (!sg_var_.empty()) prefetch_later_simdgroups(ptrs, L.var_start);
     fast_ = &ptrs;
     proved_ = &proved;
     fast_var_ = L.var;
@@ -1010,6 +958,17 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
            p + ") + en_o + 2u * sizeof(*" + p + ") * uint64_t{" + rounds_step_ + "}));");
     }
     close();
+  }
+
+  // A loop run one simdgroup at a time is a chain of short loops the
+  // hardware prefetcher follows late: each simdgroup prefetches what its
+  // loads read eight simdgroups later.
+  void prefetch_later_simdgroups(const std::map<const Op*, std::string>& ptrs, const std::string& first) {
+    for (const auto& [op, p] : ptrs) {
+      if (op->code != OpCode::Load) continue;
+      line("for (uint64_t en_o = 0; en_o < 32u * sizeof(*" + p + "); en_o += 64) __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(" +
+           p + " + " + first + ") + en_o + 8u * 32u * sizeof(*" + p + ")));");
+    }
   }
 
   void group_region(const Region& r) {
@@ -1168,7 +1127,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     std::function<bool(ValueId, int)> from_sg = [&](ValueId v, int depth) {
       const Op* d = def_[v];
       if (!d || depth > 6 || plan_.group[v]) return false;
-      if (d->code == OpCode::ThreadQuery) return static_cast<ThreadQuery>(d->attr) == ThreadQuery::SimdgroupIndexInThreadgroup;
+      if (d->code == OpCode::ThreadQuery) return d->query() == ThreadQuery::SimdgroupIndexInThreadgroup;
       if (!d->regions.empty() || !d->info().pure) return false;
       for (ValueId o : d->operands)
         if (from_sg(o, depth + 1)) return true;
@@ -1320,12 +1279,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (size_t i = 0; i + 1 < it.ops.size(); ++i)
       if (!it.ops[i]->regions.empty() || !it.ops[i]->info().pure) return false;
     const Op* c = def_[last->operands[0]];
-    if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return false;
+    if (!c || c->code != OpCode::Cmp || c->predicate() != CmpPred::Eq) return false;
     ValueId a = c->operands[0], b = c->operands[1];
     if (plan_.group[a]) std::swap(a, b);
     if (!plan_.group[b] || plan_.group[a] || !def_[a] || def_[a]->code != OpCode::ThreadQuery) return false;
     std::string g = name(b), start, step = "1", end;
-    switch (static_cast<ThreadQuery>(def_[a]->attr)) {
+    switch (def_[a]->query()) {
       case ThreadQuery::ThreadIndexInThreadgroup: start = g; end = "std::min<uint64_t>(en_n, uint64_t{" + g + "} + 1)"; break;
       case ThreadQuery::ThreadIndexInSimdgroup: start = "(" + g + " < 32u ? uint64_t{" + g + "} : uint64_t{en_n})"; step = "32"; end = "en_n"; break;
       case ThreadQuery::SimdgroupIndexInThreadgroup:
@@ -1468,8 +1427,18 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           // the else branch: the active threads are one known range.
           line("const uint32_t " + n + "lo = static_cast<uint32_t>(std::min<uint64_t>(en_n, " + range->first + "));");
           line("const uint32_t " + n + "end = static_cast<uint32_t>(" + range->second + ");");
+          if (masks_.empty()) {
+            // The whole range is active: no mask array.
+            line("const uint32_t " + n + " = " + n + "end > " + n + "lo ? " + n + "end - " + n + "lo : 0u;");
+            open("if (" + n + " != 0)");
+            masks_.push_back(Mask{"", "(" + n + " != en_n)", n + "lo", "(" + n + "end - 1)"});
+            group_region(op.regions[0]);
+            masks_.pop_back();
+            close();
+            return;
+          }
           line("uint32_t " + n + " = 0;");
-          std::string parent = masks_.empty() ? "true" : in_mask("en_i");
+          std::string parent = in_mask("en_i");
           // Entries are written over the simdgroups that hold the range (simd
           // ops read whole simdgroups); readers of other entries check the
           // range first (in_mask).
@@ -1489,7 +1458,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
              "ehi = 0;");
         thread_loop(false, " reduction(+ : " + n + ", " + n + "e) reduction(min : " + n + "lo, " + n +
                                "elo) reduction(max : " + n + "hi, " + n + "ehi)", {}, [&] {
-        std::string act = masks_.empty() ? "true" : "(en_t >= " + masks_.back().lo + " && en_t <= " + masks_.back().hi + " && " + slot(masks_.back().arr) + ")";
+        std::string act = "true";
+        if (!masks_.empty()) {
+          const Mask& pm = masks_.back();
+          act = "(en_t >= " + pm.lo + " && en_t <= " + pm.hi + (pm.arr.empty() ? "" : " && " + slot(pm.arr)) + ")";
+        }
         line("const bool en_a = " + act + ";");
         line("const bool en_c = en_a && " + at(c, "en_t") + ";");
         line("const bool en_ce = en_a && !en_c;");
@@ -1742,7 +1715,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       case OpCategory::Barrier:
         // Between two thread loops every thread has finished the first: the
         // loop boundary is the barrier. Only a barrier some threads skip fails.
-        line("// " + std::string(op.info().name) + "(" + mem_flags_name(op.aux) + ")");
+        line("// " + std::string(op.info().name) + "(" + mem_flags_name(op.mem_flags()) + ")");
         if (!masks_.empty()) {
           line("if (" + masks_.back().partial + ")");
           ++indent_;
@@ -1765,7 +1738,6 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
 
   std::string combine(CollectiveInfo::Kind k, const DType& t, const std::string& a, const std::string& b) const {
     using K = CollectiveInfo::Kind;
-    const std::string T = type(t);
     if (t.is_vector()) {  // lanewise, through the math prelude
       switch (k) {
         case K::Sum: return "(" + a + " + " + b + ")";
@@ -1778,16 +1750,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         default: return a;
       }
     }
-    switch (k) {
-      case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
-      case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
-      case K::Min: return t.is_float() ? "std::fmin(" + a + ", " + b + ")" : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
-      case K::Max: return t.is_float() ? "std::fmax(" + a + ", " + b + ")" : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
-      case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
-      case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
-      case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
-      default: return a;
-    }
+    return combine_scalars(k, t, a, b);
   }
   std::string identity(CollectiveInfo::Kind k, const DType& t) const {
     using K = CollectiveInfo::Kind;
@@ -1830,7 +1793,10 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
       // The butterfly's halving steps are contiguous vector ops.
       const std::string H = std::to_string(ci.width / 2);
       line("bool en_full = en_e - en_b == " + W + ";");
-      if (!masks_.empty()) line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) en_full = en_full && " + active("en_i") + ";");
+      if (!masks_.empty() && masks_.back().arr.empty())
+        line("en_full = en_full && en_b >= " + masks_.back().lo + " && en_e - 1 <= " + masks_.back().hi + ";");
+      else if (!masks_.empty())
+        line("for (uint32_t en_i = en_b; en_i < en_e; ++en_i) en_full = en_full && " + active("en_i") + ";");
       open("if (en_full)");
       const bool vector_butterfly = ci.width == 32 && !plan_.group[v] && t.is_scalar() && t.is_float() &&
                                     (ci.kind == CollectiveInfo::Kind::Sum || ci.kind == CollectiveInfo::Kind::Product);
@@ -1926,12 +1892,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         case OpCode::SimdMatrixStore: {
           bool load = op.code == OpCode::SimdMatrixLoad;
           size_t first = load ? 0 : 1;
-          Scalar e = k_.memory_type(op.attr).elem;
+          Scalar e = k_.memory_type(op.memory()).elem;
           std::string kind = e == Scalar::F16 ? "1" : e == Scalar::BF16 ? "2" : "0";
           std::string m = mat(load ? op.result() : op.operands[0]);
           auto call = [&](const std::string& o, const std::string& ld) {
-            line(std::string(load ? (inline_loads_ ? "en_mat_ld<" : "en_mat_load<") : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.attr) +
-                 ", " + o + ", " + ld + ", " + (op.aux ? "true" : "false") + ");");
+            line(std::string(load ? (inline_loads_ ? "en_mat_ld<" : "en_mat_load<") : "en_mat_store<") + kind + ">(" + m + ", " + mem_ptr(op.memory()) +
+                 ", " + o + ", " + ld + ", " + (op.transposed() ? "true" : "false") + ");");
           };
           if (!check_memory_) {
             call(at(op.operands[first], "en_f"), at(op.operands[first + 1], "en_f"));
@@ -1944,28 +1910,28 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           line("const uint64_t en_o = " + at(op.operands[first], "en_f") + ", en_p = " + at(op.operands[first + 1], "en_f") +
                ";");
           line("const uint64_t en_last = en_o + 7u * en_p + 7u;");
-          open("if (en_p < (uint64_t{1} << 60) && en_last >= en_o && en_last < " + mem_length(op.attr) + ")");
+          open("if (en_p < (uint64_t{1} << 60) && en_last >= en_o && en_last < " + mem_length(op.memory()) + ")");
           call("en_o", "en_p");
           close("} else {");
           ++indent_;
           if (load && !report_loads_) {  // out-of-bounds elements read 0, unreported: one out-of-line helper
-            line("en_mat_load_checked<" + kind + ">(" + m + ", " + mem_ptr(op.attr) + ", en_o, en_p, " +
-                 mem_length(op.attr) + ", " + (op.aux ? "true" : "false") + ");");
+            line("en_mat_load_checked<" + kind + ">(" + m + ", " + mem_ptr(op.memory()) + ", en_o, en_p, " +
+                 mem_length(op.memory()) + ", " + (op.transposed() ? "true" : "false") + ");");
             close();
             close();
             break;
           }
           line("float* en_m = " + m + ";");
-          std::string off = op.aux ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
+          std::string off = op.transposed() ? "en_o + en_c * en_p + en_r" : "en_o + en_r * en_p + en_c";
           open("for (uint64_t en_r = 0; en_r < 8; ++en_r)");
           open("for (uint64_t en_c = 0; en_c < 8; ++en_c)");
           thread_xyz_ = lane_xyz("en_f");
-          std::string ok = bounds_check_expr(op.attr, off, 1, load ? kLoad : kStore);
+          std::string ok = bounds_check_expr(op.memory(), off, 1, load ? kLoad : kStore);
           thread_xyz_.clear();
           if (load) {
-            line("en_m[en_r * 8 + en_c] = " + read(op.attr, DType::scalar(e), off, ok) + ";");
+            line("en_m[en_r * 8 + en_c] = " + read(op.memory(), DType::scalar(e), off, ok) + ";");
           } else {
-            line((ok.empty() ? "" : "if (" + ok + ") ") + mem_ptr(op.attr) + "[" + off + "] = " +
+            line((ok.empty() ? "" : "if (" + ok + ") ") + mem_ptr(op.memory()) + "[" + off + "] = " +
                  to_memory(e, "en_m[en_r * 8 + en_c]") + ";");
           }
           close();
@@ -1996,12 +1962,12 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
   // are in bounds, else element by element over the part of dst in bounds
   // (source elements out of bounds read 0; the first dropped store is reported).
   void checked_copy(const Op& op, const std::string& d, const std::string& s, const std::string& n) {
-    std::string dst = mem_ptr(op.attr), src = mem_ptr(op.aux);
+    std::string dst = mem_ptr(op.copy_destination()), src = mem_ptr(op.copy_source());
     if (!check_memory_) {
       line("std::memcpy(" + dst + " + " + d + ", " + src + " + " + s + ", " + n + " * sizeof(*" + dst + "));");
       return;
     }
-    std::string dl = mem_length(op.attr), sl = mem_length(op.aux);
+    std::string dl = mem_length(op.copy_destination()), sl = mem_length(op.copy_source());
     open("");
     line("const uint64_t en_cd = " + d + ", en_cs = " + s + ", en_cn = " + n + ";");
     open("if (en_cn <= " + dl + " && en_cd <= " + dl + " - en_cn && en_cn <= " + sl + " && en_cs <= " + sl + " - en_cn)");
@@ -2009,9 +1975,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     close("} else {");
     ++indent_;
     line("const uint64_t en_cin = en_cd < " + dl + " ? std::min<uint64_t>(en_cn, " + dl + " - en_cd) : 0;");
-    line("if (en_cin < en_cn) { " + report_oob(op.attr, "en_cd + en_cin", kStore) + " }");
+    line("if (en_cin < en_cn) { " + report_oob(op.copy_destination(), "en_cd + en_cin", kStore) + " }");
     open("for (uint64_t en_k = 0; en_k < en_cin; ++en_k)");
-    std::string ok = bounds_check_expr(op.aux, "en_cs + en_k", 1, kLoad);
+    std::string ok = bounds_check_expr(op.copy_source(), "en_cs + en_k", 1, kLoad);
     line(dst + "[en_cd + en_k] = " + ok + " ? " + src + "[en_cs + en_k] : std::remove_cvref_t<decltype(" + src +
          "[0])>{};");
     close();

@@ -32,11 +32,11 @@ bool thread_range_condition(const Kernel& k, const std::vector<const Op*>& def, 
                             ValueId cond, bool any_lane_query, ThreadRangeCondition* out) {
   (void)k;
   const Op* c = def[cond];
-  if (!c || c->code != OpCode::Cmp || static_cast<CmpPred>(c->attr) != CmpPred::Eq) return false;
+  if (!c || c->code != OpCode::Cmp || c->predicate() != CmpPred::Eq) return false;
   ValueId a = c->operands[0], b = c->operands[1];
   if (group[a]) std::swap(a, b);
   if (!group[b] || group[a] || !def[a] || def[a]->code != OpCode::ThreadQuery) return false;
-  const ThreadQuery q = static_cast<ThreadQuery>(def[a]->attr);
+  const ThreadQuery q = def[a]->query();
   const bool ok = q == ThreadQuery::ThreadIndexInThreadgroup || q == ThreadQuery::SimdgroupIndexInThreadgroup ||
                   (any_lane_query && q == ThreadQuery::ThreadIndexInSimdgroup);
   if (!ok) return false;
@@ -48,8 +48,8 @@ bool thread_strided_start(const std::vector<const Op*>& def, const std::vector<b
                           ValueId* offset, bool* needs_1d) {
   auto thread_index = [&](ValueId v, bool* one_d) {
     const Op* d = def[v];
-    if (!d || d->code != OpCode::ThreadQuery || d->dim != 0) return false;
-    const ThreadQuery q = static_cast<ThreadQuery>(d->attr);
+    if (!d || d->code != OpCode::ThreadQuery || d->query_dim() != 0) return false;
+    const ThreadQuery q = d->query();
     *one_d = q == ThreadQuery::ThreadPositionInThreadgroup;
     return q == ThreadQuery::ThreadIndexInThreadgroup || q == ThreadQuery::ThreadPositionInThreadgroup;
   };
@@ -112,7 +112,7 @@ class Planner {
 
   bool is_group_op(const Op& op) const {
     if (!op.regions.empty() || !op.info().pure || op.results.size() != 1) return false;
-    if (op.code == OpCode::ThreadQuery) return is_group_query(static_cast<ThreadQuery>(op.attr));
+    if (op.code == OpCode::ThreadQuery) return is_group_query(op.query());
     for (ValueId v : op.operands)
       if (!p_.group[v]) return false;
     return true;
@@ -125,7 +125,7 @@ class Planner {
       case OpCategory::Atomic:
       case OpCategory::MatrixStore:
       case OpCategory::AsyncCopy:
-        if (op.attr == mem) return true;
+        if (op.memory() == mem) return true;  // a copy's destination
         break;
       default: break;
     }
@@ -141,14 +141,14 @@ class Planner {
   // op): every thread reads the same element and the same value, so it is
   // read once per group (e.g. `inv = red[0]` after a group reduction).
   bool uniform_load(const Op& op, const Region& r, size_t at, const std::vector<const Op*>& seg) const {
-    if (op.code != OpCode::Load || !is_threadgroup_memory(op.attr) || !p_.group[op.operands[0]]) return false;
+    if (op.code != OpCode::Load || !is_threadgroup_memory(op.memory()) || !p_.group[op.operands[0]]) return false;
     for (const Op* o : seg)
-      if (may_write(*o, op.attr)) return false;
+      if (may_write(*o, op.memory())) return false;
     for (size_t j = at + 1; j < r.ops.size(); ++j) {
       const Op& o = r.ops[j];
       if (o.info().category == OpCategory::Terminator || is_sync(o)) break;
       if (!o.regions.empty() && needs_group(o)) break;
-      if (may_write(o, op.attr)) return false;
+      if (may_write(o, op.memory())) return false;
     }
     return true;
   }
@@ -248,7 +248,7 @@ class Planner {
   void note_locals(const Op& op, int id) {
     OpCategory c = op.info().category;
     if (c == OpCategory::LocalAlloc || c == OpCategory::LocalLoad || c == OpCategory::LocalStore)
-      local_segs_[static_cast<size_t>(op.attr)].insert(id);
+      local_segs_[static_cast<size_t>(op.local_array())].insert(id);
     for (const Region& r : op.regions)
       for (const Op& o : r.ops) note_locals(o, id);
   }

@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <set>
 #include <vector>
@@ -231,22 +232,22 @@ class MslEmitter : public CFamilyEmitter {
   // A vector access (load_vec/store_vec) when the value's type is not the
   // memory's element type; the layout path proved the element index aligned.
   std::string load(const Op& op) override {
-    const bool vec = op.type != k_.memory_type(op.attr);
-    std::string ok = bounds_check(op.attr, op.operands[0], vec ? op.type.lanes : 1, kLoad);
-    std::string at = mem(op.attr) + "[" + name(op.operands[0]) + "]";
+    const bool vec = op.type != k_.memory_type(op.memory());
+    std::string ok = bounds_check(op.memory(), op.operands[0], vec ? op.type.lanes : 1, kLoad);
+    std::string at = mem(op.memory()) + "[" + name(op.operands[0]) + "]";
     if (vec) {
-      if (is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
-      at = "*reinterpret_cast<const " + space(op.attr) + " " + msl_type(op.type) + "*>(&" + at + ")";
+      if (is_threadgroup_memory(op.memory())) vec_tg_.insert(threadgroup_array_index(op.memory()));
+      at = "*reinterpret_cast<const " + space(op.memory()) + " " + msl_type(op.type) + "*>(&" + at + ")";
     }
     return ok.empty() ? at : "(" + ok + " ? " + at + " : " + zero(op.type) + ")";
   }
 
   void store(const Op& op) override {
-    std::string at = mem(op.attr) + "[" + name(op.operands[0]) + "]";
+    std::string at = mem(op.memory()) + "[" + name(op.operands[0]) + "]";
     const DType vt = k_.type_of(op.operands[1]);
-    std::string ok = bounds_check(op.attr, op.operands[0], vt != k_.memory_type(op.attr) ? vt.lanes : 1, kStore);
-    if (vt != k_.memory_type(op.attr) && is_threadgroup_memory(op.attr)) vec_tg_.insert(threadgroup_array_index(op.attr));
-    if (vt != k_.memory_type(op.attr)) at = "*reinterpret_cast<" + space(op.attr) + " " + msl_type(vt) + "*>(&" + at + ")";
+    std::string ok = bounds_check(op.memory(), op.operands[0], vt != k_.memory_type(op.memory()) ? vt.lanes : 1, kStore);
+    if (vt != k_.memory_type(op.memory()) && is_threadgroup_memory(op.memory())) vec_tg_.insert(threadgroup_array_index(op.memory()));
+    if (vt != k_.memory_type(op.memory())) at = "*reinterpret_cast<" + space(op.memory()) + " " + msl_type(vt) + "*>(&" + at + ")";
     line((ok.empty() ? "" : "if (" + ok + ") ") + at + " = " + name(op.operands[1]) + ";");
   }
 
@@ -257,7 +258,7 @@ class MslEmitter : public CFamilyEmitter {
   // its in-bounds elements (source elements out of bounds read 0).
   // The tile's element (en_r, en_c) at origin `o`, `p` elements per row.
   static std::string tile_offset(const Op& op, const std::string& o, const std::string& p) {
-    return op.aux ? o + " + en_c * " + p + " + en_r" : o + " + en_r * " + p + " + en_c";
+    return op.transposed() ? o + " + en_c * " + p + " + en_r" : o + " + en_r * " + p + " + en_c";
   }
 
   // Opens `if (<tile in bounds>) {`; the caller emits the fast form, then
@@ -267,7 +268,7 @@ class MslEmitter : public CFamilyEmitter {
          std::to_string(temp_) + " = ulong(" + name(op.operands[epr]) + ");");
     const std::string o = "en_o" + std::to_string(temp_), p = "en_p" + std::to_string(temp_);
     const std::string last = o + " + 7ul * " + p + " + 7ul";
-    open("if (" + last + " >= " + o + " && " + last + " < " + mem_length(op.attr) + ")");
+    open("if (" + last + " >= " + o + " && " + last + " < " + mem_length(op.memory()) + ")");
   }
   void tile_fallback(const Op& op, Access access) {
     const std::string o = "en_o" + std::to_string(temp_), p = "en_p" + std::to_string(temp_);
@@ -276,22 +277,22 @@ class MslEmitter : public CFamilyEmitter {
     ++indent_;
     if (access == kStore || report_loads_) {
       open("for (ulong en_r = 0; en_r < 8ul; ++en_r) for (ulong en_c = 0; en_c < 8ul; ++en_c)");
-      bounds_check_expr(op.attr, tile_offset(op, o, p), 1, access);
+      bounds_check_expr(op.memory(), tile_offset(op, o, p), 1, access);
       close();
     }
   }
 
   // dst[d + i] = src[s + i] for i < n by this thread, checked element by element.
   void copy_elements(const Op& op, const std::string& d, const std::string& s, const std::string& n) {
-    const std::string dl = mem_length(op.attr);
+    const std::string dl = mem_length(op.copy_destination());
     open("");
     line("const ulong en_cd = " + d + ", en_cs = " + s + ", en_cn = " + n + ";");
     line("const ulong en_cin = en_cd < " + dl + " ? metal::min(en_cn, " + dl + " - en_cd) : 0ul;");
-    line("if (en_cin < en_cn) { " + report_oob(op.attr, "(en_cd + en_cin)", kStore) + " }");
+    line("if (en_cin < en_cn) { " + report_oob(op.copy_destination(), "(en_cd + en_cin)", kStore) + " }");
     open("for (ulong en_k = 0; en_k < en_cin; ++en_k)");
-    std::string ok = bounds_check_expr(op.aux, "en_cs + en_k", 1, kLoad);
-    line(mem(op.attr) + "[en_cd + en_k] = " + ok + " ? " + mem(op.aux) + "[en_cs + en_k] : " +
-         zero(k_.memory_type(op.attr)) + ";");
+    std::string ok = bounds_check_expr(op.copy_source(), "en_cs + en_k", 1, kLoad);
+    line(mem(op.copy_destination()) + "[en_cd + en_k] = " + ok + " ? " + mem(op.copy_source()) + "[en_cs + en_k] : " +
+         zero(k_.memory_type(op.copy_destination())) + ";");
     close();
     close();
   }
@@ -308,7 +309,7 @@ class MslEmitter : public CFamilyEmitter {
     switch (cat) {
       case OpCategory::Barrier: {
         std::string f;
-        switch (op.aux) {
+        switch (op.mem_flags()) {
           case kMemNone: f = "mem_flags::mem_none"; break;
           case kMemDevice: f = "mem_flags::mem_device"; break;
           case kMemThreadgroup: f = "mem_flags::mem_threadgroup"; break;
@@ -331,8 +332,8 @@ class MslEmitter : public CFamilyEmitter {
         uses_matrices_ = true;
         line(msl_type(op.type) + " " + name(op.result()) + ";");
         if (check_memory_) tile_open(op, 0, 1);
-        line("metal::simdgroup_load(" + name(op.result()) + ", &" + mem(op.attr) + "[" + n(0) + "], " + n(1) +
-             ", ulong2(0ul, 0ul), " + (op.aux ? "true" : "false") + ");");
+        line("metal::simdgroup_load(" + name(op.result()) + ", &" + mem(op.memory()) + "[" + n(0) + "], " + n(1) +
+             ", ulong2(0ul, 0ul), " + (op.transposed() ? "true" : "false") + ");");
         if (check_memory_) {
           tile_fallback(op, kLoad);
           const std::string e = info(op.type.elem).metal_name;
@@ -344,8 +345,8 @@ class MslEmitter : public CFamilyEmitter {
       case OpCategory::MatrixStore:
         uses_matrices_ = true;
         if (check_memory_) tile_open(op, 1, 2);
-        line("metal::simdgroup_store(" + n(0) + ", &" + mem(op.attr) + "[" + n(1) + "], " + n(2) + ", ulong2(0ul, 0ul), " +
-             (op.aux ? "true" : "false") + ");");
+        line("metal::simdgroup_store(" + n(0) + ", &" + mem(op.memory()) + "[" + n(1) + "], " + n(2) + ", ulong2(0ul, 0ul), " +
+             (op.transposed() ? "true" : "false") + ");");
         if (check_memory_) {
           tile_fallback(op, kStore);
           close();
@@ -363,10 +364,10 @@ class MslEmitter : public CFamilyEmitter {
         return true;
       case OpCategory::AsyncCopy: {
         uses_async_ = true;
-        bool d2t = is_threadgroup_memory(op.attr);
-        std::string T = msl_type(k_.memory_type(op.attr));
-        std::string dst = "(" + space(op.attr) + " void*)(" + mem(op.attr) + " + ";
-        std::string src = "(const " + space(op.aux) + " void*)(" + mem(op.aux) + " + ";
+        bool d2t = is_threadgroup_memory(op.copy_destination());
+        std::string T = msl_type(k_.memory_type(op.copy_destination()));
+        std::string dst = "(" + space(op.copy_destination()) + " void*)(" + mem(op.copy_destination()) + " + ";
+        std::string src = "(const " + space(op.copy_source()) + " void*)(" + mem(op.copy_source()) + " + ";
         std::string call;
         // Checked: a copy not entirely in bounds is issued empty (for its
         // event) and done element by element by this thread instead.
@@ -374,14 +375,14 @@ class MslEmitter : public CFamilyEmitter {
         if (check_memory_) {
           ok = "en_cok" + std::to_string(temp_++);
           if (op.code == OpCode::AsyncCopy1D) {
-            line("const bool " + ok + " = " + range_ok(op.attr, "ulong(" + n(0) + ")", "ulong(" + n(2) + ")") + " && " +
-                 range_ok(op.aux, "ulong(" + n(1) + ")", "ulong(" + n(2) + ")") + ";");
+            line("const bool " + ok + " = " + range_ok(op.copy_destination(), "ulong(" + n(0) + ")", "ulong(" + n(2) + ")") + " && " +
+                 range_ok(op.copy_source(), "ulong(" + n(1) + ")", "ulong(" + n(2) + ")") + ";");
           } else {  // rows of cols elements; the last row starts at offset + (rows - 1) * pitch
             auto last = [&](size_t off, size_t pitch) {
               return "(ulong(" + n(off) + ") + (ulong(" + n(5) + ") - 1ul) * ulong(" + n(pitch) + "))";
             };
-            line("const bool " + ok + " = ulong(" + n(5) + ") == 0ul || (" + range_ok(op.attr, last(0, 1), "ulong(" + n(4) + ")") +
-                 " && " + range_ok(op.aux, last(2, 3), "ulong(" + n(4) + ")") + ");");
+            line("const bool " + ok + " = ulong(" + n(5) + ") == 0ul || (" + range_ok(op.copy_destination(), last(0, 1), "ulong(" + n(4) + ")") +
+                 " && " + range_ok(op.copy_source(), last(2, 3), "ulong(" + n(4) + ")") + ");");
           }
         }
         auto count = [&](const std::string& c) { return ok.empty() ? "ulong(" + c + ")" : "(" + ok + " ? ulong(" + c + ") : 0ul)"; };
@@ -454,23 +455,23 @@ class MslEmitter : public CFamilyEmitter {
   }
 
   void atomic(const Op& op) {
-    const DType t = k_.memory_type(op.attr);
+    const DType t = k_.memory_type(op.memory());
     static const char* orders[] = {"memory_order_relaxed", "memory_order_relaxed", "memory_order_relaxed",
                                    "memory_order_relaxed", "memory_order_relaxed"};
     // Metal's atomics are relaxed; stronger orders add device-scope fences.
-    int order = static_cast<int>(op.aux & 15);
+    int order = static_cast<int>(op.atomic_order());
     bool acquire = order == 1 || order == 3 || order == 4, release = order == 2 || order == 3 || order == 4;
     std::string fence = std::string("metal::atomic_thread_fence(mem_flags::") +
-                        (is_threadgroup_memory(op.attr) ? "mem_threadgroup" : "mem_device") +
+                        (is_threadgroup_memory(op.memory()) ? "mem_threadgroup" : "mem_device") +
                         ", memory_order_seq_cst, thread_scope_device);";
     std::string at = t.elem == Scalar::F32 ? "atomic_float" : t.elem == Scalar::I32 ? "atomic_int"
                      : t.elem == Scalar::U32 ? "atomic_uint" : t.elem == Scalar::I64 ? "atomic<long>" : "atomic<ulong>";
-    std::string p = "reinterpret_cast<" + space(op.attr) + " " + at + "*>(&" + mem(op.attr) + "[" + name(op.operands[0]) + "])";
+    std::string p = "reinterpret_cast<" + space(op.memory()) + " " + at + "*>(&" + mem(op.memory()) + "[" + name(op.operands[0]) + "])";
     std::string mo = orders[order];
     std::string r = op.results.empty() ? "" : name(op.result());
     // Checked: out of bounds the atomic is dropped and its result is 0; the
     // code below then defines a temporary copied out of the block.
-    const std::string ok = bounds_check(op.attr, op.operands[0], 1, kAtomic);
+    const std::string ok = bounds_check(op.memory(), op.operands[0], 1, kAtomic);
     const std::string result = r;
     if (!ok.empty()) {
       if (!r.empty()) line(msl_type(op.type) + " " + r + " = " + zero(op.type) + ";");
@@ -498,9 +499,9 @@ class MslEmitter : public CFamilyEmitter {
       // read at two moments, so it is exact only without concurrent updates.
       const std::string id = std::to_string(temp_++);
       const std::string w = "en_w" + id, v = "en_v" + id, lo = "en_lo" + id;
-      const std::string u = "reinterpret_cast<" + space(op.attr) + " atomic_uint*>(&" + mem(op.attr) + "[" +
+      const std::string u = "reinterpret_cast<" + space(op.memory()) + " atomic_uint*>(&" + mem(op.memory()) + "[" +
                             name(op.operands[0]) + "])";
-      line(space(op.attr) + " atomic_uint* " + w + " = " + u + ";");
+      line(space(op.memory()) + " atomic_uint* " + w + " = " + u + ";");
       std::string val = "ulong(" + name(op.operands[1]) + ")";
       if (op.code == OpCode::AtomicFetchSub) val = "(0ul - " + val + ")";
       line("const ulong " + v + " = " + val + ";");
@@ -521,8 +522,6 @@ class MslEmitter : public CFamilyEmitter {
       close();
     }
   }
-
-  std::string param_value(const Op& op) override { return param_name(static_cast<int>(op.attr)); }
 
   std::string finish(const DType& t, const std::string& e) const override {
     // Narrow integers were promoted to int by C's rules: truncate back.
@@ -674,24 +673,20 @@ class MslEmitter : public CFamilyEmitter {
     return fn;
   }
 
-  std::string function_constant(const Op& op) override { return "en_fc" + std::to_string(op.attr); }
+  std::string function_constant(const Op& op) override { return "en_fc" + std::to_string(op.function_constant_index()); }
 
   std::string load_if(const Op& op) override {
     // Built by appending: GCC 12 flags `"(" + temporary` with a false -Wrestrict.
     std::string mask = name(op.operands[1]);
-    std::string ok = bounds_check(op.attr, op.operands[0], 1, kLoad, mask);
+    std::string ok = bounds_check(op.memory(), op.operands[0], 1, kLoad, mask);
     std::string r = "(";
     r += ok.empty() ? mask : "(" + mask + " && " + ok + ")";
-    r += " ? " + mem(op.attr) + "[" + name(op.operands[0]) + "] : " + name(op.operands[2]) + ")";
+    r += " ? " + mem(op.memory()) + "[" + name(op.operands[0]) + "] : " + name(op.operands[2]) + ")";
     return r;
   }
 
   void local_alloc(const Op& op) override {
-    const LocalArray& a = k_.locals.at(static_cast<size_t>(op.attr));
-    std::string n = local_name(op.attr);
-    line(msl_type(a.elem) + " " + n + "[" + std::to_string(a.size) + "];  // " + comment_text(a.name));
-    line("for (uint en_k = 0; en_k < " + std::to_string(a.size) + "u; ++en_k) " + n + "[en_k] = " +
-         name(op.operands[0]) + ";");
+    fill_local_array(op, msl_type(k_.locals.at(static_cast<size_t>(op.local_array())).elem), "uint", "u");
   }
   // Out-of-range indices use the last element (as on every backend).
   std::string clamp_index_fn(const Op& op) {
@@ -703,10 +698,10 @@ class MslEmitter : public CFamilyEmitter {
     return fn;
   }
   std::string local_load(const Op& op) override {
-    return local_name(op.attr) + "[" + local_index(op, clamp_index_fn(op)) + "]";
+    return local_name(op.local_array()) + "[" + local_index(op, clamp_index_fn(op)) + "]";
   }
   void local_store(const Op& op) override {
-    line(local_name(op.attr) + "[" + local_index(op, clamp_index_fn(op)) + "] = " + name(op.operands[1]) + ";");
+    line(local_name(op.local_array()) + "[" + local_index(op, clamp_index_fn(op)) + "] = " + name(op.operands[1]) + ";");
   }
 
   // File-scope declarations of the function constants the kernel reads.
@@ -714,9 +709,9 @@ class MslEmitter : public CFamilyEmitter {
     std::string s;
     std::set<int> seen;
     walk(k_.body, [&](const Op& op) {
-      if (op.code != OpCode::FuncConst || !seen.insert(static_cast<int>(op.attr)).second) return;
-      s += "constant " + msl_type(op.type) + " en_fc" + std::to_string(op.attr) + " [[function_constant(" +
-           std::to_string(op.attr) + ")]];\n";
+      if (op.code != OpCode::FuncConst || !seen.insert(op.function_constant_index()).second) return;
+      s += "constant " + msl_type(op.type) + " en_fc" + std::to_string(op.function_constant_index()) + " [[function_constant(" +
+           std::to_string(op.function_constant_index()) + ")]];\n";
     });
     if (!seen.empty()) s += "\n";
     return s;
@@ -748,23 +743,32 @@ class MslEmitter : public CFamilyEmitter {
            (op.code == OpCode::Div || op.code == OpCode::FloorDiv || op.code == OpCode::Rem);
   }
 
+  // a + b, a - b, a * b or -a with op's operands spelled by `operand`; ""
+  // for any other op.
+  static std::string add_sub_mul_neg(const Op& op, const std::function<std::string(size_t)>& operand) {
+    switch (op.code) {
+      case OpCode::Add: return operand(0) + " + " + operand(1);
+      case OpCode::Sub: return operand(0) + " - " + operand(1);
+      case OpCode::Mul: return operand(0) + " * " + operand(1);
+      case OpCode::Neg: return "-" + operand(0);
+      default: return "";
+    }
+  }
+
   // bfloat (and half division) in float, rounded once to the result type.
   std::string in_float(const Op& op, const DType& t) {
     const std::string f = msl_type(t.with_elem(Scalar::F32));
     auto wide = [&](size_t i) { return f + "(" + name(op.operands[i]) + ")"; };
-    std::string e;
+    std::string e = add_sub_mul_neg(op, wide);
+    if (!e.empty()) return msl_type(t) + "(" + e + ")";
     switch (op.code) {
-      case OpCode::Add: e = wide(0) + " + " + wide(1); break;
-      case OpCode::Sub: e = wide(0) + " - " + wide(1); break;
-      case OpCode::Mul: e = wide(0) + " * " + wide(1); break;
       case OpCode::Div: e = wide(0) + " / " + wide(1); break;
       case OpCode::FloorDiv: e = "metal::floor(" + wide(0) + " / " + wide(1) + ")"; break;
       case OpCode::Rem: e = "metal::fmod(" + wide(0) + ", " + wide(1) + ")"; break;
-      case OpCode::Neg: e = "-" + wide(0); break;
       case OpCode::Cmp: {
         // Floats compare ordered; the u-predicates are the same on floats.
         static const char* sym[] = {"==", "!=", "<", "<=", ">", ">=", "<", "<=", ">", ">="};
-        return "(" + wide(0) + " " + sym[op.attr] + " " + wide(1) + ")";
+        return "(" + wide(0) + " " + sym[static_cast<int>(op.predicate())] + " " + wide(1) + ")";
       }
       default: throw KernelError(std::string("internal: MSL cannot compute '") + op.info().name + "' in float");
     }
@@ -786,14 +790,7 @@ class MslEmitter : public CFamilyEmitter {
     const DType u = t.is_vector() || info(t.elem).bits >= 32 ? t.with_elem(unsigned_of(t.elem)) : t.with_elem(Scalar::U32);
     const std::string ut = msl_type(u);
     auto as_u = [&](size_t i) { return ut + "(" + name(op.operands[i]) + ")"; };
-    std::string e;
-    switch (op.code) {
-      case OpCode::Add: e = as_u(0) + " + " + as_u(1); break;
-      case OpCode::Sub: e = as_u(0) + " - " + as_u(1); break;
-      case OpCode::Mul: e = as_u(0) + " * " + as_u(1); break;
-      default: e = "-" + as_u(0); break;
-    }
-    return msl_type(t) + "(" + e + ")";
+    return msl_type(t) + "(" + add_sub_mul_neg(op, as_u) + ")";
   }
 
   // bool & | ^: logical operators on scalars; vectors through uchar.

@@ -65,11 +65,23 @@ ValueId Builder::new_value(DType t, uint32_t region) {
   return static_cast<ValueId>(k_.values.size() - 1);
 }
 
-Op& Builder::append(Op op) {
+Op& Builder::emit_op(OpCode code, DType type, std::vector<ValueId> operands, OpAttrs attrs, Region* in) {
+  Region& r = in ? *in : current();
+  Op op;
+  op.code = code;
+  op.type = type;
+  op.operands = std::move(operands);
+  op.set_attrs(attrs);
+  if (!type.is_void()) op.results = {new_value(type, r.id)};
+  op.regions.resize(static_cast<size_t>(op.info().num_regions));
+  for (Region& sub : op.regions) sub.id = k_.next_region_id++;
   op.loc = loc_;
-  Region& r = current();
   r.ops.push_back(std::move(op));
   return r.ops.back();
+}
+
+ValueId Builder::emit(OpCode code, DType type, std::vector<ValueId> operands, OpAttrs attrs) {
+  return emit_op(code, type, std::move(operands), attrs).result();
 }
 
 void Builder::check_visible(ValueId v, const char* op) const {
@@ -130,14 +142,9 @@ static DType default_literal_type(const Literal& l) {
 
 ValueId Builder::constant(DType type, Const c) {
   if (!type.is_scalar()) fail("constant", "constants must be scalars, got " + type.str());
-  Op op;
-  op.code = OpCode::Constant;
-  op.type = type;
+  Op& op = emit_op(OpCode::Constant, type, {});
   op.value = normalize_const(type.elem, c);
-  ValueId v = new_value(type, current().id);
-  op.results = {v};
-  append(std::move(op));
-  return v;
+  return op.result();
 }
 
 ValueId Builder::literal(const Literal& l, std::optional<DType> as) {
@@ -195,14 +202,7 @@ ValueId Builder::convert_value(ValueId v, DType to) {
         return constant(to, convert_const(it->value, from.elem, to.elem));
     }
   }
-  Op op;
-  op.code = OpCode::Convert;
-  op.type = to;
-  op.operands = {v};
-  ValueId r = new_value(to, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(OpCode::Convert, to, {v});
 }
 
 ValueId Builder::coerce(const Operand& o, DType to, const char* op, const char* what) {
@@ -243,45 +243,33 @@ DType Builder::common_type(const Operand& a, const Operand& b, const char* op) {
 
 // --- ops -----------------------------------------------------------------
 
-int Builder::add_buffer_param(const std::string& name, DType elem) {
-  if (!elem.is_scalar_or_vector())
-    fail("parameter '" + name + "'", "buffer element dtype must be a scalar or vector, got " + elem.str());
+// Appends a parameter with a new name; `dtype_error` (followed by the dtype)
+// fails the declaration when not empty.
+int Builder::add_param(const std::string& name, Param::Kind kind, DType type, const std::string& dtype_error) {
+  if (!dtype_error.empty()) fail("parameter '" + name + "'", dtype_error + type.str());
   for (const Param& p : k_.params)
     if (p.name == name) fail("parameter '" + name + "'", "duplicate parameter name");
-  k_.params.push_back(Param{name, Param::Kind::Buffer, elem, false});
+  k_.params.push_back(Param{name, kind, type, false});
   return static_cast<int>(k_.params.size() - 1);
 }
 
+int Builder::add_buffer_param(const std::string& name, DType elem) {
+  return add_param(name, Param::Kind::Buffer, elem,
+                   elem.is_scalar_or_vector() ? "" : "buffer element dtype must be a scalar or vector, got ");
+}
+
 ValueId Builder::add_scalar_param(const std::string& name, DType type) {
-  if (!type.is_scalar())
-    fail("parameter '" + name + "'", "Scalar parameters must have a scalar dtype, got " + type.str());
-  for (const Param& p : k_.params)
-    if (p.name == name) fail("parameter '" + name + "'", "duplicate parameter name");
-  k_.params.push_back(Param{name, Param::Kind::Scalar, type, false});
-  Op op;
-  op.code = OpCode::Param;
-  op.type = type;
-  op.attr = static_cast<int64_t>(k_.params.size() - 1);
-  ValueId v = new_value(type, k_.body.id);
-  k_.values[v].hint = name;
-  op.results = {v};
+  const int index =
+      add_param(name, Param::Kind::Scalar, type, type.is_scalar() ? "" : "Scalar parameters must have a scalar dtype, got ");
   // Scalar parameters are read at kernel entry, before any other op.
-  op.loc = loc_;
-  k_.body.ops.push_back(std::move(op));
+  ValueId v = emit_op(OpCode::Param, type, {}, OpAttrs::of_param(index), &k_.body).result();
+  k_.values[v].hint = name;
   return v;
 }
 
 ValueId Builder::thread_query(ThreadQuery q, int dim) {
   if (has_dim(q) && (dim < 0 || dim > 2)) fail(name(q), "dim must be 'x'/'y'/'z'");
-  Op op;
-  op.code = OpCode::ThreadQuery;
-  op.type = DType::scalar(Scalar::U32);
-  op.attr = static_cast<int64_t>(q);
-  op.dim = has_dim(q) ? dim : 0;
-  ValueId v = new_value(op.type, current().id);
-  op.results = {v};
-  append(std::move(op));
-  return v;
+  return emit(OpCode::ThreadQuery, DType::scalar(Scalar::U32), {}, OpAttrs::of_query(q, has_dim(q) ? dim : 0));
 }
 
 ValueId Builder::binary(OpCode code, const Operand& a, const Operand& b) {
@@ -316,14 +304,7 @@ ValueId Builder::binary(OpCode code, const Operand& a, const Operand& b) {
     va = coerce(a, t, opname, "the left operand");
     vb = coerce(b, t, opname, "the right operand");
   }
-  Op op;
-  op.code = code;
-  op.type = t;
-  op.operands = {va, vb};
-  ValueId r = new_value(t, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(code, t, {va, vb});
 }
 
 ValueId Builder::unary(OpCode code, const Operand& a) {
@@ -334,14 +315,7 @@ ValueId Builder::unary(OpCode code, const Operand& a) {
   if (code == OpCode::Neg && t.elem == Scalar::B1) fail(oi.name, "cannot negate a bool; use ~ or cmp_eq(x, False)");
   if (code == OpCode::Not && is_float(t.elem))
     fail(oi.name, "~ needs an integer or bool operand, got " + t.str());
-  Op op;
-  op.code = code;
-  op.type = t;
-  op.operands = {va};
-  ValueId r = new_value(t, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(code, t, {va});
 }
 
 ValueId Builder::compare(CmpPred pred, const Operand& a, const Operand& b) {
@@ -351,15 +325,7 @@ ValueId Builder::compare(CmpPred pred, const Operand& a, const Operand& b) {
     fail(opname, "ordering comparisons of bool values are not defined; use cmp_eq/cmp_ne");
   ValueId va = coerce(a, t, opname.c_str(), "the left operand");
   ValueId vb = coerce(b, t, opname.c_str(), "the right operand");
-  Op op;
-  op.code = OpCode::Cmp;
-  op.type = t.with_elem(Scalar::B1);
-  op.attr = static_cast<int64_t>(pred);
-  op.operands = {va, vb};
-  ValueId r = new_value(op.type, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(OpCode::Cmp, t.with_elem(Scalar::B1), {va, vb}, OpAttrs::of_predicate(pred));
 }
 
 ValueId Builder::select(const Operand& cond, const Operand& if_true, const Operand& if_false) {
@@ -379,14 +345,7 @@ ValueId Builder::select(const Operand& cond, const Operand& if_true, const Opera
   }
   ValueId vt = coerce(if_true, t, "where", "the true value");
   ValueId vf = coerce(if_false, t, "where", "the false value");
-  Op op;
-  op.code = OpCode::Select;
-  op.type = t;
-  op.operands = {vc, vt, vf};
-  ValueId r = new_value(t, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(OpCode::Select, t, {vc, vt, vf});
 }
 
 ValueId Builder::convert(const Operand& a, DType to) {
@@ -417,14 +376,7 @@ ValueId Builder::bitcast(const Operand& a, DType to) {
                         std::to_string(info(from.elem).bits * from.width()) + " bits) vs " + to.str() + " (" +
                         std::to_string(info(to.elem).bits * to.width()) + " bits)");
   if (from == to) return v;
-  Op op;
-  op.code = OpCode::Bitcast;
-  op.type = to;
-  op.operands = {v};
-  ValueId r = new_value(to, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(OpCode::Bitcast, to, {v});
 }
 
 std::string Builder::memory_op_name(const char* what, int64_t mem) const {
@@ -469,16 +421,7 @@ void Builder::mark_written(int64_t mem) {
 ValueId Builder::load(int64_t mem, const Operand& index) {
   std::string opname = memory_op_name("load", mem);
   ValueId vi = index_operand(index, opname);
-  const DType t = k_.memory_type(mem);
-  Op op;
-  op.code = OpCode::Load;
-  op.type = t;
-  op.attr = mem;
-  op.operands = {vi};
-  ValueId r = new_value(t, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(OpCode::Load, k_.memory_type(mem), {vi}, OpAttrs::of_memory(mem));
 }
 
 // Vector access (load_vec/store_vec): a Load/Store whose value is a 2- or
@@ -496,11 +439,8 @@ void Builder::check_vector_access(int64_t mem, int width, const std::string& opn
 ValueId Builder::load_vec(int64_t mem, const Operand& index, int width) {
   std::string opname = memory_op_name("load", mem);
   check_vector_access(mem, width, opname);
-  ValueId r = load(mem, index);
-  Op& op = current().ops.back();
-  op.type = DType::vector(k_.memory_type(mem).elem, width);
-  k_.values[r].type = op.type;
-  return r;
+  ValueId vi = index_operand(index, opname);
+  return emit(OpCode::Load, DType::vector(k_.memory_type(mem).elem, width), {vi}, OpAttrs::of_memory(mem));
 }
 
 void Builder::store_vec(int64_t mem, const Operand& index, const Operand& value) {
@@ -513,11 +453,7 @@ void Builder::store_vec(int64_t mem, const Operand& index, const Operand& value)
   check_vector_access(mem, tv.width(), opname);
   ValueId vi = index_operand(index, opname);
   mark_written(mem);
-  Op op;
-  op.code = OpCode::Store;
-  op.attr = mem;
-  op.operands = {vi, value.value};
-  append(std::move(op));
+  emit(OpCode::Store, DType::void_(), {vi, value.value}, OpAttrs::of_memory(mem));
 }
 
 void Builder::store(int64_t mem, const Operand& index, const Operand& value) {
@@ -532,11 +468,7 @@ void Builder::store(int64_t mem, const Operand& index, const Operand& value) {
   }
   ValueId vv = coerce(value, t, opname.c_str(), "the stored value");
   mark_written(mem);
-  Op op;
-  op.code = OpCode::Store;
-  op.attr = mem;
-  op.operands = {vi, vv};
-  append(std::move(op));
+  emit(OpCode::Store, DType::void_(), {vi, vv}, OpAttrs::of_memory(mem));
 }
 
 // --- cooperative execution -------------------------------------------------
@@ -556,13 +488,8 @@ int64_t Builder::threadgroup_alloc(DType elem, uint64_t size, const std::string&
 
 void Builder::barrier(int64_t mem_flags, bool simdgroup) {
   const char* opname = simdgroup ? "simd_barrier" : "barrier";
-  if (mem_flags != kMemNone && mem_flags != kMemDevice && mem_flags != kMemThreadgroup &&
-      mem_flags != (kMemDevice | kMemThreadgroup) && mem_flags != kMemTexture)
-    fail(opname, "unknown mem_flags value " + std::to_string(mem_flags));
-  Op op;
-  op.code = simdgroup ? OpCode::SimdBarrier : OpCode::Barrier;
-  op.aux = mem_flags;
-  append(std::move(op));
+  if (!valid_mem_flags(mem_flags)) fail(opname, "unknown mem_flags value " + std::to_string(mem_flags));
+  emit(simdgroup ? OpCode::SimdBarrier : OpCode::Barrier, DType::void_(), {}, OpAttrs::of_mem_flags(mem_flags));
 }
 
 ValueId Builder::collective(OpCode code, const Operand& value, const Operand& lane) {
@@ -589,15 +516,9 @@ ValueId Builder::collective(OpCode code, const Operand& value, const Operand& la
                                                                 : shuffle ? " (needs a numeric value)"
                                                                           : " (needs float, half or an integer of at "
                                                                             "most 32 bits)"));
-  Op op;
-  op.code = code;
-  op.type = t;
-  op.operands = {v};
-  if (shuffle) op.operands.push_back(uint_operand(lane, opname, "the lane/delta/mask"));
-  ValueId r = new_value(t, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  std::vector<ValueId> operands = {v};
+  if (shuffle) operands.push_back(uint_operand(lane, opname, "the lane/delta/mask"));
+  return emit(code, t, std::move(operands));
 }
 
 ValueId Builder::vote(const std::string& name, const Operand& pred) {
@@ -670,24 +591,14 @@ ValueId Builder::atomic(OpCode code, int64_t mem, const Operand& index, const st
     order = MemoryOrder::Acquire;  // a load cannot release
   if (code == OpCode::AtomicStore && (order == MemoryOrder::Acquire || order == MemoryOrder::AcqRel))
     order = MemoryOrder::Release;  // a store cannot acquire
-  ValueId vi = index_operand(index, opname);
-  Op op;
-  op.code = code;
-  op.attr = mem;
-  op.aux = static_cast<int64_t>(order) | (static_cast<int64_t>(failure) << 4);
-  op.operands = {vi};
+  std::vector<ValueId> operands = {index_operand(index, opname)};
   for (size_t i = 0; i < values.size(); ++i)
-    op.operands.push_back(coerce(values[i], t, opname.c_str(), i == 0 && want == 2 ? "the expected value" : "the value"));
+    operands.push_back(coerce(values[i], t, opname.c_str(), i == 0 && want == 2 ? "the expected value" : "the value"));
   mark_written(mem);
-  if (code == OpCode::AtomicStore) {
-    append(std::move(op));
-    return kNoValue;
-  }
-  op.type = code == OpCode::AtomicCompareExchange ? DType::scalar(Scalar::B1) : t;
-  ValueId r = new_value(op.type, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  const DType result = code == OpCode::AtomicStore            ? DType::void_()
+                       : code == OpCode::AtomicCompareExchange ? DType::scalar(Scalar::B1)
+                                                               : t;
+  return emit(code, result, std::move(operands), OpAttrs::of_atomic(mem, order, failure));
 }
 
 static bool matrix_elem_ok(const DType& m) {
@@ -702,16 +613,9 @@ ValueId Builder::simd_matrix_load(int64_t mem, const Operand& origin, const Oper
   const DType t = k_.memory_type(mem);
   if (!t.is_scalar() || t.elem != matrix.elem)
     fail(opname, "the memory holds " + t.str() + " but the matrix is " + matrix.str() + " (element types must match)");
-  Op op;
-  op.code = OpCode::SimdMatrixLoad;
-  op.type = matrix;
-  op.attr = mem;
-  op.aux = transpose ? 1 : 0;
-  op.operands = {uint_operand(origin, opname, "the origin"), uint_operand(elements_per_row, opname, "elements_per_row")};
-  ValueId r = new_value(matrix, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  ValueId vo = uint_operand(origin, opname, "the origin");
+  ValueId vp = uint_operand(elements_per_row, opname, "elements_per_row");
+  return emit(OpCode::SimdMatrixLoad, matrix, {vo, vp}, OpAttrs::of_matrix(mem, transpose));
 }
 
 void Builder::simd_matrix_store(ValueId matrix, int64_t mem, const Operand& origin, const Operand& elements_per_row,
@@ -723,14 +627,10 @@ void Builder::simd_matrix_store(ValueId matrix, int64_t mem, const Operand& orig
   const DType t = k_.memory_type(mem);
   if (!t.is_scalar() || t.elem != m.elem)
     fail(opname, "the memory holds " + t.str() + " but the matrix is " + m.str() + " (element types must match)");
-  Op op;
-  op.code = OpCode::SimdMatrixStore;
-  op.attr = mem;
-  op.aux = transpose ? 1 : 0;
-  op.operands = {matrix, uint_operand(origin, opname, "the origin"),
-                 uint_operand(elements_per_row, opname, "elements_per_row")};
+  ValueId vo = uint_operand(origin, opname, "the origin");
+  ValueId vp = uint_operand(elements_per_row, opname, "elements_per_row");
   mark_written(mem);
-  append(std::move(op));
+  emit(OpCode::SimdMatrixStore, DType::void_(), {matrix, vo, vp}, OpAttrs::of_matrix(mem, transpose));
 }
 
 ValueId Builder::simd_matrix_fill(const Operand& value, DType matrix) {
@@ -739,14 +639,7 @@ ValueId Builder::simd_matrix_fill(const Operand& value, DType matrix) {
   if (value.is_value() && !k_.type_of(value.value).is_scalar())
     fail(opname, "the fill value must be a scalar, got " + k_.type_of(value.value).str());
   ValueId v = coerce(value, DType::scalar(matrix.elem), opname, "the fill value");
-  Op op;
-  op.code = OpCode::SimdMatrixFill;
-  op.type = matrix;
-  op.operands = {v};
-  ValueId r = new_value(matrix, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(OpCode::SimdMatrixFill, matrix, {v});
 }
 
 ValueId Builder::simd_matrix_mma(ValueId a, ValueId b, ValueId c) {
@@ -755,15 +648,7 @@ ValueId Builder::simd_matrix_mma(ValueId a, ValueId b, ValueId c) {
     check_visible(v, opname);
     if (!matrix_elem_ok(k_.type_of(v))) fail(opname, "operands must be 8x8 simdgroup matrices, got " + k_.type_of(v).str());
   }
-  const DType t = k_.type_of(c);
-  Op op;
-  op.code = OpCode::SimdMatrixMultiplyAccumulate;
-  op.type = t;
-  op.operands = {a, b, c};
-  ValueId r = new_value(t, current().id);
-  op.results = {r};
-  append(std::move(op));
-  return r;
+  return emit(OpCode::SimdMatrixMultiplyAccumulate, k_.type_of(c), {a, b, c});
 }
 
 // Checks an async copy's memories and names the op after them.
@@ -781,17 +666,9 @@ std::string Builder::async_copy_name(const char* base, int64_t dst, int64_t src)
 
 // Appends an async copy op; its result is the event async_copy_wait takes.
 ValueId Builder::append_async_copy(OpCode code, int64_t dst, int64_t src, std::vector<ValueId> operands) {
-  Op op;
-  op.code = code;
-  op.type = DType::scalar(Scalar::I64);
-  op.attr = dst;
-  op.aux = src;
-  op.operands = std::move(operands);
   mark_written(dst);
-  ValueId r = new_value(op.type, current().id);
+  ValueId r = emit(code, DType::scalar(Scalar::I64), std::move(operands), OpAttrs::of_copy(dst, src));
   async_events_.insert(r);
-  op.results = {r};
-  append(std::move(op));
   return r;
 }
 
@@ -821,10 +698,7 @@ void Builder::async_wait(const std::vector<ValueId>& events) {
     if (k_.type_of(e) != DType::scalar(Scalar::I64) || !async_events_.count(e))
       fail("async_copy_wait", "expects events returned by async_copy_* calls");
   }
-  Op op;
-  op.code = OpCode::AsyncWait;
-  op.operands = events;
-  append(std::move(op));
+  emit(OpCode::AsyncWait, DType::void_(), events);
 }
 
 // --- control flow --------------------------------------------------------
@@ -861,16 +735,12 @@ std::vector<ValueId> Builder::begin_for(const Operand& lo, const Operand& hi, co
   ValueId vstep = coerce(step, iv_type, "for_range", "the step");
   std::vector<ValueId> vinits;
   for (const Operand& o : inits) vinits.push_back(use(o, "for_range init"));
-  Op op;
-  op.code = OpCode::For;
-  op.operands = {vlo, vhi, vstep};
-  op.operands.insert(op.operands.end(), vinits.begin(), vinits.end());
-  op.regions.resize(1);
-  Region& body = op.regions[0];
-  body.id = k_.next_region_id++;
+  std::vector<ValueId> operands = {vlo, vhi, vstep};
+  operands.insert(operands.end(), vinits.begin(), vinits.end());
+  Op& placed = emit_op(OpCode::For, DType::void_(), std::move(operands));
+  Region& body = placed.regions[0];
   body.args.push_back(new_value(iv_type, body.id));
   for (ValueId v : vinits) body.args.push_back(new_value(k_.type_of(v), body.id));
-  Op& placed = append(std::move(op));
   stack_.push_back(Open{&placed, 0, "for"});
   return placed.regions[0].args;
 }
@@ -891,10 +761,7 @@ std::vector<ValueId> Builder::close_region_with_yield(const std::vector<Operand>
     }
     vals.push_back(coerce(yields[i], types[i], opname, what.c_str()));
   }
-  Op y;
-  y.code = OpCode::Yield;
-  y.operands = vals;
-  append(std::move(y));
+  emit(OpCode::Yield, DType::void_(), vals);
   return vals;
 }
 
@@ -923,22 +790,14 @@ void Builder::begin_if(const Operand& cond) {
       fail("if_", "condition must be a bool, got the literal " + cond.literal.str());
     vc = literal(cond.literal);
   }
-  Op op;
-  op.code = OpCode::If;
-  op.operands = {vc};
-  op.regions.resize(2);
-  op.regions[0].id = k_.next_region_id++;
-  op.regions[1].id = k_.next_region_id++;
-  Op& placed = append(std::move(op));
+  Op& placed = emit_op(OpCode::If, DType::void_(), {vc});
   stack_.push_back(Open{&placed, 0, "if"});
 }
 
 void Builder::begin_else() {
   if (stack_.empty() || std::string(stack_.back().what) != "if") fail("if_", "else without an open if_");
   Op* op = stack_.back().op;
-  Op y;
-  y.code = OpCode::Yield;
-  append(std::move(y));
+  emit(OpCode::Yield, DType::void_(), {});
   stack_.back() = Open{op, 1, "else"};
 }
 
@@ -947,15 +806,9 @@ std::vector<ValueId> Builder::end_if(const std::vector<Operand>& yields) {
     fail("if_", "no open if_ to close");
   if (!yields.empty()) fail("if_", "if_ produces no values; write results to memory or use enigma.where");
   Op* op = stack_.back().op;
-  Op y;
-  y.code = OpCode::Yield;
-  append(std::move(y));
-  if (stack_.back().region == 0) {  // no else: give it an empty terminated region
-    Op y2;
-    y2.code = OpCode::Yield;
-    y2.loc = loc_;
-    op->regions[1].ops.push_back(std::move(y2));
-  }
+  emit(OpCode::Yield, DType::void_(), {});
+  if (stack_.back().region == 0)  // no else: give it an empty terminated region
+    emit_op(OpCode::Yield, DType::void_(), {}, {}, &op->regions[1]);
   stack_.pop_back();
   return {};
 }
@@ -987,13 +840,11 @@ std::vector<ValueId> Builder::end_if_merge(const std::vector<Operand>& then_valu
   auto store_all = [&](const std::vector<Operand>& values) {
     for (size_t i = 0; i < values.size(); ++i) {
       ValueId v = coerce(values[i], types[i], "if", ("'" + names[i] + "'").c_str());
-      emit(OpCode::LocalStore, DType::void_(), {use(Literal::of_int(0), "if"), v}, arrays[i]);
+      emit(OpCode::LocalStore, DType::void_(), {use(Literal::of_int(0), "if"), v}, OpAttrs::of_local_array(arrays[i]));
     }
   };
   store_all(else_values);
-  Op y;
-  y.code = OpCode::Yield;
-  append(std::move(y));
+  emit(OpCode::Yield, DType::void_(), {});
   // The then-block was terminated by begin_else: reopen it before its yield.
   Region& then_region = op->regions[0];
   if (then_region.ops.empty() || then_region.ops.back().code != OpCode::Yield)
@@ -1010,12 +861,13 @@ std::vector<ValueId> Builder::end_if_merge(const std::vector<Operand>& then_valu
   for (size_t i = 0; i < arrays.size(); ++i) {
     ValueId zero = literal(Literal::of_int(0), DType::scalar(types[i].elem));
     if (types[i].is_vector()) zero = convert_value(zero, types[i]);
-    emit(OpCode::LocalAlloc, DType::void_(), {zero}, arrays[i]);
+    emit(OpCode::LocalAlloc, DType::void_(), {zero}, OpAttrs::of_local_array(arrays[i]));
   }
   std::rotate(r.ops.begin() + static_cast<long>(if_at), r.ops.begin() + static_cast<long>(if_at) + 1, r.ops.end());
   std::vector<ValueId> results;
   for (size_t i = 0; i < arrays.size(); ++i)
-    results.push_back(emit(OpCode::LocalLoad, types[i], {use(Literal::of_int(0), "if")}, arrays[i]));
+    results.push_back(
+        emit(OpCode::LocalLoad, types[i], {use(Literal::of_int(0), "if")}, OpAttrs::of_local_array(arrays[i])));
   return results;
 }
 
@@ -1023,15 +875,9 @@ std::vector<ValueId> Builder::begin_while(const std::vector<Operand>& inits) {
   check_nesting("while_");
   std::vector<ValueId> vinits;
   for (const Operand& o : inits) vinits.push_back(use(o, "while_ init"));
-  Op op;
-  op.code = OpCode::While;
-  op.operands = vinits;
-  op.regions.resize(2);
-  for (Region& r : op.regions) {
-    r.id = k_.next_region_id++;
+  Op& placed = emit_op(OpCode::While, DType::void_(), vinits);
+  for (Region& r : placed.regions)
     for (ValueId v : vinits) r.args.push_back(new_value(k_.type_of(v), r.id));
-  }
-  Op& placed = append(std::move(op));
   stack_.push_back(Open{&placed, 0, "while condition"});
   return placed.regions[0].args;
 }
@@ -1052,10 +898,7 @@ std::vector<ValueId> Builder::while_body(const Operand& cond) {
     vc = literal(cond.literal);
   }
   Op* op = stack_.back().op;
-  Op c;
-  c.code = OpCode::Condition;
-  c.operands = {vc};
-  append(std::move(c));
+  emit(OpCode::Condition, DType::void_(), {vc});
   stack_.back() = Open{op, 1, "while body"};
   return op->regions[1].args;
 }

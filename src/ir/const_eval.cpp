@@ -208,7 +208,7 @@ bool fold_compare(CmpPred pred, Scalar t, Const ca, Const cb) {
   return false;
 }
 
-std::optional<Const> fold_math(OpCode op, Scalar t, const std::vector<Const>& in, int64_t attr) {
+std::optional<Const> fold_math(OpCode op, Scalar t, const std::vector<Const>& in, BitRange range) {
   using namespace prelude;
   if (in.empty() || in.size() > 3) return std::nullopt;
   if (is_float(t)) {
@@ -275,7 +275,7 @@ std::optional<Const> fold_math(OpCode op, Scalar t, const std::vector<Const>& in
       T b = in.size() > 1 ? get<T>(in[1]) : T(0);
       T c = in.size() > 2 ? get<T>(in[2]) : T(0);
       auto r = [&](T v) { return make(t, v); };
-      unsigned off = static_cast<unsigned>(bit_range_offset(attr)), bits = static_cast<unsigned>(bit_range_bits(attr));
+      unsigned off = static_cast<unsigned>(range.offset), bits = static_cast<unsigned>(range.bits);
       switch (op) {
         case OpCode::Abs: return r(en_abs(a));
         case OpCode::IMin: return r(en_min(a, b));

@@ -3,6 +3,7 @@
 #include <array>
 #include <cctype>
 #include <string>
+#include <utility>
 
 namespace enigma {
 
@@ -13,12 +14,8 @@ constexpr std::array<ScalarInfo, kNumScalars> kScalars = {{
 #undef ENIGMA_X
 }};
 
-struct Alias {
-  const char* text;
-  Scalar scalar;
-};
 // Spellings accepted besides the metal and short names (reference 2.3).
-constexpr Alias kAliases[] = {
+constexpr std::pair<const char*, Scalar> kAliases[] = {
     {"i1", Scalar::B1},      {"int8", Scalar::I8},    {"uint8", Scalar::U8},
     {"int16", Scalar::I16},  {"uint16", Scalar::U16}, {"int32", Scalar::I32},
     {"uint32", Scalar::U32}, {"int64", Scalar::I64},  {"uint64", Scalar::U64},
@@ -104,8 +101,8 @@ std::optional<Scalar> parse_scalar(std::string_view text) {
   for (const ScalarInfo& s : kScalars) {
     if (text == s.metal_name || text == s.short_name) return s.scalar;
   }
-  for (const Alias& a : kAliases) {
-    if (text == a.text) return a.scalar;
+  for (const auto& [alias, scalar] : kAliases) {
+    if (text == alias) return scalar;
   }
   return std::nullopt;
 }

@@ -115,6 +115,79 @@ bool parse_memory_order(std::string_view s, MemoryOrder* out) {
 }
 const char* name(MemoryOrder o) { return kOrderNames[static_cast<int>(o)]; }
 
+bool valid_mem_flags(int64_t flags) {
+  for (int64_t v : kFlagValues)
+    if (v == flags) return true;
+  return false;
+}
+
+AttrKind attr_kind(OpCode code) {
+  switch (info(code).category) {
+    case OpCategory::Param: return AttrKind::ParamIndex;
+    case OpCategory::ThreadQuery: return AttrKind::Query;
+    case OpCategory::Compare: return AttrKind::Predicate;
+    case OpCategory::Load:
+    case OpCategory::Store:
+    case OpCategory::LoadIf: return AttrKind::Memory;
+    case OpCategory::Atomic: return AttrKind::Atomic;
+    case OpCategory::MatrixLoad:
+    case OpCategory::MatrixStore: return AttrKind::Matrix;
+    case OpCategory::AsyncCopy: return AttrKind::Copy;
+    case OpCategory::Barrier: return AttrKind::MemFlags;
+    case OpCategory::Math:
+      return code == OpCode::ExtractBits || code == OpCode::InsertBits ? AttrKind::BitRange : AttrKind::None;
+    case OpCategory::VecExtract:
+    case OpCategory::MatColumn: return AttrKind::Component;
+    case OpCategory::LocalAlloc:
+    case OpCategory::LocalLoad:
+    case OpCategory::LocalStore: return AttrKind::LocalArray;
+    case OpCategory::FuncConst: return AttrKind::FunctionConstant;
+    default: return AttrKind::None;
+  }
+}
+
+std::string OpAttrs::check(OpCode code) const {
+  // Each kind must read back as what its factory writes (no stray bits, no
+  // attribute on an op that takes none), and enums must be in range.
+  auto valid_order = [](MemoryOrder o) { return o <= MemoryOrder::SeqCst; };
+  switch (attr_kind(code)) {
+    case AttrKind::None:
+      return *this == OpAttrs() ? "" : "takes no attributes";
+    case AttrKind::ParamIndex:
+      return *this == of_param(param_index()) && param_index() >= 0 ? "" : "bad parameter index";
+    case AttrKind::Query:
+      if (a_ < 0 || a_ >= kNumThreadQueries) return "unknown query";
+      if (dim_ < 0 || dim_ > 2 || (!has_dim(query()) && dim_ != 0)) return "dim out of range";
+      return *this == of_query(query(), dim_) ? "" : "bad query attributes";
+    case AttrKind::Predicate:
+      return a_ >= 0 && a_ <= static_cast<int64_t>(CmpPred::Uge) && b_ == 0 && dim_ == 0 ? "" : "unknown predicate";
+    case AttrKind::Memory:
+      return *this == of_memory(memory()) ? "" : "bad memory attributes";
+    case AttrKind::Atomic:
+      if (*this != of_atomic(memory(), atomic_order(), atomic_failure_order()) || !valid_order(atomic_order()) ||
+          !valid_order(atomic_failure_order()))
+        return "unknown memory order";
+      return "";
+    case AttrKind::Matrix:
+      return *this == of_matrix(memory(), transposed()) ? "" : "bad transpose flag";
+    case AttrKind::Copy:
+      return *this == of_copy(copy_destination(), copy_source()) ? "" : "bad copy attributes";
+    case AttrKind::MemFlags:
+      return *this == of_mem_flags(mem_flags()) && valid_mem_flags(mem_flags()) ? "" : "unknown mem_flags value";
+    case AttrKind::BitRange: {
+      const BitRange r = bit_range();
+      return *this == of_bit_range(r) && r.offset >= 0 && r.bits >= 0 ? "" : "bad bit range";
+    }
+    case AttrKind::Component:
+      return *this == of_component(component()) && component() >= 0 ? "" : "bad component index";
+    case AttrKind::LocalArray:
+      return *this == of_local_array(local_array()) && local_array() >= 0 ? "" : "bad per-thread array index";
+    case AttrKind::FunctionConstant:
+      return *this == of_function_constant(function_constant_index()) ? "" : "bad function constant index";
+  }
+  return "unknown attribute kind";
+}
+
 CollectiveInfo collective_info(OpCode code) {
   using K = CollectiveInfo::Kind;
   switch (code) {

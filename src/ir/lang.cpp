@@ -58,7 +58,7 @@ std::string class_words(const std::string& c) {
 
 }  // namespace
 
-std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& in, int64_t attr, std::string* why) {
+std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& in, BitRange range, std::string* why) {
   const OpInfo& oi = info(op);
   auto no = [&](const std::string& w) -> std::optional<DType> {
     if (why) *why = w;
@@ -123,7 +123,7 @@ std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& in, i
       return no("operand " + std::to_string(i + 1) + " must be a " + std::string(info(main->elem).metal_name) +
                 " scalar, got " + in[i].str());
   if (op == OpCode::ExtractBits || op == OpCode::InsertBits) {
-    int off = bit_range_offset(attr), bits = bit_range_bits(attr), width = info(main->elem).bits;
+    int off = range.offset, bits = range.bits, width = info(main->elem).bits;
     if (off < 0 || bits < 0 || off + bits > width)
       return no("bit range offset=" + std::to_string(off) + ", bits=" + std::to_string(bits) + " does not fit in " +
                 std::to_string(width) + " bits");
@@ -140,22 +140,6 @@ std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& in, i
 }
 
 // ---- builder -------------------------------------------------------------------
-
-ValueId Builder::emit(OpCode code, DType type, std::vector<ValueId> operands, int64_t attr) {
-  Op op;
-  op.code = code;
-  op.type = type;
-  op.operands = std::move(operands);
-  op.attr = attr;
-  if (!type.is_void()) {
-    ValueId r = new_value(type, current().id);
-    op.results = {r};
-    append(std::move(op));
-    return r;
-  }
-  append(std::move(op));
-  return kNoValue;
-}
 
 ValueId Builder::math(OpCode code, const std::vector<Operand>& args, int offset, int bits) {
   const OpInfo& oi = info(code);
@@ -254,14 +238,13 @@ ValueId Builder::math(OpCode code, const std::vector<Operand>& args, int offset,
       vals[i] = a.value;
     }
   }
-  int64_t attr = 0;
-  if (code == OpCode::ExtractBits || code == OpCode::InsertBits) attr = pack_bit_range(offset, bits);
+  const BitRange range{offset, bits};
   std::vector<DType> types;
   for (ValueId v : vals) types.push_back(type_of(v));
   std::string why;
-  std::optional<DType> rt = lang_result_type(code, types, attr, &why);
+  std::optional<DType> rt = lang_result_type(code, types, range, &why);
   if (!rt) fail(opname, why);
-  return emit(code, *rt, vals, attr);
+  return emit(code, *rt, vals, attr_kind(code) == AttrKind::BitRange ? OpAttrs::of_bit_range(range) : OpAttrs());
 }
 
 ValueId Builder::make_vec(const std::vector<Operand>& comps, std::optional<Scalar> elem) {
@@ -308,16 +291,22 @@ ValueId Builder::make_vec(const std::vector<Operand>& comps, std::optional<Scala
   return emit(OpCode::MakeVec, DType::vector(t.elem, static_cast<int>(comps.size())), vals);
 }
 
-ValueId Builder::vec_extract(const Operand& v, int lane) {
-  if (!v.is_value()) fail("vec_extract", "expects a vector, got the literal " + v.literal.str());
-  check_visible(v.value, "vec_extract");
+// A lane of a vector (VecExtract) or a column of a matrix (MatColumn).
+ValueId Builder::component(OpCode code, const Operand& v, int index) {
+  const bool lane = code == OpCode::VecExtract;
+  const std::string opname = lane ? "vec_extract" : "matrix_column", whole = lane ? "vector" : "matrix";
+  if (!v.is_value()) fail(opname, "expects a " + whole + ", got the literal " + v.literal.str());
+  check_visible(v.value, opname.c_str());
   DType t = type_of(v.value);
-  if (!t.is_vector()) fail("vec_extract", "expects a vector, got " + t.str());
-  if (lane < 0 || lane >= t.lanes)
-    fail("vec_extract", "lane " + std::to_string(lane) + " is out of range for " + t.str() + " (0.." +
-                            std::to_string(t.lanes - 1) + ")");
-  return emit(OpCode::VecExtract, DType::scalar(t.elem), {v.value}, lane);
+  if (lane ? !t.is_vector() : !t.is_matrix()) fail(opname, "expects a " + whole + ", got " + t.str());
+  const int count = lane ? t.lanes : t.cols;
+  if (index < 0 || index >= count)
+    fail(opname, (lane ? "lane " : "column ") + std::to_string(index) + " is out of range for " + t.str() + " (0.." +
+                     std::to_string(count - 1) + ")");
+  return emit(code, lane ? DType::scalar(t.elem) : t.column(), {v.value}, OpAttrs::of_component(index));
 }
+
+ValueId Builder::vec_extract(const Operand& v, int lane) { return component(OpCode::VecExtract, v, lane); }
 
 ValueId Builder::make_matrix(const std::vector<Operand>& cols) {
   if (cols.size() < 2 || cols.size() > 4)
@@ -339,16 +328,7 @@ ValueId Builder::make_matrix(const std::vector<Operand>& cols) {
   return emit(OpCode::MakeMatrix, DType::matrix(col->elem, static_cast<int>(cols.size()), col->lanes), vals);
 }
 
-ValueId Builder::matrix_column(const Operand& m, int c) {
-  if (!m.is_value()) fail("matrix_column", "expects a matrix, got the literal " + m.literal.str());
-  check_visible(m.value, "matrix_column");
-  DType t = type_of(m.value);
-  if (!t.is_matrix()) fail("matrix_column", "expects a matrix, got " + t.str());
-  if (c < 0 || c >= t.cols)
-    fail("matrix_column", "column " + std::to_string(c) + " is out of range for " + t.str() + " (0.." +
-                              std::to_string(t.cols - 1) + ")");
-  return emit(OpCode::MatColumn, t.column(), {m.value}, c);
-}
+ValueId Builder::matrix_column(const Operand& m, int c) { return component(OpCode::MatColumn, m, c); }
 
 ValueId Builder::matmul(const Operand& a, const Operand& b) {
   for (const Operand* o : {&a, &b}) {
@@ -356,7 +336,7 @@ ValueId Builder::matmul(const Operand& a, const Operand& b) {
     check_visible(o->value, "matmul");
   }
   std::string why;
-  std::optional<DType> rt = lang_result_type(OpCode::MatMul, {type_of(a.value), type_of(b.value)}, 0, &why);
+  std::optional<DType> rt = lang_result_type(OpCode::MatMul, {type_of(a.value), type_of(b.value)}, {}, &why);
   if (!rt) fail("matmul", why);
   return emit(OpCode::MatMul, *rt, {a.value, b.value});
 }
@@ -374,19 +354,7 @@ ValueId Builder::function_constant(DType type, int index) {
     known = true;
   }
   if (!known) k_.function_constants.push_back(FunctionConstant{index, type});
-  return emit(OpCode::FuncConst, type, {}, index);
-}
-
-ValueId Builder::integer_index(const Operand& index, const std::string& opname) {
-  if (index.is_value()) {
-    check_visible(index.value, opname.c_str());
-    DType ti = type_of(index.value);
-    if (!ti.is_scalar() || !is_integer(ti.elem)) fail(opname, "index must be an integer scalar, got " + ti.str());
-    return index.value;
-  }
-  if (index.literal.kind == Literal::Kind::Float || index.literal.kind == Literal::Kind::Bool)
-    fail(opname, "index must be an integer, got " + index.literal.str());
-  return literal(index.literal);
+  return emit(OpCode::FuncConst, type, {}, OpAttrs::of_function_constant(index));
 }
 
 ValueId Builder::load_if(int64_t mem, const Operand& index, const Operand& mask, const Operand& otherwise) {
@@ -394,7 +362,7 @@ ValueId Builder::load_if(int64_t mem, const Operand& index, const Operand& mask,
   if (!k_.valid_memory(mem)) fail("load_if", "not a buffer parameter or threadgroup array of this kernel");
   const DType t = k_.memory_type(mem);
   const std::string opname = "load_if from '" + k_.memory_name(mem) + "'";
-  ValueId vi = integer_index(index, opname);
+  ValueId vi = index_operand(index, opname);
   ValueId vm;
   if (mask.is_value()) {
     check_visible(mask.value, opname.c_str());
@@ -407,7 +375,7 @@ ValueId Builder::load_if(int64_t mem, const Operand& index, const Operand& mask,
   }
   if (otherwise.is_value()) check_visible(otherwise.value, opname.c_str());
   ValueId vd = coerce(otherwise, t, opname.c_str(), "the default value");
-  return emit(OpCode::LoadIf, t, {vi, vm, vd}, mem);
+  return emit(OpCode::LoadIf, t, {vi, vm, vd}, OpAttrs::of_memory(mem));
 }
 
 int Builder::local_array(DType elem, int64_t size, const Operand& fill, const std::string& name) {
@@ -421,7 +389,7 @@ int Builder::local_array(DType elem, int64_t size, const Operand& fill, const st
   ValueId vf = coerce(fill, elem, "register_tensor", "the fill value");
   int id = static_cast<int>(k_.locals.size());
   k_.locals.push_back(LocalArray{elem, size, name, current().id});
-  emit(OpCode::LocalAlloc, DType::void_(), {vf}, id);
+  emit(OpCode::LocalAlloc, DType::void_(), {vf}, OpAttrs::of_local_array(id));
   return id;
 }
 
@@ -435,25 +403,26 @@ void Builder::check_local(int array, const std::string& opname) const {
                "create it before the loop or branch");
 }
 
-ValueId Builder::local_load(int array, const Operand& index) {
-  const std::string opname = "register_tensor read";
+// The index of an access to per-thread array `array`: a literal must be in range.
+ValueId Builder::local_index_operand(int array, const Operand& index, const std::string& opname) {
   check_local(array, opname);
   const LocalArray& a = k_.locals[array];
   if (!index.is_value() && (index.literal.kind == Literal::Kind::Int || index.literal.kind == Literal::Kind::UInt) &&
       (index.literal.kind == Literal::Kind::UInt || index.literal.i < 0 || index.literal.i >= a.size))
     fail(opname, "index " + index.literal.str() + " out of range for " + std::to_string(a.size) + " elements");
-  ValueId vi = integer_index(index, opname);
-  return emit(OpCode::LocalLoad, a.elem, {vi}, array);
+  return index_operand(index, opname);
+}
+
+ValueId Builder::local_load(int array, const Operand& index) {
+  const std::string opname = "register_tensor read";
+  ValueId vi = local_index_operand(array, index, opname);
+  return emit(OpCode::LocalLoad, k_.locals[array].elem, {vi}, OpAttrs::of_local_array(array));
 }
 
 void Builder::local_store(int array, const Operand& index, const Operand& value) {
   const std::string opname = "register_tensor write";
-  check_local(array, opname);
+  ValueId vi = local_index_operand(array, index, opname);
   const LocalArray& a = k_.locals[array];
-  if (!index.is_value() && (index.literal.kind == Literal::Kind::Int || index.literal.kind == Literal::Kind::UInt) &&
-      (index.literal.kind == Literal::Kind::UInt || index.literal.i < 0 || index.literal.i >= a.size))
-    fail(opname, "index " + index.literal.str() + " out of range for " + std::to_string(a.size) + " elements");
-  ValueId vi = integer_index(index, opname);
   if (value.is_value()) {
     check_visible(value.value, opname.c_str());
     DType tv = type_of(value.value);
@@ -461,7 +430,7 @@ void Builder::local_store(int array, const Operand& index, const Operand& value)
       fail(opname, "cannot store a " + tv.str() + " into a register_tensor of " + a.elem.str());
   }
   ValueId vv = coerce(value, a.elem, opname.c_str(), "the stored value");
-  emit(OpCode::LocalStore, DType::void_(), {vi, vv}, array);
+  emit(OpCode::LocalStore, DType::void_(), {vi, vv}, OpAttrs::of_local_array(array));
 }
 
 }  // namespace enigma

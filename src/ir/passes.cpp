@@ -32,14 +32,47 @@ struct Substitution {
 
 bool is_plain_pure(const Op& op) { return op.info().pure && op.regions.empty(); }
 
+// A pass that rewrites the region tree from the kernel's body (Pass::region),
+// substituting values as it removes ops; run() returns how many it changed.
+template <class Pass>
+class RewritePass {
+ public:
+  explicit RewritePass(Kernel& k) : k_(k) {}
+  int run() {
+    static_cast<Pass*>(this)->region(k_.body);
+    return changed_;
+  }
+
+ protected:
+  // Rewrites r's ops in order, each with its operands substituted first;
+  // keep(op) says whether it stays.
+  template <class Keep>
+  void rewrite(Region& r, Keep keep) {
+    std::vector<Op> kept;
+    kept.reserve(r.ops.size());
+    for (Op& op : r.ops) {
+      subst_.apply(op);
+      if (keep(op)) kept.push_back(std::move(op));
+    }
+    r.ops = std::move(kept);
+  }
+
+  Kernel& k_;
+  Substitution subst_;
+  int changed_ = 0;
+};
+
 // ---- folding ------------------------------------------------------------
 
-class Folder {
+class Folder : public RewritePass<Folder> {
  public:
-  explicit Folder(Kernel& k) : k_(k) {}
-  int run() {
-    region(k_.body);
-    return folded_;
+  using RewritePass::RewritePass;
+
+  void region(Region& r) {
+    rewrite(r, [&](Op& op) {
+      for (Region& sub : op.regions) region(sub);
+      return !this->op(op);
+    });
   }
 
  private:
@@ -57,18 +90,7 @@ class Folder {
     repl.loc = op.loc;
     op = std::move(repl);
     consts_[op.result()] = op.value;
-    ++folded_;
-  }
-
-  void region(Region& r) {
-    std::vector<Op> kept;
-    kept.reserve(r.ops.size());
-    for (Op& op : r.ops) {
-      subst_.apply(op);
-      for (Region& sub : op.regions) region(sub);
-      if (!this->op(op)) kept.push_back(std::move(op));
-    }
-    r.ops = std::move(kept);
+    ++changed_;
   }
 
   // Returns true when the op was removed (its result substituted).
@@ -82,8 +104,8 @@ class Folder {
     if (cat == OpCategory::VecExtract) {  // make_vec(a, b, ...)[k] is the k-th component
       auto it = vectors_.find(op.operands[0]);
       if (it != vectors_.end()) {
-        subst_.map[op.result()] = it->second.at(static_cast<size_t>(op.attr));
-        ++folded_;
+        subst_.map[op.result()] = it->second.at(static_cast<size_t>(op.component()));
+        ++changed_;
         return true;
       }
     }
@@ -91,7 +113,7 @@ class Folder {
     if (cat == OpCategory::Select) {
       if (const Const* c = constant(op.operands[0])) {
         subst_.map[op.result()] = c->i ? op.operands[1] : op.operands[2];
-        ++folded_;
+        ++changed_;
         return true;
       }
       return false;
@@ -117,7 +139,7 @@ class Folder {
       }
       case OpCategory::Compare: {
         Const c;
-        c.i = fold_compare(static_cast<CmpPred>(op.attr), t0.elem, *in[0], *in[1]);
+        c.i = fold_compare(op.predicate(), t0.elem, *in[0], *in[1]);
         to_constant(op, c);
         return false;
       }
@@ -130,7 +152,7 @@ class Folder {
       case OpCategory::Math: {
         std::vector<Const> args;
         for (const Const* c : in) args.push_back(*c);
-        auto r = fold_math(op.code, t0.elem, args, op.attr);
+        auto r = fold_math(op.code, t0.elem, args, op.bit_range());
         if (r) to_constant(op, *r);
         return false;
       }
@@ -139,11 +161,8 @@ class Folder {
     }
   }
 
-  Kernel& k_;
   std::unordered_map<ValueId, Const> consts_;
   std::unordered_map<ValueId, std::vector<ValueId>> vectors_;  // make_vec components
-  Substitution subst_;
-  int folded_ = 0;
 };
 
 // ---- CSE ------------------------------------------------------------------
@@ -151,57 +170,47 @@ class Folder {
 struct OpKey {
   OpCode code;
   DType type;
-  int64_t attr;
-  int64_t aux;
-  int dim;
+  OpAttrs attrs;
   int64_t ci;
   uint64_t cf_bits;
   std::vector<ValueId> operands;
   bool operator<(const OpKey& o) const {
     auto t = [](const OpKey& k) {
-      return std::tie(k.code, k.type.kind, k.type.elem, k.type.lanes, k.type.rows, k.type.cols, k.attr, k.aux, k.dim, k.ci,
+      return std::tie(k.code, k.type.kind, k.type.elem, k.type.lanes, k.type.rows, k.type.cols, k.attrs, k.ci,
                       k.cf_bits, k.operands);
     };
     return t(*this) < t(o);
   }
 };
 
-class Cse {
+class Cse : public RewritePass<Cse> {
  public:
-  explicit Cse(Kernel& k) : k_(k) {}
-  int run() {
-    region(k_.body);
-    return removed_;
+  using RewritePass::RewritePass;
+
+  void region(Region& r) {
+    scopes_.emplace_back();
+    rewrite(r, [&](Op& op) {
+      if (is_plain_pure(op) && op.results.size() == 1) {
+        OpKey k = key(op);
+        ValueId found = lookup(k);
+        if (found != kNoValue) {
+          subst_.map[op.result()] = found;
+          ++changed_;
+          return false;
+        }
+        scopes_.back().emplace(std::move(k), op.result());
+      }
+      for (Region& sub : op.regions) region(sub);
+      return true;
+    });
+    scopes_.pop_back();
   }
 
  private:
   OpKey key(const Op& op) const {
     uint64_t bits = 0;
     std::memcpy(&bits, &op.value.f, sizeof bits);
-    return OpKey{op.code, op.type, op.attr, op.aux, op.dim, op.value.i, bits, op.operands};
-  }
-
-  void region(Region& r) {
-    scopes_.emplace_back();
-    std::vector<Op> kept;
-    kept.reserve(r.ops.size());
-    for (Op& op : r.ops) {
-      subst_.apply(op);
-      if (is_plain_pure(op) && op.results.size() == 1) {
-        OpKey k = key(op);
-        ValueId found = lookup(k);
-        if (found != kNoValue) {
-          subst_.map[op.result()] = found;
-          ++removed_;
-          continue;
-        }
-        scopes_.back().emplace(std::move(k), op.result());
-      }
-      for (Region& sub : op.regions) region(sub);
-      kept.push_back(std::move(op));
-    }
-    r.ops = std::move(kept);
-    scopes_.pop_back();
+    return OpKey{op.code, op.type, op.attrs(), op.value.i, bits, op.operands};
   }
 
   ValueId lookup(const OpKey& k) const {
@@ -212,10 +221,7 @@ class Cse {
     return kNoValue;
   }
 
-  Kernel& k_;
   std::vector<std::map<OpKey, ValueId>> scopes_;
-  Substitution subst_;
-  int removed_ = 0;
 };
 
 // ---- DCE ------------------------------------------------------------------
@@ -272,13 +278,13 @@ void specialize_function_constants(Kernel& k, const std::vector<std::pair<int, C
     if (op.code != OpCode::FuncConst) return;
     const Const* v = nullptr;
     for (const auto& [index, c] : values)
-      if (index == op.attr) v = &c;
+      if (index == op.function_constant_index()) v = &c;
     if (!v)
-      throw KernelError("kernel '" + k.name + "': function constant " + std::to_string(op.attr) + " (" +
+      throw KernelError("kernel '" + k.name + "': function constant " + std::to_string(op.function_constant_index()) + " (" +
                         op.type.str() + ") has no value");
     op.code = OpCode::Constant;
     op.value = normalize_const(op.type.elem, *v);
-    op.attr = 0;
+    op.set_attrs(OpAttrs());
   });
 }
 

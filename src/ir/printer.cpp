@@ -82,17 +82,17 @@ class Printer {
         out_ << n(op.result()) << " = constant " << const_text(op) << " : " << op.type.str();
         break;
       case OpCategory::Param:
-        out_ << n(op.result()) << " = param " << k_.params[op.attr].name << " : " << op.type.str();
+        out_ << n(op.result()) << " = param " << k_.params[op.param_index()].name << " : " << op.type.str();
         break;
       case OpCategory::ThreadQuery: {
-        ThreadQuery q = static_cast<ThreadQuery>(op.attr);
+        ThreadQuery q = op.query();
         out_ << n(op.result()) << " = " << name(q);
-        if (has_dim(q)) out_ << "." << "xyz"[op.dim];
+        if (has_dim(q)) out_ << "." << "xyz"[op.query_dim()];
         out_ << " : " << op.type.str();
         break;
       }
       case OpCategory::Compare:
-        out_ << n(op.result()) << " = cmp " << name(static_cast<CmpPred>(op.attr)) << " " << list(op.operands)
+        out_ << n(op.result()) << " = cmp " << name(op.predicate()) << " " << list(op.operands)
              << " : " << k_.type_of(op.operands[0]).str();
         break;
       case OpCategory::Convert:
@@ -101,32 +101,32 @@ class Printer {
              << k_.type_of(op.operands[0]).str() << " to " << op.type.str();
         break;
       case OpCategory::Load:
-        out_ << n(op.result()) << " = load " << k_.memory_name(op.attr) << "[" << n(op.operands[0]) << "] : "
+        out_ << n(op.result()) << " = load " << k_.memory_name(op.memory()) << "[" << n(op.operands[0]) << "] : "
              << op.type.str();
         break;
       case OpCategory::Store:
-        out_ << "store " << k_.memory_name(op.attr) << "[" << n(op.operands[0]) << "], " << n(op.operands[1])
-             << " : " << k_.memory_type(op.attr).str();
+        out_ << "store " << k_.memory_name(op.memory()) << "[" << n(op.operands[0]) << "], " << n(op.operands[1])
+             << " : " << k_.memory_type(op.memory()).str();
         break;
       case OpCategory::Barrier:
-        out_ << oi.name << " " << mem_flags_name(op.aux);
+        out_ << oi.name << " " << mem_flags_name(op.mem_flags());
         break;
       case OpCategory::Atomic:
         if (!op.results.empty()) out_ << n(op.result()) << " = ";
-        out_ << oi.name << " " << k_.memory_name(op.attr) << "[" << n(op.operands[0]) << "]";
+        out_ << oi.name << " " << k_.memory_name(op.memory()) << "[" << n(op.operands[0]) << "]";
         if (op.operands.size() > 1) out_ << ", " << list(op.operands, 1);
-        out_ << " " << name(static_cast<MemoryOrder>(op.aux & 15));
-        if (op.code == OpCode::AtomicCompareExchange) out_ << " " << name(static_cast<MemoryOrder>((op.aux >> 4) & 15));
-        out_ << " : " << k_.memory_type(op.attr).str();
+        out_ << " " << name(op.atomic_order());
+        if (op.code == OpCode::AtomicCompareExchange) out_ << " " << name(op.atomic_failure_order());
+        out_ << " : " << k_.memory_type(op.memory()).str();
         break;
       case OpCategory::MatrixLoad:
-        out_ << n(op.result()) << " = enigma." << oi.name << " " << k_.memory_name(op.attr) << "[" << n(op.operands[0])
-             << "], " << n(op.operands[1]) << (op.aux ? " transpose" : "") << " : vector<8x8x"
+        out_ << n(op.result()) << " = enigma." << oi.name << " " << k_.memory_name(op.memory()) << "[" << n(op.operands[0])
+             << "], " << n(op.operands[1]) << (op.transposed() ? " transpose" : "") << " : vector<8x8x"
              << info(op.type.elem).short_name << ">";
         break;
       case OpCategory::MatrixStore:
-        out_ << "enigma." << oi.name << " " << n(op.operands[0]) << ", " << k_.memory_name(op.attr) << "["
-             << n(op.operands[1]) << "], " << n(op.operands[2]) << (op.aux ? " transpose" : "");
+        out_ << "enigma." << oi.name << " " << n(op.operands[0]) << ", " << k_.memory_name(op.memory()) << "["
+             << n(op.operands[1]) << "], " << n(op.operands[2]) << (op.transposed() ? " transpose" : "");
         break;
       case OpCategory::MatrixFill:
       case OpCategory::MatrixMma:
@@ -134,7 +134,7 @@ class Printer {
              << info(op.type.elem).short_name << ">";
         break;
       case OpCategory::AsyncCopy:
-        out_ << n(op.result()) << " = " << oi.name << " " << k_.memory_name(op.attr) << " <- " << k_.memory_name(op.aux)
+        out_ << n(op.result()) << " = " << oi.name << " " << k_.memory_name(op.copy_destination()) << " <- " << k_.memory_name(op.copy_source())
              << " (" << list(op.operands) << ") : " << op.type.str();
         break;
       case OpCategory::AsyncWait:
@@ -194,35 +194,35 @@ class Printer {
         return;
       }
       case OpCategory::FuncConst:
-        out_ << n(op.result()) << " = function_constant " << op.attr << " : " << op.type.str();
+        out_ << n(op.result()) << " = function_constant " << op.function_constant_index() << " : " << op.type.str();
         break;
       case OpCategory::LoadIf:
-        out_ << n(op.result()) << " = load_if " << k_.memory_name(op.attr) << "[" << n(op.operands[0]) << "] if "
+        out_ << n(op.result()) << " = load_if " << k_.memory_name(op.memory()) << "[" << n(op.operands[0]) << "] if "
              << n(op.operands[1]) << " else " << n(op.operands[2]) << " : " << op.type.str();
         break;
       case OpCategory::LocalAlloc: {
-        const LocalArray& a = k_.locals[op.attr];
-        out_ << "local " << a.name << "#" << op.attr << "[" << a.size << "] = " << n(op.operands[0]) << " : "
+        const LocalArray& a = k_.locals[op.local_array()];
+        out_ << "local " << a.name << "#" << op.local_array() << "[" << a.size << "] = " << n(op.operands[0]) << " : "
              << a.elem.str();
         break;
       }
       case OpCategory::LocalLoad:
-        out_ << n(op.result()) << " = " << k_.locals[op.attr].name << "#" << op.attr << "[" << n(op.operands[0])
+        out_ << n(op.result()) << " = " << k_.locals[op.local_array()].name << "#" << op.local_array() << "[" << n(op.operands[0])
              << "] : " << op.type.str();
         break;
       case OpCategory::LocalStore:
-        out_ << k_.locals[op.attr].name << "#" << op.attr << "[" << n(op.operands[0]) << "] = " << n(op.operands[1])
-             << " : " << k_.locals[op.attr].elem.str();
+        out_ << k_.locals[op.local_array()].name << "#" << op.local_array() << "[" << n(op.operands[0]) << "] = " << n(op.operands[1])
+             << " : " << k_.locals[op.local_array()].elem.str();
         break;
       case OpCategory::VecExtract:
       case OpCategory::MatColumn:
-        out_ << n(op.result()) << " = " << oi.name << " " << n(op.operands[0]) << ", " << op.attr << " : "
+        out_ << n(op.result()) << " = " << oi.name << " " << n(op.operands[0]) << ", " << op.component() << " : "
              << op.type.str();
         break;
       case OpCategory::Math:
         out_ << n(op.result()) << " = " << oi.name << " " << list(op.operands);
         if (op.code == OpCode::ExtractBits || op.code == OpCode::InsertBits)
-          out_ << " bits(" << (op.attr & 0xffffffff) << ", " << (op.attr >> 32) << ")";
+          out_ << " bits(" << op.bit_range().offset << ", " << op.bit_range().bits << ")";
         out_ << " : " << op.type.str();
         break;
       case OpCategory::Terminator:

@@ -67,9 +67,9 @@ class Analysis {
   void op(const Op& op, Uniformity ctrl) {
     const OpCategory cat = op.info().category;
     switch (cat) {
-      case OpCategory::LocalAlloc: raise_local(op.attr, join(ctrl, of(op.operands[0]))); return;
+      case OpCategory::LocalAlloc: raise_local(op.local_array(), join(ctrl, of(op.operands[0]))); return;
       case OpCategory::LocalStore:
-        raise_local(op.attr, join(ctrl, join(of(op.operands[0]), of(op.operands[1]))));
+        raise_local(op.local_array(), join(ctrl, join(of(op.operands[0]), of(op.operands[1]))));
         return;
       case OpCategory::For: {
         const Region& body = op.regions[0];
@@ -112,7 +112,7 @@ class Analysis {
     switch (cat) {
       case OpCategory::Constant:
       case OpCategory::Param: break;
-      case OpCategory::ThreadQuery: u = query_level(static_cast<ThreadQuery>(op.attr)); break;
+      case OpCategory::ThreadQuery: u = query_level(op.query()); break;
       case OpCategory::GroupReduce:
         u = collective_info(op.code).width == 32 ? Uniformity::Simdgroup : Uniformity::Varying;
         break;
@@ -125,7 +125,7 @@ class Analysis {
       case OpCategory::MatrixFill:
       case OpCategory::MatrixMma:
       case OpCategory::AsyncCopy: u = Uniformity::Simdgroup; break;
-      case OpCategory::LocalLoad: u = join(of(op.operands[0]), locals_.at(static_cast<size_t>(op.attr))); break;
+      case OpCategory::LocalLoad: u = join(of(op.operands[0]), locals_.at(static_cast<size_t>(op.local_array()))); break;
       default: u = all(op.operands); break;
     }
     for (ValueId r : op.results) raise(r, u);

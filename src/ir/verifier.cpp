@@ -85,6 +85,8 @@ class Verifier {
       type(op, v);
       if (!defined_.count(v)) fail(&op, "operand %" + std::to_string(v) + " is used outside the region that defines it, or before its definition");
     }
+    const std::string bad_attrs = op.check(op.code);
+    expect(op, bad_attrs.empty(), bad_attrs);
     auto operand = [&](size_t i) -> const DType& { return type(op, op.operands.at(i)); };
     auto single_result = [&] {
       expect(op, op.results.size() == 1, "expected one result");
@@ -97,14 +99,13 @@ class Verifier {
         break;
       case OpCategory::Param:
         single_result();
-        expect(op, op.attr >= 0 && op.attr < static_cast<int64_t>(k_.params.size()) &&
-                       k_.params[op.attr].kind == Param::Kind::Scalar && k_.params[op.attr].type == op.type,
+        expect(op, op.param_index() < static_cast<int>(k_.params.size()) &&
+                       k_.params[op.param_index()].kind == Param::Kind::Scalar &&
+                       k_.params[op.param_index()].type == op.type,
                "does not name a Scalar parameter of this dtype");
         break;
       case OpCategory::ThreadQuery:
         single_result();
-        expect(op, op.attr >= 0 && op.attr < kNumThreadQueries, "unknown query");
-        expect(op, op.dim >= 0 && op.dim <= 2, "dim out of range");
         expect(op, op.type == DType::scalar(Scalar::U32), "queries return uint");
         break;
       case OpCategory::Arith:
@@ -129,7 +130,6 @@ class Verifier {
         single_result();
         expect(op, operand(0) == operand(1), "operands differ: " + operand(0).str() + " vs " + operand(1).str());
         expect(op, op.type == operand(0).with_elem(Scalar::B1), "result must be bool of the operands' shape");
-        expect(op, op.attr >= 0 && op.attr <= static_cast<int64_t>(CmpPred::Uge), "unknown predicate");
         break;
       case OpCategory::Select:
         single_result();
@@ -153,12 +153,12 @@ class Verifier {
         break;
       case OpCategory::Load:
       case OpCategory::Store: {
-        expect(op, k_.valid_memory(op.attr), "does not name a buffer parameter or threadgroup array");
+        expect(op, k_.valid_memory(op.memory()), "does not name a buffer parameter or threadgroup array");
         const DType& idx = operand(0);
         expect(op, idx.is_scalar() && is_integer(idx.elem), "index must be an integer scalar");
-        if (!k_.valid_memory(op.attr)) break;
+        if (!k_.valid_memory(op.memory())) break;
         // A 2- or 4-vector of a scalar memory's dtype is a vector access (load_vec/store_vec).
-        const DType& pt = k_.memory_type(op.attr);
+        const DType& pt = k_.memory_type(op.memory());
         auto fits = [&](const DType& t) {
           return t == pt || (pt.is_scalar() && t.is_vector() && t.elem == pt.elem && pt.elem != Scalar::B1 &&
                              (t.lanes == 2 || t.lanes == 4));
@@ -184,8 +184,8 @@ class Verifier {
           expect(op, operand(1) == DType::scalar(Scalar::U32), "lane operand must be uint");
         break;
       case OpCategory::Atomic: {
-        expect(op, k_.valid_memory(op.attr), "does not name a buffer parameter or threadgroup array");
-        const DType& mt = k_.memory_type(op.attr);
+        expect(op, k_.valid_memory(op.memory()), "does not name a buffer parameter or threadgroup array");
+        const DType& mt = k_.memory_type(op.memory());
         expect(op, operand(0).is_scalar() && is_integer(operand(0).elem), "index must be an integer scalar");
         for (size_t i = 1; i < op.operands.size(); ++i) expect(op, operand(i) == mt, "values must have the memory's dtype");
         if (op.code == OpCode::AtomicStore) expect(op, op.results.empty(), "atomic_store has no result");
@@ -198,10 +198,10 @@ class Verifier {
       }
       case OpCategory::MatrixLoad:
       case OpCategory::MatrixStore: {
-        expect(op, k_.valid_memory(op.attr), "does not name a buffer parameter or threadgroup array");
+        expect(op, k_.valid_memory(op.memory()), "does not name a buffer parameter or threadgroup array");
         size_t first = oi.category == OpCategory::MatrixStore ? 1 : 0;
         const DType& m = oi.category == OpCategory::MatrixStore ? operand(0) : op.type;
-        expect(op, m.kind == DType::Kind::SimdMatrix && k_.memory_type(op.attr) == DType::scalar(m.elem),
+        expect(op, m.kind == DType::Kind::SimdMatrix && k_.memory_type(op.memory()) == DType::scalar(m.elem),
                "matrix and memory element dtypes must match");
         expect(op, operand(first) == DType::scalar(Scalar::U32) && operand(first + 1) == DType::scalar(Scalar::U32),
                "origin and elements_per_row must be uint");
@@ -221,10 +221,10 @@ class Verifier {
         break;
       case OpCategory::AsyncCopy:
         single_result();
-        expect(op, k_.valid_memory(op.attr) && k_.valid_memory(op.aux) &&
-                       is_threadgroup_memory(op.attr) != is_threadgroup_memory(op.aux),
+        expect(op, k_.valid_memory(op.copy_destination()) && k_.valid_memory(op.copy_source()) &&
+                       is_threadgroup_memory(op.copy_destination()) != is_threadgroup_memory(op.copy_source()),
                "copies between a buffer parameter and a threadgroup array");
-        expect(op, k_.memory_type(op.attr) == k_.memory_type(op.aux), "element dtypes differ");
+        expect(op, k_.memory_type(op.copy_destination()) == k_.memory_type(op.copy_source()), "element dtypes differ");
         expect(op, op.type == DType::scalar(Scalar::I64), "events are i64");
         for (size_t i = 0; i < op.operands.size(); ++i) expect(op, operand(i) == DType::scalar(Scalar::U32), "operands must be uint");
         break;
@@ -300,7 +300,7 @@ class Verifier {
         std::vector<DType> in;
         for (size_t i = 0; i < op.operands.size(); ++i) in.push_back(operand(i));
         std::string why;
-        std::optional<DType> rt = lang_result_type(op.code, in, op.attr, &why);
+        std::optional<DType> rt = lang_result_type(op.code, in, op.bit_range(), &why);
         expect(op, rt.has_value(), why);
         expect(op, *rt == op.type, "result must be " + rt->str() + ", not " + op.type.str());
         break;
@@ -313,7 +313,7 @@ class Verifier {
         break;
       case OpCategory::VecExtract:
         result();
-        expect(op, operand(0).is_vector() && op.attr >= 0 && op.attr < operand(0).lanes &&
+        expect(op, operand(0).is_vector() && op.component() < operand(0).lanes &&
                        op.type == DType::scalar(operand(0).elem),
                "extracts an existing lane of a vector");
         break;
@@ -325,7 +325,7 @@ class Verifier {
         break;
       case OpCategory::MatColumn:
         result();
-        expect(op, operand(0).is_matrix() && op.attr >= 0 && op.attr < operand(0).cols &&
+        expect(op, operand(0).is_matrix() && op.component() < operand(0).cols &&
                        op.type == operand(0).column(),
                "extracts an existing column of a matrix");
         break;
@@ -333,13 +333,15 @@ class Verifier {
         result();
         bool declared = false;
         for (const FunctionConstant& fc : k_.function_constants)
-          declared = declared || (fc.index == op.attr && fc.type == op.type);
-        expect(op, declared, "function constant " + std::to_string(op.attr) + " is not declared as " + op.type.str());
+          declared = declared || (fc.index == op.function_constant_index() && fc.type == op.type);
+        expect(op, declared,
+               "function constant " + std::to_string(op.function_constant_index()) + " is not declared as " +
+                   op.type.str());
         break;
       }
       case OpCategory::LoadIf:
         result();
-        expect(op, k_.valid_memory(op.attr) && k_.memory_type(op.attr) == op.type,
+        expect(op, k_.valid_memory(op.memory()) && k_.memory_type(op.memory()) == op.type,
                "reads a buffer parameter or threadgroup array of its dtype");
         expect(op, operand(0).is_scalar() && is_integer(operand(0).elem), "index must be an integer scalar");
         expect(op, operand(1) == DType::scalar(Scalar::B1), "mask must be a bool scalar");
@@ -348,8 +350,8 @@ class Verifier {
       case OpCategory::LocalAlloc:
       case OpCategory::LocalLoad:
       case OpCategory::LocalStore: {
-        expect(op, op.attr >= 0 && op.attr < static_cast<int64_t>(k_.locals.size()), "names no per-thread array");
-        const DType& elem = k_.locals[op.attr].elem;
+        expect(op, op.local_array() < static_cast<int>(k_.locals.size()), "names no per-thread array");
+        const DType& elem = k_.locals[op.local_array()].elem;
         if (op.code == OpCode::LocalAlloc) {
           expect(op, op.results.empty() && operand(0) == elem, "fill value must have the array's dtype");
         } else {

@@ -419,18 +419,35 @@ Layout complement(const Layout& l) {
   return complement(l, filter(l).cosize());
 }
 
-Layout right_inverse(const Layout& l) {
-  require_int_strides(l, "right_inverse");
-  std::vector<Mode> m = flat_modes(coalesce(l));
-  std::vector<int64_t> pre(m.size());
+namespace {
+// The flat modes of coalesce(l) (integer strides), where each starts in the
+// domain (the product of the shapes before it), and their indices by
+// ascending stride (stable): what both inverses walk.
+struct ModesByStride {
+  std::vector<Mode> m;
+  std::vector<int64_t> pre;
+  std::vector<size_t> idx;
+};
+ModesByStride modes_by_stride(const Layout& l) {
+  ModesByStride r;
+  std::vector<Mode>& m = r.m;
+  m = flat_modes(coalesce(l));
+  r.pre.resize(m.size());
   int64_t p = 1;
   for (size_t i = 0; i < m.size(); ++i) {
-    pre[i] = p;
+    r.pre[i] = p;
     p *= m[i].s;
   }
-  std::vector<size_t> idx(m.size());
-  std::iota(idx.begin(), idx.end(), size_t{0});
-  std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) { return m[x].d.value() < m[y].d.value(); });
+  r.idx.resize(m.size());
+  std::iota(r.idx.begin(), r.idx.end(), size_t{0});
+  std::stable_sort(r.idx.begin(), r.idx.end(), [&](size_t x, size_t y) { return m[x].d.value() < m[y].d.value(); });
+  return r;
+}
+}  // namespace
+
+Layout right_inverse(const Layout& l) {
+  require_int_strides(l, "right_inverse");
+  const auto [m, pre, idx] = modes_by_stride(l);
   std::vector<Mode> out{{1, IntTuple(0)}};
   int64_t curr = 1;
   for (size_t i : idx) {
@@ -445,16 +462,7 @@ Layout right_inverse(const Layout& l) {
 Layout left_inverse(const Layout& l) {
   require_int_strides(l, "left_inverse");
   require_non_negative(l, "left_inverse");
-  std::vector<Mode> m = flat_modes(coalesce(l));
-  std::vector<int64_t> pre(m.size());
-  int64_t p = 1;
-  for (size_t i = 0; i < m.size(); ++i) {
-    pre[i] = p;
-    p *= m[i].s;
-  }
-  std::vector<size_t> idx(m.size());
-  std::iota(idx.begin(), idx.end(), size_t{0});
-  std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) { return m[x].d.value() < m[y].d.value(); });
+  const auto [m, pre, idx] = modes_by_stride(l);
   std::vector<int64_t> shapes;
   std::vector<IntTuple> strides{IntTuple(0)};
   int64_t sz = 1;

@@ -28,6 +28,15 @@ size_t scratch_of(const CpuPlan& p, CpuPlan::Scratch::Kind kind) {
   return n;
 }
 
+// Kernel "k" over float buffers A and Out that starts with x = A[tid].
+struct ReadsA {
+  Builder b{"k"};
+  int a = b.add_buffer_param("A", S(Scalar::F32));
+  int out = b.add_buffer_param("Out", S(Scalar::F32));
+  ValueId tid = b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
+  ValueId x = b.load(a, tid);
+};
+
 // s = simd_sum(A[tid]); if lane == 0: part[sg] = s; barrier; Out[tid] = part[0] * 2
 TEST(CpuPlanner, BlockReductionSplitsAtSyncOps) {
   Builder b("k");
@@ -115,11 +124,10 @@ TEST(CpuPlanner, UniformThreadgroupReadsAreGroupValuesUnlessWrittenAlongside) {
 // A varying if_ holding a sync op runs at group level under a mask; one on
 // `simdgroup_index == g` with no else is a known thread range.
 TEST(CpuPlanner, VaryingIfAroundASyncOpGetsAMask) {
-  Builder b("k");
-  int a = b.add_buffer_param("A", S(Scalar::F32));
-  int out = b.add_buffer_param("Out", S(Scalar::F32));
-  ValueId tid = b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
-  ValueId x = b.load(a, tid);
+  ReadsA r;
+  Builder& b = r.b;
+  const int out = r.out;
+  const ValueId tid = r.tid, x = r.x;
   ValueId cond = b.compare(CmpPred::Gt, x, Literal::of_float(0.0));
   b.begin_if(cond);
   b.store(out, tid, b.collective(OpCode::SimdSum, x));
@@ -193,11 +201,10 @@ TEST(CpuPlanner, LocalArraysAcrossBarriersLiveInScratch) {
 // The plan is a pure function of the kernel: planning twice gives the same
 // items and storage.
 TEST(CpuPlanner, PlanningIsDeterministic) {
-  Builder b("k");
-  int a = b.add_buffer_param("A", S(Scalar::F32));
-  int out = b.add_buffer_param("Out", S(Scalar::F32));
-  ValueId tid = b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
-  ValueId x = b.load(a, tid);
+  ReadsA r;
+  Builder& b = r.b;
+  const int out = r.out;
+  const ValueId tid = r.tid, x = r.x;
   b.barrier(kMemThreadgroup);
   b.store(out, tid, b.collective(OpCode::QuadSum, x));
   Kernel k = b.finish();

@@ -21,15 +21,7 @@ namespace cpu {
 }  // namespace cpu
 
 namespace cu {
-// NVRTC's spellings of the fixed-width types.
-typedef signed char en_i8;
-typedef unsigned char en_u8;
-typedef short en_i16;
-typedef unsigned short en_u16;
-typedef int en_i32;
-typedef unsigned int en_u32;
-typedef long long en_i64;
-typedef unsigned long long en_u64;
+#include "semantics/types_cuda.h"
 __extension__ typedef __int128 i128;
 __extension__ typedef unsigned __int128 u128;
 
@@ -178,30 +170,27 @@ TEST(CudaMathHost, FloatDefinitionsMatchTheCpu) {
     if (!same_bits(got, want) && bad++ < 8)
       ADD_FAILURE() << op << "(" << a << ", " << b << "): cuda " << got << ", cpu " << want;
   };
+  // The functions compared, by their en_ names: of a, and of (a, b).
+#define EN_UNARY(X) \
+  X(fract) X(fract_h) X(fract_b) X(sign) X(round) X(saturate) X(rsqrt) X(isnan) X(isinf) X(isfinite) X(signbit) \
+  X(isnormal) X(isnormal_h)
+#define EN_BINARY(X) X(fmin) X(fmax) X(step)
+#define EN_SAME_1(f) eq(#f, a, 0, cu::en_##f(a), cpu::en_##f(a));
+#define EN_SAME_2(f) eq(#f, a, b, cu::en_##f(a, b), cpu::en_##f(a, b));
   const auto in = float_inputs();
   for (float a : in) {
-    eq("fract", a, 0, cu::en_fract(a), cpu::en_fract(a));
-    eq("fract_h", a, 0, cu::en_fract_h(a), cpu::en_fract_h(a));
-    eq("fract_b", a, 0, cu::en_fract_b(a), cpu::en_fract_b(a));
-    eq("sign", a, 0, cu::en_sign(a), cpu::en_sign(a));
-    eq("round", a, 0, cu::en_round(a), cpu::en_round(a));
-    eq("saturate", a, 0, cu::en_saturate(a), cpu::en_saturate(a));
-    eq("rsqrt", a, 0, cu::en_rsqrt(a), cpu::en_rsqrt(a));
-    eq("isnan", a, 0, cu::en_isnan(a), cpu::en_isnan(a));
-    eq("isinf", a, 0, cu::en_isinf(a), cpu::en_isinf(a));
-    eq("isfinite", a, 0, cu::en_isfinite(a), cpu::en_isfinite(a));
-    eq("signbit", a, 0, cu::en_signbit(a), cpu::en_signbit(a));
-    eq("isnormal", a, 0, cu::en_isnormal(a), cpu::en_isnormal(a));
-    eq("isnormal_h", a, 0, cu::en_isnormal_h(a), cpu::en_isnormal_h(a));
+    EN_UNARY(EN_SAME_1)
     for (float b : in) {
-      eq("fmin", a, b, cu::en_fmin(a, b), cpu::en_fmin(a, b));
-      eq("fmax", a, b, cu::en_fmax(a, b), cpu::en_fmax(a, b));
-      eq("step", a, b, cu::en_step(a, b), cpu::en_step(a, b));
+      EN_BINARY(EN_SAME_2)
       eq("clamp", a, b, cu::en_clamp(a, b, 2.0f), cpu::en_clamp(a, b, 2.0f));
       eq("smoothstep", a, b, cu::en_smoothstep(a, b, 0.25f), cpu::en_smoothstep(a, b, 0.25f));
       eq("mix", a, b, cu::en_mix(a, b, 0.25f), cpu::en_mix(a, b, 0.25f));
     }
   }
+#undef EN_SAME_2
+#undef EN_SAME_1
+#undef EN_BINARY
+#undef EN_UNARY
 }
 
 TEST(CudaMathHost, PackingMatchesTheCpu) {

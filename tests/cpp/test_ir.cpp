@@ -235,6 +235,34 @@ TEST(Verifier, RejectsUseBeforeDefinition) {
   EXPECT_NE(error_of([&] { verify(kern); }).find("invalid IR"), std::string::npos);
 }
 
+TEST(Verifier, ChecksOpAttributesAgainstTheirKind) {
+  // Each attribute kind reads back what its factory wrote.
+  OpAttrs atomic = OpAttrs::of_atomic(-2, MemoryOrder::AcqRel, MemoryOrder::Acquire);
+  EXPECT_EQ(atomic.memory(), -2);
+  EXPECT_EQ(atomic.atomic_order(), MemoryOrder::AcqRel);
+  EXPECT_EQ(atomic.atomic_failure_order(), MemoryOrder::Acquire);
+  EXPECT_EQ(OpAttrs::of_bit_range({5, 7}).bit_range().offset, 5);
+  EXPECT_EQ(OpAttrs::of_bit_range({5, 7}).bit_range().bits, 7);
+  EXPECT_EQ(OpAttrs::of_query(ThreadQuery::ThreadsPerGrid, 2).query_dim(), 2);
+  EXPECT_EQ(OpAttrs::of_copy(-1, 3).copy_source(), 3);
+  EXPECT_EQ(atomic.check(OpCode::AtomicCompareExchange), "");
+  // An attribute of the wrong kind, or on an op that takes none, is invalid IR.
+  EXPECT_NE(atomic.check(OpCode::Load), "");
+  EXPECT_NE(OpAttrs::of_memory(2).check(OpCode::Add), "");
+  EXPECT_NE(OpAttrs::of_mem_flags(3 | 8).check(OpCode::Barrier), "");
+  EXPECT_NE(OpAttrs::of_query(ThreadQuery::ThreadIndexInSimdgroup, 1).check(OpCode::ThreadQuery), "");
+  EXPECT_NE(OpAttrs::of_bit_range({-1, 4}).check(OpCode::ExtractBits), "");
+
+  AddKernel k(Scalar::F32, Scalar::F32, Scalar::F32);
+  ValueId a = k.b.load(k.A, I(0));
+  k.b.store(k.C, I(0), k.b.binary(OpCode::Add, a, a));
+  Kernel kern = k.b.finish();
+  for (Op& op : kern.body.ops)
+    if (op.code == OpCode::Add) op.set_attrs(OpAttrs::of_memory(k.C));
+  std::string e = error_of([&] { verify(kern); });
+  EXPECT_NE(e.find("add: takes no attributes"), std::string::npos) << e;
+}
+
 TEST(Verifier, RejectsMissingTerminator) {
   AddKernel k(Scalar::F32, Scalar::F32, Scalar::F32);
   k.b.begin_for(I(0), I(2), I(1), S(Scalar::I32), {});
@@ -388,10 +416,9 @@ TEST(Printer, ShowsParamsOpsAndLocations) {
   ValueId t = k.b.thread_query(ThreadQuery::ThreadPositionInGrid, 1);
   k.b.store(k.C, t, k.b.binary(OpCode::Add, k.b.load(k.A, t), k.b.load(k.B, t)));
   std::string text = print(k.b.finish());
-  EXPECT_NE(text.find("kernel @k(A: device float*, B: device float*, C: device float*)"), std::string::npos) << text;
-  EXPECT_NE(text.find("thread_position_in_grid.y : uint"), std::string::npos) << text;
-  EXPECT_NE(text.find("store C["), std::string::npos) << text;
-  EXPECT_NE(text.find("// file.py:3"), std::string::npos) << text;
+  for (const char* part : {"kernel @k(A: device float*, B: device float*, C: device float*)",
+                           "thread_position_in_grid.y : uint", "store C[", "// file.py:3"})
+    EXPECT_NE(text.find(part), std::string::npos) << text;
 }
 
 TEST(Emitters, MslAndCppShareTheKernel) {

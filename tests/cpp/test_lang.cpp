@@ -158,7 +158,7 @@ TEST(LangTyping, GeometryPackingAndMatrices) {
 }
 
 TEST(LangFolding, ScalarMathFoldsWithTheRuntimeSemantics) {
-  auto fold1 = [](OpCode op, Scalar t, double x) { Const c; c.f = x; return fold_math(op, t, {c}, 0)->f; };
+  auto fold1 = [](OpCode op, Scalar t, double x) { Const c; c.f = x; return fold_math(op, t, {c})->f; };
   EXPECT_EQ(fold1(OpCode::Round, Scalar::F32, 2.5), 3.0);
   EXPECT_EQ(fold1(OpCode::Round, Scalar::F32, -0.5), -1.0);
   EXPECT_TRUE(std::signbit(fold1(OpCode::Sign, Scalar::F32, -0.0)));
@@ -170,25 +170,25 @@ TEST(LangFolding, ScalarMathFoldsWithTheRuntimeSemantics) {
   Const nan, one;
   nan.f = std::nan("");
   one.f = 1.0;
-  EXPECT_EQ(fold_math(OpCode::Fmin, Scalar::F32, {nan, one}, 0)->f, 1.0);  // the non-NaN operand
-  EXPECT_EQ(fold_math(OpCode::Step, Scalar::F32, {one, nan}, 0)->f, 1.0);
-  EXPECT_EQ(fold_math(OpCode::IsNormal, Scalar::F16, {[] { Const c; c.f = 1e-5; return c; }()}, 0)->i, 0);
+  EXPECT_EQ(fold_math(OpCode::Fmin, Scalar::F32, {nan, one})->f, 1.0);  // the non-NaN operand
+  EXPECT_EQ(fold_math(OpCode::Step, Scalar::F32, {one, nan})->f, 1.0);
+  EXPECT_EQ(fold_math(OpCode::IsNormal, Scalar::F16, {[] { Const c; c.f = 1e-5; return c; }()})->i, 0);
   auto ci = [](int64_t v) { Const c; c.i = v; return c; };
-  EXPECT_EQ(fold_math(OpCode::Clz, Scalar::U8, {ci(0)}, 0)->i, 8);
-  EXPECT_EQ(fold_math(OpCode::Ctz, Scalar::I64, {ci(0)}, 0)->i, 64);
-  EXPECT_EQ(fold_math(OpCode::Abs, Scalar::I32, {ci(std::numeric_limits<int32_t>::min())}, 0)->i,
+  EXPECT_EQ(fold_math(OpCode::Clz, Scalar::U8, {ci(0)})->i, 8);
+  EXPECT_EQ(fold_math(OpCode::Ctz, Scalar::I64, {ci(0)})->i, 64);
+  EXPECT_EQ(fold_math(OpCode::Abs, Scalar::I32, {ci(std::numeric_limits<int32_t>::min())})->i,
             std::numeric_limits<int32_t>::min());
-  EXPECT_EQ(fold_math(OpCode::AbsDiff, Scalar::I8, {ci(-128), ci(127)}, 0)->i, -1);  // 255 in 8 bits
-  EXPECT_EQ(fold_math(OpCode::AddSat, Scalar::I8, {ci(100), ci(100)}, 0)->i, 127);
-  EXPECT_EQ(fold_math(OpCode::SubSat, Scalar::U16, {ci(1), ci(2)}, 0)->i, 0);
-  EXPECT_EQ(fold_math(OpCode::MulHi, Scalar::U64, {ci(-1), ci(-1)}, 0)->i, -2);  // (2^64-1)^2 >> 64
-  EXPECT_EQ(fold_math(OpCode::MadSat, Scalar::I64, {ci(int64_t{1} << 62), ci(4), ci(0)}, 0)->i,
+  EXPECT_EQ(fold_math(OpCode::AbsDiff, Scalar::I8, {ci(-128), ci(127)})->i, -1);  // 255 in 8 bits
+  EXPECT_EQ(fold_math(OpCode::AddSat, Scalar::I8, {ci(100), ci(100)})->i, 127);
+  EXPECT_EQ(fold_math(OpCode::SubSat, Scalar::U16, {ci(1), ci(2)})->i, 0);
+  EXPECT_EQ(fold_math(OpCode::MulHi, Scalar::U64, {ci(-1), ci(-1)})->i, -2);  // (2^64-1)^2 >> 64
+  EXPECT_EQ(fold_math(OpCode::MadSat, Scalar::I64, {ci(int64_t{1} << 62), ci(4), ci(0)})->i,
             std::numeric_limits<int64_t>::max());
-  EXPECT_EQ(fold_math(OpCode::Rotate, Scalar::U8, {ci(0x81), ci(9)}, 0)->i, 0x03);  // count modulo 8
-  EXPECT_EQ(fold_math(OpCode::ReverseBits, Scalar::U16, {ci(1)}, 0)->i, 0x8000);
-  EXPECT_EQ(fold_math(OpCode::ExtractBits, Scalar::I8, {ci(0x70)}, pack_bit_range(4, 3))->i, -1);  // sign-extends
-  EXPECT_EQ(fold_math(OpCode::ExtractBits, Scalar::U8, {ci(0x70)}, pack_bit_range(4, 3))->i, 7);
-  EXPECT_EQ(fold_math(OpCode::InsertBits, Scalar::U32, {ci(0xFFFFFFFF), ci(0)}, pack_bit_range(8, 8))->i,
+  EXPECT_EQ(fold_math(OpCode::Rotate, Scalar::U8, {ci(0x81), ci(9)})->i, 0x03);  // count modulo 8
+  EXPECT_EQ(fold_math(OpCode::ReverseBits, Scalar::U16, {ci(1)})->i, 0x8000);
+  EXPECT_EQ(fold_math(OpCode::ExtractBits, Scalar::I8, {ci(0x70)}, BitRange{4, 3})->i, -1);  // sign-extends
+  EXPECT_EQ(fold_math(OpCode::ExtractBits, Scalar::U8, {ci(0x70)}, BitRange{4, 3})->i, 7);
+  EXPECT_EQ(fold_math(OpCode::InsertBits, Scalar::U32, {ci(0xFFFFFFFF), ci(0)}, BitRange{8, 8})->i,
             0xFFFF00FF);
 }
 

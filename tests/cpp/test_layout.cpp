@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "enigma/layout/int_tuple.h"
 #include "enigma/layout/layout.h"
@@ -18,6 +20,17 @@ namespace {
 
 Layout L(const char* s) { return Layout::parse(s); }
 IntTuple T(const char* s) { return IntTuple::parse(s); }
+
+// Worked examples: f(L(in)) == L(want) for each {in, want}.
+void expect_examples(const std::function<Layout(const Layout&)>& f,
+                     std::initializer_list<std::pair<const char*, const char*>> cases) {
+  for (const auto& [in, want] : cases) EXPECT_EQ(f(L(in)), L(want)) << in;
+}
+// f(L(a), L(b)) == L(want) for each {a, b, want}.
+void expect_examples(const std::function<Layout(const Layout&, const Layout&)>& f,
+                     std::initializer_list<std::array<const char*, 3>> cases) {
+  for (const auto& [a, b, want] : cases) EXPECT_EQ(f(L(a), L(b)), L(want)) << a << " with " << b;
+}
 
 // Random layouts: up to 3 top-level modes, nested up to depth 2, small sizes,
 // strides either compact in a random mode order (with gaps) or random.
@@ -165,14 +178,11 @@ TEST(Layout, SizesAndModes) {
 // ---- coalesce -----------------------------------------------------------------
 
 TEST(Coalesce, Examples) {
-  EXPECT_EQ(coalesce(L("(2,(1,6)):(1,(6,2))")), L("12:1"));
-  EXPECT_EQ(coalesce(L("(2,6):(1,2)")), L("12:1"));
-  EXPECT_EQ(coalesce(L("(4,1,8):(1,999,4)")), L("32:1"));
-  EXPECT_EQ(coalesce(L("(1,1):(3,4)")), L("1:0"));
-  EXPECT_EQ(coalesce(L("(2,3):(0,0)")), L("6:0"));
-  // Mode order is kept: a row-major layout is not a column-major one.
-  EXPECT_EQ(coalesce(L("(4,8):(8,1)")), L("(4,8):(8,1)"));
-  EXPECT_EQ(coalesce(L("(4,4):(0,1)")), L("(4,4):(0,1)"));
+  // Mode order is kept (the last two): a row-major layout is not a column-major one.
+  expect_examples([](const Layout& l) { return coalesce(l); },
+                  {{"(2,(1,6)):(1,(6,2))", "12:1"}, {"(2,6):(1,2)", "12:1"}, {"(4,1,8):(1,999,4)", "32:1"},
+                   {"(1,1):(3,4)", "1:0"}, {"(2,3):(0,0)", "6:0"}, {"(4,8):(8,1)", "(4,8):(8,1)"},
+                   {"(4,4):(0,1)", "(4,4):(0,1)"}});
   // By mode.
   EXPECT_EQ(coalesce(L("((2,4),(3,5)):((1,2),(8,24))"), T("(1,1)")), L("(8,15):(1,8)"));
   EXPECT_EQ(coalesce(L("((2,4),(3,5),7):((1,2),(8,24),1)"), T("(1,1)")), L("(8,15,7):(1,8,1)"));
@@ -182,17 +192,13 @@ TEST(Coalesce, Examples) {
 // ---- composition --------------------------------------------------------------
 
 TEST(Composition, Examples) {
-  EXPECT_EQ(composition(L("20:2"), L("(5,4):(4,1)")), L("(5,4):(8,2)"));
-  EXPECT_EQ(composition(L("(10,2):(16,4)"), L("(5,4):(1,5)")), L("(5,(2,2)):(16,(80,4))"));
-  EXPECT_EQ(composition(L("(6,2):(8,2)"), L("(4,3):(3,1)")), L("((2,2),3):((24,2),8)"));
-  EXPECT_EQ(composition(L("(4,8):(8,1)"), L("8:4")), L("8:1"));
-  EXPECT_EQ(composition(L("(4,8):(8,1)"), L("(2,2):(1,4)")), L("(2,2):(8,1)"));
-  EXPECT_EQ(composition(L("32:1"), L("(4,8):(8,1)")), L("(4,8):(8,1)"));
-  EXPECT_EQ(composition(L("(4,8):(1,5)"), L("2:3")), L("2:3"));
-  EXPECT_EQ(composition(L("(4,8):(1,5)"), L("(2,2):(1,3)")), L("(2,2):(1,3)"));
-  EXPECT_EQ(composition(L("(4,8):(1,4)"), L("4:0")), L("4:0"));
-  // Beyond size(a) the last mode of a keeps going, even a size-1 one.
-  EXPECT_EQ(composition(L("(4,1):(1,7)"), L("8:1")), L("(4,2):(1,7)"));
+  // Beyond size(a) the last mode of a keeps going, even a size-1 one (the last case).
+  expect_examples([](const Layout& a, const Layout& b) { return composition(a, b); },
+                  {{"20:2", "(5,4):(4,1)", "(5,4):(8,2)"}, {"(10,2):(16,4)", "(5,4):(1,5)", "(5,(2,2)):(16,(80,4))"},
+                   {"(6,2):(8,2)", "(4,3):(3,1)", "((2,2),3):((24,2),8)"}, {"(4,8):(8,1)", "8:4", "8:1"},
+                   {"(4,8):(8,1)", "(2,2):(1,4)", "(2,2):(8,1)"}, {"32:1", "(4,8):(8,1)", "(4,8):(8,1)"},
+                   {"(4,8):(1,5)", "2:3", "2:3"}, {"(4,8):(1,5)", "(2,2):(1,3)", "(2,2):(1,3)"},
+                   {"(4,8):(1,4)", "4:0", "4:0"}, {"(4,1):(1,7)", "8:1", "(4,2):(1,7)"}});
   // By-mode tiler: modes of a beyond the tiler are dropped (CuTe).
   EXPECT_EQ(composition(L("(4,4,2):(1,4,16)"), Tiler::tuple({Tiler(L("2:1")), Tiler(L("2:2"))})), L("(2,2):(1,8)"));
   EXPECT_EQ(composition(L("(4,4):(1,4)"), Tiler::tuple({Tiler::underscore(), Tiler(2)})), L("(4,2):(1,4)"));
@@ -299,13 +305,10 @@ TEST(Complement, DisjointAndCovering) {
 // ---- inverses -----------------------------------------------------------------
 
 TEST(Inverse, Examples) {
-  EXPECT_EQ(right_inverse(L("(4,8):(8,1)")), L("(8,4):(4,1)"));
-  EXPECT_EQ(right_inverse(L("(2,3):(3,1)")), L("(3,2):(2,1)"));
-  EXPECT_EQ(right_inverse(L("(2,2):(1,3)")), L("2:1"));
-  EXPECT_EQ(right_inverse(L("4:0")), L("1:0"));
-  EXPECT_EQ(left_inverse(L("4:2")), L("(2,4):(0,1)"));
-  EXPECT_EQ(left_inverse(L("(2,2):(1,3)")), L("(3,2):(1,2)"));
-  EXPECT_EQ(left_inverse(L("(4,8):(8,1)")), L("(8,4):(4,1)"));
+  expect_examples(right_inverse, {{"(4,8):(8,1)", "(8,4):(4,1)"}, {"(2,3):(3,1)", "(3,2):(2,1)"},
+                                  {"(2,2):(1,3)", "2:1"}, {"4:0", "1:0"}});
+  expect_examples(left_inverse,
+                  {{"4:2", "(2,4):(0,1)"}, {"(2,2):(1,3)", "(3,2):(1,2)"}, {"(4,8):(8,1)", "(8,4):(4,1)"}});
   EXPECT_THROW(left_inverse(L("(2,2):(2,3)")), LayoutError);
 }
 

@@ -174,16 +174,23 @@ class Builder {
     const char* what;    // "for", "if", "else", "while condition", "while body"
   };
   Region& current();
-  Op& append(Op op);
+  int add_param(const std::string& name, Param::Kind kind, DType type, const std::string& dtype_error);
+  // The one path by which ops enter the kernel: appends `code` to region `in`
+  // (the open one when null) at the current location, with a new result value
+  // of `type` there (none when void) and the op's regions (fresh ids, no
+  // arguments yet). The reference is valid until the region grows.
+  Op& emit_op(OpCode code, DType type, std::vector<ValueId> operands, OpAttrs attrs = {}, Region* in = nullptr);
+  // emit_op for an op without regions; returns its result (kNoValue if void).
+  ValueId emit(OpCode code, DType type, std::vector<ValueId> operands, OpAttrs attrs = {});
   ValueId new_value(DType t, uint32_t region);
   ValueId use(const Operand& o, const char* op);  // literal -> default-typed constant
   ValueId coerce(const Operand& o, DType to, const char* op, const char* what);
   ValueId convert_value(ValueId v, DType to);
   DType literal_type_against(const Literal& l, DType partner) const;
   DType common_type(const Operand& a, const Operand& b, const char* op);
-  ValueId emit(OpCode code, DType type, std::vector<ValueId> operands, int64_t attr = 0);
-  ValueId integer_index(const Operand& index, const std::string& op);
+  ValueId component(OpCode code, const Operand& v, int index);
   void check_local(int array, const std::string& op) const;
+  ValueId local_index_operand(int array, const Operand& index, const std::string& opname);
   void check_visible(ValueId v, const char* op) const;
   void check_int_fits(const Literal& l, DType t, const char* op) const;
   std::string memory_op_name(const char* what, int64_t mem) const;

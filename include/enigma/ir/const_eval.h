@@ -22,7 +22,7 @@ std::optional<Const> fold_scalar_op(OpCode op, Scalar t, Const a, Const b = {});
 bool fold_compare(CmpPred pred, Scalar t, Const a, Const b);
 // A Math op (ops.def's second section) on scalar constants of type `t`, with
 // the generated code's semantics; nullopt for ops it does not fold.
-std::optional<Const> fold_math(OpCode op, Scalar t, const std::vector<Const>& in, int64_t attr);
+std::optional<Const> fold_math(OpCode op, Scalar t, const std::vector<Const>& in, BitRange range = {});
 // Bit pattern of a constant as stored in memory (little-endian, low bytes).
 uint64_t const_bits(Scalar t, Const c);
 Const const_from_bits(Scalar t, uint64_t bits);

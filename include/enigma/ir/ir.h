@@ -7,6 +7,7 @@
 // regions nested in it; the builder and verifier enforce this.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -114,16 +115,102 @@ struct Region {
   std::vector<Op> ops;
 };
 
-struct Op {
+// barrier(mem_flags=...): the reference's names and values.
+enum MemFlags : int64_t { kMemNone = 0, kMemDevice = 1, kMemThreadgroup = 2, kMemTexture = 4 };
+bool parse_mem_flags(std::string_view s, int64_t* out);
+std::string mem_flags_name(int64_t flags);
+bool valid_mem_flags(int64_t flags);  // one of the values above
+
+// Atomic memory orders (reference: relaxed 0 .. acq_rel 3; seq_cst added).
+enum class MemoryOrder : uint8_t { Relaxed, Acquire, Release, AcqRel, SeqCst };
+bool parse_memory_order(std::string_view s, MemoryOrder* out);
+const char* name(MemoryOrder o);
+
+// ExtractBits / InsertBits: `bits` bits from bit `offset`, both compile-time.
+struct BitRange {
+  int offset = 0;
+  int bits = 0;
+};
+
+// The kind of compile-time attribute an op carries; its category decides
+// (attr_kind in ir.cpp), ops.def names each op's attribute.
+enum class AttrKind : uint8_t {
+  None,
+  ParamIndex,       // Param: param_index()
+  Query,            // ThreadQuery: query(), query_dim()
+  Predicate,        // Cmp: predicate()
+  Memory,           // Load, Store, LoadIf: memory()
+  Atomic,           // Atomic*: memory(), atomic_order(), atomic_failure_order()
+  Matrix,           // SimdMatrixLoad/Store: memory(), transposed()
+  Copy,             // AsyncCopy*: copy_destination() (= memory()), copy_source()
+  MemFlags,         // Barrier, SimdBarrier: mem_flags()
+  BitRange,         // ExtractBits, InsertBits: bit_range()
+  Component,        // VecExtract (lane), MatColumn (column): component()
+  LocalArray,       // LocalAlloc/Load/Store: local_array()
+  FunctionConstant  // FuncConst: function_constant_index()
+};
+AttrKind attr_kind(OpCode code);
+
+// An op's compile-time attributes, typed: one factory per kind builds them,
+// named accessors read them (Op inherits these: op.atomic_order()). Their
+// encoding lives here only; the verifier checks each op's attributes
+// against its kind (check below, plus the kernel-dependent checks).
+class OpAttrs {
+ public:
+  OpAttrs() = default;
+  static OpAttrs of_param(int index) { return OpAttrs(index); }
+  static OpAttrs of_query(ThreadQuery q, int dim) { return OpAttrs(static_cast<int64_t>(q), 0, dim); }
+  static OpAttrs of_predicate(CmpPred p) { return OpAttrs(static_cast<int64_t>(p)); }
+  static OpAttrs of_memory(int64_t mem) { return OpAttrs(mem); }
+  static OpAttrs of_atomic(int64_t mem, MemoryOrder order, MemoryOrder failure) {
+    return OpAttrs(mem, static_cast<int64_t>(order) | (static_cast<int64_t>(failure) << 4));
+  }
+  static OpAttrs of_matrix(int64_t mem, bool transpose) { return OpAttrs(mem, transpose ? 1 : 0); }
+  static OpAttrs of_copy(int64_t dst, int64_t src) { return OpAttrs(dst, src); }
+  static OpAttrs of_mem_flags(int64_t flags) { return OpAttrs(0, flags); }
+  static OpAttrs of_bit_range(BitRange r) { return OpAttrs(int64_t(r.offset) | (int64_t(r.bits) << 32)); }
+  static OpAttrs of_component(int index) { return OpAttrs(index); }
+  static OpAttrs of_local_array(int array) { return OpAttrs(array); }
+  static OpAttrs of_function_constant(int index) { return OpAttrs(index); }
+
+  int param_index() const { return static_cast<int>(a_); }
+  ThreadQuery query() const { return static_cast<ThreadQuery>(a_); }
+  int query_dim() const { return dim_; }  // 0..2; 0 for a query without one
+  CmpPred predicate() const { return static_cast<CmpPred>(a_); }
+  // The memory accessed: >= 0 a buffer parameter, < 0 a threadgroup array.
+  int64_t memory() const { return a_; }
+  MemoryOrder atomic_order() const { return static_cast<MemoryOrder>(b_ & 15); }
+  MemoryOrder atomic_failure_order() const { return static_cast<MemoryOrder>((b_ >> 4) & 15); }
+  bool transposed() const { return b_ != 0; }
+  int64_t copy_destination() const { return a_; }
+  int64_t copy_source() const { return b_; }
+  int64_t mem_flags() const { return b_; }
+  BitRange bit_range() const { return {static_cast<int>(a_ & 0xffffffff), static_cast<int>(a_ >> 32)}; }
+  int component() const { return static_cast<int>(a_); }
+  int local_array() const { return static_cast<int>(a_); }
+  int function_constant_index() const { return static_cast<int>(a_); }
+
+  // Empty when these attributes are well formed for an op `code`, else why not.
+  std::string check(OpCode code) const;
+  const OpAttrs& attrs() const { return *this; }
+  void set_attrs(const OpAttrs& a) { *this = a; }
+  // Ops that agree on everything else and on these may be merged (CSE).
+  auto operator<=>(const OpAttrs&) const = default;
+
+ private:
+  explicit OpAttrs(int64_t a, int64_t b = 0, int dim = 0) : a_(a), b_(b), dim_(dim) {}
+  int64_t a_ = 0;
+  int64_t b_ = 0;
+  int dim_ = 0;
+};
+
+struct Op : OpAttrs {
   OpCode code{};
   DType type;                     // type of the single result; void for none / multi
   std::vector<ValueId> operands;
   std::vector<ValueId> results;
   std::vector<Region> regions;
   Const value;                    // Constant
-  int64_t attr = 0;               // Cmp: CmpPred; ThreadQuery: query; Param: index; memory ops: memory id
-  int64_t aux = 0;                // Barrier: MemFlags; Atomic: orders; matrices: transpose; AsyncCopy: source
-  int dim = 0;                    // ThreadQuery: 0..2
   uint32_t loc = 0;               // index into Kernel::locations (0 = unknown)
 
   const OpInfo& info() const { return enigma::info(code); }
@@ -193,16 +280,6 @@ struct Kernel {
   // Bytes of threadgroup memory one group needs (each array 16-byte aligned).
   uint64_t threadgroup_memory_bytes() const;
 };
-
-// barrier(mem_flags=...): the reference's names and values.
-enum MemFlags : int64_t { kMemNone = 0, kMemDevice = 1, kMemThreadgroup = 2, kMemTexture = 4 };
-bool parse_mem_flags(std::string_view s, int64_t* out);
-std::string mem_flags_name(int64_t flags);
-
-// Atomic memory orders (reference: relaxed 0 .. acq_rel 3; seq_cst added).
-enum class MemoryOrder : uint8_t { Relaxed, Acquire, Release, AcqRel, SeqCst };
-bool parse_memory_order(std::string_view s, MemoryOrder* out);
-const char* name(MemoryOrder o);
 
 // What a collective (simd/quad) op computes.
 struct CollectiveInfo {

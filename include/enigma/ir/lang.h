@@ -17,13 +17,9 @@ std::vector<std::string> operand_classes(OpCode op);
 
 // The result type of a Math/MatMul op whose operands already have their final
 // types (what the builder produced), or nullopt with `why` set.
-std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& operands, int64_t attr,
+// `range` is ExtractBits/InsertBits's bit range (ignored by the other ops).
+std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& operands, BitRange range,
                                       std::string* why);
-
-// ExtractBits / InsertBits keep (offset, bits) in Op::attr.
-inline int64_t pack_bit_range(int offset, int bits) { return int64_t(offset) | (int64_t(bits) << 32); }
-inline int bit_range_offset(int64_t attr) { return static_cast<int>(attr & 0xffffffff); }
-inline int bit_range_bits(int64_t attr) { return static_cast<int>(attr >> 32); }
 
 // Largest per-thread array (register_tensor), in bytes: it lives on the
 // thread's stack on the CPU and in registers or thread memory on GPUs.
