@@ -4,7 +4,8 @@
 # the whole test suite on the CUDA device, NVRTC-checks every CUDA source the
 # suite generated, then runs benchmarks/gpu/run.py, whose table comes last.
 # Logs and JUnit reports go to $OUT when it is set (else build/gpu-logs).
-# Arguments are passed to benchmarks/gpu/run.py (e.g. --only gemm --rounds 10).
+# Arguments are passed to benchmarks/gpu/run.py (e.g. --only gemm --rounds 10);
+# GPU_TEST_TIMEOUT and GPU_BENCH_TIMEOUT (seconds) bound the two long steps.
 # Exit status: nonzero when the install or a test failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,8 +57,11 @@ if ! smoke; then
 fi
 
 rm -rf "$ENIGMA_SOURCE_DUMP_DIR"
-timeout 420 "$python" -m pytest -q -p no:cacheprovider -o addopts="" --junitxml="$logs/pytest-cuda.xml" \
-  tests/python 2>&1 | tee "$logs/pytest-cuda.log"
+# pytest-xdist, where installed, spreads the test files over the host's cores.
+parallel=()
+if "$python" -c 'import xdist' 2>/dev/null; then parallel=(-n "${GPU_TEST_WORKERS:-8}" --dist loadfile); fi
+timeout "${GPU_TEST_TIMEOUT:-420}" "$python" -m pytest -q -p no:cacheprovider -o addopts="" "${parallel[@]}" \
+  --junitxml="$logs/pytest-cuda.xml" tests/python 2>&1 | tee "$logs/pytest-cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 "$python" scripts/check-cuda-sources.py "$ENIGMA_SOURCE_DUMP_DIR" --junitxml "$logs/check-cuda-sources.xml" \
@@ -67,5 +71,5 @@ timeout 420 "$python" -m pytest -q -p no:cacheprovider -o addopts="" --junitxml=
 set +x
 echo "gpu.sh: tests $([ $status -eq 0 ] && echo passed || echo FAILED) (logs in $logs)"
 unset ENIGMA_SOURCE_DUMP_DIR
-timeout 300 "$python" benchmarks/gpu/run.py "$@" 2>&1 | tee "$logs/bench.log"
+timeout "${GPU_BENCH_TIMEOUT:-300}" "$python" benchmarks/gpu/run.py "$@" 2>&1 | tee "$logs/bench.log"
 exit $status

@@ -704,6 +704,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM rows")
     ap.add_argument("--only", help="comma-separated sections to run: elementwise, rows, gemm, attention, launch, "
                                    "compile")
+    ap.add_argument("--attention-shapes",
+                    help="semicolon-separated batch,heads,seq,D (default: " +
+                         ";".join(",".join(map(str, a)) for a in ATTN_SHAPES) + ")")
     ap.add_argument("--gemm-sizes", help="comma-separated MxNxK (default: 4096^3, 8192^3, 4000^3)")
     ap.add_argument("--smoke", action="store_true",
                     help="only check the enigma row-reduction kernels on tiny inputs on the default device")
@@ -753,7 +756,9 @@ def main(argv=None) -> int:
         for m, n, k in gemm_sizes:
             sections.append(lambda m=m, n=n, k=k: bench_gemm(rt, torch, triton, m, n, k, max(5, args.rounds // 3)))
     if torch is not None and "attention" in only:
-        for b, h, sq, d in ATTN_SHAPES:
+        shapes = ATTN_SHAPES if not args.attention_shapes else \
+            tuple(tuple(int(v) for v in a.split(",")) for a in args.attention_shapes.split(";"))
+        for b, h, sq, d in shapes:
             for causal in (False, True):
                 sections.append(lambda b=b, h=h, sq=sq, d=d, causal=causal:
                                 bench_attention(rt, torch, b, h, sq, d, causal, max(5, args.rounds // 3)))

@@ -776,7 +776,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     switch (op.info().category) {
       case OpCategory::Barrier:
         if (op.code == OpCode::Barrier) line("en_barrier(en_nbar);");  // orders all memory of the block
-        else line("en_syncwarp(en_active());");
+        else line("en_syncwarp(" + sync_mask() + ");");
         return true;
       case OpCategory::GroupReduce:
       case OpCategory::GroupScan: reduce_or_scan(op); return true;
@@ -795,7 +795,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         uses_async_ = true;
         const bool two_d = op.code == OpCode::AsyncCopy2D;
         open("");
-        line("const en_u32 en_m = en_active(), en_k = en_rank(en_m, en_flat & 31u), en_c = __popc(en_m);");
+        line("const en_u32 en_m = " + sync_mask() + ", en_k = en_rank(en_m, en_flat & 31u), en_c = __popc(en_m);");
         std::vector<std::string> a;
         for (size_t i = 0; i < op.operands.size(); ++i) {
           a.push_back("en_a" + std::to_string(i));
@@ -878,7 +878,7 @@ class CudaEmitter : public FloatRegisterEmitter {
           latest = latest.empty() ? e : "(" + latest + " > " + e + " ? " + latest + " : " + e + ")";
         }
         line(latest.empty() ? "en_cp_wait(0u);" : "en_cp_wait(en_cp - 1u - " + latest + ");");
-        line("en_syncwarp(en_active());");
+        line("en_syncwarp(" + sync_mask() + ");");
         return true;
       }
       default: return false;
@@ -930,7 +930,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     const std::string r = name(op.result());
     line("en_sgmat " + r + ";");
     open("");
-    line("const en_u32 en_m = en_active();");
+    line("const en_u32 en_m = " + sync_mask() + ";");
     if (opt_.matrix_fragments) {
       line("(void)en_m;");
       line("const float en_x = static_cast<float>(" + from_first_lane(op.operands[0], "float") + ");");
@@ -958,8 +958,9 @@ class CudaEmitter : public FloatRegisterEmitter {
     if (load) line("en_sgmat " + a.m + ";");
     open("");
     // The active lanes, and the first one (whole tiles) or this lane's row and columns (fragments).
-    line(std::string("const en_u32 en_m = en_active(), ") +
+    line("const en_u32 en_m = " + sync_mask() + ", " +
          (opt_.matrix_fragments ? "en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;" : "en_f = en_first(en_m);"));
+    if (opt_.matrix_fragments) line("(void)en_m;");
     return a;
   }
 
@@ -1168,6 +1169,13 @@ class CudaEmitter : public FloatRegisterEmitter {
     }
   }
 
+  // The lanes taking part in a simdgroup matrix op, an async copy or a
+  // simd_barrier. The IR admits these only under control flow uniform across
+  // the simdgroup (check_sync_uniformity), and the fragment entry runs only
+  // when every simdgroup is full: there, all 32 lanes, a constant the
+  // compiler folds (no activemask, no fallback for partial simdgroups).
+  std::string sync_mask() const { return opt_.matrix_fragments ? "0xffffffffu" : "en_active()"; }
+
   // An operand of a simdgroup op as the first active lane sees it: the
   // value itself when the analysis proves it the same across the simdgroup.
   std::string from_first_lane(ValueId v, const std::string& type) {
@@ -1249,7 +1257,9 @@ class CudaEmitter : public FloatRegisterEmitter {
               whole += " && " + len + " >= 8u && en_o + 7u * en_p <= " + len + " - 8u";
             }
             open("if (" + whole + ")");
-            line("const en_u32 en_x = en_ldmatrix(" + mem(op.memory()) + " + en_o + (en_flat & 7u) * en_p, " +
+            // The tile is in threadgroup memory (< 2^32 elements): 32-bit address arithmetic.
+            line("const en_u32 en_x = en_ldmatrix(" + mem(op.memory()) +
+                 " + static_cast<en_u32>(en_o) + (en_flat & 7u) * static_cast<en_u32>(en_p), " +
                  (op.transposed() ? "true" : "false") + ");");
             line(m + ".v[0] = " + from_memory(e, "static_cast<en_u16>(en_x & 0xffffu)") + "; " + m + ".v[1] = " +
                  from_memory(e, "static_cast<en_u16>(en_x >> 16)") + ";");
@@ -1289,7 +1299,7 @@ class CudaEmitter : public FloatRegisterEmitter {
           const std::string d2 = name(y.result());
           line("en_sgmat " + d + ", " + d2 + ";");
           open("");
-          open("if (en_active() == 0xffffffffu)");
+          open("if (" + sync_mask() + " == 0xffffffffu)");
           line("const float en_c[4] = {" + n(2) + ".v[0], " + n(2) + ".v[1], " + name(y.operands[2]) + ".v[0], " +
                name(y.operands[2]) + ".v[1]};");
           line("float en_d[4];");
@@ -1309,7 +1319,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         }
         line("en_sgmat " + d + ";");
         open("");
-        line("const en_u32 en_m = en_active();");
+        line("const en_u32 en_m = " + sync_mask() + ";");
         const bool tensor = ea == eb && (ea == Scalar::F16 || ea == Scalar::BF16);
         if (tensor) {
           // Tensor cores: products of half/bfloat are exact in float; the

@@ -327,11 +327,15 @@ def exp_folded(Out: enigma.f32):
 
 
 def test_exp_is_within_its_bound_and_folds_to_the_same_bits():
+    """The CPU's exp (on the CPU device whatever the default device is): 1.5
+    ulp, tighter than the 3 ulp every backend promises, and the constant
+    folder's bits."""
+    cpu = enigma.MetalRuntime(device="cpu")
     rng = np.random.default_rng(9)
     edges = [0.0, -0.0, np.inf, -np.inf, np.nan, 88.72283, 88.7229, -103.97, -104.0, 1e-30]
     x = np.concatenate([rng.uniform(-110, 95, 200000), rng.standard_normal(50000) * 1e-3, edges]).astype(np.float32)
     with np.errstate(over="ignore"):
-        raw = rt().execute(enigma.compile(exps), [x], x.size * 4, (x.size, 1, 1), (256, 1, 1))
+        raw = cpu.execute(enigma.compile(exps), [x], x.size * 4, (x.size, 1, 1), (256, 1, 1))
         got = np.frombuffer(raw, np.float32)
         ref = np.exp(x.astype(np.float64))
         ref32 = ref.astype(np.float32)
@@ -342,9 +346,9 @@ def test_exp_is_within_its_bound_and_folds_to_the_same_bits():
     assert np.isnan(got[np.isnan(x)]).all()
     assert got[x == -np.inf][0] == 0.0 and got[x == 0][0] == 1.0
     assert "en_expf_cpu(" in enigma.compile(exps).source("cpu")
-    folded = np.frombuffer(rt().execute(enigma.compile(exp_folded), [], 16, (1, 1, 1), (1, 1, 1)), np.float32)
+    folded = np.frombuffer(cpu.execute(enigma.compile(exp_folded), [], 16, (1, 1, 1), (1, 1, 1)), np.float32)
     args = np.array([0.37, -87.5, 88.5, -100.25], np.float32)
-    run_time = np.frombuffer(rt().execute(enigma.compile(exps), [args], 16, (4, 1, 1), (4, 1, 1)), np.float32)
+    run_time = np.frombuffer(cpu.execute(enigma.compile(exps), [args], 16, (4, 1, 1), (4, 1, 1)), np.float32)
     np.testing.assert_array_equal(folded.view(np.uint32), run_time.view(np.uint32))
 
 
