@@ -20,23 +20,15 @@ import sys
 import numpy as np
 
 import enigma
+from _rows import check_rows, load_row, row_shape, threads_for
 
 EPS = 1e-6
-
-
-def threads_for(n: int) -> int:
-    """Threads per row: 16 floats a thread up to 1024 threads, then more."""
-    return max(32, min(1024, n // 16))
 
 
 def make_rmsnorm(n: int, threads: int, eps: float = EPS):
     """The kernel for rows of `n` floats (n a multiple of 4) and `threads`
     threads per threadgroup. Buffers are float4 (compile with vec_width=4)."""
-    if n % 4:
-        raise ValueError(f"rmsnorm_rows: N={n} must be a multiple of 4")
-    nv = n // 4                                 # float4 per row
-    per_thread = -(-nv // threads)              # float4 per thread, rounded up
-    full = nv % threads == 0
+    nv, per_thread, full = row_shape("rmsnorm_rows", n, threads)   # float4 a row, a thread; all threads full
 
     @enigma.kernel
     def rmsnorm_rows(X: enigma.f32, W: enigma.f32, Y: enigma.f32):
@@ -46,12 +38,7 @@ def make_rmsnorm(n: int, threads: int, eps: float = EPS):
         sg = enigma.simdgroup_index_in_threadgroup()
         partial = enigma.threadgroup_alloc("float", 32)
         base = row * nv
-        xs, ok = [], []
-        for j in range(per_thread):             # unrolled: every load in flight at once
-            col = lid + j * threads
-            inside = None if full else col < nv
-            ok.append(inside)
-            xs.append(X[base + col] if full else enigma.load_if(X, base + col, inside, 0.0))
+        xs, ok = load_row(X, base, lid, threads, per_thread, nv, full, 0.0)
         ss = 0.0
         for x in xs:
             ss = ss + enigma.dot(x, x)
@@ -82,23 +69,9 @@ def reference(x, w, eps=EPS):
 
 
 def main(argv) -> int:
-    rows, n = (int(argv[1]), int(argv[2])) if len(argv) > 2 else (8, 4096)
-    rng = np.random.default_rng(0)
-    rt = enigma.MetalRuntime()
-    bad = 0
-    for threads in (None, 96):                  # the default shape, and one with a partial last pass
-        ck, t = compile_rmsnorm(n, threads)
-        x = (rng.standard_normal((rows, n)) * 3).astype(np.float32)
-        w = rng.standard_normal(n).astype(np.float32)
-        raw = rt.execute(ck, [x, w], x.nbytes, (rows * t, 1, 1), (t, 1, 1))
-        y = np.frombuffer(raw, np.float32).reshape(rows, n)
-        want = reference(x, w)
-        err = float(np.max(np.abs(y - want) / (np.abs(want) + 1e-3)))
-        ok = bool(np.allclose(y, want, rtol=1e-5, atol=1e-5))
-        bad += not ok
-        print(f"rmsnorm_rows: {rows}x{n}, {t} threads a row, on {rt.device}: "
-              f"{'OK' if ok else 'MISMATCH'} (max rel err {err:.1e})")
-    return 1 if bad else 0
+    def inputs(rng, rows, n):
+        return [(rng.standard_normal((rows, n)) * 3).astype(np.float32), rng.standard_normal(n).astype(np.float32)]
+    return 1 if check_rows("rmsnorm_rows", compile_rmsnorm, inputs, reference, argv, atol=1e-5, err_floor=1e-3) else 0
 
 
 if __name__ == "__main__":

@@ -21,13 +21,9 @@ import sys
 import numpy as np
 
 import enigma
+from _rows import check_rows, load_row, row_shape, threads_for
 
 NEG_BIG = -3.0e38  # below every finite float32 row value: the identity of max here
-
-
-def threads_for(n: int) -> int:
-    """Threads per row: 16 floats a thread up to 1024 threads, then more."""
-    return max(32, min(1024, n // 16))
 
 
 def _group_reduce(v, partial, op, ident):
@@ -45,11 +41,7 @@ def _group_reduce(v, partial, op, ident):
 def make_softmax(n: int, threads: int):
     """The kernel for rows of `n` floats (n a multiple of 4) and `threads`
     threads per threadgroup. Buffers are float4 (compile with vec_width=4)."""
-    if n % 4:
-        raise ValueError(f"softmax_rows: N={n} must be a multiple of 4")
-    nv = n // 4                                 # float4 per row
-    per_thread = -(-nv // threads)              # float4 per thread, rounded up
-    full = nv % threads == 0
+    nv, per_thread, full = row_shape("softmax_rows", n, threads)   # float4 a row, a thread; all threads full
 
     @enigma.kernel
     def softmax_rows(X: enigma.f32, Y: enigma.f32):
@@ -58,12 +50,7 @@ def make_softmax(n: int, threads: int):
         red_max = enigma.threadgroup_alloc("float", 32)
         red_sum = enigma.threadgroup_alloc("float", 32)  # separate: red_max may still be read
         base = row * nv
-        xs, ok = [], []
-        for j in range(per_thread):             # unrolled: every load in flight at once
-            col = lid + j * threads
-            inside = None if full else col < nv
-            ok.append(inside)
-            xs.append(X[base + col] if full else enigma.load_if(X, base + col, inside, NEG_BIG))
+        xs, ok = load_row(X, base, lid, threads, per_thread, nv, full, NEG_BIG)
         mx = NEG_BIG
         for x in xs:
             mx = enigma.fmax(mx, enigma.fmax(enigma.fmax(x.x, x.y), enigma.fmax(x.z, x.w)))
@@ -98,22 +85,9 @@ def reference(x):
 
 
 def main(argv) -> int:
-    rows, n = (int(argv[1]), int(argv[2])) if len(argv) > 2 else (8, 4096)
-    rng = np.random.default_rng(0)
-    rt = enigma.MetalRuntime()
-    bad = 0
-    for threads in (None, 96):                  # the default shape, and one with a partial last pass
-        ck, t = compile_softmax(n, threads)
-        x = (rng.standard_normal((rows, n)) * 3).astype(np.float32)
-        raw = rt.execute(ck, [x], x.nbytes, (rows * t, 1, 1), (t, 1, 1))
-        y = np.frombuffer(raw, np.float32).reshape(rows, n)
-        want = reference(x)
-        err = float(np.max(np.abs(y - want) / want))
-        ok = bool(np.allclose(y, want, rtol=1e-5, atol=1e-9))
-        bad += not ok
-        print(f"softmax_rows: {rows}x{n}, {t} threads a row, on {rt.device}: "
-              f"{'OK' if ok else 'MISMATCH'} (max rel err {err:.1e})")
-    return 1 if bad else 0
+    def inputs(rng, rows, n):
+        return [(rng.standard_normal((rows, n)) * 3).astype(np.float32)]
+    return 1 if check_rows("softmax_rows", compile_softmax, inputs, reference, argv, atol=1e-9, err_floor=0.0) else 0
 
 
 if __name__ == "__main__":

@@ -415,6 +415,31 @@ def make_triton_gemm(triton):
     return matmul_kernel
 
 
+def time_rounds(torch, pk, grid, tg, peers, rounds):
+    """Median-ready times (ms) of the prepared enigma kernel and each peer, interleaved."""
+    times = {"enigma": [], **{p: [] for p in peers}}
+    for _ in range(rounds):
+        times["enigma"].append(pk.dispatch_timed(grid, tg))
+        for p, f in peers.items():
+            times[p].append(events_ms(torch, f))
+    return times
+
+
+def report_tflops(section, workload, flops, times, check, ok):
+    """Prints and records one TFLOP/s row per peer; `check`: what the result was checked to."""
+    e_ms = median(times["enigma"])
+    e_tf = flops / (e_ms * 1e-3) / 1e12
+    print(f"[{section}] {workload}: enigma {e_ms:.3f} ms ({e_tf:.1f} TFLOP/s, {check}, "
+          f"{'correct' if ok else 'WRONG RESULT'})")
+    for p, ts in times.items():
+        if p == "enigma":
+            continue
+        p_ms = median(ts)
+        p_tf = flops / (p_ms * 1e-3) / 1e12
+        print(f"  {p}: {p_ms:.3f} ms ({p_tf:.1f} TFLOP/s)")
+        row(workload, p, p_tf, e_tf, "TFLOP/s", p_ms / e_ms, None, "" if ok else "ENIGMA RESULT WRONG")
+
+
 def bench_gemm(rt, torch, triton, m, n, k, rounds):
     a = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(k, n, device="cuda", dtype=torch.bfloat16)
@@ -453,25 +478,12 @@ def bench_gemm(rt, torch, triton, m, n, k, rounds):
         rows = slice(0, min(m, 256))
         want = (a[rows].float() @ b.float()).cpu()
         rel = float((got[rows] - want).norm() / want.norm())
-        ok = rel < 1e-4
-        times = {"enigma": [], **{p: [] for p in peers}}
-        for _ in range(rounds):
-            times["enigma"].append(pk.dispatch_timed(grid, tg))
-            for p, f in peers.items():
-                times[p].append(events_ms(torch, f))
+        times = time_rounds(torch, pk, grid, tg, peers, rounds)
     finally:
         for p in [pk, *unchecked]:
             p.release()
-    e_ms = median(times["enigma"])
-    e_tf = flops / (e_ms * 1e-3) / 1e12
     wl = f"gemm bf16->f32 {m}x{n}x{k}" + (" (enigma padded)" if padded else "")
-    print(f"[gemm] {m}x{n}x{k}: enigma {e_ms:.3f} ms ({e_tf:.1f} TFLOP/s, rel err {rel:.1e}, "
-          f"{'correct' if ok else 'WRONG RESULT'})")
-    for p in peers:
-        p_ms = median(times[p])
-        p_tf = flops / (p_ms * 1e-3) / 1e12
-        print(f"  {p}: {p_ms:.3f} ms ({p_tf:.1f} TFLOP/s)")
-        row(wl, p, p_tf, e_tf, "TFLOP/s", p_ms / e_ms, None, "" if ok else "ENIGMA RESULT WRONG")
+    report_tflops("gemm", wl, flops, times, f"rel err {rel:.1e}", rel < 1e-4)
     del a, b, ap, bp
     gc.collect()
     torch.cuda.empty_cache()
@@ -525,25 +537,12 @@ def bench_attention(rt, torch, batch, heads, seq, d, causal, rounds):
         want = F.scaled_dot_product_attention(q[:1, :2].float(), k[:1, :2].float(), v[:1, :2].float(),
                                               is_causal=causal).cpu()
         err = float((got[:1, :2].float() - want).abs().max())
-        ok = err < 2e-2
-        times = {"enigma": [], **{p: [] for p in peers}}
-        for _ in range(rounds):
-            times["enigma"].append(pk.dispatch_timed(grid, tg))
-            for p, f in peers.items():
-                times[p].append(events_ms(torch, f))
+        times = time_rounds(torch, pk, grid, tg, peers, rounds)
     finally:
         for p in [pk, *unchecked]:
             p.release()
-    e_ms = median(times["enigma"])
-    e_tf = flops / (e_ms * 1e-3) / 1e12
     wl = f"attention fwd bf16 b{batch} h{heads} s{seq} d{d}{' causal' if causal else ''}"
-    print(f"[attention] {wl}: enigma {e_ms:.3f} ms ({e_tf:.1f} TFLOP/s, max abs err {err:.1e}, "
-          f"{'correct' if ok else 'WRONG RESULT'})")
-    for p in peers:
-        p_ms = median(times[p])
-        p_tf = flops / (p_ms * 1e-3) / 1e12
-        print(f"  {p}: {p_ms:.3f} ms ({p_tf:.1f} TFLOP/s)")
-        row(wl, p, p_tf, e_tf, "TFLOP/s", p_ms / e_ms, None, "" if ok else "ENIGMA RESULT WRONG")
+    report_tflops("attention", wl, flops, times, f"max abs err {err:.1e}", err < 2e-2)
     del q, k, v
     gc.collect()
     torch.cuda.empty_cache()
@@ -631,21 +630,16 @@ def bench_compile(rt, cupy):
         old = os.environ.get("ENIGMA_CACHE_DIR")
         os.environ["ENIGMA_CACHE_DIR"] = tmp
         try:
-            cold, hit = [], []
-            for i in range(6):
+            def precompile_ms(i):
                 ck = enigma.compile(_unique_kernel(2000 + i), emit_only=True)
                 t0 = time.perf_counter()
                 ck._core.precompile(device)
-                cold.append((time.perf_counter() - t0) * 1e3)
+                ms = (time.perf_counter() - t0) * 1e3
                 del ck
                 gc.collect()
-            for i in range(6):  # same sources again: disk cache (their modules were unloaded)
-                ck = enigma.compile(_unique_kernel(2000 + i), emit_only=True)
-                t0 = time.perf_counter()
-                ck._core.precompile(device)
-                hit.append((time.perf_counter() - t0) * 1e3)
-                del ck
-                gc.collect()
+                return ms
+            cold = [precompile_ms(i) for i in range(6)]
+            hit = [precompile_ms(i) for i in range(6)]  # same sources again: disk cache (modules were unloaded)
         finally:
             if old is None:
                 del os.environ["ENIGMA_CACHE_DIR"]

@@ -203,6 +203,18 @@ def rng():
     return np.random.default_rng(12345)
 
 
+def load_example(name: str):
+    """examples/<name>.py as a module (examples/ on the path for its shared _*.py)."""
+    import importlib.util
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)
+    spec = importlib.util.spec_from_file_location(f"{name}_example", os.path.join(examples, f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def subprocess_env(**extra) -> dict:
     """Environment for a child Python that imports the same enigma build."""
     env = dict(os.environ)

@@ -1,24 +1,19 @@
 """examples/attention_fwd.py (online softmax over simdgroup matrices) against
 a float64 numpy reference, causal and not, both head dimensions, on the
 default device (the tensor-core entry with ENIGMA_DEVICE=cuda on a GPU)."""
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
 
 import enigma
+from conftest import load_example
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
 
 def _example():
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "attention_fwd.py")
-    spec = importlib.util.spec_from_file_location("attention_fwd_example", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("attention_fwd")
 
 
 @pytest.mark.parametrize("heads,seq,d,causal", [(1, 128, 64, True), (2, 64, 128, False)])

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 import enigma
+from conftest import load_example
 from cuda_zoo import zoo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -137,11 +138,7 @@ def test_bfloat_large_grid_variant_merges_accesses_into_16_bytes(nvrtc, tmp_path
 
 
 def _gemm_example():
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "gemm_bf16.py")
-    spec = importlib.util.spec_from_file_location("gemm_bf16_example", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("gemm_bf16")
 
 
 def test_gemm_example_runs_on_tensor_cores(nvrtc, tmp_path):

@@ -1,4 +1,4 @@
-"""Every examples/*.py runs as a script on the default device; each checks its
+"""Every examples/*.py (but the shared _*.py modules) runs as a script on the default device; each checks its
 own result against numpy and exits non-zero on a mismatch."""
 import glob
 import os
@@ -10,7 +10,8 @@ import pytest
 from conftest import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
+EXAMPLES = sorted(p for p in glob.glob(os.path.join(ROOT, "examples", "*.py"))
+                  if not os.path.basename(p).startswith("_"))  # _name.py: a module the examples share
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[os.path.basename(p) for p in EXAMPLES])
