@@ -62,6 +62,9 @@ if ! python -m ruff check --output-format junit --output-file "$reports/ruff.xml
   python -m ruff check --output-format concise . || true
   status=1
 fi
+# C++ style (clang-format, a pinned development tool; style in .clang-format): differences fail the run.
+python -m pip install --quiet --disable-pip-version-check "clang-format==23.1.3"
+python scripts/check-format.py --junitxml "$reports/clang-format.xml" || status=1
 ctest --test-dir $build --output-on-failure -j2 --output-junit "$root/$reports/ctest.xml" || status=1
 python -m pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" tests/python || status=1
 # MetalRuntime on the fake Metal (an Apple M3): its own tests and the runtime

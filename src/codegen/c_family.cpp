@@ -15,24 +15,31 @@ namespace {
 // Keywords and reserved names of C++, CUDA C++ and MSL a parameter could hit.
 const std::unordered_set<std::string>& reserved() {
   static const std::unordered_set<std::string> words = {
-      "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char", "class", "const",
-      "constexpr", "const_cast", "continue", "decltype", "default", "delete", "do", "double", "dynamic_cast",
-      "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto", "if", "inline",
-      "int", "long", "mutable", "namespace", "new", "noexcept", "not", "nullptr", "operator", "or", "private",
-      "protected", "public", "register", "reinterpret_cast", "return", "short", "signed", "sizeof", "static",
-      "static_assert", "static_cast", "struct", "switch", "template", "this", "throw", "true", "try", "typedef",
-      "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "while", "xor",
-      "half", "bfloat", "uchar", "ushort", "uint", "ulong", "kernel", "device", "constant", "threadgroup",
-      "thread", "vertex", "fragment", "metal", "std", "min", "max", "select", "abs", "dim3", "blockIdx",
-      "threadIdx", "blockDim", "gridDim", "warpSize", "main", "L", "tg", "lx", "ly", "lz", "as_type", "INFINITY",
-      "NAN"};
+      "alignas",     "alignof",    "and",          "asm",      "auto",        "bool",
+      "break",       "case",       "catch",        "char",     "class",       "const",
+      "constexpr",   "const_cast", "continue",     "decltype", "default",     "delete",
+      "do",          "double",     "dynamic_cast", "else",     "enum",        "explicit",
+      "export",      "extern",     "false",        "float",    "for",         "friend",
+      "goto",        "if",         "inline",       "int",      "long",        "mutable",
+      "namespace",   "new",        "noexcept",     "not",      "nullptr",     "operator",
+      "or",          "private",    "protected",    "public",   "register",    "reinterpret_cast",
+      "return",      "short",      "signed",       "sizeof",   "static",      "static_assert",
+      "static_cast", "struct",     "switch",       "template", "this",        "throw",
+      "true",        "try",        "typedef",      "typeid",   "typename",    "union",
+      "unsigned",    "using",      "virtual",      "void",     "volatile",    "while",
+      "xor",         "half",       "bfloat",       "uchar",    "ushort",      "uint",
+      "ulong",       "kernel",     "device",       "constant", "threadgroup", "thread",
+      "vertex",      "fragment",   "metal",        "std",      "min",         "max",
+      "select",      "abs",        "dim3",         "blockIdx", "threadIdx",   "blockDim",
+      "gridDim",     "warpSize",   "main",         "L",        "tg",          "lx",
+      "ly",          "lz",         "as_type",      "INFINITY", "NAN"};
   return words;
 }
 
 // MSL's vector and matrix type names (float4, uint3, half2x2, ...).
 bool is_msl_vector_type(const std::string& s) {
-  for (const char* e : {"bool", "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong", "half", "bfloat",
-                        "float"}) {
+  for (const char* e :
+       {"bool", "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong", "half", "bfloat", "float"}) {
     std::string elem = e;
     if (s.size() <= elem.size() || s.compare(0, elem.size(), elem) != 0) continue;
     std::string rest = s.substr(elem.size());
@@ -149,8 +156,7 @@ std::string CFamilyEmitter::int_literal(Scalar t, int64_t v) const {
   const std::string ty = type(DType::scalar(t));
   if (t == Scalar::B1) return v ? "true" : "false";
   if (t == Scalar::U64) return "static_cast<" + ty + ">(" + std::to_string(static_cast<uint64_t>(v)) + "ull)";
-  if (v == std::numeric_limits<int64_t>::min())
-    return "static_cast<" + ty + ">(-9223372036854775807ll - 1)";
+  if (v == std::numeric_limits<int64_t>::min()) return "static_cast<" + ty + ">(-9223372036854775807ll - 1)";
   if (t == Scalar::I64) return "static_cast<" + ty + ">(" + std::to_string(v) + "ll)";
   if (t == Scalar::U32) return std::to_string(static_cast<uint32_t>(v)) + "u";
   if (t == Scalar::I32) {
@@ -199,16 +205,26 @@ std::string CFamilyEmitter::expr(const Op& op) {
     case OpCategory::VecMake:
     case OpCategory::VecExtract:
     case OpCategory::MatMake:
-    case OpCategory::MatColumn: return lang_expr(op, a);
-    case OpCategory::FuncConst: return function_constant(op);
-    case OpCategory::LoadIf: return load_if(op);
-    case OpCategory::LocalLoad: return local_load(op);
-    case OpCategory::Constant: return constant(op);
-    case OpCategory::Param: return param_name(op.param_index());
-    case OpCategory::ThreadQuery: return query(op.query(), op.query_dim());
-    case OpCategory::Load: return load(op);
-    case OpCategory::Convert: return convert(k_.type_of(op.operands[0]), op.type, a[0]);
-    case OpCategory::Bitcast: return bitcast(k_.type_of(op.operands[0]), op.type, a[0]);
+    case OpCategory::MatColumn:
+      return lang_expr(op, a);
+    case OpCategory::FuncConst:
+      return function_constant(op);
+    case OpCategory::LoadIf:
+      return load_if(op);
+    case OpCategory::LocalLoad:
+      return local_load(op);
+    case OpCategory::Constant:
+      return constant(op);
+    case OpCategory::Param:
+      return param_name(op.param_index());
+    case OpCategory::ThreadQuery:
+      return query(op.query(), op.query_dim());
+    case OpCategory::Load:
+      return load(op);
+    case OpCategory::Convert:
+      return convert(k_.type_of(op.operands[0]), op.type, a[0]);
+    case OpCategory::Bitcast:
+      return bitcast(k_.type_of(op.operands[0]), op.type, a[0]);
     case OpCategory::Compare: {
       const DType& t = k_.type_of(op.operands[0]);
       CmpPred p = op.predicate();
@@ -294,9 +310,12 @@ std::string spell_template(const char* c_expr, const std::string& prefix) {
     if (t[i] == '{') {
       size_t end = t.find('}', i);
       std::string key = t.substr(i + 1, end - i - 1);
-      if (key == "*") out += "a, b, ...";
-      else if (std::isdigit(static_cast<unsigned char>(key[0]))) out += static_cast<char>('a' + std::stoi(key));
-      else out += key;
+      if (key == "*")
+        out += "a, b, ...";
+      else if (std::isdigit(static_cast<unsigned char>(key[0])))
+        out += static_cast<char>('a' + std::stoi(key));
+      else
+        out += key;
       i = end + 1;
     } else if (std::isalpha(static_cast<unsigned char>(t[i])) || t[i] == '_') {
       size_t end = i;
@@ -407,14 +426,28 @@ std::string CFamilyEmitter::bounds_check_expr(int64_t mem, const std::string& in
 void CFamilyEmitter::op(const Op& op) {
   if (special(op)) return;
   switch (op.info().category) {
-    case OpCategory::Store: store(op); return;
-    case OpCategory::LocalAlloc: local_alloc(op); return;
-    case OpCategory::LocalStore: local_store(op); return;
-    case OpCategory::For: for_op(op); return;
-    case OpCategory::If: if_op(op); return;
-    case OpCategory::While: while_op(op); return;
-    case OpCategory::Terminator: return;  // handled by the owner
-    default: break;
+    case OpCategory::Store:
+      store(op);
+      return;
+    case OpCategory::LocalAlloc:
+      local_alloc(op);
+      return;
+    case OpCategory::LocalStore:
+      local_store(op);
+      return;
+    case OpCategory::For:
+      for_op(op);
+      return;
+    case OpCategory::If:
+      if_op(op);
+      return;
+    case OpCategory::While:
+      while_op(op);
+      return;
+    case OpCategory::Terminator:
+      return;  // handled by the owner
+    default:
+      break;
   }
   line("const " + type(op.type) + " " + name(op.result()) + " = " + expr(op) + ";");
 }
@@ -514,7 +547,6 @@ void CFamilyEmitter::while_op(const Op& op) {
   close();
 }
 
-
 std::string FloatRegisterEmitter::float_floordiv(const DType& t, const std::string& a, const std::string& b) {
   if (t.is_vector()) return "en_floor(" + a + " / " + b + ")";
   return scalar_math("floor") + "(" + a + " / " + b + ")";
@@ -536,25 +568,41 @@ std::string FloatRegisterEmitter::combine_scalars(CollectiveInfo::Kind k, const 
   using K = CollectiveInfo::Kind;
   const std::string T = type(t);
   switch (k) {
-    case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
-    case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
-    case K::Min: return t.is_float() ? scalar_math("fmin") + "(" + a + ", " + b + ")" : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
-    case K::Max: return t.is_float() ? scalar_math("fmax") + "(" + a + ", " + b + ")" : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
-    case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
-    case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
-    case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
-    default: return a;
+    case K::Sum:
+      return "static_cast<" + T + ">(" + a + " + " + b + ")";
+    case K::Product:
+      return "static_cast<" + T + ">(" + a + " * " + b + ")";
+    case K::Min:
+      return t.is_float() ? scalar_math("fmin") + "(" + a + ", " + b + ")"
+                          : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
+    case K::Max:
+      return t.is_float() ? scalar_math("fmax") + "(" + a + ", " + b + ")"
+                          : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
+    case K::And:
+      return "static_cast<" + T + ">(" + a + " & " + b + ")";
+    case K::Or:
+      return "static_cast<" + T + ">(" + a + " | " + b + ")";
+    case K::Xor:
+      return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
+    default:
+      return a;
   }
 }
 
 std::string FloatRegisterEmitter::flat_index_query(ThreadQuery q, const std::string& flat) {
   switch (q) {
-    case ThreadQuery::ThreadIndexInThreadgroup: return flat;
-    case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
-    case ThreadQuery::SimdgroupIndexInThreadgroup: return "(" + flat + " >> 5)";
-    case ThreadQuery::ThreadsPerSimdgroup: return "32u";
-    case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
-    default: return "0u";
+    case ThreadQuery::ThreadIndexInThreadgroup:
+      return flat;
+    case ThreadQuery::ThreadIndexInSimdgroup:
+      return "(" + flat + " & 31u)";
+    case ThreadQuery::SimdgroupIndexInThreadgroup:
+      return "(" + flat + " >> 5)";
+    case ThreadQuery::ThreadsPerSimdgroup:
+      return "32u";
+    case ThreadQuery::SimdgroupsPerThreadgroup:
+      return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+    default:
+      return "0u";
   }
 }
 

@@ -100,7 +100,7 @@ class CFamilyEmitter {
   // Threadgroup array `i`'s name: unique among the parameters and arrays.
   const std::string& tg_array_name(size_t i) const { return tg_names_.at(i); }
   void line(const std::string& s);
-  void open(const std::string& s);   // "s {" and indent
+  void open(const std::string& s);  // "s {" and indent
   void close(const std::string& s = "}");
   void region(const Region& r);
   void op(const Op& op);

@@ -42,10 +42,10 @@ struct CpuPlan {
   };
 
   // Per value id.
-  std::vector<bool> group;        // computed once per group (its operands are the group's)
-  std::vector<int> segment;       // the segment that defines it, -1 if none
-  std::vector<std::string> array; // its per-thread (or per-simdgroup) array, empty if none
-  std::vector<bool> recompute;    // recomputed in each thread loop that reads it (cheap index math)
+  std::vector<bool> group;               // computed once per group (its operands are the group's)
+  std::vector<int> segment;              // the segment that defines it, -1 if none
+  std::vector<std::string> array;        // its per-thread (or per-simdgroup) array, empty if none
+  std::vector<bool> recompute;           // recomputed in each thread loop that reads it (cheap index math)
   std::set<ValueId> run_local_matrices;  // matrices read only in their run of matrix ops: a local float[64]
 
   std::vector<bool> local_in_scratch;  // per local (register) array: used in several thread loops

@@ -36,7 +36,8 @@ __device__ __forceinline__ en_u32 en_minu(en_u32 a, en_u32 b) { return a < b ? a
 // The parts below are pasted only into kernels that use them (each costs
 // NVRTC time). f16/bf16 storage conversions: hardware cvt where it matches
 // semantics/numbers.h bit for bit; NaNs keep their payload as the CPU prelude does.
-const char* const kCudaF32Bits = R"(__device__ __forceinline__ float en_f32_bits(en_u32 b) { return __uint_as_float(b); }
+const char* const kCudaF32Bits =
+    R"(__device__ __forceinline__ float en_f32_bits(en_u32 b) { return __uint_as_float(b); }
 )";
 
 // The f16 storage conversions: hardware cvt where it matches the CPU prelude
@@ -59,7 +60,8 @@ __device__ __forceinline__ en_u16 en_f2h(float f) {
 __device__ __forceinline__ float en_rh(float f) { return en_h2f(en_f2h(f)); }
 )";
 
-const char* const kCudaBfloat = R"(__device__ __forceinline__ float en_b2f(en_u16 b) { return __uint_as_float((en_u32)b << 16); }
+const char* const kCudaBfloat =
+    R"(__device__ __forceinline__ float en_b2f(en_u16 b) { return __uint_as_float((en_u32)b << 16); }
 __device__ __forceinline__ en_u16 en_f2b(float f) {
   en_u32 x = __float_as_uint(f);
   if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (en_u16)((x >> 16) | 0x40u);
@@ -405,61 +407,62 @@ class CudaEmitter : public FloatRegisterEmitter {
     f << "  if ((static_cast<en_u64>(en_tg0) + " << kg << ") * blockDim.x <= en_grid0) {\n";
     const std::string checked_body = body;
     for (int fast = body_fast.empty() ? 0 : 1; fast >= 0; --fast) {
-    if (!body_fast.empty()) {
-      if (fast) {
-        std::string all;
-        for (int64_t m : accessed)
-          all += std::string(all.empty() ? "" : " && ") + "(static_cast<en_u64>(en_tg0) + " + kg + ") * blockDim.x <= en_len" +
-                 std::to_string(m);
-        f << "  if (" << all << ") {  // every access of this block in bounds\n";
+      if (!body_fast.empty()) {
+        if (fast) {
+          std::string all;
+          for (int64_t m : accessed)
+            all += std::string(all.empty() ? "" : " && ") + "(static_cast<en_u64>(en_tg0) + " + kg +
+                   ") * blockDim.x <= en_len" + std::to_string(m);
+          f << "  if (" << all << ") {  // every access of this block in bounds\n";
+        } else {
+          f << "  } else {\n";
+        }
+      }
+      body = fast ? body_fast : checked_body;
+      std::vector<std::string> buffers;
+      int narrowest = 8;
+      bool f16 = false;  // its conversions are inline asm, which keeps accesses apart: no merging
+      for (size_t i = 0; i < k_.params.size(); ++i)
+        if (k_.params[i].kind == Param::Kind::Buffer) {
+          buffers.push_back(param_name(static_cast<int>(i)));
+          narrowest = std::min(narrowest, k_.params[i].type.size_bytes());
+          f16 = f16 || k_.params[i].type.elem == Scalar::F16;
+        }
+      if (narrowest <= 2 && !f16) {
+        // 16-bit (bfloat, integer) and 8-bit elements: thread p runs the block's logical
+        // threads p*G .. p*G+G-1 (any order is exact: threads never interact),
+        // so an access at the thread's grid position covers 16 contiguous
+        // bytes, which the compiler merges into one vector access when every
+        // buffer is 16-byte aligned (checked here: bound views may not be).
+        std::string any;
+        for (const std::string& b : buffers)
+          any += (any.empty() ? "" : " | ") + ("reinterpret_cast<en_u64>(" + b + ")");
+        f << "    const en_u32 en_l0 = en_tg0 * blockDim.x + en_px * " << kg << ";\n";
+        f << "    const bool en_aligned = ((" << any << ") & 15u) == 0u;\n";
+        for (int aligned = 1; aligned >= 0; --aligned) {
+          f << (aligned ? "    if (en_aligned) {\n" : "    } else {\n");
+          if (aligned)
+            for (size_t i = 0; i < k_.params.size(); ++i)
+              if (k_.params[i].kind == Param::Kind::Buffer) {
+                const std::string& n = param_name(static_cast<int>(i));
+                f << "      " << n << " = static_cast<" << (k_.params[i].written ? "" : "const ")
+                  << memory_type(k_.params[i].type) << "*>(__builtin_assume_aligned(" << n << ", 16));\n";
+              }
+          f << "#pragma unroll\n";
+          f << "      for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
+          f << "        const en_u32 en_l = en_l0 + en_k, en_tgx = en_l / blockDim.x, en_bx = en_tgx * blockDim.x, "
+               "lx = en_l - en_bx, en_ex = blockDim.x;\n";
+          f << "        (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
+          f << indented(body, 3) << "      }\n";
+        }
+        f << "    }\n";
       } else {
-        f << "  } else {\n";
-      }
-    }
-    body = fast ? body_fast : checked_body;
-    std::vector<std::string> buffers;
-    int narrowest = 8;
-    bool f16 = false;  // its conversions are inline asm, which keeps accesses apart: no merging
-    for (size_t i = 0; i < k_.params.size(); ++i)
-      if (k_.params[i].kind == Param::Kind::Buffer) {
-        buffers.push_back(param_name(static_cast<int>(i)));
-        narrowest = std::min(narrowest, k_.params[i].type.size_bytes());
-        f16 = f16 || k_.params[i].type.elem == Scalar::F16;
-      }
-    if (narrowest <= 2 && !f16) {
-      // 16-bit (bfloat, integer) and 8-bit elements: thread p runs the block's logical
-      // threads p*G .. p*G+G-1 (any order is exact: threads never interact),
-      // so an access at the thread's grid position covers 16 contiguous
-      // bytes, which the compiler merges into one vector access when every
-      // buffer is 16-byte aligned (checked here: bound views may not be).
-      std::string any;
-      for (const std::string& b : buffers) any += (any.empty() ? "" : " | ") + ("reinterpret_cast<en_u64>(" + b + ")");
-      f << "    const en_u32 en_l0 = en_tg0 * blockDim.x + en_px * " << kg << ";\n";
-      f << "    const bool en_aligned = ((" << any << ") & 15u) == 0u;\n";
-      for (int aligned = 1; aligned >= 0; --aligned) {
-        f << (aligned ? "    if (en_aligned) {\n" : "    } else {\n");
-        if (aligned)
-          for (size_t i = 0; i < k_.params.size(); ++i)
-            if (k_.params[i].kind == Param::Kind::Buffer) {
-              const std::string& n = param_name(static_cast<int>(i));
-              f << "      " << n << " = static_cast<" << (k_.params[i].written ? "" : "const ")
-                << memory_type(k_.params[i].type) << "*>(__builtin_assume_aligned(" << n << ", 16));\n";
-            }
         f << "#pragma unroll\n";
-        f << "      for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
-        f << "        const en_u32 en_l = en_l0 + en_k, en_tgx = en_l / blockDim.x, en_bx = en_tgx * blockDim.x, "
-             "lx = en_l - en_bx, en_ex = blockDim.x;\n";
-        f << "        (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
-        f << indented(body, 3) << "      }\n";
+        f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
+        f << "      const en_u32 en_tgx = en_tg0 + en_k, en_bx = en_tgx * blockDim.x, lx = en_px, en_ex = blockDim.x;\n";
+        f << "      (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
+        f << indented(body, 2) << "    }\n";
       }
-      f << "    }\n";
-    } else {
-      f << "#pragma unroll\n";
-      f << "    for (en_u32 en_k = 0; en_k < " << kg << "; ++en_k) {\n";
-      f << "      const en_u32 en_tgx = en_tg0 + en_k, en_bx = en_tgx * blockDim.x, lx = en_px, en_ex = blockDim.x;\n";
-      f << "      (void)en_tgx; (void)en_bx; (void)lx; (void)en_ex;\n";
-      f << indented(body, 2) << "    }\n";
-    }
     }
     body = checked_body;
     if (!body_fast.empty()) f << "  }\n";
@@ -488,8 +491,7 @@ class CudaEmitter : public FloatRegisterEmitter {
     for (const Param& p : k_.params) any = any || !p.type.is_scalar();
     walk(k_.body, [&](const Op& op) {
       const OpCategory c = op.info().category;
-      any = any || (c >= OpCategory::Math && c <= OpCategory::LocalStore) ||
-            op.type.is_vector() || op.type.is_matrix();
+      any = any || (c >= OpCategory::Math && c <= OpCategory::LocalStore) || op.type.is_vector() || op.type.is_matrix();
     });
     return any;
   }
@@ -527,14 +529,21 @@ class CudaEmitter : public FloatRegisterEmitter {
     std::string d = xyz[dim];
     const std::string flat = coop_ ? "en_flat" : "((lz * en_ey + ly) * en_ex + lx)";
     switch (q) {
-      case ThreadQuery::ThreadPositionInGrid: return "(en_b" + d + " + l" + d + ")";
-      case ThreadQuery::ThreadPositionInThreadgroup: return "l" + d;
-      case ThreadQuery::ThreadgroupPositionInGrid: return dim == 0 ? std::string("en_tgx") : "blockIdx." + d;
-      case ThreadQuery::ThreadsPerThreadgroup: return "en_e" + d;
+      case ThreadQuery::ThreadPositionInGrid:
+        return "(en_b" + d + " + l" + d + ")";
+      case ThreadQuery::ThreadPositionInThreadgroup:
+        return "l" + d;
+      case ThreadQuery::ThreadgroupPositionInGrid:
+        return dim == 0 ? std::string("en_tgx") : "blockIdx." + d;
+      case ThreadQuery::ThreadsPerThreadgroup:
+        return "en_e" + d;
       case ThreadQuery::ThreadsPerGrid:
-      case ThreadQuery::GridSize: return "en_grid" + std::to_string(dim);
-      case ThreadQuery::ThreadgroupsPerGrid: return dim == 0 ? std::string("en_ntg0") : "gridDim." + d;
-      default: return flat_index_query(q, flat);
+      case ThreadQuery::GridSize:
+        return "en_grid" + std::to_string(dim);
+      case ThreadQuery::ThreadgroupsPerGrid:
+        return dim == 0 ? std::string("en_ntg0") : "gridDim." + d;
+      default:
+        return flat_index_query(q, flat);
     }
   }
 
@@ -546,7 +555,8 @@ class CudaEmitter : public FloatRegisterEmitter {
              "ll); en_bad_index = " + index + "; en_bad_access = " + std::to_string(static_cast<int>(access)) +
              "u; en_bad_x = en_bx + lx; }";
     return "if (atomicCAS(en_err, 0ull, 1ull) == 0ull) { en_err[1] = static_cast<en_u64>(" + std::to_string(mem) +
-           "ll); en_err[2] = " + index + "; en_err[3] = " + std::to_string(static_cast<int>(access)) + "ull; en_err[4] = " +
+           "ll); en_err[2] = " + index + "; en_err[3] = " + std::to_string(static_cast<int>(access)) +
+           "ull; en_err[4] = " +
            (thread_xyz_.empty() ? "en_bx + lx; en_err[5] = en_by + ly; en_err[6] = en_bz + lz" : thread_xyz_) +
            "; __threadfence(); }";
   }
@@ -603,8 +613,8 @@ class CudaEmitter : public FloatRegisterEmitter {
     std::string buf = mem(op.memory());
     if (halfish(e)) {
       for (int i = 0; i < vt.lanes; ++i)
-        line(guard + buf + "[" + idx + " + " + std::to_string(i) + "] = " +
-             to_memory(e, name(op.operands[1]) + "[" + std::to_string(i) + "]") + ";");
+        line(guard + buf + "[" + idx + " + " + std::to_string(i) +
+             "] = " + to_memory(e, name(op.operands[1]) + "[" + std::to_string(i) + "]") + ";");
     } else {
       line(guard + "*reinterpret_cast<" + memory_type(vt) + "*>(" + buf + " + " + idx + ") = " + name(op.operands[1]) +
            ";");
@@ -625,17 +635,20 @@ class CudaEmitter : public FloatRegisterEmitter {
       return;
     }
     std::string ok = bounds_check(op.memory(), op.operands[0], 1, kStore);
-    line((ok.empty() ? "" : "if (" + ok + ") ") + mem(op.memory()) + "[" + name(op.operands[0]) + "] = " +
-         to_memory(k_.memory_type(op.memory()).elem, name(op.operands[1])) + ";");
+    line((ok.empty() ? "" : "if (" + ok + ") ") + mem(op.memory()) + "[" + name(op.operands[0]) +
+         "] = " + to_memory(k_.memory_type(op.memory()).elem, name(op.operands[1])) + ";");
   }
 
   std::string convert(const DType& from, const DType& to, const std::string& x) override {
     if (to.is_matrix() || to.is_vector()) {
       std::string et = cuda_scalar_type(to.elem), ef = cuda_scalar_type(from.elem);
       std::string r;
-      if (to.is_matrix()) r = x;  // float <-> half: the same registers, rounded below
-      else if (from.is_vector()) r = "en_vcvt<" + et + ", " + ef + ">(" + x + ")";
-      else r = type(to) + "(" + convert(from, DType::scalar(to.elem), x) + ")";  // splat
+      if (to.is_matrix())
+        r = x;  // float <-> half: the same registers, rounded below
+      else if (from.is_vector())
+        r = "en_vcvt<" + et + ", " + ef + ">(" + x + ")";
+      else
+        r = type(to) + "(" + convert(from, DType::scalar(to.elem), x) + ")";  // splat
       if (from.is_vector() || to.is_matrix()) {
         if (to.elem == Scalar::F16 && from.elem != Scalar::F16) return "en_rh(" + r + ")";
         if (to.elem == Scalar::BF16 && from.elem != Scalar::BF16) return "en_rb(" + r + ")";
@@ -720,8 +733,8 @@ class CudaEmitter : public FloatRegisterEmitter {
     } else if (h == "en_floordiv") {
       helper("en_div", dt);
       def = pre + ty + " q = en_div(a, b); " +
-            (sgn ? "if (b != 0 && b != -1 && static_cast<" + ty + ">(a % b) != 0 && ((a < 0) != (b < 0))) q = static_cast<" +
-                       ty + ">(q - 1); "
+            (sgn ? "if (b != 0 && b != -1 && static_cast<" + ty +
+                       ">(a % b) != 0 && ((a < 0) != (b < 0))) q = static_cast<" + ty + ">(q - 1); "
                  : "") +
             "return q; }";
     } else if (h == "en_shl") {
@@ -729,7 +742,8 @@ class CudaEmitter : public FloatRegisterEmitter {
             std::to_string(bits - 1) + "u)); }";
     } else if (h == "en_shr") {
       // Arithmetic for signed types, logical for unsigned.
-      def = pre + "return static_cast<" + ty + ">(a >> (static_cast<en_u32>(b) & " + std::to_string(bits - 1) + "u)); }";
+      def =
+          pre + "return static_cast<" + ty + ">(a >> (static_cast<en_u32>(b) & " + std::to_string(bits - 1) + "u)); }";
     } else {
       throw KernelError("internal: no CUDA helper " + h);
     }
@@ -750,10 +764,11 @@ class CudaEmitter : public FloatRegisterEmitter {
       std::string ut = type(to.with_elem(unsigned_of(to.elem)));
       std::string mn = sgn ? "static_cast<" + tt + ">(static_cast<" + ut + ">(1) << " + std::to_string(nbits - 1) + ")"
                            : "static_cast<" + tt + ">(0)";
-      std::string mx = sgn ? "static_cast<" + tt + ">(~" + mn + ")" : "static_cast<" + tt + ">(~static_cast<" + ut + ">(0))";
-      helpers_[fn] = "__device__ __forceinline__ " + tt + " " + fn + "(float x) { if (x != x) return 0; if (x <= " +
-                     lo + ") return " + mn + "; if (x >= " + hi + ") return " + mx + "; return static_cast<" + tt +
-                     ">(x); }";
+      std::string mx =
+          sgn ? "static_cast<" + tt + ">(~" + mn + ")" : "static_cast<" + tt + ">(~static_cast<" + ut + ">(0))";
+      helpers_[fn] = "__device__ __forceinline__ " + tt + " " + fn +
+                     "(float x) { if (x != x) return 0; if (x <= " + lo + ") return " + mn + "; if (x >= " + hi +
+                     ") return " + mx + "; return static_cast<" + tt + ">(x); }";
     }
     return fn;
   }
@@ -775,17 +790,27 @@ class CudaEmitter : public FloatRegisterEmitter {
     auto n = [&](size_t i) { return name(op.operands[i]); };
     switch (op.info().category) {
       case OpCategory::Barrier:
-        if (op.code == OpCode::Barrier) line("en_barrier(en_nbar);");  // orders all memory of the block
-        else line("en_syncwarp(" + sync_mask() + ");");
+        if (op.code == OpCode::Barrier)
+          line("en_barrier(en_nbar);");  // orders all memory of the block
+        else
+          line("en_syncwarp(" + sync_mask() + ");");
         return true;
       case OpCategory::GroupReduce:
-      case OpCategory::GroupScan: reduce_or_scan(op); return true;
-      case OpCategory::GroupShuffle: shuffle(op); return true;
-      case OpCategory::Atomic: atomic(op); return true;
+      case OpCategory::GroupScan:
+        reduce_or_scan(op);
+        return true;
+      case OpCategory::GroupShuffle:
+        shuffle(op);
+        return true;
+      case OpCategory::Atomic:
+        atomic(op);
+        return true;
       case OpCategory::MatrixLoad:
       case OpCategory::MatrixStore:
       case OpCategory::MatrixFill:
-      case OpCategory::MatrixMma: matrix(op); return true;
+      case OpCategory::MatrixMma:
+        matrix(op);
+        return true;
       case OpCategory::AsyncCopy: {
         // Shared out over the simdgroup's active lanes (operands of its first
         // active lane), as Metal's simdgroup copy. Device -> threadgroup
@@ -809,7 +834,8 @@ class CudaEmitter : public FloatRegisterEmitter {
           std::string okd = bounds_check_expr(op.copy_destination(), d, 1, kStore);
           std::string oks = bounds_check_expr(op.copy_source(), s, 1, kLoad);
           std::string v = src + "[" + s + "]";
-          if (!oks.empty()) v = oks + " ? " + v + " : static_cast<" + memory_type(k_.memory_type(op.copy_source()).elem) + ">(0)";
+          if (!oks.empty())
+            v = oks + " ? " + v + " : static_cast<" + memory_type(k_.memory_type(op.copy_source()).elem) + ">(0)";
           line((okd.empty() ? "" : "if (" + okd + ") ") + dst + "[" + d + "] = " + v + ";");
         };
         // Checked memory: the chunked path only for a copy entirely in bounds.
@@ -820,16 +846,18 @@ class CudaEmitter : public FloatRegisterEmitter {
         std::string in_bounds;
         if (check_memory_) {
           if (!two_d) {
-            in_bounds = " && " + range_ok(op.copy_destination(), a[0], a[2]) + " && " + range_ok(op.copy_source(), a[1], a[2]);
+            in_bounds =
+                " && " + range_ok(op.copy_destination(), a[0], a[2]) + " && " + range_ok(op.copy_source(), a[1], a[2]);
           } else {
             const std::string rows = "(" + a[5] + " - 1u)";
-            in_bounds = " && " + a[5] + " != 0u && " + range_ok(op.copy_destination(), a[0] + " + " + rows + " * " + a[1], a[4]) +
-                        " && " + range_ok(op.copy_source(), a[2] + " + " + rows + " * " + a[3], a[4]);
+            in_bounds = " && " + a[5] + " != 0u && " +
+                        range_ok(op.copy_destination(), a[0] + " + " + rows + " * " + a[1], a[4]) + " && " +
+                        range_ok(op.copy_source(), a[2] + " + " + rows + " * " + a[3], a[4]);
           }
         }
         const int esize = k_.memory_type(op.copy_source()).size_bytes();
-        const bool chunks = is_threadgroup_memory(op.copy_destination()) && !is_threadgroup_memory(op.copy_source()) && esize <= 16 &&
-                            16 % esize == 0;
+        const bool chunks = is_threadgroup_memory(op.copy_destination()) && !is_threadgroup_memory(op.copy_source()) &&
+                            esize <= 16 && 16 % esize == 0;
         if (chunks) {
           const std::string v = std::to_string(16 / esize) + "u";  // elements a chunk
           const std::string fits = two_d ? "(" + a[0] + " | " + a[1] + " | " + a[2] + " | " + a[3] + " | " + a[4] + ")"
@@ -881,7 +909,8 @@ class CudaEmitter : public FloatRegisterEmitter {
         line("en_syncwarp(" + sync_mask() + ");");
         return true;
       }
-      default: return false;
+      default:
+        return false;
     }
   }
 
@@ -902,11 +931,16 @@ class CudaEmitter : public FloatRegisterEmitter {
     const bool sgn = is_signed_int(t.elem);
     const std::string smax = "static_cast<" + T + ">(" + umax + " >> 1)";
     switch (kd) {
-      case K::Product: return "static_cast<" + T + ">(1)";
-      case K::Min: return sgn ? smax : umax;
-      case K::Max: return sgn ? "static_cast<" + T + ">(~" + smax + ")" : "static_cast<" + T + ">(0)";
-      case K::And: return "static_cast<" + T + ">(" + umax + ")";
-      default: return "static_cast<" + T + ">(0)";
+      case K::Product:
+        return "static_cast<" + T + ">(1)";
+      case K::Min:
+        return sgn ? smax : umax;
+      case K::Max:
+        return sgn ? "static_cast<" + T + ">(~" + smax + ")" : "static_cast<" + T + ">(0)";
+      case K::And:
+        return "static_cast<" + T + ">(" + umax + ")";
+      default:
+        return "static_cast<" + T + ">(0)";
     }
   }
   std::string round_to(Scalar s, const std::string& e) const {
@@ -959,7 +993,8 @@ class CudaEmitter : public FloatRegisterEmitter {
     open("");
     // The active lanes, and the first one (whole tiles) or this lane's row and columns (fragments).
     line("const en_u32 en_m = " + sync_mask() + ", " +
-         (opt_.matrix_fragments ? "en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;" : "en_f = en_first(en_m);"));
+         (opt_.matrix_fragments ? "en_g = (en_flat & 31u) >> 2, en_t = (en_flat & 3u) * 2u;"
+                                : "en_f = en_first(en_m);"));
     if (opt_.matrix_fragments) line("(void)en_m;");
     return a;
   }
@@ -1036,10 +1071,22 @@ class CudaEmitter : public FloatRegisterEmitter {
          "u, en_b = en_lane - en_l, en_d = " + name(op.operands[1]) + ";");
     std::string src, ok;
     switch (ci.kind) {
-      case K::ShuffleUp: ok = "en_d <= en_l"; src = "en_l - en_d"; break;
-      case K::ShuffleDown: ok = "en_d < " + W + " && en_l + en_d < " + W; src = "en_l + en_d"; break;
-      case K::ShuffleXor: ok = "en_d < " + W; src = "en_l ^ en_d"; break;
-      default: ok = "en_d < " + W; src = "en_d"; break;
+      case K::ShuffleUp:
+        ok = "en_d <= en_l";
+        src = "en_l - en_d";
+        break;
+      case K::ShuffleDown:
+        ok = "en_d < " + W + " && en_l + en_d < " + W;
+        src = "en_l + en_d";
+        break;
+      case K::ShuffleXor:
+        ok = "en_d < " + W;
+        src = "en_l ^ en_d";
+        break;
+      default:
+        ok = "en_d < " + W;
+        src = "en_d";
+        break;
     }
     line("const bool en_ok = " + ok + ";");
     line("const en_u32 en_s = en_b + (en_ok ? " + src + " : en_l);");
@@ -1057,7 +1104,10 @@ class CudaEmitter : public FloatRegisterEmitter {
     const std::string ptr = "&" + mem(op.memory()) + "[" + name(op.operands[0]) + "]";
     // CUDA's atomics take int, unsigned, unsigned long long (and float):
     // 64-bit signed values go through their unsigned bits except for min/max.
-    const std::string raw = wide ? "unsigned long long" : e == Scalar::I32 ? "int" : e == Scalar::U32 ? "unsigned" : "float";
+    const std::string raw = wide               ? "unsigned long long"
+                            : e == Scalar::I32 ? "int"
+                            : e == Scalar::U32 ? "unsigned"
+                                               : "float";
     const std::string p = "reinterpret_cast<" + raw + "*>(" + ptr + ")";
     auto v = [&](size_t i) { return "static_cast<" + raw + ">(" + name(op.operands[i]) + ")"; };
     const std::string r = op.results.empty() ? "" : name(op.result());
@@ -1072,20 +1122,31 @@ class CudaEmitter : public FloatRegisterEmitter {
     if (read) line(type(op.type) + " " + r + " = " + type(op.type) + "{};");
     if (!ok.empty()) open("if (" + ok + ")");
     auto result = [&](const std::string& call) {
-      if (!ok.empty() && !read) line("(void)" + call + ";");
-      else line(decl + r + " = static_cast<" + type(op.type) + ">(" + call + ");");
+      if (!ok.empty() && !read)
+        line("(void)" + call + ";");
+      else
+        line(decl + r + " = static_cast<" + type(op.type) + ">(" + call + ");");
     };
     if (release) line("__threadfence();");
     switch (op.code) {
-      case OpCode::AtomicLoad: result("*reinterpret_cast<volatile " + T + "*>(" + ptr + ")"); break;
-      case OpCode::AtomicStore: line("(void)atomicExch(" + p + ", " + v(1) + ");"); break;
-      case OpCode::AtomicExchange: result("atomicExch(" + p + ", " + v(1) + ")"); break;
+      case OpCode::AtomicLoad:
+        result("*reinterpret_cast<volatile " + T + "*>(" + ptr + ")");
+        break;
+      case OpCode::AtomicStore:
+        line("(void)atomicExch(" + p + ", " + v(1) + ");");
+        break;
+      case OpCode::AtomicExchange:
+        result("atomicExch(" + p + ", " + v(1) + ")");
+        break;
       case OpCode::AtomicFetchAdd:
       case OpCode::AtomicFetchSub: {
         bool sub = op.code == OpCode::AtomicFetchSub;
-        if (f32) result("en_atomic_addf(" + p + ", " + name(op.operands[1]) + (sub ? ", true)" : ", false)"));
-        else if (sub) result("atomicAdd(" + p + ", static_cast<" + raw + ">(0) - " + v(1) + ")");
-        else result("atomicAdd(" + p + ", " + v(1) + ")");
+        if (f32)
+          result("en_atomic_addf(" + p + ", " + name(op.operands[1]) + (sub ? ", true)" : ", false)"));
+        else if (sub)
+          result("atomicAdd(" + p + ", static_cast<" + raw + ">(0) - " + v(1) + ")");
+        else
+          result("atomicAdd(" + p + ", " + v(1) + ")");
         break;
       }
       case OpCode::AtomicFetchMin:
@@ -1095,20 +1156,27 @@ class CudaEmitter : public FloatRegisterEmitter {
                "*>(" + ptr + "), static_cast<" + mt + ">(" + name(op.operands[1]) + "))");
         break;
       }
-      case OpCode::AtomicFetchAnd: result("atomicAnd(" + p + ", " + v(1) + ")"); break;
-      case OpCode::AtomicFetchOr: result("atomicOr(" + p + ", " + v(1) + ")"); break;
-      case OpCode::AtomicFetchXor: result("atomicXor(" + p + ", " + v(1) + ")"); break;
+      case OpCode::AtomicFetchAnd:
+        result("atomicAnd(" + p + ", " + v(1) + ")");
+        break;
+      case OpCode::AtomicFetchOr:
+        result("atomicOr(" + p + ", " + v(1) + ")");
+        break;
+      case OpCode::AtomicFetchXor:
+        result("atomicXor(" + p + ", " + v(1) + ")");
+        break;
       case OpCode::AtomicCompareExchange: {
         if (f32) {
           line("const en_u32 en_e" + r + " = __float_as_uint(" + name(op.operands[1]) + ");");
-          line(decl + r + " = atomicCAS(reinterpret_cast<en_u32*>(" + ptr + "), en_e" + r +
-               ", __float_as_uint(" + name(op.operands[2]) + ")) == en_e" + r + ";");
+          line(decl + r + " = atomicCAS(reinterpret_cast<en_u32*>(" + ptr + "), en_e" + r + ", __float_as_uint(" +
+               name(op.operands[2]) + ")) == en_e" + r + ";");
         } else {
           line(decl + r + " = atomicCAS(" + p + ", " + v(1) + ", " + v(2) + ") == " + v(1) + ";");
         }
         break;
       }
-      default: throw KernelError(std::string("internal: no CUDA atomic ") + op.info().name);
+      default:
+        throw KernelError(std::string("internal: no CUDA atomic ") + op.info().name);
     }
     if (acquire) line("__threadfence();");
     if (!ok.empty()) close();
@@ -1158,14 +1226,15 @@ class CudaEmitter : public FloatRegisterEmitter {
         line("float en_acc[8];");
         line("for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = " + n(2) + ".v[en_r * 8 + en_c];");
         // One fused multiply-add per k, in k order (the defined order).
-        line("for (int en_k = 0; en_k < 8; ++en_k) for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = __fmaf_rn(" + n(0) +
-             ".v[en_r * 8 + en_k], " + n(1) + ".v[en_k * 8 + en_c], en_acc[en_c]);");
-        line("for (int en_c = 0; en_c < 8; ++en_c) " + d + ".v[en_r * 8 + en_c] = " +
-             round_to(op.type.elem, "en_acc[en_c]") + ";");
+        line("for (int en_k = 0; en_k < 8; ++en_k) for (int en_c = 0; en_c < 8; ++en_c) en_acc[en_c] = __fmaf_rn(" +
+             n(0) + ".v[en_r * 8 + en_k], " + n(1) + ".v[en_k * 8 + en_c], en_acc[en_c]);");
+        line("for (int en_c = 0; en_c < 8; ++en_c) " + d +
+             ".v[en_r * 8 + en_c] = " + round_to(op.type.elem, "en_acc[en_c]") + ";");
         close();
         return;
       }
-      default: throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
+      default:
+        throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
     }
   }
 
@@ -1208,7 +1277,8 @@ class CudaEmitter : public FloatRegisterEmitter {
                             y.code == OpCode::SimdMatrixMultiplyAccumulate && tensor_operands(x) &&
                             tensor_operands(y) && !paired_second_.count(&x);
       if (!products || x.operands[1] != y.operands[1] || x.type != y.type ||
-          k_.type_of(x.operands[0]) != k_.type_of(y.operands[0]) || k_.type_of(x.operands[2]) != k_.type_of(y.operands[2]))
+          k_.type_of(x.operands[0]) != k_.type_of(y.operands[0]) ||
+          k_.type_of(x.operands[2]) != k_.type_of(y.operands[2]))
         continue;
       if (std::find(y.operands.begin(), y.operands.end(), x.result()) != y.operands.end()) continue;
       paired_first_[&x] = &y;
@@ -1239,8 +1309,8 @@ class CudaEmitter : public FloatRegisterEmitter {
       case OpCode::SimdMatrixLoad:
       case OpCode::SimdMatrixStore: {
         const auto [load, first, e, m] = open_matrix_access(op);
-        line("const en_u64 en_o = " + from_first_lane(op.operands[first], "en_u64") + ", en_p = " +
-             from_first_lane(op.operands[first + 1], "en_u64") + ";");
+        line("const en_u64 en_o = " + from_first_lane(op.operands[first], "en_u64") +
+             ", en_p = " + from_first_lane(op.operands[first + 1], "en_u64") + ";");
         auto off = [&](const std::string& i) {  // element (g, t + i) of the tile
           const std::string r = "en_g", c = "(en_t + " + i + ")";
           return op.transposed() ? "en_o + " + c + " * en_p + " + r : "en_o + " + r + " * en_p + " + c;
@@ -1261,8 +1331,8 @@ class CudaEmitter : public FloatRegisterEmitter {
             line("const en_u32 en_x = en_ldmatrix(" + mem(op.memory()) +
                  " + static_cast<en_u32>(en_o) + (en_flat & 7u) * static_cast<en_u32>(en_p), " +
                  (op.transposed() ? "true" : "false") + ");");
-            line(m + ".v[0] = " + from_memory(e, "static_cast<en_u16>(en_x & 0xffffu)") + "; " + m + ".v[1] = " +
-                 from_memory(e, "static_cast<en_u16>(en_x >> 16)") + ";");
+            line(m + ".v[0] = " + from_memory(e, "static_cast<en_u16>(en_x & 0xffffu)") + "; " + m +
+                 ".v[1] = " + from_memory(e, "static_cast<en_u16>(en_x >> 16)") + ";");
             close("} else {");
             ++indent_;
           }
@@ -1276,8 +1346,8 @@ class CudaEmitter : public FloatRegisterEmitter {
           for (int i = 0; i < 2; ++i) {
             const std::string ix = std::to_string(i) + "u";
             const std::string ok = bounds_check_expr(op.memory(), off(ix), 1, kStore);
-            line((ok.empty() ? "" : "if (" + ok + ") ") + at(ix) + " = " + to_memory(e, m + ".v[" + std::to_string(i) + "]") +
-                 ";");
+            line((ok.empty() ? "" : "if (" + ok + ") ") + at(ix) + " = " +
+                 to_memory(e, m + ".v[" + std::to_string(i) + "]") + ";");
           }
           line("en_syncwarp(en_m);");
         }
@@ -1306,10 +1376,10 @@ class CudaEmitter : public FloatRegisterEmitter {
           line(std::string(ea == Scalar::BF16 ? "en_mma2_bf16" : "en_mma2_f16") + "(en_d, " +
                packed_operand(op.operands[0], false) + ", " + packed_operand(y.operands[0], false) + ", " +
                packed_operand(op.operands[1], true) + ", en_c);");
-          line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d + ".v[1] = " +
-               round_to(op.type.elem, "en_d[1]") + ";");
-          line(d2 + ".v[0] = " + round_to(op.type.elem, "en_d[2]") + "; " + d2 + ".v[1] = " +
-               round_to(op.type.elem, "en_d[3]") + ";");
+          line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d +
+               ".v[1] = " + round_to(op.type.elem, "en_d[1]") + ";");
+          line(d2 + ".v[0] = " + round_to(op.type.elem, "en_d[2]") + "; " + d2 +
+               ".v[1] = " + round_to(op.type.elem, "en_d[3]") + ";");
           close("} else {");
           ++indent_;
           line(d + ".v[0] = " + d + ".v[1] = " + d2 + ".v[0] = " + d2 + ".v[1] = __uint_as_float(0x7fc00000u);");
@@ -1329,8 +1399,8 @@ class CudaEmitter : public FloatRegisterEmitter {
           line(std::string(ea == Scalar::BF16 ? "en_mma_bf16" : "en_mma_f16") + "(en_d, " +
                packed_operand(op.operands[0], false) + ", " + packed_operand(op.operands[1], true) + ", " + n(2) +
                ".v[0], " + n(2) + ".v[1]);");
-          line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d + ".v[1] = " +
-               round_to(op.type.elem, "en_d[1]") + ";");
+          line(d + ".v[0] = " + round_to(op.type.elem, "en_d[0]") + "; " + d +
+               ".v[1] = " + round_to(op.type.elem, "en_d[1]") + ";");
           // Only under control flow that splits the simdgroup, which the
           // compiler rejects where it can see it: NaN, never a hang.
           close("} else {");
@@ -1356,14 +1426,16 @@ class CudaEmitter : public FloatRegisterEmitter {
         close();
         line("float en_c0 = " + n(2) + ".v[0], en_c1 = " + n(2) + ".v[1];");
         line("#pragma unroll");
-        line("for (int en_k = 0; en_k < 8; ++en_k) { en_c0 = __fmaf_rn(en_a[en_k], en_b0[en_k], en_c0); "
-             "en_c1 = __fmaf_rn(en_a[en_k], en_b1[en_k], en_c1); }");
-        line(d + ".v[0] = " + round_to(op.type.elem, "en_c0") + "; " + d + ".v[1] = " + round_to(op.type.elem, "en_c1") +
-             ";");
+        line(
+            "for (int en_k = 0; en_k < 8; ++en_k) { en_c0 = __fmaf_rn(en_a[en_k], en_b0[en_k], en_c0); "
+            "en_c1 = __fmaf_rn(en_a[en_k], en_b1[en_k], en_c1); }");
+        line(d + ".v[0] = " + round_to(op.type.elem, "en_c0") + "; " + d +
+             ".v[1] = " + round_to(op.type.elem, "en_c1") + ";");
         close();
         return;
       }
-      default: throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
+      default:
+        throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
     }
   }
 
@@ -1376,7 +1448,7 @@ class CudaEmitter : public FloatRegisterEmitter {
   bool deferred_ = false;  // out-of-bounds reports at the end of the kernel (deferred_report)
   std::vector<Uniformity> uniformity_;
   std::set<ValueId> packed_a_, packed_b_, prepared_;  // tensor-core operands (matrix_fragments)
-  std::map<const Op*, const Op*> paired_first_;      // products sharing one m16n8k8
+  std::map<const Op*, const Op*> paired_first_;       // products sharing one m16n8k8
   std::set<const Op*> paired_second_;
 };
 
@@ -1389,7 +1461,7 @@ const std::vector<std::string>& cuda_nvrtc_options() {
   // code never uses: ~15% of a cold compile. Line info (for profilers)
   // costs ~5% more, so it is opt-in.
   static const std::vector<std::string> opts = [] {
-    std::vector<std::string> o = {"--std=c++17", "-default-device", "--fmad=false", "--ftz=false",
+    std::vector<std::string> o = {"--std=c++17",     "-default-device",  "--fmad=false", "--ftz=false",
                                   "--prec-div=true", "--prec-sqrt=true", "--minimal"};
     const char* env = std::getenv("ENIGMA_CUDA_LINEINFO");
     if (env && *env && std::string(env) != "0") o.push_back("-lineinfo");
@@ -1426,11 +1498,24 @@ bool cuda_is_cooperative(const Kernel& k) {
   bool independent = true;
   walk(k.body, [&](const Op& op) {
     switch (op.info().category) {
-      case OpCategory::Constant: case OpCategory::Param: case OpCategory::ThreadQuery: case OpCategory::Arith:
-      case OpCategory::Bitwise: case OpCategory::Shift: case OpCategory::Negate: case OpCategory::BitNot:
-      case OpCategory::Compare: case OpCategory::Select: case OpCategory::Convert: case OpCategory::Bitcast:
-      case OpCategory::Load: case OpCategory::Store: case OpCategory::For: case OpCategory::If:
-      case OpCategory::While: case OpCategory::Terminator:
+      case OpCategory::Constant:
+      case OpCategory::Param:
+      case OpCategory::ThreadQuery:
+      case OpCategory::Arith:
+      case OpCategory::Bitwise:
+      case OpCategory::Shift:
+      case OpCategory::Negate:
+      case OpCategory::BitNot:
+      case OpCategory::Compare:
+      case OpCategory::Select:
+      case OpCategory::Convert:
+      case OpCategory::Bitcast:
+      case OpCategory::Load:
+      case OpCategory::Store:
+      case OpCategory::For:
+      case OpCategory::If:
+      case OpCategory::While:
+      case OpCategory::Terminator:
         break;
       default:
         independent = false;

@@ -34,11 +34,16 @@ bool is_16bit_float(Scalar s) { return s == Scalar::F16 || s == Scalar::BF16; }
 std::string msl_type(const DType& t) {
   std::string e = info(t.elem).metal_name;
   switch (t.kind) {
-    case DType::Kind::Scalar: return e;
-    case DType::Kind::Vector: return e + std::to_string(t.lanes);
-    case DType::Kind::SimdMatrix: return "simdgroup_" + e + "8x8";
-    case DType::Kind::Matrix: return e + std::to_string(t.cols) + "x" + std::to_string(t.rows);
-    case DType::Kind::Void: return "void";
+    case DType::Kind::Scalar:
+      return e;
+    case DType::Kind::Vector:
+      return e + std::to_string(t.lanes);
+    case DType::Kind::SimdMatrix:
+      return "simdgroup_" + e + "8x8";
+    case DType::Kind::Matrix:
+      return e + std::to_string(t.cols) + "x" + std::to_string(t.rows);
+    case DType::Kind::Void:
+      return "void";
   }
   return "?";
 }
@@ -77,18 +82,29 @@ struct QuerySpelling {
 
 QuerySpelling spelling(ThreadQuery q) {
   switch (q) {
-    case ThreadQuery::ThreadPositionInGrid: return {"en_tpig", "thread_position_in_grid", true};
-    case ThreadQuery::ThreadPositionInThreadgroup: return {"en_tpitg", "thread_position_in_threadgroup", true};
-    case ThreadQuery::ThreadgroupPositionInGrid: return {"en_tgpig", "threadgroup_position_in_grid", true};
-    case ThreadQuery::ThreadsPerThreadgroup: return {"en_tptg", "threads_per_threadgroup", true};
+    case ThreadQuery::ThreadPositionInGrid:
+      return {"en_tpig", "thread_position_in_grid", true};
+    case ThreadQuery::ThreadPositionInThreadgroup:
+      return {"en_tpitg", "thread_position_in_threadgroup", true};
+    case ThreadQuery::ThreadgroupPositionInGrid:
+      return {"en_tgpig", "threadgroup_position_in_grid", true};
+    case ThreadQuery::ThreadsPerThreadgroup:
+      return {"en_tptg", "threads_per_threadgroup", true};
     case ThreadQuery::ThreadsPerGrid:
-    case ThreadQuery::GridSize: return {"en_tpg", "threads_per_grid", true};
-    case ThreadQuery::ThreadgroupsPerGrid: return {"en_tgpg", "threadgroups_per_grid", true};
-    case ThreadQuery::ThreadIndexInThreadgroup: return {"en_tiitg", "thread_index_in_threadgroup", false};
-    case ThreadQuery::ThreadIndexInSimdgroup: return {"en_tiisg", "thread_index_in_simdgroup", false};
-    case ThreadQuery::SimdgroupIndexInThreadgroup: return {"en_sgitg", "simdgroup_index_in_threadgroup", false};
-    case ThreadQuery::ThreadsPerSimdgroup: return {"en_tpsg", "threads_per_simdgroup", false};
-    case ThreadQuery::SimdgroupsPerThreadgroup: return {"en_sgptg", "simdgroups_per_threadgroup", false};
+    case ThreadQuery::GridSize:
+      return {"en_tpg", "threads_per_grid", true};
+    case ThreadQuery::ThreadgroupsPerGrid:
+      return {"en_tgpg", "threadgroups_per_grid", true};
+    case ThreadQuery::ThreadIndexInThreadgroup:
+      return {"en_tiitg", "thread_index_in_threadgroup", false};
+    case ThreadQuery::ThreadIndexInSimdgroup:
+      return {"en_tiisg", "thread_index_in_simdgroup", false};
+    case ThreadQuery::SimdgroupIndexInThreadgroup:
+      return {"en_sgitg", "simdgroup_index_in_threadgroup", false};
+    case ThreadQuery::ThreadsPerSimdgroup:
+      return {"en_tpsg", "threads_per_simdgroup", false};
+    case ThreadQuery::SimdgroupsPerThreadgroup:
+      return {"en_sgptg", "simdgroups_per_threadgroup", false};
   }
   return {"?", "?", false};
 }
@@ -224,8 +240,9 @@ class MslEmitter : public CFamilyEmitter {
   std::string report_oob(int64_t m, const std::string& index, Access access) override {
     uses_position_ = true;
     return "if (metal::atomic_exchange_explicit(&en_err[0], 1u, memory_order_relaxed) == 0u) { device uint* en_r = "
-           "reinterpret_cast<device uint*>(en_err); en_r[1] = uint(" + std::to_string(m) + "); en_r[2] = uint(" + index +
-           "); en_r[3] = uint(" + index + " >> 32); en_r[4] = " + std::to_string(static_cast<int>(access)) +
+           "reinterpret_cast<device uint*>(en_err); en_r[1] = uint(" +
+           std::to_string(m) + "); en_r[2] = uint(" + index + "); en_r[3] = uint(" + index +
+           " >> 32); en_r[4] = " + std::to_string(static_cast<int>(access)) +
            "u; en_r[5] = en_tpig.x; en_r[6] = en_tpig.y; en_r[7] = en_tpig.z; }";
   }
 
@@ -245,9 +262,12 @@ class MslEmitter : public CFamilyEmitter {
   void store(const Op& op) override {
     std::string at = mem(op.memory()) + "[" + name(op.operands[0]) + "]";
     const DType vt = k_.type_of(op.operands[1]);
-    std::string ok = bounds_check(op.memory(), op.operands[0], vt != k_.memory_type(op.memory()) ? vt.lanes : 1, kStore);
-    if (vt != k_.memory_type(op.memory()) && is_threadgroup_memory(op.memory())) vec_tg_.insert(threadgroup_array_index(op.memory()));
-    if (vt != k_.memory_type(op.memory())) at = "*reinterpret_cast<" + space(op.memory()) + " " + msl_type(vt) + "*>(&" + at + ")";
+    std::string ok =
+        bounds_check(op.memory(), op.operands[0], vt != k_.memory_type(op.memory()) ? vt.lanes : 1, kStore);
+    if (vt != k_.memory_type(op.memory()) && is_threadgroup_memory(op.memory()))
+      vec_tg_.insert(threadgroup_array_index(op.memory()));
+    if (vt != k_.memory_type(op.memory()))
+      at = "*reinterpret_cast<" + space(op.memory()) + " " + msl_type(vt) + "*>(&" + at + ")";
     line((ok.empty() ? "" : "if (" + ok + ") ") + at + " = " + name(op.operands[1]) + ";");
   }
 
@@ -291,8 +311,8 @@ class MslEmitter : public CFamilyEmitter {
     line("if (en_cin < en_cn) { " + report_oob(op.copy_destination(), "(en_cd + en_cin)", kStore) + " }");
     open("for (ulong en_k = 0; en_k < en_cin; ++en_k)");
     std::string ok = bounds_check_expr(op.copy_source(), "en_cs + en_k", 1, kLoad);
-    line(mem(op.copy_destination()) + "[en_cd + en_k] = " + ok + " ? " + mem(op.copy_source()) + "[en_cs + en_k] : " +
-         zero(k_.memory_type(op.copy_destination())) + ";");
+    line(mem(op.copy_destination()) + "[en_cd + en_k] = " + ok + " ? " + mem(op.copy_source()) +
+         "[en_cs + en_k] : " + zero(k_.memory_type(op.copy_destination())) + ";");
     close();
     close();
   }
@@ -310,24 +330,38 @@ class MslEmitter : public CFamilyEmitter {
       case OpCategory::Barrier: {
         std::string f;
         switch (op.mem_flags()) {
-          case kMemNone: f = "mem_flags::mem_none"; break;
-          case kMemDevice: f = "mem_flags::mem_device"; break;
-          case kMemThreadgroup: f = "mem_flags::mem_threadgroup"; break;
-          case kMemTexture: f = "mem_flags::mem_texture"; break;
-          default: f = "mem_flags::mem_device | mem_flags::mem_threadgroup"; break;
+          case kMemNone:
+            f = "mem_flags::mem_none";
+            break;
+          case kMemDevice:
+            f = "mem_flags::mem_device";
+            break;
+          case kMemThreadgroup:
+            f = "mem_flags::mem_threadgroup";
+            break;
+          case kMemTexture:
+            f = "mem_flags::mem_texture";
+            break;
+          default:
+            f = "mem_flags::mem_device | mem_flags::mem_threadgroup";
+            break;
         }
-        line(std::string(op.code == OpCode::Barrier ? "metal::threadgroup_barrier(" : "metal::simdgroup_barrier(") + f + ");");
+        line(std::string(op.code == OpCode::Barrier ? "metal::threadgroup_barrier(" : "metal::simdgroup_barrier(") + f +
+             ");");
         return true;
       }
       case OpCategory::GroupReduce:
       case OpCategory::GroupScan:
-        line("const " + msl_type(op.type) + " " + name(op.result()) + " = metal::" + op.info().name + "(" + n(0) + ");");
+        line("const " + msl_type(op.type) + " " + name(op.result()) + " = metal::" + op.info().name + "(" + n(0) +
+             ");");
         return true;
       case OpCategory::GroupShuffle:
         line("const " + msl_type(op.type) + " " + name(op.result()) + " = " + shuffle_helper(op) + "(" + n(0) + ", " +
              n(1) + ", en_tiisg);");
         return true;
-      case OpCategory::Atomic: atomic(op); return true;
+      case OpCategory::Atomic:
+        atomic(op);
+        return true;
       case OpCategory::MatrixLoad:
         uses_matrices_ = true;
         line(msl_type(op.type) + " " + name(op.result()) + ";");
@@ -345,8 +379,8 @@ class MslEmitter : public CFamilyEmitter {
       case OpCategory::MatrixStore:
         uses_matrices_ = true;
         if (check_memory_) tile_open(op, 1, 2);
-        line("metal::simdgroup_store(" + n(0) + ", &" + mem(op.memory()) + "[" + n(1) + "], " + n(2) + ", ulong2(0ul, 0ul), " +
-             (op.transposed() ? "true" : "false") + ");");
+        line("metal::simdgroup_store(" + n(0) + ", &" + mem(op.memory()) + "[" + n(1) + "], " + n(2) +
+             ", ulong2(0ul, 0ul), " + (op.transposed() ? "true" : "false") + ");");
         if (check_memory_) {
           tile_fallback(op, kStore);
           close();
@@ -360,7 +394,8 @@ class MslEmitter : public CFamilyEmitter {
       case OpCategory::MatrixMma:
         uses_matrices_ = true;
         line(msl_type(op.type) + " " + name(op.result()) + ";");
-        line("metal::simdgroup_multiply_accumulate(" + name(op.result()) + ", " + n(0) + ", " + n(1) + ", " + n(2) + ");");
+        line("metal::simdgroup_multiply_accumulate(" + name(op.result()) + ", " + n(0) + ", " + n(1) + ", " + n(2) +
+             ");");
         return true;
       case OpCategory::AsyncCopy: {
         uses_async_ = true;
@@ -375,17 +410,21 @@ class MslEmitter : public CFamilyEmitter {
         if (check_memory_) {
           ok = "en_cok" + std::to_string(temp_++);
           if (op.code == OpCode::AsyncCopy1D) {
-            line("const bool " + ok + " = " + range_ok(op.copy_destination(), "ulong(" + n(0) + ")", "ulong(" + n(2) + ")") + " && " +
+            line("const bool " + ok + " = " +
+                 range_ok(op.copy_destination(), "ulong(" + n(0) + ")", "ulong(" + n(2) + ")") + " && " +
                  range_ok(op.copy_source(), "ulong(" + n(1) + ")", "ulong(" + n(2) + ")") + ";");
           } else {  // rows of cols elements; the last row starts at offset + (rows - 1) * pitch
             auto last = [&](size_t off, size_t pitch) {
               return "(ulong(" + n(off) + ") + (ulong(" + n(5) + ") - 1ul) * ulong(" + n(pitch) + "))";
             };
-            line("const bool " + ok + " = ulong(" + n(5) + ") == 0ul || (" + range_ok(op.copy_destination(), last(0, 1), "ulong(" + n(4) + ")") +
-                 " && " + range_ok(op.copy_source(), last(2, 3), "ulong(" + n(4) + ")") + ");");
+            line("const bool " + ok + " = ulong(" + n(5) + ") == 0ul || (" +
+                 range_ok(op.copy_destination(), last(0, 1), "ulong(" + n(4) + ")") + " && " +
+                 range_ok(op.copy_source(), last(2, 3), "ulong(" + n(4) + ")") + ");");
           }
         }
-        auto count = [&](const std::string& c) { return ok.empty() ? "ulong(" + c + ")" : "(" + ok + " ? ulong(" + c + ") : 0ul)"; };
+        auto count = [&](const std::string& c) {
+          return ok.empty() ? "ulong(" + c + ")" : "(" + ok + " ? ulong(" + c + ") : 0ul)";
+        };
         if (op.code == OpCode::AsyncCopy1D) {
           call = std::string(d2t ? "_enigma_async_copy_1d_d2t" : "_enigma_async_copy_1d_t2d") + "(sizeof(" + T +
                  "), alignof(" + T + "), " + dst + n(0) + "), " + src + n(1) + "), " + count(n(2)) + ")";
@@ -418,7 +457,8 @@ class MslEmitter : public CFamilyEmitter {
         line("_enigma_async_wait(" + std::to_string(op.operands.size()) + ", " + arr + ");");
         return true;
       }
-      default: return false;
+      default:
+        return false;
     }
   }
 
@@ -440,17 +480,31 @@ class MslEmitter : public CFamilyEmitter {
     std::string src, ok;
     switch (ci.kind) {
       case K::Shuffle:
-      case K::Broadcast: src = "d"; ok = "d < " + W; break;
-      case K::ShuffleUp: src = l + " - d"; ok = "d <= " + l; break;
-      case K::ShuffleDown: src = l + " + d"; ok = "d < " + W + " && " + l + " + d < " + W; break;
-      case K::ShuffleXor: src = l + " ^ d"; ok = "d < " + W; break;
-      default: break;
+      case K::Broadcast:
+        src = "d";
+        ok = "d < " + W;
+        break;
+      case K::ShuffleUp:
+        src = l + " - d";
+        ok = "d <= " + l;
+        break;
+      case K::ShuffleDown:
+        src = l + " + d";
+        ok = "d < " + W + " && " + l + " + d < " + W;
+        break;
+      case K::ShuffleXor:
+        src = l + " ^ d";
+        ok = "d < " + W;
+        break;
+      default:
+        break;
     }
     std::string builtin = op.info().name;
     std::string arg = (ci.kind == K::ShuffleUp || ci.kind == K::ShuffleDown) ? "ushort(d < " + M + " ? d : " + M + ")"
-                                                                            : "ushort(d & " + M + ")";
+                                                                             : "ushort(d & " + M + ")";
     helpers_.push_back("template <typename T> inline T " + fn + "(T x, uint d, uint lane) { T r = metal::" + builtin +
-                       "(x, " + arg + "); return (" + ok + " && en_lane_active(" + base + " + (" + src + "))) ? r : x; }");
+                       "(x, " + arg + "); return (" + ok + " && en_lane_active(" + base + " + (" + src +
+                       "))) ? r : x; }");
     return fn;
   }
 
@@ -464,9 +518,13 @@ class MslEmitter : public CFamilyEmitter {
     std::string fence = std::string("metal::atomic_thread_fence(mem_flags::") +
                         (is_threadgroup_memory(op.memory()) ? "mem_threadgroup" : "mem_device") +
                         ", memory_order_seq_cst, thread_scope_device);";
-    std::string at = t.elem == Scalar::F32 ? "atomic_float" : t.elem == Scalar::I32 ? "atomic_int"
-                     : t.elem == Scalar::U32 ? "atomic_uint" : t.elem == Scalar::I64 ? "atomic<long>" : "atomic<ulong>";
-    std::string p = "reinterpret_cast<" + space(op.memory()) + " " + at + "*>(&" + mem(op.memory()) + "[" + name(op.operands[0]) + "])";
+    std::string at = t.elem == Scalar::F32   ? "atomic_float"
+                     : t.elem == Scalar::I32 ? "atomic_int"
+                     : t.elem == Scalar::U32 ? "atomic_uint"
+                     : t.elem == Scalar::I64 ? "atomic<long>"
+                                             : "atomic<ulong>";
+    std::string p = "reinterpret_cast<" + space(op.memory()) + " " + at + "*>(&" + mem(op.memory()) + "[" +
+                    name(op.operands[0]) + "])";
     std::string mo = orders[order];
     std::string r = op.results.empty() ? "" : name(op.result());
     // Checked: out of bounds the atomic is dropped and its result is 0; the
@@ -487,8 +545,8 @@ class MslEmitter : public CFamilyEmitter {
     } else if (op.code == OpCode::AtomicCompareExchange) {
       std::string e = "en_expected" + std::to_string(temp_++);
       line(msl_type(t) + " " + e + " = " + name(op.operands[1]) + ";");
-      line("const bool " + r + " = metal::atomic_compare_exchange_weak_explicit(" + p + ", &" + e + ", " + name(op.operands[2]) +
-           ", " + mo + ", " + mo + ");");
+      line("const bool " + r + " = metal::atomic_compare_exchange_weak_explicit(" + p + ", &" + e + ", " +
+           name(op.operands[2]) + ", " + mo + ", " + mo + ");");
     } else if ((t.elem == Scalar::I64 || t.elem == Scalar::U64) &&
                (op.code == OpCode::AtomicFetchAdd || op.code == OpCode::AtomicFetchSub ||
                 op.code == OpCode::AtomicFetchAnd || op.code == OpCode::AtomicFetchOr ||
@@ -511,10 +569,11 @@ class MslEmitter : public CFamilyEmitter {
       if (op.code == OpCode::AtomicFetchAdd || op.code == OpCode::AtomicFetchSub)
         hi_arg = "uint(" + v + " >> 32) + uint(uint(" + lo + " + uint(" + v + ")) < " + lo + ")";
       line("const uint en_hi" + id + " = metal::" + f32 + "_explicit(" + w + " + 1, " + hi_arg + ", " + mo + ");");
-      line("const " + msl_type(op.type) + " " + r + " = " + msl_type(op.type) + "((ulong(en_hi" + id + ") << 32) | ulong(" +
-           lo + "));");
+      line("const " + msl_type(op.type) + " " + r + " = " + msl_type(op.type) + "((ulong(en_hi" + id +
+           ") << 32) | ulong(" + lo + "));");
     } else {
-      line("const " + msl_type(op.type) + " " + r + " = metal::" + fn + "_explicit(" + p + ", " + name(op.operands[1]) + ", " + mo + ");");
+      line("const " + msl_type(op.type) + " " + r + " = metal::" + fn + "_explicit(" + p + ", " + name(op.operands[1]) +
+           ", " + mo + ");");
     }
     if (acquire) line(fence);
     if (!ok.empty()) {
@@ -555,7 +614,8 @@ class MslEmitter : public CFamilyEmitter {
       const DType f = from.with_elem(Scalar::F32);
       return convert(f, to, cast(f, x));
     }
-    if (is_16bit_float(to.elem) && from.elem != Scalar::F32) return cast(to, convert(from, to.with_elem(Scalar::F32), x));
+    if (is_16bit_float(to.elem) && from.elem != Scalar::F32)
+      return cast(to, convert(from, to.with_elem(Scalar::F32), x));
     if (from.elem == Scalar::F32 && to.is_integer()) return saturating(to) + "(" + x + ")";
     return cast(to, x);  // integer <-> integer wraps; anything -> bool is x != 0
   }
@@ -589,11 +649,17 @@ class MslEmitter : public CFamilyEmitter {
     const std::string ty = msl_type(t), one = ty + "(1.0f)", name = "en_" + fn;
     if (want("fn " + name + " " + ty)) {
       std::string body = fn == "expm1"
-          ? "  " + ty + " u = metal::exp(x), um1 = u - " + one + ";\n  " + ty + " r = um1 * (x / metal::log(u));\n"
-            "  r = metal::select(r, x, u == " + one + ");\n  r = metal::select(r, um1, metal::isinf(u));\n"
-            "  return metal::select(r, um1, um1 == " + ty + "(-1.0f));\n"
-          : "  " + ty + " u = " + one + " + x;\n  " + ty + " r = metal::log(u) * (x / (u - " + one + "));\n"
-            "  r = metal::select(r, x, u == " + one + ");\n  return metal::select(r, u, u > " + ty + "(0x1.fffffep+127f));\n";
+                             ? "  " + ty + " u = metal::exp(x), um1 = u - " + one + ";\n  " + ty +
+                                   " r = um1 * (x / metal::log(u));\n"
+                                   "  r = metal::select(r, x, u == " +
+                                   one +
+                                   ");\n  r = metal::select(r, um1, metal::isinf(u));\n"
+                                   "  return metal::select(r, um1, um1 == " +
+                                   ty + "(-1.0f));\n"
+                             : "  " + ty + " u = " + one + " + x;\n  " + ty + " r = metal::log(u) * (x / (u - " + one +
+                                   "));\n"
+                                   "  r = metal::select(r, x, u == " +
+                                   one + ");\n  return metal::select(r, u, u > " + ty + "(0x1.fffffep+127f));\n";
       helpers_.push_back("inline " + ty + " " + name + "(" + ty + " x) {\n" + body + "}\n");
     }
     return name;
@@ -607,8 +673,8 @@ class MslEmitter : public CFamilyEmitter {
       narrow = narrow || ((t.is_float() || t.is_matrix()) && is_16bit_float(t.elem));
     }
     const std::string fn = function_of(op);
-    const char* special = op.operands.empty() ? nullptr
-                                              : spelling_exception("metal", fn, k_.type_of(op.operands[0]).elem);
+    const char* special =
+        op.operands.empty() ? nullptr : spelling_exception("metal", fn, k_.type_of(op.operands[0]).elem);
     bool native = special && std::string(special).rfind("metal::", 0) == 0;  // on the 16-bit value itself
     if (op.code == OpCode::Rotate) {  // the count modulo the width, as on every backend
       const std::string t = msl_type(op.type), e = msl_type(DType::scalar(op.type.elem));
@@ -651,9 +717,10 @@ class MslEmitter : public CFamilyEmitter {
   std::string matrix_convert(const DType& from, const DType& to) {
     std::string fn = "en_to_" + msl_type(to);
     if (want("fn " + fn + " " + msl_type(from))) {
-      std::string s = "inline " + msl_type(to) + " " + fn + "(" + msl_type(from) + " m) {\n  return " +
-                      msl_type(to) + "(";
-      for (int c = 0; c < from.cols; ++c) s += (c ? ", " : "") + msl_type(to.column()) + "(m[" + std::to_string(c) + "])";
+      std::string s =
+          "inline " + msl_type(to) + " " + fn + "(" + msl_type(from) + " m) {\n  return " + msl_type(to) + "(";
+      for (int c = 0; c < from.cols; ++c)
+        s += (c ? ", " : "") + msl_type(to.column()) + "(m[" + std::to_string(c) + "])";
       helpers_.push_back(s + ");\n}\n");
     }
     return fn;
@@ -667,13 +734,15 @@ class MslEmitter : public CFamilyEmitter {
     if (want("fn " + fn + " " + ty)) {  // compares in float: bfloat has no operators
       std::string below_one = t.elem == Scalar::F16 ? "0x1.ffcp-1f" : "0x1.fep-1f";
       helpers_.push_back("inline " + ty + " " + fn + "(" + wide + " x) {\n  " + wide + " r = " + wide + "(" + ty +
-                              "(metal::fract(x)));\n  return " + ty + "(metal::select(r, " + wide + "(" + below_one +
-                              "), r == " + wide + "(1.0f)));\n}\n");
+                         "(metal::fract(x)));\n  return " + ty + "(metal::select(r, " + wide + "(" + below_one +
+                         "), r == " + wide + "(1.0f)));\n}\n");
     }
     return fn;
   }
 
-  std::string function_constant(const Op& op) override { return "en_fc" + std::to_string(op.function_constant_index()); }
+  std::string function_constant(const Op& op) override {
+    return "en_fc" + std::to_string(op.function_constant_index());
+  }
 
   std::string load_if(const Op& op) override {
     // Built by appending: GCC 12 flags `"(" + temporary` with a false -Wrestrict.
@@ -694,14 +763,16 @@ class MslEmitter : public CFamilyEmitter {
     std::string fn = wide ? "en_clamp_index64" : "en_clamp_index";
     std::string t = wide ? "ulong" : "uint";
     if (want("fn " + fn))
-      helpers_.push_back("inline " + t + " " + fn + "(" + t + " i, " + t + " n) {\n  return metal::min(i, n - 1);\n}\n");
+      helpers_.push_back("inline " + t + " " + fn + "(" + t + " i, " + t +
+                         " n) {\n  return metal::min(i, n - 1);\n}\n");
     return fn;
   }
   std::string local_load(const Op& op) override {
     return local_name(op.local_array()) + "[" + local_index(op, clamp_index_fn(op)) + "]";
   }
   void local_store(const Op& op) override {
-    line(local_name(op.local_array()) + "[" + local_index(op, clamp_index_fn(op)) + "] = " + name(op.operands[1]) + ";");
+    line(local_name(op.local_array()) + "[" + local_index(op, clamp_index_fn(op)) + "] = " + name(op.operands[1]) +
+         ";");
   }
 
   // File-scope declarations of the function constants the kernel reads.
@@ -710,8 +781,8 @@ class MslEmitter : public CFamilyEmitter {
     std::set<int> seen;
     walk(k_.body, [&](const Op& op) {
       if (op.code != OpCode::FuncConst || !seen.insert(op.function_constant_index()).second) return;
-      s += "constant " + msl_type(op.type) + " en_fc" + std::to_string(op.function_constant_index()) + " [[function_constant(" +
-           std::to_string(op.function_constant_index()) + ")]];\n";
+      s += "constant " + msl_type(op.type) + " en_fc" + std::to_string(op.function_constant_index()) +
+           " [[function_constant(" + std::to_string(op.function_constant_index()) + ")]];\n";
     });
     if (!seen.empty()) s += "\n";
     return s;
@@ -733,25 +804,31 @@ class MslEmitter : public CFamilyEmitter {
  private:
   std::set<size_t> vec_tg_;  // threadgroup arrays with vector accesses
 
-  static std::string cast(const DType& t, const std::string& x) { return "static_cast<" + msl_type(t) + ">(" + x + ")"; }
+  static std::string cast(const DType& t, const std::string& x) {
+    return "static_cast<" + msl_type(t) + ">(" + x + ")";
+  }
 
   bool want(const std::string& key) { return helper_keys_.insert(key).second; }
 
   static bool computes_in_float(const Op& op, const DType& t) {
     if (t.elem == Scalar::BF16) return true;
-    return t.elem == Scalar::F16 &&
-           (op.code == OpCode::Div || op.code == OpCode::FloorDiv || op.code == OpCode::Rem);
+    return t.elem == Scalar::F16 && (op.code == OpCode::Div || op.code == OpCode::FloorDiv || op.code == OpCode::Rem);
   }
 
   // a + b, a - b, a * b or -a with op's operands spelled by `operand`; ""
   // for any other op.
   static std::string add_sub_mul_neg(const Op& op, const std::function<std::string(size_t)>& operand) {
     switch (op.code) {
-      case OpCode::Add: return operand(0) + " + " + operand(1);
-      case OpCode::Sub: return operand(0) + " - " + operand(1);
-      case OpCode::Mul: return operand(0) + " * " + operand(1);
-      case OpCode::Neg: return "-" + operand(0);
-      default: return "";
+      case OpCode::Add:
+        return operand(0) + " + " + operand(1);
+      case OpCode::Sub:
+        return operand(0) + " - " + operand(1);
+      case OpCode::Mul:
+        return operand(0) + " * " + operand(1);
+      case OpCode::Neg:
+        return "-" + operand(0);
+      default:
+        return "";
     }
   }
 
@@ -762,15 +839,22 @@ class MslEmitter : public CFamilyEmitter {
     std::string e = add_sub_mul_neg(op, wide);
     if (!e.empty()) return msl_type(t) + "(" + e + ")";
     switch (op.code) {
-      case OpCode::Div: e = wide(0) + " / " + wide(1); break;
-      case OpCode::FloorDiv: e = "metal::floor(" + wide(0) + " / " + wide(1) + ")"; break;
-      case OpCode::Rem: e = "metal::fmod(" + wide(0) + ", " + wide(1) + ")"; break;
+      case OpCode::Div:
+        e = wide(0) + " / " + wide(1);
+        break;
+      case OpCode::FloorDiv:
+        e = "metal::floor(" + wide(0) + " / " + wide(1) + ")";
+        break;
+      case OpCode::Rem:
+        e = "metal::fmod(" + wide(0) + ", " + wide(1) + ")";
+        break;
       case OpCode::Cmp: {
         // Floats compare ordered; the u-predicates are the same on floats.
         static const char* sym[] = {"==", "!=", "<", "<=", ">", ">=", "<", "<=", ">", ">="};
         return "(" + wide(0) + " " + sym[static_cast<int>(op.predicate())] + " " + wide(1) + ")";
       }
-      default: throw KernelError(std::string("internal: MSL cannot compute '") + op.info().name + "' in float");
+      default:
+        throw KernelError(std::string("internal: MSL cannot compute '") + op.info().name + "' in float");
     }
     return msl_type(t) + "(" + e + ")";
   }
@@ -779,15 +863,16 @@ class MslEmitter : public CFamilyEmitter {
   // promoted to int, where it can overflow. Vectors are not promoted, so
   // signed vectors of every width wrap through unsigned.
   static bool could_overflow(const Op& op, const DType& t) {
-    bool add_sub_mul_neg = op.code == OpCode::Add || op.code == OpCode::Sub || op.code == OpCode::Mul ||
-                           op.code == OpCode::Neg;
+    bool add_sub_mul_neg =
+        op.code == OpCode::Add || op.code == OpCode::Sub || op.code == OpCode::Mul || op.code == OpCode::Neg;
     if (!add_sub_mul_neg) return false;
     if (is_signed_int(t.elem)) return t.is_vector() || info(t.elem).bits >= 32;
     return t.is_scalar() && t.elem == Scalar::U16 && op.code == OpCode::Mul;
   }
 
   std::string wrapping(const Op& op, const DType& t) {
-    const DType u = t.is_vector() || info(t.elem).bits >= 32 ? t.with_elem(unsigned_of(t.elem)) : t.with_elem(Scalar::U32);
+    const DType u =
+        t.is_vector() || info(t.elem).bits >= 32 ? t.with_elem(unsigned_of(t.elem)) : t.with_elem(Scalar::U32);
     const std::string ut = msl_type(u);
     auto as_u = [&](size_t i) { return ut + "(" + name(op.operands[i]) + ")"; };
     return msl_type(t) + "(" + add_sub_mul_neg(op, as_u) + ")";
@@ -835,8 +920,8 @@ class MslEmitter : public CFamilyEmitter {
       if (sgn) s += "  if (b == -1) {\n    return " + ty + "(" + ut + "(0) - " + ut + "(a));\n  }\n";
       s += "  return " + fit("a / b") + ";\n}\n";
     } else if (h == "en_rem") {
-      s = "// Integer remainder (sign of the dividend): x % 0 is x" + std::string(sgn ? "; x % -1 is 0" : "") +
-          ".\n" + head;
+      s = "// Integer remainder (sign of the dividend): x % 0 is x" + std::string(sgn ? "; x % -1 is 0" : "") + ".\n" +
+          head;
       s += "  if (b == 0) {\n    return a;\n  }\n";
       if (sgn) s += "  if (b == -1) {\n    return 0;\n  }\n";
       s += "  return " + fit("a % b") + ";\n}\n";

@@ -14,13 +14,16 @@ namespace enigma {
 
 std::string Literal::str() const {
   switch (kind) {
-    case Kind::Int: return std::to_string(i);
-    case Kind::UInt: return std::to_string(u);
+    case Kind::Int:
+      return std::to_string(i);
+    case Kind::UInt:
+      return std::to_string(u);
     case Kind::Float: {
       std::string s = std::to_string(f);
       return s;
     }
-    case Kind::Bool: return i ? "True" : "False";
+    case Kind::Bool:
+      return i ? "True" : "False";
   }
   return "?";
 }
@@ -91,8 +94,9 @@ void Builder::check_visible(ValueId v, const char* op) const {
   for (const Open& o : stack_) {
     if (o.op->regions[o.region].id == region) return;
   }
-  fail(op, "a value defined inside a for_range/if_/while_ body is used outside it; values cannot escape "
-           "their region: carry it out with init=/Carry (for_range), write it to memory, or use enigma.where");
+  fail(op,
+       "a value defined inside a for_range/if_/while_ body is used outside it; values cannot escape "
+       "their region: carry it out with init=/Carry (for_range), write it to memory, or use enigma.where");
 }
 
 // --- literals and typing -----------------------------------------------------
@@ -129,9 +133,12 @@ DType Builder::literal_type_against(const Literal& l, DType partner) const {
 
 static DType default_literal_type(const Literal& l) {
   switch (l.kind) {
-    case Literal::Kind::Float: return DType::scalar(Scalar::F32);
-    case Literal::Kind::Bool: return DType::scalar(Scalar::B1);
-    case Literal::Kind::UInt: return DType::scalar(Scalar::U64);
+    case Literal::Kind::Float:
+      return DType::scalar(Scalar::F32);
+    case Literal::Kind::Bool:
+      return DType::scalar(Scalar::B1);
+    case Literal::Kind::UInt:
+      return DType::scalar(Scalar::U64);
     case Literal::Kind::Int:
       if (l.i >= 0 && l.i <= int64_t{std::numeric_limits<uint32_t>::max()}) return DType::scalar(Scalar::U32);
       if (l.i >= std::numeric_limits<int32_t>::min() && l.i < 0) return DType::scalar(Scalar::I32);
@@ -157,10 +164,22 @@ ValueId Builder::literal(const Literal& l, std::optional<DType> as) {
   Const c;
   Scalar from = Scalar::I64;
   switch (l.kind) {
-    case Literal::Kind::Float: c.f = l.f; from = Scalar::F32; break;
-    case Literal::Kind::Bool: c.i = l.i; from = Scalar::B1; break;
-    case Literal::Kind::UInt: c.i = static_cast<int64_t>(l.u); from = Scalar::U64; break;
-    case Literal::Kind::Int: c.i = l.i; from = Scalar::I64; break;
+    case Literal::Kind::Float:
+      c.f = l.f;
+      from = Scalar::F32;
+      break;
+    case Literal::Kind::Bool:
+      c.i = l.i;
+      from = Scalar::B1;
+      break;
+    case Literal::Kind::UInt:
+      c.i = static_cast<int64_t>(l.u);
+      from = Scalar::U64;
+      break;
+    case Literal::Kind::Int:
+      c.i = l.i;
+      from = Scalar::I64;
+      break;
   }
   if (l.kind == Literal::Kind::Float) {
     // Round the double once, straight to the target type.
@@ -259,8 +278,8 @@ int Builder::add_buffer_param(const std::string& name, DType elem) {
 }
 
 ValueId Builder::add_scalar_param(const std::string& name, DType type) {
-  const int index =
-      add_param(name, Param::Kind::Scalar, type, type.is_scalar() ? "" : "Scalar parameters must have a scalar dtype, got ");
+  const int index = add_param(name, Param::Kind::Scalar, type,
+                              type.is_scalar() ? "" : "Scalar parameters must have a scalar dtype, got ");
   // Scalar parameters are read at kernel entry, before any other op.
   ValueId v = emit_op(OpCode::Param, type, {}, OpAttrs::of_param(index), &k_.body).result();
   k_.values[v].hint = name;
@@ -279,12 +298,14 @@ ValueId Builder::binary(OpCode code, const Operand& a, const Operand& b) {
   ValueId va, vb;
   if (oi.category == OpCategory::Shift) {
     // The result has the shifted value's dtype; the count is converted to it.
-    if (a.is_value()) t = k_.type_of(a.value);
-    else if (b.is_value()) t = literal_type_against(a.literal, k_.type_of(b.value));
-    else t = default_literal_type(a.literal);
+    if (a.is_value())
+      t = k_.type_of(a.value);
+    else if (b.is_value())
+      t = literal_type_against(a.literal, k_.type_of(b.value));
+    else
+      t = default_literal_type(a.literal);
     if (t.is_scalar_or_vector() && t.elem == Scalar::B1 && !a.is_value()) t = t.with_elem(Scalar::U32);
-    if (!t.is_integer())
-      fail(opname, "shifts need integer operands, got " + t.str());
+    if (!t.is_integer()) fail(opname, "shifts need integer operands, got " + t.str());
     if (b.is_value()) {
       DType tb = k_.type_of(b.value);
       if (!tb.is_integer()) fail(opname, "shift count must be an integer, got " + tb.str());
@@ -299,8 +320,8 @@ ValueId Builder::binary(OpCode code, const Operand& a, const Operand& b) {
     if (oi.category == OpCategory::Arith && t.elem == Scalar::B1)
       fail(opname, "arithmetic on bool values; convert with metal_cast first");
     if (oi.category == OpCategory::Bitwise && is_float(t.elem))
-      fail(opname, "bitwise ops need integer or bool operands, got " + t.str() +
-                        " (use as_type to work on a float's bits)");
+      fail(opname,
+           "bitwise ops need integer or bool operands, got " + t.str() + " (use as_type to work on a float's bits)");
     va = coerce(a, t, opname, "the left operand");
     vb = coerce(b, t, opname, "the right operand");
   }
@@ -313,8 +334,7 @@ ValueId Builder::unary(OpCode code, const Operand& a) {
   DType t = k_.type_of(va);
   if (!t.is_scalar_or_vector()) fail(oi.name, "operand must be a scalar or vector, got " + t.str());
   if (code == OpCode::Neg && t.elem == Scalar::B1) fail(oi.name, "cannot negate a bool; use ~ or cmp_eq(x, False)");
-  if (code == OpCode::Not && is_float(t.elem))
-    fail(oi.name, "~ needs an integer or bool operand, got " + t.str());
+  if (code == OpCode::Not && is_float(t.elem)) fail(oi.name, "~ needs an integer or bool operand, got " + t.str());
   return emit(code, t, {va});
 }
 
@@ -335,8 +355,8 @@ ValueId Builder::select(const Operand& cond, const Operand& if_true, const Opera
     check_visible(cond.value, "where");
     DType tc = k_.type_of(cond.value);
     if (!tc.is_bool() || (tc.is_vector() && (!t.is_vector() || tc.lanes != t.lanes)))
-      fail("where", "condition must be a bool (b1) of matching shape, got " + tc.str() +
-                        "; compare first, e.g. cmp_ne(x, 0)");
+      fail("where",
+           "condition must be a bool (b1) of matching shape, got " + tc.str() + "; compare first, e.g. cmp_ne(x, 0)");
     vc = cond.value;
   } else {
     if (cond.literal.kind != Literal::Kind::Bool)
@@ -381,8 +401,8 @@ ValueId Builder::bitcast(const Operand& a, DType to) {
 
 std::string Builder::memory_op_name(const char* what, int64_t mem) const {
   if (!k_.valid_memory(mem)) fail(what, "not a buffer parameter or threadgroup array of this kernel");
-  return std::string(what) + (std::string(what) == "load" || std::string(what) == "simdgroup_matrix_load" ? " from '"
-                                                                                                          : " to '") +
+  return std::string(what) +
+         (std::string(what) == "load" || std::string(what) == "simdgroup_matrix_load" ? " from '" : " to '") +
          k_.memory_name(mem) + "'";
 }
 
@@ -404,7 +424,8 @@ ValueId Builder::uint_operand(const Operand& o, const std::string& opname, const
   if (o.is_value()) {
     check_visible(o.value, opname.c_str());
     DType t = k_.type_of(o.value);
-    if (!t.is_scalar() || !is_integer(t.elem)) fail(opname, std::string(what) + " must be an integer scalar, got " + t.str());
+    if (!t.is_scalar() || !is_integer(t.elem))
+      fail(opname, std::string(what) + " must be an integer scalar, got " + t.str());
     return convert_value(o.value, u);
   }
   if (o.literal.kind == Literal::Kind::Float || o.literal.kind == Literal::Kind::Bool)
@@ -508,14 +529,18 @@ ValueId Builder::collective(OpCode code, const Operand& value, const Operand& la
   bool ok = t.is_scalar_or_vector();
   // What Metal's simd/quad functions accept: shuffles move any numeric value;
   // arithmetic needs 8-32 bit integers, half or float; bitwise ops integers.
-  if (ok && shuffle) ok = e != Scalar::B1;
-  else if (ok && bitwise) ok = is_integer(e) && info(e).bits <= 32;
-  else if (ok) ok = e == Scalar::F32 || e == Scalar::F16 || (is_integer(e) && info(e).bits <= 32);
+  if (ok && shuffle)
+    ok = e != Scalar::B1;
+  else if (ok && bitwise)
+    ok = is_integer(e) && info(e).bits <= 32;
+  else if (ok)
+    ok = e == Scalar::F32 || e == Scalar::F16 || (is_integer(e) && info(e).bits <= 32);
   if (!ok)
-    fail(opname, "no " + opname + " for " + t.str() + (bitwise ? " (needs an integer of at most 32 bits)"
-                                                                : shuffle ? " (needs a numeric value)"
-                                                                          : " (needs float, half or an integer of at "
-                                                                            "most 32 bits)"));
+    fail(opname, "no " + opname + " for " + t.str() +
+                     (bitwise   ? " (needs an integer of at most 32 bits)"
+                      : shuffle ? " (needs a numeric value)"
+                                : " (needs float, half or an integer of at "
+                                  "most 32 bits)"));
   std::vector<ValueId> operands = {v};
   if (shuffle) operands.push_back(uint_operand(lane, opname, "the lane/delta/mask"));
   return emit(code, t, std::move(operands));
@@ -558,13 +583,14 @@ ValueId Builder::vote(const std::string& name, const Operand& pred) {
     p = use(pred, op.c_str());
   }
   if (op.ends_with("_all") || op.ends_with("_any")) {
-    ValueId r = collective(op.ends_with("_all") ? (simd ? OpCode::SimdAnd : OpCode::QuadAnd)
-                                                : (simd ? OpCode::SimdOr : OpCode::QuadOr),
-                           convert(p, u32));
+    ValueId r = collective(
+        op.ends_with("_all") ? (simd ? OpCode::SimdAnd : OpCode::QuadAnd) : (simd ? OpCode::SimdOr : OpCode::QuadOr),
+        convert(p, u32));
     return compare(CmpPred::Ne, r, Literal::of_int(0));
   }
   // ballot / active_threads_mask: one bit per active lane where p holds.
-  ValueId bit = select(p, binary(OpCode::Shl, literal(Literal::of_int(1), u32), lane), literal(Literal::of_int(0), u32));
+  ValueId bit =
+      select(p, binary(OpCode::Shl, literal(Literal::of_int(1), u32), lane), literal(Literal::of_int(0), u32));
   ValueId mask = collective(simd ? OpCode::SimdOr : OpCode::QuadOr, bit);
   return convert(mask, DType::scalar(simd ? Scalar::U64 : Scalar::U16));
 }
@@ -583,8 +609,10 @@ ValueId Builder::atomic(OpCode code, int64_t mem, const Operand& index, const st
                   code == OpCode::AtomicFetchAdd || code == OpCode::AtomicFetchSub ||
                   code == OpCode::AtomicCompareExchange;
   if (!(is_int || (is_f32 && float_ok)))
-    fail(opname, "atomics need a 32- or 64-bit integer element (float: load, store, exchange, add, sub and "
-                 "compare-exchange), got " + t.str());
+    fail(opname,
+         "atomics need a 32- or 64-bit integer element (float: load, store, exchange, add, sub and "
+         "compare-exchange), got " +
+             t.str());
   size_t want = code == OpCode::AtomicLoad ? 0 : code == OpCode::AtomicCompareExchange ? 2 : 1;
   if (values.size() != want) fail(opname, "expected " + std::to_string(want) + " value operand(s)");
   if (code == OpCode::AtomicLoad && (order == MemoryOrder::Release || order == MemoryOrder::AcqRel))
@@ -595,7 +623,7 @@ ValueId Builder::atomic(OpCode code, int64_t mem, const Operand& index, const st
   for (size_t i = 0; i < values.size(); ++i)
     operands.push_back(coerce(values[i], t, opname.c_str(), i == 0 && want == 2 ? "the expected value" : "the value"));
   mark_written(mem);
-  const DType result = code == OpCode::AtomicStore            ? DType::void_()
+  const DType result = code == OpCode::AtomicStore             ? DType::void_()
                        : code == OpCode::AtomicCompareExchange ? DType::scalar(Scalar::B1)
                                                                : t;
   return emit(code, result, std::move(operands), OpAttrs::of_atomic(mem, order, failure));
@@ -646,7 +674,8 @@ ValueId Builder::simd_matrix_mma(ValueId a, ValueId b, ValueId c) {
   const char* opname = "simdgroup_multiply_accumulate";
   for (ValueId v : {a, b, c}) {
     check_visible(v, opname);
-    if (!matrix_elem_ok(k_.type_of(v))) fail(opname, "operands must be 8x8 simdgroup matrices, got " + k_.type_of(v).str());
+    if (!matrix_elem_ok(k_.type_of(v)))
+      fail(opname, "operands must be 8x8 simdgroup matrices, got " + k_.type_of(v).str());
   }
   return emit(OpCode::SimdMatrixMultiplyAccumulate, k_.type_of(c), {a, b, c});
 }
@@ -676,20 +705,21 @@ ValueId Builder::async_copy_1d(int64_t dst, const Operand& dst_offset, int64_t s
                                const Operand& count) {
   const std::string opname = async_copy_name("async_copy_1d", dst, src);
   return append_async_copy(OpCode::AsyncCopy1D, dst, src,
-                           {uint_operand(dst_offset, opname, "dst_offset"), uint_operand(src_offset, opname, "src_offset"),
-                            uint_operand(count, opname, "count")});
+                           {uint_operand(dst_offset, opname, "dst_offset"),
+                            uint_operand(src_offset, opname, "src_offset"), uint_operand(count, opname, "count")});
 }
 
 ValueId Builder::async_copy_2d(int64_t dst, const Operand& dst_offset, const Operand& dst_elements_per_row, int64_t src,
-                               const Operand& src_offset, const Operand& src_elements_per_row,
-                               const Operand& tile_cols, const Operand& tile_rows) {
+                               const Operand& src_offset, const Operand& src_elements_per_row, const Operand& tile_cols,
+                               const Operand& tile_rows) {
   const std::string opname = async_copy_name("async_copy_2d", dst, src);
-  return append_async_copy(OpCode::AsyncCopy2D, dst, src,
-                           {uint_operand(dst_offset, opname, "dst_offset"),
-                            uint_operand(dst_elements_per_row, opname, "dst_elements_per_row"),
-                            uint_operand(src_offset, opname, "src_offset"),
-                            uint_operand(src_elements_per_row, opname, "src_elements_per_row"),
-                            uint_operand(tile_cols, opname, "tile_cols"), uint_operand(tile_rows, opname, "tile_rows")});
+  return append_async_copy(
+      OpCode::AsyncCopy2D, dst, src,
+      {uint_operand(dst_offset, opname, "dst_offset"),
+       uint_operand(dst_elements_per_row, opname, "dst_elements_per_row"),
+       uint_operand(src_offset, opname, "src_offset"),
+       uint_operand(src_elements_per_row, opname, "src_elements_per_row"), uint_operand(tile_cols, opname, "tile_cols"),
+       uint_operand(tile_rows, opname, "tile_rows")});
 }
 
 void Builder::async_wait(const std::vector<ValueId>& events) {
@@ -720,8 +750,8 @@ std::vector<ValueId> Builder::begin_for(const Operand& lo, const Operand& hi, co
   for (const Operand* o : {&lo, &hi, &step}) {
     // A negative literal would wrap to a huge unsigned value (a loop that never runs).
     if (!o->is_value() && o->literal.kind == Literal::Kind::Int && o->literal.i < 0 && is_unsigned_int(iv_type.elem))
-      fail("for_range", "bound or step " + o->literal.str() + " is negative but the loop variable is " +
-                            iv_type.str() + " (unsigned); use a signed dtype, e.g. dtype=\"int\"");
+      fail("for_range", "bound or step " + o->literal.str() + " is negative but the loop variable is " + iv_type.str() +
+                            " (unsigned); use a signed dtype, e.g. dtype=\"int\"");
     if (o->is_value()) {
       check_visible(o->value, "for_range");
       if (!k_.type_of(o->value).is_integer() || !k_.type_of(o->value).is_scalar())
@@ -748,7 +778,8 @@ std::vector<ValueId> Builder::begin_for(const Operand& lo, const Operand& hi, co
 std::vector<ValueId> Builder::close_region_with_yield(const std::vector<Operand>& yields,
                                                       const std::vector<DType>& types, const char* opname) {
   if (yields.size() != types.size())
-    fail(opname, "expected " + std::to_string(types.size()) + " carried value(s), got " + std::to_string(yields.size()));
+    fail(opname,
+         "expected " + std::to_string(types.size()) + " carried value(s), got " + std::to_string(yields.size()));
   std::vector<ValueId> vals;
   for (size_t i = 0; i < yields.size(); ++i) {
     std::string what = "carried value " + std::to_string(i);
@@ -814,14 +845,14 @@ std::vector<ValueId> Builder::end_if(const std::vector<Operand>& yields) {
 }
 
 std::vector<ValueId> Builder::end_if_merge(const std::vector<Operand>& then_values,
-                                          const std::vector<Operand>& else_values,
-                                          const std::vector<std::string>& names) {
+                                           const std::vector<Operand>& else_values,
+                                           const std::vector<std::string>& names) {
   if (stack_.empty() || std::string(stack_.back().what) != "else") fail("if", "no open else-block to close");
   if (then_values.size() != else_values.size() || names.size() != then_values.size())
     fail("if", "internal: merged value lists differ in length");
   Op* op = stack_.back().op;
-  const uint32_t parent = stack_.size() >= 2 ? stack_[stack_.size() - 2].op->regions[stack_[stack_.size() - 2].region].id
-                                             : k_.body.id;
+  const uint32_t parent =
+      stack_.size() >= 2 ? stack_[stack_.size() - 2].op->regions[stack_[stack_.size() - 2].region].id : k_.body.id;
   std::vector<DType> types;
   std::vector<int> arrays;
   for (size_t i = 0; i < names.size(); ++i) {

@@ -77,7 +77,8 @@ const DType& Kernel::memory_type(int64_t mem) const {
 }
 uint64_t Kernel::threadgroup_memory_bytes() const {
   uint64_t total = 0;
-  for (const ThreadgroupArray& a : tg_arrays) total += (a.size * static_cast<uint64_t>(a.type.size_bytes()) + 15) / 16 * 16;
+  for (const ThreadgroupArray& a : tg_arrays)
+    total += (a.size * static_cast<uint64_t>(a.type.size_bytes()) + 15) / 16 * 16;
   return total;
 }
 
@@ -123,26 +124,38 @@ bool valid_mem_flags(int64_t flags) {
 
 AttrKind attr_kind(OpCode code) {
   switch (info(code).category) {
-    case OpCategory::Param: return AttrKind::ParamIndex;
-    case OpCategory::ThreadQuery: return AttrKind::Query;
-    case OpCategory::Compare: return AttrKind::Predicate;
+    case OpCategory::Param:
+      return AttrKind::ParamIndex;
+    case OpCategory::ThreadQuery:
+      return AttrKind::Query;
+    case OpCategory::Compare:
+      return AttrKind::Predicate;
     case OpCategory::Load:
     case OpCategory::Store:
-    case OpCategory::LoadIf: return AttrKind::Memory;
-    case OpCategory::Atomic: return AttrKind::Atomic;
+    case OpCategory::LoadIf:
+      return AttrKind::Memory;
+    case OpCategory::Atomic:
+      return AttrKind::Atomic;
     case OpCategory::MatrixLoad:
-    case OpCategory::MatrixStore: return AttrKind::Matrix;
-    case OpCategory::AsyncCopy: return AttrKind::Copy;
-    case OpCategory::Barrier: return AttrKind::MemFlags;
+    case OpCategory::MatrixStore:
+      return AttrKind::Matrix;
+    case OpCategory::AsyncCopy:
+      return AttrKind::Copy;
+    case OpCategory::Barrier:
+      return AttrKind::MemFlags;
     case OpCategory::Math:
       return code == OpCode::ExtractBits || code == OpCode::InsertBits ? AttrKind::BitRange : AttrKind::None;
     case OpCategory::VecExtract:
-    case OpCategory::MatColumn: return AttrKind::Component;
+    case OpCategory::MatColumn:
+      return AttrKind::Component;
     case OpCategory::LocalAlloc:
     case OpCategory::LocalLoad:
-    case OpCategory::LocalStore: return AttrKind::LocalArray;
-    case OpCategory::FuncConst: return AttrKind::FunctionConstant;
-    default: return AttrKind::None;
+    case OpCategory::LocalStore:
+      return AttrKind::LocalArray;
+    case OpCategory::FuncConst:
+      return AttrKind::FunctionConstant;
+    default:
+      return AttrKind::None;
   }
 }
 
@@ -191,37 +204,68 @@ std::string OpAttrs::check(OpCode code) const {
 CollectiveInfo collective_info(OpCode code) {
   using K = CollectiveInfo::Kind;
   switch (code) {
-    case OpCode::SimdSum: return {K::Sum, 32, false, false};
-    case OpCode::SimdProduct: return {K::Product, 32, false, false};
-    case OpCode::SimdMin: return {K::Min, 32, false, false};
-    case OpCode::SimdMax: return {K::Max, 32, false, false};
-    case OpCode::SimdAnd: return {K::And, 32, false, false};
-    case OpCode::SimdOr: return {K::Or, 32, false, false};
-    case OpCode::SimdXor: return {K::Xor, 32, false, false};
-    case OpCode::QuadSum: return {K::Sum, 4, false, false};
-    case OpCode::QuadProduct: return {K::Product, 4, false, false};
-    case OpCode::QuadMin: return {K::Min, 4, false, false};
-    case OpCode::QuadMax: return {K::Max, 4, false, false};
-    case OpCode::QuadAnd: return {K::And, 4, false, false};
-    case OpCode::QuadOr: return {K::Or, 4, false, false};
-    case OpCode::QuadXor: return {K::Xor, 4, false, false};
-    case OpCode::SimdPrefixExclusiveSum: return {K::Sum, 32, true, false};
-    case OpCode::SimdPrefixInclusiveSum: return {K::Sum, 32, true, true};
-    case OpCode::SimdPrefixExclusiveProduct: return {K::Product, 32, true, false};
-    case OpCode::SimdPrefixInclusiveProduct: return {K::Product, 32, true, true};
-    case OpCode::QuadPrefixExclusiveSum: return {K::Sum, 4, true, false};
-    case OpCode::QuadPrefixInclusiveSum: return {K::Sum, 4, true, true};
-    case OpCode::SimdShuffle: return {K::Shuffle, 32, false, false};
-    case OpCode::SimdShuffleUp: return {K::ShuffleUp, 32, false, false};
-    case OpCode::SimdShuffleDown: return {K::ShuffleDown, 32, false, false};
-    case OpCode::SimdShuffleXor: return {K::ShuffleXor, 32, false, false};
-    case OpCode::SimdBroadcast: return {K::Broadcast, 32, false, false};
-    case OpCode::QuadShuffle: return {K::Shuffle, 4, false, false};
-    case OpCode::QuadShuffleUp: return {K::ShuffleUp, 4, false, false};
-    case OpCode::QuadShuffleDown: return {K::ShuffleDown, 4, false, false};
-    case OpCode::QuadShuffleXor: return {K::ShuffleXor, 4, false, false};
-    case OpCode::QuadBroadcast: return {K::Broadcast, 4, false, false};
-    default: return {};
+    case OpCode::SimdSum:
+      return {K::Sum, 32, false, false};
+    case OpCode::SimdProduct:
+      return {K::Product, 32, false, false};
+    case OpCode::SimdMin:
+      return {K::Min, 32, false, false};
+    case OpCode::SimdMax:
+      return {K::Max, 32, false, false};
+    case OpCode::SimdAnd:
+      return {K::And, 32, false, false};
+    case OpCode::SimdOr:
+      return {K::Or, 32, false, false};
+    case OpCode::SimdXor:
+      return {K::Xor, 32, false, false};
+    case OpCode::QuadSum:
+      return {K::Sum, 4, false, false};
+    case OpCode::QuadProduct:
+      return {K::Product, 4, false, false};
+    case OpCode::QuadMin:
+      return {K::Min, 4, false, false};
+    case OpCode::QuadMax:
+      return {K::Max, 4, false, false};
+    case OpCode::QuadAnd:
+      return {K::And, 4, false, false};
+    case OpCode::QuadOr:
+      return {K::Or, 4, false, false};
+    case OpCode::QuadXor:
+      return {K::Xor, 4, false, false};
+    case OpCode::SimdPrefixExclusiveSum:
+      return {K::Sum, 32, true, false};
+    case OpCode::SimdPrefixInclusiveSum:
+      return {K::Sum, 32, true, true};
+    case OpCode::SimdPrefixExclusiveProduct:
+      return {K::Product, 32, true, false};
+    case OpCode::SimdPrefixInclusiveProduct:
+      return {K::Product, 32, true, true};
+    case OpCode::QuadPrefixExclusiveSum:
+      return {K::Sum, 4, true, false};
+    case OpCode::QuadPrefixInclusiveSum:
+      return {K::Sum, 4, true, true};
+    case OpCode::SimdShuffle:
+      return {K::Shuffle, 32, false, false};
+    case OpCode::SimdShuffleUp:
+      return {K::ShuffleUp, 32, false, false};
+    case OpCode::SimdShuffleDown:
+      return {K::ShuffleDown, 32, false, false};
+    case OpCode::SimdShuffleXor:
+      return {K::ShuffleXor, 32, false, false};
+    case OpCode::SimdBroadcast:
+      return {K::Broadcast, 32, false, false};
+    case OpCode::QuadShuffle:
+      return {K::Shuffle, 4, false, false};
+    case OpCode::QuadShuffleUp:
+      return {K::ShuffleUp, 4, false, false};
+    case OpCode::QuadShuffleDown:
+      return {K::ShuffleDown, 4, false, false};
+    case OpCode::QuadShuffleXor:
+      return {K::ShuffleXor, 4, false, false};
+    case OpCode::QuadBroadcast:
+      return {K::Broadcast, 4, false, false};
+    default:
+      return {};
   }
 }
 
@@ -236,8 +280,10 @@ bool is_sync(const Op& op) {
     case OpCategory::MatrixFill:
     case OpCategory::MatrixMma:
     case OpCategory::AsyncCopy:
-    case OpCategory::AsyncWait: return true;
-    default: return false;
+    case OpCategory::AsyncWait:
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -71,8 +71,8 @@ std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& in, B
       return no("operands must share a float or half element type, got " + a.str() + " and " + b.str());
     if (a.is_matrix() && b.is_matrix()) {
       if (a.cols != b.rows)
-        return no("cannot multiply " + a.str() + " by " + b.str() + ": the left matrix has " +
-                  std::to_string(a.cols) + " columns, the right one " + std::to_string(b.rows) + " rows");
+        return no("cannot multiply " + a.str() + " by " + b.str() + ": the left matrix has " + std::to_string(a.cols) +
+                  " columns, the right one " + std::to_string(b.rows) + " rows");
       return DType::matrix(a.elem, b.cols, a.rows);
     }
     if (a.is_matrix() && b.is_vector()) {
@@ -98,7 +98,8 @@ std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& in, B
     const std::string& c = classes[i];
     const DType& t = in[i];
     if (is_main_class(c)) {
-      if (!in_class(c, t)) return no("operand " + std::to_string(i + 1) + " must be " + class_words(c) + ", got " + t.str());
+      if (!in_class(c, t))
+        return no("operand " + std::to_string(i + 1) + " must be " + class_words(c) + ", got " + t.str());
       if (main && *main != t) return no("operands differ: " + main->str() + " and " + t.str());
       main = t;
     } else if (c == "S") {
@@ -111,7 +112,8 @@ std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& in, B
       if (t != DType::scalar(Scalar::U32)) return no("operand must be a uint, got " + t.str());
       main = t;
     } else if (c == "M" || c == "MS") {
-      if (!t.is_matrix() || !float_matrix_elem(t.elem)) return no("operand must be " + class_words(c) + ", got " + t.str());
+      if (!t.is_matrix() || !float_matrix_elem(t.elem))
+        return no("operand must be " + class_words(c) + ", got " + t.str());
       if (c == "MS" && t.rows != t.cols) return no("operand must be " + class_words(c) + ", got " + t.str());
       main = t;
     } else {
@@ -188,8 +190,10 @@ ValueId Builder::math(OpCode code, const std::vector<Operand>& args, int offset,
     for (size_t i = 0; i < args.size(); ++i)
       if (is_main_class(classes[i]) && args[i].literal.kind == Literal::Kind::Float) any_float = true;
     if (want_int && any_float) fail(opname, "is an integer op; got a float literal");
-    if (want_float || any_float) main = DType::scalar(Scalar::F32);
-    else main = DType::scalar(Scalar::U32);
+    if (want_float || any_float)
+      main = DType::scalar(Scalar::F32);
+    else
+      main = DType::scalar(Scalar::U32);
     for (size_t i = 0; i < args.size(); ++i)
       if (is_main_class(classes[i]) && args[i].literal.kind == Literal::Kind::Bool)
         fail(opname, "operand " + std::to_string(i + 1) + " must be " + class_words(classes[i]) + ", got " +
@@ -206,7 +210,8 @@ ValueId Builder::math(OpCode code, const std::vector<Operand>& args, int offset,
       if (!a.is_value()) {
         if (want_int && a.literal.kind == Literal::Kind::Float)
           fail(opname, what + " must be an integer, got the float literal " + a.literal.str());
-        if (a.literal.kind == Literal::Kind::Bool) fail(opname, what + " must be " + class_words(c) + ", got " + a.literal.str());
+        if (a.literal.kind == Literal::Kind::Bool)
+          fail(opname, what + " must be " + class_words(c) + ", got " + a.literal.str());
       }
       vals[i] = coerce(a, *main, opname.c_str(), what.c_str());
     } else if (c == "S") {
@@ -220,8 +225,8 @@ ValueId Builder::math(OpCode code, const std::vector<Operand>& args, int offset,
       int lanes = c == "F4" ? 4 : 2;
       if (!a.is_value() || !type_of(a.value).is_vector() || !type_of(a.value).is_float() ||
           type_of(a.value).lanes != lanes)
-        fail(opname, what + " must be " + class_words(c) + " (e.g. make_float" + std::to_string(lanes) + "(...)), got " +
-                         (a.is_value() ? type_of(a.value).str() : "the literal " + a.literal.str()));
+        fail(opname, what + " must be " + class_words(c) + " (e.g. make_float" + std::to_string(lanes) +
+                         "(...)), got " + (a.is_value() ? type_of(a.value).str() : "the literal " + a.literal.str()));
       vals[i] = coerce(a, DType::vector(Scalar::F32, lanes), opname.c_str(), what.c_str());
     } else if (c == "U") {
       if (a.is_value()) {
@@ -285,8 +290,10 @@ ValueId Builder::make_vec(const std::vector<Operand>& comps, std::optional<Scala
     std::string what = "component " + std::to_string(i);
     if (!c.is_value() && c.literal.kind == Literal::Kind::Float && !is_float(t.elem))
       fail(opname, what + " is the float literal " + c.literal.str() + " but the vector holds " + t.str());
-    if (c.is_value() && elem) vals.push_back(convert_value(c.value, t));  // make_float4(n, ...) converts
-    else vals.push_back(coerce(c, t, opname.c_str(), what.c_str()));
+    if (c.is_value() && elem)
+      vals.push_back(convert_value(c.value, t));  // make_float4(n, ...) converts
+    else
+      vals.push_back(coerce(c, t, opname.c_str(), what.c_str()));
   }
   return emit(OpCode::MakeVec, DType::vector(t.elem, static_cast<int>(comps.size())), vals);
 }
@@ -349,8 +356,8 @@ ValueId Builder::function_constant(DType type, int index) {
   for (const FunctionConstant& fc : k_.function_constants) {
     if (fc.index != index) continue;
     if (fc.type != type)
-      fail("function_constant", "index " + std::to_string(index) + " is already declared as " + fc.type.str() +
-                                    ", not " + type.str());
+      fail("function_constant",
+           "index " + std::to_string(index) + " is already declared as " + fc.type.str() + ", not " + type.str());
     known = true;
   }
   if (!known) k_.function_constants.push_back(FunctionConstant{index, type});
@@ -367,7 +374,8 @@ ValueId Builder::load_if(int64_t mem, const Operand& index, const Operand& mask,
   if (mask.is_value()) {
     check_visible(mask.value, opname.c_str());
     if (type_of(mask.value) != DType::scalar(Scalar::B1))
-      fail(opname, "mask must be a bool scalar, got " + type_of(mask.value).str() + "; compare first, e.g. cmp_lt(i, n)");
+      fail(opname,
+           "mask must be a bool scalar, got " + type_of(mask.value).str() + "; compare first, e.g. cmp_lt(i, n)");
     vm = mask.value;
   } else {
     if (mask.literal.kind != Literal::Kind::Bool) fail(opname, "mask must be a bool, got " + mask.literal.str());
@@ -384,7 +392,8 @@ int Builder::local_array(DType elem, int64_t size, const Operand& fill, const st
   if (size * elem.size_bytes() > kMaxLocalArrayBytes)
     fail("register_tensor", std::to_string(size) + " elements of " + elem.str() + " are " +
                                 std::to_string(size * elem.size_bytes()) + " bytes per thread; at most " +
-                                std::to_string(kMaxLocalArrayBytes) + " are allowed (use threadgroup or device memory)");
+                                std::to_string(kMaxLocalArrayBytes) +
+                                " are allowed (use threadgroup or device memory)");
   if (fill.is_value()) check_visible(fill.value, "register_tensor");
   ValueId vf = coerce(fill, elem, "register_tensor", "the fill value");
   int id = static_cast<int>(k_.locals.size());
@@ -399,8 +408,9 @@ void Builder::check_local(int array, const std::string& opname) const {
   if (region == k_.body.id) return;
   for (const Open& o : stack_)
     if (o.op->regions[o.region].id == region) return;
-  fail(opname, "this register_tensor was created inside a for_range/if_/while_ body and is used outside it; "
-               "create it before the loop or branch");
+  fail(opname,
+       "this register_tensor was created inside a for_range/if_/while_ body and is used outside it; "
+       "create it before the loop or branch");
 }
 
 // The index of an access to per-thread array `array`: a literal must be in range.

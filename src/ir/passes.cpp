@@ -246,9 +246,8 @@ int dce_region(Region& r, std::vector<int>& uses) {
     bool unused = true;
     for (ValueId v : op.results) unused = unused && uses[v] == 0;
     bool side_effect_free = op.regions.empty() && op.info().effect != OpEffect::Writes;
-    bool removable = (side_effect_free && unused) ||
-                     (op.code == OpCode::If && op.results.empty() && region_is_empty(op.regions[0]) &&
-                      region_is_empty(op.regions[1]));
+    bool removable = (side_effect_free && unused) || (op.code == OpCode::If && op.results.empty() &&
+                                                      region_is_empty(op.regions[0]) && region_is_empty(op.regions[1]));
     if (removable) {
       dead[i] = true;
       for (ValueId v : op.operands) --uses[v];
@@ -280,8 +279,8 @@ void specialize_function_constants(Kernel& k, const std::vector<std::pair<int, C
     for (const auto& [index, c] : values)
       if (index == op.function_constant_index()) v = &c;
     if (!v)
-      throw KernelError("kernel '" + k.name + "': function constant " + std::to_string(op.function_constant_index()) + " (" +
-                        op.type.str() + ") has no value");
+      throw KernelError("kernel '" + k.name + "': function constant " + std::to_string(op.function_constant_index()) +
+                        " (" + op.type.str() + ") has no value");
     op.code = OpCode::Constant;
     op.value = normalize_const(op.type.elem, *v);
     op.set_attrs(OpAttrs());

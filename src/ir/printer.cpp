@@ -92,8 +92,8 @@ class Printer {
         break;
       }
       case OpCategory::Compare:
-        out_ << n(op.result()) << " = cmp " << name(op.predicate()) << " " << list(op.operands)
-             << " : " << k_.type_of(op.operands[0]).str();
+        out_ << n(op.result()) << " = cmp " << name(op.predicate()) << " " << list(op.operands) << " : "
+             << k_.type_of(op.operands[0]).str();
         break;
       case OpCategory::Convert:
       case OpCategory::Bitcast:
@@ -101,8 +101,8 @@ class Printer {
              << k_.type_of(op.operands[0]).str() << " to " << op.type.str();
         break;
       case OpCategory::Load:
-        out_ << n(op.result()) << " = load " << k_.memory_name(op.memory()) << "[" << n(op.operands[0]) << "] : "
-             << op.type.str();
+        out_ << n(op.result()) << " = load " << k_.memory_name(op.memory()) << "[" << n(op.operands[0])
+             << "] : " << op.type.str();
         break;
       case OpCategory::Store:
         out_ << "store " << k_.memory_name(op.memory()) << "[" << n(op.operands[0]) << "], " << n(op.operands[1])
@@ -120,9 +120,9 @@ class Printer {
         out_ << " : " << k_.memory_type(op.memory()).str();
         break;
       case OpCategory::MatrixLoad:
-        out_ << n(op.result()) << " = enigma." << oi.name << " " << k_.memory_name(op.memory()) << "[" << n(op.operands[0])
-             << "], " << n(op.operands[1]) << (op.transposed() ? " transpose" : "") << " : vector<8x8x"
-             << info(op.type.elem).short_name << ">";
+        out_ << n(op.result()) << " = enigma." << oi.name << " " << k_.memory_name(op.memory()) << "["
+             << n(op.operands[0]) << "], " << n(op.operands[1]) << (op.transposed() ? " transpose" : "")
+             << " : vector<8x8x" << info(op.type.elem).short_name << ">";
         break;
       case OpCategory::MatrixStore:
         out_ << "enigma." << oi.name << " " << n(op.operands[0]) << ", " << k_.memory_name(op.memory()) << "["
@@ -134,8 +134,8 @@ class Printer {
              << info(op.type.elem).short_name << ">";
         break;
       case OpCategory::AsyncCopy:
-        out_ << n(op.result()) << " = " << oi.name << " " << k_.memory_name(op.copy_destination()) << " <- " << k_.memory_name(op.copy_source())
-             << " (" << list(op.operands) << ") : " << op.type.str();
+        out_ << n(op.result()) << " = " << oi.name << " " << k_.memory_name(op.copy_destination()) << " <- "
+             << k_.memory_name(op.copy_source()) << " (" << list(op.operands) << ") : " << op.type.str();
         break;
       case OpCategory::AsyncWait:
         out_ << oi.name;
@@ -207,12 +207,12 @@ class Printer {
         break;
       }
       case OpCategory::LocalLoad:
-        out_ << n(op.result()) << " = " << k_.locals[op.local_array()].name << "#" << op.local_array() << "[" << n(op.operands[0])
-             << "] : " << op.type.str();
+        out_ << n(op.result()) << " = " << k_.locals[op.local_array()].name << "#" << op.local_array() << "["
+             << n(op.operands[0]) << "] : " << op.type.str();
         break;
       case OpCategory::LocalStore:
-        out_ << k_.locals[op.local_array()].name << "#" << op.local_array() << "[" << n(op.operands[0]) << "] = " << n(op.operands[1])
-             << " : " << k_.locals[op.local_array()].elem.str();
+        out_ << k_.locals[op.local_array()].name << "#" << op.local_array() << "[" << n(op.operands[0])
+             << "] = " << n(op.operands[1]) << " : " << k_.locals[op.local_array()].elem.str();
         break;
       case OpCategory::VecExtract:
       case OpCategory::MatColumn:

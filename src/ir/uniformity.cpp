@@ -16,9 +16,12 @@ Uniformity query_level(ThreadQuery q) {
     case ThreadQuery::ThreadPositionInGrid:
     case ThreadQuery::ThreadPositionInThreadgroup:
     case ThreadQuery::ThreadIndexInThreadgroup:
-    case ThreadQuery::ThreadIndexInSimdgroup: return Uniformity::Varying;
-    case ThreadQuery::SimdgroupIndexInThreadgroup: return Uniformity::Simdgroup;
-    default: return Uniformity::Uniform;
+    case ThreadQuery::ThreadIndexInSimdgroup:
+      return Uniformity::Varying;
+    case ThreadQuery::SimdgroupIndexInThreadgroup:
+      return Uniformity::Simdgroup;
+    default:
+      return Uniformity::Uniform;
   }
 }
 
@@ -67,7 +70,9 @@ class Analysis {
   void op(const Op& op, Uniformity ctrl) {
     const OpCategory cat = op.info().category;
     switch (cat) {
-      case OpCategory::LocalAlloc: raise_local(op.local_array(), join(ctrl, of(op.operands[0]))); return;
+      case OpCategory::LocalAlloc:
+        raise_local(op.local_array(), join(ctrl, of(op.operands[0])));
+        return;
       case OpCategory::LocalStore:
         raise_local(op.local_array(), join(ctrl, join(of(op.operands[0]), of(op.operands[1]))));
         return;
@@ -105,14 +110,18 @@ class Analysis {
         region(body, join(ctrl, c));
         return;
       }
-      default: break;
+      default:
+        break;
     }
     if (op.results.empty()) return;
     Uniformity u = Uniformity::Uniform;
     switch (cat) {
       case OpCategory::Constant:
-      case OpCategory::Param: break;
-      case OpCategory::ThreadQuery: u = query_level(op.query()); break;
+      case OpCategory::Param:
+        break;
+      case OpCategory::ThreadQuery:
+        u = query_level(op.query());
+        break;
       case OpCategory::GroupReduce:
         u = collective_info(op.code).width == 32 ? Uniformity::Simdgroup : Uniformity::Varying;
         break;
@@ -120,13 +129,21 @@ class Analysis {
         u = op.code == OpCode::SimdBroadcast ? join(Uniformity::Simdgroup, of(op.operands[1])) : Uniformity::Varying;
         break;
       case OpCategory::GroupScan:
-      case OpCategory::Atomic: u = Uniformity::Varying; break;
+      case OpCategory::Atomic:
+        u = Uniformity::Varying;
+        break;
       case OpCategory::MatrixLoad:
       case OpCategory::MatrixFill:
       case OpCategory::MatrixMma:
-      case OpCategory::AsyncCopy: u = Uniformity::Simdgroup; break;
-      case OpCategory::LocalLoad: u = join(of(op.operands[0]), locals_.at(static_cast<size_t>(op.local_array()))); break;
-      default: u = all(op.operands); break;
+      case OpCategory::AsyncCopy:
+        u = Uniformity::Simdgroup;
+        break;
+      case OpCategory::LocalLoad:
+        u = join(of(op.operands[0]), locals_.at(static_cast<size_t>(op.local_array())));
+        break;
+      default:
+        u = all(op.operands);
+        break;
     }
     for (ValueId r : op.results) raise(r, u);
   }
@@ -173,17 +190,22 @@ class Checker {
         sub(op.regions[1], c);
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
 
   [[noreturn]] void fail(const Op& op, const Op* culprit, Uniformity need) const {
     std::string where = k_.location(op).str();
     std::string text = where.empty() ? "" : where + ": ";
-    text += "kernel '" + k_.name + "': " + op.info().name + ": reached under control flow that differs between the "
-            "threads of a " + (need == Uniformity::Uniform ? "threadgroup" : "simdgroup");
+    text += "kernel '" + k_.name + "': " + op.info().name +
+            ": reached under control flow that differs between the "
+            "threads of a " +
+            (need == Uniformity::Uniform ? "threadgroup" : "simdgroup");
     if (culprit) {
-      const char* what = culprit->code == OpCode::For ? "for_range bounds" : culprit->code == OpCode::If ? "if_ condition" : "while_ condition";
+      const char* what = culprit->code == OpCode::For  ? "for_range bounds"
+                         : culprit->code == OpCode::If ? "if_ condition"
+                                                       : "while_ condition";
       std::string cw = k_.location(*culprit).str();
       text += std::string(" (the ") + what + (cw.empty() ? "" : " at " + cw) + " depend on the thread)";
     }

@@ -78,12 +78,15 @@ class Verifier {
   void op(const Op& op) {
     const OpInfo& oi = op.info();
     if (oi.num_operands >= 0 && static_cast<int>(op.operands.size()) != oi.num_operands)
-      fail(&op, "expected " + std::to_string(oi.num_operands) + " operand(s), got " + std::to_string(op.operands.size()));
+      fail(&op,
+           "expected " + std::to_string(oi.num_operands) + " operand(s), got " + std::to_string(op.operands.size()));
     if (static_cast<int>(op.regions.size()) != oi.num_regions)
       fail(&op, "expected " + std::to_string(oi.num_regions) + " region(s), got " + std::to_string(op.regions.size()));
     for (ValueId v : op.operands) {
       type(op, v);
-      if (!defined_.count(v)) fail(&op, "operand %" + std::to_string(v) + " is used outside the region that defines it, or before its definition");
+      if (!defined_.count(v))
+        fail(&op,
+             "operand %" + std::to_string(v) + " is used outside the region that defines it, or before its definition");
     }
     const std::string bad_attrs = op.check(op.code);
     expect(op, bad_attrs.empty(), bad_attrs);
@@ -99,9 +102,10 @@ class Verifier {
         break;
       case OpCategory::Param:
         single_result();
-        expect(op, op.param_index() < static_cast<int>(k_.params.size()) &&
-                       k_.params[op.param_index()].kind == Param::Kind::Scalar &&
-                       k_.params[op.param_index()].type == op.type,
+        expect(op,
+               op.param_index() < static_cast<int>(k_.params.size()) &&
+                   k_.params[op.param_index()].kind == Param::Kind::Scalar &&
+                   k_.params[op.param_index()].type == op.type,
                "does not name a Scalar parameter of this dtype");
         break;
       case OpCategory::ThreadQuery:
@@ -168,7 +172,8 @@ class Verifier {
           expect(op, fits(op.type), "result must have the memory's element dtype (or be a 2- or 4-vector of it)");
         } else {
           expect(op, op.results.empty(), "store has no result");
-          expect(op, fits(operand(1)), "stored value must have the memory's element dtype (or be a 2- or 4-vector of it)");
+          expect(op, fits(operand(1)),
+                 "stored value must have the memory's element dtype (or be a 2- or 4-vector of it)");
         }
         break;
       }
@@ -187,8 +192,10 @@ class Verifier {
         expect(op, k_.valid_memory(op.memory()), "does not name a buffer parameter or threadgroup array");
         const DType& mt = k_.memory_type(op.memory());
         expect(op, operand(0).is_scalar() && is_integer(operand(0).elem), "index must be an integer scalar");
-        for (size_t i = 1; i < op.operands.size(); ++i) expect(op, operand(i) == mt, "values must have the memory's dtype");
-        if (op.code == OpCode::AtomicStore) expect(op, op.results.empty(), "atomic_store has no result");
+        for (size_t i = 1; i < op.operands.size(); ++i)
+          expect(op, operand(i) == mt, "values must have the memory's dtype");
+        if (op.code == OpCode::AtomicStore)
+          expect(op, op.results.empty(), "atomic_store has no result");
         else {
           single_result();
           expect(op, op.type == (op.code == OpCode::AtomicCompareExchange ? DType::scalar(Scalar::B1) : mt),
@@ -205,8 +212,10 @@ class Verifier {
                "matrix and memory element dtypes must match");
         expect(op, operand(first) == DType::scalar(Scalar::U32) && operand(first + 1) == DType::scalar(Scalar::U32),
                "origin and elements_per_row must be uint");
-        if (oi.category == OpCategory::MatrixLoad) single_result();
-        else expect(op, op.results.empty(), "store has no result");
+        if (oi.category == OpCategory::MatrixLoad)
+          single_result();
+        else
+          expect(op, op.results.empty(), "store has no result");
         break;
       }
       case OpCategory::MatrixFill:
@@ -216,21 +225,25 @@ class Verifier {
         break;
       case OpCategory::MatrixMma:
         single_result();
-        for (size_t i = 0; i < 3; ++i) expect(op, operand(i).kind == DType::Kind::SimdMatrix, "operands must be matrices");
+        for (size_t i = 0; i < 3; ++i)
+          expect(op, operand(i).kind == DType::Kind::SimdMatrix, "operands must be matrices");
         expect(op, operand(2) == op.type, "result dtype must be the accumulator's");
         break;
       case OpCategory::AsyncCopy:
         single_result();
-        expect(op, k_.valid_memory(op.copy_destination()) && k_.valid_memory(op.copy_source()) &&
-                       is_threadgroup_memory(op.copy_destination()) != is_threadgroup_memory(op.copy_source()),
+        expect(op,
+               k_.valid_memory(op.copy_destination()) && k_.valid_memory(op.copy_source()) &&
+                   is_threadgroup_memory(op.copy_destination()) != is_threadgroup_memory(op.copy_source()),
                "copies between a buffer parameter and a threadgroup array");
         expect(op, k_.memory_type(op.copy_destination()) == k_.memory_type(op.copy_source()), "element dtypes differ");
         expect(op, op.type == DType::scalar(Scalar::I64), "events are i64");
-        for (size_t i = 0; i < op.operands.size(); ++i) expect(op, operand(i) == DType::scalar(Scalar::U32), "operands must be uint");
+        for (size_t i = 0; i < op.operands.size(); ++i)
+          expect(op, operand(i) == DType::scalar(Scalar::U32), "operands must be uint");
         break;
       case OpCategory::AsyncWait:
         expect(op, op.results.empty(), "async_copy_wait has no result");
-        for (size_t i = 0; i < op.operands.size(); ++i) expect(op, operand(i) == DType::scalar(Scalar::I64), "expects events");
+        for (size_t i = 0; i < op.operands.size(); ++i)
+          expect(op, operand(i) == DType::scalar(Scalar::I64), "expects events");
         break;
       case OpCategory::For: {
         expect(op, op.operands.size() >= 3, "needs lo, hi, step");
@@ -313,8 +326,8 @@ class Verifier {
         break;
       case OpCategory::VecExtract:
         result();
-        expect(op, operand(0).is_vector() && op.component() < operand(0).lanes &&
-                       op.type == DType::scalar(operand(0).elem),
+        expect(op,
+               operand(0).is_vector() && op.component() < operand(0).lanes && op.type == DType::scalar(operand(0).elem),
                "extracts an existing lane of a vector");
         break;
       case OpCategory::MatMake:
@@ -325,8 +338,7 @@ class Verifier {
         break;
       case OpCategory::MatColumn:
         result();
-        expect(op, operand(0).is_matrix() && op.component() < operand(0).cols &&
-                       op.type == operand(0).column(),
+        expect(op, operand(0).is_matrix() && op.component() < operand(0).cols && op.type == operand(0).column(),
                "extracts an existing column of a matrix");
         break;
       case OpCategory::FuncConst: {
@@ -372,10 +384,12 @@ class Verifier {
 
   void check_yield(const Op& op, const Region& r, const std::vector<ValueId>& results) const {
     const Op& y = r.ops.back();
-    expect(op, y.operands.size() == results.size(), "yields " + std::to_string(y.operands.size()) +
-                                                        " value(s) for " + std::to_string(results.size()) + " result(s)");
+    expect(op, y.operands.size() == results.size(),
+           "yields " + std::to_string(y.operands.size()) + " value(s) for " + std::to_string(results.size()) +
+               " result(s)");
     for (size_t i = 0; i < results.size(); ++i)
-      expect(op, type(y, y.operands[i]) == type(op, results[i]), "yielded value " + std::to_string(i) + " changes dtype");
+      expect(op, type(y, y.operands[i]) == type(op, results[i]),
+             "yielded value " + std::to_string(i) + " changes dtype");
   }
 
   const Kernel& k_;

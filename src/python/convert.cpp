@@ -30,7 +30,8 @@ Operand to_operand(nb::handle h) {
     return Literal::of_uint(u);
   }
   if (PyFloat_Check(o)) return Literal::of_float(PyFloat_AsDouble(o));
-  std::string tname = nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(o))).attr("__name__")));
+  std::string tname =
+      nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(o))).attr("__name__")));
   throw nb::type_error(("Cannot convert " + tname + " to IRValue").c_str());
 }
 
@@ -52,10 +53,22 @@ ScalarArg scalar_arg(nb::handle h) {
   Operand o = to_operand(h);
   if (o.is_value()) throw RuntimeError("expected a Python number, got the traced value " + s.repr);
   switch (o.literal.kind) {
-    case Literal::Kind::Int: s.kind = ScalarArg::Kind::Int; s.i = o.literal.i; break;
-    case Literal::Kind::UInt: s.kind = ScalarArg::Kind::UInt; s.u = o.literal.u; break;
-    case Literal::Kind::Float: s.kind = ScalarArg::Kind::Float; s.f = o.literal.f; break;
-    case Literal::Kind::Bool: s.kind = ScalarArg::Kind::Bool; s.i = o.literal.i; break;
+    case Literal::Kind::Int:
+      s.kind = ScalarArg::Kind::Int;
+      s.i = o.literal.i;
+      break;
+    case Literal::Kind::UInt:
+      s.kind = ScalarArg::Kind::UInt;
+      s.u = o.literal.u;
+      break;
+    case Literal::Kind::Float:
+      s.kind = ScalarArg::Kind::Float;
+      s.f = o.literal.f;
+      break;
+    case Literal::Kind::Bool:
+      s.kind = ScalarArg::Kind::Bool;
+      s.i = o.literal.i;
+      break;
   }
   return s;
 }
@@ -81,6 +94,5 @@ std::optional<uint64_t> u64_arg(nb::handle h) {
   }
   return static_cast<uint64_t>(v);
 }
-
 
 }  // namespace enigma

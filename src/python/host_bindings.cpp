@@ -73,10 +73,13 @@ void bind_host(nb::module_& m) {
   nb::exception<KernelError>(m, "EnigmaError");
   // enigma.EnigmaTypeError / EnigmaValueError are defined in Python (they also
   // derive from TypeError / ValueError) and handed over by _set_error_types.
-  m.def("_set_error_types", [](nb::object type_error, nb::object value_error) {
-    g_type_error = type_error;
-    g_value_error = value_error;
-  }, "Hands over enigma.EnigmaTypeError and EnigmaValueError, raised for the core's validation errors.");
+  m.def(
+      "_set_error_types",
+      [](nb::object type_error, nb::object value_error) {
+        g_type_error = type_error;
+        g_value_error = value_error;
+      },
+      "Hands over enigma.EnigmaTypeError and EnigmaValueError, raised for the core's validation errors.");
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);

@@ -3,7 +3,6 @@
 // returns (shape, stride) pairs, so enigma/layout.py stays a thin wrapper.
 #include "bindings.h"
 
-
 #include "enigma/layout/int_tuple.h"
 #include "enigma/layout/layout.h"
 #include "enigma/layout/swizzle.h"
@@ -132,17 +131,11 @@ void bind_layout(nb::module_& m) {
              return a.value == y.value && a.modes == y.modes;
            })
       .def("__hash__", [](const ScaledBasis& b) { return nb::hash(nb::make_tuple(b.value, nb::cast(b.modes))); })
-      .def("__mul__",
-           [](const ScaledBasis& b, int64_t k) {
-             return ScaledBasis{b.value * k, b.modes};
-           })
-      .def("__rmul__", [](const ScaledBasis& b, int64_t k) {
-        return ScaledBasis{b.value * k, b.modes};
-      });
+      .def("__mul__", [](const ScaledBasis& b, int64_t k) { return ScaledBasis{b.value * k, b.modes}; })
+      .def("__rmul__", [](const ScaledBasis& b, int64_t k) { return ScaledBasis{b.value * k, b.modes}; });
 
   // ---- layouts ----
-  m.def(
-      "layout_make", [](nb::handle s, nb::handle d) { return out(to_layout(s, d)); }, "shape"_a, "stride"_a.none());
+  m.def("layout_make", [](nb::handle s, nb::handle d) { return out(to_layout(s, d)); }, "shape"_a, "stride"_a.none());
   m.def("layout_str", [](nb::handle s, nb::handle d) { return to_layout(s, d).str(); });
   m.def("layout_eval",
         [](nb::handle s, nb::handle d, nb::handle c) { return from_it(to_layout(s, d)(to_it(c, "coordinate"))); });

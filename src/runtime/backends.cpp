@@ -26,7 +26,8 @@ const Backend* find_backend(const std::string& name) {
 
 std::vector<const Backend*> backends_by_preference() {
   std::vector<const Backend*> out = backends();
-  std::stable_sort(out.begin(), out.end(), [](const Backend* a, const Backend* b) { return a->auto_rank < b->auto_rank; });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Backend* a, const Backend* b) { return a->auto_rank < b->auto_rank; });
   return out;
 }
 

@@ -101,8 +101,7 @@ int move_above_stdio(int& fd) {
 // the same time do not inherit our write end (which would delay our EOF until
 // those children exit). Returns 0 or an errno value.
 int make_pipe(int fds[2]) {
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) || \
-    defined(__DragonFly__)
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
   if (::pipe2(fds, O_CLOEXEC) != 0) return errno;
 #else
   // No pipe2 here: set the flag right after creation. The remaining window is
@@ -408,8 +407,8 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
   return result;
 }
 
-void compile_shared_library(const CxxCompiler& cc, const std::string& source,
-                            const std::vector<std::string>& flags, const fs::path& output) {
+void compile_shared_library(const CxxCompiler& cc, const std::string& source, const std::vector<std::string>& flags,
+                            const fs::path& output) {
   if (cc.command.empty()) throw RuntimeError("cannot compile C++: the compiler command is empty");
   // Absolute paths: a relative one starting with '-' would read as an option.
   std::error_code ec;
@@ -440,8 +439,8 @@ void compile_shared_library(const CxxCompiler& cc, const std::string& source,
   }
   if (result.term_signal != 0) {
     std::string hint = result.term_signal == SIGKILL ? " (often a sign that the system ran out of memory)" : "";
-    throw RuntimeError("C++ compiler was killed by signal " + std::to_string(result.term_signal) + hint + " (" +
-                       cmd + "):\n" + clipped(result.output, kMaxOutputInError));
+    throw RuntimeError("C++ compiler was killed by signal " + std::to_string(result.term_signal) + hint + " (" + cmd +
+                       "):\n" + clipped(result.output, kMaxOutputInError));
   }
   if (result.exit_code != 0) {
     throw RuntimeError("C++ compiler failed (" + cmd + "), exit " + std::to_string(result.exit_code) + ":\n" +

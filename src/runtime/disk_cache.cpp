@@ -36,8 +36,8 @@ constexpr mode_t kDirMode = 0700;
 constexpr mode_t kFileMode = 0600;
 
 [[noreturn]] void io_error(const std::string& what, const fs::path& path, int err) {
-  throw RuntimeError("disk cache: cannot " + what + " '" + path.string() + "': " +
-                     std::generic_category().message(err));
+  throw RuntimeError("disk cache: cannot " + what + " '" + path.string() +
+                     "': " + std::generic_category().message(err));
 }
 
 void validate_key(const std::string& key) {
@@ -411,7 +411,7 @@ fs::path DiskCache::fetch(const std::string& key, const std::string& filename,
   } catch (const Interrupted&) {
     throw;
   } catch (const std::exception& e) {
-    if (producing) throw;  // the build itself failed: not a cache problem
+    if (producing) throw;              // the build itself failed: not a cache problem
     if (is_private_root(root)) throw;  // nowhere else to go
     warn_once("the kernel cache '" + root.string() + "' cannot be used (" + e.what() +
               "); compiled kernels are kept in a private temporary folder for this process instead");
@@ -433,9 +433,12 @@ std::optional<fs::path> DiskCache::lookup(const std::string& key, const std::str
   Fd root_fd = open_trusted_root(root_);
   fs::path bad;
   switch (check_entry(root_fd.get(), root_, key, filename, &bad)) {
-    case Found::Missing: return std::nullopt;
-    case Found::Valid: return root_ / key.substr(0, 2) / key / filename;
-    case Found::Corrupt: break;
+    case Found::Missing:
+      return std::nullopt;
+    case Found::Valid:
+      return root_ / key.substr(0, 2) / key / filename;
+    case Found::Corrupt:
+      break;
   }
   struct stat seen;
   if (::lstat(bad.c_str(), &seen) == 0) discard_entry(root_, bad, seen);

@@ -29,8 +29,8 @@ static std::string device_error_prefix(const std::string& device) {
 
 std::string dispatch_error(const std::string& device, const std::string& kernel, Dim3 grid, Dim3 threads,
                            const std::string& code, const std::string& description) {
-  return device_error_prefix(device) + "dispatch failed: " + description + "\n  kernel: " + kernel + "\n  grid: " + grid.str() +
-         "\n  threads: " + threads.str() + "\n  device: " + device + "\n  error: " + code;
+  return device_error_prefix(device) + "dispatch failed: " + description + "\n  kernel: " + kernel +
+         "\n  grid: " + grid.str() + "\n  threads: " + threads.str() + "\n  device: " + device + "\n  error: " + code;
 }
 
 std::string out_of_bounds_error(const std::string& device, const Kernel& k, Dim3 grid, Dim3 threads,
@@ -135,8 +135,10 @@ std::shared_ptr<Device> open_device(const std::string& spec_in) {
       expected += (expected.empty() ? "" : ", ") + std::string(c->name);
       if (c->numbered) expected += ", " + std::string(c->name) + ":N";
     }
-    throw RuntimeError("unknown device '" + spec + "'; expected one of: " + expected + " (built into this "
-                       "installation: " + built_backends() + ")");
+    throw RuntimeError("unknown device '" + spec + "'; expected one of: " + expected +
+                       " (built into this "
+                       "installation: " +
+                       built_backends() + ")");
   }
   OpenDevices& d = open_devices();
   std::lock_guard<std::mutex> lock(d.mu);
@@ -150,7 +152,8 @@ std::shared_ptr<Device> open_device(const std::string& spec_in) {
 }
 
 std::unique_ptr<DeviceBuffer> Device::wrap(uint64_t, uint64_t) {
-  throw RuntimeError("device '" + name() + "' cannot use GPU memory of another device directly; pass a host "
+  throw RuntimeError("device '" + name() +
+                     "' cannot use GPU memory of another device directly; pass a host "
                      "array (e.g. numpy) instead");
 }
 
@@ -229,7 +232,8 @@ uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const 
   Scalar t = p.type.elem;
   auto bad = [&](const std::string& why, ValidationError::Kind kind = ValidationError::Kind::Type) {
     return ValidationError(kind, std::string(api) + ": kernel '" + k.name + "' " +
-                        (what.empty() ? "Scalar parameter '" + p.name + "'" : what) + " (" + p.type.str() + ") " + why);
+                                     (what.empty() ? "Scalar parameter '" + p.name + "'" : what) + " (" + p.type.str() +
+                                     ") " + why);
   };
   Const c;
   Scalar from = Scalar::I64;
@@ -238,9 +242,18 @@ uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const 
       if (!is_float(t)) throw bad("needs an integer value, got the float " + a.repr);
       c.f = a.f;
       return const_bits(t, normalize_const(t, c));
-    case ScalarArg::Kind::Bool: c.i = a.i; from = Scalar::B1; break;
-    case ScalarArg::Kind::UInt: c.i = static_cast<int64_t>(a.u); from = Scalar::U64; break;
-    case ScalarArg::Kind::Int: c.i = a.i; from = Scalar::I64; break;
+    case ScalarArg::Kind::Bool:
+      c.i = a.i;
+      from = Scalar::B1;
+      break;
+    case ScalarArg::Kind::UInt:
+      c.i = static_cast<int64_t>(a.u);
+      from = Scalar::U64;
+      break;
+    case ScalarArg::Kind::Int:
+      c.i = a.i;
+      from = Scalar::I64;
+      break;
   }
   if (is_float(t)) {
     c.f = a.kind == ScalarArg::Kind::UInt ? static_cast<double>(a.u) : static_cast<double>(a.i);
@@ -259,8 +272,10 @@ uint64_t scalar_bits(const Kernel& k, const Param& p, const ScalarArg& a, const 
     ok = !is_signed_int(t) && bits == 64;
   } else {
     int64_t v = c.i;
-    if (is_signed_int(t)) ok = bits == 64 || (v >= -(int64_t{1} << (bits - 1)) && v < (int64_t{1} << (bits - 1)));
-    else ok = v >= 0 && (bits == 64 || v < (int64_t{1} << bits));
+    if (is_signed_int(t))
+      ok = bits == 64 || (v >= -(int64_t{1} << (bits - 1)) && v < (int64_t{1} << (bits - 1)));
+    else
+      ok = v >= 0 && (bits == 64 || v < (int64_t{1} << bits));
   }
   if (!ok) throw bad("cannot hold " + a.repr + " (out of range)", ValidationError::Kind::Value);
   return const_bits(t, convert_const(c, from, t));
@@ -281,12 +296,15 @@ ConstantValues constant_values(const Kernel& k, const std::vector<ConstantArg>& 
     const FunctionConstant* decl = nullptr;
     for (const FunctionConstant& fc : k.function_constants)
       if (fc.index == a.index) decl = &fc;
-    if (!decl) throw ValidationError(ValidationError::Kind::Value, where + " declares no function constant " + std::to_string(a.index) +
-                                  " (it declares: " + declared() + ")");
+    if (!decl)
+      throw ValidationError(
+          ValidationError::Kind::Value,
+          where + " declares no function constant " + std::to_string(a.index) + " (it declares: " + declared() + ")");
     std::optional<Scalar> t = parse_scalar(a.type_name);
     if (!t || *t != decl->type.elem)
-      throw ValidationError(ValidationError::Kind::Type, where + " declares function constant " + std::to_string(a.index) + " as " +
-                         decl->type.str() + ", but the value is given as '" + a.type_name + "'");
+      throw ValidationError(ValidationError::Kind::Type, where + " declares function constant " +
+                                                             std::to_string(a.index) + " as " + decl->type.str() +
+                                                             ", but the value is given as '" + a.type_name + "'");
     Param p{"function constant " + std::to_string(a.index), Param::Kind::Scalar, decl->type, false};
     uint64_t bits;
     if (*t == Scalar::B1) {  // any number: true when not zero
@@ -301,9 +319,10 @@ ConstantValues constant_values(const Kernel& k, const std::vector<ConstantArg>& 
     bool found = false;
     for (const auto& [index, c] : out) found = found || index == fc.index;
     if (!found)
-      throw ValidationError(ValidationError::Kind::Value, api + ": kernel '" + k.name + "' uses function constant " + std::to_string(fc.index) +
-                         " (" + fc.type.str() + "), but constants= gives it no value; pass constants={" +
-                         std::to_string(fc.index) + ": ('" + fc.type.str() + "', value)}");
+      throw ValidationError(ValidationError::Kind::Value,
+                            api + ": kernel '" + k.name + "' uses function constant " + std::to_string(fc.index) +
+                                " (" + fc.type.str() + "), but constants= gives it no value; pass constants={" +
+                                std::to_string(fc.index) + ": ('" + fc.type.str() + "', value)}");
   }
   return out;
 }
@@ -332,13 +351,14 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
               std::to_string(scalars.size()));
   }
   if (total != P) {
-    throw ValidationError(ValidationError::Kind::Value, device_error_prefix(device_->name()) + api_ + ": kernel '" + k.name + "' has " + std::to_string(P) +
-                       " parameter(s), but got " + std::to_string(inputs.size()) + " input(s) + " +
-                       std::to_string(scalars.size()) + " scalar(s) + " + std::to_string(output_sizes.size()) +
-                       " output buffer(s) = " + std::to_string(total) + ".\n  kernel '" + k.name +
-                       "' params: " + param_list(k) +
-                       "\nOutputs are appended AFTER inputs in the bind list. Pass every kernel parameter exactly "
-                       "once across inputs= / scalars= / output_size(s).");
+    throw ValidationError(
+        ValidationError::Kind::Value,
+        device_error_prefix(device_->name()) + api_ + ": kernel '" + k.name + "' has " + std::to_string(P) +
+            " parameter(s), but got " + std::to_string(inputs.size()) + " input(s) + " +
+            std::to_string(scalars.size()) + " scalar(s) + " + std::to_string(output_sizes.size()) +
+            " output buffer(s) = " + std::to_string(total) + ".\n  kernel '" + k.name + "' params: " + param_list(k) +
+            "\nOutputs are appended AFTER inputs in the bind list. Pass every kernel parameter exactly "
+            "once across inputs= / scalars= / output_size(s).");
   }
   num_outputs_ = output_sizes.size();
   first_output_ = P - num_outputs_;
@@ -361,13 +381,14 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
     const HostArray& a = inputs[next_input];
     if (!input_dtype_ok(p.type, a.dtype))
       throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') must hold " + p.type.str() +
-                " elements (" + numpy_of(p.type) + "), got an array of " + a.dtype +
-                (a.shape.empty() ? "" : " with shape " + a.shape), ValidationError::Kind::Type);
+                    " elements (" + numpy_of(p.type) + "), got an array of " + a.dtype +
+                    (a.shape.empty() ? "" : " with shape " + a.shape),
+                ValidationError::Kind::Type);
     uint64_t elem = static_cast<uint64_t>(p.type.size_bytes());
     if (a.bytes % elem != 0)
-      throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') has " +
-                std::to_string(a.bytes) + " bytes, not a whole number of " + p.type.str() + " elements (" +
-                std::to_string(elem) + " bytes each)");
+      throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') has " + std::to_string(a.bytes) +
+                " bytes, not a whole number of " + p.type.str() + " elements (" + std::to_string(elem) +
+                " bytes each)");
     if (a.bytes > caps.max_buffer_bytes)
       throw err("input " + std::to_string(next_input) + " (parameter '" + p.name + "') has " + std::to_string(a.bytes) +
                 " bytes, more than the device allows in one buffer (" + std::to_string(caps.max_buffer_bytes) + ")");
@@ -383,8 +404,8 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
                 std::to_string(caps.max_buffer_bytes) + " bytes)");
     uint64_t elem = static_cast<uint64_t>(p.type.size_bytes());
     if (sz % elem != 0)
-      throw err(what + " is " + std::to_string(sz) + " bytes, not a whole number of " + p.type.str() +
-                " elements (" + std::to_string(elem) + " bytes each) for parameter '" + p.name + "'");
+      throw err(what + " is " + std::to_string(sz) + " bytes, not a whole number of " + p.type.str() + " elements (" +
+                std::to_string(elem) + " bytes each) for parameter '" + p.name + "'");
   }
   // All buffers together must fit the memory available now (checked before
   // allocating: buffers are zero-filled lazily, so nothing is touched up
@@ -393,16 +414,16 @@ PreparedLaunch::PreparedLaunch(std::shared_ptr<Device> device, std::shared_ptr<C
   bool overflow = false;
   for (const HostArray& a : inputs)
     if (a.device_ptr == 0) overflow |= __builtin_add_overflow(needed, a.bytes, &needed);
-  for (uint64_t sz : output_sizes) overflow |= __builtin_add_overflow(needed, sz, &needed) ||
-                                               __builtin_add_overflow(needed, sz, &needed);
+  for (uint64_t sz : output_sizes)
+    overflow |= __builtin_add_overflow(needed, sz, &needed) || __builtin_add_overflow(needed, sz, &needed);
   // Small launches skip the query (reading /proc/meminfo costs more than they do).
   constexpr uint64_t kUncheckedBytes = uint64_t{64} << 20;
   const uint64_t available = overflow || needed > kUncheckedBytes ? device_->available_memory() : UINT64_MAX;
   if (overflow || needed > available)
     throw err("needs " + (overflow ? std::string("more than 2^64") : std::to_string(needed)) +
               " bytes of memory for its buffers (inputs, plus outputs counted twice: the buffer and the copy "
-              "read back), more than " + device_->name() + " has available now (" + std::to_string(available) +
-              " bytes)");
+              "read back), more than " +
+              device_->name() + " has available now (" + std::to_string(available) + " bytes)");
   const uint64_t tg_bytes = k.threadgroup_memory_bytes();
   if (tg_bytes > caps.max_threadgroup_memory) {
     std::string arrays;
@@ -488,14 +509,13 @@ double PreparedLaunch::run(Dim3 grid, Dim3 threads, bool wait) {
   return device_->launch(kernel_->kernel(), *program_, args_, grid, threads);
 }
 
-uint64_t PreparedLaunch::output_size(size_t i) const {
-  return buffers_.at(first_output_ + i)->size();
-}
+uint64_t PreparedLaunch::output_size(size_t i) const { return buffers_.at(first_output_ + i)->size(); }
 
 void PreparedLaunch::read_output(size_t i, void* dst) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (released_) fail("this PreparedKernel was released; prepare() it again");
-  if (i >= num_outputs_) fail("no output " + std::to_string(i) + " (the kernel has " + std::to_string(num_outputs_) + ")");
+  if (i >= num_outputs_)
+    fail("no output " + std::to_string(i) + " (the kernel has " + std::to_string(num_outputs_) + ")");
   const DeviceBuffer& b = *buffers_[first_output_ + i];
   device_->download(b, dst, b.size());
 }
@@ -506,13 +526,14 @@ void PreparedLaunch::set_scalars(const std::vector<ScalarArg>& scalars) {
   const Kernel& k = kernel_->kernel();
   const size_t S = static_cast<size_t>(k.num_scalar_params());
   if (scalars.size() != S)
-    throw ValidationError(ValidationError::Kind::Value, "dispatch: kernel '" + k.name + "' expects " + std::to_string(S) +
-                                                            " scalar(s) (one per Scalar parameter), got " +
-                                                            std::to_string(scalars.size()));
+    throw ValidationError(ValidationError::Kind::Value,
+                          "dispatch: kernel '" + k.name + "' expects " + std::to_string(S) +
+                              " scalar(s) (one per Scalar parameter), got " + std::to_string(scalars.size()));
   std::vector<uint64_t> bits;
   size_t next = 0;
   for (size_t i = 0; i < first_output_; ++i)
-    if (k.params[i].kind == Param::Kind::Scalar) bits.push_back(scalar_bits(k, k.params[i], scalars[next++], "dispatch"));
+    if (k.params[i].kind == Param::Kind::Scalar)
+      bits.push_back(scalar_bits(k, k.params[i], scalars[next++], "dispatch"));
   next = 0;
   for (size_t i = 0; i < first_output_; ++i)
     if (k.params[i].kind == Param::Kind::Scalar) args_[i].scalar_bits = bits[next++];

@@ -231,8 +231,7 @@ ThreadPool::~ThreadPool() {
   for (auto& t : state_->threads) t.join();
 }
 
-void ThreadPool::parallel_for(uint64_t n, uint64_t min_chunk,
-                              const std::function<void(uint64_t, uint64_t)>& body) {
+void ThreadPool::parallel_for(uint64_t n, uint64_t min_chunk, const std::function<void(uint64_t, uint64_t)>& body) {
   if (n == 0) return;
   min_chunk = std::max<uint64_t>(min_chunk, 1);
   const uint64_t max_chunk = min_chunk > UINT64_MAX / kMaxChunkFactor ? min_chunk : min_chunk * kMaxChunkFactor;

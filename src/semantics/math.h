@@ -95,12 +95,12 @@ EN_VEC_BINOP(|, static_cast<T>(a.v[i] | b.v[i]))
 EN_VEC_BINOP(^, static_cast<T>(a.v[i] ^ b.v[i]))
 #undef EN_VEC_BINOP
 
-#define EN_VEC_CMP(op)                                                                \
-  template <class T, int N>                                                           \
-  EN_FN en_vec<bool, N> operator op(const en_vec<T, N>& a, const en_vec<T, N>& b) {   \
-    en_vec<bool, N> r;                                                                \
-    for (int i = 0; i < N; ++i) r.v[i] = a.v[i] op b.v[i];                            \
-    return r;                                                                         \
+#define EN_VEC_CMP(op)                                                              \
+  template <class T, int N>                                                         \
+  EN_FN en_vec<bool, N> operator op(const en_vec<T, N>& a, const en_vec<T, N>& b) { \
+    en_vec<bool, N> r;                                                              \
+    for (int i = 0; i < N; ++i) r.v[i] = a.v[i] op b.v[i];                          \
+    return r;                                                                       \
   }
 EN_VEC_CMP(==)
 EN_VEC_CMP(!=)
@@ -114,8 +114,10 @@ template <class T, int N>
 EN_FN en_vec<T, N> operator-(const en_vec<T, N>& a) {
   en_vec<T, N> r;
   for (int i = 0; i < N; ++i) {
-    if constexpr (en_traits<T>::is_int) r.v[i] = static_cast<T>(0 - static_cast<typename en_traits<T>::uint>(a.v[i]));
-    else r.v[i] = -a.v[i];
+    if constexpr (en_traits<T>::is_int)
+      r.v[i] = static_cast<T>(0 - static_cast<typename en_traits<T>::uint>(a.v[i]));
+    else
+      r.v[i] = -a.v[i];
   }
   return r;
 }
@@ -124,8 +126,10 @@ template <class T, int N>
 EN_FN en_vec<T, N> operator~(const en_vec<T, N>& a) {
   en_vec<T, N> r;
   for (int i = 0; i < N; ++i) {
-    if constexpr (en_same<T, bool>::value) r.v[i] = !a.v[i];
-    else r.v[i] = static_cast<T>(~a.v[i]);
+    if constexpr (en_same<T, bool>::value)
+      r.v[i] = !a.v[i];
+    else
+      r.v[i] = static_cast<T>(~a.v[i]);
   }
   return r;
 }
@@ -142,26 +146,26 @@ EN_FN en_vec<T, N> en_select(const en_vec<bool, N>& c, const en_vec<T, N>& a, co
 }
 
 // Lane-wise forms of the scalar helpers (numbers.h and below).
-#define EN_LANEWISE1(fn)                                              \
-  template <class T, int N>                                           \
-  EN_FN auto fn(const en_vec<T, N>& a) {                              \
-    en_vec<decltype(fn(a.v[0])), N> r;                                \
-    for (int i = 0; i < N; ++i) r.v[i] = fn(a.v[i]);                  \
-    return r;                                                         \
+#define EN_LANEWISE1(fn)                             \
+  template <class T, int N>                          \
+  EN_FN auto fn(const en_vec<T, N>& a) {             \
+    en_vec<decltype(fn(a.v[0])), N> r;               \
+    for (int i = 0; i < N; ++i) r.v[i] = fn(a.v[i]); \
+    return r;                                        \
   }
-#define EN_LANEWISE2(fn)                                                       \
-  template <class T, int N>                                                    \
-  EN_FN auto fn(const en_vec<T, N>& a, const en_vec<T, N>& b) {                \
-    en_vec<decltype(fn(a.v[0], b.v[0])), N> r;                                 \
-    for (int i = 0; i < N; ++i) r.v[i] = fn(a.v[i], b.v[i]);                   \
-    return r;                                                                  \
+#define EN_LANEWISE2(fn)                                        \
+  template <class T, int N>                                     \
+  EN_FN auto fn(const en_vec<T, N>& a, const en_vec<T, N>& b) { \
+    en_vec<decltype(fn(a.v[0], b.v[0])), N> r;                  \
+    for (int i = 0; i < N; ++i) r.v[i] = fn(a.v[i], b.v[i]);    \
+    return r;                                                   \
   }
-#define EN_LANEWISE3(fn)                                                                       \
-  template <class T, int N>                                                                    \
-  EN_FN auto fn(const en_vec<T, N>& a, const en_vec<T, N>& b, const en_vec<T, N>& c) {         \
-    en_vec<decltype(fn(a.v[0], b.v[0], c.v[0])), N> r;                                         \
-    for (int i = 0; i < N; ++i) r.v[i] = fn(a.v[i], b.v[i], c.v[i]);                           \
-    return r;                                                                                  \
+#define EN_LANEWISE3(fn)                                                               \
+  template <class T, int N>                                                            \
+  EN_FN auto fn(const en_vec<T, N>& a, const en_vec<T, N>& b, const en_vec<T, N>& c) { \
+    en_vec<decltype(fn(a.v[0], b.v[0], c.v[0])), N> r;                                 \
+    for (int i = 0; i < N; ++i) r.v[i] = fn(a.v[i], b.v[i], c.v[i]);                   \
+    return r;                                                                          \
   }
 
 EN_LANEWISE2(en_div)
@@ -276,15 +280,23 @@ EN_FN bool en_isnormal_h(float x) { return en_isfinite(x) && EN_LIBM(fabs)(x) >=
 template <class T, typename en_enable_if<en_traits<T>::is_int, int>::type = 0>
 EN_FN T en_abs(T x) {
   typedef typename en_traits<T>::uint U;
-  if constexpr (en_traits<T>::is_signed) return x < 0 ? static_cast<T>(static_cast<U>(U(0) - static_cast<U>(x))) : x;
-  else return x;
+  if constexpr (en_traits<T>::is_signed)
+    return x < 0 ? static_cast<T>(static_cast<U>(U(0) - static_cast<U>(x))) : x;
+  else
+    return x;
 }
 template <class T, typename en_enable_if<en_traits<T>::is_int, int>::type = 0>
-EN_FN T en_min(T a, T b) { return b < a ? b : a; }
+EN_FN T en_min(T a, T b) {
+  return b < a ? b : a;
+}
 template <class T, typename en_enable_if<en_traits<T>::is_int, int>::type = 0>
-EN_FN T en_max(T a, T b) { return b > a ? b : a; }
+EN_FN T en_max(T a, T b) {
+  return b > a ? b : a;
+}
 template <class T, typename en_enable_if<en_traits<T>::is_int, int>::type = 0>
-EN_FN T en_clamp(T x, T lo, T hi) { return en_min(en_max(x, lo), hi); }
+EN_FN T en_clamp(T x, T lo, T hi) {
+  return en_min(en_max(x, lo), hi);
+}
 template <class T>
 EN_FN T en_absdiff(T a, T b) {
   typedef typename en_traits<T>::uint U;
@@ -308,8 +320,10 @@ EN_FN T en_extract_bits(T x, unsigned offset, unsigned bits) {
   const unsigned w = en_traits<T>::width;
   if (bits == 0) return 0;
   U up = static_cast<U>(static_cast<U>(x) << (w - offset - bits));  // field at the top
-  if constexpr (en_traits<T>::is_signed) return static_cast<T>(static_cast<T>(up) >> (w - bits));
-  else return static_cast<T>(up >> (w - bits));
+  if constexpr (en_traits<T>::is_signed)
+    return static_cast<T>(static_cast<T>(up) >> (w - bits));
+  else
+    return static_cast<T>(up >> (w - bits));
 }
 template <class T>
 EN_FN T en_insert_bits(T base, T insert, unsigned offset, unsigned bits) {
@@ -322,6 +336,7 @@ EN_FN T en_insert_bits(T base, T insert, unsigned offset, unsigned bits) {
                                        (static_cast<U>(static_cast<U>(insert) << offset) & mask)));
 }
 
+// clang-format off: the lists are laid out by hand
 #define EN_MATH_LANEWISE1(X) X(en_sqrt) X(en_rsqrt) X(en_ceil) X(en_floor) X(en_round) X(en_trunc) X(en_exp) \
   X(en_exp2) X(en_log) X(en_log2) X(en_log10) X(en_sin) X(en_cos) X(en_tan) X(en_asin) X(en_acos) X(en_atan)  \
   X(en_sinh) X(en_cosh) X(en_tanh) X(en_asinh) X(en_acosh) X(en_atanh) X(en_expm1) X(en_log1p) X(en_abs) X(en_saturate) X(en_sign) X(en_fract) X(en_fract_h)             \
@@ -330,6 +345,7 @@ EN_FN T en_insert_bits(T base, T insert, unsigned offset, unsigned bits) {
 #define EN_MATH_LANEWISE2(X) X(en_pow) X(en_fmod) X(en_atan2) X(en_copysign) X(en_fmin) X(en_fmax) X(en_step) \
   X(en_min) X(en_max) X(en_absdiff) X(en_addsat) X(en_subsat) X(en_mulhi) X(en_rotate)
 #define EN_MATH_LANEWISE3(X) X(en_fma) X(en_clamp) X(en_mix) X(en_smoothstep) X(en_madsat)
+// clang-format on
 EN_MATH_LANEWISE1(EN_LANEWISE1)
 EN_MATH_LANEWISE2(EN_LANEWISE2)
 EN_MATH_LANEWISE3(EN_LANEWISE3)
@@ -358,12 +374,18 @@ EN_FN float en_dot(const en_vec<float, N>& a, const en_vec<float, N>& b) {
   return s;
 }
 template <int N>
-EN_FN float en_length(const en_vec<float, N>& v) { return EN_LIBM(sqrt)(en_dot(v, v)); }
+EN_FN float en_length(const en_vec<float, N>& v) {
+  return EN_LIBM(sqrt)(en_dot(v, v));
+}
 template <int N>
-EN_FN float en_distance(const en_vec<float, N>& a, const en_vec<float, N>& b) { return en_length(a - b); }
+EN_FN float en_distance(const en_vec<float, N>& a, const en_vec<float, N>& b) {
+  return en_length(a - b);
+}
 // v / |v|: a zero vector gives NaN lanes (0 * inf).
 template <int N>
-EN_FN en_vec<float, N> en_normalize(const en_vec<float, N>& v) { return v * en_vec<float, N>(en_rsqrt(en_dot(v, v))); }
+EN_FN en_vec<float, N> en_normalize(const en_vec<float, N>& v) {
+  return v * en_vec<float, N>(en_rsqrt(en_dot(v, v)));
+}
 EN_FN en_vec<float, 3> en_cross(const en_vec<float, 3>& a, const en_vec<float, 3>& b) {
   return en_vec<float, 3>(a.v[1] * b.v[2] - a.v[2] * b.v[1], a.v[2] * b.v[0] - a.v[0] * b.v[2],
                           a.v[0] * b.v[1] - a.v[1] * b.v[0]);
@@ -488,7 +510,9 @@ EN_FN en_mat<T, R, C> en_transpose(const en_mat<T, C, R>& m) {
   return r;
 }
 // Cofactor expansion along the first column (element m[col][row]).
-EN_FN float en_determinant(const en_mat<float, 2, 2>& m) { return m.c[0].v[0] * m.c[1].v[1] - m.c[1].v[0] * m.c[0].v[1]; }
+EN_FN float en_determinant(const en_mat<float, 2, 2>& m) {
+  return m.c[0].v[0] * m.c[1].v[1] - m.c[1].v[0] * m.c[0].v[1];
+}
 EN_FN float en_det3(float a0, float a1, float a2, float b0, float b1, float b2, float c0, float c1, float c2) {
   // columns a, b, c
   return a0 * (b1 * c2 - c1 * b2) - a1 * (b0 * c2 - c0 * b2) + a2 * (b0 * c1 - c0 * b1);

@@ -77,15 +77,19 @@ template <class T>
 EN_FN T en_addsat(T a, T b) {
   T r;
   if (!__builtin_add_overflow(a, b, &r)) return r;
-  if constexpr (std::is_signed_v<T>) return b > 0 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
-  else return std::numeric_limits<T>::max();
+  if constexpr (std::is_signed_v<T>)
+    return b > 0 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
+  else
+    return std::numeric_limits<T>::max();
 }
 template <class T>
 EN_FN T en_subsat(T a, T b) {
   T r;
   if (!__builtin_sub_overflow(a, b, &r)) return r;
-  if constexpr (std::is_signed_v<T>) return b < 0 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
-  else return std::numeric_limits<T>::min();
+  if constexpr (std::is_signed_v<T>)
+    return b < 0 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
+  else
+    return std::numeric_limits<T>::min();
 }
 // The high half of the full product.
 template <class T>

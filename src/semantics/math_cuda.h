@@ -17,15 +17,15 @@ template <class T>
 struct en_traits {
   static const bool is_int = false;
 };
-#define EN_INT_TRAITS(T, U, W, S, MN, MX)            \
-  template <>                                         \
-  struct en_traits<T> {                               \
-    typedef U uint;                                   \
-    static const bool is_int = true;                  \
-    static const bool is_signed = S;                  \
-    static const int width = W;                       \
-    static constexpr T min() { return MN; }           \
-    static constexpr T max() { return MX; }           \
+#define EN_INT_TRAITS(T, U, W, S, MN, MX)   \
+  template <>                               \
+  struct en_traits<T> {                     \
+    typedef U uint;                         \
+    static const bool is_int = true;        \
+    static const bool is_signed = S;        \
+    static const int width = W;             \
+    static constexpr T min() { return MN; } \
+    static constexpr T max() { return MX; } \
   };
 EN_INT_TRAITS(en_i8, en_u8, 8, true, -128, 127)
 EN_INT_TRAITS(en_u8, en_u8, 8, false, 0, 255)
@@ -92,7 +92,9 @@ template <class T>
 EN_FN T en_addsat(T a, T b) {
   if constexpr (en_traits<T>::width < 64) {
     en_i64 r = static_cast<en_i64>(a) + static_cast<en_i64>(b);
-    return r > en_traits<T>::max() ? en_traits<T>::max() : r < en_traits<T>::min() ? en_traits<T>::min() : static_cast<T>(r);
+    return r > en_traits<T>::max()   ? en_traits<T>::max()
+           : r < en_traits<T>::min() ? en_traits<T>::min()
+                                     : static_cast<T>(r);
   } else {
     T r = static_cast<T>(static_cast<en_u64>(a) + static_cast<en_u64>(b));
     if constexpr (en_traits<T>::is_signed) {
@@ -107,7 +109,9 @@ template <class T>
 EN_FN T en_subsat(T a, T b) {
   if constexpr (en_traits<T>::width < 64) {
     en_i64 r = static_cast<en_i64>(a) - static_cast<en_i64>(b);
-    return r > en_traits<T>::max() ? en_traits<T>::max() : r < en_traits<T>::min() ? en_traits<T>::min() : static_cast<T>(r);
+    return r > en_traits<T>::max()   ? en_traits<T>::max()
+           : r < en_traits<T>::min() ? en_traits<T>::min()
+                                     : static_cast<T>(r);
   } else {
     T r = static_cast<T>(static_cast<en_u64>(a) - static_cast<en_u64>(b));
     if constexpr (en_traits<T>::is_signed) {
@@ -125,8 +129,10 @@ EN_FN en_i64 en_mulhi(en_i64 a, en_i64 b) { return __mul64hi(a, b); }
 EN_FN en_u64 en_mulhi(en_u64 a, en_u64 b) { return __umul64hi(a, b); }
 template <class T>
 EN_FN T en_mulhi(T a, T b) {  // 8 and 16 bits: the product fits 32
-  if constexpr (en_traits<T>::is_signed) return static_cast<T>((static_cast<en_i32>(a) * static_cast<en_i32>(b)) >> en_traits<T>::width);
-  else return static_cast<T>((static_cast<en_u32>(a) * static_cast<en_u32>(b)) >> en_traits<T>::width);
+  if constexpr (en_traits<T>::is_signed)
+    return static_cast<T>((static_cast<en_i32>(a) * static_cast<en_i32>(b)) >> en_traits<T>::width);
+  else
+    return static_cast<T>((static_cast<en_u32>(a) * static_cast<en_u32>(b)) >> en_traits<T>::width);
 }
 // a * b + c, exactly, saturated to T.
 template <class T>
@@ -135,7 +141,9 @@ EN_FN T en_madsat(T a, T b, T c) {
     // |a * b| < 2^62 (signed) or <= (2^32 - 1)^2 (unsigned), plus c: exact.
     if constexpr (en_traits<T>::is_signed) {
       en_i64 r = static_cast<en_i64>(a) * static_cast<en_i64>(b) + static_cast<en_i64>(c);
-      return r > en_traits<T>::max() ? en_traits<T>::max() : r < en_traits<T>::min() ? en_traits<T>::min() : static_cast<T>(r);
+      return r > en_traits<T>::max()   ? en_traits<T>::max()
+             : r < en_traits<T>::min() ? en_traits<T>::min()
+                                       : static_cast<T>(r);
     } else {
       en_u64 r = static_cast<en_u64>(a) * static_cast<en_u64>(b) + static_cast<en_u64>(c);
       return r > en_traits<T>::max() ? en_traits<T>::max() : static_cast<T>(r);
@@ -158,20 +166,26 @@ EN_FN T en_madsat(T a, T b, T c) {
 template <class T>
 EN_FN T en_popcount(T x) {
   typedef typename en_traits<T>::uint U;
-  if constexpr (en_traits<T>::width == 64) return static_cast<T>(__popcll(static_cast<en_u64>(x)));
-  else return static_cast<T>(__popc(static_cast<en_u32>(static_cast<U>(x))));
+  if constexpr (en_traits<T>::width == 64)
+    return static_cast<T>(__popcll(static_cast<en_u64>(x)));
+  else
+    return static_cast<T>(__popc(static_cast<en_u32>(static_cast<U>(x))));
 }
 // clz(0) and ctz(0) are the width.
 template <class T>
 EN_FN T en_clz(T x) {
   typedef typename en_traits<T>::uint U;
-  if constexpr (en_traits<T>::width == 64) return static_cast<T>(__clzll(static_cast<en_i64>(x)));
-  else return static_cast<T>(__clz(static_cast<en_i32>(static_cast<en_u32>(static_cast<U>(x)))) - (32 - en_traits<T>::width));
+  if constexpr (en_traits<T>::width == 64)
+    return static_cast<T>(__clzll(static_cast<en_i64>(x)));
+  else
+    return static_cast<T>(__clz(static_cast<en_i32>(static_cast<en_u32>(static_cast<U>(x)))) -
+                          (32 - en_traits<T>::width));
 }
 template <class T>
 EN_FN T en_ctz(T x) {
   typedef typename en_traits<T>::uint U;
-  if constexpr (en_traits<T>::width == 64) return static_cast<T>(x == 0 ? 64 : __ffsll(static_cast<en_i64>(x)) - 1);
+  if constexpr (en_traits<T>::width == 64)
+    return static_cast<T>(x == 0 ? 64 : __ffsll(static_cast<en_i64>(x)) - 1);
   else {
     en_u32 u = static_cast<en_u32>(static_cast<U>(x));
     return static_cast<T>(u == 0u ? en_traits<T>::width : __ffs(static_cast<en_i32>(u)) - 1);
@@ -180,6 +194,8 @@ EN_FN T en_ctz(T x) {
 template <class T>
 EN_FN T en_reverse_bits(T x) {
   typedef typename en_traits<T>::uint U;
-  if constexpr (en_traits<T>::width == 64) return static_cast<T>(__brevll(static_cast<en_u64>(x)));
-  else return static_cast<T>(static_cast<U>(__brev(static_cast<en_u32>(static_cast<U>(x))) >> (32 - en_traits<T>::width)));
+  if constexpr (en_traits<T>::width == 64)
+    return static_cast<T>(__brevll(static_cast<en_u64>(x)));
+  else
+    return static_cast<T>(static_cast<U>(__brev(static_cast<en_u32>(static_cast<U>(x))) >> (32 - en_traits<T>::width)));
 }

@@ -47,7 +47,7 @@ static inline std::uint16_t en_f2h(float f) {
   // on a GPU); a payload that would truncate to zero becomes a quiet NaN.
   std::uint32_t payload = (ax >> 13) & 0x3FFu;
   std::uint32_t nan = 0x7C00u | (payload != 0 ? payload : 0x200u);
-  std::uint32_t r = ax > 0x7F800000u   ? nan
+  std::uint32_t r = ax > 0x7F800000u    ? nan
                     : ax >= 0x477FF000u ? 0x7C00u  // rounds to >= 65520: inf
                     : ax < 0x38800000u  ? subnormal
                                         : normal;
@@ -73,8 +73,10 @@ static inline float en_rb(float f) { return en_b2f(en_f2b(f)); }
 // signed types, where INT_MIN / -1 overflows); selects then pick the result.
 template <class T>
 static inline T en_safe_divisor(T b) {
-  if constexpr (std::is_signed_v<T>) return (b == 0 || b == -1) ? (T)1 : b;
-  else return b == 0 ? (T)1 : b;
+  if constexpr (std::is_signed_v<T>)
+    return (b == 0 || b == -1) ? (T)1 : b;
+  else
+    return b == 0 ? (T)1 : b;
 }
 
 template <class T>
@@ -140,7 +142,7 @@ static inline To en_cvt(From x) {
     constexpr From hi = std::is_signed_v<To> ? -(From)std::numeric_limits<To>::min()
                                              : (From)2 * (From)(std::numeric_limits<To>::max() / 2 + 1);
     constexpr From below_hi = hi - hi * std::numeric_limits<From>::epsilon() / 2;  // largest From < hi
-    From clamped = x < lo ? lo : x;  // ternaries, not fmin/fmax: GCC vectorises these
+    From clamped = x < lo ? lo : x;                     // ternaries, not fmin/fmax: GCC vectorises these
     clamped = clamped > below_hi ? below_hi : clamped;  // NaN stays NaN here, replaced below
     To r = (To)(x != x ? (From)0 : clamped);
     r = x >= hi ? std::numeric_limits<To>::max() : r;

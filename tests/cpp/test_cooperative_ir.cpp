@@ -96,7 +96,8 @@ TEST(CooperativeIR, AtomicsTyping) {
   EXPECT_EQ(b.type_of(b.atomic(OpCode::AtomicFetchAdd, f, I(0), {Literal::of_float(1.0)})), S(Scalar::F32));
   EXPECT_NE(error_of([&] { b.atomic(OpCode::AtomicFetchMin, f, I(0), {Literal::of_float(1.0)}); }).find("atomics need"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { b.atomic(OpCode::AtomicFetchAdd, h, I(0), {I(1)}); }).find("atomics need"), std::string::npos);
+  EXPECT_NE(error_of([&] { b.atomic(OpCode::AtomicFetchAdd, h, I(0), {I(1)}); }).find("atomics need"),
+            std::string::npos);
   EXPECT_EQ(b.atomic(OpCode::AtomicStore, i, I(1), {I(2)}), kNoValue);
   Kernel k = b.finish();
   EXPECT_TRUE(k.params[0].written);
@@ -153,9 +154,9 @@ TEST(Uniformity, SourcesAndPropagation) {
   ValueId tid = u.b.thread_query(ThreadQuery::ThreadPositionInGrid, 0);
   ValueId grp = u.b.thread_query(ThreadQuery::ThreadgroupPositionInGrid, 0);
   ValueId sg = u.b.thread_query(ThreadQuery::SimdgroupIndexInThreadgroup, 0);
-  ValueId uni = u.b.load(u.A, grp);                   // uniform index: uniform
-  ValueId var = u.b.load(u.A, tid);                   // varying index: varying
-  ValueId mix = u.b.binary(OpCode::Add, uni, sg);     // per simdgroup
+  ValueId uni = u.b.load(u.A, grp);                    // uniform index: uniform
+  ValueId var = u.b.load(u.A, tid);                    // varying index: varying
+  ValueId mix = u.b.binary(OpCode::Add, uni, sg);      // per simdgroup
   ValueId red = u.b.collective(OpCode::SimdSum, var);  // same within a simdgroup
   ValueId at = u.b.atomic(OpCode::AtomicFetchAdd, u.Out, I(0), {I(1)});
   auto res = u.b.begin_for(I(0), I(4), I(1), S(Scalar::U32), {I(0)});

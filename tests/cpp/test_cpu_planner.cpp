@@ -149,8 +149,8 @@ TEST(CpuPlanner, VaryingIfAroundASyncOpGetsAMask) {
   EXPECT_EQ(controls, 2u);
   EXPECT_EQ(p.mask.size(), 2u);
   EXPECT_EQ(scratch_of(p, CpuPlan::Scratch::Kind::Mask), 4u);  // taken and else masks of each
-  EXPECT_TRUE(p.in_array(cond));    // read by the group-level mask loop
-  EXPECT_FALSE(p.in_array(first));  // a range: no stored condition
+  EXPECT_TRUE(p.in_array(cond));                               // read by the group-level mask loop
+  EXPECT_FALSE(p.in_array(first));                             // a range: no stored condition
 }
 
 // Matrices read only by the matrix ops of their own run live in that run's

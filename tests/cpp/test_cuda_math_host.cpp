@@ -43,7 +43,9 @@ inline int __mulhi(int a, int b) { return static_cast<int>((static_cast<long lon
 inline unsigned __umulhi(unsigned a, unsigned b) {
   return static_cast<unsigned>((static_cast<unsigned long long>(a) * b) >> 32);
 }
-inline long long __mul64hi(long long a, long long b) { return static_cast<long long>((static_cast<i128>(a) * b) >> 64); }
+inline long long __mul64hi(long long a, long long b) {
+  return static_cast<long long>((static_cast<i128>(a) * b) >> 64);
+}
 inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b) {
   return static_cast<unsigned long long>((static_cast<u128>(a) * b) >> 64);
 }
@@ -76,8 +78,17 @@ namespace {
 template <class T>
 std::vector<T> int_inputs() {
   using L = std::numeric_limits<T>;
-  std::vector<T> v = {0, 1, 2, 3, 7, L::max(), static_cast<T>(L::max() - 1), L::min(), static_cast<T>(L::min() + 1),
-                      static_cast<T>(L::max() / 2), static_cast<T>(L::max() / 2 + 1)};
+  std::vector<T> v = {0,
+                      1,
+                      2,
+                      3,
+                      7,
+                      L::max(),
+                      static_cast<T>(L::max() - 1),
+                      L::min(),
+                      static_cast<T>(L::min() + 1),
+                      static_cast<T>(L::max() / 2),
+                      static_cast<T>(L::max() / 2 + 1)};
   if constexpr (std::is_signed_v<T>) {
     for (T x : {T(-1), T(-2), T(-3), T(-7), static_cast<T>(L::min() / 2)}) v.push_back(x);
   }
@@ -88,8 +99,8 @@ std::vector<T> int_inputs() {
 
 // The CUDA type of the same width and signedness (long long for int64_t).
 template <class T>
-using Cu = std::conditional_t<
-    sizeof(T) == 8, std::conditional_t<std::is_signed_v<T>, long long, unsigned long long>, T>;
+using Cu =
+    std::conditional_t<sizeof(T) == 8, std::conditional_t<std::is_signed_v<T>, long long, unsigned long long>, T>;
 
 template <class T>
 void check_integers() {
@@ -98,8 +109,8 @@ void check_integers() {
   int bad = 0;
   auto eq = [&](const char* op, T a, T b, T c, T got, T want) {
     if (got != want && bad++ < 8)
-      ADD_FAILURE() << op << "(" << +a << ", " << +b << ", " << +c << "): cuda " << +got << ", cpu " << +want
-                    << " (" << sizeof(T) * 8 << "-bit " << (std::is_signed_v<T> ? "signed" : "unsigned") << ")";
+      ADD_FAILURE() << op << "(" << +a << ", " << +b << ", " << +c << "): cuda " << +got << ", cpu " << +want << " ("
+                    << sizeof(T) * 8 << "-bit " << (std::is_signed_v<T> ? "signed" : "unsigned") << ")";
   };
   for (T a : in) {
     eq("abs", a, 0, 0, static_cast<T>(cu::en_abs(C(a))), cpu::en_abs(a));
@@ -132,10 +143,35 @@ void check_integers() {
     }
   }
   // float -> T saturates, NaN is 0.
-  for (float f : {0.0f, -0.0f, 0.5f, -0.5f, -1.0f, 1e10f, -1e10f, 127.5f, 128.0f, -128.5f, -129.0f, 255.9f, 256.0f,
-                  65535.5f, 65536.0f, 2147483520.0f, 2147483648.0f, -2147483648.0f, -2147483904.0f,
-                  4294967040.0f, 4294967296.0f, 9.2233715e18f, 9.223372e18f, -9.223372e18f, 1.8446743e19f,
-                  1.8446744e19f, INFINITY, -INFINITY, NAN}) {
+  for (float f : {0.0f,
+                  -0.0f,
+                  0.5f,
+                  -0.5f,
+                  -1.0f,
+                  1e10f,
+                  -1e10f,
+                  127.5f,
+                  128.0f,
+                  -128.5f,
+                  -129.0f,
+                  255.9f,
+                  256.0f,
+                  65535.5f,
+                  65536.0f,
+                  2147483520.0f,
+                  2147483648.0f,
+                  -2147483648.0f,
+                  -2147483904.0f,
+                  4294967040.0f,
+                  4294967296.0f,
+                  9.2233715e18f,
+                  9.223372e18f,
+                  -9.223372e18f,
+                  1.8446743e19f,
+                  1.8446744e19f,
+                  INFINITY,
+                  -INFINITY,
+                  NAN}) {
     T got = static_cast<T>(cu::en_cvt<C, float>(f)), want = cpu::en_cvt<T, float>(f);
     if (got != want && bad++ < 8) ADD_FAILURE() << "cvt(" << f << "): cuda " << +got << ", cpu " << +want;
   }
@@ -153,16 +189,19 @@ TEST(CudaMathHost, IntegerHelpersMatchTheCpu) {
 }
 
 std::vector<float> float_inputs() {
-  std::vector<float> v = {0.0f, -0.0f, 0.5f, -0.5f, 1.0f, -1.0f, 1.5f, -1.5f, 2.5f, -2.5f, 0.49999997f, 1e-8f,
-                          -1e-8f, 1e-40f, -1e-40f, 6.1e-5f, 6.2e-5f, 0x1p-14f, 0.99999994f, -1e-30f, 3.0f, 1e30f,
-                          -1e30f, 8388607.5f, 65504.0f, INFINITY, -INFINITY, NAN, -NAN};
+  std::vector<float> v = {0.0f,     -0.0f,    0.5f,        -0.5f,   1.0f,   -1.0f,  1.5f,    -1.5f,
+                          2.5f,     -2.5f,    0.49999997f, 1e-8f,   -1e-8f, 1e-40f, -1e-40f, 6.1e-5f,
+                          6.2e-5f,  0x1p-14f, 0.99999994f, -1e-30f, 3.0f,   1e30f,  -1e30f,  8388607.5f,
+                          65504.0f, INFINITY, -INFINITY,   NAN,     -NAN};
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> d(-4.0f, 4.0f);
   for (int i = 0; i < 40; ++i) v.push_back(d(rng));
   return v;
 }
 
-bool same_bits(float a, float b) { return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b) || (a != a && b != b); }
+bool same_bits(float a, float b) {
+  return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b) || (a != a && b != b);
+}
 
 TEST(CudaMathHost, FloatDefinitionsMatchTheCpu) {
   int bad = 0;
@@ -171,9 +210,11 @@ TEST(CudaMathHost, FloatDefinitionsMatchTheCpu) {
       ADD_FAILURE() << op << "(" << a << ", " << b << "): cuda " << got << ", cpu " << want;
   };
   // The functions compared, by their en_ names: of a, and of (a, b).
+  // clang-format off: the list is laid out by hand
 #define EN_UNARY(X) \
   X(fract) X(fract_h) X(fract_b) X(sign) X(round) X(saturate) X(rsqrt) X(isnan) X(isinf) X(isfinite) X(signbit) \
   X(isnormal) X(isnormal_h)
+// clang-format on
 #define EN_BINARY(X) X(fmin) X(fmax) X(step)
 #define EN_SAME_1(f) eq(#f, a, 0, cu::en_##f(a), cpu::en_##f(a));
 #define EN_SAME_2(f) eq(#f, a, b, cu::en_##f(a, b), cpu::en_##f(a, b));
@@ -228,7 +269,8 @@ TEST(CudaMathHost, PackingMatchesTheCpu) {
     }
     auto s2 = cu::en_unpack_snorm2x16_to_float(p);
     auto t2 = cpu::en_unpack_snorm2x16_to_float(p);
-    for (int k = 0; k < 2; ++k) eq("unpack snorm2x16", std::bit_cast<uint32_t>(s2.v[k]), std::bit_cast<uint32_t>(t2.v[k]));
+    for (int k = 0; k < 2; ++k)
+      eq("unpack snorm2x16", std::bit_cast<uint32_t>(s2.v[k]), std::bit_cast<uint32_t>(t2.v[k]));
   }
 }
 

@@ -122,17 +122,16 @@ TEST_F(CxxCompilerTest, LongCompilerOutputIsClipped) {
   for (int i = 0; i < 200; ++i) {
     source += "int f" + std::to_string(i) + "() { return missing_" + std::to_string(i) + "; }\n";
   }
-  std::string message = error_message([&] {
-    enigma::compile_shared_library(cc, source, {"-shared", "-fPIC", "-fmax-errors=0"}, dir_ / "many.so");
-  });
+  std::string message = error_message(
+      [&] { enigma::compile_shared_library(cc, source, {"-shared", "-fPIC", "-fmax-errors=0"}, dir_ / "many.so"); });
   EXPECT_TRUE(contains(message, "more characters]")) << message.substr(0, 200);
   EXPECT_LT(message.size(), 5000u);
 }
 
 TEST_F(CxxCompilerTest, CompilerKilledBySignalOrMissingOutput) {
   CxxCompiler killed{{"/bin/sh", "-c", "kill -KILL $$"}, "fake"};
-  std::string message = error_message(
-      [&] { enigma::compile_shared_library(killed, "int x;\n", {}, dir_ / "killed.so"); });
+  std::string message =
+      error_message([&] { enigma::compile_shared_library(killed, "int x;\n", {}, dir_ / "killed.so"); });
   EXPECT_TRUE(contains(message, "killed by signal 9")) << message;
 
   CxxCompiler lazy{{"/bin/sh", "-c", "exit 0"}, "fake"};
@@ -211,8 +210,7 @@ TEST(RunProcess, AnInterruptKillsTheChild) {
   g_pid_file = (fs::temp_directory_path() / ("enigma-run-process-" + std::to_string(::getpid()))).string();
   fs::remove(g_pid_file);
   enigma::set_interrupt_hook(&stop_once_the_child_runs);
-  EXPECT_THROW(enigma::run_process({"sh", "-c", "echo $$ > " + g_pid_file + "; exec sleep 600"}),
-               enigma::Interrupted);
+  EXPECT_THROW(enigma::run_process({"sh", "-c", "echo $$ > " + g_pid_file + "; exec sleep 600"}), enigma::Interrupted);
   enigma::set_interrupt_hook(nullptr);
   std::ifstream in(g_pid_file);
   pid_t pid = 0;

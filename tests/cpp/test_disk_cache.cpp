@@ -204,8 +204,9 @@ TEST_F(DiskCacheTest, StoreSweepsStaleLeftovers) {
 TEST_F(DiskCacheTest, RejectsBadKeysAndFilenames) {
   DiskCache cache(root_);
   auto produce = [](const fs::path& dir) { write_file(dir / "a", "x"); };
-  for (const std::string& bad_key : std::vector<std::string>{"", "abc", "0123456789abcde", "0123456789ABCDEF", "0123456789abcdeg",
-                                    "../../0123456789abcdef", std::string(129, 'a')}) {
+  for (const std::string& bad_key :
+       std::vector<std::string>{"", "abc", "0123456789abcde", "0123456789ABCDEF", "0123456789abcdeg",
+                                "../../0123456789abcdef", std::string(129, 'a')}) {
     std::string message = error_message([&] { cache.lookup(bad_key, "a"); });
     EXPECT_NE(message.find("invalid key"), std::string::npos) << bad_key << ": " << message;
     EXPECT_THROW(cache.store(bad_key, "a", produce), enigma::RuntimeError);
@@ -547,7 +548,8 @@ TEST_F(DiskCacheTest, ACorruptEntryInAReadOnlyCacheIsRebuiltElsewhere) {
       if (root_user && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(5);
       ::setenv("ENIGMA_CACHE_DIR", root_.c_str(), 1);
       enigma::set_warning_hook([](const std::string&) {});
-      fs::path got = DiskCache::fetch(key, "artifact.so", [](const fs::path& dir) { write_file(dir / "artifact.so", "good"); });
+      fs::path got =
+          DiskCache::fetch(key, "artifact.so", [](const fs::path& dir) { write_file(dir / "artifact.so", "good"); });
       if (read_file(got) != "good") status = 2;
       if (got.string().rfind(root_.string(), 0) == 0) status = 3;
       std::error_code ec;

@@ -50,8 +50,8 @@ TEST(DType, ParsesEverySpelling) {
 }
 
 TEST(DType, RejectsUnknownSpellings) {
-  for (const char* bad : {"double", "float5", "vec<5,float>", "vec<4,double>", "", "int32x", "simdgroup_matrix<4,4,float>",
-                          "simdgroup_matrix<8,8,int>"})
+  for (const char* bad : {"double", "float5", "vec<5,float>", "vec<4,double>", "", "int32x",
+                          "simdgroup_matrix<4,4,float>", "simdgroup_matrix<8,8,int>"})
     EXPECT_FALSE(parse_dtype(bad)) << bad;
 }
 
@@ -91,12 +91,12 @@ struct AddKernel {
 
 TEST(Builder, LiteralTyping) {
   Builder b("k");
-  EXPECT_EQ(b.type_of(b.literal(I(3))).elem, Scalar::U32);      // int alone -> uint
-  EXPECT_EQ(b.type_of(b.literal(F(3.0))).elem, Scalar::F32);    // float alone -> float
+  EXPECT_EQ(b.type_of(b.literal(I(3))).elem, Scalar::U32);    // int alone -> uint
+  EXPECT_EQ(b.type_of(b.literal(F(3.0))).elem, Scalar::F32);  // float alone -> float
   EXPECT_EQ(b.type_of(b.literal(Literal::of_bool(true))).elem, Scalar::B1);
   b.add_buffer_param("A", S(Scalar::I32));
   ValueId x = b.load(0, I(0));
-  EXPECT_EQ(b.type_of(b.binary(OpCode::Add, x, I(2))).elem, Scalar::I32);   // takes the partner's dtype
+  EXPECT_EQ(b.type_of(b.binary(OpCode::Add, x, I(2))).elem, Scalar::I32);    // takes the partner's dtype
   EXPECT_EQ(b.type_of(b.binary(OpCode::Mul, F(2.5), x)).elem, Scalar::F32);  // float literal with int -> f32
 }
 
@@ -278,8 +278,7 @@ TEST(Builder, NestingIsLimited) {
   for (int i = 0; i < Builder::kMaxNestingDepth; ++i) k.b.begin_for(I(0), I(1), I(1), S(Scalar::I32), {});
   std::string e = error_of([&] { k.b.begin_if(k.b.literal(Literal::of_bool(true))); });
   EXPECT_NE(e.find("nested more than 200 levels"), std::string::npos) << e;
-  EXPECT_NE(error_of([&] { k.b.begin_for(I(0), I(1), I(1), S(Scalar::I32), {}); }).find("nested"),
-            std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.begin_for(I(0), I(1), I(1), S(Scalar::I32), {}); }).find("nested"), std::string::npos);
   for (int i = 0; i < Builder::kMaxNestingDepth; ++i) k.b.end_for({});
   k.b.store(k.C, I(0), k.b.load(k.A, I(0)));
   Kernel kern = k.b.finish();  // 200 levels verify and emit
@@ -308,9 +307,9 @@ TEST(ConstEval, DefinedIntegerCornerCases) {
   EXPECT_EQ(fold_scalar_op(OpCode::Div, Scalar::I64, ci(INT64_MIN), ci(-1))->i, INT64_MIN);
   EXPECT_EQ(fold_scalar_op(OpCode::FloorDiv, Scalar::I32, ci(-7), ci(2))->i, -4);
   EXPECT_EQ(fold_scalar_op(OpCode::Rem, Scalar::I32, ci(-7), ci(2))->i, -1);
-  EXPECT_EQ(fold_scalar_op(OpCode::Shl, Scalar::U32, ci(1), ci(33))->i, 2);       // count mod 32
-  EXPECT_EQ(fold_scalar_op(OpCode::Shr, Scalar::I8, ci(-128), ci(9))->i, -64);     // count mod 8, arithmetic
-  EXPECT_EQ(fold_scalar_op(OpCode::Add, Scalar::I8, ci(127), ci(1))->i, -128);     // wraps
+  EXPECT_EQ(fold_scalar_op(OpCode::Shl, Scalar::U32, ci(1), ci(33))->i, 2);     // count mod 32
+  EXPECT_EQ(fold_scalar_op(OpCode::Shr, Scalar::I8, ci(-128), ci(9))->i, -64);  // count mod 8, arithmetic
+  EXPECT_EQ(fold_scalar_op(OpCode::Add, Scalar::I8, ci(127), ci(1))->i, -128);  // wraps
   EXPECT_EQ(fold_scalar_op(OpCode::Mul, Scalar::U16, ci(65535), ci(65535))->i, 1);
   EXPECT_EQ(fold_scalar_op(OpCode::Add, Scalar::I32, ci(INT32_MAX), ci(1))->i, INT32_MIN);
   EXPECT_EQ(fold_scalar_op(OpCode::Neg, Scalar::I32, ci(INT32_MIN))->i, INT32_MIN);
@@ -475,7 +474,9 @@ TEST(Emitters, NamesThatCleanAlikeStayDistinct) {
   EXPECT_EQ(ids[1], "a_b_n2");
   EXPECT_EQ(ids[2], "a_b_n3");
   EXPECT_EQ(comment_text("k\n#include <x>\\"), "k_#include <x>_");
-  EXPECT_EQ(comment_text("a?" "?/"), "a__/");  // no trigraph can continue the comment
+  EXPECT_EQ(comment_text("a?"
+                         "?/"),
+            "a__/");                              // no trigraph can continue the comment
   EXPECT_EQ(comment_text("\xc3\x84?'"), "___'");  // no "??'" trigraph for NVRTC
   EXPECT_EQ(comment_text(std::string(100, 'a')), std::string(80, 'a') + "...");
 }

@@ -28,8 +28,12 @@ struct K {
   ValueId f, h, i, u8, u64, flag;
   K() {
     b.set_location("user.py", 7);
-    for (auto [n, t] : {std::pair{"A", Scalar::F32}, {"B", Scalar::F16}, {"C", Scalar::I32}, {"D", Scalar::U8},
-                        {"E", Scalar::U64}, {"F", Scalar::B1}})
+    for (auto [n, t] : {std::pair{"A", Scalar::F32},
+                        {"B", Scalar::F16},
+                        {"C", Scalar::I32},
+                        {"D", Scalar::U8},
+                        {"E", Scalar::U64},
+                        {"F", Scalar::B1}})
       b.add_buffer_param(n, S(t));
     f = b.load(0, I(0));
     h = b.load(1, I(0));
@@ -67,7 +71,7 @@ TEST(LangTable, EveryOpxRowIsConsistent) {
 TEST(LangTyping, FloatOpsKeepTheirDtypeAndRejectIntegers) {
   K k;
   EXPECT_EQ(k.t(k.b.math(OpCode::Sqrt, {k.h})), S(Scalar::F16));
-  EXPECT_EQ(k.t(k.b.math(OpCode::Fmin, {k.h, k.f})), S(Scalar::F32));  // half with float promotes
+  EXPECT_EQ(k.t(k.b.math(OpCode::Fmin, {k.h, k.f})), S(Scalar::F32));     // half with float promotes
   EXPECT_EQ(k.t(k.b.math(OpCode::Fmin, {k.h, F(2.0)})), S(Scalar::F16));  // literals are weak
   EXPECT_EQ(k.t(k.b.math(OpCode::Clamp, {k.h, I(0), I(1)})), S(Scalar::F16));
   EXPECT_EQ(k.t(k.b.math(OpCode::Sqrt, {I(4)})), S(Scalar::F32));  // an int literal alone in a float op
@@ -98,10 +102,12 @@ TEST(LangTyping, BitRangesAreCompileTimeAndChecked) {
   K k;
   ValueId x = k.b.math(OpCode::ExtractBits, {k.u8}, 2, 6);
   EXPECT_EQ(k.t(x), S(Scalar::U8));
-  EXPECT_NE(error_of([&] { k.b.math(OpCode::ExtractBits, {k.u8}, 4, 5); })
-                .find("bit range offset=4, bits=5 does not fit in 8 bits"),
+  EXPECT_NE(error_of([&] {
+              k.b.math(OpCode::ExtractBits, {k.u8}, 4, 5);
+            }).find("bit range offset=4, bits=5 does not fit in 8 bits"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { k.b.math(OpCode::InsertBits, {k.u64, k.u64}, -1, 2); }).find("bit range"), std::string::npos);
+  EXPECT_NE(error_of([&] { k.b.math(OpCode::InsertBits, {k.u64, k.u64}, -1, 2); }).find("bit range"),
+            std::string::npos);
   EXPECT_EQ(k.t(k.b.math(OpCode::InsertBits, {k.u64, k.u64}, 0, 64)), S(Scalar::U64));
 }
 
@@ -111,7 +117,7 @@ TEST(LangTyping, VectorsSplatScalarsAndCheckSizes) {
   EXPECT_EQ(k.t(v4), V(Scalar::F32, 4));
   ValueId h3 = k.b.make_vec({k.h, k.h, k.h});
   EXPECT_EQ(k.t(h3), V(Scalar::F16, 3));
-  EXPECT_EQ(k.t(k.b.make_vec({k.i, k.f})), V(Scalar::F32, 2));                 // promotes
+  EXPECT_EQ(k.t(k.b.make_vec({k.i, k.f})), V(Scalar::F32, 2));                  // promotes
   EXPECT_EQ(k.t(k.b.make_vec({k.i, k.flag}, Scalar::F32)), V(Scalar::F32, 2));  // make_float2 converts
   EXPECT_EQ(k.t(k.b.make_vec({I(1), I(2)})), V(Scalar::U32, 2));
   EXPECT_EQ(k.t(k.b.math(OpCode::Clamp, {v4, F(0.0), k.f})), V(Scalar::F32, 4));  // scalars splat
@@ -158,7 +164,11 @@ TEST(LangTyping, GeometryPackingAndMatrices) {
 }
 
 TEST(LangFolding, ScalarMathFoldsWithTheRuntimeSemantics) {
-  auto fold1 = [](OpCode op, Scalar t, double x) { Const c; c.f = x; return fold_math(op, t, {c})->f; };
+  auto fold1 = [](OpCode op, Scalar t, double x) {
+    Const c;
+    c.f = x;
+    return fold_math(op, t, {c})->f;
+  };
   EXPECT_EQ(fold1(OpCode::Round, Scalar::F32, 2.5), 3.0);
   EXPECT_EQ(fold1(OpCode::Round, Scalar::F32, -0.5), -1.0);
   EXPECT_TRUE(std::signbit(fold1(OpCode::Sign, Scalar::F32, -0.0)));
@@ -172,8 +182,18 @@ TEST(LangFolding, ScalarMathFoldsWithTheRuntimeSemantics) {
   one.f = 1.0;
   EXPECT_EQ(fold_math(OpCode::Fmin, Scalar::F32, {nan, one})->f, 1.0);  // the non-NaN operand
   EXPECT_EQ(fold_math(OpCode::Step, Scalar::F32, {one, nan})->f, 1.0);
-  EXPECT_EQ(fold_math(OpCode::IsNormal, Scalar::F16, {[] { Const c; c.f = 1e-5; return c; }()})->i, 0);
-  auto ci = [](int64_t v) { Const c; c.i = v; return c; };
+  EXPECT_EQ(fold_math(OpCode::IsNormal, Scalar::F16, {[] {
+                        Const c;
+                        c.f = 1e-5;
+                        return c;
+                      }()})
+                ->i,
+            0);
+  auto ci = [](int64_t v) {
+    Const c;
+    c.i = v;
+    return c;
+  };
   EXPECT_EQ(fold_math(OpCode::Clz, Scalar::U8, {ci(0)})->i, 8);
   EXPECT_EQ(fold_math(OpCode::Ctz, Scalar::I64, {ci(0)})->i, 64);
   EXPECT_EQ(fold_math(OpCode::Abs, Scalar::I32, {ci(std::numeric_limits<int32_t>::min())})->i,
@@ -188,8 +208,7 @@ TEST(LangFolding, ScalarMathFoldsWithTheRuntimeSemantics) {
   EXPECT_EQ(fold_math(OpCode::ReverseBits, Scalar::U16, {ci(1)})->i, 0x8000);
   EXPECT_EQ(fold_math(OpCode::ExtractBits, Scalar::I8, {ci(0x70)}, BitRange{4, 3})->i, -1);  // sign-extends
   EXPECT_EQ(fold_math(OpCode::ExtractBits, Scalar::U8, {ci(0x70)}, BitRange{4, 3})->i, 7);
-  EXPECT_EQ(fold_math(OpCode::InsertBits, Scalar::U32, {ci(0xFFFFFFFF), ci(0)}, BitRange{8, 8})->i,
-            0xFFFF00FF);
+  EXPECT_EQ(fold_math(OpCode::InsertBits, Scalar::U32, {ci(0xFFFFFFFF), ci(0)}, BitRange{8, 8})->i, 0xFFFF00FF);
 }
 
 TEST(LangFolding, PassesFoldConstantsAndLaneExtraction) {
@@ -246,7 +265,7 @@ TEST(LangMemory, LoadIfAndLocalArrays) {
   EXPECT_EQ(b.type_of(x), S(Scalar::F16));
   EXPECT_NE(error_of([&] { b.load_if(0, i, i, I(0)); }).find("mask must be a bool scalar"), std::string::npos);
   int arr = b.local_array(S(Scalar::F32), 8, F(0.0), "acc");
-  b.local_store(arr, i, x);                  // half stored into a float array converts
+  b.local_store(arr, i, x);  // half stored into a float array converts
   EXPECT_NE(error_of([&] { b.local_load(arr, I(8)); }).find("index 8 out of range for 8 elements"), std::string::npos);
   EXPECT_NE(error_of([&] { b.local_array(S(Scalar::F32), 1 << 20, F(0.0), "big"); }).find("bytes per thread"),
             std::string::npos);
@@ -259,8 +278,8 @@ TEST(LangMemory, LoadIfAndLocalArrays) {
   optimize(k);
   EXPECT_EQ(count(k, OpCode::LocalAlloc), 2);
   std::string cpu = emit_cpu(k);
-  EXPECT_NE(cpu.find("en_clamp_index("), std::string::npos);    // dynamic index: clamped
-  EXPECT_NE(cpu.find("? en_h2f(A["), std::string::npos);          // masked load reads only when true
+  EXPECT_NE(cpu.find("en_clamp_index("), std::string::npos);  // dynamic index: clamped
+  EXPECT_NE(cpu.find("? en_h2f(A["), std::string::npos);      // masked load reads only when true
   std::string msl = emit_msl(k);
   EXPECT_NE(msl.find("float en_reg0[8];"), std::string::npos) << msl;
 }

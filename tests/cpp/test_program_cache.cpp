@@ -56,8 +56,7 @@ TEST(ProgramCache, BuildsOncePerKeyWhileTheProgramLives) {
 
 TEST(ProgramCache, FailedBuildsAreNotRemembered) {
   ProgramCache cache;
-  EXPECT_THROW(cache.get("k", []() -> std::shared_ptr<Program> { throw RuntimeError("no compiler"); }),
-               RuntimeError);
+  EXPECT_THROW(cache.get("k", []() -> std::shared_ptr<Program> { throw RuntimeError("no compiler"); }), RuntimeError);
   int builds = 0;
   cache.get("k", [&] {
     ++builds;
@@ -72,7 +71,10 @@ TEST_F(ProgramCacheTest, ArtifactBytesAreMadeOnceThenReadFromDisk) {
   int made = 0;
   auto make = [&] {
     ++made;
-    return std::string("\x7f" "ELF image\0with a zero", 21);
+    return std::string(
+        "\x7f"
+        "ELF image\0with a zero",
+        21);
   };
   const std::string first = ProgramCache::artifact_bytes(key, "kernel.bin", make, "test");
   const std::string second = ProgramCache::artifact_bytes(key, "kernel.bin", make, "test");

@@ -51,9 +51,7 @@ inline std::string error_message(const std::function<void()>& fn) {
   return "<no RuntimeError>";
 }
 
-inline bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Sets (or, with nullptr, unsets) an environment variable for one scope and
 // restores it afterwards.

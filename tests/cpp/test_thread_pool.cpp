@@ -173,8 +173,7 @@ TEST(ThreadPool, PropagatesFirstException) {
 
 TEST(ThreadPool, InlineExceptionPropagates) {
   ThreadPool pool(2);
-  EXPECT_THROW(pool.parallel_for(1, 1, [](uint64_t, uint64_t) { throw std::logic_error("inline"); }),
-               std::logic_error);
+  EXPECT_THROW(pool.parallel_for(1, 1, [](uint64_t, uint64_t) { throw std::logic_error("inline"); }), std::logic_error);
 }
 
 TEST(ThreadPool, ManyTinyJobs) {

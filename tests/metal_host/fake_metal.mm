@@ -199,17 +199,17 @@ namespace fm = enigma::fake_metal;
 @interface FakeMTLCommandBuffer : FakeMetalObject <MTLCommandBuffer> {
  @public
   FakeMTLCommandQueue* queue_;
-  size_t record_;  // index into the records
-  std::vector<FakeMTLComputePipelineState*>* pipelines_;  // per dispatch, retained
+  size_t record_;                                                         // index into the records
+  std::vector<FakeMTLComputePipelineState*>* pipelines_;                  // per dispatch, retained
   std::vector<std::vector<std::pair<FakeMTLBuffer*, uint64_t>>>* bound_;  // per dispatch: buffer by index
-  MTLCommandBufferStatus status_;  // what the GPU reports once waited for
+  MTLCommandBufferStatus status_;                                         // what the GPU reports once waited for
   NSError* error_;
   CFTimeInterval start_, end_;
   BOOL encoding_, committed_, completed_;
 }
 - (void)addDispatch:(const fm::DispatchRecord&)d
            pipeline:(FakeMTLComputePipelineState*)p
-             buffers:(const std::vector<std::pair<FakeMTLBuffer*, uint64_t>>&)buffers;
+            buffers:(const std::vector<std::pair<FakeMTLBuffer*, uint64_t>>&)buffers;
 - (void)encoderEnded;
 @end
 
@@ -308,8 +308,8 @@ namespace fm = enigma::fake_metal;
       const uint64_t needed = (uint64_t(v.major) << 16) + uint64_t(v.minor);
       if (rec.language_version < needed)
         log = "program_source: error: the source needs Metal Shading Language " + std::to_string(v.major) + "." +
-              std::to_string(v.minor) + " but languageVersion is " + std::to_string(rec.language_version >> 16) +
-              "." + std::to_string(rec.language_version & 0xFFFF);
+              std::to_string(v.minor) + " but languageVersion is " + std::to_string(rec.language_version >> 16) + "." +
+              std::to_string(rec.language_version & 0xFFFF);
     }
     rec.compiled = log.empty();
     rec.error = log;
@@ -502,7 +502,7 @@ namespace fm = enigma::fake_metal;
 }
 - (void)addDispatch:(const fm::DispatchRecord&)d
            pipeline:(FakeMTLComputePipelineState*)p
-             buffers:(const std::vector<std::pair<FakeMTLBuffer*, uint64_t>>&)buffers {
+            buffers:(const std::vector<std::pair<FakeMTLBuffer*, uint64_t>>&)buffers {
   pipelines_->push_back([p retain]);
   bound_->push_back(buffers);
   for (auto& [buffer, offset] : bound_->back()) [buffer retain];
@@ -565,8 +565,8 @@ namespace fm = enigma::fake_metal;
             std::memcpy(&args[p].scalar_bits, bytes->bytes.data(), bytes->bytes.size());
           }
         }
-        cpu->launch(k, **(*pipelines_)[i]->cpu_program_, args,
-                    Dim3{d.grid[0], d.grid[1], d.grid[2]}, Dim3{d.threads[0], d.threads[1], d.threads[2]});
+        cpu->launch(k, **(*pipelines_)[i]->cpu_program_, args, Dim3{d.grid[0], d.grid[1], d.grid[2]},
+                    Dim3{d.threads[0], d.threads[1], d.threads[2]});
         for (size_t p = 0; p < k.params.size(); ++p)
           if (buffers[p]) {
             FakeMTLBuffer* b = bound[p].first;
@@ -661,7 +661,8 @@ namespace fm = enigma::fake_metal;
 - (void)setBytes:(const void*)bytes length:(NSUInteger)length atIndex:(NSUInteger)index {
   [self checkAlive:"setBytes:length:atIndex:"];
   if (ended_) fm::misused("setBytes:length:atIndex: after endEncoding");
-  if (length > 4096) fm::misused("setBytes:length:atIndex: of " + std::to_string(length) + " bytes (Metal: up to 4 KB)");
+  if (length > 4096)
+    fm::misused("setBytes:length:atIndex: of " + std::to_string(length) + " bytes (Metal: up to 4 KB)");
   fm::BytesBinding b;
   b.index = index;
   b.bytes.assign(static_cast<const uint8_t*>(bytes), static_cast<const uint8_t*>(bytes) + length);
@@ -824,10 +825,15 @@ bool configured_from_environment(DeviceConfig* out) {
   const std::string v = env;
   static const std::map<std::string, std::pair<int, const char*>> known = {
       {"none", {0, "Fake GPU without an Apple family"}},
-      {"apple7", {7, "Fake Apple M1"}}, {"m1", {7, "Fake Apple M1"}},
-      {"apple8", {8, "Fake Apple M2"}}, {"m2", {8, "Fake Apple M2"}},
-      {"apple9", {9, "Fake Apple M3"}}, {"m3", {9, "Fake Apple M3"}}, {"m4", {9, "Fake Apple M4"}},
-      {"apple10", {10, "Fake Apple M5"}}, {"m5", {10, "Fake Apple M5"}},
+      {"apple7", {7, "Fake Apple M1"}},
+      {"m1", {7, "Fake Apple M1"}},
+      {"apple8", {8, "Fake Apple M2"}},
+      {"m2", {8, "Fake Apple M2"}},
+      {"apple9", {9, "Fake Apple M3"}},
+      {"m3", {9, "Fake Apple M3"}},
+      {"m4", {9, "Fake Apple M4"}},
+      {"apple10", {10, "Fake Apple M5"}},
+      {"m5", {10, "Fake Apple M5"}},
   };
   auto it = known.find(v);
   if (it == known.end())

@@ -46,11 +46,12 @@ void bind_fake_metal(nb::module_& parent) {
     fake_metal::DeviceConfig c;
     return fake_metal::configured_from_environment(&c);
   });
-  m.def("fail_next_command_buffer",
-        [](const std::string& domain, int64_t code, const std::string& description) {
-          fake_metal::fail_next_command_buffer(fake_metal::CommandBufferFault{domain, code, description});
-        },
-        nb::arg("domain"), nb::arg("code"), nb::arg("description"));
+  m.def(
+      "fail_next_command_buffer",
+      [](const std::string& domain, int64_t code, const std::string& description) {
+        fake_metal::fail_next_command_buffer(fake_metal::CommandBufferFault{domain, code, description});
+      },
+      nb::arg("domain"), nb::arg("code"), nb::arg("description"));
   m.def("fail_next_library", &fake_metal::fail_next_library, nb::arg("compiler_log"));
   m.def("fail_next_pipeline", &fake_metal::fail_next_pipeline, nb::arg("description"));
   m.def("fail_next_command_buffer_creation", &fake_metal::fail_next_command_buffer_creation);

@@ -66,7 +66,7 @@ std::string emit_cpu(const Kernel& k, const CpuEmitOptions& options = {});
 // Debug mode: en_err points at 7 zeroed u64s; the first out-of-bounds access
 // writes {1, param, index, is_store, x, y, z} there and is skipped.
 struct CudaEmitOptions {
-  bool debug = false;        // also report out-of-bounds loads
+  bool debug = false;  // also report out-of-bounds loads
   // > 1: the entry is <entry>_g<N> instead, and each block runs N
   // consecutive threadgroups along x (launch ceil(ceil(grid.x / threads.x) / N)
   // blocks in x). More memory accesses in flight per thread, for large grids

@@ -9,14 +9,14 @@ extern "C" {
 #endif
 
 typedef struct EnigmaCpuLaunch {
-  void* const* buffers;          /* one per parameter; a Scalar parameter points at its value */
-  const uint64_t* buffer_sizes;  /* bytes, one per parameter */
-  uint32_t grid[3];              /* threads per dimension */
-  uint32_t threads[3];           /* threadgroup size */
-  uint32_t groups[3];            /* threadgroups per dimension */
+  void* const* buffers;         /* one per parameter; a Scalar parameter points at its value */
+  const uint64_t* buffer_sizes; /* bytes, one per parameter */
+  uint32_t grid[3];             /* threads per dimension */
+  uint32_t threads[3];          /* threadgroup size */
+  uint32_t groups[3];           /* threadgroups per dimension */
   /* Debug mode: the first out-of-bounds access is reported here and skipped. */
   int32_t* error_flag;
-  uint64_t* error_info;          /* {param, index, is_store, x, y, z} */
+  uint64_t* error_info; /* {param, index, is_store, x, y, z} */
   /* Per-worker scratch of at least `bytes` (64-byte aligned, zeroed when it
      grows; null if out of memory): threadgroup memory and per-thread state
      of cooperative kernels. Owned by the runtime, reused across launches. */

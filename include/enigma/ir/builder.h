@@ -21,10 +21,30 @@ struct Literal {
   uint64_t u = 0;  // UInt (values >= 2^63)
   double f = 0.0;  // Float
 
-  static Literal of_int(int64_t v) { Literal l; l.kind = Kind::Int; l.i = v; return l; }
-  static Literal of_uint(uint64_t v) { Literal l; l.kind = Kind::UInt; l.u = v; return l; }
-  static Literal of_float(double v) { Literal l; l.kind = Kind::Float; l.f = v; return l; }
-  static Literal of_bool(bool v) { Literal l; l.kind = Kind::Bool; l.i = v; return l; }
+  static Literal of_int(int64_t v) {
+    Literal l;
+    l.kind = Kind::Int;
+    l.i = v;
+    return l;
+  }
+  static Literal of_uint(uint64_t v) {
+    Literal l;
+    l.kind = Kind::UInt;
+    l.u = v;
+    return l;
+  }
+  static Literal of_float(double v) {
+    Literal l;
+    l.kind = Kind::Float;
+    l.f = v;
+    return l;
+  }
+  static Literal of_bool(bool v) {
+    Literal l;
+    l.kind = Kind::Bool;
+    l.i = v;
+    return l;
+  }
   std::string str() const;
 };
 
@@ -33,7 +53,7 @@ struct Operand {
   ValueId value = kNoValue;
   Literal literal;
   Operand() = default;
-  Operand(ValueId v) : value(v) {}  // NOLINT: implicit by design
+  Operand(ValueId v) : value(v) {}    // NOLINT: implicit by design
   Operand(Literal l) : literal(l) {}  // NOLINT
   bool is_value() const { return value != kNoValue; }
 };
@@ -128,8 +148,8 @@ class Builder {
 
   // for (iv = lo; step > 0 ? iv < hi : iv > hi; iv += step), carrying values.
   // Returns the body's block arguments: {iv, carried...}.
-  std::vector<ValueId> begin_for(const Operand& lo, const Operand& hi, const Operand& step,
-                                 DType iv_type, const std::vector<Operand>& inits);
+  std::vector<ValueId> begin_for(const Operand& lo, const Operand& hi, const Operand& step, DType iv_type,
+                                 const std::vector<Operand>& inits);
   // Closes the innermost for; `yields` are the next iteration's carried
   // values (converted to the carried dtypes). Returns the loop's results.
   std::vector<ValueId> end_for(const std::vector<Operand>& yields);
@@ -157,7 +177,8 @@ class Builder {
   int depth() const { return static_cast<int>(stack_.size()); }
   // Control flow nests at most this deep (docs/semantics.md): deeper is a
   // KernelError at the user's line, so no recursive pass can overflow the stack.
-  static constexpr int kMaxNestingDepth = 200;  // under the 256 brackets that clang (and so Metal's compiler) accepts by default
+  static constexpr int kMaxNestingDepth =
+      200;  // under the 256 brackets that clang (and so Metal's compiler) accepts by default
 
   // Verifies and returns the kernel; the builder is then empty.
   Kernel finish();
@@ -170,8 +191,8 @@ class Builder {
  private:
   struct Open {
     Op* op;
-    int region;          // which region of op is open
-    const char* what;    // "for", "if", "else", "while condition", "while body"
+    int region;        // which region of op is open
+    const char* what;  // "for", "if", "else", "while condition", "while body"
   };
   Region& current();
   int add_param(const std::string& name, Param::Kind kind, DType type, const std::string& dtype_error);
@@ -200,8 +221,8 @@ class Builder {
   std::string async_copy_name(const char* base, int64_t dst, int64_t src) const;
   ValueId append_async_copy(OpCode code, int64_t dst, int64_t src, std::vector<ValueId> operands);
   void mark_written(int64_t mem);
-  std::vector<ValueId> close_region_with_yield(const std::vector<Operand>& yields,
-                                               const std::vector<DType>& types, const char* op);
+  std::vector<ValueId> close_region_with_yield(const std::vector<Operand>& yields, const std::vector<DType>& types,
+                                               const char* op);
 
   Kernel k_;
   uint32_t loc_ = 0;

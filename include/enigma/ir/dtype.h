@@ -12,17 +12,17 @@ namespace enigma {
 // X(enum, metal name, short name, bits, is_float, is_signed, numpy name, rank)
 // `rank` orders the promotion lattice (SEMANTICS 3): float beats integer,
 // wider beats narrower, and at equal width unsigned beats signed.
-#define ENIGMA_SCALAR_TYPES(X)                        \
-  X(B1, "bool", "b1", 1, false, false, "bool", 0)      \
-  X(I8, "char", "i8", 8, false, true, "int8", 1)       \
-  X(U8, "uchar", "u8", 8, false, false, "uint8", 2)     \
-  X(I16, "short", "i16", 16, false, true, "int16", 3)   \
-  X(U16, "ushort", "u16", 16, false, false, "uint16", 4) \
-  X(I32, "int", "i32", 32, false, true, "int32", 5)     \
-  X(U32, "uint", "u32", 32, false, false, "uint32", 6)   \
-  X(I64, "long", "i64", 64, false, true, "int64", 7)    \
-  X(U64, "ulong", "u64", 64, false, false, "uint64", 8)  \
-  X(F16, "half", "f16", 16, true, true, "float16", 9)     \
+#define ENIGMA_SCALAR_TYPES(X)                             \
+  X(B1, "bool", "b1", 1, false, false, "bool", 0)          \
+  X(I8, "char", "i8", 8, false, true, "int8", 1)           \
+  X(U8, "uchar", "u8", 8, false, false, "uint8", 2)        \
+  X(I16, "short", "i16", 16, false, true, "int16", 3)      \
+  X(U16, "ushort", "u16", 16, false, false, "uint16", 4)   \
+  X(I32, "int", "i32", 32, false, true, "int32", 5)        \
+  X(U32, "uint", "u32", 32, false, false, "uint32", 6)     \
+  X(I64, "long", "i64", 64, false, true, "int64", 7)       \
+  X(U64, "ulong", "u64", 64, false, false, "uint64", 8)    \
+  X(F16, "half", "f16", 16, true, true, "float16", 9)      \
   X(BF16, "bfloat", "bf16", 16, true, true, "bfloat16", 9) \
   X(F32, "float", "f32", 32, true, true, "float32", 10)
 
@@ -88,7 +88,11 @@ struct DType {
   bool is_integer() const { return is_scalar_or_vector() && enigma::is_integer(elem); }
   bool is_bool() const { return is_scalar_or_vector() && elem == Scalar::B1; }
   int width() const { return is_vector() ? lanes : 1; }
-  DType with_elem(Scalar s) const { DType d = *this; d.elem = s; return d; }
+  DType with_elem(Scalar s) const {
+    DType d = *this;
+    d.elem = s;
+    return d;
+  }
   int size_bytes() const;
 
   // Canonical trace spelling: "float", "vec<4,float>", "simdgroup_matrix<8,8,half>".

@@ -24,13 +24,48 @@ enum class OpCode : uint8_t {
 };
 
 enum class OpCategory : uint8_t {
-  Constant, Param, ThreadQuery, Arith, Bitwise, Shift, Negate, BitNot, Compare, Select,
-  Convert, Bitcast, Load, Store, For, If, While, Terminator,
+  Constant,
+  Param,
+  ThreadQuery,
+  Arith,
+  Bitwise,
+  Shift,
+  Negate,
+  BitNot,
+  Compare,
+  Select,
+  Convert,
+  Bitcast,
+  Load,
+  Store,
+  For,
+  If,
+  While,
+  Terminator,
   // the per-thread language (ops.def, second section)
-  Math, MatMul, VecMake, VecExtract, MatMake, MatColumn, FuncConst, LoadIf, LocalAlloc, LocalLoad, LocalStore,
+  Math,
+  MatMul,
+  VecMake,
+  VecExtract,
+  MatMake,
+  MatColumn,
+  FuncConst,
+  LoadIf,
+  LocalAlloc,
+  LocalLoad,
+  LocalStore,
   // cooperative execution
-  Barrier, GroupReduce, GroupScan, GroupShuffle, Atomic, MatrixLoad, MatrixStore, MatrixFill, MatrixMma,
-  AsyncCopy, AsyncWait
+  Barrier,
+  GroupReduce,
+  GroupScan,
+  GroupShuffle,
+  Atomic,
+  MatrixLoad,
+  MatrixStore,
+  MatrixFill,
+  MatrixMma,
+  AsyncCopy,
+  AsyncWait
 };
 
 enum class OpEffect : uint8_t { Pure, Reads, Writes };
@@ -56,8 +91,8 @@ int num_opcodes();
 // operands' width (even unsigned ones), the u-variants as unsigned; floats use
 // ordered predicates except Ne (true when either side is NaN). SEMANTICS 3.
 #define ENIGMA_CMP_PREDICATES(X) \
-  X(Eq, "eq") X(Ne, "ne") X(Lt, "lt") X(Le, "le") X(Gt, "gt") X(Ge, "ge") \
-  X(Ult, "ult") X(Ule, "ule") X(Ugt, "ugt") X(Uge, "uge")
+  X(Eq, "eq")                    \
+  X(Ne, "ne") X(Lt, "lt") X(Le, "le") X(Gt, "gt") X(Ge, "ge") X(Ult, "ult") X(Ule, "ule") X(Ugt, "ugt") X(Uge, "uge")
 enum class CmpPred : uint8_t {
 #define ENIGMA_X(e, s) e,
   ENIGMA_CMP_PREDICATES(ENIGMA_X)
@@ -67,18 +102,18 @@ const char* name(CmpPred p);
 bool parse_cmp_pred(std::string_view s, CmpPred* out);
 
 // Thread/grid queries (reference section 7). `vector` queries take a dim.
-#define ENIGMA_THREAD_QUERIES(X)                                  \
-  X(ThreadPositionInGrid, "thread_position_in_grid", true)           \
-  X(ThreadPositionInThreadgroup, "thread_position_in_threadgroup", true) \
-  X(ThreadgroupPositionInGrid, "threadgroup_position_in_grid", true)  \
-  X(ThreadsPerThreadgroup, "threads_per_threadgroup", true)           \
-  X(ThreadsPerGrid, "threads_per_grid", true)                         \
-  X(ThreadgroupsPerGrid, "threadgroups_per_grid", true)               \
-  X(GridSize, "grid_size", true)                                      \
-  X(ThreadIndexInThreadgroup, "thread_index_in_threadgroup", false)   \
-  X(ThreadIndexInSimdgroup, "thread_index_in_simdgroup", false)       \
+#define ENIGMA_THREAD_QUERIES(X)                                          \
+  X(ThreadPositionInGrid, "thread_position_in_grid", true)                \
+  X(ThreadPositionInThreadgroup, "thread_position_in_threadgroup", true)  \
+  X(ThreadgroupPositionInGrid, "threadgroup_position_in_grid", true)      \
+  X(ThreadsPerThreadgroup, "threads_per_threadgroup", true)               \
+  X(ThreadsPerGrid, "threads_per_grid", true)                             \
+  X(ThreadgroupsPerGrid, "threadgroups_per_grid", true)                   \
+  X(GridSize, "grid_size", true)                                          \
+  X(ThreadIndexInThreadgroup, "thread_index_in_threadgroup", false)       \
+  X(ThreadIndexInSimdgroup, "thread_index_in_simdgroup", false)           \
   X(SimdgroupIndexInThreadgroup, "simdgroup_index_in_threadgroup", false) \
-  X(ThreadsPerSimdgroup, "threads_per_simdgroup", false)              \
+  X(ThreadsPerSimdgroup, "threads_per_simdgroup", false)                  \
   X(SimdgroupsPerThreadgroup, "simdgroups_per_threadgroup", false)
 enum class ThreadQuery : uint8_t {
 #define ENIGMA_X(e, s, v) e,
@@ -206,12 +241,12 @@ class OpAttrs {
 
 struct Op : OpAttrs {
   OpCode code{};
-  DType type;                     // type of the single result; void for none / multi
+  DType type;  // type of the single result; void for none / multi
   std::vector<ValueId> operands;
   std::vector<ValueId> results;
   std::vector<Region> regions;
-  Const value;                    // Constant
-  uint32_t loc = 0;               // index into Kernel::locations (0 = unknown)
+  Const value;       // Constant
+  uint32_t loc = 0;  // index into Kernel::locations (0 = unknown)
 
   const OpInfo& info() const { return enigma::info(code); }
   ValueId result() const { return results.empty() ? kNoValue : results[0]; }
@@ -283,10 +318,22 @@ struct Kernel {
 
 // What a collective (simd/quad) op computes.
 struct CollectiveInfo {
-  enum class Kind : uint8_t { Sum, Product, Min, Max, And, Or, Xor, Shuffle, ShuffleUp, ShuffleDown, ShuffleXor,
-                              Broadcast };
+  enum class Kind : uint8_t {
+    Sum,
+    Product,
+    Min,
+    Max,
+    And,
+    Or,
+    Xor,
+    Shuffle,
+    ShuffleUp,
+    ShuffleDown,
+    ShuffleXor,
+    Broadcast
+  };
   Kind kind = Kind::Sum;
-  int width = 32;          // lanes: 32 (simdgroup) or 4 (quad)
+  int width = 32;  // lanes: 32 (simdgroup) or 4 (quad)
   bool scan = false;
   bool inclusive = false;  // scans
 };

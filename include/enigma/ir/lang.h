@@ -18,8 +18,7 @@ std::vector<std::string> operand_classes(OpCode op);
 // The result type of a Math/MatMul op whose operands already have their final
 // types (what the builder produced), or nullopt with `why` set.
 // `range` is ExtractBits/InsertBits's bit range (ignored by the other ops).
-std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& operands, BitRange range,
-                                      std::string* why);
+std::optional<DType> lang_result_type(OpCode op, const std::vector<DType>& operands, BitRange range, std::string* why);
 
 // Largest per-thread array (register_tensor), in bytes: it lives on the
 // thread's stack on the CPU and in registers or thread memory on GPUs.

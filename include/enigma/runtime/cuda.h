@@ -9,13 +9,13 @@
 namespace enigma::cuda {
 
 struct Probe {
-  bool driver_loaded = false;   // libcuda loaded and cuInit succeeded
-  int driver_version = 0;       // e.g. 13000
+  bool driver_loaded = false;  // libcuda loaded and cuInit succeeded
+  int driver_version = 0;      // e.g. 13000
   int device_count = 0;
   std::string unavailable_reason;  // why the backend is unavailable ("" when it is)
-  std::string nvrtc_path;       // "" when libnvrtc was not found
-  std::string nvrtc_version;    // "13.0"
-  std::string nvrtc_error;      // why libnvrtc was not found
+  std::string nvrtc_path;          // "" when libnvrtc was not found
+  std::string nvrtc_version;       // "13.0"
+  std::string nvrtc_error;         // why libnvrtc was not found
 };
 // Loads the driver and NVRTC if not loaded yet; never throws.
 Probe probe();

@@ -40,8 +40,7 @@ void reset_cxx_compiler_cache_for_testing();
 // cannot be started, fails, is killed by a signal or creates no output, and
 // Interrupted (the compiler killed) when the host asks to stop (Ctrl-C).
 // Relative paths are made absolute, so none reads as a compiler option.
-void compile_shared_library(const CxxCompiler& cc, const std::string& source,
-                            const std::vector<std::string>& flags,
+void compile_shared_library(const CxxCompiler& cc, const std::string& source, const std::vector<std::string>& flags,
                             const std::filesystem::path& output);
 
 struct ProcessResult {

@@ -72,8 +72,7 @@ class Device {
   virtual void download(const DeviceBuffer& src, void* dst, uint64_t bytes) = 0;
   // Runs and waits. Returns the elapsed milliseconds (device time where the
   // device has timestamps, else wall time). Throws RuntimeError on failure.
-  virtual double launch(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid,
-                        Dim3 threads) = 0;
+  virtual double launch(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) = 0;
   // Starts a launch without waiting where the device queues work (CUDA): a
   // later download or launch() waits for it and reports its failure.
   virtual void enqueue(const Kernel& k, Program& p, const std::vector<LaunchArg>& args, Dim3 grid, Dim3 threads) {
@@ -131,8 +130,8 @@ class CompiledKernel {
 struct HostArray {
   const void* data = nullptr;
   uint64_t bytes = 0;
-  std::string dtype;   // numpy dtype name ("float32", "bfloat16", ...); "" = untyped bytes
-  std::string shape;   // for messages, e.g. "(1024,)"
+  std::string dtype;  // numpy dtype name ("float32", "bfloat16", ...); "" = untyped bytes
+  std::string shape;  // for messages, e.g. "(1024,)"
   // Nonzero: the array is already in device memory at this address (CUDA
   // interop); `data` is unused and the device binds it without a copy,
   // unless the kernel writes that input (then it gets a private copy).

@@ -31,17 +31,31 @@ namespace {
 // loop across threads even when the body holds loops (outer-loop
 // vectorisation), which plain auto-vectorisation does not attempt.
 const std::vector<std::string>& kernel_flags() {
-  static const std::vector<std::string> flags = {
-      "-std=c++20", "-O3", "-march=native", "-shared", "-fPIC", "-fwrapv", "-ffp-contract=off",
-      "-fno-math-errno", "-fvisibility=hidden", "-fopenmp-simd", "-w"};
+  static const std::vector<std::string> flags = {"-std=c++20",
+                                                 "-O3",
+                                                 "-march=native",
+                                                 "-shared",
+                                                 "-fPIC",
+                                                 "-fwrapv",
+                                                 "-ffp-contract=off",
+                                                 "-fno-math-errno",
+                                                 "-fvisibility=hidden",
+                                                 "-fopenmp-simd",
+                                                 "-w"};
   return flags;
 }
 
 std::string cpu_isa_level(int* level) {
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) { *level = 3; return "x86_64-avx512"; }
-  if (__builtin_cpu_supports("avx2")) { *level = 2; return "x86_64-avx2"; }
+  if (__builtin_cpu_supports("avx512f")) {
+    *level = 3;
+    return "x86_64-avx512";
+  }
+  if (__builtin_cpu_supports("avx2")) {
+    *level = 2;
+    return "x86_64-avx2";
+  }
   *level = 1;
   return "x86_64-sse2";
 #elif defined(__aarch64__)
@@ -280,9 +294,10 @@ class CpuDevice : public Device {
       std::string at = where;
       if (!at.empty()) at.append(": ");
       if (error_flag == 3)
-        throw RuntimeError(dispatch_error(name_, k.name, grid, threads, "OUT_OF_MEMORY",
-                                          "cannot allocate " + std::to_string(error_info[2]) +
-                                              " bytes of per-worker scratch (threadgroup memory and per-thread state)"));
+        throw RuntimeError(
+            dispatch_error(name_, k.name, grid, threads, "OUT_OF_MEMORY",
+                           "cannot allocate " + std::to_string(error_info[2]) +
+                               " bytes of per-worker scratch (threadgroup memory and per-thread state)"));
       if (error_flag == 4)
         throw RuntimeError(dispatch_error(
             name_, k.name, grid, threads, "DIVERGENT_BARRIER",
@@ -291,9 +306,11 @@ class CpuDevice : public Device {
                 "must reach the same barriers"));
       throw RuntimeError(dispatch_error(
           name_, k.name, grid, threads, "DIVERGENT_CONTROL_FLOW",
-          at + "the bounds or condition of a loop that contains barriers or simdgroup operations differ between the "
-               "threads of threadgroup " + group + " (thread " + std::to_string(error_info[2]) +
-               " disagrees with the first); such loops must be uniform across the threadgroup"));
+          at +
+              "the bounds or condition of a loop that contains barriers or simdgroup operations differ between the "
+              "threads of threadgroup " +
+              group + " (thread " + std::to_string(error_info[2]) +
+              " disagrees with the first); such loops must be uniform across the threadgroup"));
     }
     return std::chrono::duration<double, std::milli>(end - start).count();
   }
@@ -309,7 +326,11 @@ class CpuDevice : public Device {
 
 const Backend& cpu_backend() {
   static const Backend backend{
-      .name = "cpu", .language = "", .source_extension = "cpp", .auto_rank = 2, .numbered = false,
+      .name = "cpu",
+      .language = "",
+      .source_extension = "cpp",
+      .auto_rank = 2,
+      .numbered = false,
       .emit = [](const Kernel& k, const SourceOptions& o) { return emit_cpu(k, with_checks<CpuEmitOptions>(o)); },
       .spellings = float_register_spellings(),
       .open = [](int ordinal) -> std::shared_ptr<Device> {

@@ -34,7 +34,8 @@ std::string text_with(const Driver& d, CUresult r) {
   std::string text = d.cuGetErrorName && d.cuGetErrorName(r, &n) == CUDA_SUCCESS && n
                          ? std::string(n)
                          : "CUDA error " + std::to_string(r);
-  if (d.cuGetErrorString && d.cuGetErrorString(r, &desc) == CUDA_SUCCESS && desc) text += std::string(" (") + desc + ")";
+  if (d.cuGetErrorString && d.cuGetErrorString(r, &desc) == CUDA_SUCCESS && desc)
+    text += std::string(" (") + desc + ")";
   return text;
 }
 
@@ -63,36 +64,35 @@ const DriverState& driver_state() {
     }
     Driver& d = s->api;
     std::string missing;
-    bool all = bind(lib, d.cuInit, {"cuInit"}, &missing) &
-               bind(lib, d.cuDriverGetVersion, {"cuDriverGetVersion"}, &missing) &
-               bind(lib, d.cuDeviceGetCount, {"cuDeviceGetCount"}, &missing) &
-               bind(lib, d.cuDeviceGet, {"cuDeviceGet"}, &missing) &
-               bind(lib, d.cuDeviceGetName, {"cuDeviceGetName"}, &missing) &
-               bind(lib, d.cuDeviceGetAttribute, {"cuDeviceGetAttribute"}, &missing) &
-               bind(lib, d.cuDeviceTotalMem, {"cuDeviceTotalMem_v2"}, &missing) &
-               bind(lib, d.cuDevicePrimaryCtxRetain, {"cuDevicePrimaryCtxRetain"}, &missing) &
-               bind(lib, d.cuCtxSetCurrent, {"cuCtxSetCurrent"}, &missing) &
-               bind(lib, d.cuModuleLoadData, {"cuModuleLoadData"}, &missing) &
-               bind(lib, d.cuModuleGetFunction, {"cuModuleGetFunction"}, &missing) &
-               bind(lib, d.cuModuleUnload, {"cuModuleUnload"}, &missing) &
-               bind(lib, d.cuFuncGetAttribute, {"cuFuncGetAttribute"}, &missing) &
-               bind(lib, d.cuFuncSetAttribute, {"cuFuncSetAttribute"}, &missing) &
-               bind(lib, d.cuMemAlloc, {"cuMemAlloc_v2"}, &missing) &
-               bind(lib, d.cuMemFree, {"cuMemFree_v2"}, &missing) &
-               bind(lib, d.cuMemsetD8, {"cuMemsetD8_v2"}, &missing) &
-               bind(lib, d.cuMemcpyHtoD, {"cuMemcpyHtoD_v2"}, &missing) &
-               bind(lib, d.cuMemcpyDtoH, {"cuMemcpyDtoH_v2"}, &missing) &
-               bind(lib, d.cuMemcpyDtoD, {"cuMemcpyDtoD_v2"}, &missing) &
-               bind(lib, d.cuLaunchKernel, {"cuLaunchKernel"}, &missing) &
-               bind(lib, d.cuEventCreate, {"cuEventCreate"}, &missing) &
-               bind(lib, d.cuEventRecord, {"cuEventRecord"}, &missing) &
-               bind(lib, d.cuEventSynchronize, {"cuEventSynchronize"}, &missing) &
-               bind(lib, d.cuEventElapsedTime, {"cuEventElapsedTime_v2", "cuEventElapsedTime"}, &missing) &
-               bind(lib, d.cuEventDestroy, {"cuEventDestroy_v2"}, &missing) &
-               bind(lib, d.cuCtxSynchronize, {"cuCtxSynchronize"}, &missing) &
-               bind(lib, d.cuGetErrorName, {"cuGetErrorName"}, &missing) &
-               bind(lib, d.cuGetErrorString, {"cuGetErrorString"}, &missing) &
-               bind(lib, d.cuPointerGetAttribute, {"cuPointerGetAttribute"}, &missing);
+    bool all =
+        bind(lib, d.cuInit, {"cuInit"}, &missing) & bind(lib, d.cuDriverGetVersion, {"cuDriverGetVersion"}, &missing) &
+        bind(lib, d.cuDeviceGetCount, {"cuDeviceGetCount"}, &missing) &
+        bind(lib, d.cuDeviceGet, {"cuDeviceGet"}, &missing) &
+        bind(lib, d.cuDeviceGetName, {"cuDeviceGetName"}, &missing) &
+        bind(lib, d.cuDeviceGetAttribute, {"cuDeviceGetAttribute"}, &missing) &
+        bind(lib, d.cuDeviceTotalMem, {"cuDeviceTotalMem_v2"}, &missing) &
+        bind(lib, d.cuDevicePrimaryCtxRetain, {"cuDevicePrimaryCtxRetain"}, &missing) &
+        bind(lib, d.cuCtxSetCurrent, {"cuCtxSetCurrent"}, &missing) &
+        bind(lib, d.cuModuleLoadData, {"cuModuleLoadData"}, &missing) &
+        bind(lib, d.cuModuleGetFunction, {"cuModuleGetFunction"}, &missing) &
+        bind(lib, d.cuModuleUnload, {"cuModuleUnload"}, &missing) &
+        bind(lib, d.cuFuncGetAttribute, {"cuFuncGetAttribute"}, &missing) &
+        bind(lib, d.cuFuncSetAttribute, {"cuFuncSetAttribute"}, &missing) &
+        bind(lib, d.cuMemAlloc, {"cuMemAlloc_v2"}, &missing) & bind(lib, d.cuMemFree, {"cuMemFree_v2"}, &missing) &
+        bind(lib, d.cuMemsetD8, {"cuMemsetD8_v2"}, &missing) &
+        bind(lib, d.cuMemcpyHtoD, {"cuMemcpyHtoD_v2"}, &missing) &
+        bind(lib, d.cuMemcpyDtoH, {"cuMemcpyDtoH_v2"}, &missing) &
+        bind(lib, d.cuMemcpyDtoD, {"cuMemcpyDtoD_v2"}, &missing) &
+        bind(lib, d.cuLaunchKernel, {"cuLaunchKernel"}, &missing) &
+        bind(lib, d.cuEventCreate, {"cuEventCreate"}, &missing) &
+        bind(lib, d.cuEventRecord, {"cuEventRecord"}, &missing) &
+        bind(lib, d.cuEventSynchronize, {"cuEventSynchronize"}, &missing) &
+        bind(lib, d.cuEventElapsedTime, {"cuEventElapsedTime_v2", "cuEventElapsedTime"}, &missing) &
+        bind(lib, d.cuEventDestroy, {"cuEventDestroy_v2"}, &missing) &
+        bind(lib, d.cuCtxSynchronize, {"cuCtxSynchronize"}, &missing) &
+        bind(lib, d.cuGetErrorName, {"cuGetErrorName"}, &missing) &
+        bind(lib, d.cuGetErrorString, {"cuGetErrorString"}, &missing) &
+        bind(lib, d.cuPointerGetAttribute, {"cuPointerGetAttribute"}, &missing);
     if (!all) {
       s->why = "the CUDA driver library is too old: it lacks " + missing;
       return s;
@@ -259,8 +259,10 @@ const Nvrtc& nvrtc() {
       if (n->nvrtcGetSupportedArchs(n->archs.data()) != 0) n->archs.clear();
     }
     char path[4096] = {};
-    if (!is_path && dlinfo(lib, RTLD_DI_ORIGIN, path) == 0) n->path = std::string(path) + "/" + c;
-    else n->path = c;
+    if (!is_path && dlinfo(lib, RTLD_DI_ORIGIN, path) == 0)
+      n->path = std::string(path) + "/" + c;
+    else
+      n->path = c;
     loaded = n;
     return *loaded;
   }

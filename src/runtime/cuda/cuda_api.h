@@ -35,7 +35,7 @@ enum : int {
   kAttrMaxSharedMemoryPerBlock = 8,
   kAttrWarpSize = 10,
   kAttrMultiprocessorCount = 16,
-  kAttrMemoryClockRate = 36,     // kHz
+  kAttrMemoryClockRate = 36,       // kHz
   kAttrGlobalMemoryBusWidth = 37,  // bits
   kAttrComputeCapabilityMajor = 75,
   kAttrComputeCapabilityMinor = 76,
@@ -68,8 +68,8 @@ struct Driver {
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void*, size_t);
   CUresult (*cuMemcpyDtoH)(void*, CUdeviceptr, size_t);
   CUresult (*cuMemcpyDtoD)(CUdeviceptr, CUdeviceptr, size_t);
-  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-                             CUstream, void**, void**);
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
+                             void**, void**);
   CUresult (*cuEventCreate)(CUevent*, unsigned int);
   CUresult (*cuEventRecord)(CUevent, CUstream);
   CUresult (*cuEventSynchronize)(CUevent);
@@ -115,9 +115,9 @@ struct Nvrtc {
   nvrtcResult (*nvrtcGetNumSupportedArchs)(int*);
   nvrtcResult (*nvrtcGetSupportedArchs)(int*);
 
-  std::string path;               // the library that was loaded
-  int major = 0, minor = 0;       // NVRTC version
-  std::vector<int> archs;         // supported sm_XX as XX (empty: unknown)
+  std::string path;          // the library that was loaded
+  int major = 0, minor = 0;  // NVRTC version
+  std::vector<int> archs;    // supported sm_XX as XX (empty: unknown)
 };
 
 // libnvrtc, found at run time (ENIGMA_NVRTC_LIBRARY; libnvrtc.so.<driver

@@ -28,7 +28,8 @@ class CudaDevice;
 
 class CudaBuffer : public DeviceBuffer {
  public:
-  CudaBuffer(CudaDevice* dev, CUdeviceptr ptr, uint64_t size, bool owned) : dev_(dev), ptr_(ptr), size_(size), owned_(owned) {}
+  CudaBuffer(CudaDevice* dev, CUdeviceptr ptr, uint64_t size, bool owned)
+      : dev_(dev), ptr_(ptr), size_(size), owned_(owned) {}
   ~CudaBuffer() override;
   uint64_t size() const override { return size_; }
   CUdeviceptr ptr() const { return ptr_; }
@@ -311,8 +312,8 @@ class CudaDevice : public Device {
   [[noreturn]] void fail_async(const std::string& what, CUresult r) {
     std::string note = unusable_note(r);
     if (last_kernel_.empty()) throw RuntimeError(name_ + ": " + what + " failed: " + error_text(r) + note);
-    throw RuntimeError(dispatch_error(name_, last_kernel_, last_grid_, last_threads_, error_name(r) + " (" +
-                                      std::to_string(r) + ")",
+    throw RuntimeError(dispatch_error(name_, last_kernel_, last_grid_, last_threads_,
+                                      error_name(r) + " (" + std::to_string(r) + ")",
                                       error_text(r) + " (reported by " + what + " after the dispatch)" + note));
   }
 
@@ -322,8 +323,7 @@ class CudaDevice : public Device {
     const uint64_t per_block = t[0] * t[1] * t[2];
     // Simdgroup matrices as fragments (the _tc entry) need every simdgroup
     // full: whole warps per threadgroup and no partial edge threadgroup.
-    const bool full_simdgroups =
-        per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 && g[2] % t[2] == 0;
+    const bool full_simdgroups = per_block % 32 == 0 && g[0] % t[0] == 0 && g[1] % t[1] == 0 && g[2] % t[2] == 0;
     // Debug kernels report out-of-bounds loads lane by lane: the plain entry.
     const bool tc = tensor_cores_ && !prog.debug() && prog.matrices() && full_simdgroups;
     const Entry* entry = tc ? &prog.fragments(k) : &prog.plain(k);
@@ -360,8 +360,10 @@ class CudaDevice : public Device {
       grid32[i] = static_cast<uint32_t>(g[i]);
     }
     if (fn.max_threads > 0 && per_block > static_cast<uint64_t>(fn.max_threads))
-      refuse("threads " + threads.str() + " = " + std::to_string(per_block) + " per threadgroup; this kernel can run "
-             "at most " + std::to_string(fn.max_threads) + " (its register use limits it)");
+      refuse("threads " + threads.str() + " = " + std::to_string(per_block) +
+             " per threadgroup; this kernel can run "
+             "at most " +
+             std::to_string(fn.max_threads) + " (its register use limits it)");
 
     // cuLaunchKernel takes a pointer to each parameter's value.
     const size_t n = args.size();
@@ -470,7 +472,8 @@ class CudaDevice : public Device {
     r = d_->cuMemsetD8(err_, 0, e.size() * sizeof(uint64_t));
     if (r != CUDA_SUCCESS) fail_call("cuMemsetD8", r);
     const PendingCheck& pc = done[first];
-    throw RuntimeError(out_of_bounds_error(name_, pc.kernel, pc.grid, pc.threads, pc.bytes, &e[first * kRecordWords + 1]));
+    throw RuntimeError(
+        out_of_bounds_error(name_, pc.kernel, pc.grid, pc.threads, pc.bytes, &e[first * kRecordWords + 1]));
   }
 
   // The options for this card: its own architecture as a cubin when NVRTC
@@ -520,7 +523,8 @@ class CudaDevice : public Device {
       throw RuntimeError("cuda: NVRTC " + std::to_string(nv.major) + "." + std::to_string(nv.minor) +
                          " could not compile kernel '" + k.name + "' (" + nv.nvrtcGetErrorString(rc) +
                          "; a bug in Enigma's CUDA code generator: please report it with this message). "
-                         "Options:" + opt_text + "\n" + log + "\n--- source ---\n" + source);
+                         "Options:" +
+                         opt_text + "\n" + log + "\n--- source ---\n" + source);
     }
     size_t size = 0;
     std::string image;
@@ -549,7 +553,7 @@ class CudaDevice : public Device {
   DeviceCapabilities caps_;
   CUevent start_ = nullptr, end_ = nullptr;
   CUdeviceptr err_ = 0;
-  std::vector<PendingCheck> pending_;  // launches whose error records are not read yet
+  std::vector<PendingCheck> pending_;                 // launches whose error records are not read yet
   uint64_t grouped_min_threads_ = uint64_t{1} << 22;  // ~4 waves of a large GPU after grouping
   int groups_override_ = 0;
   bool tensor_cores_ = true;  // the _tc entry for launches whose simdgroups are all full
@@ -608,13 +612,18 @@ std::string cuda_unavailable_reason() {
 
 const Backend& cuda_backend() {
   static const Backend backend{
-      .name = "cuda", .language = "", .source_extension = "cu", .auto_rank = 1, .numbered = true,
-      .emit = [](const Kernel& k, const SourceOptions& o) {
-        auto eo = with_checks<CudaEmitOptions>(o);
-        eo.groups_per_block = o.debug ? 1 : o.groups_per_block;
-        eo.matrix_fragments = !o.debug && o.matrix_fragments;
-        return emit_cuda(k, eo);
-      },
+      .name = "cuda",
+      .language = "",
+      .source_extension = "cu",
+      .auto_rank = 1,
+      .numbered = true,
+      .emit =
+          [](const Kernel& k, const SourceOptions& o) {
+            auto eo = with_checks<CudaEmitOptions>(o);
+            eo.groups_per_block = o.debug ? 1 : o.groups_per_block;
+            eo.matrix_fragments = !o.debug && o.matrix_fragments;
+            return emit_cuda(k, eo);
+          },
       .spellings = float_register_spellings(),
       .open = [](int ordinal) -> std::shared_ptr<Device> {
         int count = device_count();
@@ -625,9 +634,10 @@ const Backend& cuda_backend() {
         return std::make_shared<CudaDevice>(ordinal);
       },
       .available = [] { return driver() != nullptr && device_count() > 0; },
-      .unavailable = [](const std::string& spec, const std::string&) {
-        return "device '" + spec + "' is not available on this machine: " + cuda_unavailable_reason();
-      },
+      .unavailable =
+          [](const std::string& spec, const std::string&) {
+            return "device '" + spec + "' is not available on this machine: " + cuda_unavailable_reason();
+          },
   };
   return backend;
 }

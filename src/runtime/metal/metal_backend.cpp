@@ -13,7 +13,11 @@ bool metal_device_available();
 
 const Backend& metal_backend() {
   static const Backend backend{
-      .name = "metal", .language = "msl", .source_extension = "metal", .auto_rank = 0, .numbered = false,
+      .name = "metal",
+      .language = "msl",
+      .source_extension = "metal",
+      .auto_rank = 0,
+      .numbered = false,
       .emit = [](const Kernel& k, const SourceOptions& o) { return emit_msl(k, with_checks<MslEmitOptions>(o)); },
       // MSL computes half/bfloat math in float and rounds once, except:
       .spellings =
@@ -33,12 +37,15 @@ const Backend& metal_backend() {
       .available = [] { return false; },
 #endif
       // Also when a test build has a Metal device that is switched off.
-      .unavailable = [](const std::string&, const std::string& built) {
-        return "device 'metal' is not available: Metal needs macOS on Apple silicon, and this machine has no Metal "
-               "device (this installation has: " + built + "). If ENIGMA_DEVICE=metal is set, unset it to use the "
-               "default device, or set ENIGMA_DEVICE=cpu (or cuda); compiled.metal_source still gives the Metal "
-               "source on any machine";
-      },
+      .unavailable =
+          [](const std::string&, const std::string& built) {
+            return "device 'metal' is not available: Metal needs macOS on Apple silicon, and this machine has no Metal "
+                   "device (this installation has: " +
+                   built +
+                   "). If ENIGMA_DEVICE=metal is set, unset it to use the "
+                   "default device, or set ENIGMA_DEVICE=cpu (or cuda); compiled.metal_source still gives the Metal "
+                   "source on any machine";
+          },
   };
   return backend;
 }

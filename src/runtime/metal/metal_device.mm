@@ -92,8 +92,8 @@ ENIGMA_METAL_API int apple_family(id<MTLDevice> device) {
   if (@available(macOS 14.0, iOS 17.0, *)) {
     if ([device supportsFamily:MTLGPUFamilyApple9]) return 9;
   }
-  const MTLGPUFamily older[] = {MTLGPUFamilyApple8, MTLGPUFamilyApple7, MTLGPUFamilyApple6, MTLGPUFamilyApple5, MTLGPUFamilyApple4,
-                                MTLGPUFamilyApple3, MTLGPUFamilyApple2, MTLGPUFamilyApple1};
+  const MTLGPUFamily older[] = {MTLGPUFamilyApple8, MTLGPUFamilyApple7, MTLGPUFamilyApple6, MTLGPUFamilyApple5,
+                                MTLGPUFamilyApple4, MTLGPUFamilyApple3, MTLGPUFamilyApple2, MTLGPUFamilyApple1};
   for (int i = 0; i < 8; ++i)
     if ([device supportsFamily:older[i]]) return 8 - i;
   return 0;
@@ -271,7 +271,7 @@ class ENIGMA_METAL_API MetalDevice : public Device {
             }
           [encoder setBytes:lens.data() length:lens.size() * sizeof(uint64_t) atIndex:args.size()];
           err_buffer = Owned<id<MTLBuffer>>([device_ newBufferWithLength:sizeof record
-                                                                  options:MTLResourceStorageModeShared]);
+                                                                 options:MTLResourceStorageModeShared]);
           if (err_buffer.get() != nil) std::memset([err_buffer.get() contents], 0, sizeof record);
           [encoder setBuffer:err_buffer.get() offset:0 atIndex:args.size() + 1];
         }
@@ -293,7 +293,10 @@ class ENIGMA_METAL_API MetalDevice : public Device {
     if (!code.empty()) throw RuntimeError(dispatch_error(name_, k.name, grid, threads, code, description));
     if (record[0]) {  // {1, memory id, index low, index high, access, x, y, z}
       const uint64_t info[6] = {static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(record[1]))),
-                                record[2] | (static_cast<uint64_t>(record[3]) << 32), record[4], record[5], record[6],
+                                record[2] | (static_cast<uint64_t>(record[3]) << 32),
+                                record[4],
+                                record[5],
+                                record[6],
                                 record[7]};
       throw RuntimeError(out_of_bounds_error(name_, k, grid, threads, sizes, info));
     }
