@@ -205,26 +205,16 @@ std::string CFamilyEmitter::expr(const Op& op) {
     case OpCategory::VecMake:
     case OpCategory::VecExtract:
     case OpCategory::MatMake:
-    case OpCategory::MatColumn:
-      return lang_expr(op, a);
-    case OpCategory::FuncConst:
-      return function_constant(op);
-    case OpCategory::LoadIf:
-      return load_if(op);
-    case OpCategory::LocalLoad:
-      return local_load(op);
-    case OpCategory::Constant:
-      return constant(op);
-    case OpCategory::Param:
-      return param_name(op.param_index());
-    case OpCategory::ThreadQuery:
-      return query(op.query(), op.query_dim());
-    case OpCategory::Load:
-      return load(op);
-    case OpCategory::Convert:
-      return convert(k_.type_of(op.operands[0]), op.type, a[0]);
-    case OpCategory::Bitcast:
-      return bitcast(k_.type_of(op.operands[0]), op.type, a[0]);
+    case OpCategory::MatColumn: return lang_expr(op, a);
+    case OpCategory::FuncConst: return function_constant(op);
+    case OpCategory::LoadIf: return load_if(op);
+    case OpCategory::LocalLoad: return local_load(op);
+    case OpCategory::Constant: return constant(op);
+    case OpCategory::Param: return param_name(op.param_index());
+    case OpCategory::ThreadQuery: return query(op.query(), op.query_dim());
+    case OpCategory::Load: return load(op);
+    case OpCategory::Convert: return convert(k_.type_of(op.operands[0]), op.type, a[0]);
+    case OpCategory::Bitcast: return bitcast(k_.type_of(op.operands[0]), op.type, a[0]);
     case OpCategory::Compare: {
       const DType& t = k_.type_of(op.operands[0]);
       CmpPred p = op.predicate();
@@ -426,28 +416,14 @@ std::string CFamilyEmitter::bounds_check_expr(int64_t mem, const std::string& in
 void CFamilyEmitter::op(const Op& op) {
   if (special(op)) return;
   switch (op.info().category) {
-    case OpCategory::Store:
-      store(op);
-      return;
-    case OpCategory::LocalAlloc:
-      local_alloc(op);
-      return;
-    case OpCategory::LocalStore:
-      local_store(op);
-      return;
-    case OpCategory::For:
-      for_op(op);
-      return;
-    case OpCategory::If:
-      if_op(op);
-      return;
-    case OpCategory::While:
-      while_op(op);
-      return;
-    case OpCategory::Terminator:
-      return;  // handled by the owner
-    default:
-      break;
+    case OpCategory::Store: store(op); return;
+    case OpCategory::LocalAlloc: local_alloc(op); return;
+    case OpCategory::LocalStore: local_store(op); return;
+    case OpCategory::For: for_op(op); return;
+    case OpCategory::If: if_op(op); return;
+    case OpCategory::While: while_op(op); return;
+    case OpCategory::Terminator: return;  // handled by the owner
+    default: break;
   }
   line("const " + type(op.type) + " " + name(op.result()) + " = " + expr(op) + ";");
 }
@@ -568,41 +544,29 @@ std::string FloatRegisterEmitter::combine_scalars(CollectiveInfo::Kind k, const 
   using K = CollectiveInfo::Kind;
   const std::string T = type(t);
   switch (k) {
-    case K::Sum:
-      return "static_cast<" + T + ">(" + a + " + " + b + ")";
-    case K::Product:
-      return "static_cast<" + T + ">(" + a + " * " + b + ")";
+    case K::Sum: return "static_cast<" + T + ">(" + a + " + " + b + ")";
+    case K::Product: return "static_cast<" + T + ">(" + a + " * " + b + ")";
     case K::Min:
       return t.is_float() ? scalar_math("fmin") + "(" + a + ", " + b + ")"
                           : "(" + b + " < " + a + " ? " + b + " : " + a + ")";
     case K::Max:
       return t.is_float() ? scalar_math("fmax") + "(" + a + ", " + b + ")"
                           : "(" + a + " < " + b + " ? " + b + " : " + a + ")";
-    case K::And:
-      return "static_cast<" + T + ">(" + a + " & " + b + ")";
-    case K::Or:
-      return "static_cast<" + T + ">(" + a + " | " + b + ")";
-    case K::Xor:
-      return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
-    default:
-      return a;
+    case K::And: return "static_cast<" + T + ">(" + a + " & " + b + ")";
+    case K::Or: return "static_cast<" + T + ">(" + a + " | " + b + ")";
+    case K::Xor: return "static_cast<" + T + ">(" + a + " ^ " + b + ")";
+    default: return a;
   }
 }
 
 std::string FloatRegisterEmitter::flat_index_query(ThreadQuery q, const std::string& flat) {
   switch (q) {
-    case ThreadQuery::ThreadIndexInThreadgroup:
-      return flat;
-    case ThreadQuery::ThreadIndexInSimdgroup:
-      return "(" + flat + " & 31u)";
-    case ThreadQuery::SimdgroupIndexInThreadgroup:
-      return "(" + flat + " >> 5)";
-    case ThreadQuery::ThreadsPerSimdgroup:
-      return "32u";
-    case ThreadQuery::SimdgroupsPerThreadgroup:
-      return "((en_ex * en_ey * en_ez + 31u) >> 5)";
-    default:
-      return "0u";
+    case ThreadQuery::ThreadIndexInThreadgroup: return flat;
+    case ThreadQuery::ThreadIndexInSimdgroup: return "(" + flat + " & 31u)";
+    case ThreadQuery::SimdgroupIndexInThreadgroup: return "(" + flat + " >> 5)";
+    case ThreadQuery::ThreadsPerSimdgroup: return "32u";
+    case ThreadQuery::SimdgroupsPerThreadgroup: return "((en_ex * en_ey * en_ez + 31u) >> 5)";
+    default: return "0u";
   }
 }
 

@@ -373,23 +373,15 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const char* ntg_dims[] = {"en_ntg0", "en_ntg1", "en_ntg2"};
     const std::string flat = coop_ ? "en_t" : "((lz * en_ey + ly) * en_ex + lx)";
     switch (q) {
-      case ThreadQuery::ThreadPositionInGrid:
-        return dim == 0 ? std::string("en_gx") : "(en_b" + d + " + " + l + ")";
-      case ThreadQuery::ThreadPositionInThreadgroup:
-        return l;
-      case ThreadQuery::ThreadgroupPositionInGrid:
-        return "en_tg" + d;
-      case ThreadQuery::ThreadsPerThreadgroup:
-        return "en_e" + d;
+      case ThreadQuery::ThreadPositionInGrid: return dim == 0 ? std::string("en_gx") : "(en_b" + d + " + " + l + ")";
+      case ThreadQuery::ThreadPositionInThreadgroup: return l;
+      case ThreadQuery::ThreadgroupPositionInGrid: return "en_tg" + d;
+      case ThreadQuery::ThreadsPerThreadgroup: return "en_e" + d;
       case ThreadQuery::ThreadsPerGrid:
-      case ThreadQuery::GridSize:
-        return grid_dims[dim];
-      case ThreadQuery::ThreadgroupsPerGrid:
-        return ntg_dims[dim];
-      case ThreadQuery::SimdgroupIndexInThreadgroup:
-        return sg_var_.empty() ? flat_index_query(q, flat) : sg_var_;
-      default:
-        return flat_index_query(q, flat);
+      case ThreadQuery::GridSize: return grid_dims[dim];
+      case ThreadQuery::ThreadgroupsPerGrid: return ntg_dims[dim];
+      case ThreadQuery::SimdgroupIndexInThreadgroup: return sg_var_.empty() ? flat_index_query(q, flat) : sg_var_;
+      default: return flat_index_query(q, flat);
     }
   }
 
@@ -537,38 +529,17 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         line(ref + " = " + next + ";");
       };
       switch (op.code) {
-        case OpCode::AtomicLoad:
-          def(ref);
-          return true;
-        case OpCode::AtomicStore:
-          line(ref + " = " + v(1) + ";");
-          return true;
-        case OpCode::AtomicExchange:
-          update(v(1));
-          return true;
-        case OpCode::AtomicFetchAdd:
-          update("static_cast<" + T + ">(" + r + " + " + v(1) + ")");
-          return true;
-        case OpCode::AtomicFetchSub:
-          update("static_cast<" + T + ">(" + r + " - " + v(1) + ")");
-          return true;
-        case OpCode::AtomicFetchMin:
-          update("(" + v(1) + " < " + r + " ? " + v(1) + " : " + r + ")");
-          return true;
-        case OpCode::AtomicFetchMax:
-          update("(" + r + " < " + v(1) + " ? " + v(1) + " : " + r + ")");
-          return true;
-        case OpCode::AtomicFetchAnd:
-          update("static_cast<" + T + ">(" + r + " & " + v(1) + ")");
-          return true;
-        case OpCode::AtomicFetchOr:
-          update("static_cast<" + T + ">(" + r + " | " + v(1) + ")");
-          return true;
-        case OpCode::AtomicFetchXor:
-          update("static_cast<" + T + ">(" + r + " ^ " + v(1) + ")");
-          return true;
-        default:
-          break;
+        case OpCode::AtomicLoad: def(ref); return true;
+        case OpCode::AtomicStore: line(ref + " = " + v(1) + ";"); return true;
+        case OpCode::AtomicExchange: update(v(1)); return true;
+        case OpCode::AtomicFetchAdd: update("static_cast<" + T + ">(" + r + " + " + v(1) + ")"); return true;
+        case OpCode::AtomicFetchSub: update("static_cast<" + T + ">(" + r + " - " + v(1) + ")"); return true;
+        case OpCode::AtomicFetchMin: update("(" + v(1) + " < " + r + " ? " + v(1) + " : " + r + ")"); return true;
+        case OpCode::AtomicFetchMax: update("(" + r + " < " + v(1) + " ? " + v(1) + " : " + r + ")"); return true;
+        case OpCode::AtomicFetchAnd: update("static_cast<" + T + ">(" + r + " & " + v(1) + ")"); return true;
+        case OpCode::AtomicFetchOr: update("static_cast<" + T + ">(" + r + " | " + v(1) + ")"); return true;
+        case OpCode::AtomicFetchXor: update("static_cast<" + T + ">(" + r + " ^ " + v(1) + ")"); return true;
+        default: break;
       }
     }
     switch (op.code) {
@@ -609,21 +580,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
               ", " + v(1) + ", " + mo + ")");
         }
         return true;
-      case OpCode::AtomicFetchMin:
-        def("en_atomic_min(" + p + ", " + v(1) + ", " + mo + ")");
-        return true;
-      case OpCode::AtomicFetchMax:
-        def("en_atomic_max(" + p + ", " + v(1) + ", " + mo + ")");
-        return true;
-      case OpCode::AtomicFetchAnd:
-        def("__atomic_fetch_and(" + p + ", " + v(1) + ", " + mo + ")");
-        return true;
-      case OpCode::AtomicFetchOr:
-        def("__atomic_fetch_or(" + p + ", " + v(1) + ", " + mo + ")");
-        return true;
-      case OpCode::AtomicFetchXor:
-        def("__atomic_fetch_xor(" + p + ", " + v(1) + ", " + mo + ")");
-        return true;
+      case OpCode::AtomicFetchMin: def("en_atomic_min(" + p + ", " + v(1) + ", " + mo + ")"); return true;
+      case OpCode::AtomicFetchMax: def("en_atomic_max(" + p + ", " + v(1) + ", " + mo + ")"); return true;
+      case OpCode::AtomicFetchAnd: def("__atomic_fetch_and(" + p + ", " + v(1) + ", " + mo + ")"); return true;
+      case OpCode::AtomicFetchOr: def("__atomic_fetch_or(" + p + ", " + v(1) + ", " + mo + ")"); return true;
+      case OpCode::AtomicFetchXor: def("__atomic_fetch_xor(" + p + ", " + v(1) + ", " + mo + ")"); return true;
       case OpCode::AtomicCompareExchange: {
         // A strong compare-exchange is a valid weak one (it never fails spuriously).
         int f = failure == 2 ? 0 : failure == 3 ? 1 : failure;  // failure orders cannot release
@@ -633,8 +594,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         def("__atomic_compare_exchange(" + p + ", &" + e + ", &" + d + ", false, " + mo + ", " + kOrders[f] + ")");
         return true;
       }
-      default:
-        return false;
+      default: return false;
     }
   }
 
@@ -665,15 +625,9 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     }
     for (const CpuPlan::Scratch& a : plan_.scratch) {
       switch (a.kind) {
-        case CpuPlan::Scratch::Kind::ThreadValue:
-          decls.push_back(Decl{a.name, type(a.elem), "en_nmax"});
-          break;
-        case CpuPlan::Scratch::Kind::SimdgroupMatrix:
-          decls.push_back(Decl{a.name, "float", "en_sgmax * 64"});
-          break;
-        case CpuPlan::Scratch::Kind::Mask:
-          decls.push_back(Decl{a.name, "uint8_t", "en_nmax"});
-          break;
+        case CpuPlan::Scratch::Kind::ThreadValue: decls.push_back(Decl{a.name, type(a.elem), "en_nmax"}); break;
+        case CpuPlan::Scratch::Kind::SimdgroupMatrix: decls.push_back(Decl{a.name, "float", "en_sgmax * 64"}); break;
+        case CpuPlan::Scratch::Kind::Mask: decls.push_back(Decl{a.name, "uint8_t", "en_nmax"}); break;
         case CpuPlan::Scratch::Kind::LocalArray:
           decls.push_back(Decl{local_name(a.local), type(a.elem),
                                "en_nmax * " + std::to_string(k_.locals[static_cast<size_t>(a.local)].size) + "u"});
@@ -1042,9 +996,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& it = items[i];
       switch (it.kind) {
-        case Item::Kind::GroupOp:
-          group_op(*it.op);
-          break;
+        case Item::Kind::GroupOp: group_op(*it.op); break;
         case Item::Kind::Segment:
           if (i + 1 < items.size() && fusible(it, items[i + 1])) {
             fused_segment_and_simd_op(it, *items[i + 1].op);
@@ -1060,9 +1012,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
           }
           sync_op(*it.op);
           break;
-        case Item::Kind::Control:
-          control(*it.op);
-          break;
+        case Item::Kind::Control: control(*it.op); break;
       }
     }
   }
@@ -1380,8 +1330,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         start = "uint64_t{" + g + "} * 32u";
         end = "std::min<uint64_t>(en_n, uint64_t{" + g + "} * 32u + 32u)";
         break;
-      default:
-        return false;
+      default: return false;
     }
     flat_.push_back(true);
     open("for (uint64_t en_t64 = " + start + "; en_t64 < " + end + "; en_t64 += " + step + ")");
@@ -1586,8 +1535,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         close();
         return;
       }
-      default:
-        throw KernelError("internal: unexpected control op");
+      default: throw KernelError("internal: unexpected control op");
     }
   }
 
@@ -1827,26 +1775,15 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
         }
         return;
       case OpCategory::GroupReduce:
-      case OpCategory::GroupScan:
-        reduce_or_scan(op);
-        return;
-      case OpCategory::GroupShuffle:
-        shuffle(op);
-        return;
+      case OpCategory::GroupScan: reduce_or_scan(op); return;
+      case OpCategory::GroupShuffle: shuffle(op); return;
       case OpCategory::MatrixLoad:
       case OpCategory::MatrixStore:
       case OpCategory::MatrixFill:
-      case OpCategory::MatrixMma:
-        per_simdgroup([&] { matrix_op(op); });
-        return;
-      case OpCategory::AsyncCopy:
-        async_copy(op);
-        return;
-      case OpCategory::AsyncWait:
-        line("// async_copy_wait: copies complete when issued on the CPU");
-        return;
-      default:
-        throw KernelError("internal: unexpected sync op");
+      case OpCategory::MatrixMma: per_simdgroup([&] { matrix_op(op); }); return;
+      case OpCategory::AsyncCopy: async_copy(op); return;
+      case OpCategory::AsyncWait: line("// async_copy_wait: copies complete when issued on the CPU"); return;
+      default: throw KernelError("internal: unexpected sync op");
     }
   }
 
@@ -1854,22 +1791,14 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     using K = CollectiveInfo::Kind;
     if (t.is_vector()) {  // lanewise, through the math prelude
       switch (k) {
-        case K::Sum:
-          return "(" + a + " + " + b + ")";
-        case K::Product:
-          return "(" + a + " * " + b + ")";
-        case K::Min:
-          return std::string(t.is_float() ? "en_fmin(" : "en_min(") + a + ", " + b + ")";
-        case K::Max:
-          return std::string(t.is_float() ? "en_fmax(" : "en_max(") + a + ", " + b + ")";
-        case K::And:
-          return "(" + a + " & " + b + ")";
-        case K::Or:
-          return "(" + a + " | " + b + ")";
-        case K::Xor:
-          return "(" + a + " ^ " + b + ")";
-        default:
-          return a;
+        case K::Sum: return "(" + a + " + " + b + ")";
+        case K::Product: return "(" + a + " * " + b + ")";
+        case K::Min: return std::string(t.is_float() ? "en_fmin(" : "en_min(") + a + ", " + b + ")";
+        case K::Max: return std::string(t.is_float() ? "en_fmax(" : "en_max(") + a + ", " + b + ")";
+        case K::And: return "(" + a + " & " + b + ")";
+        case K::Or: return "(" + a + " | " + b + ")";
+        case K::Xor: return "(" + a + " ^ " + b + ")";
+        default: return a;
       }
     }
     return combine_scalars(k, t, a, b);
@@ -1879,16 +1808,11 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     const std::string T = type(t);
     if (t.is_vector()) return T + "(" + identity(k, DType::scalar(t.elem)) + ")";  // splat
     switch (k) {
-      case K::Product:
-        return "static_cast<" + T + ">(1)";
-      case K::Min:
-        return t.is_float() ? "en_f32_bits(0x7f800000u)" : "std::numeric_limits<" + T + ">::max()";
-      case K::Max:
-        return t.is_float() ? "en_f32_bits(0xff800000u)" : "std::numeric_limits<" + T + ">::lowest()";
-      case K::And:
-        return "static_cast<" + T + ">(~static_cast<" + T + ">(0))";
-      default:
-        return "static_cast<" + T + ">(0)";
+      case K::Product: return "static_cast<" + T + ">(1)";
+      case K::Min: return t.is_float() ? "en_f32_bits(0x7f800000u)" : "std::numeric_limits<" + T + ">::max()";
+      case K::Max: return t.is_float() ? "en_f32_bits(0xff800000u)" : "std::numeric_limits<" + T + ">::lowest()";
+      case K::And: return "static_cast<" + T + ">(~static_cast<" + T + ">(0))";
+      default: return "static_cast<" + T + ">(0)";
     }
   }
 
@@ -1977,20 +1901,13 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
     // active; otherwise the thread keeps its own value (documented).
     switch (ci.kind) {
       case K::Shuffle:
-      case K::Broadcast:
-        line("const uint32_t en_sl = en_d; bool en_ok = en_d < " + W + ";");
-        break;
-      case K::ShuffleUp:
-        line("const uint32_t en_sl = en_l - en_d; bool en_ok = en_d <= en_l;");
-        break;
+      case K::Broadcast: line("const uint32_t en_sl = en_d; bool en_ok = en_d < " + W + ";"); break;
+      case K::ShuffleUp: line("const uint32_t en_sl = en_l - en_d; bool en_ok = en_d <= en_l;"); break;
       case K::ShuffleDown:
         line("const uint64_t en_sl = static_cast<uint64_t>(en_l) + en_d; bool en_ok = en_sl < " + W + ";");
         break;
-      case K::ShuffleXor:
-        line("const uint32_t en_sl = en_l ^ en_d; bool en_ok = en_sl < " + W + ";");
-        break;
-      default:
-        break;
+      case K::ShuffleXor: line("const uint32_t en_sl = en_l ^ en_d; bool en_ok = en_sl < " + W + ";"); break;
+      default: break;
     }
     line("const uint64_t en_src = static_cast<uint64_t>(en_i - en_l) + en_sl;");
     line("en_ok = en_ok && en_src < en_n;");
@@ -2090,8 +2007,7 @@ static inline void en_report_oob(const EnigmaCpuLaunch* L, uint64_t param, uint6
                mat(op.operands[1]) + ", " + mat(op.operands[2]) + ");");
           break;
         }
-        default:
-          break;
+        default: break;
       }
     }
   }

@@ -13,10 +13,8 @@ bool is_group_query(ThreadQuery q) {
     case ThreadQuery::ThreadPositionInThreadgroup:
     case ThreadQuery::ThreadIndexInThreadgroup:
     case ThreadQuery::ThreadIndexInSimdgroup:
-    case ThreadQuery::SimdgroupIndexInThreadgroup:
-      return false;
-    default:
-      return true;
+    case ThreadQuery::SimdgroupIndexInThreadgroup: return false;
+    default: return true;
   }
 }
 
@@ -25,10 +23,8 @@ bool is_simdgroup_matrix_op(const Op& op) {
     case OpCategory::MatrixLoad:
     case OpCategory::MatrixStore:
     case OpCategory::MatrixFill:
-    case OpCategory::MatrixMma:
-      return true;
-    default:
-      return false;
+    case OpCategory::MatrixMma: return true;
+    default: return false;
   }
 }
 
@@ -131,8 +127,7 @@ class Planner {
       case OpCategory::AsyncCopy:
         if (op.memory() == mem) return true;  // a copy's destination
         break;
-      default:
-        break;
+      default: break;
     }
     for (const Region& r : op.regions)
       for (const Op& o : r.ops)
@@ -315,8 +310,7 @@ class Planner {
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& it = items[i];
       switch (it.kind) {
-        case Item::Kind::GroupOp:
-          break;
+        case Item::Kind::GroupOp: break;
         case Item::Kind::Segment:
           for (const Op* op : it.ops) define_in(*op, it.id);
           for (const Op* op : it.ops) use_in(*op, it.id);
@@ -360,9 +354,7 @@ class Planner {
           }
           break;
         }
-        case Item::Kind::Control:
-          plan_control(*it.op);
-          break;
+        case Item::Kind::Control: plan_control(*it.op); break;
       }
     }
   }
@@ -415,8 +407,7 @@ class Planner {
         plan_region(op.regions[1]);
         break;
       }
-      default:
-        throw KernelError("internal: unexpected control op " + std::string(op.info().name));
+      default: throw KernelError("internal: unexpected control op " + std::string(op.info().name));
     }
   }
 

@@ -529,21 +529,14 @@ class CudaEmitter : public FloatRegisterEmitter {
     std::string d = xyz[dim];
     const std::string flat = coop_ ? "en_flat" : "((lz * en_ey + ly) * en_ex + lx)";
     switch (q) {
-      case ThreadQuery::ThreadPositionInGrid:
-        return "(en_b" + d + " + l" + d + ")";
-      case ThreadQuery::ThreadPositionInThreadgroup:
-        return "l" + d;
-      case ThreadQuery::ThreadgroupPositionInGrid:
-        return dim == 0 ? std::string("en_tgx") : "blockIdx." + d;
-      case ThreadQuery::ThreadsPerThreadgroup:
-        return "en_e" + d;
+      case ThreadQuery::ThreadPositionInGrid: return "(en_b" + d + " + l" + d + ")";
+      case ThreadQuery::ThreadPositionInThreadgroup: return "l" + d;
+      case ThreadQuery::ThreadgroupPositionInGrid: return dim == 0 ? std::string("en_tgx") : "blockIdx." + d;
+      case ThreadQuery::ThreadsPerThreadgroup: return "en_e" + d;
       case ThreadQuery::ThreadsPerGrid:
-      case ThreadQuery::GridSize:
-        return "en_grid" + std::to_string(dim);
-      case ThreadQuery::ThreadgroupsPerGrid:
-        return dim == 0 ? std::string("en_ntg0") : "gridDim." + d;
-      default:
-        return flat_index_query(q, flat);
+      case ThreadQuery::GridSize: return "en_grid" + std::to_string(dim);
+      case ThreadQuery::ThreadgroupsPerGrid: return dim == 0 ? std::string("en_ntg0") : "gridDim." + d;
+      default: return flat_index_query(q, flat);
     }
   }
 
@@ -796,21 +789,13 @@ class CudaEmitter : public FloatRegisterEmitter {
           line("en_syncwarp(" + sync_mask() + ");");
         return true;
       case OpCategory::GroupReduce:
-      case OpCategory::GroupScan:
-        reduce_or_scan(op);
-        return true;
-      case OpCategory::GroupShuffle:
-        shuffle(op);
-        return true;
-      case OpCategory::Atomic:
-        atomic(op);
-        return true;
+      case OpCategory::GroupScan: reduce_or_scan(op); return true;
+      case OpCategory::GroupShuffle: shuffle(op); return true;
+      case OpCategory::Atomic: atomic(op); return true;
       case OpCategory::MatrixLoad:
       case OpCategory::MatrixStore:
       case OpCategory::MatrixFill:
-      case OpCategory::MatrixMma:
-        matrix(op);
-        return true;
+      case OpCategory::MatrixMma: matrix(op); return true;
       case OpCategory::AsyncCopy: {
         // Shared out over the simdgroup's active lanes (operands of its first
         // active lane), as Metal's simdgroup copy. Device -> threadgroup
@@ -909,8 +894,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         line("en_syncwarp(" + sync_mask() + ");");
         return true;
       }
-      default:
-        return false;
+      default: return false;
     }
   }
 
@@ -931,16 +915,11 @@ class CudaEmitter : public FloatRegisterEmitter {
     const bool sgn = is_signed_int(t.elem);
     const std::string smax = "static_cast<" + T + ">(" + umax + " >> 1)";
     switch (kd) {
-      case K::Product:
-        return "static_cast<" + T + ">(1)";
-      case K::Min:
-        return sgn ? smax : umax;
-      case K::Max:
-        return sgn ? "static_cast<" + T + ">(~" + smax + ")" : "static_cast<" + T + ">(0)";
-      case K::And:
-        return "static_cast<" + T + ">(" + umax + ")";
-      default:
-        return "static_cast<" + T + ">(0)";
+      case K::Product: return "static_cast<" + T + ">(1)";
+      case K::Min: return sgn ? smax : umax;
+      case K::Max: return sgn ? "static_cast<" + T + ">(~" + smax + ")" : "static_cast<" + T + ">(0)";
+      case K::And: return "static_cast<" + T + ">(" + umax + ")";
+      default: return "static_cast<" + T + ">(0)";
     }
   }
   std::string round_to(Scalar s, const std::string& e) const {
@@ -1129,15 +1108,9 @@ class CudaEmitter : public FloatRegisterEmitter {
     };
     if (release) line("__threadfence();");
     switch (op.code) {
-      case OpCode::AtomicLoad:
-        result("*reinterpret_cast<volatile " + T + "*>(" + ptr + ")");
-        break;
-      case OpCode::AtomicStore:
-        line("(void)atomicExch(" + p + ", " + v(1) + ");");
-        break;
-      case OpCode::AtomicExchange:
-        result("atomicExch(" + p + ", " + v(1) + ")");
-        break;
+      case OpCode::AtomicLoad: result("*reinterpret_cast<volatile " + T + "*>(" + ptr + ")"); break;
+      case OpCode::AtomicStore: line("(void)atomicExch(" + p + ", " + v(1) + ");"); break;
+      case OpCode::AtomicExchange: result("atomicExch(" + p + ", " + v(1) + ")"); break;
       case OpCode::AtomicFetchAdd:
       case OpCode::AtomicFetchSub: {
         bool sub = op.code == OpCode::AtomicFetchSub;
@@ -1156,15 +1129,9 @@ class CudaEmitter : public FloatRegisterEmitter {
                "*>(" + ptr + "), static_cast<" + mt + ">(" + name(op.operands[1]) + "))");
         break;
       }
-      case OpCode::AtomicFetchAnd:
-        result("atomicAnd(" + p + ", " + v(1) + ")");
-        break;
-      case OpCode::AtomicFetchOr:
-        result("atomicOr(" + p + ", " + v(1) + ")");
-        break;
-      case OpCode::AtomicFetchXor:
-        result("atomicXor(" + p + ", " + v(1) + ")");
-        break;
+      case OpCode::AtomicFetchAnd: result("atomicAnd(" + p + ", " + v(1) + ")"); break;
+      case OpCode::AtomicFetchOr: result("atomicOr(" + p + ", " + v(1) + ")"); break;
+      case OpCode::AtomicFetchXor: result("atomicXor(" + p + ", " + v(1) + ")"); break;
       case OpCode::AtomicCompareExchange: {
         if (f32) {
           line("const en_u32 en_e" + r + " = __float_as_uint(" + name(op.operands[1]) + ");");
@@ -1175,8 +1142,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         }
         break;
       }
-      default:
-        throw KernelError(std::string("internal: no CUDA atomic ") + op.info().name);
+      default: throw KernelError(std::string("internal: no CUDA atomic ") + op.info().name);
     }
     if (acquire) line("__threadfence();");
     if (!ok.empty()) close();
@@ -1233,8 +1199,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         close();
         return;
       }
-      default:
-        throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
+      default: throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
     }
   }
 
@@ -1434,8 +1399,7 @@ class CudaEmitter : public FloatRegisterEmitter {
         close();
         return;
       }
-      default:
-        throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
+      default: throw KernelError(std::string("internal: no CUDA matrix op ") + op.info().name);
     }
   }
 
@@ -1515,10 +1479,8 @@ bool cuda_is_cooperative(const Kernel& k) {
       case OpCategory::For:
       case OpCategory::If:
       case OpCategory::While:
-      case OpCategory::Terminator:
-        break;
-      default:
-        independent = false;
+      case OpCategory::Terminator: break;
+      default: independent = false;
     }
   });
   return !independent;

@@ -34,16 +34,11 @@ bool is_16bit_float(Scalar s) { return s == Scalar::F16 || s == Scalar::BF16; }
 std::string msl_type(const DType& t) {
   std::string e = info(t.elem).metal_name;
   switch (t.kind) {
-    case DType::Kind::Scalar:
-      return e;
-    case DType::Kind::Vector:
-      return e + std::to_string(t.lanes);
-    case DType::Kind::SimdMatrix:
-      return "simdgroup_" + e + "8x8";
-    case DType::Kind::Matrix:
-      return e + std::to_string(t.cols) + "x" + std::to_string(t.rows);
-    case DType::Kind::Void:
-      return "void";
+    case DType::Kind::Scalar: return e;
+    case DType::Kind::Vector: return e + std::to_string(t.lanes);
+    case DType::Kind::SimdMatrix: return "simdgroup_" + e + "8x8";
+    case DType::Kind::Matrix: return e + std::to_string(t.cols) + "x" + std::to_string(t.rows);
+    case DType::Kind::Void: return "void";
   }
   return "?";
 }
@@ -82,29 +77,18 @@ struct QuerySpelling {
 
 QuerySpelling spelling(ThreadQuery q) {
   switch (q) {
-    case ThreadQuery::ThreadPositionInGrid:
-      return {"en_tpig", "thread_position_in_grid", true};
-    case ThreadQuery::ThreadPositionInThreadgroup:
-      return {"en_tpitg", "thread_position_in_threadgroup", true};
-    case ThreadQuery::ThreadgroupPositionInGrid:
-      return {"en_tgpig", "threadgroup_position_in_grid", true};
-    case ThreadQuery::ThreadsPerThreadgroup:
-      return {"en_tptg", "threads_per_threadgroup", true};
+    case ThreadQuery::ThreadPositionInGrid: return {"en_tpig", "thread_position_in_grid", true};
+    case ThreadQuery::ThreadPositionInThreadgroup: return {"en_tpitg", "thread_position_in_threadgroup", true};
+    case ThreadQuery::ThreadgroupPositionInGrid: return {"en_tgpig", "threadgroup_position_in_grid", true};
+    case ThreadQuery::ThreadsPerThreadgroup: return {"en_tptg", "threads_per_threadgroup", true};
     case ThreadQuery::ThreadsPerGrid:
-    case ThreadQuery::GridSize:
-      return {"en_tpg", "threads_per_grid", true};
-    case ThreadQuery::ThreadgroupsPerGrid:
-      return {"en_tgpg", "threadgroups_per_grid", true};
-    case ThreadQuery::ThreadIndexInThreadgroup:
-      return {"en_tiitg", "thread_index_in_threadgroup", false};
-    case ThreadQuery::ThreadIndexInSimdgroup:
-      return {"en_tiisg", "thread_index_in_simdgroup", false};
-    case ThreadQuery::SimdgroupIndexInThreadgroup:
-      return {"en_sgitg", "simdgroup_index_in_threadgroup", false};
-    case ThreadQuery::ThreadsPerSimdgroup:
-      return {"en_tpsg", "threads_per_simdgroup", false};
-    case ThreadQuery::SimdgroupsPerThreadgroup:
-      return {"en_sgptg", "simdgroups_per_threadgroup", false};
+    case ThreadQuery::GridSize: return {"en_tpg", "threads_per_grid", true};
+    case ThreadQuery::ThreadgroupsPerGrid: return {"en_tgpg", "threadgroups_per_grid", true};
+    case ThreadQuery::ThreadIndexInThreadgroup: return {"en_tiitg", "thread_index_in_threadgroup", false};
+    case ThreadQuery::ThreadIndexInSimdgroup: return {"en_tiisg", "thread_index_in_simdgroup", false};
+    case ThreadQuery::SimdgroupIndexInThreadgroup: return {"en_sgitg", "simdgroup_index_in_threadgroup", false};
+    case ThreadQuery::ThreadsPerSimdgroup: return {"en_tpsg", "threads_per_simdgroup", false};
+    case ThreadQuery::SimdgroupsPerThreadgroup: return {"en_sgptg", "simdgroups_per_threadgroup", false};
   }
   return {"?", "?", false};
 }
@@ -330,21 +314,11 @@ class MslEmitter : public CFamilyEmitter {
       case OpCategory::Barrier: {
         std::string f;
         switch (op.mem_flags()) {
-          case kMemNone:
-            f = "mem_flags::mem_none";
-            break;
-          case kMemDevice:
-            f = "mem_flags::mem_device";
-            break;
-          case kMemThreadgroup:
-            f = "mem_flags::mem_threadgroup";
-            break;
-          case kMemTexture:
-            f = "mem_flags::mem_texture";
-            break;
-          default:
-            f = "mem_flags::mem_device | mem_flags::mem_threadgroup";
-            break;
+          case kMemNone: f = "mem_flags::mem_none"; break;
+          case kMemDevice: f = "mem_flags::mem_device"; break;
+          case kMemThreadgroup: f = "mem_flags::mem_threadgroup"; break;
+          case kMemTexture: f = "mem_flags::mem_texture"; break;
+          default: f = "mem_flags::mem_device | mem_flags::mem_threadgroup"; break;
         }
         line(std::string(op.code == OpCode::Barrier ? "metal::threadgroup_barrier(" : "metal::simdgroup_barrier(") + f +
              ");");
@@ -359,9 +333,7 @@ class MslEmitter : public CFamilyEmitter {
         line("const " + msl_type(op.type) + " " + name(op.result()) + " = " + shuffle_helper(op) + "(" + n(0) + ", " +
              n(1) + ", en_tiisg);");
         return true;
-      case OpCategory::Atomic:
-        atomic(op);
-        return true;
+      case OpCategory::Atomic: atomic(op); return true;
       case OpCategory::MatrixLoad:
         uses_matrices_ = true;
         line(msl_type(op.type) + " " + name(op.result()) + ";");
@@ -457,8 +429,7 @@ class MslEmitter : public CFamilyEmitter {
         line("_enigma_async_wait(" + std::to_string(op.operands.size()) + ", " + arr + ");");
         return true;
       }
-      default:
-        return false;
+      default: return false;
     }
   }
 
@@ -496,8 +467,7 @@ class MslEmitter : public CFamilyEmitter {
         src = l + " ^ d";
         ok = "d < " + W;
         break;
-      default:
-        break;
+      default: break;
     }
     std::string builtin = op.info().name;
     std::string arg = (ci.kind == K::ShuffleUp || ci.kind == K::ShuffleDown) ? "ushort(d < " + M + " ? d : " + M + ")"
@@ -819,16 +789,11 @@ class MslEmitter : public CFamilyEmitter {
   // for any other op.
   static std::string add_sub_mul_neg(const Op& op, const std::function<std::string(size_t)>& operand) {
     switch (op.code) {
-      case OpCode::Add:
-        return operand(0) + " + " + operand(1);
-      case OpCode::Sub:
-        return operand(0) + " - " + operand(1);
-      case OpCode::Mul:
-        return operand(0) + " * " + operand(1);
-      case OpCode::Neg:
-        return "-" + operand(0);
-      default:
-        return "";
+      case OpCode::Add: return operand(0) + " + " + operand(1);
+      case OpCode::Sub: return operand(0) + " - " + operand(1);
+      case OpCode::Mul: return operand(0) + " * " + operand(1);
+      case OpCode::Neg: return "-" + operand(0);
+      default: return "";
     }
   }
 
@@ -839,22 +804,15 @@ class MslEmitter : public CFamilyEmitter {
     std::string e = add_sub_mul_neg(op, wide);
     if (!e.empty()) return msl_type(t) + "(" + e + ")";
     switch (op.code) {
-      case OpCode::Div:
-        e = wide(0) + " / " + wide(1);
-        break;
-      case OpCode::FloorDiv:
-        e = "metal::floor(" + wide(0) + " / " + wide(1) + ")";
-        break;
-      case OpCode::Rem:
-        e = "metal::fmod(" + wide(0) + ", " + wide(1) + ")";
-        break;
+      case OpCode::Div: e = wide(0) + " / " + wide(1); break;
+      case OpCode::FloorDiv: e = "metal::floor(" + wide(0) + " / " + wide(1) + ")"; break;
+      case OpCode::Rem: e = "metal::fmod(" + wide(0) + ", " + wide(1) + ")"; break;
       case OpCode::Cmp: {
         // Floats compare ordered; the u-predicates are the same on floats.
         static const char* sym[] = {"==", "!=", "<", "<=", ">", ">=", "<", "<=", ">", ">="};
         return "(" + wide(0) + " " + sym[static_cast<int>(op.predicate())] + " " + wide(1) + ")";
       }
-      default:
-        throw KernelError(std::string("internal: MSL cannot compute '") + op.info().name + "' in float");
+      default: throw KernelError(std::string("internal: MSL cannot compute '") + op.info().name + "' in float");
     }
     return msl_type(t) + "(" + e + ")";
   }

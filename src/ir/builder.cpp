@@ -14,16 +14,13 @@ namespace enigma {
 
 std::string Literal::str() const {
   switch (kind) {
-    case Kind::Int:
-      return std::to_string(i);
-    case Kind::UInt:
-      return std::to_string(u);
+    case Kind::Int: return std::to_string(i);
+    case Kind::UInt: return std::to_string(u);
     case Kind::Float: {
       std::string s = std::to_string(f);
       return s;
     }
-    case Kind::Bool:
-      return i ? "True" : "False";
+    case Kind::Bool: return i ? "True" : "False";
   }
   return "?";
 }
@@ -120,25 +117,19 @@ DType Builder::literal_type_against(const Literal& l, DType partner) const {
   if (!partner.is_scalar_or_vector()) return partner;
   Scalar e = partner.elem;
   switch (l.kind) {
-    case Literal::Kind::Float:
-      return is_float(e) ? partner : partner.with_elem(Scalar::F32);
+    case Literal::Kind::Float: return is_float(e) ? partner : partner.with_elem(Scalar::F32);
     case Literal::Kind::Int:
-    case Literal::Kind::UInt:
-      return e == Scalar::B1 ? partner.with_elem(Scalar::U32) : partner;
-    case Literal::Kind::Bool:
-      return partner;
+    case Literal::Kind::UInt: return e == Scalar::B1 ? partner.with_elem(Scalar::U32) : partner;
+    case Literal::Kind::Bool: return partner;
   }
   return partner;
 }
 
 static DType default_literal_type(const Literal& l) {
   switch (l.kind) {
-    case Literal::Kind::Float:
-      return DType::scalar(Scalar::F32);
-    case Literal::Kind::Bool:
-      return DType::scalar(Scalar::B1);
-    case Literal::Kind::UInt:
-      return DType::scalar(Scalar::U64);
+    case Literal::Kind::Float: return DType::scalar(Scalar::F32);
+    case Literal::Kind::Bool: return DType::scalar(Scalar::B1);
+    case Literal::Kind::UInt: return DType::scalar(Scalar::U64);
     case Literal::Kind::Int:
       if (l.i >= 0 && l.i <= int64_t{std::numeric_limits<uint32_t>::max()}) return DType::scalar(Scalar::U32);
       if (l.i >= std::numeric_limits<int32_t>::min() && l.i < 0) return DType::scalar(Scalar::I32);

@@ -44,31 +44,21 @@ const ScalarInfo& info(Scalar s) { return kScalars[static_cast<int>(s)]; }
 
 Scalar signed_of(Scalar s) {
   switch (s) {
-    case Scalar::U8:
-      return Scalar::I8;
-    case Scalar::U16:
-      return Scalar::I16;
-    case Scalar::U32:
-      return Scalar::I32;
-    case Scalar::U64:
-      return Scalar::I64;
-    default:
-      return s;
+    case Scalar::U8: return Scalar::I8;
+    case Scalar::U16: return Scalar::I16;
+    case Scalar::U32: return Scalar::I32;
+    case Scalar::U64: return Scalar::I64;
+    default: return s;
   }
 }
 
 Scalar unsigned_of(Scalar s) {
   switch (s) {
-    case Scalar::I8:
-      return Scalar::U8;
-    case Scalar::I16:
-      return Scalar::U16;
-    case Scalar::I32:
-      return Scalar::U32;
-    case Scalar::I64:
-      return Scalar::U64;
-    default:
-      return s;
+    case Scalar::I8: return Scalar::U8;
+    case Scalar::I16: return Scalar::U16;
+    case Scalar::I32: return Scalar::U32;
+    case Scalar::I64: return Scalar::U64;
+    default: return s;
   }
 }
 
@@ -83,33 +73,24 @@ Scalar promote(Scalar a, Scalar b) {
 
 int DType::size_bytes() const {
   switch (kind) {
-    case Kind::Void:
-      return 0;
-    case Kind::Scalar:
-      return bytes_of(elem);
-    case Kind::Vector:
-      return bytes_of(elem) * (lanes == 3 ? 4 : lanes);  // vec3 is padded like Metal's
-    case Kind::SimdMatrix:
-      return bytes_of(elem) * rows * cols;
-    case Kind::Matrix:
-      return column().size_bytes() * cols;  // columns are padded vectors, as in Metal
+    case Kind::Void: return 0;
+    case Kind::Scalar: return bytes_of(elem);
+    case Kind::Vector: return bytes_of(elem) * (lanes == 3 ? 4 : lanes);  // vec3 is padded like Metal's
+    case Kind::SimdMatrix: return bytes_of(elem) * rows * cols;
+    case Kind::Matrix: return column().size_bytes() * cols;  // columns are padded vectors, as in Metal
   }
   return 0;
 }
 
 std::string DType::str() const {
   switch (kind) {
-    case Kind::Void:
-      return "void";
-    case Kind::Scalar:
-      return info(elem).metal_name;
-    case Kind::Vector:
-      return "vec<" + std::to_string(lanes) + "," + info(elem).metal_name + ">";
+    case Kind::Void: return "void";
+    case Kind::Scalar: return info(elem).metal_name;
+    case Kind::Vector: return "vec<" + std::to_string(lanes) + "," + info(elem).metal_name + ">";
     case Kind::SimdMatrix:
       return "simdgroup_matrix<" + std::to_string(rows) + "," + std::to_string(cols) + "," + info(elem).metal_name +
              ">";
-    case Kind::Matrix:
-      return std::string(info(elem).metal_name) + std::to_string(cols) + "x" + std::to_string(rows);
+    case Kind::Matrix: return std::string(info(elem).metal_name) + std::to_string(cols) + "x" + std::to_string(rows);
   }
   return "?";
 }

@@ -124,38 +124,26 @@ bool valid_mem_flags(int64_t flags) {
 
 AttrKind attr_kind(OpCode code) {
   switch (info(code).category) {
-    case OpCategory::Param:
-      return AttrKind::ParamIndex;
-    case OpCategory::ThreadQuery:
-      return AttrKind::Query;
-    case OpCategory::Compare:
-      return AttrKind::Predicate;
+    case OpCategory::Param: return AttrKind::ParamIndex;
+    case OpCategory::ThreadQuery: return AttrKind::Query;
+    case OpCategory::Compare: return AttrKind::Predicate;
     case OpCategory::Load:
     case OpCategory::Store:
-    case OpCategory::LoadIf:
-      return AttrKind::Memory;
-    case OpCategory::Atomic:
-      return AttrKind::Atomic;
+    case OpCategory::LoadIf: return AttrKind::Memory;
+    case OpCategory::Atomic: return AttrKind::Atomic;
     case OpCategory::MatrixLoad:
-    case OpCategory::MatrixStore:
-      return AttrKind::Matrix;
-    case OpCategory::AsyncCopy:
-      return AttrKind::Copy;
-    case OpCategory::Barrier:
-      return AttrKind::MemFlags;
+    case OpCategory::MatrixStore: return AttrKind::Matrix;
+    case OpCategory::AsyncCopy: return AttrKind::Copy;
+    case OpCategory::Barrier: return AttrKind::MemFlags;
     case OpCategory::Math:
       return code == OpCode::ExtractBits || code == OpCode::InsertBits ? AttrKind::BitRange : AttrKind::None;
     case OpCategory::VecExtract:
-    case OpCategory::MatColumn:
-      return AttrKind::Component;
+    case OpCategory::MatColumn: return AttrKind::Component;
     case OpCategory::LocalAlloc:
     case OpCategory::LocalLoad:
-    case OpCategory::LocalStore:
-      return AttrKind::LocalArray;
-    case OpCategory::FuncConst:
-      return AttrKind::FunctionConstant;
-    default:
-      return AttrKind::None;
+    case OpCategory::LocalStore: return AttrKind::LocalArray;
+    case OpCategory::FuncConst: return AttrKind::FunctionConstant;
+    default: return AttrKind::None;
   }
 }
 
@@ -164,8 +152,7 @@ std::string OpAttrs::check(OpCode code) const {
   // attribute on an op that takes none), and enums must be in range.
   auto valid_order = [](MemoryOrder o) { return o <= MemoryOrder::SeqCst; };
   switch (attr_kind(code)) {
-    case AttrKind::None:
-      return *this == OpAttrs() ? "" : "takes no attributes";
+    case AttrKind::None: return *this == OpAttrs() ? "" : "takes no attributes";
     case AttrKind::ParamIndex:
       return *this == of_param(param_index()) && param_index() >= 0 ? "" : "bad parameter index";
     case AttrKind::Query:
@@ -174,17 +161,14 @@ std::string OpAttrs::check(OpCode code) const {
       return *this == of_query(query(), dim_) ? "" : "bad query attributes";
     case AttrKind::Predicate:
       return a_ >= 0 && a_ <= static_cast<int64_t>(CmpPred::Uge) && b_ == 0 && dim_ == 0 ? "" : "unknown predicate";
-    case AttrKind::Memory:
-      return *this == of_memory(memory()) ? "" : "bad memory attributes";
+    case AttrKind::Memory: return *this == of_memory(memory()) ? "" : "bad memory attributes";
     case AttrKind::Atomic:
       if (*this != of_atomic(memory(), atomic_order(), atomic_failure_order()) || !valid_order(atomic_order()) ||
           !valid_order(atomic_failure_order()))
         return "unknown memory order";
       return "";
-    case AttrKind::Matrix:
-      return *this == of_matrix(memory(), transposed()) ? "" : "bad transpose flag";
-    case AttrKind::Copy:
-      return *this == of_copy(copy_destination(), copy_source()) ? "" : "bad copy attributes";
+    case AttrKind::Matrix: return *this == of_matrix(memory(), transposed()) ? "" : "bad transpose flag";
+    case AttrKind::Copy: return *this == of_copy(copy_destination(), copy_source()) ? "" : "bad copy attributes";
     case AttrKind::MemFlags:
       return *this == of_mem_flags(mem_flags()) && valid_mem_flags(mem_flags()) ? "" : "unknown mem_flags value";
     case AttrKind::BitRange: {
@@ -204,68 +188,37 @@ std::string OpAttrs::check(OpCode code) const {
 CollectiveInfo collective_info(OpCode code) {
   using K = CollectiveInfo::Kind;
   switch (code) {
-    case OpCode::SimdSum:
-      return {K::Sum, 32, false, false};
-    case OpCode::SimdProduct:
-      return {K::Product, 32, false, false};
-    case OpCode::SimdMin:
-      return {K::Min, 32, false, false};
-    case OpCode::SimdMax:
-      return {K::Max, 32, false, false};
-    case OpCode::SimdAnd:
-      return {K::And, 32, false, false};
-    case OpCode::SimdOr:
-      return {K::Or, 32, false, false};
-    case OpCode::SimdXor:
-      return {K::Xor, 32, false, false};
-    case OpCode::QuadSum:
-      return {K::Sum, 4, false, false};
-    case OpCode::QuadProduct:
-      return {K::Product, 4, false, false};
-    case OpCode::QuadMin:
-      return {K::Min, 4, false, false};
-    case OpCode::QuadMax:
-      return {K::Max, 4, false, false};
-    case OpCode::QuadAnd:
-      return {K::And, 4, false, false};
-    case OpCode::QuadOr:
-      return {K::Or, 4, false, false};
-    case OpCode::QuadXor:
-      return {K::Xor, 4, false, false};
-    case OpCode::SimdPrefixExclusiveSum:
-      return {K::Sum, 32, true, false};
-    case OpCode::SimdPrefixInclusiveSum:
-      return {K::Sum, 32, true, true};
-    case OpCode::SimdPrefixExclusiveProduct:
-      return {K::Product, 32, true, false};
-    case OpCode::SimdPrefixInclusiveProduct:
-      return {K::Product, 32, true, true};
-    case OpCode::QuadPrefixExclusiveSum:
-      return {K::Sum, 4, true, false};
-    case OpCode::QuadPrefixInclusiveSum:
-      return {K::Sum, 4, true, true};
-    case OpCode::SimdShuffle:
-      return {K::Shuffle, 32, false, false};
-    case OpCode::SimdShuffleUp:
-      return {K::ShuffleUp, 32, false, false};
-    case OpCode::SimdShuffleDown:
-      return {K::ShuffleDown, 32, false, false};
-    case OpCode::SimdShuffleXor:
-      return {K::ShuffleXor, 32, false, false};
-    case OpCode::SimdBroadcast:
-      return {K::Broadcast, 32, false, false};
-    case OpCode::QuadShuffle:
-      return {K::Shuffle, 4, false, false};
-    case OpCode::QuadShuffleUp:
-      return {K::ShuffleUp, 4, false, false};
-    case OpCode::QuadShuffleDown:
-      return {K::ShuffleDown, 4, false, false};
-    case OpCode::QuadShuffleXor:
-      return {K::ShuffleXor, 4, false, false};
-    case OpCode::QuadBroadcast:
-      return {K::Broadcast, 4, false, false};
-    default:
-      return {};
+    case OpCode::SimdSum: return {K::Sum, 32, false, false};
+    case OpCode::SimdProduct: return {K::Product, 32, false, false};
+    case OpCode::SimdMin: return {K::Min, 32, false, false};
+    case OpCode::SimdMax: return {K::Max, 32, false, false};
+    case OpCode::SimdAnd: return {K::And, 32, false, false};
+    case OpCode::SimdOr: return {K::Or, 32, false, false};
+    case OpCode::SimdXor: return {K::Xor, 32, false, false};
+    case OpCode::QuadSum: return {K::Sum, 4, false, false};
+    case OpCode::QuadProduct: return {K::Product, 4, false, false};
+    case OpCode::QuadMin: return {K::Min, 4, false, false};
+    case OpCode::QuadMax: return {K::Max, 4, false, false};
+    case OpCode::QuadAnd: return {K::And, 4, false, false};
+    case OpCode::QuadOr: return {K::Or, 4, false, false};
+    case OpCode::QuadXor: return {K::Xor, 4, false, false};
+    case OpCode::SimdPrefixExclusiveSum: return {K::Sum, 32, true, false};
+    case OpCode::SimdPrefixInclusiveSum: return {K::Sum, 32, true, true};
+    case OpCode::SimdPrefixExclusiveProduct: return {K::Product, 32, true, false};
+    case OpCode::SimdPrefixInclusiveProduct: return {K::Product, 32, true, true};
+    case OpCode::QuadPrefixExclusiveSum: return {K::Sum, 4, true, false};
+    case OpCode::QuadPrefixInclusiveSum: return {K::Sum, 4, true, true};
+    case OpCode::SimdShuffle: return {K::Shuffle, 32, false, false};
+    case OpCode::SimdShuffleUp: return {K::ShuffleUp, 32, false, false};
+    case OpCode::SimdShuffleDown: return {K::ShuffleDown, 32, false, false};
+    case OpCode::SimdShuffleXor: return {K::ShuffleXor, 32, false, false};
+    case OpCode::SimdBroadcast: return {K::Broadcast, 32, false, false};
+    case OpCode::QuadShuffle: return {K::Shuffle, 4, false, false};
+    case OpCode::QuadShuffleUp: return {K::ShuffleUp, 4, false, false};
+    case OpCode::QuadShuffleDown: return {K::ShuffleDown, 4, false, false};
+    case OpCode::QuadShuffleXor: return {K::ShuffleXor, 4, false, false};
+    case OpCode::QuadBroadcast: return {K::Broadcast, 4, false, false};
+    default: return {};
   }
 }
 
@@ -280,10 +233,8 @@ bool is_sync(const Op& op) {
     case OpCategory::MatrixFill:
     case OpCategory::MatrixMma:
     case OpCategory::AsyncCopy:
-    case OpCategory::AsyncWait:
-      return true;
-    default:
-      return false;
+    case OpCategory::AsyncWait: return true;
+    default: return false;
   }
 }
 

@@ -143,12 +143,8 @@ class Folder : public RewritePass<Folder> {
         to_constant(op, c);
         return false;
       }
-      case OpCategory::Convert:
-        to_constant(op, convert_const(*in[0], t0.elem, op.type.elem));
-        return false;
-      case OpCategory::Bitcast:
-        to_constant(op, bitcast_const(*in[0], t0.elem, op.type.elem));
-        return false;
+      case OpCategory::Convert: to_constant(op, convert_const(*in[0], t0.elem, op.type.elem)); return false;
+      case OpCategory::Bitcast: to_constant(op, bitcast_const(*in[0], t0.elem, op.type.elem)); return false;
       case OpCategory::Math: {
         std::vector<Const> args;
         for (const Const* c : in) args.push_back(*c);
@@ -156,8 +152,7 @@ class Folder : public RewritePass<Folder> {
         if (r) to_constant(op, *r);
         return false;
       }
-      default:
-        return false;
+      default: return false;
     }
   }
 

@@ -108,9 +108,7 @@ class Printer {
         out_ << "store " << k_.memory_name(op.memory()) << "[" << n(op.operands[0]) << "], " << n(op.operands[1])
              << " : " << k_.memory_type(op.memory()).str();
         break;
-      case OpCategory::Barrier:
-        out_ << oi.name << " " << mem_flags_name(op.mem_flags());
-        break;
+      case OpCategory::Barrier: out_ << oi.name << " " << mem_flags_name(op.mem_flags()); break;
       case OpCategory::Atomic:
         if (!op.results.empty()) out_ << n(op.result()) << " = ";
         out_ << oi.name << " " << k_.memory_name(op.memory()) << "[" << n(op.operands[0]) << "]";
@@ -230,9 +228,7 @@ class Printer {
         if (!op.operands.empty()) out_ << " " << list(op.operands);
         out_ << "\n";
         return;
-      default:
-        out_ << n(op.result()) << " = " << oi.name << " " << list(op.operands) << " : " << op.type.str();
-        break;
+      default: out_ << n(op.result()) << " = " << oi.name << " " << list(op.operands) << " : " << op.type.str(); break;
     }
     loc(op);
     out_ << "\n";

@@ -16,12 +16,9 @@ Uniformity query_level(ThreadQuery q) {
     case ThreadQuery::ThreadPositionInGrid:
     case ThreadQuery::ThreadPositionInThreadgroup:
     case ThreadQuery::ThreadIndexInThreadgroup:
-    case ThreadQuery::ThreadIndexInSimdgroup:
-      return Uniformity::Varying;
-    case ThreadQuery::SimdgroupIndexInThreadgroup:
-      return Uniformity::Simdgroup;
-    default:
-      return Uniformity::Uniform;
+    case ThreadQuery::ThreadIndexInSimdgroup: return Uniformity::Varying;
+    case ThreadQuery::SimdgroupIndexInThreadgroup: return Uniformity::Simdgroup;
+    default: return Uniformity::Uniform;
   }
 }
 
@@ -70,9 +67,7 @@ class Analysis {
   void op(const Op& op, Uniformity ctrl) {
     const OpCategory cat = op.info().category;
     switch (cat) {
-      case OpCategory::LocalAlloc:
-        raise_local(op.local_array(), join(ctrl, of(op.operands[0])));
-        return;
+      case OpCategory::LocalAlloc: raise_local(op.local_array(), join(ctrl, of(op.operands[0]))); return;
       case OpCategory::LocalStore:
         raise_local(op.local_array(), join(ctrl, join(of(op.operands[0]), of(op.operands[1]))));
         return;
@@ -110,18 +105,14 @@ class Analysis {
         region(body, join(ctrl, c));
         return;
       }
-      default:
-        break;
+      default: break;
     }
     if (op.results.empty()) return;
     Uniformity u = Uniformity::Uniform;
     switch (cat) {
       case OpCategory::Constant:
-      case OpCategory::Param:
-        break;
-      case OpCategory::ThreadQuery:
-        u = query_level(op.query());
-        break;
+      case OpCategory::Param: break;
+      case OpCategory::ThreadQuery: u = query_level(op.query()); break;
       case OpCategory::GroupReduce:
         u = collective_info(op.code).width == 32 ? Uniformity::Simdgroup : Uniformity::Varying;
         break;
@@ -129,21 +120,15 @@ class Analysis {
         u = op.code == OpCode::SimdBroadcast ? join(Uniformity::Simdgroup, of(op.operands[1])) : Uniformity::Varying;
         break;
       case OpCategory::GroupScan:
-      case OpCategory::Atomic:
-        u = Uniformity::Varying;
-        break;
+      case OpCategory::Atomic: u = Uniformity::Varying; break;
       case OpCategory::MatrixLoad:
       case OpCategory::MatrixFill:
       case OpCategory::MatrixMma:
-      case OpCategory::AsyncCopy:
-        u = Uniformity::Simdgroup;
-        break;
+      case OpCategory::AsyncCopy: u = Uniformity::Simdgroup; break;
       case OpCategory::LocalLoad:
         u = join(of(op.operands[0]), locals_.at(static_cast<size_t>(op.local_array())));
         break;
-      default:
-        u = all(op.operands);
-        break;
+      default: u = all(op.operands); break;
     }
     for (ValueId r : op.results) raise(r, u);
   }
@@ -190,8 +175,7 @@ class Checker {
         sub(op.regions[1], c);
         break;
       }
-      default:
-        break;
+      default: break;
     }
   }
 

@@ -177,9 +177,7 @@ class Verifier {
         }
         break;
       }
-      case OpCategory::Barrier:
-        expect(op, op.results.empty(), "barriers have no result");
-        break;
+      case OpCategory::Barrier: expect(op, op.results.empty(), "barriers have no result"); break;
       case OpCategory::GroupReduce:
       case OpCategory::GroupScan:
       case OpCategory::GroupShuffle:
@@ -288,12 +286,8 @@ class Verifier {
         for (ValueId v : op.results) define(&op, v);
         break;
       }
-      case OpCategory::Terminator:
-        expect(op, op.results.empty(), "terminators have no results");
-        break;
-      default:
-        lang_op(op);
-        break;
+      case OpCategory::Terminator: expect(op, op.results.empty(), "terminators have no results"); break;
+      default: lang_op(op); break;
     }
     if (oi.category != OpCategory::For && oi.category != OpCategory::If && oi.category != OpCategory::While)
       for (ValueId v : op.results) define(&op, v);
@@ -377,8 +371,7 @@ class Verifier {
         }
         break;
       }
-      default:
-        fail(&op, "unknown op category");
+      default: fail(&op, "unknown op category");
     }
   }
 

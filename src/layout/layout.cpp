@@ -161,8 +161,7 @@ Layout zip2_by(const Layout& l, const Tiler& t, const char* op) {
     }
     case Tiler::Kind::kUnderscore:
       throw LayoutError(std::string(op) + ": '_' (None) tiler modes are not supported, only by logical_divide");
-    case Tiler::Kind::kLayout:
-      break;
+    case Tiler::Kind::kLayout: break;
   }
   return l;
 }
@@ -330,12 +329,9 @@ Tiler Tiler::tuple(std::vector<Tiler> modes) {
 
 std::string Tiler::str() const {
   switch (kind_) {
-    case Kind::kLayout:
-      return layout_.str();
-    case Kind::kUnderscore:
-      return "_";
-    case Kind::kTuple:
-      break;
+    case Kind::kLayout: return layout_.str();
+    case Kind::kUnderscore: return "_";
+    case Kind::kTuple: break;
   }
   std::string s = "<";
   for (size_t i = 0; i < modes_.size(); ++i) s += (i ? "," : "") + modes_[i].str();
@@ -374,12 +370,9 @@ Layout composition(const Layout& a, const Layout& b) {
 
 Layout composition(const Layout& a, const Tiler& b) {
   switch (b.kind()) {
-    case Tiler::Kind::kLayout:
-      return composition(a, b.layout());
-    case Tiler::Kind::kUnderscore:
-      return a;
-    case Tiler::Kind::kTuple:
-      break;
+    case Tiler::Kind::kLayout: return composition(a, b.layout());
+    case Tiler::Kind::kUnderscore: return a;
+    case Tiler::Kind::kTuple: break;
   }
   if (static_cast<int>(b.modes().size()) > a.rank())
     throw LayoutError("composition: the tiler " + b.str() + " has more modes than " + a.str());
@@ -501,10 +494,8 @@ Layout logical_divide(const Layout& l, const Tiler& t) {
       const Layout& tile = t.layout();
       return composition(l, make_layout({tile, complement(tile, l.size())}));
     }
-    case Tiler::Kind::kUnderscore:
-      return l;
-    case Tiler::Kind::kTuple:
-      break;
+    case Tiler::Kind::kUnderscore: return l;
+    case Tiler::Kind::kTuple: break;
   }
   return by_mode(l, t, "logical_divide", [](const Layout& m, const Tiler& x) { return logical_divide(m, x); });
 }
@@ -528,10 +519,8 @@ Layout logical_product(const Layout& a, const Tiler& b) {
       require_int_strides(tile, "logical_product");
       return make_layout({a, composition(complement(a, a.size() * tile.cosize()), tile)});
     }
-    case Tiler::Kind::kUnderscore:
-      return a;
-    case Tiler::Kind::kTuple:
-      break;
+    case Tiler::Kind::kUnderscore: return a;
+    case Tiler::Kind::kTuple: break;
   }
   return by_mode(a, b, "logical_product", [](const Layout& m, const Tiler& x) { return logical_product(m, x); });
 }

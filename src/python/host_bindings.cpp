@@ -83,9 +83,7 @@ void bind_host(nb::module_& m) {
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);
-    } catch (const Interrupted&) {
-      raise_interrupt();
-    } catch (const ValidationError& e) {
+    } catch (const Interrupted&) { raise_interrupt(); } catch (const ValidationError& e) {
       nb::handle t = e.kind() == ValidationError::Kind::Type ? g_type_error : g_value_error;
       PyErr_SetString(t.is_valid() ? t.ptr() : PyExc_ValueError, e.what());
     }

@@ -99,9 +99,7 @@ void bind_layout(nb::module_& m) {
       [](const std::exception_ptr& p, void* payload) {
         try {
           std::rethrow_exception(p);
-        } catch (const LayoutError& e) {
-          PyErr_SetString(static_cast<PyObject*>(payload), e.what());
-        }
+        } catch (const LayoutError& e) { PyErr_SetString(static_cast<PyObject*>(payload), e.what()); }
       },
       err);
 

@@ -364,8 +364,7 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
         ::kill(pid, SIGKILL);
         ::close(fds[0]);
         int status = 0;
-        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         throw Interrupted();
       }
       continue;
@@ -387,9 +386,7 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
 
   int status = 0;
   pid_t waited;
-  do {
-    waited = ::waitpid(pid, &status, 0);
-  } while (waited < 0 && errno == EINTR);
+  do { waited = ::waitpid(pid, &status, 0); } while (waited < 0 && errno == EINTR);
   if (waited < 0) {
     int err = errno;
     result.exit_code = -1;

@@ -43,9 +43,7 @@ constexpr mode_t kFileMode = 0600;
 void validate_key(const std::string& key) {
   bool ok = key.size() >= 16 && key.size() <= 128;
   for (char c : key) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
-  if (!ok) {
-    throw RuntimeError("disk cache: invalid key '" + key + "': expected 16 to 128 lowercase hex digits");
-  }
+  if (!ok) { throw RuntimeError("disk cache: invalid key '" + key + "': expected 16 to 128 lowercase hex digits"); }
 }
 
 void validate_filename(const std::string& filename) {
@@ -408,9 +406,7 @@ fs::path DiskCache::fetch(const std::string& key, const std::string& filename,
     DiskCache cache(root);
     if (std::optional<fs::path> hit = cache.lookup(key, filename)) return *hit;
     return cache.store(key, filename, guarded);
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::exception& e) {
+  } catch (const Interrupted&) { throw; } catch (const std::exception& e) {
     if (producing) throw;              // the build itself failed: not a cache problem
     if (is_private_root(root)) throw;  // nowhere else to go
     warn_once("the kernel cache '" + root.string() + "' cannot be used (" + e.what() +
@@ -433,12 +429,9 @@ std::optional<fs::path> DiskCache::lookup(const std::string& key, const std::str
   Fd root_fd = open_trusted_root(root_);
   fs::path bad;
   switch (check_entry(root_fd.get(), root_, key, filename, &bad)) {
-    case Found::Missing:
-      return std::nullopt;
-    case Found::Valid:
-      return root_ / key.substr(0, 2) / key / filename;
-    case Found::Corrupt:
-      break;
+    case Found::Missing: return std::nullopt;
+    case Found::Valid: return root_ / key.substr(0, 2) / key / filename;
+    case Found::Corrupt: break;
   }
   struct stat seen;
   if (::lstat(bad.c_str(), &seen) == 0) discard_entry(root_, bad, seen);

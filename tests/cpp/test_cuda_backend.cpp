@@ -53,9 +53,7 @@ TEST(CudaCodegen, OptionsAreWrittenIntoTheSource) {
 
 TEST(CudaRuntime, ProbeNeverThrows) {
   cuda::Probe p = cuda::probe();
-  if (!p.driver_loaded || p.device_count == 0) {
-    EXPECT_FALSE(p.unavailable_reason.empty());
-  }
+  if (!p.driver_loaded || p.device_count == 0) { EXPECT_FALSE(p.unavailable_reason.empty()); }
   EXPECT_TRUE(!p.nvrtc_path.empty() || !p.nvrtc_error.empty());
 }
 

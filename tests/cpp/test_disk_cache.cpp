@@ -281,9 +281,7 @@ TEST_F(DiskCacheTest, ConcurrentStoresFromProcesses) {
           std::optional<fs::path> hit = cache.lookup(key, "artifact.so");
           if (!hit || *hit != path) status = 3;
         }
-      } catch (...) {
-        status = 4;
-      }
+      } catch (...) { status = 4; }
       ::_exit(status);
     }
     children.push_back(pid);
@@ -554,9 +552,7 @@ TEST_F(DiskCacheTest, ACorruptEntryInAReadOnlyCacheIsRebuiltElsewhere) {
       if (got.string().rfind(root_.string(), 0) == 0) status = 3;
       std::error_code ec;
       fs::remove_all(DiskCache::private_root(), ec);  // _exit skips the removal at exit
-    } catch (...) {
-      status = 4;
-    }
+    } catch (...) { status = 4; }
     ::_exit(status);
   }
   int status = 0;

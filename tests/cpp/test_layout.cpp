@@ -262,8 +262,7 @@ TEST(Composition, IsFunctionComposition) {
         ++whole;
       }
       ++composed;
-    } catch (const LayoutError&) {
-    }
+    } catch (const LayoutError&) {}
   }
   EXPECT_GT(composed, 1000);
   EXPECT_GT(whole, 300);
@@ -295,9 +294,7 @@ TEST(Complement, DisjointAndCovering) {
     Layout c;
     try {
       c = complement(a, m);
-    } catch (const LayoutError&) {
-      continue;
-    }
+    } catch (const LayoutError&) { continue; }
     // (a, c) is injective and its image is [0, size): a bijection onto its cosize
     Layout ac = make_layout({filter(a), c});
     std::vector<int64_t> o = ac.offsets();
@@ -333,9 +330,7 @@ TEST(Inverse, Laws) {
     Layout li;
     try {
       li = left_inverse(a);
-    } catch (const LayoutError&) {
-      continue;
-    }
+    } catch (const LayoutError&) { continue; }
     for (int64_t i = 0; i < a.size(); ++i) ASSERT_EQ(li(a(i)), i) << a.str() << " " << li.str();
     ++left;
   }
@@ -376,9 +371,7 @@ TEST(Divide, Laws) {
     Layout d;
     try {
       d = logical_divide(a, Tiler(t));
-    } catch (const LayoutError&) {
-      continue;
-    }
+    } catch (const LayoutError&) { continue; }
     // d is a o (t, complement(t, size(a))), its tile mode is a o t, and it
     // covers a (exactly when the tiles divide it)
     ASSERT_GE(d.size(), a.size()) << a.str() << " / " << t.str();
@@ -420,9 +413,7 @@ TEST(Product, Laws) {
     Layout p;
     try {
       p = logical_product(a, Tiler(b));
-    } catch (const LayoutError&) {
-      continue;
-    }
+    } catch (const LayoutError&) { continue; }
     ASSERT_EQ(p.size(), a.size() * b.size());
     ASSERT_EQ(p.mode(0), a);
     Layout bp = blocked_product(a, b), rp = raked_product(a, b);

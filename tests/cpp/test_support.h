@@ -33,9 +33,7 @@ template <class Fn>
 std::string error_of(Fn&& f) {
   try {
     f();
-  } catch (const KernelError& e) {
-    return e.what();
-  }
+  } catch (const KernelError& e) { return e.what(); }
   return "<no error>";
 }
 
@@ -45,9 +43,7 @@ std::string error_of(Fn&& f) {
 inline std::string error_message(const std::function<void()>& fn) {
   try {
     fn();
-  } catch (const RuntimeError& e) {
-    return e.what();
-  }
+  } catch (const RuntimeError& e) { return e.what(); }
   return "<no RuntimeError>";
 }
 

@@ -43,16 +43,11 @@ void check_partition(ThreadPool& pool, uint64_t n, uint64_t min_chunk) {
     sum += local;
     uint64_t size = end - begin;
     uint64_t prev = smallest_chunk.load();
-    while (size < prev && !smallest_chunk.compare_exchange_weak(prev, size)) {
-    }
+    while (size < prev && !smallest_chunk.compare_exchange_weak(prev, size)) {}
   });
   EXPECT_EQ(sum.load(), n == 0 ? 0 : n * (n - 1) / 2) << "n=" << n << " min_chunk=" << min_chunk;
-  for (uint64_t i = 0; i < n; ++i) {
-    ASSERT_EQ(visits[i].load(), 1) << "index " << i << " n=" << n;
-  }
-  if (n > 0) {
-    EXPECT_GE(smallest_chunk.load(), std::min(n, std::max<uint64_t>(min_chunk, 1))) << "n=" << n;
-  }
+  for (uint64_t i = 0; i < n; ++i) { ASSERT_EQ(visits[i].load(), 1) << "index " << i << " n=" << n; }
+  if (n > 0) { EXPECT_GE(smallest_chunk.load(), std::min(n, std::max<uint64_t>(min_chunk, 1))) << "n=" << n; }
 }
 
 }  // namespace
@@ -158,9 +153,7 @@ TEST(ThreadPool, PropagatesFirstException) {
       if (begin <= 500 && 500 < end) throw std::out_of_range("chunk with 500 failed");
     });
     FAIL() << "expected an exception";
-  } catch (const std::out_of_range& e) {
-    EXPECT_STREQ(e.what(), "chunk with 500 failed");
-  }
+  } catch (const std::out_of_range& e) { EXPECT_STREQ(e.what(), "chunk with 500 failed"); }
   EXPECT_LE(ran.load(), 1000u);
 
   // Every chunk throwing: exactly one exception comes out.

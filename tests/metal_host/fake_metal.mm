@@ -574,9 +574,7 @@ namespace fm = enigma::fake_metal;
                           b->length_ - bound[p].second);
           }
       }
-    } catch (const std::exception& e) {
-      failure = e.what();
-    }
+    } catch (const std::exception& e) { failure = e.what(); }
   }
   const double host_end = fm::host_seconds();
   start_ = times_set ? start : host_start;

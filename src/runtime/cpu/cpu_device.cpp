@@ -279,9 +279,7 @@ class CpuDevice : public Device {
       }
     });
     auto end = std::chrono::steady_clock::now();
-    if (error_flag == 1) {
-      throw RuntimeError(out_of_bounds_error(name_, k, grid, threads, sizes, error_info));
-    }
+    if (error_flag == 1) { throw RuntimeError(out_of_bounds_error(name_, k, grid, threads, sizes, error_info)); }
     if (error_flag != 0) {
       // Raised by cooperative kernels: {source location, threadgroup, thread}.
       std::string where = error_info[0] < k.locations.size() ? k.locations[error_info[0]].str() : "";

@@ -169,8 +169,7 @@ bool is_sticky(CUresult r) {
     case 718:  // INVALID_PC
     case 719:  // LAUNCH_FAILED
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -284,9 +283,7 @@ Probe probe() {
     const Nvrtc& n = nvrtc();
     p.nvrtc_path = n.path;
     p.nvrtc_version = std::to_string(n.major) + "." + std::to_string(n.minor);
-  } catch (const std::exception& e) {
-    p.nvrtc_error = e.what();
-  }
+  } catch (const std::exception& e) { p.nvrtc_error = e.what(); }
   return p;
 }
 
