@@ -53,23 +53,15 @@ ScalarArg scalar_arg(nb::handle h) {
   Operand o = to_operand(h);
   if (o.is_value()) throw RuntimeError("expected a Python number, got the traced value " + s.repr);
   switch (o.literal.kind) {
-    case Literal::Kind::Int:
-      s.kind = ScalarArg::Kind::Int;
-      s.i = o.literal.i;
-      break;
-    case Literal::Kind::UInt:
-      s.kind = ScalarArg::Kind::UInt;
-      s.u = o.literal.u;
-      break;
-    case Literal::Kind::Float:
-      s.kind = ScalarArg::Kind::Float;
-      s.f = o.literal.f;
-      break;
-    case Literal::Kind::Bool:
-      s.kind = ScalarArg::Kind::Bool;
-      s.i = o.literal.i;
-      break;
+    case Literal::Kind::Int: s.kind = ScalarArg::Kind::Int; break;
+    case Literal::Kind::UInt: s.kind = ScalarArg::Kind::UInt; break;
+    case Literal::Kind::Float: s.kind = ScalarArg::Kind::Float; break;
+    case Literal::Kind::Bool: s.kind = ScalarArg::Kind::Bool; break;
   }
+  // Only the field of the literal's kind is meaningful; the others are zero.
+  s.i = o.literal.i;
+  s.u = o.literal.u;
+  s.f = o.literal.f;
   return s;
 }
 

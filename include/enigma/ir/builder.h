@@ -21,30 +21,10 @@ struct Literal {
   uint64_t u = 0;  // UInt (values >= 2^63)
   double f = 0.0;  // Float
 
-  static Literal of_int(int64_t v) {
-    Literal l;
-    l.kind = Kind::Int;
-    l.i = v;
-    return l;
-  }
-  static Literal of_uint(uint64_t v) {
-    Literal l;
-    l.kind = Kind::UInt;
-    l.u = v;
-    return l;
-  }
-  static Literal of_float(double v) {
-    Literal l;
-    l.kind = Kind::Float;
-    l.f = v;
-    return l;
-  }
-  static Literal of_bool(bool v) {
-    Literal l;
-    l.kind = Kind::Bool;
-    l.i = v;
-    return l;
-  }
+  static Literal of_int(int64_t v) { return {.kind = Kind::Int, .i = v}; }
+  static Literal of_uint(uint64_t v) { return {.kind = Kind::UInt, .u = v}; }
+  static Literal of_float(double v) { return {.kind = Kind::Float, .f = v}; }
+  static Literal of_bool(bool v) { return {.kind = Kind::Bool, .i = v}; }
   std::string str() const;
 };
 
